@@ -1,0 +1,348 @@
+//! `cargo xtask bench`: what the web adapters' guard costs under load.
+//!
+//! For each adapter that has a `crates/keyward-<adapter>/examples/bench_server.rs`, builds it in
+//! release mode, starts it, and loads `GET /plain` (a trivial handler) and `GET /guarded` (the
+//! same handler behind the adapter's authentication layer and a scope requirement, with a valid
+//! key: a cache hit) from this second process over loopback. Prints requests per second for
+//! both and the ratio guarded/unguarded (the target is ≥ 0.85).
+//!
+//! The bench server prints one line `READY <addr> <api_key>` on stdout when it listens. Load
+//! comes from `wrk` when it is installed (`apt-get install wrk`), otherwise from a small built-in
+//! generator (blocking keep-alive connections, one thread each). On a machine with two or more
+//! cores the server is pinned to core 0 and the load to core 1 with `taskset` when available.
+//! Rounds alternate plain/guarded so that drift in machine load hits both alike; the medians
+//! are reported.
+//!
+//! ```text
+//! cargo xtask bench [--adapter axum|actix]… [--duration SECS] [--connections N] [--rounds N]
+//! ```
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The ratio guarded/unguarded the issue asks for.
+const TARGET_RATIO: f64 = 0.85;
+
+struct Options {
+    adapters: Vec<String>,
+    duration: u64,
+    connections: u32,
+    rounds: u32,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        adapters: Vec::new(),
+        duration: 5,
+        connections: 16,
+        rounds: 3,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("`{flag}` needs a value"));
+        match flag.as_str() {
+            "--adapter" => o.adapters.push(value()?.clone()),
+            "--duration" => o.duration = value()?.parse().map_err(|_| "--duration: seconds")?,
+            "--connections" => {
+                o.connections = value()?.parse().map_err(|_| "--connections: a number")?;
+            }
+            "--rounds" => o.rounds = value()?.parse().map_err(|_| "--rounds: a number")?,
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    if o.adapters.is_empty() {
+        o.adapters = vec!["axum".into(), "actix".into()];
+    }
+    if o.duration == 0 || o.connections == 0 || o.rounds == 0 {
+        return Err("duration, connections and rounds must be at least 1".into());
+    }
+    Ok(o)
+}
+
+/// Runs `cargo xtask bench [args]`.
+pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
+    let opts = parse(args)?;
+    let root = crate::workspace_root();
+    let pin = have("taskset") && cores() >= 2;
+    let wrk = have("wrk");
+    println!(
+        "load: {} · {} connections · {} s per run · {} rounds · pinning: {}",
+        if wrk { "wrk" } else { "built-in generator" },
+        opts.connections,
+        opts.duration,
+        opts.rounds,
+        if pin {
+            "server core 0, load core 1"
+        } else {
+            "off"
+        }
+    );
+    let mut rows = Vec::new();
+    for adapter in &opts.adapters {
+        let crate_name = format!("keyward-{adapter}");
+        if !root
+            .join("crates")
+            .join(&crate_name)
+            .join("examples/bench_server.rs")
+            .exists()
+        {
+            println!("{adapter}: no examples/bench_server.rs, skipped");
+            continue;
+        }
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                &crate_name,
+                "--example",
+                "bench_server",
+            ])
+            .status()
+            .map_err(|e| format!("cargo build: {e}"))?;
+        if !status.success() {
+            return Err(format!("building {crate_name}'s bench_server failed"));
+        }
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+        let binary = target.join("release/examples/bench_server");
+        let mut server = Server::start(&binary, pin)?;
+        let result = measure(&opts, &server, pin, wrk);
+        server.stop();
+        let (plain, guarded) = result?;
+        rows.push((adapter.clone(), plain, guarded));
+    }
+    println!(
+        "\n{:<8} {:>14} {:>14} {:>8}",
+        "adapter", "plain req/s", "guarded req/s", "ratio"
+    );
+    let mut all_met = true;
+    for (adapter, plain, guarded) in &rows {
+        let ratio = guarded / plain;
+        all_met &= ratio >= TARGET_RATIO;
+        println!("{adapter:<8} {plain:>14.0} {guarded:>14.0} {ratio:>8.3}");
+    }
+    println!(
+        "\ntarget guarded/plain ≥ {TARGET_RATIO}: {} (cache hit, in-memory store, trivial handler; figures are \
+         for this machine only)",
+        if all_met { "met" } else { "NOT met" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Medians of plain and guarded requests per second.
+fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<(f64, f64), String> {
+    let load = |path: &str, secs: u64| -> Result<f64, String> {
+        let url = format!("http://{}{path}", server.addr);
+        if wrk {
+            run_wrk(&url, &server.key, opts.connections, secs, pin)
+        } else {
+            builtin_load(&server.addr, path, &server.key, opts.connections, secs)
+        }
+    };
+    // Warm up (and check that both routes answer 200).
+    load("/plain", 1)?;
+    load("/guarded", 1)?;
+    let mut plain = Vec::new();
+    let mut guarded = Vec::new();
+    for round in 1..=opts.rounds {
+        let p = load("/plain", opts.duration)?;
+        let g = load("/guarded", opts.duration)?;
+        println!("  round {round}: plain {p:.0} req/s, guarded {g:.0} req/s");
+        plain.push(p);
+        guarded.push(g);
+    }
+    Ok((median(&mut plain), median(&mut guarded)))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        f64::midpoint(v[n / 2 - 1], v[n / 2])
+    }
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    key: String,
+}
+
+impl Server {
+    fn start(binary: &std::path::Path, pin: bool) -> Result<Self, String> {
+        let mut cmd = if pin {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg("0").arg(binary);
+            c
+        } else {
+            Command::new(binary)
+        };
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            BufReader::new(out)
+                .read_line(&mut line)
+                .map_err(|e| format!("reading READY: {e}"))?;
+        }
+        let mut parts = line.split_whitespace();
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("READY"), Some(addr), Some(key)) => Ok(Self {
+                addr: addr.to_owned(),
+                key: key.to_owned(),
+                child,
+            }),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!(
+                    "bench server did not print `READY <addr> <key>` (got {line:?})"
+                ))
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+fn run_wrk(url: &str, key: &str, connections: u32, secs: u64, pin: bool) -> Result<f64, String> {
+    let mut cmd = if pin {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1", "wrk"]);
+        c
+    } else {
+        Command::new("wrk")
+    };
+    let out = cmd
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{secs}s")])
+        .args(["-H", &format!("Authorization: Bearer {key}"), url])
+        .output()
+        .map_err(|e| format!("wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "wrk failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        return Err(format!("{url}: errors under load:\n{text}"));
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no Requests/sec in wrk's output:\n{text}"))
+}
+
+/// One thread per keep-alive connection, each sending the request and reading the answer in a
+/// loop until the deadline. Every answer must be `200`.
+fn builtin_load(
+    addr: &str,
+    path: &str,
+    key: &str,
+    connections: u32,
+    secs: u64,
+) -> Result<f64, String> {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\r\n")
+            .into_bytes();
+    let request = Arc::new(request);
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..connections)
+        .map(|_| {
+            let (request, done, failed, addr) = (
+                Arc::clone(&request),
+                Arc::clone(&done),
+                Arc::clone(&failed),
+                addr.to_owned(),
+            );
+            std::thread::spawn(move || {
+                let Ok(mut stream) = TcpStream::connect(&addr) else {
+                    failed.store(true, Ordering::Relaxed);
+                    return;
+                };
+                let _ = stream.set_nodelay(true);
+                let mut buf = Vec::with_capacity(4096);
+                while Instant::now() < deadline {
+                    if stream.write_all(&request).is_err() || !read_200(&mut stream, &mut buf) {
+                        failed.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
+    }
+    if failed.load(Ordering::Relaxed) {
+        return Err(format!("{path}: a request failed or did not answer 200"));
+    }
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "request counts are far below 2^52"
+    )]
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Reads one response with a `Content-Length` body; `true` when it was a `200`.
+fn read_200(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+    let ok = head.starts_with("http/1.1 200");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < header_end + length {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    ok
+}

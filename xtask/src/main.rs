@@ -1,0 +1,152 @@
+//! Project automation for keyward, run as `cargo xtask <command>` (aliased in
+//! `.cargo/config.toml`, after matklad's cargo-xtask pattern).
+//!
+//! Plain `std` only: this binary is built before anything else in CI, so it must compile fast.
+//!
+//! # Adding a command
+//!
+//! Commands that are not written yet are declared with `stub_command!`. To implement one, create
+//! `xtask/src/<name>.rs` with
+//!
+//! ```text
+//! //! What the command does.
+//!
+//! /// Runs `cargo xtask <name> [args]`.
+//! pub(crate) fn run(args: &[String]) -> Result<std::process::ExitCode, String> { … }
+//! ```
+//!
+//! and replace its `stub_command!(<name>);` line below with `mod <name>;`. Nothing else changes.
+//! A command that `cargo xtask ci` runs once it exists (today: `migrations --check`, see
+//! `ci::steps`) also declares `pub(crate) const IMPLEMENTED: bool = true;`.
+
+#![allow(clippy::print_stdout, reason = "xtask is a command-line tool")]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+mod ci;
+mod tidy;
+
+/// Declares a command that is not implemented yet: `run` prints so and exits with status 2.
+macro_rules! stub_command {
+    ($name:ident) => {
+        mod $name {
+            //! Not implemented yet: see the crate docs on adding a command.
+
+            /// `false`: `cargo xtask ci` leaves this command's hook out.
+            #[allow(dead_code, reason = "read only for commands with a CI hook")]
+            pub(crate) const IMPLEMENTED: bool = false;
+
+            /// Prints "not implemented yet" and fails with exit status 2.
+            #[allow(clippy::unnecessary_wraps, reason = "same signature as a real command")]
+            pub(crate) fn run(_args: &[String]) -> Result<std::process::ExitCode, String> {
+                eprintln!("xtask: `{}` is not implemented yet", stringify!($name));
+                Ok(std::process::ExitCode::from(2))
+            }
+        }
+    };
+}
+
+// One line per command still to be written; replace with `mod <name>;` (see the crate docs).
+mod bench;
+mod migrations;
+stub_command!(fuzz);
+
+/// A subcommand: its name, a one-line summary, and its entry point.
+struct Command {
+    name: &'static str,
+    about: &'static str,
+    run: fn(&[String]) -> Result<ExitCode, String>,
+}
+
+const COMMANDS: &[Command] = &[
+    Command {
+        name: "ci",
+        about: "fmt, clippy, tests, docs, migrations check, cargo-deny [--quick] [--skip-deny] [--dry-run]",
+        run: ci::run,
+    },
+    Command {
+        name: "tidy",
+        about: "source hygiene: module docs, no TODO/FIXME/dbg!, workspace lints",
+        run: tidy::run,
+    },
+    Command {
+        name: "migrations",
+        about: "generate the SQL migrations under migrations/ [--check]",
+        run: migrations::run,
+    },
+    Command {
+        name: "bench",
+        about: "run the benchmarks",
+        run: bench::run,
+    },
+    Command {
+        name: "fuzz",
+        about: "run the fuzz targets (fuzz/ sits outside the workspace)",
+        run: fuzz::run,
+    },
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((name, rest)) = args.split_first() else {
+        print_help();
+        return ExitCode::from(2);
+    };
+    if matches!(name.as_str(), "help" | "-h" | "--help") {
+        print_help();
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = COMMANDS.iter().find(|c| c.name == name) else {
+        eprintln!("xtask: unknown command `{name}`\n");
+        print_help();
+        return ExitCode::from(2);
+    };
+    match (command.run)(rest) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("xtask {}: error: {message}", command.name);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    println!("Usage: cargo xtask <command> [args]\n\nCommands:");
+    for command in COMMANDS {
+        println!("  {:<12}{}", command.name, command.about);
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub(crate) fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
+}
+
+/// Checks that every argument is one of `known` and appears once; returns the flags given.
+///
+/// # Errors
+///
+/// An unknown or repeated argument.
+pub(crate) fn parse_flags(
+    args: &[String],
+    known: &[&'static str],
+) -> Result<Vec<&'static str>, String> {
+    let mut seen: Vec<&'static str> = Vec::new();
+    for arg in args {
+        let Some(flag) = known.iter().copied().find(|k| k == arg) else {
+            return Err(format!(
+                "unknown argument `{arg}` (expected: {})",
+                known.join(", ")
+            ));
+        };
+        if seen.contains(&flag) {
+            return Err(format!("`{flag}` given twice"));
+        }
+        seen.push(flag);
+    }
+    Ok(seen)
+}

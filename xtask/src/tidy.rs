@@ -1,0 +1,296 @@
+//! Source hygiene, after rust-analyzer's `xtask/src/tidy.rs`: checked by `cargo test` (the
+//! `workspace_is_tidy` test), by `cargo xtask tidy`, and early in `cargo xtask ci`.
+//!
+//! - every `.rs` file under `crates/*/src` (and `xtask/src`) opens with `//!` module docs (or
+//!   `#![doc = …]`, for a crate that includes its README);
+//! - no `TODO`, `FIXME` or `dbg!` in any `.rs` file under `crates/`: file an issue instead;
+//! - every crate's `Cargo.toml` (`crates/*` and `xtask`) has `[lints] workspace = true`.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// One broken rule, with where it is.
+#[derive(Debug, PartialEq, Eq)]
+struct Violation {
+    path: PathBuf,
+    line: Option<usize>,
+    message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+/// `cargo xtask tidy`.
+///
+/// # Errors
+///
+/// Bad arguments.
+pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
+    crate::parse_flags(args, &[])?;
+    match check() {
+        Ok(()) => {
+            println!("tidy: ok");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(report) => {
+            println!("{report}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Runs every rule on the workspace.
+///
+/// # Errors
+///
+/// A report listing every violation, one a line.
+pub(crate) fn check() -> Result<(), String> {
+    let violations = violations(&crate::workspace_root());
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let mut report = format!("tidy: {} problem(s):\n", violations.len());
+    for v in &violations {
+        report.push_str(&format!("  {v}\n"));
+    }
+    Err(report)
+}
+
+fn violations(root: &Path) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let mut crate_dirs = sorted_dirs(&root.join("crates"));
+
+    let mut documented = Vec::new();
+    for dir in &crate_dirs {
+        documented.extend(rust_files(&dir.join("src")));
+    }
+    documented.extend(rust_files(&root.join("xtask/src")));
+    for file in documented {
+        if let Some(text) = read(root, &file, &mut found)
+            && !has_module_docs(&text)
+        {
+            found.push(Violation::new(
+                root,
+                &file,
+                Some(1),
+                "does not open with `//!` module docs",
+            ));
+        }
+    }
+
+    for dir in &crate_dirs {
+        for file in rust_files(dir) {
+            let Some(text) = read(root, &file, &mut found) else {
+                continue;
+            };
+            for (line, marker) in stray_markers(&text) {
+                let message = format!("`{marker}` left in the source (file an issue instead)");
+                found.push(Violation::new(root, &file, Some(line), &message));
+            }
+        }
+    }
+
+    crate_dirs.push(root.join("xtask"));
+    for dir in crate_dirs {
+        let manifest = dir.join("Cargo.toml");
+        if manifest.is_file()
+            && let Some(text) = read(root, &manifest, &mut found)
+            && !uses_workspace_lints(&text)
+        {
+            found.push(Violation::new(
+                root,
+                &manifest,
+                None,
+                "lacks `[lints] workspace = true`",
+            ));
+        }
+    }
+    found
+}
+
+impl Violation {
+    fn new(root: &Path, path: &Path, line: Option<usize>, message: &str) -> Self {
+        Self {
+            path: path.strip_prefix(root).unwrap_or(path).to_path_buf(),
+            line,
+            message: message.to_owned(),
+        }
+    }
+}
+
+fn read(root: &Path, path: &Path, found: &mut Vec<Violation>) -> Option<String> {
+    match fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            found.push(Violation::new(
+                root,
+                path,
+                None,
+                &format!("unreadable: {e}"),
+            ));
+            None
+        }
+    }
+}
+
+/// Subdirectories of `dir`, sorted; none if `dir` is missing.
+fn sorted_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Every `.rs` file under `dir`, sorted, skipping `target` and hidden directories.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path.is_dir() {
+                if name != "target" && !name.starts_with('.') {
+                    pending.push(path);
+                }
+            } else if name.ends_with(".rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The first non-blank line is `//!` docs or a `#![doc …]` attribute.
+fn has_module_docs(text: &str) -> bool {
+    text.lines()
+        .map(str::trim_start)
+        .find(|l| !l.is_empty())
+        .is_some_and(|l| l.starts_with("//!") || l.starts_with("#![doc"))
+}
+
+/// `(line number, marker)` for every `TODO`, `FIXME` (as words) and `dbg!` in `text`.
+fn stray_markers(text: &str) -> Vec<(usize, &'static str)> {
+    let mut found = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        for marker in ["TODO", "FIXME"] {
+            if contains_word(line, marker) {
+                found.push((i + 1, marker));
+            }
+        }
+        if line
+            .match_indices("dbg!")
+            .any(|(at, _)| !line[..at].ends_with(is_ident_char))
+        {
+            found.push((i + 1, "dbg!"));
+        }
+    }
+    found
+}
+
+fn is_ident_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// `word` stands alone: no identifier character before it, and no capital, digit or `_` after it
+/// (so `TODOs` and `TODO:` count, `MASTODON` does not).
+fn contains_word(line: &str, word: &str) -> bool {
+    line.match_indices(word).any(|(at, _)| {
+        let before_ok = !line[..at].ends_with(is_ident_char);
+        let after_ok = !line[at + word.len()..]
+            .starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit() || c == '_');
+        before_ok && after_ok
+    })
+}
+
+/// The manifest opts into `[workspace.lints]`: `[lints]` + `workspace = true`, or the dotted or
+/// inline-table forms at the top level.
+fn uses_workspace_lints(manifest: &str) -> bool {
+    let mut section: Option<String> = None;
+    for raw in manifest.lines() {
+        let line: String = raw
+            .split('#')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if line.starts_with('[') {
+            section = Some(line.trim_matches(|c| c == '[' || c == ']').to_owned());
+            continue;
+        }
+        let hit = match section.as_deref() {
+            Some("lints") => line == "workspace=true",
+            None => line == "lints.workspace=true" || line == "lints={workspace=true}",
+            Some(_) => false,
+        };
+        if hit {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_is_tidy() {
+        if let Err(report) = check() {
+            panic!("{report}");
+        }
+    }
+
+    #[test]
+    fn module_docs_rule() {
+        assert!(has_module_docs("//! Docs.\nfn f() {}"));
+        assert!(has_module_docs("\n\n//! Docs after blank lines."));
+        assert!(has_module_docs(
+            "#![doc = include_str!(\"../README.md\")]\n"
+        ));
+        assert!(!has_module_docs("// plain comment\n//! too late"));
+        assert!(!has_module_docs("use std::fmt;\n"));
+        assert!(!has_module_docs(""));
+    }
+
+    #[test]
+    fn stray_marker_rule() {
+        let text = "fn a() {}\n// TODO: later\nlet x = dbg!(1);\n// FIXME\n// TODOs here";
+        assert_eq!(
+            stray_markers(text),
+            vec![(2, "TODO"), (3, "dbg!"), (4, "FIXME"), (5, "TODO")]
+        );
+        assert!(stray_markers("const MASTODON: u8 = 1; // todo in lower case is prose").is_empty());
+        assert!(stray_markers("my_dbg!(x); TODO_LIST; XFIXME").is_empty());
+    }
+
+    #[test]
+    fn workspace_lints_rule() {
+        assert!(uses_workspace_lints(
+            "[package]\nname = \"a\"\n\n[lints]\nworkspace = true\n"
+        ));
+        assert!(uses_workspace_lints("[lints]\nworkspace=true # inherit\n"));
+        assert!(uses_workspace_lints("lints.workspace = true\n[package]\n"));
+        assert!(!uses_workspace_lints("[package]\nworkspace = true\n"));
+        assert!(!uses_workspace_lints(
+            "[lints.rust]\nunsafe_code = \"forbid\"\n"
+        ));
+        assert!(!uses_workspace_lints("[lints]\nworkspace = false\n"));
+    }
+}
