@@ -1,0 +1,174 @@
+//! Verification cost against its floor: one HMAC-SHA256 over a key-sized input.
+//!
+//! `cargo bench -p keyward-core --bench verify` runs criterion, then prints the ratios
+//! (verify/floor, wrong-secret/valid, valid/junk) measured back to back in the same run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    clippy::print_stdout
+)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group};
+use futures::executor::block_on;
+use keyward_core::memory::MemoryKeyStore;
+use keyward_core::service::CreateKeyRequest;
+use keyward_core::{KeyFormat, Keyring, Keyward, Pepper, ScopeRequirement, VerifyContext};
+use ring::hmac;
+
+struct Setup {
+    kw: Keyward,
+    valid: String,
+    wrong: String,
+    junk: String,
+    unknown: String,
+    floor_key: hmac::Key,
+    floor_input: Vec<u8>,
+    req: ScopeRequirement,
+}
+
+fn setup() -> Setup {
+    let keyring = Keyring::builder()
+        .pepper(1, Pepper::new(vec![7; 32]))
+        .build()
+        .unwrap();
+    let kw = Keyward::builder(Arc::new(MemoryKeyStore::new()), keyring)
+        .build()
+        .unwrap();
+    let created = block_on(kw.create_key(
+        "bench",
+        CreateKeyRequest {
+            name: "bench".into(),
+            scopes: vec!["reports:read".into()],
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let valid = created.api_key.expose_secret().to_owned();
+    // Same key id, other secret, valid checksum: reaches the digest compare.
+    let other = KeyFormat::default().generate().unwrap();
+    let other_raw = other.api_key.expose_secret();
+    let wrong = rebuild(&valid, other.secret().expose_secret());
+    let mut junk = valid.clone();
+    junk.pop();
+    junk.push(if valid.ends_with('x') { 'y' } else { 'x' });
+    let unknown = other_raw.to_owned();
+    let mut floor_input = Vec::new();
+    floor_input.extend_from_slice(created.key.id.as_str().as_bytes());
+    floor_input.push(0);
+    floor_input.extend_from_slice(&[b'a'; 32]);
+    let req = ScopeRequirement::all_of(["reports:read"]).unwrap();
+    // Warm the cache.
+    block_on(kw.verify(&valid, &req, &VerifyContext::default())).unwrap();
+    Setup {
+        kw,
+        valid,
+        wrong,
+        junk,
+        unknown,
+        floor_key: hmac::Key::new(hmac::HMAC_SHA256, &[7; 32]),
+        floor_input,
+        req,
+    }
+}
+
+fn rebuild(valid: &str, secret: &str) -> String {
+    const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let head = &valid[..valid.rfind('_').unwrap()];
+    let body = format!("{head}_{secret}");
+    let mut v = u64::from(crc32fast::hash(body.as_bytes()));
+    let mut c = [b'0'; 6];
+    for slot in c.iter_mut().rev() {
+        *slot = B62[(v % 62) as usize];
+        v /= 62;
+    }
+    format!("{body}{}", std::str::from_utf8(&c).unwrap())
+}
+
+fn floor(s: &Setup) {
+    black_box(hmac::sign(&s.floor_key, black_box(&s.floor_input)));
+}
+
+/// Verification over the in-memory store completes without waiting, so one poll with a no-op
+/// waker measures the engine itself rather than an executor.
+fn verify(s: &Setup, key: &str) {
+    let ctx = VerifyContext::default();
+    let fut = std::pin::pin!(s.kw.verify(black_box(key), &s.req, &ctx));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.poll(&mut cx) {
+        std::task::Poll::Ready(r) => {
+            let _ = black_box(r);
+        }
+        std::task::Poll::Pending => unreachable!("in-memory verification never waits"),
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let s = setup();
+    let fmt = KeyFormat::default();
+    c.bench_function("floor_hmac_sha256", |b| b.iter(|| floor(&s)));
+    c.bench_function("parse", |b| {
+        b.iter(|| black_box(fmt.parse(black_box(&s.valid)).is_ok()))
+    });
+    c.bench_function("verify_cache_hit", |b| b.iter(|| verify(&s, &s.valid)));
+    c.bench_function("verify_wrong_secret", |b| b.iter(|| verify(&s, &s.wrong)));
+    c.bench_function("verify_unknown_id", |b| b.iter(|| verify(&s, &s.unknown)));
+    c.bench_function("verify_junk_checksum", |b| b.iter(|| verify(&s, &s.junk)));
+}
+
+/// Median of several timed batches, in nanoseconds per call.
+fn per_call(rounds: usize, f: &dyn Fn()) -> f64 {
+    let mut samples: Vec<f64> = (0..15)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..rounds {
+                f();
+            }
+            start.elapsed().as_nanos() as f64 / rounds as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn ratios() {
+    let s = setup();
+    let n = 20_000;
+    let floor_ns = per_call(n, &|| floor(&s));
+    let hit = per_call(n, &|| verify(&s, &s.valid));
+    let wrong = per_call(n, &|| verify(&s, &s.wrong));
+    let unknown = per_call(n, &|| verify(&s, &s.unknown));
+    let junk = per_call(n, &|| verify(&s, &s.junk));
+    println!("\nkeyward-core verify ratios (one run, medians of 15 batches of {n}):");
+    println!("  floor HMAC-SHA256          {floor_ns:8.1} ns");
+    println!(
+        "  verify, cache hit          {hit:8.1} ns   verify/floor       = {:.2} (target <= 1.5)",
+        hit / floor_ns
+    );
+    println!(
+        "  verify, wrong secret       {wrong:8.1} ns   wrong/valid        = {:.2} (target 0.9..1.1)",
+        wrong / hit
+    );
+    println!(
+        "  verify, unknown key id     {unknown:8.1} ns   unknown/valid      = {:.2}",
+        unknown / hit
+    );
+    println!(
+        "  verify, junk (checksum)    {junk:8.1} ns   valid/junk         = {:.1} (target >= 5)",
+        hit / junk
+    );
+}
+
+criterion_group!(group, benches);
+
+fn main() {
+    group();
+    Criterion::default().configure_from_args().final_summary();
+    ratios();
+}

@@ -1,0 +1,174 @@
+//! The bounded in-process cache of key records, in front of any store.
+//!
+//! Entries are keyed by key id but a hit never authenticates by itself: the engine always
+//! recomputes the digest of the presented secret and compares it with the cached record's. Every
+//! entry carries a TTL bound; revocation, update and rotation invalidate explicitly, and an
+//! [`crate::store::InvalidationBus`] carries those invalidations to other instances.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::key::KeyId;
+use crate::model::{KeyRecord, Principal};
+
+/// Cache sizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Most entries kept; 0 disables the cache.
+    pub capacity: usize,
+    /// Longest an entry is trusted without a store read.
+    pub ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    /// 10 000 entries, 30 seconds.
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A cached record with what the hot path derives from it once.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) record: KeyRecord,
+    /// The principal with the key's own scopes (used when no scope authority is configured).
+    pub(crate) principal: Principal,
+    expires_at_us: i64,
+    /// Last time a `last_used_at` was queued for this key (microseconds), for throttling.
+    pub(crate) last_used_mark: AtomicI64,
+    /// Verified requests not yet flushed; shared with the engine's counter registry so that
+    /// eviction or invalidation of this entry loses nothing.
+    pub(crate) requests: Arc<AtomicU64>,
+}
+
+impl Entry {
+    pub(crate) fn new(
+        record: KeyRecord,
+        now: DateTime<Utc>,
+        ttl: Duration,
+        requests: Arc<AtomicU64>,
+    ) -> Self {
+        let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+        let mark = record
+            .last_used_at
+            .map_or(i64::MIN, |t| t.timestamp_micros());
+        Self {
+            principal: Principal::new(&record, record.scopes.clone()),
+            record,
+            expires_at_us: now.timestamp_micros().saturating_add(ttl_us),
+            last_used_mark: AtomicI64::new(mark),
+            requests,
+        }
+    }
+}
+
+/// The cache. Cheap to share by reference; clones of the engine share one cache.
+#[derive(Debug)]
+pub(crate) struct KeyCache {
+    inner: Option<quick_cache::sync::Cache<KeyId, Arc<Entry>>>,
+    ttl: Duration,
+    /// Bumped by every invalidation; a fill that started before a bump is not inserted, so a
+    /// concurrent revoke can never be overwritten by the stale record a slow read returned.
+    epoch: AtomicU64,
+    /// Lookups answered from the cache.
+    hits: AtomicU64,
+    /// Lookups that went to the store (including all lookups when the cache is disabled).
+    misses: AtomicU64,
+}
+
+/// Cache counters since the engine was built, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that went to the store.
+    pub misses: u64,
+    /// Entries currently cached.
+    pub entries: usize,
+}
+
+impl KeyCache {
+    pub(crate) fn new(config: CacheConfig) -> Self {
+        Self {
+            inner: (config.capacity > 0).then(|| quick_cache::sync::Cache::new(config.capacity)),
+            ttl: config.ttl,
+            epoch: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: self.len(),
+        }
+    }
+
+    pub(crate) fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub(crate) fn get(&self, key_id: &KeyId, now: DateTime<Utc>) -> Option<Arc<Entry>> {
+        let found = self.lookup(key_id, now);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn lookup(&self, key_id: &KeyId, now: DateTime<Utc>) -> Option<Arc<Entry>> {
+        let cache = self.inner.as_ref()?;
+        let e = cache.get(key_id)?;
+        if now.timestamp_micros() >= e.expires_at_us {
+            cache.remove(key_id);
+            return None;
+        }
+        Some(e)
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Inserts unless an invalidation happened since `epoch` was read.
+    pub(crate) fn fill(&self, key_id: KeyId, entry: Arc<Entry>, epoch: u64) {
+        if let Some(cache) = &self.inner
+            && self.epoch() == epoch
+        {
+            cache.insert(key_id, entry);
+            // Re-check: an invalidation racing the insert removes what we just put.
+            if self.epoch() != epoch {
+                cache.remove(&key_id);
+            }
+        }
+    }
+
+    pub(crate) fn invalidate(&self, key_id: &KeyId) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(cache) = &self.inner {
+            cache.remove(key_id);
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(cache) = &self.inner {
+            cache.clear();
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.inner.as_ref().map_or(0, quick_cache::sync::Cache::len)
+    }
+}

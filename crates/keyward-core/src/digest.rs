@@ -1,0 +1,574 @@
+//! Keyed digests of secrets and the pepper keyring.
+//!
+//! The store keeps `digest = HMAC-SHA256(pepper[v], key_id ‖ 0x00 ‖ secret)` and the pepper version
+//! `v`; never the secret. Keyed BLAKE3 is the alternative fast digest, and Argon2id (feature
+//! `argon2`) is there for deployments that demand a memory-hard hash (keep the cache in front).
+//!
+//! A [`Keyring`] holds several pepper versions at once: new keys use the newest, and a key that
+//! verifies under an older version is reported as obsolete so the engine re-digests it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ring::hmac;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::key::{KEY_ID_LEN, KeyId, MAX_SECRET_LEN};
+
+/// Shortest pepper accepted outside insecure test mode.
+pub const MIN_PEPPER_LEN: usize = 32;
+/// Length of every digest.
+pub const DIGEST_LEN: usize = 32;
+
+/// The digest function a pepper version uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DigestAlgorithm {
+    /// HMAC-SHA256: the default.
+    HmacSha256,
+    /// Keyed BLAKE3, with the key derived from the pepper.
+    Blake3,
+    /// Argon2id with the pepper as its secret input (feature `argon2`).
+    Argon2id,
+}
+
+impl DigestAlgorithm {
+    /// Stable name stored beside the digest.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HmacSha256 => "hmac-sha256",
+            Self::Blake3 => "blake3",
+            Self::Argon2id => "argon2id",
+        }
+    }
+
+    /// Parses a stored name.
+    #[must_use]
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "hmac-sha256" => Some(Self::HmacSha256),
+            "blake3" => Some(Self::Blake3),
+            "argon2id" => Some(Self::Argon2id),
+            _ => None,
+        }
+    }
+}
+
+/// Why a keyring could not be built. Startup fails closed on each of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// No pepper was configured.
+    #[error("no pepper configured")]
+    Missing,
+    /// A pepper is shorter than [`MIN_PEPPER_LEN`] bytes.
+    #[error("pepper version {version} is {len} bytes; at least {MIN_PEPPER_LEN} are required")]
+    TooShort {
+        /// Pepper version.
+        version: u32,
+        /// Its length.
+        len: usize,
+    },
+    /// The same pepper bytes appear under two versions.
+    #[error("pepper version {version} reuses the bytes of another version")]
+    Reused {
+        /// The version that repeats an earlier one.
+        version: u32,
+    },
+    /// Two peppers claim the same version number.
+    #[error("pepper version {version} is configured twice")]
+    DuplicateVersion {
+        /// The repeated version.
+        version: u32,
+    },
+    /// The algorithm is not compiled in (Argon2id needs the `argon2` feature).
+    #[error("digest algorithm {0:?} is not available in this build")]
+    Unavailable(DigestAlgorithm),
+}
+
+/// Pepper bytes: a server-side secret mixed into every digest. Redacted and zeroized.
+#[derive(Clone)]
+pub struct Pepper(Zeroizing<Vec<u8>>);
+
+impl Pepper {
+    /// Wraps raw pepper bytes.
+    #[must_use]
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// 32 fresh bytes from the OS CSPRNG.
+    ///
+    /// # Errors
+    /// [`crate::key::RngError`] when the OS random source fails.
+    pub fn generate() -> Result<Self, crate::key::RngError> {
+        let mut b = vec![0u8; MIN_PEPPER_LEN];
+        crate::key::os_random(&mut b)?;
+        Ok(Self::new(b))
+    }
+
+    /// The pepper bytes.
+    #[must_use]
+    pub fn expose_secret(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Pepper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pepper({} bytes)", self.0.len())
+    }
+}
+
+/// A stored digest: algorithm, pepper version and the 32 bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyDigest {
+    /// The digest function.
+    pub algorithm: DigestAlgorithm,
+    /// Which pepper version produced it.
+    pub pepper_version: u32,
+    /// The digest bytes.
+    pub bytes: [u8; DIGEST_LEN],
+}
+
+impl fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyDigest")
+            .field("algorithm", &self.algorithm)
+            .field("pepper_version", &self.pepper_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A digest function with its pepper bound in.
+pub trait Digester: Send + Sync + fmt::Debug {
+    /// Which algorithm this is.
+    fn algorithm(&self) -> DigestAlgorithm;
+    /// The digest of `key_id ‖ 0x00 ‖ secret`.
+    fn digest(&self, key_id: &KeyId, secret: &[u8]) -> [u8; DIGEST_LEN];
+}
+
+/// HMAC-SHA256 with the pepper as key (pads precomputed once).
+pub struct HmacSha256Digester(hmac::Key);
+
+impl HmacSha256Digester {
+    /// Binds `pepper`.
+    #[must_use]
+    pub fn new(pepper: &Pepper) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, pepper.expose_secret()))
+    }
+}
+
+impl fmt::Debug for HmacSha256Digester {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacSha256Digester")
+    }
+}
+
+impl Digester for HmacSha256Digester {
+    fn algorithm(&self) -> DigestAlgorithm {
+        DigestAlgorithm::HmacSha256
+    }
+
+    fn digest(&self, key_id: &KeyId, secret: &[u8]) -> [u8; DIGEST_LEN] {
+        // One contiguous input is measurably cheaper than three updates on the hot path.
+        let mut buf = Zeroizing::new([0u8; KEY_ID_LEN + 1 + MAX_SECRET_LEN]);
+        let tag = match secret.len() {
+            n if n <= MAX_SECRET_LEN => {
+                buf[..KEY_ID_LEN].copy_from_slice(key_id.as_bytes());
+                buf[KEY_ID_LEN + 1..KEY_ID_LEN + 1 + n].copy_from_slice(secret);
+                hmac::sign(&self.0, &buf[..KEY_ID_LEN + 1 + n])
+            }
+            _ => {
+                let mut ctx = hmac::Context::with_key(&self.0);
+                ctx.update(key_id.as_bytes());
+                ctx.update(&[0]);
+                ctx.update(secret);
+                ctx.sign()
+            }
+        };
+        let mut out = [0u8; DIGEST_LEN];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+}
+
+/// Keyed BLAKE3; the 32-byte key is derived from the pepper with BLAKE3's KDF mode.
+pub struct Blake3Digester(blake3::Hasher);
+
+impl Blake3Digester {
+    /// Binds `pepper`.
+    #[must_use]
+    pub fn new(pepper: &Pepper) -> Self {
+        let key = Zeroizing::new(blake3::derive_key(
+            "keyward 2026 pepper",
+            pepper.expose_secret(),
+        ));
+        Self(blake3::Hasher::new_keyed(&key))
+    }
+}
+
+impl fmt::Debug for Blake3Digester {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Blake3Digester")
+    }
+}
+
+impl Digester for Blake3Digester {
+    fn algorithm(&self) -> DigestAlgorithm {
+        DigestAlgorithm::Blake3
+    }
+
+    fn digest(&self, key_id: &KeyId, secret: &[u8]) -> [u8; DIGEST_LEN] {
+        let mut h = self.0.clone();
+        h.update(key_id.as_bytes());
+        h.update(&[0]);
+        h.update(secret);
+        *h.finalize().as_bytes()
+    }
+}
+
+/// Argon2id with the pepper as Argon2's secret input and the key id as salt.
+#[cfg(feature = "argon2")]
+pub struct Argon2idDigester {
+    pepper: Pepper,
+    params: argon2::Params,
+}
+
+#[cfg(feature = "argon2")]
+impl Argon2idDigester {
+    /// Binds `pepper`, with OWASP's recommended parameters (19 MiB, 2 passes, 1 lane).
+    #[must_use]
+    pub fn new(pepper: &Pepper) -> Self {
+        Self {
+            pepper: pepper.clone(),
+            params: argon2::Params::default(),
+        }
+    }
+
+    /// Binds `pepper` with explicit parameters.
+    #[must_use]
+    pub fn with_params(pepper: &Pepper, params: argon2::Params) -> Self {
+        Self {
+            pepper: pepper.clone(),
+            params,
+        }
+    }
+}
+
+#[cfg(feature = "argon2")]
+impl fmt::Debug for Argon2idDigester {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Argon2idDigester")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "argon2")]
+impl Digester for Argon2idDigester {
+    fn algorithm(&self) -> DigestAlgorithm {
+        DigestAlgorithm::Argon2id
+    }
+
+    fn digest(&self, key_id: &KeyId, secret: &[u8]) -> [u8; DIGEST_LEN] {
+        let mut out = [0u8; DIGEST_LEN];
+        let mut input = Zeroizing::new(Vec::with_capacity(
+            key_id.as_bytes().len() + 1 + secret.len(),
+        ));
+        input.extend_from_slice(key_id.as_bytes());
+        input.push(0);
+        input.extend_from_slice(secret);
+        let hashed = argon2::Argon2::new_with_secret(
+            self.pepper.expose_secret(),
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            self.params.clone(),
+        )
+        .and_then(|a| a.hash_password_into(&input, key_id.as_bytes(), &mut out));
+        if hashed.is_err() {
+            // Parameters are validated at construction and the key id is a valid salt; a failure
+            // here leaves an all-zero digest, which never equals a stored one.
+            tracing::error!("argon2id digest failed");
+        }
+        out
+    }
+}
+
+/// What [`Keyring::verify`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestMatch {
+    /// The secret matches; `obsolete` says it was digested under an older pepper version.
+    Match {
+        /// Re-digest under the newest version.
+        obsolete: bool,
+    },
+    /// The secret does not match (or the stored version is unknown).
+    Mismatch,
+}
+
+#[derive(Debug)]
+struct Version {
+    version: u32,
+    digester: Box<dyn Digester>,
+}
+
+/// The pepper keyring: several versions at once, the newest used for new keys.
+#[derive(Debug, Clone)]
+pub struct Keyring(Arc<[Version]>);
+
+/// Builds a [`Keyring`].
+#[derive(Debug, Default)]
+pub struct KeyringBuilder {
+    entries: Vec<(u32, DigestAlgorithm, Pepper)>,
+    insecure: bool,
+}
+
+impl KeyringBuilder {
+    /// Adds a pepper version with the default algorithm (HMAC-SHA256).
+    #[must_use]
+    pub fn pepper(self, version: u32, pepper: Pepper) -> Self {
+        self.pepper_with(version, DigestAlgorithm::HmacSha256, pepper)
+    }
+
+    /// Adds a pepper version with an explicit algorithm.
+    #[must_use]
+    pub fn pepper_with(mut self, version: u32, algorithm: DigestAlgorithm, pepper: Pepper) -> Self {
+        self.entries.push((version, algorithm, pepper));
+        self
+    }
+
+    /// Accepts short peppers. For tests only: never in production.
+    #[must_use]
+    pub fn insecure_allow_weak_peppers(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+
+    /// Validates the peppers and builds the keyring. The highest version is the current one.
+    ///
+    /// # Errors
+    /// A [`KeyringError`] for a missing, short, reused or duplicated pepper, or an algorithm this
+    /// build does not have.
+    pub fn build(self) -> Result<Keyring, KeyringError> {
+        if self.entries.is_empty() {
+            return Err(KeyringError::Missing);
+        }
+        let mut versions: Vec<Version> = Vec::with_capacity(self.entries.len());
+        for (i, (version, algorithm, pepper)) in self.entries.iter().enumerate() {
+            let len = pepper.expose_secret().len();
+            if len == 0 || (!self.insecure && len < MIN_PEPPER_LEN) {
+                return Err(KeyringError::TooShort {
+                    version: *version,
+                    len,
+                });
+            }
+            for (other_v, _, other) in &self.entries[..i] {
+                if other_v == version {
+                    return Err(KeyringError::DuplicateVersion { version: *version });
+                }
+                if bool::from(other.expose_secret().ct_eq(pepper.expose_secret())) {
+                    return Err(KeyringError::Reused { version: *version });
+                }
+            }
+            let digester: Box<dyn Digester> = match algorithm {
+                DigestAlgorithm::HmacSha256 => Box::new(HmacSha256Digester::new(pepper)),
+                DigestAlgorithm::Blake3 => Box::new(Blake3Digester::new(pepper)),
+                #[cfg(feature = "argon2")]
+                DigestAlgorithm::Argon2id => Box::new(Argon2idDigester::new(pepper)),
+                #[cfg(not(feature = "argon2"))]
+                DigestAlgorithm::Argon2id => {
+                    return Err(KeyringError::Unavailable(DigestAlgorithm::Argon2id));
+                }
+            };
+            versions.push(Version {
+                version: *version,
+                digester,
+            });
+        }
+        versions.sort_by_key(|v| std::cmp::Reverse(v.version));
+        Ok(Keyring(versions.into()))
+    }
+}
+
+impl Keyring {
+    /// Starts a builder.
+    #[must_use]
+    pub fn builder() -> KeyringBuilder {
+        KeyringBuilder::default()
+    }
+
+    /// A keyring with one fixed, public pepper. **Insecure**: for tests and examples only.
+    #[must_use]
+    pub fn insecure_test_keyring() -> Self {
+        let v = Version {
+            version: 1,
+            digester: Box::new(HmacSha256Digester::new(&Pepper::new(
+                b"keyward insecure test pepper, never use in production!".to_vec(),
+            ))),
+        };
+        Self(Arc::from(vec![v]))
+    }
+
+    fn current(&self) -> &Version {
+        // A keyring is never empty: the builder refuses that.
+        &self.0[0]
+    }
+
+    /// The version new keys are digested under.
+    #[must_use]
+    pub fn current_version(&self) -> u32 {
+        self.current().version
+    }
+
+    /// The digest of a secret under the current pepper.
+    #[must_use]
+    pub fn digest(&self, key_id: &KeyId, secret: &str) -> KeyDigest {
+        let v = self.current();
+        KeyDigest {
+            algorithm: v.digester.algorithm(),
+            pepper_version: v.version,
+            bytes: v.digester.digest(key_id, secret.as_bytes()),
+        }
+    }
+
+    /// Checks `secret` against `stored` in constant time.
+    #[must_use]
+    pub fn verify(&self, key_id: &KeyId, secret: &str, stored: &KeyDigest) -> DigestMatch {
+        let Some(v) = self.0.iter().find(|v| v.version == stored.pepper_version) else {
+            // Unknown version: spend the same work, then refuse.
+            self.burn(key_id, secret);
+            return DigestMatch::Mismatch;
+        };
+        if v.digester.algorithm() != stored.algorithm {
+            self.burn(key_id, secret);
+            return DigestMatch::Mismatch;
+        }
+        let computed = v.digester.digest(key_id, secret.as_bytes());
+        if bool::from(computed.ct_eq(&stored.bytes)) {
+            DigestMatch::Match {
+                obsolete: v.version != self.current_version(),
+            }
+        } else {
+            DigestMatch::Mismatch
+        }
+    }
+
+    /// Computes and discards one digest, so that an unknown key id costs what a wrong secret
+    /// costs.
+    pub fn burn(&self, key_id: &KeyId, secret: &str) {
+        let d = self.current().digester.digest(key_id, secret.as_bytes());
+        std::hint::black_box(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pepper(b: u8) -> Pepper {
+        Pepper::new(vec![b; 32])
+    }
+
+    fn id() -> KeyId {
+        "ABCDEFGHIJKL".parse().unwrap()
+    }
+
+    #[test]
+    fn startup_fails_closed() {
+        assert_eq!(
+            Keyring::builder().build().unwrap_err(),
+            KeyringError::Missing
+        );
+        assert!(matches!(
+            Keyring::builder()
+                .pepper(1, Pepper::new(vec![1; 31]))
+                .build(),
+            Err(KeyringError::TooShort {
+                version: 1,
+                len: 31
+            })
+        ));
+        assert!(matches!(
+            Keyring::builder()
+                .pepper(1, pepper(1))
+                .pepper(2, pepper(1))
+                .build(),
+            Err(KeyringError::Reused { version: 2 })
+        ));
+        assert!(matches!(
+            Keyring::builder()
+                .pepper(1, pepper(1))
+                .pepper(1, pepper(2))
+                .build(),
+            Err(KeyringError::DuplicateVersion { version: 1 })
+        ));
+        assert!(
+            Keyring::builder()
+                .pepper(1, Pepper::new(vec![1; 4]))
+                .insecure_allow_weak_peppers()
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn verify_and_lazy_rotation() {
+        let old = Keyring::builder().pepper(1, pepper(1)).build().unwrap();
+        let d = old.digest(&id(), "secret");
+        assert_eq!(d.pepper_version, 1);
+        assert_eq!(
+            old.verify(&id(), "secret", &d),
+            DigestMatch::Match { obsolete: false }
+        );
+        assert_eq!(old.verify(&id(), "secreT", &d), DigestMatch::Mismatch);
+
+        let both = Keyring::builder()
+            .pepper(1, pepper(1))
+            .pepper(2, pepper(2))
+            .build()
+            .unwrap();
+        assert_eq!(both.current_version(), 2);
+        assert_eq!(
+            both.verify(&id(), "secret", &d),
+            DigestMatch::Match { obsolete: true }
+        );
+        let new = both.digest(&id(), "secret");
+        assert_eq!(new.pepper_version, 2);
+        assert_ne!(new.bytes, d.bytes);
+
+        let only_new = Keyring::builder().pepper(2, pepper(2)).build().unwrap();
+        assert_eq!(only_new.verify(&id(), "secret", &d), DigestMatch::Mismatch);
+    }
+
+    #[test]
+    fn blake3_differs_and_verifies() {
+        let k = Keyring::builder()
+            .pepper_with(1, DigestAlgorithm::Blake3, pepper(1))
+            .build()
+            .unwrap();
+        let d = k.digest(&id(), "secret");
+        assert_eq!(d.algorithm, DigestAlgorithm::Blake3);
+        assert_eq!(
+            k.verify(&id(), "secret", &d),
+            DigestMatch::Match { obsolete: false }
+        );
+        let h = Keyring::builder().pepper(1, pepper(1)).build().unwrap();
+        assert_eq!(h.verify(&id(), "secret", &d), DigestMatch::Mismatch);
+    }
+
+    #[test]
+    fn debug_never_shows_bytes() {
+        let p = Pepper::new(b"super-secret-pepper-bytes-0123456789".to_vec());
+        assert!(!format!("{p:?}").contains("super"));
+        let k = Keyring::builder().pepper(1, p).build().unwrap();
+        let d = k.digest(&id(), "secret");
+        let dbg = format!("{d:?} {k:?}");
+        assert!(!dbg.contains("super"));
+        assert!(!dbg.contains("bytes:"), "{dbg}");
+        assert!(!dbg.contains(&format!("{:?}", d.bytes)), "{dbg}");
+    }
+}

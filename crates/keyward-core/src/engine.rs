@@ -1,0 +1,744 @@
+//! The verification engine.
+//!
+//! [`Keyward::verify`] runs, in this order: parse → checksum → env → cache by key id → store →
+//! constant-time digest → state (revoked, inactive, expired, not yet valid) → IP allowlist →
+//! scopes → rate limit → usage credits → last-used recording → [`Principal`]. A key's state is
+//! only told after its secret was proven: a wrong secret on a revoked key is "wrong secret".
+//! Side effects (limits, credits, usage) happen only once everything before them passed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::cache::{CacheConfig, Entry, KeyCache};
+use crate::clock::{Clock, SystemClock};
+use crate::crypto::EncryptionKeyring;
+use crate::digest::{DigestMatch, Keyring};
+use crate::error::ErrorCode;
+use crate::key::{KeyId, ParseError};
+use crate::memory::{MemoryCreditLedger, MemoryNonceStore, MemoryRateLimiter};
+use crate::model::{KeyState, LastUsedStrategy, Policy, Principal};
+use crate::scope::{Scope, ScopeAuthority, ScopeRequirement};
+use crate::store::{
+    Admission, CreditLedger, InvalidationBus, KeyStore, NonceStore, RateLimiter, StoreError,
+    UsageDelta,
+};
+
+/// Why a presented key is invalid. Outside, every one of these is `API_KEY_INVALID`; the reason
+/// is for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidReason {
+    /// The string is not a key of this deployment (shape, checksum, prefix, env).
+    Parse(ParseError),
+    /// No key with this id.
+    Unknown,
+    /// The secret does not match.
+    WrongSecret,
+    /// Revoked.
+    Revoked,
+    /// Deactivated.
+    Inactive,
+    /// Expired.
+    Expired,
+    /// Not valid yet.
+    NotYetValid,
+    /// A signing-only key presented as a bearer token.
+    SigningOnly,
+}
+
+impl InvalidReason {
+    /// A stable label for logs and metrics.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Parse(ParseError::Empty) => "empty",
+            Self::Parse(ParseError::TooLong) => "too_long",
+            Self::Parse(ParseError::Checksum) => "checksum",
+            Self::Parse(ParseError::WrongPrefix) => "wrong_prefix",
+            Self::Parse(ParseError::WrongEnv) => "wrong_env",
+            Self::Parse(_) => "malformed",
+            Self::Unknown => "unknown",
+            Self::WrongSecret => "wrong_secret",
+            Self::Revoked => "revoked",
+            Self::Inactive => "inactive",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::SigningOnly => "signing_only",
+        }
+    }
+}
+
+impl fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why verification failed. Messages never contain the presented key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Not a valid, usable key.
+    #[error("invalid API key ({0})")]
+    Invalid(InvalidReason),
+    /// Valid key, missing scopes.
+    #[error("missing scopes: {}", join(.missing))]
+    ScopeDenied {
+        /// What the key lacks.
+        missing: Vec<Scope>,
+    },
+    /// The caller's address is outside the key's allowlist.
+    #[error("client address not in the key's allowlist")]
+    IpDenied,
+    /// The key's rate limit is exhausted.
+    #[error("rate limit exceeded")]
+    RateLimited {
+        /// When to retry.
+        retry_after: Option<Duration>,
+    },
+    /// The key's usage credits are exhausted.
+    #[error("usage credits exhausted")]
+    UsageExhausted {
+        /// When credits refill, if they do.
+        retry_after: Option<Duration>,
+    },
+    /// Request signature does not verify (signed requests only).
+    #[error("request signature invalid")]
+    SignatureInvalid,
+    /// Request signature date outside the allowed skew.
+    #[error("request signature expired")]
+    SignatureExpired,
+    /// Request signature seen before.
+    #[error("request signature replayed")]
+    SignatureReplayed,
+    /// A backend did not answer: fail closed.
+    #[error("authentication backend unavailable: {0}")]
+    Unavailable(#[source] StoreError),
+}
+
+fn join(s: &[Scope]) -> String {
+    s.iter().map(Scope::as_str).collect::<Vec<_>>().join(", ")
+}
+
+impl VerifyError {
+    /// The stable code (and with it the HTTP status).
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid(_) => ErrorCode::ApiKeyInvalid,
+            Self::ScopeDenied { .. } => ErrorCode::ApiKeyScopeDenied,
+            Self::IpDenied => ErrorCode::ApiKeyIpDenied,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::UsageExhausted { .. } => ErrorCode::UsageExhausted,
+            Self::SignatureInvalid => ErrorCode::SignatureInvalid,
+            Self::SignatureExpired => ErrorCode::SignatureExpired,
+            Self::SignatureReplayed => ErrorCode::SignatureReplayed,
+            Self::Unavailable(_) => ErrorCode::AuthUnavailable,
+        }
+    }
+
+    /// A stable label of the internal reason, for logs and metrics.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Invalid(r) => r.as_str(),
+            Self::ScopeDenied { .. } => "scope_denied",
+            Self::IpDenied => "ip_denied",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::UsageExhausted { .. } => "usage_exhausted",
+            Self::SignatureInvalid => "signature_invalid",
+            Self::SignatureExpired => "signature_expired",
+            Self::SignatureReplayed => "signature_replayed",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The `Retry-After` hint, for 429s.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } | Self::UsageExhausted { retry_after } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Facts about the request that verification needs beyond the key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyContext {
+    /// The caller's address, as the application trusts it (peer address or a vetted
+    /// forwarded header). Keys with an allowlist fail without one.
+    pub client_ip: Option<IpAddr>,
+}
+
+impl VerifyContext {
+    /// A context with a client address.
+    #[must_use]
+    pub fn with_ip(ip: IpAddr) -> Self {
+        Self {
+            client_ip: Some(ip),
+        }
+    }
+}
+
+/// Why a [`Keyward`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The pepper keyring is invalid.
+    #[error(transparent)]
+    Keyring(#[from] crate::digest::KeyringError),
+    /// The SigV4 region or service is invalid.
+    #[error("invalid signing configuration: {0}")]
+    Signing(#[from] crate::sigv4::SignatureError),
+}
+
+pub(crate) struct Inner {
+    pub(crate) policy: Policy,
+    pub(crate) keyring: Keyring,
+    pub(crate) store: Arc<dyn KeyStore>,
+    pub(crate) cache: KeyCache,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) limiter: Arc<dyn RateLimiter>,
+    pub(crate) credits: Arc<dyn CreditLedger>,
+    pub(crate) nonces: Arc<dyn NonceStore>,
+    pub(crate) authority: Option<Arc<dyn ScopeAuthority>>,
+    pub(crate) bus: Option<Arc<dyn InvalidationBus>>,
+    pub(crate) encryption: Option<EncryptionKeyring>,
+    pub(crate) sigv4: crate::sigv4::VerifyOptions,
+    pub(crate) signing: crate::signing::SigningConfig,
+    /// Last-used times and credit states waiting for a flush (rare: throttled).
+    usage: Mutex<HashMap<KeyId, UsageDelta>>,
+    /// Per-key request counters; cache entries hold the same `Arc`, so the hot path is one
+    /// atomic add.
+    counters: Mutex<HashMap<KeyId, Arc<AtomicU64>>>,
+    count_requests: bool,
+}
+
+/// The keyward handle: verification engine and management service in one cheaply cloneable
+/// value. Build it with [`Keyward::builder`].
+#[derive(Clone)]
+pub struct Keyward(pub(crate) Arc<Inner>);
+
+impl fmt::Debug for Keyward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyward")
+            .field("format", &self.0.policy.format)
+            .field("store", &self.0.store)
+            .field("pepper_version", &self.0.keyring.current_version())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Keyward`]. Only the store and the keyring are required; everything else has an
+/// in-process default.
+#[derive(Debug)]
+pub struct KeywardBuilder {
+    store: Arc<dyn KeyStore>,
+    keyring: Keyring,
+    policy: Policy,
+    cache: CacheConfig,
+    clock: Arc<dyn Clock>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    credits: Option<Arc<dyn CreditLedger>>,
+    nonces: Option<Arc<dyn NonceStore>>,
+    authority: Option<Arc<dyn ScopeAuthority>>,
+    bus: Option<Arc<dyn InvalidationBus>>,
+    encryption: Option<EncryptionKeyring>,
+    signing: crate::signing::SigningConfig,
+    count_requests: bool,
+}
+
+impl KeywardBuilder {
+    /// Management policy and key format.
+    #[must_use]
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Cache size and TTL.
+    #[must_use]
+    pub fn cache(mut self, cache: CacheConfig) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The clock (tests use [`crate::clock::ManualClock`]).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The rate limiter (default: in memory, per process).
+    #[must_use]
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The credit ledger (default: in memory, per process).
+    #[must_use]
+    pub fn credit_ledger(mut self, ledger: Arc<dyn CreditLedger>) -> Self {
+        self.credits = Some(ledger);
+        self
+    }
+
+    /// The nonce store for signed requests (default: in memory, per process).
+    #[must_use]
+    pub fn nonce_store(mut self, nonces: Arc<dyn NonceStore>) -> Self {
+        self.nonces = Some(nonces);
+        self
+    }
+
+    /// Downscopes keys at verify time from their owner's rights.
+    #[must_use]
+    pub fn scope_authority(mut self, authority: Arc<dyn ScopeAuthority>) -> Self {
+        self.authority = Some(authority);
+        self
+    }
+
+    /// Carries cache invalidations to other instances.
+    #[must_use]
+    pub fn invalidation_bus(mut self, bus: Arc<dyn InvalidationBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Enables signing keys: their secret is sealed under this keyring.
+    #[must_use]
+    pub fn encryption(mut self, keyring: EncryptionKeyring) -> Self {
+        self.encryption = Some(keyring);
+        self
+    }
+
+    /// SigV4 region, service, skew and body bounds for signed requests.
+    #[must_use]
+    pub fn signing(mut self, config: crate::signing::SigningConfig) -> Self {
+        self.signing = config;
+        self
+    }
+
+    /// Whether to count verified requests per key (default on; batched).
+    #[must_use]
+    pub fn count_requests(mut self, on: bool) -> Self {
+        self.count_requests = on;
+        self
+    }
+
+    /// Builds the handle.
+    ///
+    /// # Errors
+    /// [`BuildError::Signing`] for a region or service SigV4 cannot carry.
+    pub fn build(self) -> Result<Keyward, BuildError> {
+        Ok(Keyward(Arc::new(Inner {
+            cache: KeyCache::new(self.cache),
+            policy: self.policy,
+            keyring: self.keyring,
+            store: self.store,
+            clock: self.clock,
+            limiter: self
+                .limiter
+                .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new())),
+            credits: self
+                .credits
+                .unwrap_or_else(|| Arc::new(MemoryCreditLedger::new())),
+            nonces: self
+                .nonces
+                .unwrap_or_else(|| Arc::new(MemoryNonceStore::default())),
+            authority: self.authority,
+            bus: self.bus,
+            encryption: self.encryption,
+            sigv4: self.signing.verify_options()?,
+            signing: self.signing,
+            usage: Mutex::new(HashMap::new()),
+            counters: Mutex::new(HashMap::new()),
+            count_requests: self.count_requests,
+        })))
+    }
+}
+
+/// The outcome of looking a key up, before its secret is checked.
+pub(crate) enum Lookup {
+    Found(Arc<Entry>),
+    Unknown,
+}
+
+impl Keyward {
+    /// Starts a builder over `store`, digesting with `keyring`.
+    #[must_use]
+    pub fn builder(store: Arc<dyn KeyStore>, keyring: Keyring) -> KeywardBuilder {
+        KeywardBuilder {
+            store,
+            keyring,
+            policy: Policy::default(),
+            cache: CacheConfig::default(),
+            clock: Arc::new(SystemClock),
+            limiter: None,
+            credits: None,
+            nonces: None,
+            authority: None,
+            bus: None,
+            encryption: None,
+            signing: crate::signing::SigningConfig::default(),
+            count_requests: true,
+        }
+    }
+
+    /// The management policy in force.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.0.policy
+    }
+
+    /// How signed requests are checked (adapters read the body bounds from here).
+    #[must_use]
+    pub fn signing_config(&self) -> &crate::signing::SigningConfig {
+        &self.0.signing
+    }
+
+    /// Whether signing keys can be created and verified (an encryption keyring is set).
+    #[must_use]
+    pub fn signing_enabled(&self) -> bool {
+        self.0.encryption.is_some()
+    }
+
+    /// The store behind the engine.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.0.store
+    }
+
+    /// The clock.
+    #[must_use]
+    pub fn now(&self) -> DateTime<Utc> {
+        self.0.clock.now()
+    }
+
+    /// Verifies a presented bearer key against `required`.
+    ///
+    /// # Errors
+    /// A [`VerifyError`]; map it to HTTP with [`VerifyError::code`].
+    pub async fn verify(
+        &self,
+        presented: &str,
+        required: &ScopeRequirement,
+        ctx: &VerifyContext,
+    ) -> Result<Principal, VerifyError> {
+        let parsed = self
+            .0
+            .policy
+            .format
+            .parse(presented)
+            .map_err(|e| VerifyError::Invalid(InvalidReason::Parse(e)))?;
+        let now = self.0.clock.now();
+        let secret = parsed.secret.expose_secret();
+        let entry = match self.lookup(&parsed.key_id, now).await? {
+            Lookup::Found(e) => e,
+            Lookup::Unknown => {
+                self.0.keyring.burn(&parsed.key_id, secret);
+                return Err(VerifyError::Invalid(InvalidReason::Unknown));
+            }
+        };
+        match self
+            .0
+            .keyring
+            .verify(&parsed.key_id, secret, &entry.record.digest)
+        {
+            DigestMatch::Mismatch => return Err(VerifyError::Invalid(InvalidReason::WrongSecret)),
+            DigestMatch::Match { obsolete } => {
+                if obsolete {
+                    self.redigest(&parsed.key_id, secret).await;
+                }
+            }
+        }
+        if entry.record.is_signing() {
+            return Err(VerifyError::Invalid(InvalidReason::SigningOnly));
+        }
+        self.admit(&entry, required, ctx, now, None).await
+    }
+
+    /// Cache, then store. Store failures are `Unavailable`, never "unknown".
+    pub(crate) async fn lookup(
+        &self,
+        key_id: &KeyId,
+        now: DateTime<Utc>,
+    ) -> Result<Lookup, VerifyError> {
+        if let Some(e) = self.0.cache.get(key_id, now) {
+            return Ok(Lookup::Found(e));
+        }
+        let epoch = self.0.cache.epoch();
+        match self.0.store.get(key_id).await {
+            Ok(Some(record)) => {
+                let counter = self.counter(key_id);
+                let entry = Arc::new(Entry::new(record, now, self.0.cache.ttl(), counter));
+                self.0.cache.fill(*key_id, Arc::clone(&entry), epoch);
+                Ok(Lookup::Found(entry))
+            }
+            Ok(None) => Ok(Lookup::Unknown),
+            Err(e) => {
+                tracing::warn!(error = %e, "key store unavailable during verification");
+                Err(VerifyError::Unavailable(e))
+            }
+        }
+    }
+
+    /// Everything after the secret (or signature) was proven: state, IP, scopes, replay,
+    /// limits, credits, usage. Side effects only once the checks before them passed.
+    pub(crate) async fn admit(
+        &self,
+        entry: &Entry,
+        required: &ScopeRequirement,
+        ctx: &VerifyContext,
+        now: DateTime<Utc>,
+        nonce: Option<(&str, Duration)>,
+    ) -> Result<Principal, VerifyError> {
+        let record = &entry.record;
+        match record.state(now) {
+            KeyState::Active => {}
+            KeyState::Revoked => return Err(VerifyError::Invalid(InvalidReason::Revoked)),
+            KeyState::Inactive => return Err(VerifyError::Invalid(InvalidReason::Inactive)),
+            KeyState::Expired => return Err(VerifyError::Invalid(InvalidReason::Expired)),
+            KeyState::NotYetValid => return Err(VerifyError::Invalid(InvalidReason::NotYetValid)),
+        }
+        if !record.ip_allowlist.is_empty() {
+            let allowed = ctx
+                .client_ip
+                .is_some_and(|ip| record.ip_allowlist.iter().any(|net| net.contains(ip)));
+            if !allowed {
+                return Err(VerifyError::IpDenied);
+            }
+        }
+        let principal = match &self.0.authority {
+            None => entry.principal.clone(),
+            Some(authority) => {
+                let effective = authority
+                    .effective_scopes(&record.owner_id, &record.scopes)
+                    .await
+                    .map_err(VerifyError::Unavailable)?;
+                // The authority may only narrow what the key was granted.
+                Principal::new(record, record.scopes.intersect(&effective))
+            }
+        };
+        required
+            .check(principal.scopes())
+            .map_err(|missing| VerifyError::ScopeDenied { missing })?;
+        if let Some((value, ttl)) = nonce {
+            let fresh = self
+                .0
+                .nonces
+                .check_and_store(record.key_id.as_str(), value, ttl, now)
+                .await
+                .map_err(VerifyError::Unavailable)?;
+            if !fresh {
+                return Err(VerifyError::SignatureReplayed);
+            }
+        }
+        if let Some(limit) = &record.rate_limit {
+            match self.0.limiter.acquire(&record.key_id, limit, now).await {
+                Ok(Admission::Allowed) => {}
+                Ok(Admission::Refused { retry_after }) => {
+                    return Err(VerifyError::RateLimited { retry_after });
+                }
+                Err(e) => return Err(VerifyError::Unavailable(e)),
+            }
+        }
+        let mut credits_state = None;
+        if let Some(credits) = &record.credits {
+            match self.0.credits.consume(record, credits, now).await {
+                Ok((Admission::Allowed, state)) => credits_state = state,
+                Ok((Admission::Refused { retry_after }, _)) => {
+                    return Err(VerifyError::UsageExhausted { retry_after });
+                }
+                Err(e) => return Err(VerifyError::Unavailable(e)),
+            }
+        }
+        self.record_use(entry, now, credits_state).await;
+        Ok(principal)
+    }
+
+    fn counter(&self, key_id: &KeyId) -> Arc<AtomicU64> {
+        let mut map = self
+            .0
+            .counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(map.entry(*key_id).or_default())
+    }
+
+    async fn record_use(&self, entry: &Entry, now: DateTime<Utc>, credits: Option<(u64, u64)>) {
+        let now_us = now.timestamp_micros();
+        let last_used = match self.0.policy.last_used {
+            LastUsedStrategy::Disabled => None,
+            LastUsedStrategy::Immediate => Some(now),
+            LastUsedStrategy::Throttled(secs) => {
+                let window = i64::try_from(secs)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1_000_000);
+                let mark = entry.last_used_mark.load(Ordering::Relaxed);
+                let due = now_us.saturating_sub(mark) >= window;
+                (due && entry
+                    .last_used_mark
+                    .compare_exchange(mark, now_us, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok())
+                .then_some(now)
+            }
+        };
+        if self.0.policy.last_used == LastUsedStrategy::Immediate {
+            let delta = UsageDelta {
+                key_id: entry.record.key_id,
+                last_used_at: last_used,
+                requests: u64::from(self.0.count_requests),
+                credits,
+            };
+            if let Err(e) = self.0.store.record_usage(&[delta]).await {
+                tracing::warn!(error = %e, "immediate last-used write failed; queued instead");
+                self.queue(delta);
+            }
+            return;
+        }
+        if self.0.count_requests {
+            entry.requests.fetch_add(1, Ordering::Relaxed);
+        }
+        if last_used.is_some() || credits.is_some() {
+            self.queue(UsageDelta {
+                key_id: entry.record.key_id,
+                last_used_at: last_used,
+                requests: 0,
+                credits,
+            });
+        }
+    }
+
+    fn queue(&self, delta: UsageDelta) {
+        let mut map = self.0.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        merge(
+            map.entry(delta.key_id).or_insert(UsageDelta {
+                requests: 0,
+                ..delta
+            }),
+            &delta,
+        );
+    }
+
+    /// Writes the batched usage counters and last-used times to the store. Call it
+    /// periodically and on shutdown; on failure the batch is kept for the next call, so
+    /// nothing acknowledged is lost while the process lives.
+    ///
+    /// # Errors
+    /// The store's error; the batch stays queued.
+    pub async fn flush_usage(&self) -> Result<usize, StoreError> {
+        let mut pending: HashMap<KeyId, UsageDelta> = {
+            let mut map = self.0.usage.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::take(&mut *map)
+        };
+        {
+            let mut counters = self
+                .0
+                .counters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            counters.retain(|key_id, counter| {
+                let n = counter.swap(0, Ordering::AcqRel);
+                if n > 0 {
+                    let d = pending.entry(*key_id).or_insert(UsageDelta {
+                        key_id: *key_id,
+                        last_used_at: None,
+                        requests: 0,
+                        credits: None,
+                    });
+                    d.requests = d.requests.saturating_add(n);
+                }
+                // Keep counters a cache entry still holds; drop idle ones.
+                n > 0 || Arc::strong_count(counter) > 1
+            });
+        }
+        let batch: Vec<UsageDelta> = pending.into_values().collect();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        match self.0.store.record_usage(&batch).await {
+            Ok(()) => Ok(batch.len()),
+            Err(e) => {
+                for d in batch {
+                    self.queue(d);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Number of keys with usage waiting to be flushed.
+    #[must_use]
+    pub fn pending_usage(&self) -> usize {
+        self.0
+            .usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    async fn redigest(&self, key_id: &KeyId, secret: &str) {
+        let digest = self.0.keyring.digest(key_id, secret);
+        match self.0.store.set_digest(key_id, &digest).await {
+            Ok(()) => {
+                tracing::info!(key_id = %key_id, version = digest.pepper_version, "key re-digested under the current pepper");
+                self.0.cache.invalidate(key_id);
+            }
+            Err(e) => {
+                tracing::warn!(key_id = %key_id, error = %e, "lazy re-digest failed; will retry on next use")
+            }
+        }
+    }
+
+    /// Drops `key_id` from this instance's cache (what an invalidation subscriber calls).
+    pub fn invalidate_local(&self, key_id: &KeyId) {
+        self.0.cache.invalidate(key_id);
+    }
+
+    /// Drops every cached entry (after a lost invalidation subscription, for example).
+    pub fn clear_cache(&self) {
+        self.0.cache.clear();
+    }
+
+    /// Entries currently cached.
+    #[must_use]
+    pub fn cached_entries(&self) -> usize {
+        self.0.cache.len()
+    }
+
+    /// Cache hits, misses and size since the engine was built (for metrics).
+    #[must_use]
+    pub fn cache_stats(&self) -> crate::cache::CacheStats {
+        self.0.cache.stats()
+    }
+
+    /// Invalidates locally and on every other instance through the bus.
+    pub(crate) async fn invalidate_everywhere(&self, key_id: &KeyId) {
+        self.0.cache.invalidate(key_id);
+        if let Some(bus) = &self.0.bus
+            && let Err(e) = bus.publish(key_id).await
+        {
+            tracing::warn!(key_id = %key_id, error = %e, "cache invalidation not published; other instances rely on the TTL");
+        }
+    }
+}
+
+fn merge(into: &mut UsageDelta, d: &UsageDelta) {
+    into.requests = into.requests.saturating_add(d.requests);
+    if d.last_used_at > into.last_used_at {
+        into.last_used_at = d.last_used_at;
+    }
+    if d.credits > into.credits {
+        into.credits = d.credits;
+    }
+}

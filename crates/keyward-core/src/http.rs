@@ -1,0 +1,311 @@
+//! Framework-neutral request parsing for the management routes, so that every adapter turns the
+//! same bad input into the same problem document (DESIGN.md §6, §9).
+//!
+//! An adapter reads the body itself, bounded by its limit (over the limit:
+//! [`payload_too_large`]), then hands the bytes and the `Content-Type` to [`json_body`]. Query
+//! strings go through [`list_query`], path ids through [`path_key_id`].
+
+#![allow(
+    clippy::result_large_err,
+    reason = "a Problem is built once per rejected request, on the cold path"
+)]
+
+use serde::de::DeserializeOwned;
+
+use crate::error::ErrorCode;
+use crate::key::KeyId;
+use crate::problem::{Problem, validation};
+
+/// Default limit on management request bodies, in bytes.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// `413`: the body exceeds the limit.
+#[must_use]
+pub fn payload_too_large(limit: usize) -> Problem {
+    Problem::new(
+        ErrorCode::PayloadTooLarge,
+        Some(format!("the request body exceeds {limit} bytes")),
+    )
+}
+
+/// `415`: the body is not `application/json`.
+#[must_use]
+pub fn unsupported_media_type() -> Problem {
+    let mut p = Problem::new(
+        ErrorCode::BadRequest,
+        Some("the request body must be application/json".to_owned()),
+    );
+    "urn:keyward:problem:unsupported-media-type".clone_into(&mut p.type_uri);
+    "Unsupported media type".clone_into(&mut p.title);
+    p.status = 415;
+    "UNSUPPORTED_MEDIA_TYPE".clone_into(&mut p.code);
+    p
+}
+
+/// `400`: a request the adapter could not interpret at all.
+#[must_use]
+pub fn bad_request(detail: impl Into<String>) -> Problem {
+    Problem::new(ErrorCode::BadRequest, Some(detail.into()))
+}
+
+/// Whether `content_type` is JSON: `application/json` or `application/<anything>+json`, any
+/// parameters, case-insensitive.
+#[must_use]
+pub fn is_json(content_type: Option<&[u8]>) -> bool {
+    let Some(raw) = content_type else {
+        return false;
+    };
+    let Ok(s) = std::str::from_utf8(raw) else {
+        return false;
+    };
+    let essence = s
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let Some(sub) = essence.strip_prefix("application/") else {
+        return false;
+    };
+    sub == "json" || sub.ends_with("+json")
+}
+
+/// The backticked name in a serde message such as ``unknown field `foo`, expected …``.
+fn backticked(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let len = msg[start..].find('`')?;
+    Some(msg[start..start + len].chars().take(64).collect())
+}
+
+/// Deserializes a JSON body.
+///
+/// # Errors
+/// - `415` when the content type is not JSON ([`unsupported_media_type`]);
+/// - `400` `BAD_REQUEST` for bytes that are not JSON (syntax errors, truncation, bad UTF-8);
+/// - `422` `VALIDATION_FAILED` for JSON of the wrong shape, with one field error: unknown
+///   fields (`unknown_field`), missing fields (`required`), wrong types (`invalid`).
+pub fn json_body<T: DeserializeOwned>(
+    content_type: Option<&[u8]>,
+    body: &[u8],
+) -> Result<T, Problem> {
+    if !is_json(content_type) {
+        return Err(unsupported_media_type());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => bad_request(format!(
+                "the request body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            )),
+            Category::Data => {
+                let msg = e.to_string();
+                let (field, code) = if msg.starts_with("unknown field") {
+                    (
+                        backticked(&msg).unwrap_or_else(|| "body".into()),
+                        "unknown_field",
+                    )
+                } else if msg.starts_with("missing field") {
+                    (
+                        backticked(&msg).unwrap_or_else(|| "body".into()),
+                        "required",
+                    )
+                } else {
+                    ("body".to_owned(), "invalid")
+                };
+                // serde's message may quote input; cut it short and keep it on one line.
+                let message: String = msg.chars().take(200).filter(|c| !c.is_control()).collect();
+                validation(&field, code, message)
+            }
+        }
+    })
+}
+
+/// Like [`json_body`], but an empty body (no bytes at all) is `T::default()` whatever the
+/// content type: for bodies whose every field is optional (`POST …/rotate`).
+///
+/// # Errors
+/// As [`json_body`] for a non-empty body.
+pub fn json_body_or_default<T: DeserializeOwned + Default>(
+    content_type: Option<&[u8]>,
+    body: &[u8],
+) -> Result<T, Problem> {
+    if body.is_empty() {
+        Ok(T::default())
+    } else {
+        json_body(content_type, body)
+    }
+}
+
+/// The `limit` and `cursor` of `GET /api-keys?limit=&cursor=`. Unknown parameters are ignored.
+///
+/// # Errors
+/// `422` with a field error for a `limit` that is not a number (range checks happen in
+/// [`crate::Keyward::list_keys`]) and for a query that is not valid percent-encoding.
+pub fn list_query(query: Option<&str>) -> Result<(Option<String>, Option<u32>), Problem> {
+    let mut cursor = None;
+    let mut limit = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
+            .decode_utf8()
+            .map_err(|_| {
+                validation(
+                    k.chars().take(32).collect::<String>().as_str(),
+                    "invalid",
+                    "not UTF-8",
+                )
+            })?
+            .into_owned();
+        match k {
+            "limit" => {
+                limit =
+                    Some(v.trim().parse::<u32>().map_err(|_| {
+                        validation("limit", "invalid", "must be a positive integer")
+                    })?);
+            }
+            "cursor" => cursor = Some(v),
+            _ => {}
+        }
+    }
+    Ok((cursor, limit))
+}
+
+/// A key id from a path segment. A malformed id cannot name a key: `404`.
+///
+/// # Errors
+/// `API_KEY_NOT_FOUND` for anything that is not a key id.
+pub fn path_key_id(segment: &str) -> Result<KeyId, Problem> {
+    segment.parse().map_err(|_| {
+        Problem::new(
+            ErrorCode::ApiKeyNotFound,
+            Some("API key not found".to_owned()),
+        )
+    })
+}
+
+/// `403`: the request presents an API key, and the application did not allow API keys to
+/// manage keys.
+#[must_use]
+pub fn api_key_management_forbidden() -> Problem {
+    Problem::new(
+        ErrorCode::Forbidden,
+        Some("API keys cannot manage API keys on this server".to_owned()),
+    )
+}
+
+/// `403`: the admin check refused.
+#[must_use]
+pub fn admin_forbidden() -> Problem {
+    Problem::new(
+        ErrorCode::Forbidden,
+        Some("administrator rights are required".to_owned()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{CreateKeyRequest, RotateKeyRequest};
+
+    const JSON: Option<&[u8]> = Some(b"application/json");
+
+    #[test]
+    fn content_types() {
+        assert!(is_json(Some(b"application/json")));
+        assert!(is_json(Some(b"Application/JSON; charset=utf-8")));
+        assert!(is_json(Some(b"application/merge-patch+json")));
+        assert!(!is_json(Some(b"text/plain")));
+        assert!(!is_json(Some(b"application/jsonx")));
+        assert!(!is_json(Some(b"\xff")));
+        assert!(!is_json(None));
+    }
+
+    #[test]
+    fn wrong_content_type_is_415() {
+        let e = json_body::<CreateKeyRequest>(Some(b"text/plain"), br#"{"name":"a"}"#).unwrap_err();
+        assert_eq!(e.status, 415);
+        assert_eq!(e.code, "UNSUPPORTED_MEDIA_TYPE");
+    }
+
+    #[test]
+    fn malformed_json_is_400() {
+        for body in [&b"{"[..], b"not json", b"", b"{\"name\":\"\xff\"}"] {
+            let e = json_body::<CreateKeyRequest>(JSON, body).unwrap_err();
+            assert_eq!(e.status, 400, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_field_is_422_naming_it() {
+        let e = json_body::<CreateKeyRequest>(JSON, br#"{"name":"a","owner_id":"x"}"#).unwrap_err();
+        assert_eq!(e.status, 422);
+        assert_eq!(e.errors[0].field, "owner_id");
+        assert_eq!(e.errors[0].code, "unknown_field");
+    }
+
+    #[test]
+    fn missing_and_wrong_types_are_422() {
+        let e = json_body::<CreateKeyRequest>(JSON, br"{}").unwrap_err();
+        assert_eq!(
+            (
+                e.status,
+                e.errors[0].field.as_str(),
+                e.errors[0].code.as_str()
+            ),
+            (422, "name", "required")
+        );
+        let e = json_body::<CreateKeyRequest>(JSON, br#"{"name":5}"#).unwrap_err();
+        assert_eq!((e.status, e.errors[0].code.as_str()), (422, "invalid"));
+        let e = json_body::<RotateKeyRequest>(JSON, br#""x""#).unwrap_err();
+        assert_eq!(e.status, 422);
+    }
+
+    #[test]
+    fn empty_body_is_default_where_allowed() {
+        let r: RotateKeyRequest = json_body_or_default(None, b"").unwrap();
+        assert_eq!(r.grace_seconds, None);
+        let r: RotateKeyRequest = json_body_or_default(JSON, br#"{"grace_seconds":5}"#).unwrap();
+        assert_eq!(r.grace_seconds, Some(5));
+        assert_eq!(
+            json_body_or_default::<RotateKeyRequest>(None, b"{}")
+                .unwrap_err()
+                .status,
+            415
+        );
+    }
+
+    #[test]
+    fn good_body_parses() {
+        let r: CreateKeyRequest = json_body(JSON, br#"{"name":"ci","scopes":["a:b"]}"#).unwrap();
+        assert_eq!(r.name, "ci");
+    }
+
+    #[test]
+    fn queries() {
+        assert_eq!(list_query(None).unwrap(), (None, None));
+        assert_eq!(
+            list_query(Some("limit=5&cursor=abc&x=1")).unwrap(),
+            (Some("abc".into()), Some(5))
+        );
+        assert_eq!(
+            list_query(Some("cursor=a%2Db")).unwrap().0.as_deref(),
+            Some("a-b")
+        );
+        assert_eq!(list_query(Some("limit=-1")).unwrap_err().status, 422);
+        assert_eq!(
+            list_query(Some("limit=abc")).unwrap_err().errors[0].field,
+            "limit"
+        );
+        assert_eq!(list_query(Some("cursor=%ff")).unwrap_err().status, 422);
+        assert_eq!(list_query(Some("&&limit")).unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn path_ids() {
+        assert!(path_key_id("AbCdEf012345").is_ok());
+        assert_eq!(path_key_id("../etc").unwrap_err().status, 404);
+        assert_eq!(path_key_id("").unwrap_err().code, "API_KEY_NOT_FOUND");
+    }
+}

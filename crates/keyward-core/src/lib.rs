@@ -1,0 +1,44 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod cache;
+pub mod clock;
+pub mod credentials;
+pub mod crypto;
+pub mod digest;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod key;
+pub mod memory;
+pub mod model;
+#[cfg(feature = "openapi")]
+pub mod openapi;
+pub mod problem;
+pub mod scope;
+pub mod service;
+pub mod signing;
+pub mod sigv4;
+pub mod store;
+
+#[doc(inline)]
+pub use crate::cache::CacheConfig;
+#[doc(inline)]
+pub use crate::digest::{Keyring, Pepper};
+#[doc(inline)]
+pub use crate::engine::{Keyward, KeywardBuilder, VerifyContext, VerifyError};
+#[doc(inline)]
+pub use crate::error::ErrorCode;
+#[doc(inline)]
+pub use crate::key::{ApiKey, KeyFormat, KeyId};
+#[doc(inline)]
+pub use crate::model::{KeyRecord, KeyView, Policy, Principal};
+#[doc(inline)]
+pub use crate::problem::Problem;
+#[doc(inline)]
+pub use crate::scope::{Scope, ScopeRequirement, ScopeSet};
+#[doc(inline)]
+pub use crate::service::{Access, ServiceError};
+#[doc(inline)]
+pub use crate::store::{KeyStore, StoreError};

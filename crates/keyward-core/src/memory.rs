@@ -1,0 +1,337 @@
+//! In-memory implementations of the store traits: for unit tests, examples and the quick start.
+//! They keep nothing across restarts and do not share state between processes; use
+//! `keyward-sea-orm` or `keyward-redis` where a real deployment runs.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::digest::KeyDigest;
+use crate::key::KeyId;
+use crate::model::{Credits, KeyRecord, RateLimit};
+use crate::store::{
+    Admission, CreditLedger, Cursor, KeyStore, NonceStore, Page, RateLimiter, StoreError,
+    StoreErrorKind, UsageDelta, credit_period, credit_refill_in,
+};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug, Default)]
+struct State {
+    by_id: HashMap<KeyId, KeyRecord>,
+    /// `(owner, created_at, key_id)`, ordered for cursor pagination.
+    by_owner: BTreeSet<(String, DateTime<Utc>, KeyId)>,
+}
+
+/// A [`KeyStore`] in a mutex-guarded map. The max-keys check and the insert happen under one
+/// lock, so they are atomic.
+#[derive(Debug, Default)]
+pub struct MemoryKeyStore {
+    state: Mutex<State>,
+}
+
+impl MemoryKeyStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for MemoryKeyStore {
+    async fn create(
+        &self,
+        record: &KeyRecord,
+        max_per_owner: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut st = lock(&self.state);
+        if st.by_id.contains_key(&record.key_id) {
+            return Err(StoreError::new(
+                StoreErrorKind::Conflict,
+                "duplicate key id",
+            ));
+        }
+        if let Some(max) = max_per_owner {
+            let owner = record.owner_id.as_str();
+            let count = st
+                .by_owner
+                .range((owner.to_owned(), DateTime::<Utc>::MIN_UTC, KeyId::MIN)..)
+                .take_while(|(o, _, _)| o == owner)
+                .filter(|(_, _, id)| st.by_id.get(id).is_some_and(|r| r.counts_toward_limit(now)))
+                .count();
+            if count >= usize::try_from(max).unwrap_or(usize::MAX) {
+                return Err(StoreError::new(
+                    StoreErrorKind::LimitReached,
+                    "owner key limit reached",
+                ));
+            }
+        }
+        st.by_owner
+            .insert((record.owner_id.clone(), record.created_at, record.key_id));
+        st.by_id.insert(record.key_id, record.clone());
+        Ok(())
+    }
+
+    async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(lock(&self.state).by_id.get(key_id).cloned())
+    }
+
+    async fn list_by_owner(
+        &self,
+        owner_id: &str,
+        cursor: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        let st = lock(&self.state);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let start = match cursor {
+            Some(c) => (owner_id.to_owned(), c.created_at, c.key_id),
+            None => (owner_id.to_owned(), DateTime::<Utc>::MIN_UTC, KeyId::MIN),
+        };
+        let mut items: Vec<KeyRecord> = st
+            .by_owner
+            .range(start.clone()..)
+            .filter(|e| cursor.is_none() || **e != start)
+            .take_while(|(o, _, _)| o == owner_id)
+            .take(limit.saturating_add(1))
+            .filter_map(|(_, _, id)| st.by_id.get(id).cloned())
+            .collect();
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(Cursor::after)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let mut st = lock(&self.state);
+        let Some(stored) = st.by_id.get_mut(&record.key_id) else {
+            return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
+        };
+        let keep = (
+            stored.usage,
+            stored.last_used_at,
+            stored.revoked_at,
+            stored.digest.clone(),
+        );
+        *stored = record.clone();
+        (
+            stored.usage,
+            stored.last_used_at,
+            stored.revoked_at,
+            stored.digest,
+        ) = keep;
+        Ok(())
+    }
+
+    async fn set_digest(&self, key_id: &KeyId, digest: &KeyDigest) -> Result<(), StoreError> {
+        let mut st = lock(&self.state);
+        let Some(stored) = st.by_id.get_mut(key_id) else {
+            return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
+        };
+        stored.digest = digest.clone();
+        Ok(())
+    }
+
+    async fn revoke(
+        &self,
+        key_id: &KeyId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let mut st = lock(&self.state);
+        Ok(st.by_id.get_mut(key_id).map(|r| {
+            if r.revoked_at.is_none() {
+                r.revoked_at = Some(at);
+                r.updated_at = at;
+            }
+            r.clone()
+        }))
+    }
+
+    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
+        let mut st = lock(&self.state);
+        for d in batch {
+            if let Some(r) = st.by_id.get_mut(&d.key_id) {
+                apply_usage(r, d);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies a usage delta to a record the way every store must: requests add up, `last_used_at`
+/// only moves forward, credit counters take the ledger's value for the newest period.
+pub fn apply_usage(r: &mut KeyRecord, d: &UsageDelta) {
+    r.usage.request_count = r.usage.request_count.saturating_add(d.requests);
+    if let Some(t) = d.last_used_at
+        && r.last_used_at.is_none_or(|old| old < t)
+    {
+        r.last_used_at = Some(t);
+    }
+    if let Some((period, used)) = d.credits
+        && (period > r.usage.credits_period
+            || (period == r.usage.credits_period && used > r.usage.credits_used))
+    {
+        r.usage.credits_period = period;
+        r.usage.credits_used = used;
+    }
+}
+
+/// A [`NonceStore`] in memory, bounded: when full of unexpired entries it refuses (fails
+/// closed) rather than forgetting nonces early.
+#[derive(Debug)]
+pub struct MemoryNonceStore {
+    seen: Mutex<HashMap<(String, String), DateTime<Utc>>>,
+    capacity: usize,
+}
+
+impl Default for MemoryNonceStore {
+    fn default() -> Self {
+        Self::with_capacity(1_000_000)
+    }
+}
+
+impl MemoryNonceStore {
+    /// A store remembering at most `capacity` live nonces.
+    #[must_use]
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            seen: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl NonceStore for MemoryNonceStore {
+    async fn check_and_store(
+        &self,
+        namespace: &str,
+        nonce: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut seen = lock(&self.seen);
+        let k = (namespace.to_owned(), nonce.to_owned());
+        if let Some(exp) = seen.get(&k)
+            && *exp > now
+        {
+            return Ok(false);
+        }
+        if seen.len() >= self.capacity {
+            seen.retain(|_, exp| *exp > now);
+            if seen.len() >= self.capacity {
+                return Err(StoreError::unavailable("nonce store full"));
+            }
+        }
+        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        seen.insert(
+            k,
+            now.checked_add_signed(ttl)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        );
+        Ok(true)
+    }
+}
+
+/// A GCRA rate limiter in memory: smooth, one timestamp per key.
+#[derive(Debug, Default)]
+pub struct MemoryRateLimiter {
+    tat: Mutex<HashMap<KeyId, i64>>,
+}
+
+impl MemoryRateLimiter {
+    /// An empty limiter.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// One GCRA step in microseconds: returns the new theoretical arrival time, or the wait.
+///
+/// # Errors
+/// The wait in microseconds when the request is over the limit.
+pub fn gcra(tat: Option<i64>, now_us: i64, limit: &RateLimit) -> Result<i64, i64> {
+    let period = i64::from(limit.window_seconds.max(1)) * 1_000_000;
+    let emission = (period / i64::from(limit.requests.max(1))).max(1);
+    let tat = tat.unwrap_or(now_us).max(now_us);
+    let allow_at = tat - period + emission;
+    if now_us < allow_at {
+        Err(allow_at - now_us)
+    } else {
+        Ok(tat + emission)
+    }
+}
+
+#[async_trait::async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn acquire(
+        &self,
+        key_id: &KeyId,
+        limit: &RateLimit,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, StoreError> {
+        let mut map = lock(&self.tat);
+        match gcra(map.get(key_id).copied(), now.timestamp_micros(), limit) {
+            Ok(next) => {
+                map.insert(*key_id, next);
+                Ok(Admission::Allowed)
+            }
+            Err(wait_us) => Ok(Admission::Refused {
+                retry_after: Some(
+                    Duration::from_micros(wait_us.unsigned_abs()).max(Duration::from_secs(1)),
+                ),
+            }),
+        }
+    }
+}
+
+/// Usage credits in memory, seeded from the record's stored counters.
+#[derive(Debug, Default)]
+pub struct MemoryCreditLedger {
+    used: Mutex<HashMap<KeyId, (u64, u64)>>,
+}
+
+impl MemoryCreditLedger {
+    /// An empty ledger.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl CreditLedger for MemoryCreditLedger {
+    async fn consume(
+        &self,
+        record: &KeyRecord,
+        credits: &Credits,
+        now: DateTime<Utc>,
+    ) -> Result<(Admission, Option<(u64, u64)>), StoreError> {
+        let period = credit_period(credits, record.created_at, now);
+        let mut map = lock(&self.used);
+        let stored = (record.usage.credits_period, record.usage.credits_used);
+        let entry = map.entry(record.key_id).or_insert(stored);
+        if stored.0 > entry.0 || (stored.0 == entry.0 && stored.1 > entry.1) {
+            *entry = stored;
+        }
+        if entry.0 < period {
+            *entry = (period, 0);
+        }
+        if entry.1 >= credits.limit {
+            let retry_after = credit_refill_in(credits, record.created_at, now);
+            return Ok((Admission::Refused { retry_after }, None));
+        }
+        entry.1 += 1;
+        Ok((Admission::Allowed, Some(*entry)))
+    }
+}

@@ -1,0 +1,484 @@
+//! Domain types: the stored [`KeyRecord`], its safe [`KeyView`], the [`Principal`] a verified
+//! request carries, limits, usage and IP allowlists.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::digest::KeyDigest;
+use crate::key::{KeyFormat, KeyId};
+use crate::scope::ScopeSet;
+
+/// Free-form JSON object attached to a key.
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// A per-key rate limit: at most `requests` per `window_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per window (≥ 1).
+    pub requests: u32,
+    /// Window length in seconds (≥ 1).
+    pub window_seconds: u32,
+}
+
+/// Usage credits: `limit` verified requests, refilled every `refill_seconds` when set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Credits {
+    /// Credits per period (or in total when there is no refill).
+    pub limit: u64,
+    /// Refill period in seconds; periods start at the key's creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refill_seconds: Option<u64>,
+}
+
+/// Counters kept for a key, flushed to the store in batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Usage {
+    /// Verified requests made with the key.
+    pub request_count: u64,
+    /// Credits used in the current period (see [`Credits`]).
+    pub credits_used: u64,
+    /// Index of the credit period `credits_used` belongs to.
+    pub credits_period: u64,
+}
+
+/// An IPv4 or IPv6 network in CIDR notation (a bare address is a /32 or /128).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+/// A malformed CIDR or address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an IP address or CIDR network: {0:?}")]
+pub struct IpNetError(pub String);
+
+impl IpNet {
+    /// Whether `ip` lies inside this network. IPv4-mapped IPv6 addresses match IPv4 networks.
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = IpNetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || IpNetError(s.chars().take(64).collect());
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().map_err(|_| err())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| err())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(err());
+        }
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl fmt::Debug for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The signing secret, sealed with AES-256-GCM under a versioned encryption key. Only
+/// signing-enabled keys have one. Redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    /// Version of the encryption key that sealed it.
+    pub key_version: u32,
+    /// `nonce ‖ ciphertext ‖ tag`.
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedSecret")
+            .field("key_version", &self.key_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key as stored. Holds the digest, never the secret. Use [`KeyView`] for anything that leaves
+/// the process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    /// Public lookup handle, unique.
+    pub key_id: KeyId,
+    /// Opaque owner id (a user, team or tenant of the application).
+    pub owner_id: String,
+    /// Human name.
+    pub name: String,
+    /// Optional description.
+    pub description: Option<String>,
+    /// Environment marker the key was issued for.
+    pub env: String,
+    /// Issuer prefix the key was issued with.
+    pub prefix: String,
+    /// Keyed digest of the secret.
+    pub digest: KeyDigest,
+    /// Signing-only keys: the secret sealed for SigV4 verification.
+    pub sealed_secret: Option<SealedSecret>,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// Application metadata.
+    pub metadata: Metadata,
+    /// Networks the key may be used from; empty means anywhere.
+    pub ip_allowlist: Vec<IpNet>,
+    /// Optional per-key rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Optional usage credits.
+    pub credits: Option<Credits>,
+    /// Counters.
+    pub usage: Usage,
+    /// Deactivated keys fail verification but can be re-activated.
+    pub is_active: bool,
+    /// Creation time (microsecond precision).
+    pub created_at: DateTime<Utc>,
+    /// Last management change.
+    pub updated_at: DateTime<Utc>,
+    /// The key is not valid before this instant.
+    pub not_before: Option<DateTime<Utc>>,
+    /// The key is not valid from this instant on.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last verified use (per the last-used strategy).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Soft revocation time; final.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The key this one replaced by rotation.
+    pub rotated_from: Option<KeyId>,
+}
+
+/// The lifecycle state of a key at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Usable.
+    Active,
+    /// Revoked: final.
+    Revoked,
+    /// Deactivated by its owner or an admin.
+    Inactive,
+    /// Past its expiry.
+    Expired,
+    /// Before its start.
+    NotYetValid,
+}
+
+impl KeyRecord {
+    /// The state at `now`, most final first: revoked, inactive, expired, not yet valid, active.
+    #[must_use]
+    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
+        if self.revoked_at.is_some() {
+            KeyState::Revoked
+        } else if !self.is_active {
+            KeyState::Inactive
+        } else if self.expires_at.is_some_and(|e| now >= e) {
+            KeyState::Expired
+        } else if self.not_before.is_some_and(|nb| now < nb) {
+            KeyState::NotYetValid
+        } else {
+            KeyState::Active
+        }
+    }
+
+    /// Whether the key counts against the owner's maximum at `now`: not revoked, not expired.
+    #[must_use]
+    pub fn counts_toward_limit(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+
+    /// Whether the key may only be used to sign requests.
+    #[must_use]
+    pub fn is_signing(&self) -> bool {
+        self.sealed_secret.is_some()
+    }
+
+    /// The safe view.
+    #[must_use]
+    pub fn view(&self, now: DateTime<Utc>) -> KeyView {
+        KeyView {
+            id: self.key_id,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            display: format!("{}_{}_{}…", self.prefix, self.env, self.key_id),
+            env: self.env.clone(),
+            owner_id: self.owner_id.clone(),
+            scopes: self.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            is_active: self.is_active,
+            state: self.state(now),
+            signing: self.is_signing(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            not_before: self.not_before,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            revoked_at: self.revoked_at,
+            rotated_from: self.rotated_from,
+            metadata: self.metadata.clone(),
+            ip_allowlist: self.ip_allowlist.iter().map(ToString::to_string).collect(),
+            rate_limit: self.rate_limit,
+            credits: self.credits,
+            usage: self.usage,
+        }
+    }
+}
+
+/// The safe view of a key: what management routes return. Never the secret, never the digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyView {
+    /// The key id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "AbCdEf012345"))]
+    pub id: KeyId,
+    /// Human name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// `prefix_env_keyid…`: enough to recognise the key, useless to use it.
+    pub display: String,
+    /// Environment marker.
+    pub env: String,
+    /// Owner.
+    pub owner_id: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// Active flag.
+    pub is_active: bool,
+    /// Lifecycle state now.
+    pub state: KeyState,
+    /// Whether this is a signing-only key.
+    pub signing: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last management change.
+    pub updated_at: DateTime<Utc>,
+    /// Start of validity.
+    pub not_before: Option<DateTime<Utc>>,
+    /// End of validity.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last verified use.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Revocation time.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Predecessor, for rotated keys.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub rotated_from: Option<KeyId>,
+    /// Application metadata.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub metadata: Metadata,
+    /// Allowed networks (CIDR); empty means anywhere.
+    pub ip_allowlist: Vec<String>,
+    /// Per-key rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Usage credits.
+    pub credits: Option<Credits>,
+    /// Counters.
+    pub usage: Usage,
+}
+
+/// The identity a verified request carries. Cheap to clone.
+#[derive(Clone, PartialEq)]
+pub struct Principal(Arc<PrincipalInner>);
+
+#[derive(Debug, PartialEq)]
+struct PrincipalInner {
+    key_id: KeyId,
+    owner_id: String,
+    scopes: ScopeSet,
+    metadata: Metadata,
+    env: String,
+}
+
+impl Principal {
+    /// Builds a principal from a verified record with its effective scopes.
+    #[must_use]
+    pub fn new(record: &KeyRecord, scopes: ScopeSet) -> Self {
+        Self(Arc::new(PrincipalInner {
+            key_id: record.key_id,
+            owner_id: record.owner_id.clone(),
+            scopes,
+            metadata: record.metadata.clone(),
+            env: record.env.clone(),
+        }))
+    }
+
+    /// The key that authenticated.
+    #[must_use]
+    pub fn key_id(&self) -> KeyId {
+        self.0.key_id
+    }
+
+    /// Its owner.
+    #[must_use]
+    pub fn owner_id(&self) -> &str {
+        &self.0.owner_id
+    }
+
+    /// Its effective scopes (after any scope authority).
+    #[must_use]
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.0.scopes
+    }
+
+    /// The key's metadata.
+    #[must_use]
+    pub fn metadata(&self) -> &Metadata {
+        &self.0.metadata
+    }
+
+    /// The key's environment.
+    #[must_use]
+    pub fn env(&self) -> &str {
+        &self.0.env
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("key_id", &self.0.key_id)
+            .field("owner_id", &self.0.owner_id)
+            .field("scopes", &self.0.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serialize for Principal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Principal", 5)?;
+        st.serialize_field("key_id", &self.0.key_id)?;
+        st.serialize_field("owner_id", &self.0.owner_id)?;
+        st.serialize_field("scopes", &self.0.scopes)?;
+        st.serialize_field("env", &self.0.env)?;
+        st.serialize_field("metadata", &self.0.metadata)?;
+        st.end()
+    }
+}
+
+/// How `last_used_at` is recorded. None of them writes to the store on the request path except
+/// `Immediate`, which the application opts into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastUsedStrategy {
+    /// Never record.
+    Disabled,
+    /// Write on every verified request (a store write per request).
+    Immediate,
+    /// Record at most once per this many seconds per key, flushed in batches.
+    Throttled(u64),
+}
+
+impl Default for LastUsedStrategy {
+    /// `Throttled(300)`.
+    fn default() -> Self {
+        Self::Throttled(300)
+    }
+}
+
+/// Limits and defaults for key management.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Key prefix and environment.
+    pub format: KeyFormat,
+    /// Expiry given to keys created without one; `None` for no default.
+    pub default_ttl: Option<chrono::Duration>,
+    /// Longest lifetime a key may be given; `None` for unbounded.
+    pub max_ttl: Option<chrono::Duration>,
+    /// Maximum keys per owner that are neither revoked nor expired; enforced atomically.
+    pub max_keys_per_owner: Option<u32>,
+    /// How last use is recorded.
+    pub last_used: LastUsedStrategy,
+    /// What may be granted.
+    pub catalog: crate::scope::ScopeCatalog,
+    /// Longest name, in characters.
+    pub max_name_len: usize,
+    /// Longest description, in characters.
+    pub max_description_len: usize,
+    /// Most scopes per key.
+    pub max_scopes: usize,
+    /// Largest metadata object, in bytes of JSON.
+    pub max_metadata_bytes: usize,
+    /// Most allowlist entries per key.
+    pub max_ip_entries: usize,
+    /// Grace period of a rotation when the request gives none.
+    pub default_rotation_grace: chrono::Duration,
+    /// Longest grace period a rotation may ask for.
+    pub max_rotation_grace: chrono::Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            format: KeyFormat::default(),
+            default_ttl: None,
+            max_ttl: None,
+            max_keys_per_owner: Some(20),
+            last_used: LastUsedStrategy::default(),
+            catalog: crate::scope::ScopeCatalog::Any,
+            max_name_len: 128,
+            max_description_len: 1024,
+            max_scopes: 64,
+            max_metadata_bytes: 8192,
+            max_ip_entries: 64,
+            default_rotation_grace: chrono::Duration::hours(1),
+            max_rotation_grace: chrono::Duration::days(30),
+        }
+    }
+}

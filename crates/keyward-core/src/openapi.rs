@@ -1,0 +1,408 @@
+//! The OpenAPI 3.1 document of the management routes (DESIGN.md §6), built once here with
+//! utoipa's builder API so that every adapter serves the same JSON.
+//!
+//! Only with the `openapi` feature.
+
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+    PathItemBuilder,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ComponentsBuilder, Schema};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    Content, HeaderBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr,
+    Required, ResponseBuilder,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::error::ErrorCode;
+use crate::model::{Credits, KeyState, KeyView, RateLimit, Usage};
+use crate::problem::{CONTENT_TYPE as PROBLEM, Problem};
+use crate::service::{
+    CreateKeyRequest, CreatedKey, FieldError, KeyPage, RotateKeyRequest, UpdateKeyRequest,
+};
+
+/// Name of the bearer security scheme.
+pub const BEARER_SCHEME: &str = "apiKeyAuth";
+/// Name of the SigV4 security scheme (present when signing is enabled).
+pub const HMAC_SCHEME: &str = "apiKeyHmacAuth";
+
+fn schema_ref<T: ToSchema>() -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name(T::name()))
+}
+
+fn json<T: ToSchema>() -> Content {
+    Content::new(Some(schema_ref::<T>()))
+}
+
+fn problem_response(op: OperationBuilder, code: ErrorCode, description: &str) -> OperationBuilder {
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content(PROBLEM, json::<Problem>());
+    if code.status() == 401 {
+        response = response.header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(String::schema())
+                .description(Some("`Bearer`"))
+                .build(),
+        );
+    }
+    if code.status() == 429 {
+        response = response.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(u64::schema())
+                .description(Some("seconds to wait"))
+                .build(),
+        );
+    }
+    op.response(code.status().to_string(), response.build())
+}
+
+/// The errors every management route may answer with.
+fn common_errors(op: OperationBuilder) -> OperationBuilder {
+    let op = problem_response(
+        op,
+        ErrorCode::ApiKeyMissing,
+        "No owner could be resolved for the request",
+    );
+    let op = problem_response(
+        op,
+        ErrorCode::Forbidden,
+        "Not allowed (API-key callers, admin check)",
+    );
+    problem_response(
+        op,
+        ErrorCode::AuthUnavailable,
+        "The key store is unavailable",
+    )
+}
+
+fn with_body<T: ToSchema>(op: OperationBuilder) -> OperationBuilder {
+    let op = op.request_body(Some(
+        RequestBodyBuilder::new()
+            .content("application/json", json::<T>())
+            .required(Some(Required::True))
+            .build(),
+    ));
+    let op = problem_response(op, ErrorCode::BadRequest, "The body is not valid JSON");
+    let op = problem_response(op, ErrorCode::PayloadTooLarge, "The body exceeds the limit");
+    let op = op.response(
+        "415",
+        ResponseBuilder::new()
+            .description("The body is not application/json")
+            .content(PROBLEM, json::<Problem>())
+            .build(),
+    );
+    problem_response(
+        op,
+        ErrorCode::ValidationFailed,
+        "The body is invalid (field-level detail in `errors`)",
+    )
+}
+
+fn ok<T: ToSchema>(op: OperationBuilder, status: u16, description: &str) -> OperationBuilder {
+    op.response(
+        status.to_string(),
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", json::<T>())
+            .build(),
+    )
+}
+
+fn path_param(name: &str, description: &str) -> ParameterBuilder {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(String::schema()))
+}
+
+fn op(id: &str, summary: &str, tag: &str) -> OperationBuilder {
+    OperationBuilder::new()
+        .operation_id(Some(id))
+        .summary(Some(summary))
+        .tag(tag)
+}
+
+fn not_found(op: OperationBuilder) -> OperationBuilder {
+    problem_response(
+        op,
+        ErrorCode::ApiKeyNotFound,
+        "No such key for this owner (missing and foreign keys alike)",
+    )
+}
+
+fn create(id: &str, tag: &str) -> Operation {
+    let o = op(
+        id,
+        "Create an API key; the raw key is in the response, this once",
+        tag,
+    );
+    let o = ok::<CreatedKey>(with_body::<CreateKeyRequest>(o), 201, "The key was created");
+    let o = problem_response(
+        o,
+        ErrorCode::ApiKeyLimitReached,
+        "The owner has the maximum number of keys",
+    );
+    common_errors(o).build()
+}
+
+fn list(id: &str, tag: &str) -> Operation {
+    let o = op(id, "List keys, oldest first", tag)
+        .parameter(
+            ParameterBuilder::new()
+                .name("limit")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some("Page size, 1–100 (default 50)"))
+                .schema(Some(u32::schema())),
+        )
+        .parameter(
+            ParameterBuilder::new()
+                .name("cursor")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some("`next_cursor` of the previous page"))
+                .schema(Some(String::schema())),
+        );
+    let o = ok::<KeyPage>(o, 200, "A page of keys");
+    let o = problem_response(o, ErrorCode::ValidationFailed, "Bad `limit` or `cursor`");
+    common_errors(o).build()
+}
+
+fn get(id: &str, tag: &str) -> Operation {
+    let o = ok::<KeyView>(op(id, "One key's safe view", tag), 200, "The key");
+    common_errors(not_found(o)).build()
+}
+
+fn revoke(id: &str, tag: &str) -> Operation {
+    let o = op(id, "Revoke a key (soft, final, effective at once)", tag)
+        .response("204", ResponseBuilder::new().description("Revoked").build());
+    common_errors(not_found(o)).build()
+}
+
+/// The management routes' OpenAPI document.
+///
+/// `prefix` is where the self-service routes are mounted (default `/api-keys`); with `admin`,
+/// the admin routes under `/admin/owners/{owner_id}{prefix}` are described too; with `signing`,
+/// the `apiKeyHmacAuth` (SigV4) security scheme is added beside `apiKeyAuth`.
+#[must_use]
+pub fn document(prefix: &str, admin: bool, signing: bool) -> OpenApi {
+    let prefix = prefix.trim_end_matches('/');
+    let key_id = || path_param("key_id", "The key id (12 base62 characters)");
+    let owner_id = || path_param("owner_id", "The owner whose keys are managed");
+    let tag = "api-keys";
+
+    let collection = path_item(
+        vec![
+            (HttpMethod::Post, create("createApiKey", tag)),
+            (HttpMethod::Get, list("listApiKeys", tag)),
+        ],
+        Vec::new(),
+    );
+    let update = {
+        let o = ok::<KeyView>(
+            with_body::<UpdateKeyRequest>(op("updateApiKey", "Change a key", tag)),
+            200,
+            "The changed key",
+        );
+        common_errors(not_found(o)).build()
+    };
+    let rotate = {
+        let o = op(
+            "rotateApiKey",
+            "Issue a successor; the old key keeps working for the grace period",
+            tag,
+        );
+        let o = ok::<CreatedKey>(
+            with_body::<RotateKeyRequest>(o),
+            201,
+            "The successor, with its raw key this once",
+        );
+        common_errors(not_found(o)).build()
+    };
+    let item = path_item(
+        vec![
+            (HttpMethod::Get, get("getApiKey", tag)),
+            (HttpMethod::Patch, update),
+            (HttpMethod::Delete, revoke("revokeApiKey", tag)),
+        ],
+        vec![key_id()],
+    );
+    let rotate = path_item(vec![(HttpMethod::Post, rotate)], vec![key_id()]);
+
+    let mut paths = PathsBuilder::new()
+        .path(prefix, collection)
+        .path(format!("{prefix}/{{key_id}}"), item)
+        .path(format!("{prefix}/{{key_id}}/rotate"), rotate);
+    if admin {
+        let tag = "admin";
+        let collection = path_item(
+            vec![
+                (HttpMethod::Post, create("adminCreateApiKey", tag)),
+                (HttpMethod::Get, list("adminListApiKeys", tag)),
+            ],
+            vec![owner_id()],
+        );
+        let item = path_item(
+            vec![(HttpMethod::Delete, revoke("adminRevokeApiKey", tag))],
+            vec![owner_id(), key_id()],
+        );
+        paths = paths
+            .path(format!("/admin/owners/{{owner_id}}{prefix}"), collection)
+            .path(
+                format!("/admin/owners/{{owner_id}}{prefix}/{{key_id}}"),
+                item,
+            );
+    }
+
+    let mut components = ComponentsBuilder::new()
+        .schema_from::<CreateKeyRequest>()
+        .schema_from::<UpdateKeyRequest>()
+        .schema_from::<RotateKeyRequest>()
+        .schema_from::<CreatedKey>()
+        .schema_from::<KeyPage>()
+        .schema_from::<KeyView>()
+        .schema_from::<KeyState>()
+        .schema_from::<RateLimit>()
+        .schema_from::<Credits>()
+        .schema_from::<Usage>()
+        .schema_from::<Problem>()
+        .schema_from::<FieldError>()
+        .security_scheme(
+            BEARER_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("keyward API key")
+                    .description(Some(
+                        "An API key `<prefix>_<env>_<key_id>_<secret><check>` as `Authorization: Bearer <key>` \
+                         (the `X-API-Key` header is accepted too).",
+                    ))
+                    .build(),
+            ),
+        );
+    if signing {
+        components = components.security_scheme(
+            HMAC_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "AWS Signature Version 4: `Authorization: AWS4-HMAC-SHA256 Credential=<key_id>/<date>/<region>/<service>/aws4_request, \
+                 SignedHeaders=…, Signature=…` with the raw API key as the secret, plus `X-Amz-Date`. See docs/signing.md.",
+            ))),
+        );
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("keyward API key management")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Self-service (and admin) management of API keys. Errors are application/problem+json \
+                     (RFC 9457) with a stable `code`.",
+                ))
+                .build(),
+        )
+        .paths(paths.build())
+        .components(Some(components.build()))
+        .build()
+}
+
+fn path_item(ops: Vec<(HttpMethod, Operation)>, params: Vec<ParameterBuilder>) -> PathItem {
+    let mut b = PathItemBuilder::new();
+    for (method, op) in ops {
+        b = b.operation(method, op);
+    }
+    if !params.is_empty() {
+        b = b.parameters(Some(params.into_iter().map(ParameterBuilder::build)));
+    }
+    b.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_of(doc: &OpenApi) -> serde_json::Value {
+        serde_json::to_value(doc).unwrap()
+    }
+
+    #[test]
+    fn describes_every_route_and_schema() {
+        let v = json_of(&document("/api-keys", true, false));
+        let paths = v["paths"].as_object().unwrap();
+        assert!(paths["/api-keys"]["post"].is_object());
+        assert!(paths["/api-keys"]["get"].is_object());
+        assert!(paths["/api-keys/{key_id}"]["get"].is_object());
+        assert!(paths["/api-keys/{key_id}"]["patch"].is_object());
+        assert!(paths["/api-keys/{key_id}"]["delete"].is_object());
+        assert!(paths["/api-keys/{key_id}/rotate"]["post"].is_object());
+        assert!(paths["/admin/owners/{owner_id}/api-keys"]["post"].is_object());
+        assert!(paths["/admin/owners/{owner_id}/api-keys/{key_id}"]["delete"].is_object());
+        let schemas = v["components"]["schemas"].as_object().unwrap();
+        for name in [
+            "CreateKeyRequest",
+            "UpdateKeyRequest",
+            "CreatedKey",
+            "KeyPage",
+            "KeyView",
+            "Problem",
+            "FieldError",
+        ] {
+            assert!(schemas.contains_key(name), "{name}");
+        }
+        assert_eq!(
+            v["components"]["securitySchemes"][BEARER_SCHEME]["scheme"],
+            "bearer"
+        );
+        assert!(
+            v["components"]["securitySchemes"]
+                .get(HMAC_SCHEME)
+                .is_none()
+        );
+        let created = &paths["/api-keys"]["post"]["responses"]["201"]["content"]["application/json"]
+            ["schema"]["$ref"];
+        assert_eq!(created, "#/components/schemas/CreatedKey");
+        assert!(paths["/api-keys"]["post"]["responses"]["422"]["content"][PROBLEM].is_object());
+    }
+
+    #[test]
+    fn every_ref_resolves() {
+        let v = json_of(&document("/keys/", true, true));
+        let text = v.to_string();
+        let schemas = v["components"]["schemas"].as_object().unwrap();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(schemas.contains_key(&name), "dangling $ref {name}");
+        }
+        assert!(v["paths"].get("/keys").is_some());
+    }
+
+    #[test]
+    fn signing_adds_the_hmac_scheme_and_admin_is_optional() {
+        let v = json_of(&document("/api-keys", false, true));
+        assert_eq!(
+            v["components"]["securitySchemes"][HMAC_SCHEME]["in"],
+            "header"
+        );
+        assert_eq!(
+            v["components"]["securitySchemes"][HMAC_SCHEME]["name"],
+            "Authorization"
+        );
+        assert!(
+            v["paths"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|k| !k.starts_with("/admin"))
+        );
+    }
+}

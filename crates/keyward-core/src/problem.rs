@@ -1,0 +1,163 @@
+//! RFC 9457 problem documents, built once here so every adapter answers identically.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::VerifyError;
+use crate::error::ErrorCode;
+use crate::service::{FieldError, ServiceError};
+
+/// The media type of problem documents.
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// An `application/problem+json` body with keyward's stable `code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    /// A URI naming the problem type (`urn:keyward:problem:<code>`).
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short human summary of the type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The stable machine code, e.g. `API_KEY_INVALID`.
+    pub code: String,
+    /// Human detail for this occurrence. Never contains secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Field errors, for `VALIDATION_FAILED`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Missing scopes, for `API_KEY_SCOPE_DENIED`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_scopes: Vec<String>,
+    /// Seconds to wait, for 429s (also sent as `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    /// A problem of `code` with an optional detail.
+    #[must_use]
+    pub fn new(code: ErrorCode, detail: impl Into<Option<String>>) -> Self {
+        Self {
+            type_uri: format!(
+                "urn:keyward:problem:{}",
+                code.as_str().to_ascii_lowercase().replace('_', "-")
+            ),
+            title: code.title().to_owned(),
+            status: code.status(),
+            code: code.as_str().to_owned(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            missing_scopes: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// `API_KEY_MISSING`.
+    #[must_use]
+    pub fn missing() -> Self {
+        Self::new(
+            ErrorCode::ApiKeyMissing,
+            Some("no API key was presented".to_owned()),
+        )
+    }
+
+    /// Whether the response needs `WWW-Authenticate: Bearer`.
+    #[must_use]
+    pub fn needs_www_authenticate(&self) -> bool {
+        self.status == 401
+    }
+
+    /// The `Retry-After` header value, if any.
+    #[must_use]
+    pub fn retry_after_header(&self) -> Option<String> {
+        self.retry_after.map(|s| s.to_string())
+    }
+
+    /// The JSON body.
+    #[must_use]
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self)
+            .unwrap_or_else(|_| br#"{"title":"Internal error","status":500}"#.to_vec())
+    }
+}
+
+fn secs(d: Option<Duration>) -> u64 {
+    // Round up: never tell a client to come back before it may.
+    d.map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+        .max(1)
+}
+
+impl From<&VerifyError> for Problem {
+    /// Every kind of bad key becomes the same `API_KEY_INVALID`; the reason stays in logs.
+    fn from(e: &VerifyError) -> Self {
+        let code = e.code();
+        let mut p = match e {
+            VerifyError::Invalid(_) => {
+                Problem::new(code, Some("the API key is not valid".to_owned()))
+            }
+            VerifyError::ScopeDenied { missing } => {
+                let mut p =
+                    Problem::new(code, Some("the API key lacks required scopes".to_owned()));
+                p.missing_scopes = missing.iter().map(|s| s.as_str().to_owned()).collect();
+                p
+            }
+            VerifyError::Unavailable(_) => Problem::new(
+                code,
+                Some("authentication is temporarily unavailable".to_owned()),
+            ),
+            other => Problem::new(code, Some(other.to_string())),
+        };
+        if matches!(
+            e,
+            VerifyError::RateLimited { .. } | VerifyError::UsageExhausted { .. }
+        ) {
+            p.retry_after = Some(secs(e.retry_after()));
+        }
+        p
+    }
+}
+
+impl From<&ServiceError> for Problem {
+    fn from(e: &ServiceError) -> Self {
+        match e {
+            ServiceError::Validation(errors) => {
+                let mut p = Problem::new(e.code(), Some("the request is invalid".to_owned()));
+                p.errors.clone_from(errors);
+                p
+            }
+            ServiceError::Unavailable(_) | ServiceError::Internal(_) => Problem::new(
+                e.code(),
+                Some("the key store is temporarily unavailable".to_owned()),
+            ),
+            other => Problem::new(other.code(), Some(other.to_string())),
+        }
+    }
+}
+
+impl From<VerifyError> for Problem {
+    fn from(e: VerifyError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Self {
+        Self::from(&e)
+    }
+}
+
+/// A 422 for one field (bodies that fail to deserialize, bad query parameters).
+#[must_use]
+pub fn validation(field: &str, code: &str, message: impl Into<String>) -> Problem {
+    let mut p = Problem::new(
+        ErrorCode::ValidationFailed,
+        Some("the request is invalid".to_owned()),
+    );
+    p.errors.push(FieldError::new(field, code, message));
+    p
+}

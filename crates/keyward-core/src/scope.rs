@@ -1,0 +1,427 @@
+//! Scopes: `reports:read`, with wildcards `reports:*` and `*` on the key side.
+//!
+//! A scope is 1–128 characters of `[a-z0-9:._-]`, or such a string ending in `:*`, or `*` alone.
+//! A granted scope *covers* a required one when they are equal, when the grant is `*`, or when
+//! the grant is `p:*` and the required scope starts with `p:`. Covering is reflexive and
+//! transitive. A route asks for all of its scopes (the default) or any one of them.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Longest scope accepted.
+pub const MAX_SCOPE_LEN: usize = 128;
+
+/// Why a scope or scope list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScopeError {
+    /// Empty string.
+    #[error("scope is empty")]
+    Empty,
+    /// Longer than [`MAX_SCOPE_LEN`].
+    #[error("scope is longer than {MAX_SCOPE_LEN} characters")]
+    TooLong,
+    /// A character outside `[a-z0-9:._-]`, or a `*` anywhere but a final `:*` or alone.
+    #[error("scope {0:?} has characters outside [a-z0-9:._-] or a misplaced wildcard")]
+    Invalid(String),
+    /// Scopes that the configured catalog does not allow.
+    #[error("scopes not in the catalog: {}", .0.join(", "))]
+    NotInCatalog(Vec<String>),
+    /// More scopes than allowed on one key.
+    #[error("at most {0} scopes per key")]
+    TooMany(usize),
+}
+
+/// One validated scope.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope(Box<str>);
+
+impl Scope {
+    /// The scope as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `*` or `p:*`.
+    #[must_use]
+    pub fn is_wildcard(&self) -> bool {
+        self.0.ends_with('*')
+    }
+
+    /// Whether this (granted) scope covers `required`.
+    #[must_use]
+    pub fn covers(&self, required: &Scope) -> bool {
+        let g = self.as_str();
+        if g == "*" || g == required.as_str() {
+            return true;
+        }
+        match g.strip_suffix('*') {
+            // `p:*` covers everything under `p:`, including narrower wildcards.
+            Some(stem) => required.as_str().starts_with(stem),
+            None => false,
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = ScopeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err(ScopeError::Empty);
+        }
+        if s.len() > MAX_SCOPE_LEN {
+            return Err(ScopeError::TooLong);
+        }
+        let body = if s == "*" {
+            ""
+        } else {
+            s.strip_suffix(":*").unwrap_or(s)
+        };
+        let ok_char = |b: u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b':' | b'.' | b'_' | b'-');
+        if !body.bytes().all(ok_char) || (s != "*" && body.is_empty()) {
+            return Err(ScopeError::Invalid(s.chars().take(MAX_SCOPE_LEN).collect()));
+        }
+        Ok(Self(s.into()))
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A sorted, de-duplicated set of scopes.
+#[derive(Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ScopeSet(Vec<Scope>);
+
+impl ScopeSet {
+    /// The empty set.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Parses and normalizes a list of scope strings.
+    ///
+    /// # Errors
+    /// The first [`ScopeError`] met.
+    pub fn parse<I, S>(items: I) -> Result<Self, ScopeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let v = items
+            .into_iter()
+            .map(|s| s.as_ref().parse())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_scopes(v))
+    }
+
+    /// Builds a set from validated scopes.
+    #[must_use]
+    pub fn from_scopes(mut v: Vec<Scope>) -> Self {
+        v.sort();
+        v.dedup();
+        Self(v)
+    }
+
+    /// The scopes, sorted.
+    #[must_use]
+    pub fn as_slice(&self) -> &[Scope] {
+        &self.0
+    }
+
+    /// Number of scopes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether any scope of the set covers `required`.
+    #[must_use]
+    pub fn covers(&self, required: &Scope) -> bool {
+        self.0.iter().any(|g| g.covers(required))
+    }
+
+    /// The scopes of `self` that some scope in `bound` covers: what survives downscoping.
+    #[must_use]
+    pub fn intersect(&self, bound: &ScopeSet) -> ScopeSet {
+        ScopeSet(self.0.iter().filter(|s| bound.covers(s)).cloned().collect())
+    }
+
+    /// Iterates the scopes.
+    pub fn iter(&self) -> std::slice::Iter<'_, Scope> {
+        self.0.iter()
+    }
+}
+
+impl fmt::Debug for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a ScopeSet {
+    type Item = &'a Scope;
+    type IntoIter = std::slice::Iter<'a, Scope>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// How a requirement combines its scopes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every scope is needed (the default).
+    #[default]
+    AllOf,
+    /// One of the scopes is enough.
+    AnyOf,
+}
+
+/// What a route requires of a key. The empty requirement asks only for a valid key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeRequirement {
+    mode: Mode,
+    scopes: Vec<Scope>,
+}
+
+impl ScopeRequirement {
+    /// Any valid key.
+    #[must_use]
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Every one of `scopes`.
+    ///
+    /// # Errors
+    /// A [`ScopeError`] for a malformed scope.
+    pub fn all_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
+        Ok(Self {
+            mode: Mode::AllOf,
+            scopes: ScopeSet::parse(scopes)?.0,
+        })
+    }
+
+    /// At least one of `scopes`.
+    ///
+    /// # Errors
+    /// A [`ScopeError`] for a malformed scope.
+    pub fn any_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
+        Ok(Self {
+            mode: Mode::AnyOf,
+            scopes: ScopeSet::parse(scopes)?.0,
+        })
+    }
+
+    /// The combination mode.
+    #[must_use]
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The required scopes.
+    #[must_use]
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+
+    /// Checks `granted` against the requirement.
+    ///
+    /// # Errors
+    /// The scopes that are missing: for all-of those not covered, for any-of all of them.
+    pub fn check(&self, granted: &ScopeSet) -> Result<(), Vec<Scope>> {
+        if self.scopes.is_empty() {
+            return Ok(());
+        }
+        match self.mode {
+            Mode::AllOf => {
+                let missing: Vec<Scope> = self
+                    .scopes
+                    .iter()
+                    .filter(|s| !granted.covers(s))
+                    .cloned()
+                    .collect();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(missing)
+                }
+            }
+            Mode::AnyOf => {
+                if self.scopes.iter().any(|s| granted.covers(s)) {
+                    Ok(())
+                } else {
+                    Err(self.scopes.clone())
+                }
+            }
+        }
+    }
+}
+
+/// The scopes create and update may grant. `Any` admits every well-formed scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ScopeCatalog {
+    /// Every well-formed scope may be granted.
+    #[default]
+    Any,
+    /// Only scopes covered by these entries may be granted (a grant of `p:*` needs `p:*` or `*`
+    /// in the catalog).
+    Only(ScopeSet),
+}
+
+impl ScopeCatalog {
+    /// A catalog limited to `scopes`.
+    ///
+    /// # Errors
+    /// A [`ScopeError`] for a malformed scope.
+    pub fn only<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
+        Ok(Self::Only(ScopeSet::parse(scopes)?))
+    }
+
+    /// Checks that every scope of `requested` may be granted.
+    ///
+    /// # Errors
+    /// [`ScopeError::NotInCatalog`] listing the refused scopes.
+    pub fn admit(&self, requested: &ScopeSet) -> Result<(), ScopeError> {
+        match self {
+            Self::Any => Ok(()),
+            Self::Only(allowed) => {
+                let refused: Vec<String> = requested
+                    .iter()
+                    .filter(|s| !allowed.covers(s))
+                    .map(|s| s.as_str().to_owned())
+                    .collect();
+                if refused.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ScopeError::NotInCatalog(refused))
+                }
+            }
+        }
+    }
+}
+
+/// Downscopes a key at verify time from its owner's current rights, so a key never outlives
+/// them. Called with the owner and the key's granted scopes; returns the effective scopes.
+#[async_trait::async_trait]
+pub trait ScopeAuthority: Send + Sync + fmt::Debug {
+    /// The scopes the key may use now; typically `key_scopes.intersect(&owner_rights)`.
+    ///
+    /// # Errors
+    /// A [`crate::store::StoreError`] when the owner's rights cannot be read (the request then
+    /// fails closed with 503).
+    async fn effective_scopes(
+        &self,
+        owner_id: &str,
+        key_scopes: &ScopeSet,
+    ) -> Result<ScopeSet, crate::store::StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> Scope {
+        x.parse().unwrap()
+    }
+
+    #[test]
+    fn parse_rules() {
+        for ok in ["reports:read", "a", "*", "reports:*", "a.b-c_d:e", "a:b:*"] {
+            assert!(ok.parse::<Scope>().is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "Reports", "a b", "re*", "*:a", ":*", "a:*:b", "**", "é", "a/b",
+        ] {
+            assert!(bad.parse::<Scope>().is_err(), "{bad}");
+        }
+        assert_eq!("x".repeat(129).parse::<Scope>(), Err(ScopeError::TooLong));
+    }
+
+    #[test]
+    fn wildcards_cover() {
+        assert!(s("*").covers(&s("anything:at:all")));
+        assert!(s("reports:*").covers(&s("reports:read")));
+        assert!(s("reports:*").covers(&s("reports:x:y")));
+        assert!(!s("reports:*").covers(&s("reports")));
+        assert!(!s("reports:*").covers(&s("reportsx:read")));
+        assert!(!s("reports:read").covers(&s("reports:*")));
+        assert!(s("reports:*").covers(&s("reports:x:*")));
+    }
+
+    #[test]
+    fn requirements() {
+        let granted = ScopeSet::parse(["reports:*", "users:read"]).unwrap();
+        let all = ScopeRequirement::all_of(["reports:read", "users:write"]).unwrap();
+        assert_eq!(all.check(&granted), Err(vec![s("users:write")]));
+        let any = ScopeRequirement::any_of(["billing:read", "users:read"]).unwrap();
+        assert_eq!(any.check(&granted), Ok(()));
+        let any = ScopeRequirement::any_of(["billing:read"]).unwrap();
+        assert_eq!(any.check(&granted), Err(vec![s("billing:read")]));
+        assert_eq!(ScopeRequirement::none().check(&ScopeSet::new()), Ok(()));
+    }
+
+    #[test]
+    fn catalog_bounds_grants() {
+        let cat = ScopeCatalog::only(["reports:*", "users:read"]).unwrap();
+        assert!(
+            cat.admit(&ScopeSet::parse(["reports:read", "users:read"]).unwrap())
+                .is_ok()
+        );
+        assert_eq!(
+            cat.admit(&ScopeSet::parse(["*", "users:write"]).unwrap()),
+            Err(ScopeError::NotInCatalog(vec![
+                "*".into(),
+                "users:write".into()
+            ]))
+        );
+        assert!(
+            ScopeCatalog::Any
+                .admit(&ScopeSet::parse(["*"]).unwrap())
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn intersect_downscopes() {
+        let key = ScopeSet::parse(["reports:read", "users:write", "billing:read"]).unwrap();
+        let rights = ScopeSet::parse(["reports:*", "billing:read"]).unwrap();
+        assert_eq!(
+            key.intersect(&rights),
+            ScopeSet::parse(["billing:read", "reports:read"]).unwrap()
+        );
+    }
+}

@@ -1,0 +1,352 @@
+//! The seams: [`KeyStore`], [`NonceStore`], [`RateLimiter`], [`CreditLedger`] and
+//! [`InvalidationBus`]. Backends live in their own crates; in-memory ones are in
+//! [`crate::memory`].
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+
+use crate::digest::KeyDigest;
+use crate::key::KeyId;
+use crate::model::{Credits, KeyRecord, RateLimit};
+
+/// What went wrong in a backend, in terms the engine can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The backend cannot be reached or timed out: fail closed with 503, retry later.
+    Unavailable,
+    /// A key with this id already exists.
+    Conflict,
+    /// The key does not exist.
+    NotFound,
+    /// The owner already has the maximum number of keys.
+    LimitReached,
+    /// Stored data could not be decoded.
+    Corrupt,
+    /// Anything else.
+    Other,
+}
+
+/// An opaque backend error. Foreign error types (database, pool, Redis) never appear in the
+/// public API; their text is kept for logs as the `source`.
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: Cow<'static, str>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A new error of `kind`.
+    #[must_use]
+    pub fn new(kind: StoreErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Backend unreachable.
+    #[must_use]
+    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StoreErrorKind::Unavailable, message)
+    }
+
+    /// Attaches the underlying error (kept for logs).
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What kind of failure this is.
+    #[must_use]
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("source", &self.source.as_ref().map(ToString::to_string))
+            .finish()
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(s) = &self.source {
+            write!(f, ": {s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A position in an owner's key list: keys are listed by `(created_at, key_id)` ascending, and
+/// the cursor is the last one returned. Stable under inserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    /// Creation time of the last key returned.
+    pub created_at: DateTime<Utc>,
+    /// Its id.
+    pub key_id: KeyId,
+}
+
+/// A malformed cursor string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed cursor")]
+pub struct CursorError;
+
+impl Cursor {
+    /// The cursor after `record`.
+    #[must_use]
+    pub fn after(record: &KeyRecord) -> Self {
+        Self {
+            created_at: record.created_at,
+            key_id: record.key_id,
+        }
+    }
+
+    /// Opaque URL-safe encoding.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        let raw = format!("{}.{}", self.created_at.timestamp_micros(), self.key_id);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Decodes [`Cursor::encode`]'s output.
+    ///
+    /// # Errors
+    /// [`CursorError`] for anything else.
+    pub fn decode(s: &str) -> Result<Self, CursorError> {
+        if s.len() > 64 {
+            return Err(CursorError);
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| CursorError)?;
+        let raw = std::str::from_utf8(&raw).map_err(|_| CursorError)?;
+        let (t, id) = raw.split_once('.').ok_or(CursorError)?;
+        let micros: i64 = t.parse().map_err(|_| CursorError)?;
+        let created_at = DateTime::from_timestamp_micros(micros).ok_or(CursorError)?;
+        Ok(Self {
+            created_at,
+            key_id: id.parse().map_err(|_| CursorError)?,
+        })
+    }
+}
+
+/// Largest page a list may ask for.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// One page of an owner's keys.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The keys, by `(created_at, key_id)` ascending.
+    pub items: Vec<KeyRecord>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// Counters accumulated for a key since the last flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageDelta {
+    /// The key.
+    pub key_id: KeyId,
+    /// Latest use to record, if the last-used strategy asked for one.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Verified requests to add to `usage.request_count`.
+    pub requests: u64,
+    /// Credits used: the period and the absolute count used in it (the ledger is authoritative).
+    pub credits: Option<(u64, u64)>,
+}
+
+/// Persistent key storage.
+///
+/// Every method maps backend failures to [`StoreErrorKind::Unavailable`] (or another kind), never
+/// to "no such key": a store that cannot answer must not make a valid key look invalid.
+#[async_trait::async_trait]
+pub trait KeyStore: Send + Sync + fmt::Debug {
+    /// Inserts `record`. When `max_per_owner` is set, first counts the owner's keys that are
+    /// neither revoked nor expired at `now` and refuses with [`StoreErrorKind::LimitReached`] when
+    /// the count has reached it; the check and the insert are atomic with respect to other
+    /// creates for the same owner.
+    ///
+    /// # Errors
+    /// `LimitReached`, `Conflict` for a duplicate key id, `Unavailable`.
+    async fn create(
+        &self,
+        record: &KeyRecord,
+        max_per_owner: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The key with this id, if any. One indexed lookup.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Corrupt`.
+    async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Up to `limit` keys of `owner_id` after `cursor`, by `(created_at, key_id)` ascending.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Corrupt`.
+    async fn list_by_owner(
+        &self,
+        owner_id: &str,
+        cursor: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page, StoreError>;
+
+    /// Writes the management fields of `record` (name, description, scopes, metadata,
+    /// ip_allowlist, rate_limit, credits, is_active, not_before, expires_at, updated_at)
+    /// to the stored key with the same id. Usage counters, `last_used_at` and `revoked_at` are
+    /// left alone.
+    ///
+    /// # Errors
+    /// `NotFound`, `Unavailable`.
+    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError>;
+
+    /// Replaces the stored digest (lazy re-digest under a newer pepper version). Nothing else
+    /// changes.
+    ///
+    /// # Errors
+    /// `NotFound`, `Unavailable`.
+    async fn set_digest(&self, key_id: &KeyId, digest: &KeyDigest) -> Result<(), StoreError>;
+
+    /// Soft-revokes: sets `revoked_at = at` unless already set (the first time is kept), and
+    /// returns the record as stored afterwards; `None` when there is no such key.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn revoke(
+        &self,
+        key_id: &KeyId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Applies usage deltas: adds requests, moves `last_used_at` forward (never back), and
+    /// stores the credit counters. Unknown ids are skipped.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError>;
+
+    /// Whether the backend answers (for readiness probes).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Remembers nonces (or signatures) for a while, to reject replays.
+#[async_trait::async_trait]
+pub trait NonceStore: Send + Sync + fmt::Debug {
+    /// Records `nonce` under `namespace` for `ttl` if it is not there yet. Returns `true` when it
+    /// was fresh, `false` for a replay. Atomic.
+    ///
+    /// # Errors
+    /// `Unavailable`: callers fail closed.
+    async fn check_and_store(
+        &self,
+        namespace: &str,
+        nonce: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The answer of a rate limiter or credit ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Go ahead.
+    Allowed,
+    /// Refused; retry after this long (when known).
+    Refused {
+        /// Suggested wait.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Per-key rate limiting, keyed on the id of a *verified* key.
+#[async_trait::async_trait]
+pub trait RateLimiter: Send + Sync + fmt::Debug {
+    /// Takes one request from `key_id`'s budget under `limit`, atomically.
+    ///
+    /// # Errors
+    /// `Unavailable`: callers fail closed.
+    async fn acquire(
+        &self,
+        key_id: &KeyId,
+        limit: &RateLimit,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, StoreError>;
+}
+
+/// Usage credits, consumed one per verified request.
+#[async_trait::async_trait]
+pub trait CreditLedger: Send + Sync + fmt::Debug {
+    /// Consumes one credit of `record`'s allowance atomically. Returns the admission and, when
+    /// allowed, `(period, used)` after the consumption, for the usage batch.
+    ///
+    /// # Errors
+    /// `Unavailable`: callers fail closed.
+    async fn consume(
+        &self,
+        record: &KeyRecord,
+        credits: &Credits,
+        now: DateTime<Utc>,
+    ) -> Result<(Admission, Option<(u64, u64)>), StoreError>;
+}
+
+/// The credit period `now` falls in for a key created at `created_at`.
+#[must_use]
+pub fn credit_period(credits: &Credits, created_at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    match credits.refill_seconds {
+        Some(r) if r > 0 => {
+            let elapsed = (now - created_at).num_seconds().max(0).unsigned_abs();
+            elapsed / r
+        }
+        _ => 0,
+    }
+}
+
+/// When the credit period after `period` starts (for `Retry-After`), if credits refill.
+#[must_use]
+pub fn credit_refill_in(
+    credits: &Credits,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    let r = credits.refill_seconds.filter(|r| *r > 0)?;
+    let elapsed = (now - created_at).num_seconds().max(0).unsigned_abs();
+    Some(Duration::from_secs(r - elapsed % r))
+}
+
+/// Carries cache invalidations to every instance (for example over Redis pub/sub).
+#[async_trait::async_trait]
+pub trait InvalidationBus: Send + Sync + fmt::Debug {
+    /// Tells every instance to drop `key_id` from its cache.
+    ///
+    /// # Errors
+    /// `Unavailable` when the message could not be sent (entries still expire by TTL).
+    async fn publish(&self, key_id: &KeyId) -> Result<(), StoreError>;
+}

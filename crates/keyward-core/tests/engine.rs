@@ -1,0 +1,836 @@
+//! Behaviour of the verification engine and the management service through the public API.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use keyward_core::clock::ManualClock;
+use keyward_core::digest::{DigestAlgorithm, Pepper};
+use keyward_core::engine::InvalidReason;
+use keyward_core::key::{KeyFormat, ParseError};
+use keyward_core::memory::MemoryKeyStore;
+use keyward_core::model::{Credits, LastUsedStrategy, RateLimit};
+use keyward_core::scope::{ScopeCatalog, ScopeSet};
+use keyward_core::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
+use keyward_core::store::{Cursor, KeyStore, Page, StoreError, UsageDelta};
+use keyward_core::{
+    Access, ErrorCode, KeyId, KeyRecord, Keyring, Keyward, Policy, Problem, ScopeRequirement,
+    ServiceError, VerifyContext, VerifyError,
+};
+
+/// A store wrapper that counts reads and can be switched off.
+#[derive(Debug)]
+struct Probe {
+    inner: MemoryKeyStore,
+    gets: AtomicUsize,
+    down: AtomicBool,
+}
+
+impl Probe {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: MemoryKeyStore::new(),
+            gets: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+        })
+    }
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::unavailable("probe store is down"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for Probe {
+    async fn create(
+        &self,
+        r: &KeyRecord,
+        max: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.create(r, max, now).await
+    }
+    async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.get(id).await
+    }
+    async fn list_by_owner(&self, o: &str, c: Option<Cursor>, l: u32) -> Result<Page, StoreError> {
+        self.check()?;
+        self.inner.list_by_owner(o, c, l).await
+    }
+    async fn update(&self, r: &KeyRecord) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.update(r).await
+    }
+    async fn set_digest(
+        &self,
+        id: &KeyId,
+        d: &keyward_core::digest::KeyDigest,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set_digest(id, d).await
+    }
+    async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<KeyRecord>, StoreError> {
+        self.check()?;
+        self.inner.revoke(id, at).await
+    }
+    async fn record_usage(&self, b: &[UsageDelta]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.record_usage(b).await
+    }
+}
+
+struct Fixture {
+    kw: Keyward,
+    store: Arc<Probe>,
+    clock: Arc<ManualClock>,
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn fixture_with(policy: Policy, keyring: Keyring) -> Fixture {
+    let store = Probe::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let kw = Keyward::builder(store.clone(), keyring)
+        .policy(policy)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    Fixture { kw, store, clock }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(Policy::default(), Keyring::insecure_test_keyring())
+}
+
+fn req(name: &str, scopes: &[&str]) -> CreateKeyRequest {
+    CreateKeyRequest {
+        name: name.into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    }
+}
+
+fn none() -> ScopeRequirement {
+    ScopeRequirement::none()
+}
+
+fn ctx() -> VerifyContext {
+    VerifyContext::default()
+}
+
+fn invalid(r: Result<keyward_core::Principal, VerifyError>) -> InvalidReason {
+    match r {
+        Err(VerifyError::Invalid(reason)) => reason,
+        other => panic!("expected invalid, got {other:?}"),
+    }
+}
+
+/// Flips one character of the secret part, keeping the checksum valid is impossible, so we
+/// rebuild a key with a different secret and a correct checksum through the scanner-visible rules.
+fn wrong_secret(raw: &str) -> String {
+    let (head, tail) = raw.rsplit_once('_').unwrap();
+    let secret = &tail[..tail.len() - 6];
+    let mut s: Vec<u8> = secret.bytes().collect();
+    s[0] = if s[0] == b'A' { b'B' } else { b'A' };
+    let body = format!("{head}_{}", String::from_utf8(s).unwrap());
+    with_check(&body)
+}
+
+fn with_check(body: &str) -> String {
+    const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut v = u64::from(crc32fast::hash(body.as_bytes()));
+    let mut c = [b'0'; 6];
+    for slot in c.iter_mut().rev() {
+        *slot = B62[(v % 62) as usize];
+        v /= 62;
+    }
+    format!("{body}{}", std::str::from_utf8(&c).unwrap())
+}
+
+#[tokio::test]
+async fn valid_key_yields_principal() {
+    let f = fixture();
+    let created =
+        f.kw.create_key("alice", req("ci", &["reports:read"]))
+            .await
+            .unwrap();
+    let p =
+        f.kw.verify(
+            created.api_key.expose_secret(),
+            &ScopeRequirement::all_of(["reports:read"]).unwrap(),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.owner_id(), "alice");
+    assert_eq!(p.key_id(), created.key.id);
+    assert_eq!(p.scopes(), &ScopeSet::parse(["reports:read"]).unwrap());
+}
+
+#[tokio::test]
+async fn junk_never_reads_the_store() {
+    let f = fixture();
+    let created = f.kw.create_key("alice", req("ci", &[])).await.unwrap();
+    let raw = created.api_key.expose_secret();
+    let mut typo = raw.to_owned();
+    typo.pop();
+    typo.push(if raw.ends_with('x') { 'y' } else { 'x' });
+    let other_env = KeyFormat::new("kw", "test").unwrap().generate().unwrap();
+    for (junk, want) in [
+        ("", ParseError::Empty),
+        ("   ", ParseError::Empty),
+        ("Bearer nonsense", ParseError::Malformed),
+        (typo.as_str(), ParseError::Checksum),
+        (other_env.api_key.expose_secret(), ParseError::WrongEnv),
+    ] {
+        assert_eq!(
+            invalid(f.kw.verify(junk, &none(), &ctx()).await),
+            InvalidReason::Parse(want),
+            "{junk:?}"
+        );
+    }
+    let huge = "k".repeat(1 << 20);
+    assert_eq!(
+        invalid(f.kw.verify(&huge, &none(), &ctx()).await),
+        InvalidReason::Parse(ParseError::TooLong)
+    );
+    assert_eq!(f.store.gets.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn state_is_told_only_after_the_secret_matched() {
+    let f = fixture();
+    let created = f.kw.create_key("alice", req("ci", &[])).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    f.kw.revoke_key(Access::Owner("alice"), &created.key.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        invalid(f.kw.verify(&wrong_secret(&raw), &none(), &ctx()).await),
+        InvalidReason::WrongSecret
+    );
+    assert_eq!(
+        invalid(f.kw.verify(&raw, &none(), &ctx()).await),
+        InvalidReason::Revoked
+    );
+    // One public answer for both.
+    let a = Problem::from(&VerifyError::Invalid(InvalidReason::Revoked));
+    let b = Problem::from(&VerifyError::Invalid(InvalidReason::WrongSecret));
+    assert_eq!(a, b);
+    assert_eq!(a.code, "API_KEY_INVALID");
+}
+
+#[tokio::test]
+async fn unknown_key_id_is_invalid() {
+    let f = fixture();
+    let k = f.kw.policy().format.generate().unwrap();
+    assert_eq!(
+        invalid(
+            f.kw.verify(k.api_key.expose_secret(), &none(), &ctx())
+                .await
+        ),
+        InvalidReason::Unknown
+    );
+    assert_eq!(f.store.gets.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn expiry_inactive_and_revocation_take_effect_at_once() {
+    let f = fixture();
+    let mut r = req("short", &[]);
+    r.ttl_seconds = Some(60);
+    let created = f.kw.create_key("alice", r).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    f.clock.advance(Duration::seconds(60));
+    assert_eq!(
+        invalid(f.kw.verify(&raw, &none(), &ctx()).await),
+        InvalidReason::Expired
+    );
+
+    let created = f.kw.create_key("alice", req("b", &[])).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap(); // now cached
+    let upd = UpdateKeyRequest {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+        .await
+        .unwrap();
+    assert_eq!(
+        invalid(f.kw.verify(&raw, &none(), &ctx()).await),
+        InvalidReason::Inactive
+    );
+    let upd = UpdateKeyRequest {
+        is_active: Some(true),
+        ..Default::default()
+    };
+    f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+        .await
+        .unwrap();
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    let first =
+        f.kw.revoke_key(Access::Owner("alice"), &created.key.id)
+            .await
+            .unwrap();
+    assert_eq!(
+        invalid(f.kw.verify(&raw, &none(), &ctx()).await),
+        InvalidReason::Revoked
+    );
+    f.clock.advance(Duration::seconds(10));
+    let again =
+        f.kw.revoke_key(Access::Owner("alice"), &created.key.id)
+            .await
+            .unwrap();
+    assert_eq!(
+        first.revoked_at, again.revoked_at,
+        "revoke is idempotent and keeps the first time"
+    );
+}
+
+#[tokio::test]
+async fn scopes_all_of_any_of_and_wildcards() {
+    let f = fixture();
+    let created =
+        f.kw.create_key("alice", req("ci", &["reports:*", "users:read"]))
+            .await
+            .unwrap();
+    let raw = created.api_key.expose_secret();
+    let all = ScopeRequirement::all_of(["reports:write", "users:read"]).unwrap();
+    f.kw.verify(raw, &all, &ctx()).await.unwrap();
+    let all = ScopeRequirement::all_of(["reports:write", "users:write", "billing:read"]).unwrap();
+    match f.kw.verify(raw, &all, &ctx()).await {
+        Err(VerifyError::ScopeDenied { missing }) => {
+            let m: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            assert_eq!(m, ["billing:read", "users:write"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let any = ScopeRequirement::any_of(["billing:read", "users:read"]).unwrap();
+    f.kw.verify(raw, &any, &ctx()).await.unwrap();
+}
+
+#[tokio::test]
+async fn ip_allowlist() {
+    let f = fixture();
+    let mut r = req("ci", &[]);
+    r.ip_allowlist = vec!["10.0.0.0/8".into(), "2001:db8::/32".into()];
+    let created = f.kw.create_key("alice", r).await.unwrap();
+    let raw = created.api_key.expose_secret();
+    let at = |ip: &str| VerifyContext::with_ip(ip.parse::<IpAddr>().unwrap());
+    f.kw.verify(raw, &none(), &at("10.1.2.3")).await.unwrap();
+    f.kw.verify(raw, &none(), &at("::ffff:10.1.2.3"))
+        .await
+        .unwrap();
+    f.kw.verify(raw, &none(), &at("2001:db8::1")).await.unwrap();
+    assert!(matches!(
+        f.kw.verify(raw, &none(), &at("192.168.1.1")).await,
+        Err(VerifyError::IpDenied)
+    ));
+    assert!(matches!(
+        f.kw.verify(raw, &none(), &ctx()).await,
+        Err(VerifyError::IpDenied)
+    ));
+    assert_eq!(VerifyError::IpDenied.code(), ErrorCode::ApiKeyIpDenied);
+}
+
+#[tokio::test]
+async fn rate_limit_counts_only_verified_requests() {
+    let f = fixture();
+    let mut r = req("ci", &[]);
+    r.rate_limit = Some(RateLimit {
+        requests: 3,
+        window_seconds: 60,
+    });
+    let created = f.kw.create_key("alice", r).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    // An attacker who knows the key id but not the secret burns nothing.
+    for _ in 0..10 {
+        assert_eq!(
+            invalid(f.kw.verify(&wrong_secret(&raw), &none(), &ctx()).await),
+            InvalidReason::WrongSecret
+        );
+    }
+    for _ in 0..3 {
+        f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    }
+    match f.kw.verify(&raw, &none(), &ctx()).await {
+        Err(e @ VerifyError::RateLimited { .. }) => {
+            let p = Problem::from(&e);
+            assert_eq!(p.status, 429);
+            assert!(p.retry_after.unwrap() >= 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    f.clock.advance(Duration::seconds(20));
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+}
+
+#[tokio::test]
+async fn credits_are_consumed_and_refilled() {
+    let f = fixture();
+    let mut r = req("ci", &[]);
+    r.credits = Some(Credits {
+        limit: 2,
+        refill_seconds: Some(3600),
+    });
+    let created = f.kw.create_key("alice", r).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    assert!(matches!(
+        f.kw.verify(&raw, &none(), &ctx()).await,
+        Err(VerifyError::UsageExhausted {
+            retry_after: Some(_)
+        })
+    ));
+    f.kw.flush_usage().await.unwrap();
+    let view =
+        f.kw.get_key(Access::Owner("alice"), &created.key.id)
+            .await
+            .unwrap();
+    assert_eq!(view.usage.credits_used, 2);
+    assert_eq!(view.usage.request_count, 2);
+    f.clock.advance(Duration::hours(1));
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+}
+
+#[tokio::test]
+async fn last_used_is_throttled_and_batched() {
+    let f = fixture();
+    let created = f.kw.create_key("alice", req("ci", &[])).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    for _ in 0..5 {
+        f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    }
+    // Nothing written yet: no store write per request.
+    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    assert_eq!(view.last_used_at, None);
+    assert_eq!(f.kw.flush_usage().await.unwrap(), 1);
+    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    assert_eq!(view.last_used_at, Some(t0()));
+    assert_eq!(view.usage.request_count, 5);
+    f.clock.advance(Duration::seconds(100));
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    f.kw.flush_usage().await.unwrap();
+    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    assert_eq!(view.last_used_at, Some(t0()), "within the 300 s throttle");
+    f.clock.advance(Duration::seconds(300));
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    f.kw.flush_usage().await.unwrap();
+    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    assert_eq!(view.last_used_at, Some(t0() + Duration::seconds(400)));
+    assert_eq!(view.usage.request_count, 7);
+}
+
+#[tokio::test]
+async fn immediate_and_disabled_last_used() {
+    let policy = Policy {
+        last_used: LastUsedStrategy::Immediate,
+        ..Policy::default()
+    };
+    let f = fixture_with(policy, Keyring::insecure_test_keyring());
+    let created = f.kw.create_key("alice", req("ci", &[])).await.unwrap();
+    f.kw.verify(created.api_key.expose_secret(), &none(), &ctx())
+        .await
+        .unwrap();
+    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    assert_eq!(view.last_used_at, Some(t0()));
+
+    let policy = Policy {
+        last_used: LastUsedStrategy::Disabled,
+        ..Policy::default()
+    };
+    let f = fixture_with(policy, Keyring::insecure_test_keyring());
+    let created = f.kw.create_key("alice", req("ci", &[])).await.unwrap();
+    f.kw.verify(created.api_key.expose_secret(), &none(), &ctx())
+        .await
+        .unwrap();
+    f.kw.flush_usage().await.unwrap();
+    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    assert_eq!(view.last_used_at, None);
+    assert_eq!(view.usage.request_count, 1);
+}
+
+#[tokio::test]
+async fn store_outage_fails_closed_and_recovers() {
+    let f = fixture();
+    let created = f.kw.create_key("alice", req("ci", &[])).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    f.store.down.store(true, Ordering::SeqCst);
+    let err = f.kw.verify(&raw, &none(), &ctx()).await.unwrap_err();
+    assert!(matches!(err, VerifyError::Unavailable(_)));
+    assert_eq!(Problem::from(&err).status, 503);
+    let err = f.kw.create_key("alice", req("x", &[])).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AuthUnavailable);
+    // Usage that cannot be written stays queued.
+    f.store.down.store(false, Ordering::SeqCst);
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    f.store.down.store(true, Ordering::SeqCst);
+    assert!(f.kw.flush_usage().await.is_err());
+    assert_eq!(f.kw.pending_usage(), 1);
+    f.store.down.store(false, Ordering::SeqCst);
+    assert_eq!(f.kw.flush_usage().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn lazy_redigest_under_new_pepper() {
+    let store = Probe::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let old = Keyring::builder()
+        .pepper(1, Pepper::new(vec![1; 32]))
+        .build()
+        .unwrap();
+    let kw = Keyward::builder(store.clone(), old)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let created = kw.create_key("alice", req("ci", &[])).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+
+    let both = Keyring::builder()
+        .pepper(1, Pepper::new(vec![1; 32]))
+        .pepper_with(2, DigestAlgorithm::Blake3, Pepper::new(vec![2; 32]))
+        .build()
+        .unwrap();
+    let kw2 = Keyward::builder(store.clone(), both)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    kw2.verify(&raw, &none(), &ctx()).await.unwrap();
+    let stored = store.inner.get(&created.key.id).await.unwrap().unwrap();
+    assert_eq!(stored.digest.pepper_version, 2);
+    assert_eq!(stored.digest.algorithm, DigestAlgorithm::Blake3);
+
+    let only_new = Keyring::builder()
+        .pepper_with(2, DigestAlgorithm::Blake3, Pepper::new(vec![2; 32]))
+        .build()
+        .unwrap();
+    let kw3 = Keyward::builder(store.clone(), only_new)
+        .clock(clock)
+        .build()
+        .unwrap();
+    kw3.verify(&raw, &none(), &ctx()).await.unwrap();
+}
+
+#[tokio::test]
+async fn fifty_concurrent_creates_with_max_five() {
+    let policy = Policy {
+        max_keys_per_owner: Some(5),
+        ..Policy::default()
+    };
+    let f = fixture_with(policy, Keyring::insecure_test_keyring());
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let kw = f.kw.clone();
+            tokio::spawn(async move { kw.create_key("bob", req(&format!("k{i}"), &[])).await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut limited = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(ServiceError::LimitReached(5)) => limited += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((ok, limited), (5, 45));
+    // Revoked and expired keys free a slot.
+    let page = f.kw.list_keys("bob", None, None).await.unwrap();
+    f.kw.revoke_key(Access::Owner("bob"), &page.items[0].id)
+        .await
+        .unwrap();
+    f.kw.create_key("bob", req("again", &[])).await.unwrap();
+    assert!(matches!(
+        f.kw.create_key("bob", req("no", &[])).await,
+        Err(ServiceError::LimitReached(5))
+    ));
+}
+
+#[tokio::test]
+async fn validation_is_field_level() {
+    let policy = Policy {
+        catalog: ScopeCatalog::only(["reports:*"]).unwrap(),
+        max_ttl: Some(Duration::days(30)),
+        ..Policy::default()
+    };
+    let f = fixture_with(policy, Keyring::insecure_test_keyring());
+    let fields = |e: ServiceError| match e {
+        ServiceError::Validation(v) => v
+            .into_iter()
+            .map(|e| format!("{}:{}", e.field, e.code))
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let mut r = req("  ", &["users:read", "Bad Scope"]);
+    r.expires_at = Some(t0() - Duration::seconds(1));
+    r.ip_allowlist = vec!["not-an-ip".into()];
+    r.rate_limit = Some(RateLimit {
+        requests: 0,
+        window_seconds: 1,
+    });
+    let got = fields(f.kw.create_key("alice", r).await.unwrap_err());
+    assert_eq!(
+        got,
+        [
+            "name:required",
+            "scopes:invalid",
+            "ip_allowlist:invalid",
+            "expires_at:in_past",
+            "rate_limit:invalid"
+        ]
+    );
+    let r = req(&"n".repeat(129), &["users:read"]);
+    assert_eq!(
+        fields(f.kw.create_key("alice", r).await.unwrap_err()),
+        [
+            "name:too_long",
+            "scopes:not_in_catalog",
+            "expires_at:too_far"
+        ]
+    );
+    let mut r = req("ok", &["reports:read"]);
+    r.ttl_seconds = Some(0);
+    assert_eq!(
+        fields(f.kw.create_key("alice", r).await.unwrap_err()),
+        ["ttl_seconds:invalid", "expires_at:too_far"]
+    );
+    let mut r = req("ok", &["reports:read"]);
+    r.ttl_seconds = Some(3600);
+    r.expires_at = Some(t0() + Duration::days(1));
+    assert_eq!(
+        fields(f.kw.create_key("alice", r).await.unwrap_err())[0],
+        "ttl_seconds:conflict"
+    );
+    let mut r = req("ok", &["reports:read"]);
+    r.signing = true;
+    assert_eq!(
+        fields(f.kw.create_key("alice", r).await.unwrap_err()),
+        ["expires_at:too_far", "signing:unavailable"]
+    );
+
+    // Update goes through the same scope and expiry checks as create.
+    let mut r = req("ok", &["reports:read"]);
+    r.ttl_seconds = Some(3600);
+    let created = f.kw.create_key("alice", r).await.unwrap();
+    let upd = UpdateKeyRequest {
+        scopes: Some(vec!["*".into()]),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields(
+            f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+                .await
+                .unwrap_err()
+        ),
+        ["scopes:not_in_catalog"]
+    );
+    let upd = UpdateKeyRequest {
+        expires_at: Some(None),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields(
+            f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+                .await
+                .unwrap_err()
+        ),
+        ["expires_at:too_far"]
+    );
+    let upd = UpdateKeyRequest {
+        expires_at: Some(Some(t0() - Duration::hours(1))),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields(
+            f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+                .await
+                .unwrap_err()
+        ),
+        ["expires_at:in_past"]
+    );
+}
+
+#[tokio::test]
+async fn foreign_keys_are_not_found() {
+    let f = fixture();
+    let created = f.kw.create_key("alice", req("ci", &[])).await.unwrap();
+    let id = created.key.id;
+    assert!(matches!(
+        f.kw.get_key(Access::Owner("mallory"), &id).await,
+        Err(ServiceError::NotFound)
+    ));
+    assert!(matches!(
+        f.kw.revoke_key(Access::Owner("mallory"), &id).await,
+        Err(ServiceError::NotFound)
+    ));
+    assert!(matches!(
+        f.kw.rotate_key(Access::Owner("mallory"), &id, RotateKeyRequest::default())
+            .await,
+        Err(ServiceError::NotFound)
+    ));
+    assert!(matches!(
+        f.kw.update_key(Access::Owner("mallory"), &id, UpdateKeyRequest::default())
+            .await,
+        Err(ServiceError::NotFound)
+    ));
+    f.kw.verify(created.api_key.expose_secret(), &none(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(ServiceError::NotFound.code().status(), 404);
+}
+
+#[tokio::test]
+async fn rotation_with_grace() {
+    let f = fixture();
+    let created =
+        f.kw.create_key("alice", req("ci", &["reports:read"]))
+            .await
+            .unwrap();
+    let old = created.api_key.expose_secret().to_owned();
+    let rotated =
+        f.kw.rotate_key(
+            Access::Owner("alice"),
+            &created.key.id,
+            RotateKeyRequest {
+                grace_seconds: Some(60),
+            },
+        )
+        .await
+        .unwrap();
+    let new = rotated.api_key.expose_secret().to_owned();
+    assert_ne!(old, new);
+    assert_eq!(rotated.key.rotated_from, Some(created.key.id));
+    assert_eq!(rotated.key.scopes, ["reports:read"]);
+    f.kw.verify(&old, &none(), &ctx()).await.unwrap();
+    f.kw.verify(&new, &none(), &ctx()).await.unwrap();
+    f.clock.advance(Duration::seconds(60));
+    assert_eq!(
+        invalid(f.kw.verify(&old, &none(), &ctx()).await),
+        InvalidReason::Expired
+    );
+    f.kw.verify(&new, &none(), &ctx()).await.unwrap();
+    let bad = RotateKeyRequest {
+        grace_seconds: Some(-1),
+    };
+    assert!(matches!(
+        f.kw.rotate_key(Access::Owner("alice"), &rotated.key.id, bad)
+            .await,
+        Err(ServiceError::Validation(_))
+    ));
+}
+
+#[tokio::test]
+async fn pagination_walks_every_key_once() {
+    let f = fixture();
+    let mut made = Vec::new();
+    for i in 0..7 {
+        f.clock.advance(Duration::milliseconds(1));
+        made.push(
+            f.kw.create_key("carol", req(&format!("k{i}"), &[]))
+                .await
+                .unwrap()
+                .key
+                .id,
+        );
+    }
+    f.kw.create_key("dave", req("other", &[])).await.unwrap();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page =
+            f.kw.list_keys("carol", cursor.as_deref(), Some(3))
+                .await
+                .unwrap();
+        seen.extend(page.items.iter().map(|k| k.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made);
+    assert!(matches!(
+        f.kw.list_keys("carol", Some("%%%"), None).await,
+        Err(ServiceError::Validation(_))
+    ));
+    assert!(matches!(
+        f.kw.list_keys("carol", None, Some(0)).await,
+        Err(ServiceError::Validation(_))
+    ));
+    assert!(matches!(
+        f.kw.list_keys("carol", None, Some(101)).await,
+        Err(ServiceError::Validation(_))
+    ));
+}
+
+#[tokio::test]
+async fn secrets_never_reach_debug_views_or_errors() {
+    let f = fixture();
+    let created = f.kw.create_key("alice", req("ci", &[])).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    let secret = &raw[raw.rfind('_').unwrap() + 1..];
+    let record = f.store.inner.get(&created.key.id).await.unwrap().unwrap();
+    let view_json = serde_json::to_string(&created.key).unwrap();
+    let mut texts = vec![
+        format!("{created:?}"),
+        format!("{record:?}"),
+        format!("{:?}", created.key),
+        view_json.clone(),
+        format!("{:?}", f.kw),
+    ];
+    for bad in [wrong_secret(&raw), raw.clone()] {
+        f.kw.revoke_key(Access::Admin, &created.key.id)
+            .await
+            .unwrap();
+        let e = f.kw.verify(&bad, &none(), &ctx()).await.unwrap_err();
+        texts.push(format!("{e} {e:?}"));
+        texts.push(String::from_utf8(Problem::from(&e).to_json()).unwrap());
+    }
+    for t in &texts {
+        assert!(!t.contains(&secret[..20]), "secret leaked in {t}");
+    }
+    assert!(!view_json.contains("digest"));
+    // The created response carries the key exactly once.
+    let created_json = serde_json::to_string(&created).unwrap();
+    assert_eq!(created_json.matches(&raw).count(), 1);
+}
+
+#[tokio::test]
+async fn cache_serves_hits_without_store_reads_and_is_invalidated() {
+    let f = fixture();
+    let created = f.kw.create_key("alice", req("ci", &["a:b"])).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    for _ in 0..10 {
+        f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    }
+    assert_eq!(f.store.gets.load(Ordering::SeqCst), 1);
+    // A wrong secret against a cached entry is still refused: the cache never authenticates.
+    assert_eq!(
+        invalid(f.kw.verify(&wrong_secret(&raw), &none(), &ctx()).await),
+        InvalidReason::WrongSecret
+    );
+    let upd = UpdateKeyRequest {
+        scopes: Some(vec![]),
+        ..Default::default()
+    };
+    f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+        .await
+        .unwrap();
+    let need = ScopeRequirement::all_of(["a:b"]).unwrap();
+    assert!(matches!(
+        f.kw.verify(&raw, &need, &ctx()).await,
+        Err(VerifyError::ScopeDenied { .. })
+    ));
+}
