@@ -1,0 +1,11 @@
+//! Test support shared by keyward's crates (not published).
+//!
+//! - [`services`]: finds the real PostgreSQL, MariaDB and Redis the tests talk to; skips loudly
+//!   when one is missing on a developer machine and fails under `CI=true`.
+//! - [`store_suite`](mod@store_suite): one conformance suite for every [`keyward_core::KeyStore`]. Run it with
+//!   [`store_suite::run_all`] or generate one test per case with [`store_suite!`].
+#![forbid(unsafe_code)]
+
+pub mod http_suite;
+pub mod services;
+pub mod store_suite;
