@@ -1,0 +1,198 @@
+//! Converts between [`KeyRecord`] and the row ([`api_key::Model`]).
+
+use keyward_core::digest::{DIGEST_LEN, DigestAlgorithm, KeyDigest};
+use keyward_core::model::{Credits, IpNet, Metadata, RateLimit, SealedSecret, Usage};
+use keyward_core::store::StoreError;
+use keyward_core::{KeyId, KeyRecord, ScopeSet};
+use sea_orm::Value;
+
+use crate::entity::api_key::{self, Column};
+use crate::error::corrupt;
+
+/// `u64` into a `BIGINT`, clamped at `i64::MAX`.
+pub(crate) fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn unsigned(v: i64, what: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| corrupt(what))
+}
+
+fn unsigned32(v: i64, what: &'static str) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| corrupt(what))
+}
+
+fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    // Serializing these types (strings, maps of JSON values) cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// The management columns and their values (what `update` writes).
+pub(crate) fn management_values(r: &KeyRecord) -> Vec<(Column, Value)> {
+    let scopes: Vec<&str> = r.scopes.iter().map(|s| s.as_str()).collect();
+    let ips: Vec<String> = r.ip_allowlist.iter().map(ToString::to_string).collect();
+    vec![
+        (Column::Name, r.name.clone().into()),
+        (Column::Description, r.description.clone().into()),
+        (Column::Scopes, json_text(&scopes).into()),
+        (Column::Metadata, json_text(&r.metadata).into()),
+        (Column::IpAllowlist, json_text(&ips).into()),
+        (
+            Column::RateLimitRequests,
+            r.rate_limit.map(|l| i64::from(l.requests)).into(),
+        ),
+        (
+            Column::RateLimitWindowSeconds,
+            r.rate_limit.map(|l| i64::from(l.window_seconds)).into(),
+        ),
+        (
+            Column::CreditsLimit,
+            r.credits.map(|c| clamp(c.limit)).into(),
+        ),
+        (
+            Column::CreditsRefillSeconds,
+            r.credits.and_then(|c| c.refill_seconds).map(clamp).into(),
+        ),
+        (Column::IsActive, r.is_active.into()),
+        (Column::NotBefore, r.not_before.into()),
+        (Column::ExpiresAt, r.expires_at.into()),
+        (Column::UpdatedAt, r.updated_at.into()),
+    ]
+}
+
+/// The digest columns and their values.
+pub(crate) fn digest_values(d: &KeyDigest) -> Vec<(Column, Value)> {
+    vec![
+        (Column::Digest, d.bytes.to_vec().into()),
+        (
+            Column::DigestAlgorithm,
+            d.algorithm.as_str().to_owned().into(),
+        ),
+        (Column::PepperVersion, i64::from(d.pepper_version).into()),
+    ]
+}
+
+/// Every column but `id`, with its value, for an insert.
+pub(crate) fn insert_values(r: &KeyRecord) -> Vec<(Column, Value)> {
+    let mut v = vec![
+        (Column::KeyId, r.key_id.as_str().to_owned().into()),
+        (Column::OwnerId, r.owner_id.clone().into()),
+        (Column::Env, r.env.clone().into()),
+        (Column::KeyPrefix, r.prefix.clone().into()),
+        (
+            Column::SealedSecret,
+            r.sealed_secret.as_ref().map(|s| s.bytes.clone()).into(),
+        ),
+        (
+            Column::SealedSecretVersion,
+            r.sealed_secret
+                .as_ref()
+                .map(|s| i64::from(s.key_version))
+                .into(),
+        ),
+        (Column::RequestCount, clamp(r.usage.request_count).into()),
+        (Column::CreditsUsed, clamp(r.usage.credits_used).into()),
+        (Column::CreditsPeriod, clamp(r.usage.credits_period).into()),
+        (Column::CreatedAt, r.created_at.into()),
+        (Column::LastUsedAt, r.last_used_at.into()),
+        (Column::RevokedAt, r.revoked_at.into()),
+        (
+            Column::RotatedFrom,
+            r.rotated_from.map(|k| k.as_str().to_owned()).into(),
+        ),
+    ];
+    v.extend(digest_values(&r.digest));
+    v.extend(management_values(r));
+    v
+}
+
+fn key_id(s: &str, what: &'static str) -> Result<KeyId, StoreError> {
+    s.parse().map_err(|_| corrupt(what))
+}
+
+/// Decodes a row.
+///
+/// # Errors
+/// `Corrupt` when a column holds something keyward never writes.
+pub(crate) fn decode(m: api_key::Model) -> Result<KeyRecord, StoreError> {
+    let bytes: [u8; DIGEST_LEN] = m
+        .digest
+        .as_slice()
+        .try_into()
+        .map_err(|_| corrupt("digest length"))?;
+    let algorithm =
+        DigestAlgorithm::from_name(&m.digest_algorithm).ok_or(corrupt("digest algorithm"))?;
+    let digest = KeyDigest {
+        algorithm,
+        pepper_version: unsigned32(m.pepper_version, "pepper version")?,
+        bytes,
+    };
+    let sealed_secret = match (m.sealed_secret, m.sealed_secret_version) {
+        (Some(bytes), Some(v)) => Some(SealedSecret {
+            key_version: unsigned32(v, "sealed secret version")?,
+            bytes,
+        }),
+        (None, None) => None,
+        _ => return Err(corrupt("sealed secret without version")),
+    };
+    let scopes: Vec<String> = serde_json::from_str(&m.scopes).map_err(|_| corrupt("scopes"))?;
+    let scopes = ScopeSet::parse(scopes).map_err(|_| corrupt("scopes"))?;
+    let metadata: Metadata = serde_json::from_str(&m.metadata).map_err(|_| corrupt("metadata"))?;
+    let ips: Vec<String> =
+        serde_json::from_str(&m.ip_allowlist).map_err(|_| corrupt("ip allowlist"))?;
+    let ip_allowlist = ips
+        .iter()
+        .map(|s| s.parse::<IpNet>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| corrupt("ip allowlist"))?;
+    let rate_limit = match (m.rate_limit_requests, m.rate_limit_window_seconds) {
+        (Some(r), Some(w)) => Some(RateLimit {
+            requests: unsigned32(r, "rate limit")?,
+            window_seconds: unsigned32(w, "rate limit")?,
+        }),
+        (None, None) => None,
+        _ => return Err(corrupt("rate limit half set")),
+    };
+    let credits = match m.credits_limit {
+        Some(l) => Some(Credits {
+            limit: unsigned(l, "credits")?,
+            refill_seconds: m
+                .credits_refill_seconds
+                .map(|r| unsigned(r, "credits refill"))
+                .transpose()?,
+        }),
+        None => None,
+    };
+    Ok(KeyRecord {
+        key_id: key_id(&m.key_id, "key id")?,
+        owner_id: m.owner_id,
+        name: m.name,
+        description: m.description,
+        env: m.env,
+        prefix: m.key_prefix,
+        digest,
+        sealed_secret,
+        scopes,
+        metadata,
+        ip_allowlist,
+        rate_limit,
+        credits,
+        usage: Usage {
+            request_count: unsigned(m.request_count, "request count")?,
+            credits_used: unsigned(m.credits_used, "credits used")?,
+            credits_period: unsigned(m.credits_period, "credits period")?,
+        },
+        is_active: m.is_active,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        not_before: m.not_before,
+        expires_at: m.expires_at,
+        last_used_at: m.last_used_at,
+        revoked_at: m.revoked_at,
+        rotated_from: m
+            .rotated_from
+            .as_deref()
+            .map(|s| key_id(s, "rotated_from"))
+            .transpose()?,
+    })
+}

@@ -1,0 +1,330 @@
+//! The schema, built from the entities for each backend: used by the [`crate::Migrator`], by
+//! `cargo xtask migrations` (which renders it into `migrations/<backend>/*.sql`), and by anyone
+//! who wants the DDL for their own migration tool ([`render_sql`]).
+//!
+//! Per-backend adjustments to what `Schema::create_table_from_entity` gives:
+//! - PostgreSQL: `key_id` and `rotated_from` use the `"C"` collation, so keys list in byte order
+//!   whatever the database's default collation.
+//! - MySQL/MariaDB: timestamps are `DATETIME(6)` (microseconds, no 2038 limit), and the tables
+//!   are `utf8mb4` with the binary collation, so key ids and owner ids compare case-sensitively.
+//! - SQLite: as generated (text timestamps, binary collation by default).
+
+use std::fmt;
+
+use sea_orm::sea_query::{
+    Alias, ColumnType, Index, IndexCreateStatement, MysqlQueryBuilder, PostgresQueryBuilder,
+    SqliteQueryBuilder, Table, TableCreateStatement, TableDropStatement,
+};
+use sea_orm::{DbBackend, EntityName, Schema};
+
+use crate::entity::{api_key, api_key_owner};
+
+/// Longest table prefix accepted.
+pub const MAX_PREFIX_LEN: usize = 32;
+
+/// A table prefix that is not `[a-z][a-z0-9_]*` (at most [`MAX_PREFIX_LEN`] characters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("table prefix must match [a-z][a-z0-9_]* and be at most {MAX_PREFIX_LEN} characters")]
+pub struct PrefixError;
+
+/// The table and index names in use: the defaults with an optional prefix, for several
+/// deployments (or tests) sharing one database.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Tables {
+    prefix: String,
+    keys: String,
+    owners: String,
+}
+
+impl Default for Tables {
+    /// `api_keys` and `api_key_owners`.
+    fn default() -> Self {
+        Self::build(String::new())
+    }
+}
+
+impl fmt::Debug for Tables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tables")
+            .field("keys", &self.keys)
+            .field("owners", &self.owners)
+            .finish()
+    }
+}
+
+impl Tables {
+    /// Names with `prefix` in front (`""` for the defaults). A prefix like `myapp_` gives
+    /// `myapp_api_keys`.
+    ///
+    /// # Errors
+    /// [`PrefixError`] unless the prefix is empty or `[a-z][a-z0-9_]*`, at most
+    /// [`MAX_PREFIX_LEN`] characters: it goes into SQL identifiers.
+    pub fn with_prefix(prefix: &str) -> Result<Self, PrefixError> {
+        let ok = prefix.is_empty()
+            || (prefix.len() <= MAX_PREFIX_LEN
+                && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+        if ok {
+            Ok(Self::build(prefix.to_owned()))
+        } else {
+            Err(PrefixError)
+        }
+    }
+
+    fn build(prefix: String) -> Self {
+        Self {
+            keys: format!("{prefix}{}", api_key::Entity.table_name()),
+            owners: format!("{prefix}{}", api_key_owner::Entity.table_name()),
+            prefix,
+        }
+    }
+
+    /// The prefix.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The keys table.
+    #[must_use]
+    pub fn keys(&self) -> &str {
+        &self.keys
+    }
+
+    /// The owners table.
+    #[must_use]
+    pub fn owners(&self) -> &str {
+        &self.owners
+    }
+
+    /// The unique index on `key_id`.
+    #[must_use]
+    pub fn key_id_index(&self) -> String {
+        format!("{}_key_id_key", self.keys)
+    }
+
+    /// The listing index on `(owner_id, created_at, key_id)`.
+    #[must_use]
+    pub fn owner_index(&self) -> String {
+        format!("{}_owner_idx", self.keys)
+    }
+
+    pub(crate) fn keys_iden(&self) -> Alias {
+        Alias::new(self.keys.as_str())
+    }
+
+    pub(crate) fn owners_iden(&self) -> Alias {
+        Alias::new(self.owners.as_str())
+    }
+}
+
+/// Every statement that creates the schema, in order.
+#[derive(Debug, Clone)]
+pub struct SchemaStatements {
+    /// `CREATE TABLE <prefix>api_keys`.
+    pub keys_table: TableCreateStatement,
+    /// The unique `key_id` index and the owner listing index.
+    pub indexes: Vec<IndexCreateStatement>,
+    /// `CREATE TABLE <prefix>api_key_owners`.
+    pub owners_table: TableCreateStatement,
+}
+
+fn adapt(backend: DbBackend, name: &str, from: &TableCreateStatement) -> TableCreateStatement {
+    let mut table = Table::create();
+    table.table(Alias::new(name));
+    for column in from.get_columns() {
+        let mut column = column.clone();
+        let col_name = column.get_column_name();
+        let timestamp = matches!(
+            column.get_column_type(),
+            Some(ColumnType::TimestampWithTimeZone)
+        );
+        match backend {
+            DbBackend::MySql if timestamp => {
+                column.custom(Alias::new("DATETIME(6)"));
+            }
+            DbBackend::Postgres if col_name == "key_id" || col_name == "rotated_from" => {
+                column.extra("COLLATE \"C\"");
+            }
+            _ => {}
+        }
+        table.col(column);
+    }
+    if backend == DbBackend::MySql {
+        table
+            .engine("InnoDB")
+            .character_set("utf8mb4")
+            .collate("utf8mb4_bin");
+    }
+    table
+}
+
+/// The statements creating the schema on `backend` under `tables`' names.
+#[must_use]
+pub fn statements(backend: DbBackend, tables: &Tables) -> SchemaStatements {
+    let schema = Schema::new(backend);
+    let keys_table = adapt(
+        backend,
+        tables.keys(),
+        &schema.create_table_from_entity(api_key::Entity),
+    );
+    let owners_table = adapt(
+        backend,
+        tables.owners(),
+        &schema.create_table_from_entity(api_key_owner::Entity),
+    );
+    let indexes = vec![
+        Index::create()
+            .name(tables.key_id_index())
+            .table(tables.keys_iden())
+            .col(api_key::Column::KeyId)
+            .unique()
+            .to_owned(),
+        Index::create()
+            .name(tables.owner_index())
+            .table(tables.keys_iden())
+            .col(api_key::Column::OwnerId)
+            .col(api_key::Column::CreatedAt)
+            .col(api_key::Column::KeyId)
+            .to_owned(),
+    ];
+    SchemaStatements {
+        keys_table,
+        indexes,
+        owners_table,
+    }
+}
+
+/// The statements dropping the schema (for tests and `down` migrations).
+#[must_use]
+pub fn drop_statements(tables: &Tables) -> Vec<TableDropStatement> {
+    vec![
+        Table::drop()
+            .table(tables.keys_iden())
+            .if_exists()
+            .to_owned(),
+        Table::drop()
+            .table(tables.owners_iden())
+            .if_exists()
+            .to_owned(),
+    ]
+}
+
+/// The first migration as SQL for `backend`: what `migrations/<backend>/0001_create_api_keys.sql`
+/// holds for the default names. Feed it to any migration tool.
+#[must_use]
+pub fn render_sql(backend: DbBackend, tables: &Tables) -> String {
+    let s = statements(backend, tables);
+    let mut out = String::new();
+    out.push_str(
+        "-- keyward: API keys and owner lock rows.\n\
+         -- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.\n",
+    );
+    if !tables.prefix().is_empty() {
+        out.push_str(&format!("-- Table prefix: {}\n", tables.prefix()));
+    }
+    out.push('\n');
+    let mut push = |sql: String| {
+        out.push_str(&one_column_a_line(&sql));
+        out.push_str(";\n\n");
+    };
+    match backend {
+        DbBackend::Postgres => {
+            push(s.keys_table.to_string(PostgresQueryBuilder));
+            for i in &s.indexes {
+                push(i.to_string(PostgresQueryBuilder));
+            }
+            push(s.owners_table.to_string(PostgresQueryBuilder));
+        }
+        DbBackend::MySql => {
+            push(s.keys_table.to_string(MysqlQueryBuilder));
+            for i in &s.indexes {
+                push(i.to_string(MysqlQueryBuilder));
+            }
+            push(s.owners_table.to_string(MysqlQueryBuilder));
+        }
+        _ => {
+            push(s.keys_table.to_string(SqliteQueryBuilder));
+            for i in &s.indexes {
+                push(i.to_string(SqliteQueryBuilder));
+            }
+            push(s.owners_table.to_string(SqliteQueryBuilder));
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+    out
+}
+
+/// Puts each column of a `CREATE TABLE` on its own line (top-level commas inside the column
+/// list); other statements pass through.
+fn one_column_a_line(sql: &str) -> String {
+    if !sql.starts_with("CREATE TABLE") {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut depth = 0usize;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '(' => {
+                depth += 1;
+                if depth == 1 {
+                    out.push_str("(\n    ");
+                    if chars.peek() == Some(&' ') {
+                        chars.next();
+                    }
+                    continue;
+                }
+            }
+            ')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    let trimmed = out.trim_end().len();
+                    out.truncate(trimmed);
+                    out.push_str("\n)");
+                    continue;
+                }
+            }
+            ',' if depth == 1 => {
+                out.push_str(",\n    ");
+                if chars.peek() == Some(&' ') {
+                    chars.next();
+                }
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(Tables::default().keys(), "api_keys");
+        let t = Tables::with_prefix("app1_").unwrap_or_default();
+        assert_eq!(t.keys(), "app1_api_keys");
+        assert_eq!(t.owners(), "app1_api_key_owners");
+        for bad in ["1x", "A", "x-y", "x;drop", "x y", &"a".repeat(33)] {
+            assert_eq!(Tables::with_prefix(bad), Err(PrefixError), "{bad}");
+        }
+    }
+
+    #[test]
+    fn render_each_backend() {
+        for b in [DbBackend::Postgres, DbBackend::MySql, DbBackend::Sqlite] {
+            let sql = render_sql(b, &Tables::default());
+            assert!(sql.contains("api_keys_key_id_key"), "{sql}");
+            assert!(sql.contains("api_key_owners"), "{sql}");
+        }
+        assert!(render_sql(DbBackend::MySql, &Tables::default()).contains("DATETIME(6)"));
+        assert!(render_sql(DbBackend::Postgres, &Tables::default()).contains("COLLATE \"C\""));
+    }
+}

@@ -1,0 +1,517 @@
+//! [`SeaOrmKeyStore`]: the [`KeyStore`] on PostgreSQL, SQLite and MySQL/MariaDB.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use keyward_core::digest::KeyDigest;
+use keyward_core::store::{Cursor, KeyStore, Page, StoreError, StoreErrorKind, UsageDelta};
+use keyward_core::{KeyId, KeyRecord};
+use sea_orm::sea_query::{
+    Condition, Expr, ExprTrait, InsertStatement, OnConflict, Order, Query, SelectStatement,
+};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, FromQueryResult, IsolationLevel, Iterable, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait, Value,
+};
+
+use crate::codec::{clamp, decode, digest_values, insert_values, management_values};
+use crate::entity::api_key::{self, Column};
+use crate::entity::api_key_owner;
+use crate::error::{retryable, store_err};
+use crate::schema::Tables;
+
+/// Attempts of a transaction that failed on a deadlock, a serialization failure or SQLite's
+/// busy lock, before giving up with `Unavailable`.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// A [`KeyStore`] on a sea-orm connection pool.
+///
+/// - `get` is one indexed `SELECT` by `key_id`.
+/// - `create` with a maximum is atomic per owner: PostgreSQL and MySQL lock the owner's row in
+///   `<prefix>api_key_owners` (`INSERT … ON CONFLICT`/`ON DUPLICATE KEY` then
+///   `SELECT … FOR UPDATE`) in a read-committed transaction; SQLite takes the write lock up front
+///   (`BEGIN IMMEDIATE`).
+/// - `record_usage` merges counters in SQL (`request_count + n`, `last_used_at` only forward),
+///   so several instances can flush concurrently.
+/// - Failures of the database are `Unavailable`, never "no such key".
+#[derive(Clone)]
+pub struct SeaOrmKeyStore {
+    db: DatabaseConnection,
+    tables: Tables,
+}
+
+impl fmt::Debug for SeaOrmKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeaOrmKeyStore")
+            .field("backend", &self.db.get_database_backend().as_str())
+            .field("tables", &self.tables)
+            .finish()
+    }
+}
+
+/// Pool settings keyward recommends for `url`: short connect and acquire timeouts (a database
+/// outage turns into a quick 503, not a hung request), no per-statement logging, and on SQLite
+/// WAL journaling, a busy timeout and `create if missing` for file URLs.
+#[must_use]
+pub fn connect_options(url: &str) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    #[cfg(feature = "sqlite")]
+    if url.starts_with("sqlite:") {
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10))
+                .create_if_missing(true)
+        });
+    }
+    opts
+}
+
+impl SeaOrmKeyStore {
+    /// A store on `db` with the default table names. The tables must exist: see
+    /// [`crate::migrate`].
+    #[must_use]
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self::with_tables(db, Tables::default())
+    }
+
+    /// A store on `db` using `tables` (for a table prefix).
+    #[must_use]
+    pub fn with_tables(db: DatabaseConnection, tables: Tables) -> Self {
+        Self { db, tables }
+    }
+
+    /// Connects with [`connect_options`] and the default table names. Does not migrate.
+    ///
+    /// # Errors
+    /// `Unavailable` when the database cannot be reached, `Other` for a bad URL.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let db = Database::connect(connect_options(url))
+            .await
+            .map_err(|e| store_err("connect", e))?;
+        Ok(Self::new(db))
+    }
+
+    /// Creates the tables when they are missing ([`crate::migrate_tables`]).
+    ///
+    /// # Errors
+    /// The database's error, as a [`StoreError`].
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        crate::migration::migrate_tables(&self.db, &self.tables)
+            .await
+            .map_err(|e| store_err("migrate", e))
+    }
+
+    /// The connection pool.
+    #[must_use]
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The table names in use.
+    #[must_use]
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    fn select(&self) -> SelectStatement {
+        Query::select()
+            .columns(Column::iter())
+            .from(self.tables.keys_iden())
+            .to_owned()
+    }
+
+    /// `owner_id = ?`, exact: MySQL's `_bin` collations ignore trailing spaces, so there the
+    /// length must match too.
+    fn owner_is(&self, owner_id: &str) -> Condition {
+        let mut c = Condition::all().add(Expr::col(Column::OwnerId).eq(owner_id));
+        if self.backend() == DbBackend::MySql {
+            let chars = i64::try_from(owner_id.chars().count()).unwrap_or(i64::MAX);
+            c = c.add(Expr::cust_with_values(
+                "CHAR_LENGTH(`owner_id`) = ?",
+                [chars],
+            ));
+        }
+        c
+    }
+
+    fn insert_stmt(&self, record: &KeyRecord) -> Result<InsertStatement, StoreError> {
+        let (cols, vals): (Vec<Column>, Vec<Value>) = insert_values(record).into_iter().unzip();
+        let mut stmt = Query::insert();
+        stmt.into_table(self.tables.keys_iden()).columns(cols);
+        stmt.values(vals.into_iter().map(Expr::val))
+            .map_err(|e| StoreError::new(StoreErrorKind::Other, "insert").with_source(e))?;
+        Ok(stmt)
+    }
+
+    async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        match self.backend() {
+            DbBackend::Sqlite => {
+                self.db
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..TransactionOptions::default()
+                    })
+                    .await
+            }
+            _ => {
+                self.db
+                    .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+                    .await
+            }
+        }
+    }
+
+    /// One attempt of a limited create. `Ok(Err(kind))` is a refusal (limit, duplicate).
+    async fn try_create_limited(
+        &self,
+        record: &KeyRecord,
+        insert: &InsertStatement,
+        max: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), StoreErrorKind>, DbErr> {
+        let txn = self.begin_write().await?;
+        match self.create_in(&txn, record, insert, max, now).await {
+            Ok(Ok(())) => {
+                txn.commit().await?;
+                Ok(Ok(()))
+            }
+            Ok(Err(kind)) => {
+                txn.rollback().await?;
+                Ok(Err(kind))
+            }
+            Err(e) => {
+                // The rollback's own failure adds nothing to `e`.
+                let _ = txn.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_in(
+        &self,
+        txn: &DatabaseTransaction,
+        record: &KeyRecord,
+        insert: &InsertStatement,
+        max: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), StoreErrorKind>, DbErr> {
+        let owner = record.owner_id.as_str();
+        if self.backend() != DbBackend::Sqlite {
+            // Serialize creates per owner: make sure the owner's row exists, then lock it.
+            let mut upsert = Query::insert();
+            upsert
+                .into_table(self.tables.owners_iden())
+                .columns([api_key_owner::Column::OwnerId])
+                .values([Expr::val(owner)])
+                .map_err(|e| DbErr::Custom(e.to_string()))?
+                .on_conflict(
+                    OnConflict::column(api_key_owner::Column::OwnerId)
+                        .update_column(api_key_owner::Column::OwnerId)
+                        .to_owned(),
+                );
+            txn.execute(&upsert).await?;
+            let lock = Query::select()
+                .column(api_key_owner::Column::OwnerId)
+                .from(self.tables.owners_iden())
+                .and_where(Expr::col(api_key_owner::Column::OwnerId).eq(owner))
+                .lock_exclusive()
+                .to_owned();
+            txn.query_one(&lock).await?;
+        }
+        let dup = Query::select()
+            .column(Column::KeyId)
+            .from(self.tables.keys_iden())
+            .and_where(Expr::col(Column::KeyId).eq(record.key_id.as_str()))
+            .to_owned();
+        if txn.query_one(&dup).await?.is_some() {
+            return Ok(Err(StoreErrorKind::Conflict));
+        }
+        let live = Query::select()
+            .columns([Column::OwnerId, Column::ExpiresAt])
+            .from(self.tables.keys_iden())
+            .cond_where(self.owner_is(owner))
+            .and_where(Expr::col(Column::RevokedAt).is_null())
+            .cond_where(
+                Condition::any()
+                    .add(Expr::col(Column::ExpiresAt).is_null())
+                    .add(Expr::col(Column::ExpiresAt).gt(now)),
+            )
+            .to_owned();
+        let mut count: u64 = 0;
+        for row in txn.query_all(&live).await? {
+            let o: String = row.try_get("", "owner_id")?;
+            let e: Option<DateTime<Utc>> = row.try_get("", "expires_at")?;
+            if o == owner && e.is_none_or(|e| now < e) {
+                count += 1;
+            }
+        }
+        if count >= u64::from(max) {
+            return Ok(Err(StoreErrorKind::LimitReached));
+        }
+        txn.execute(insert).await?;
+        Ok(Ok(()))
+    }
+
+    async fn apply_usage_in(
+        &self,
+        txn: &DatabaseTransaction,
+        batch: &[UsageDelta],
+    ) -> Result<(), DbErr> {
+        for d in batch {
+            let mut update = Query::update();
+            update.table(self.tables.keys_iden());
+            if d.requests > 0 {
+                let add = clamp(d.requests);
+                update.value(
+                    Column::RequestCount,
+                    Expr::case(
+                        Expr::col(Column::RequestCount).gt(i64::MAX - add),
+                        Expr::val(i64::MAX),
+                    )
+                    .finally(Expr::col(Column::RequestCount).add(add)),
+                );
+            }
+            if let Some(t) = d.last_used_at {
+                update.value(
+                    Column::LastUsedAt,
+                    Expr::case(
+                        Condition::any()
+                            .add(Expr::col(Column::LastUsedAt).is_null())
+                            .add(Expr::col(Column::LastUsedAt).lt(t)),
+                        Expr::val(t),
+                    )
+                    .finally(Expr::col(Column::LastUsedAt)),
+                );
+            }
+            if let Some((period, used)) = d.credits {
+                let (period, used) = (clamp(period), clamp(used));
+                // MySQL evaluates SET left to right with the new values: credits_used comes
+                // first and reads the old credits_period; credits_period reads only itself.
+                update.value(
+                    Column::CreditsUsed,
+                    Expr::case(
+                        Condition::any()
+                            .add(Expr::col(Column::CreditsPeriod).lt(period))
+                            .add(
+                                Condition::all()
+                                    .add(Expr::col(Column::CreditsPeriod).eq(period))
+                                    .add(Expr::col(Column::CreditsUsed).lt(used)),
+                            ),
+                        Expr::val(used),
+                    )
+                    .finally(Expr::col(Column::CreditsUsed)),
+                );
+                update.value(
+                    Column::CreditsPeriod,
+                    Expr::case(
+                        Expr::col(Column::CreditsPeriod).lt(period),
+                        Expr::val(period),
+                    )
+                    .finally(Expr::col(Column::CreditsPeriod)),
+                );
+            }
+            if update.get_values().is_empty() {
+                continue;
+            }
+            update.and_where(Expr::col(Column::KeyId).eq(d.key_id.as_str()));
+            txn.execute(&update).await?;
+        }
+        Ok(())
+    }
+
+    async fn update_where_key(
+        &self,
+        op: &'static str,
+        key_id: &KeyId,
+        values: Vec<(Column, Value)>,
+    ) -> Result<(), StoreError> {
+        let stmt = Query::update()
+            .table(self.tables.keys_iden())
+            .values(values.into_iter().map(|(c, v)| (c, Expr::val(v))))
+            .and_where(Expr::col(Column::KeyId).eq(key_id.as_str()))
+            .to_owned();
+        let res = self.db.execute(&stmt).await.map_err(|e| store_err(op, e))?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
+        }
+        Ok(())
+    }
+}
+
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 3 + 1)).await;
+}
+
+#[async_trait::async_trait]
+impl KeyStore for SeaOrmKeyStore {
+    async fn create(
+        &self,
+        record: &KeyRecord,
+        max_per_owner: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let insert = self.insert_stmt(record)?;
+        let Some(max) = max_per_owner else {
+            return self
+                .db
+                .execute(&insert)
+                .await
+                .map(|_| ())
+                .map_err(|e| store_err("create", e));
+        };
+        let mut attempt = 1;
+        loop {
+            match self.try_create_limited(record, &insert, max, now).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(StoreErrorKind::LimitReached)) => {
+                    return Err(StoreError::new(
+                        StoreErrorKind::LimitReached,
+                        "owner key limit reached",
+                    ));
+                }
+                Ok(Err(kind)) => return Err(StoreError::new(kind, "duplicate key id")),
+                Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %e, "create: retrying transaction");
+                    backoff(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(store_err("create", e)),
+            }
+        }
+    }
+
+    async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let stmt = self
+            .select()
+            .and_where(Expr::col(Column::KeyId).eq(key_id.as_str()))
+            .limit(1)
+            .to_owned();
+        let Some(row) = self
+            .db
+            .query_one(&stmt)
+            .await
+            .map_err(|e| store_err("get", e))?
+        else {
+            return Ok(None);
+        };
+        let model = api_key::Model::from_query_result(&row, "").map_err(|e| store_err("get", e))?;
+        let record = decode(model)?;
+        Ok((record.key_id == *key_id).then_some(record))
+    }
+
+    async fn list_by_owner(
+        &self,
+        owner_id: &str,
+        cursor: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        let mut stmt = self.select();
+        stmt.cond_where(self.owner_is(owner_id));
+        if let Some(c) = cursor {
+            stmt.cond_where(
+                Condition::any()
+                    .add(Expr::col(Column::CreatedAt).gt(c.created_at))
+                    .add(
+                        Condition::all()
+                            .add(Expr::col(Column::CreatedAt).eq(c.created_at))
+                            .add(Expr::col(Column::KeyId).gt(c.key_id.as_str())),
+                    ),
+            );
+        }
+        stmt.order_by(Column::CreatedAt, Order::Asc)
+            .order_by(Column::KeyId, Order::Asc)
+            .limit(u64::from(limit) + 1);
+        let rows = self
+            .db
+            .query_all(&stmt)
+            .await
+            .map_err(|e| store_err("list", e))?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let model =
+                api_key::Model::from_query_result(&row, "").map_err(|e| store_err("list", e))?;
+            let record = decode(model)?;
+            if record.owner_id == owner_id {
+                items.push(record);
+            }
+        }
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(Cursor::after)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.update_where_key("update", &record.key_id, management_values(record))
+            .await
+    }
+
+    async fn set_digest(&self, key_id: &KeyId, digest: &KeyDigest) -> Result<(), StoreError> {
+        self.update_where_key("set_digest", key_id, digest_values(digest))
+            .await
+    }
+
+    async fn revoke(
+        &self,
+        key_id: &KeyId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let stmt = Query::update()
+            .table(self.tables.keys_iden())
+            .value(Column::RevokedAt, at)
+            .value(Column::UpdatedAt, at)
+            .and_where(Expr::col(Column::KeyId).eq(key_id.as_str()))
+            .and_where(Expr::col(Column::RevokedAt).is_null())
+            .to_owned();
+        self.db
+            .execute(&stmt)
+            .await
+            .map_err(|e| store_err("revoke", e))?;
+        self.get(key_id).await
+    }
+
+    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut attempt = 1;
+        loop {
+            let result = async {
+                let txn = self.begin_write().await?;
+                match self.apply_usage_in(&txn, batch).await {
+                    Ok(()) => txn.commit().await,
+                    Err(e) => {
+                        let _ = txn.rollback().await;
+                        Err(e)
+                    }
+                }
+            }
+            .await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                    backoff(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(store_err("record_usage", e)),
+            }
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(|e| store_err("ping", e))
+    }
+}

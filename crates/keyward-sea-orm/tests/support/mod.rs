@@ -1,0 +1,495 @@
+//! Shared by the PostgreSQL and MariaDB tests: throwaway databases created and dropped by the
+//! test itself, the checked-in SQL applied with the real CLI clients, and a TCP proxy the test
+//! can take down and bring back to simulate an outage.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use keyward_core::KeyStore;
+use keyward_sea_orm::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use keyward_sea_orm::{SeaOrmKeyStore, Tables, connect_options};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    Postgres,
+    MariaDb,
+}
+
+impl Server {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Postgres => "kw_test_pg_",
+            Self::MariaDb => "kw_test_my_",
+        }
+    }
+}
+
+/// `url` with its database (path) replaced by `db`.
+pub fn url_with_db(url: &str, db: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (before_query, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let authority = before_query.split('/').next().unwrap_or(before_query);
+    let mut out = format!("{scheme}://{authority}/{db}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// `url` with its host and port replaced by `addr`.
+pub fn url_with_addr(url: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(split);
+    let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
+    format!("{scheme}://{}{addr}{tail}", user.unwrap_or_default())
+}
+
+/// A database created for this test and dropped by [`TempDb::drop_now`] (or, after a crash, by
+/// the next run's [`TempDb::create`], which drops databases whose creating process is gone).
+pub struct TempDb {
+    pub server: Server,
+    pub admin: DatabaseConnection,
+    pub name: String,
+    pub url: String,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl TempDb {
+    pub async fn create(server: Server, admin_url: &str) -> Self {
+        let admin = Database::connect(connect_options(admin_url))
+            .await
+            .expect("connect to the admin database");
+        drop_stale(server, &admin).await;
+        let name = format!(
+            "{}{}_{}",
+            server.prefix(),
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        match server {
+            Server::Postgres => {
+                // An ICU English collation sorts `a` before `B`: the schema must still list key
+                // ids in byte order (its `COLLATE "C"`).
+                let icu = format!(
+                    "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu \
+                     ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+                );
+                if admin.execute_unprepared(&icu).await.is_err() {
+                    admin
+                        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                        .await
+                        .expect("create database");
+                }
+            }
+            Server::MariaDb => {
+                // A case-insensitive server default: the schema must still be case-sensitive.
+                admin
+                    .execute_unprepared(&format!(
+                        "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+                    ))
+                    .await
+                    .expect("create database");
+            }
+        }
+        let url = url_with_db(admin_url, &name);
+        Self {
+            server,
+            admin,
+            name,
+            url,
+        }
+    }
+
+    /// A pool on the database.
+    pub async fn connect(&self) -> DatabaseConnection {
+        let mut opts = connect_options(&self.url);
+        opts.max_connections(10);
+        Database::connect(opts)
+            .await
+            .expect("connect to the test database")
+    }
+
+    pub async fn drop_now(&self) {
+        let sql = match self.server {
+            Server::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            Server::MariaDb => format!("DROP DATABASE IF EXISTS {}", self.name),
+        };
+        if let Err(e) = self.admin.execute_unprepared(&sql).await {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+
+    /// Runs `body`, then drops the database whether `body` passed or panicked.
+    pub async fn run<F: Future<Output = ()>>(&self, body: F) {
+        let result = AssertUnwindSafe(body).catch_unwind().await;
+        self.drop_now().await;
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// Drops test databases left by runs that crashed (their process no longer exists).
+async fn drop_stale(server: Server, admin: &DatabaseConnection) {
+    let list = match server {
+        Server::Postgres => "SELECT datname AS name FROM pg_database",
+        Server::MariaDb => "SELECT schema_name AS name FROM information_schema.schemata",
+    };
+    let Ok(rows) = admin
+        .query_all_raw(keyward_sea_orm::sea_orm::Statement::from_string(
+            admin.get_database_backend(),
+            list,
+        ))
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let Ok(name) = row.try_get::<String>("", "name") else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(server.prefix()) else {
+            continue;
+        };
+        let Some(pid) = rest.split('_').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let sql = match server {
+                Server::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                Server::MariaDb => format!("DROP DATABASE IF EXISTS {name}"),
+            };
+            let _ = admin.execute_unprepared(&sql).await;
+        }
+    }
+}
+
+/// Runs the whole suite on `db`: the first case on the default table names created by the
+/// `Migrator`, every other case on its own table prefix.
+pub async fn suite_on(db: DatabaseConnection) {
+    let n = AtomicU32::new(0);
+    keyward_test::store_suite::run_all(|| {
+        let db = db.clone();
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let store = if i == 0 {
+                keyward_sea_orm::migrate(&db).await.expect("Migrator::up");
+                SeaOrmKeyStore::new(db)
+            } else {
+                let tables = Tables::with_prefix(&format!("c{i}_")).unwrap();
+                let store = SeaOrmKeyStore::with_tables(db, tables);
+                store.migrate().await.expect("migrate prefixed");
+                store
+            };
+            Arc::new(store) as Arc<dyn KeyStore>
+        }
+    })
+    .await;
+}
+
+/// Runs the suite on tables someone else created (the checked-in SQL): the store never
+/// migrates; each case starts from emptied tables.
+pub async fn suite_on_existing_tables(db: DatabaseConnection) {
+    keyward_test::store_suite::run_all(|| {
+        let db = db.clone();
+        async move {
+            let tables = Tables::default();
+            for t in [tables.keys(), tables.owners()] {
+                db.execute_unprepared(&format!("DELETE FROM {t}"))
+                    .await
+                    .expect("empty the table");
+            }
+            Arc::new(SeaOrmKeyStore::new(db)) as Arc<dyn KeyStore>
+        }
+    })
+    .await;
+}
+
+/// The checked-in migration files for `folder`, in order.
+pub fn migration_files(folder: &str) -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../migrations")
+        .join(folder);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no migrations in {}", dir.display());
+    files
+}
+
+/// Runs a CLI client and fails the test on a non-zero exit.
+pub fn run_cli(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Host, port, user of a URL like `scheme://user[:pass]@host:port/db`.
+pub fn parts(url: &str) -> (String, u16, String) {
+    let (_, rest) = url.split_once("://").unwrap();
+    let authority = rest.split(['/', '?']).next().unwrap();
+    let (user, hostport) = authority.rsplit_once('@').unwrap_or(("root", authority));
+    let user = user.split(':').next().unwrap().to_owned();
+    let (host, port) = hostport.rsplit_once(':').unwrap();
+    (host.to_owned(), port.parse().unwrap(), user)
+}
+
+/// A port nothing listens on (bound, then released).
+pub async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A TCP proxy in front of a database that the test takes down (listener closed, every
+/// connection cut) and brings back on the same port.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    upstream: SocketAddr,
+    tasks: Option<JoinSet<()>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut p = Self {
+            addr,
+            upstream,
+            tasks: None,
+        };
+        p.serve(listener);
+        p
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let upstream = self.upstream;
+        let mut tasks = JoinSet::new();
+        let conns = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+        let conns2 = conns.clone();
+        tasks.spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                conns2.lock().await.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        // Dropping the JoinSet aborts the accept loop; the connection set goes with it.
+        tasks.spawn(async move {
+            let _keep = conns;
+            std::future::pending::<()>().await;
+        });
+        self.tasks = Some(tasks);
+    }
+
+    /// Closes the listener and cuts every connection.
+    pub async fn down(&mut self) {
+        if let Some(mut t) = self.tasks.take() {
+            t.abort_all();
+            while t.join_next().await.is_some() {}
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn up(&mut self) {
+        let mut listener = None;
+        for _ in 0..50 {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        self.serve(listener.expect("rebind the proxy port"));
+    }
+}
+
+/// The socket address of `url`'s host and port.
+pub async fn resolve(url: &str) -> SocketAddr {
+    let (host, port, _) = parts(url);
+    tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
+/// The backend of a connection, for messages.
+pub fn backend_name(db: &DatabaseConnection) -> &'static str {
+    match db.get_database_backend() {
+        DbBackend::Postgres => "postgres",
+        DbBackend::MySql => "mysql",
+        _ => "sqlite",
+    }
+}
+
+fn engine(store: Arc<dyn KeyStore>) -> keyward_core::Keyward {
+    keyward_core::Keyward::builder(store, keyward_core::Keyring::insecure_test_keyring())
+        .cache(keyward_core::CacheConfig {
+            capacity: 0,
+            ttl: Duration::from_secs(30),
+        })
+        .build()
+        .unwrap()
+}
+
+fn assert_unavailable<T: std::fmt::Debug>(what: &str, r: Result<T, keyward_core::StoreError>) {
+    match r {
+        Err(e) => assert_eq!(
+            e.kind(),
+            keyward_core::store::StoreErrorKind::Unavailable,
+            "{what}: {e}"
+        ),
+        Ok(v) => panic!("{what}: expected Unavailable, got Ok({v:?})"),
+    }
+}
+
+/// Every store operation on a store whose database is unreachable is `Unavailable`, and the
+/// engine answers 503, never "invalid key".
+pub async fn assert_store_down(store: &Arc<dyn KeyStore>, presented_key: &str) {
+    use keyward_core::store::UsageDelta;
+    let id = keyward_core::KeyId::generate().unwrap();
+    let record = keyward_test::store_suite::record("down", keyward_test::store_suite::at(0, 0));
+    let now = keyward_test::store_suite::at(1, 0);
+    assert_unavailable("get", store.get(&id).await);
+    assert_unavailable("create", store.create(&record, None, now).await);
+    assert_unavailable("create limited", store.create(&record, Some(5), now).await);
+    assert_unavailable("list", store.list_by_owner("down", None, 10).await);
+    assert_unavailable("update", store.update(&record).await);
+    assert_unavailable("revoke", store.revoke(&id, now).await);
+    assert_unavailable(
+        "record_usage",
+        store
+            .record_usage(&[UsageDelta {
+                key_id: id,
+                last_used_at: None,
+                requests: 1,
+                credits: None,
+            }])
+            .await,
+    );
+    assert_unavailable("ping", store.ping().await);
+    let kw = engine(store.clone());
+    let err = kw
+        .verify(
+            presented_key,
+            &keyward_core::ScopeRequirement::none(),
+            &keyward_core::VerifyContext::default(),
+        )
+        .await
+        .expect_err("verify with the database down");
+    assert!(
+        matches!(err, keyward_core::VerifyError::Unavailable(_)),
+        "verify: {err:?}"
+    );
+    assert_eq!(err.code().status(), 503);
+    let created = kw
+        .create_key(
+            "down",
+            keyward_core::service::CreateKeyRequest {
+                name: "x".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("create_key with the database down");
+    assert_eq!(created.code().status(), 503, "{created:?}");
+}
+
+/// A store behind a proxy: works, loses the database (503s), and recovers by itself on the
+/// same pool when the database is back.
+pub async fn outage_and_recovery(db_url: &str) {
+    let mut proxy = Proxy::start(resolve(db_url).await).await;
+    let url = url_with_addr(db_url, proxy.addr);
+    let mut opts = connect_options(&url);
+    opts.connect_timeout(Duration::from_secs(1))
+        .acquire_timeout(Duration::from_secs(2))
+        .max_connections(4);
+    let db = Database::connect(opts)
+        .await
+        .expect("connect through the proxy");
+    let store = SeaOrmKeyStore::with_tables(db, Tables::with_prefix("outage_").unwrap());
+    store.migrate().await.expect("migrate");
+    let store: Arc<dyn KeyStore> = Arc::new(store);
+    let kw = engine(store.clone());
+    let created = kw
+        .create_key(
+            "outage",
+            keyward_core::service::CreateKeyRequest {
+                name: "survivor".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create_key");
+    let raw = created.api_key.expose_secret().to_owned();
+    let none = keyward_core::ScopeRequirement::none();
+    let ctx = keyward_core::VerifyContext::default();
+    kw.verify(&raw, &none, &ctx).await.expect("verify before");
+
+    proxy.down().await;
+    assert_store_down(&store, &raw).await;
+
+    proxy.up().await;
+    store.ping().await.expect("ping after recovery");
+    let p = kw
+        .verify(&raw, &none, &ctx)
+        .await
+        .expect("verify after recovery");
+    assert_eq!(p.owner_id(), "outage");
+    kw.flush_usage().await.expect("usage flush after recovery");
+    proxy.down().await;
+}
+
+/// A store on a port nothing listens on: every call is `Unavailable` and verify is a 503.
+pub async fn closed_port_store(url: &str) {
+    let addr = closed_port().await;
+    let mut opts = connect_options(&url_with_addr(url, addr));
+    opts.connect_lazy(true)
+        .connect_timeout(Duration::from_secs(1))
+        .acquire_timeout(Duration::from_secs(2));
+    let db = Database::connect(opts).await.expect("lazy pool");
+    let store: Arc<dyn KeyStore> = Arc::new(SeaOrmKeyStore::new(db));
+    let key = keyward_core::KeyFormat::default().generate().unwrap();
+    assert_store_down(&store, key.api_key.expose_secret()).await;
+    let e = SeaOrmKeyStore::connect(&url_with_addr(url, addr))
+        .await
+        .expect_err("eager connect to a closed port");
+    assert_eq!(e.kind(), keyward_core::store::StoreErrorKind::Unavailable);
+}
