@@ -1,0 +1,200 @@
+//! [`RedisRateLimiter`] (GCRA), [`RedisCreditLedger`] and [`RedisNonceStore`]: the per-request
+//! state every instance must share. Each is one atomic command or script on one key.
+//!
+//! All three use the `now` the engine passes (its clock), never Redis' `TIME`, so they agree
+//! with the engine's other decisions and tests can drive them with a manual clock. Instances
+//! should run NTP; a skew of a few milliseconds only shifts the GCRA schedule by as much.
+//! Every failure is `Unavailable`: the engine refuses the request (fails closed), it never
+//! lets a request through unlimited.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_redis::redis;
+use keyward_core::key::KeyId;
+use keyward_core::model::{Credits, KeyRecord, RateLimit};
+use keyward_core::store::{
+    Admission, CreditLedger, NonceStore, RateLimiter, StoreError, credit_period, credit_refill_in,
+};
+
+use crate::config::{RedisConfig, Shared, redis_error};
+use crate::scripts;
+
+/// Longest nonce stored verbatim; longer ones are stored as their BLAKE3 hash.
+const MAX_NONCE_LEN: usize = 128;
+
+/// GCRA rate limiting in Redis, keyed on the id of a *verified* key (the engine only calls it
+/// after the secret matched). Same algorithm and answers as `keyward_core::memory::gcra`.
+#[derive(Debug, Clone)]
+pub struct RedisRateLimiter {
+    shared: Shared,
+}
+
+impl RedisRateLimiter {
+    /// A limiter with its own pool. Does not connect yet.
+    ///
+    /// # Errors
+    /// `Other` for an invalid URL or prefix.
+    pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
+        Ok(Self {
+            shared: Shared::new(config)?,
+        })
+    }
+
+    pub(crate) fn from_shared(shared: Shared) -> Self {
+        Self { shared }
+    }
+}
+
+#[async_trait::async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn acquire(
+        &self,
+        key_id: &KeyId,
+        limit: &RateLimit,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, StoreError> {
+        let period = i64::from(limit.window_seconds.max(1)) * 1_000_000;
+        let emission = (period / i64::from(limit.requests.max(1))).max(1);
+        let mut c = self.shared.conn().await?;
+        let (allowed, wait_us): (i64, i64) = scripts::GCRA
+            .key(self.shared.keys.rate(key_id))
+            .arg(now.timestamp_micros())
+            .arg(period)
+            .arg(emission)
+            .invoke_async(&mut c)
+            .await
+            .map_err(redis_error)?;
+        if allowed == 1 {
+            Ok(Admission::Allowed)
+        } else {
+            let wait = Duration::from_micros(wait_us.max(0).unsigned_abs());
+            Ok(Admission::Refused {
+                retry_after: Some(wait.max(Duration::from_secs(1))),
+            })
+        }
+    }
+}
+
+/// Usage credits in Redis: one counter per key and period, seeded from the record's stored
+/// usage, consumed atomically, reset when a new refill period starts (periods from
+/// [`credit_period`]).
+#[derive(Debug, Clone)]
+pub struct RedisCreditLedger {
+    shared: Shared,
+}
+
+impl RedisCreditLedger {
+    /// A ledger with its own pool. Does not connect yet.
+    ///
+    /// # Errors
+    /// `Other` for an invalid URL or prefix.
+    pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
+        Ok(Self {
+            shared: Shared::new(config)?,
+        })
+    }
+
+    pub(crate) fn from_shared(shared: Shared) -> Self {
+        Self { shared }
+    }
+}
+
+/// How long an idle counter is kept: a week past its period, far longer than any usage flush
+/// interval, after which it is re-seeded from the stored usage.
+fn counter_ttl(credits: &Credits) -> u64 {
+    7 * 86_400 + credits.refill_seconds.unwrap_or(0).min(365 * 86_400)
+}
+
+#[async_trait::async_trait]
+impl CreditLedger for RedisCreditLedger {
+    async fn consume(
+        &self,
+        record: &KeyRecord,
+        credits: &Credits,
+        now: DateTime<Utc>,
+    ) -> Result<(Admission, Option<(u64, u64)>), StoreError> {
+        let period = credit_period(credits, record.created_at, now);
+        let mut c = self.shared.conn().await?;
+        let (allowed, p, used): (i64, u64, u64) = scripts::CONSUME_CREDIT
+            .key(self.shared.keys.credits(&record.key_id))
+            .arg(period)
+            .arg(credits.limit)
+            .arg(record.usage.credits_period)
+            .arg(record.usage.credits_used)
+            .arg(counter_ttl(credits))
+            .invoke_async(&mut c)
+            .await
+            .map_err(redis_error)?;
+        if allowed == 1 {
+            Ok((Admission::Allowed, Some((p, used))))
+        } else {
+            Ok((
+                Admission::Refused {
+                    retry_after: credit_refill_in(credits, record.created_at, now),
+                },
+                None,
+            ))
+        }
+    }
+}
+
+/// Replay protection: `SET <nonce> 1 NX PX <ttl>` under a per-namespace (per key id) hash tag.
+#[derive(Debug, Clone)]
+pub struct RedisNonceStore {
+    shared: Shared,
+}
+
+impl RedisNonceStore {
+    /// A nonce store with its own pool. Does not connect yet.
+    ///
+    /// # Errors
+    /// `Other` for an invalid URL or prefix.
+    pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
+        Ok(Self {
+            shared: Shared::new(config)?,
+        })
+    }
+
+    pub(crate) fn from_shared(shared: Shared) -> Self {
+        Self { shared }
+    }
+}
+
+#[async_trait::async_trait]
+impl NonceStore for RedisNonceStore {
+    async fn check_and_store(
+        &self,
+        namespace: &str,
+        nonce: &str,
+        ttl: Duration,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let hashed;
+        let nonce = if nonce.len() > MAX_NONCE_LEN {
+            hashed = format!("h:{}", blake3::hash(nonce.as_bytes()).to_hex());
+            hashed.as_str()
+        } else {
+            nonce
+        };
+        let namespace_hashed;
+        let namespace = if namespace.len() > MAX_NONCE_LEN {
+            namespace_hashed = format!("h:{}", blake3::hash(namespace.as_bytes()).to_hex());
+            namespace_hashed.as_str()
+        } else {
+            namespace
+        };
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut c = self.shared.conn().await?;
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.shared.keys.nonce(namespace, nonce))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_error)?;
+        Ok(set.is_some())
+    }
+}

@@ -1,0 +1,131 @@
+//! The Lua scripts. Each touches keys of one hash tag only (see `docs/redis.md`), and treats
+//! every number it compares as an integer below 2^53 (microsecond timestamps and counters).
+
+use std::sync::LazyLock;
+
+use deadpool_redis::redis::Script;
+
+/// KEYS[1] record. ARGV: field, value, field, value, … Writes the record unless it exists.
+/// Returns 1 when written, 0 for a duplicate id.
+pub(crate) static CREATE_RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+",
+    )
+});
+
+/// KEYS[1] owner index, KEYS[2] owner live set. ARGV: index member, key id, now (µs),
+/// max (-1 for none), expiry score. Counts the owner's live keys (not revoked, expiry > now),
+/// refuses at the maximum, else indexes the key. Returns 1 when indexed, 0 at the limit.
+pub(crate) static CLAIM_SLOT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local max = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+if max >= 0 and redis.call('ZCARD', KEYS[2]) >= max then return 0 end
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
+return 1
+",
+    )
+});
+
+/// KEYS[1] record. ARGV: management JSON, updated_at. Returns `{owner, revoked}` or nil when
+/// there is no such key.
+pub(crate) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+redis.call('HSET', KEYS[1], 'm', ARGV[1], 'u', ARGV[2])
+return {redis.call('HGET', KEYS[1], 'o'), redis.call('HEXISTS', KEYS[1], 'r')}
+",
+    )
+});
+
+/// KEYS[1] record. ARGV: digest. Returns 1, or 0 when there is no such key.
+pub(crate) static SET_DIGEST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1])
+return 1
+",
+    )
+});
+
+/// KEYS[1] record. ARGV: revoked_at (µs). Sets `r` (and `u`) the first time only; returns the
+/// hash afterwards (empty when there is no such key).
+pub(crate) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+if redis.call('HSETNX', KEYS[1], 'r', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'u', ARGV[1])
+end
+return redis.call('HGETALL', KEYS[1])
+",
+    )
+});
+
+/// KEYS[1] record. ARGV: requests to add, last_used (µs or ''), credit period or '', credits
+/// used. Applies one usage delta by `keyward_core::memory::apply_usage`'s rule.
+pub(crate) const RECORD_USAGE_SRC: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local add = tonumber(ARGV[1])
+if add > 0 then redis.call('HINCRBY', KEYS[1], 'n', ARGV[1]) end
+if ARGV[2] ~= '' then
+  local old = tonumber(redis.call('HGET', KEYS[1], 'l') or '')
+  if old == nil or old < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], 'l', ARGV[2]) end
+end
+if ARGV[3] ~= '' then
+  local p, u = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local op = tonumber(redis.call('HGET', KEYS[1], 'cp') or '0') or 0
+  local ou = tonumber(redis.call('HGET', KEYS[1], 'cu') or '0') or 0
+  if p > op or (p == op and u > ou) then redis.call('HSET', KEYS[1], 'cp', ARGV[3], 'cu', ARGV[4]) end
+end
+return 1
+";
+
+/// The usage script as a [`Script`] (for its hash).
+pub(crate) static RECORD_USAGE: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD_USAGE_SRC));
+
+/// KEYS[1] rate state. ARGV: now (µs), period (µs), emission interval (µs). GCRA as
+/// `keyward_core::memory::gcra`. Returns `{1, 0}` when allowed, `{0, wait_us}` when refused.
+pub(crate) static GCRA: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now, period, emission = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '')
+if tat == nil or tat < now then tat = now end
+local allow_at = tat - period + emission
+if now < allow_at then return {0, allow_at - now} end
+local new = tat + emission
+redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.floor((new - now) / 1000) + 1000)
+return {1, 0}
+",
+    )
+});
+
+/// KEYS[1] credit counter. ARGV: period now, limit, stored period, stored used, ttl (s).
+/// Seeds from the record's stored usage, resets on a new period, consumes one unless at the
+/// limit. Returns `{allowed, period, used}`.
+pub(crate) static CONSUME_CREDIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local period, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local sp, su = tonumber(ARGV[3]), tonumber(ARGV[4])
+local p = tonumber(redis.call('HGET', KEYS[1], 'p') or '')
+local u = tonumber(redis.call('HGET', KEYS[1], 'u') or '')
+if p == nil or u == nil or sp > p or (sp == p and su > u) then p, u = sp, su end
+if p < period then p, u = period, 0 end
+if u >= limit then return {0, string.format('%d', p), string.format('%d', u)} end
+u = u + 1
+redis.call('HSET', KEYS[1], 'p', string.format('%d', p), 'u', string.format('%d', u))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return {1, string.format('%d', p), string.format('%d', u)}
+",
+    )
+});

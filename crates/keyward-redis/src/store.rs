@@ -1,0 +1,329 @@
+//! [`RedisKeyStore`]: a full [`KeyStore`] in Redis.
+//!
+//! Layout (prefix `P`):
+//! - `{P:k:<key_id>}`: the record, a hash (see the codec module). `get` is one `HGETALL`
+//!   and never needs the owner.
+//! - `{P:o:<owner>}:idx`: the owner's keys, a sorted set whose members sort as
+//!   `(created_at, key_id)`; listing is `ZRANGE … BYLEX` after the cursor.
+//! - `{P:o:<owner>}:live`: the owner's keys that count toward the maximum, scored by expiry
+//!   (µs, `+inf` for none); revoked keys are removed, expired ones are pruned by the create
+//!   script. The max-keys check and the index insert run in one script on this hash tag, so
+//!   concurrent creates for one owner are serialized by Redis.
+//!
+//! Records and owner sets live under different hash tags (so `get` by key id is one read on
+//! one slot of a cluster). A create, revoke or update is therefore two single-slot steps, not
+//! one transaction; the order is chosen so an interruption only ever errs on the safe side
+//! (see `docs/redis.md`, "Cluster trade-off").
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use deadpool_redis::redis::{self, AsyncCommands};
+use keyward_core::digest::KeyDigest;
+use keyward_core::key::KeyId;
+use keyward_core::model::KeyRecord;
+use keyward_core::store::{
+    Cursor, KeyStore, MAX_PAGE_SIZE, Page, StoreError, StoreErrorKind, UsageDelta,
+};
+
+use crate::codec;
+use crate::config::{RedisConfig, Shared, redis_error};
+use crate::scripts;
+
+/// Usage deltas sent per pipeline.
+const USAGE_CHUNK: usize = 256;
+
+/// A [`KeyStore`] in Redis. Cheap to clone; clones share the pool.
+#[derive(Debug, Clone)]
+pub struct RedisKeyStore {
+    shared: Shared,
+}
+
+impl RedisKeyStore {
+    /// A store with its own pool. Does not connect yet.
+    ///
+    /// # Errors
+    /// `Other` for an invalid URL or prefix.
+    pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
+        Ok(Self {
+            shared: Shared::new(config)?,
+        })
+    }
+
+    pub(crate) fn from_shared(shared: Shared) -> Self {
+        Self { shared }
+    }
+
+    /// Runs the second step of a revoke: the key no longer counts toward its owner's maximum.
+    async fn unlive(&self, owner: &str, key_id: &KeyId) -> Result<(), StoreError> {
+        let mut c = self.shared.conn().await?;
+        let _: i64 = c
+            .zrem(self.shared.keys.owner_live(owner), key_id.as_str())
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for RedisKeyStore {
+    async fn create(
+        &self,
+        record: &KeyRecord,
+        max_per_owner: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let keys = &self.shared.keys;
+        let rkey = keys.record(&record.key_id);
+        let fields = codec::encode(record)?;
+        let mut c = self.shared.conn().await?;
+        // Step 1: claim the key id. Nobody holds the secret of this key yet, so a record that
+        // step 2 refuses (or that a crash strands) can never be used.
+        let mut inv = scripts::CREATE_RECORD.key(&rkey);
+        for (k, v) in &fields {
+            inv.arg(*k).arg(v);
+        }
+        let written: i64 = inv.invoke_async(&mut c).await.map_err(redis_error)?;
+        if written == 0 {
+            return Err(StoreError::new(
+                StoreErrorKind::Conflict,
+                "duplicate key id",
+            ));
+        }
+        // Step 2: the max-keys check and the index insert, atomically on the owner's slot.
+        let live = record.revoked_at.is_none();
+        let claimed: Result<i64, _> = scripts::CLAIM_SLOT
+            .key(keys.owner_index(&record.owner_id))
+            .key(keys.owner_live(&record.owner_id))
+            .arg(codec::index_member(record.created_at, &record.key_id))
+            .arg(record.key_id.as_str())
+            .arg(now.timestamp_micros())
+            .arg(max_per_owner.map_or(-1, i64::from))
+            .arg(if live {
+                codec::expiry_score(record.expires_at)
+            } else {
+                "-inf".to_owned()
+            })
+            .invoke_async(&mut c)
+            .await;
+        match claimed {
+            Ok(1) => Ok(()),
+            Ok(_) => {
+                let _: Result<i64, _> = c.del(&rkey).await;
+                Err(StoreError::new(
+                    StoreErrorKind::LimitReached,
+                    "owner key limit reached",
+                ))
+            }
+            Err(e) => {
+                // The script may or may not have run (a timeout after it did). Undo it, owner
+                // sets first: should Redis stop answering halfway, what remains is either a
+                // complete key (listed, revocable, its secret never handed out) or an
+                // unindexed record (invisible and uncounted), never an index entry without
+                // a record.
+                let idx = keys.owner_index(&record.owner_id);
+                let member = codec::index_member(record.created_at, &record.key_id);
+                let undone: Result<(), redis::RedisError> = async {
+                    let _: i64 = c.zrem(&idx, &member).await?;
+                    let _: i64 = c
+                        .zrem(keys.owner_live(&record.owner_id), record.key_id.as_str())
+                        .await?;
+                    let _: i64 = c.del(&rkey).await?;
+                    Ok(())
+                }
+                .await;
+                if let Err(undo) = undone {
+                    tracing::warn!(key_id = %record.key_id, error = %undo, "could not undo an interrupted create; the key may be listed (revoke it to free the slot)");
+                }
+                Err(redis_error(e))
+            }
+        }
+    }
+
+    async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let mut c = self.shared.conn().await?;
+        let h: HashMap<String, String> = c
+            .hgetall(self.shared.keys.record(key_id))
+            .await
+            .map_err(redis_error)?;
+        codec::decode(*key_id, &h)
+    }
+
+    async fn list_by_owner(
+        &self,
+        owner_id: &str,
+        cursor: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        let limit = limit.min(MAX_PAGE_SIZE);
+        let want = usize::try_from(limit).unwrap_or(usize::MAX);
+        let start = match cursor {
+            Some(c) => format!("({}", codec::index_member(c.created_at, &c.key_id)),
+            None => "-".to_owned(),
+        };
+        let mut c = self.shared.conn().await?;
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.shared.keys.owner_index(owner_id))
+            .arg(&start)
+            .arg("+")
+            .arg("BYLEX")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(want.saturating_add(1))
+            .query_async(&mut c)
+            .await
+            .map_err(redis_error)?;
+        let entries = members
+            .iter()
+            .map(|m| codec::parse_member(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<KeyId> = entries.iter().map(|(_, id)| *id).collect();
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.shared.keys.record(id));
+        }
+        let hashes: Vec<HashMap<String, String>> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut c).await.map_err(redis_error)?
+        };
+        let has_more = ids.len() > want;
+        let mut items = Vec::with_capacity(ids.len().min(want));
+        for (id, h) in ids.into_iter().zip(hashes).take(want) {
+            // An index entry without a record was stranded by an interrupted create.
+            if let Some(r) = codec::decode(id, &h)? {
+                items.push(r);
+            }
+        }
+        // The cursor is the last index entry examined, so an entry without a record (see
+        // above) can neither end the listing early nor repeat.
+        let next_cursor = if has_more {
+            entries
+                .get(want.saturating_sub(1))
+                .filter(|_| want > 0)
+                .map(|&(created_at, key_id)| Cursor { created_at, key_id })
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let keys = &self.shared.keys;
+        let mut c = self.shared.conn().await?;
+        let rkey = keys.record(&record.key_id);
+        let answer: Option<(String, i64)> = scripts::UPDATE
+            .key(&rkey)
+            .arg(codec::management_json(record)?)
+            .arg(record.updated_at.timestamp_micros())
+            .invoke_async(&mut c)
+            .await
+            .map_err(redis_error)?;
+        let Some((owner, revoked)) = answer else {
+            return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
+        };
+        if revoked == 0 {
+            // Step 2: the expiry may have changed; rescore the key in the live set. Past
+            // expiries are harmless (the create script prunes them).
+            let live = keys.owner_live(&owner);
+            let _: i64 = c
+                .zadd(
+                    &live,
+                    record.key_id.as_str(),
+                    codec::expiry_score(record.expires_at),
+                )
+                .await
+                .map_err(redis_error)?;
+            // A revoke may have run between the two steps: undo the re-add if so.
+            let now_revoked: bool = c.hexists(&rkey, "r").await.map_err(redis_error)?;
+            if now_revoked {
+                let _: i64 = c
+                    .zrem(&live, record.key_id.as_str())
+                    .await
+                    .map_err(redis_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_digest(&self, key_id: &KeyId, digest: &KeyDigest) -> Result<(), StoreError> {
+        let mut c = self.shared.conn().await?;
+        let done: i64 = scripts::SET_DIGEST
+            .key(self.shared.keys.record(key_id))
+            .arg(codec::digest_string(digest))
+            .invoke_async(&mut c)
+            .await
+            .map_err(redis_error)?;
+        if done == 0 {
+            return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
+        }
+        Ok(())
+    }
+
+    async fn revoke(
+        &self,
+        key_id: &KeyId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let h: HashMap<String, String> = {
+            let mut c = self.shared.conn().await?;
+            scripts::REVOKE
+                .key(self.shared.keys.record(key_id))
+                .arg(at.timestamp_micros())
+                .invoke_async(&mut c)
+                .await
+                .map_err(redis_error)?
+        };
+        let Some(record) = codec::decode(*key_id, &h)? else {
+            return Ok(None);
+        };
+        // Step 2, repeated on every revoke so a retry repairs an interrupted one. Until it
+        // runs, the key still counts toward the owner's maximum (the safe direction).
+        self.unlive(&record.owner_id, key_id).await?;
+        Ok(Some(record))
+    }
+
+    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.shared.conn().await?;
+        // Make sure the script is cached so the pipeline can use EVALSHA.
+        let _: String = scripts::RECORD_USAGE
+            .prepare_invoke()
+            .load_async(&mut c)
+            .await
+            .map_err(redis_error)?;
+        for chunk in batch.chunks(USAGE_CHUNK) {
+            let mut pipe = redis::pipe();
+            for d in chunk {
+                let (period, used) = d.credits.map_or((String::new(), String::new()), |(p, u)| {
+                    (p.to_string(), u.to_string())
+                });
+                pipe.cmd("EVALSHA")
+                    .arg(scripts::RECORD_USAGE.get_hash())
+                    .arg(1)
+                    .arg(self.shared.keys.record(&d.key_id))
+                    .arg(d.requests)
+                    .arg(
+                        d.last_used_at
+                            .map_or(String::new(), |t| t.timestamp_micros().to_string()),
+                    )
+                    .arg(period)
+                    .arg(used)
+                    .ignore();
+            }
+            let () = pipe.query_async(&mut c).await.map_err(redis_error)?;
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.shared.conn().await?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut c)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+}

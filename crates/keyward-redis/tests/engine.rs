@@ -1,0 +1,344 @@
+//! The Redis roles through the engine: cross-instance revocation (two engines, each with its
+//! own pool, cache and listener), per-key rate limits on verified ids only, usage credits with
+//! refill, and the nonce store.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    clippy::print_stdout
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keyward_core::clock::SystemClock;
+use keyward_core::engine::InvalidReason;
+use keyward_core::model::{Credits, RateLimit};
+use keyward_core::service::{Access, CreateKeyRequest};
+use keyward_core::store::NonceStore;
+use keyward_core::{ScopeRequirement, VerifyContext, VerifyError};
+use keyward_redis::RedisBackend;
+
+async fn verify(
+    k: &keyward_core::Keyward,
+    key: &str,
+) -> Result<keyward_core::Principal, VerifyError> {
+    k.verify(key, &ScopeRequirement::none(), &VerifyContext::default())
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_through_a_reaches_b_within_a_second() {
+    let Some(url) = common::shared_redis("revocation_through_a_reaches_b_within_a_second").await
+    else {
+        return;
+    };
+    let prefix = common::unique_prefix();
+    // Two instances: separate pools, caches and listeners, one Redis.
+    let backend_a = RedisBackend::connect(&url, &prefix).unwrap();
+    let backend_b = RedisBackend::connect(&url, &prefix).unwrap();
+    let a = common::engine(backend_a.store.clone(), &backend_a, Arc::new(SystemClock));
+    let b = common::engine(backend_b.store.clone(), &backend_b, Arc::new(SystemClock));
+    let listener_a = backend_a.spawn_listener(a.clone());
+    let listener_b = backend_b.spawn_listener(b.clone());
+    assert!(listener_a.wait_subscribed(Duration::from_secs(5)).await);
+    assert!(listener_b.wait_subscribed(Duration::from_secs(5)).await);
+
+    let (key, id) = common::create(&a, "owner", common::named("propagated")).await;
+    let key = key.expose_secret().to_owned();
+    verify(&a, &key).await.unwrap();
+    verify(&b, &key).await.unwrap();
+    assert_eq!(
+        b.cached_entries(),
+        1,
+        "b serves the key from its cache (TTL one hour)"
+    );
+
+    // Measured from the start of the revoke call (store write + publish + delivery).
+    let started = Instant::now();
+    a.revoke_key(Access::Owner("owner"), &id).await.unwrap();
+    let call = started.elapsed();
+    let delay = loop {
+        match verify(&b, &key).await {
+            Ok(_) => {}
+            Err(VerifyError::Invalid(InvalidReason::Revoked)) => break started.elapsed(),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "b never saw the revocation"
+        );
+        tokio::task::yield_now().await;
+    };
+    println!(
+        "revocation propagation delay A -> B: {delay:?} from the start of the revoke call \
+         (the call took {call:?}; {:?} after it returned)",
+        delay.saturating_sub(call)
+    );
+    assert!(
+        delay <= Duration::from_secs(1),
+        "propagation took {delay:?}"
+    );
+
+    // Updates propagate the same way: deactivate a second key through A.
+    let (key2, id2) = common::create(&a, "owner", common::named("deactivated")).await;
+    let key2 = key2.expose_secret().to_owned();
+    verify(&b, &key2).await.unwrap();
+    let patch = serde_json::from_value(serde_json::json!({"is_active": false})).unwrap();
+    a.update_key(Access::Owner("owner"), &id2, patch)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        match verify(&b, &key2).await {
+            Ok(_) => {}
+            Err(VerifyError::Invalid(InvalidReason::Inactive)) => break,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "b never saw the update"
+        );
+        tokio::task::yield_now().await;
+    }
+    println!("update propagation delay A -> B: {:?}", started.elapsed());
+    // Junk on the channel is ignored; `*` clears every instance's cache.
+    let (key3, _) = common::create(&a, "owner", common::named("third")).await;
+    verify(&b, key3.expose_secret()).await.unwrap();
+    assert!(b.cached_entries() >= 1);
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(format!("{prefix}:invalidate"))
+        .arg("not a key id \u{0}")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    backend_a.bus.publish_clear_all().await.unwrap();
+    let started = Instant::now();
+    while b.cached_entries() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "clear-all never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(listener_b.is_subscribed());
+    drop((listener_a, listener_b));
+    common::cleanup(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn rate_limit_counts_verified_requests_only() {
+    let Some(url) = common::shared_redis("rate_limit_counts_verified_requests_only").await else {
+        return;
+    };
+    let prefix = common::unique_prefix();
+    let backend = RedisBackend::connect(&url, &prefix).unwrap();
+    let other = RedisBackend::connect(&url, &prefix).unwrap();
+    let clock = common::manual_clock();
+    let a = common::engine(backend.store.clone(), &backend, clock.clone());
+    let b = common::engine(other.store.clone(), &other, clock.clone());
+    let req = CreateKeyRequest {
+        rate_limit: Some(RateLimit {
+            requests: 3,
+            window_seconds: 60,
+        }),
+        ..common::named("limited")
+    };
+    let (key, _) = common::create(&a, "owner", req).await;
+    // An attacker who knows the key id but not the secret cannot spend the budget.
+    let forged = common::wrong_secret(&key);
+    for _ in 0..20 {
+        match verify(&a, &forged).await {
+            Err(VerifyError::Invalid(InvalidReason::WrongSecret)) => {}
+            other => panic!("forged key gave {other:?}"),
+        }
+    }
+    let key = key.expose_secret();
+    verify(&a, key).await.unwrap();
+    verify(&b, key).await.unwrap(); // the budget is shared by every instance
+    verify(&a, key).await.unwrap();
+    let err = verify(&b, key).await.unwrap_err();
+    assert!(matches!(err, VerifyError::RateLimited { .. }), "{err:?}");
+    assert_eq!(err.code().status(), 429);
+    let retry = err.retry_after().expect("retry-after");
+    assert!(
+        retry >= Duration::from_secs(1) && retry <= Duration::from_secs(20),
+        "{retry:?}"
+    );
+    // One emission interval (60 s / 3) later, exactly one more request fits.
+    clock.advance(chrono::Duration::seconds(20));
+    verify(&a, key).await.unwrap();
+    assert!(matches!(
+        verify(&a, key).await,
+        Err(VerifyError::RateLimited { .. })
+    ));
+    common::cleanup(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn credits_are_exact_shared_and_refill() {
+    let Some(url) = common::shared_redis("credits_are_exact_shared_and_refill").await else {
+        return;
+    };
+    let prefix = common::unique_prefix();
+    let backend = RedisBackend::connect(&url, &prefix).unwrap();
+    let other = RedisBackend::connect(&url, &prefix).unwrap();
+    let clock = common::manual_clock();
+    let a = common::engine(backend.store.clone(), &backend, clock.clone());
+    let b = common::engine(other.store.clone(), &other, clock.clone());
+    let req = CreateKeyRequest {
+        credits: Some(Credits {
+            limit: 4,
+            refill_seconds: Some(3600),
+        }),
+        ..common::named("metered")
+    };
+    let (key, id) = common::create(&a, "owner", req).await;
+    let key = key.expose_secret();
+    let forged = common::wrong_secret(&keyward_core::ApiKey::new(key.to_owned()));
+    assert!(verify(&a, &forged).await.is_err());
+    for i in 0..4 {
+        let engine = if i % 2 == 0 { &a } else { &b };
+        verify(engine, key).await.unwrap();
+    }
+    let err = verify(&a, key).await.unwrap_err();
+    assert!(matches!(err, VerifyError::UsageExhausted { .. }), "{err:?}");
+    assert_eq!(err.code().status(), 429);
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
+    assert!(matches!(
+        verify(&b, key).await,
+        Err(VerifyError::UsageExhausted { .. })
+    ));
+
+    // Usage is recorded and visible in the key view.
+    a.flush_usage().await.unwrap();
+    b.flush_usage().await.unwrap();
+    let view = a.get_key(Access::Owner("owner"), &id).await.unwrap();
+    assert_eq!(view.usage.request_count, 4);
+    assert_eq!((view.usage.credits_period, view.usage.credits_used), (0, 4));
+
+    // Next period: a full allowance again, exactly.
+    clock.advance(chrono::Duration::seconds(3600));
+    for _ in 0..4 {
+        verify(&b, key).await.unwrap();
+    }
+    assert!(matches!(
+        verify(&a, key).await,
+        Err(VerifyError::UsageExhausted { .. })
+    ));
+    a.flush_usage().await.unwrap();
+    b.flush_usage().await.unwrap();
+    let view = a.get_key(Access::Owner("owner"), &id).await.unwrap();
+    assert_eq!(view.usage.request_count, 8);
+    assert_eq!((view.usage.credits_period, view.usage.credits_used), (1, 4));
+    common::cleanup(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn credits_resume_from_stored_usage_when_the_counter_is_gone() {
+    let Some(url) = common::shared_redis("credits_resume_from_stored_usage").await else {
+        return;
+    };
+    let prefix = common::unique_prefix();
+    let backend = RedisBackend::connect(&url, &prefix).unwrap();
+    let clock = common::manual_clock();
+    let a = common::engine(backend.store.clone(), &backend, clock.clone());
+    let req = CreateKeyRequest {
+        credits: Some(Credits {
+            limit: 3,
+            refill_seconds: None,
+        }),
+        ..common::named("m")
+    };
+    let (key, id) = common::create(&a, "owner", req).await;
+    let key = key.expose_secret();
+    verify(&a, key).await.unwrap();
+    verify(&a, key).await.unwrap();
+    a.flush_usage().await.unwrap();
+    // The Redis counter is lost (eviction, flush): the ledger re-seeds from the stored usage.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{{{prefix}:cr:{id}}}"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    a.clear_cache();
+    verify(&a, key).await.unwrap();
+    assert!(matches!(
+        verify(&a, key).await,
+        Err(VerifyError::UsageExhausted { retry_after: None })
+    ));
+    common::cleanup(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn nonces_are_single_use_per_namespace_and_expire() {
+    let Some(url) = common::shared_redis("nonces_are_single_use").await else {
+        return;
+    };
+    let prefix = common::unique_prefix();
+    let backend = RedisBackend::connect(&url, &prefix).unwrap();
+    let now = chrono::Utc::now();
+    let ttl = Duration::from_millis(300);
+    let n = &backend.nonces;
+    assert!(
+        n.check_and_store("KEYAAAAAAAAA", "nonce-1", ttl, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !n.check_and_store("KEYAAAAAAAAA", "nonce-1", ttl, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        n.check_and_store("KEYBBBBBBBBB", "nonce-1", ttl, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        n.check_and_store("KEYAAAAAAAAA", "nonce-2", ttl, now)
+            .await
+            .unwrap()
+    );
+    // Long nonces are kept as their hash: still single use, and distinct from each other.
+    let long = "x".repeat(300);
+    assert!(
+        n.check_and_store("KEYAAAAAAAAA", &long, ttl, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !n.check_and_store("KEYAAAAAAAAA", &long, ttl, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        n.check_and_store("KEYAAAAAAAAA", &format!("{long}y"), ttl, now)
+            .await
+            .unwrap()
+    );
+    // Concurrent replays: exactly one wins.
+    let wins = futures::future::join_all(
+        (0..20).map(|_| n.check_and_store("KEYCCCCCCCCC", "race", ttl, now)),
+    )
+    .await;
+    assert_eq!(
+        wins.into_iter().filter(|r| matches!(r, Ok(true))).count(),
+        1
+    );
+    // After the TTL, Redis has forgotten it.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        n.check_and_store("KEYAAAAAAAAA", "nonce-1", ttl, now)
+            .await
+            .unwrap()
+    );
+    common::cleanup(&url, &prefix).await;
+}
