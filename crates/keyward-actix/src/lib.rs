@@ -1,0 +1,31 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod credentials;
+pub mod extract;
+pub mod middleware;
+pub mod rejection;
+pub mod routes;
+pub mod scopes;
+pub mod usage;
+
+#[doc(inline)]
+pub use crate::credentials::CredentialHeaders;
+#[doc(inline)]
+pub use crate::extract::Authenticated;
+#[doc(inline)]
+pub use crate::middleware::{KeywardAuth, SignatureVerifier};
+#[doc(inline)]
+pub use crate::rejection::Rejection;
+#[cfg(feature = "openapi")]
+#[doc(inline)]
+pub use crate::routes::openapi_resource;
+#[doc(inline)]
+pub use crate::routes::{
+    AdminCheck, ManagementConfig, OwnerResolver, admin_scope, configure, json_config,
+    management_scope,
+};
+#[doc(inline)]
+pub use crate::scopes::RequireScopes;
+#[doc(inline)]
+pub use crate::usage::spawn_usage_flusher;

@@ -1,0 +1,311 @@
+//! [`KeywardAuth`]: the actix-web middleware that authenticates API keys.
+//!
+//! Modelled on actix-web-httpauth's bearer middleware: a [`Transform`] that builds one
+//! [`KeywardAuthMiddleware`] per worker. For each request it finds the credential (see
+//! [`CredentialHeaders`]), verifies it with [`Keyward::verify`] and stores the [`Principal`] in
+//! the request extensions, where [`crate::Authenticated`] and [`crate::RequireScopes`] find it.
+//!
+//! - No keyward credential (none at all, or a bearer token that is not a keyward key): the
+//!   request goes on unauthenticated, so open routes and other authentication still work.
+//! - A keyward credential that fails: the request is answered here with the problem document
+//!   (401 `API_KEY_INVALID` for every kind of bad key, 403, 429 or 503); the reason goes to
+//!   `tracing`, never the key.
+//! - `Authorization: AWS4-HMAC-SHA256 …`: handed to the [`SignatureVerifier`] seam.
+
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::body::EitherBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::{Error, HttpMessage};
+use futures::future::{LocalBoxFuture, Ready, ready};
+use keyward_core::key::ApiKey;
+use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext, VerifyError};
+
+use crate::credentials::{Credential, CredentialHeaders, InvalidCredential};
+use crate::rejection::Rejection;
+
+/// Verifies SigV4-signed requests (`Authorization: AWS4-HMAC-SHA256 …`, DESIGN.md §7). This is
+/// the seam where request signing plugs into the middleware (core's `Keyward::verify_signed`
+/// does the verification): the implementation may buffer the body within `SigningConfig`'s
+/// bounds and must put it back into the request (`ServiceRequest::set_payload`).
+#[async_trait::async_trait(?Send)]
+pub trait SignatureVerifier: Send + Sync + 'static {
+    /// Verifies the signed request against `required` and returns the caller.
+    ///
+    /// # Errors
+    /// The [`VerifyError`] that becomes the response (`SIGNATURE_*`, `API_KEY_*`, …).
+    async fn verify(
+        &self,
+        keyward: &Keyward,
+        req: &mut ServiceRequest,
+        required: &ScopeRequirement,
+        ctx: &VerifyContext,
+    ) -> Result<Principal, VerifyError>;
+}
+
+/// Finds the client address the application trusts (peer address, or a vetted forwarded
+/// header behind a proxy).
+pub type ClientIpFn = dyn Fn(&ServiceRequest) -> Option<IpAddr> + Send + Sync;
+
+struct Config {
+    keyward: Keyward,
+    headers: CredentialHeaders,
+    requirement: ScopeRequirement,
+    required: bool,
+    client_ip: Option<Arc<ClientIpFn>>,
+    signatures: Option<Arc<dyn SignatureVerifier>>,
+}
+
+impl Config {
+    fn copy(&self) -> Self {
+        Self {
+            keyward: self.keyward.clone(),
+            headers: self.headers.clone(),
+            requirement: self.requirement.clone(),
+            required: self.required,
+            client_ip: self.client_ip.clone(),
+            signatures: self.signatures.clone(),
+        }
+    }
+}
+
+/// The authentication middleware. Wrap an `App`, a `Scope` or a `Resource` with it:
+///
+/// ```no_run
+/// # fn demo(keyward: keyward_core::Keyward) {
+/// use actix_web::App;
+/// use keyward_actix::KeywardAuth;
+///
+/// let app = App::new().wrap(KeywardAuth::new(keyward));
+/// # }
+/// ```
+///
+/// | request presents | result |
+/// | --- | --- |
+/// | a valid key | `Principal` inserted, inner service called |
+/// | a bad key (any reason), a blank or non-UTF-8 credential header | `401 API_KEY_INVALID` |
+/// | a valid key lacking the middleware's own requirement ([`KeywardAuth::require`]) | `403 API_KEY_SCOPE_DENIED` |
+/// | nothing, or someone else's bearer token (a JWT) | passed on without a principal (or `401 API_KEY_MISSING` with [`KeywardAuth::required`]) |
+/// | a SigV4 signature | verified by the [`SignatureVerifier`] when one is set, else passed on without a principal |
+/// | a store outage | `503 AUTH_UNAVAILABLE` |
+#[derive(Clone)]
+pub struct KeywardAuth {
+    config: Arc<Config>,
+}
+
+impl std::fmt::Debug for KeywardAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeywardAuth")
+            .field("keyward", &self.config.keyward)
+            .field("headers", &self.config.headers)
+            .field("requirement", &self.config.requirement)
+            .field("required", &self.config.required)
+            .field("custom_client_ip", &self.config.client_ip.is_some())
+            .field("signatures", &self.config.signatures.is_some())
+            .finish()
+    }
+}
+
+impl KeywardAuth {
+    /// Authenticates with `keyward`, reading `Authorization` and `X-API-Key`, taking the client
+    /// address from the TCP peer. A request without a keyward credential passes on without a
+    /// principal ([`crate::Authenticated`] and [`crate::RequireScopes`] answer 401 where one is
+    /// needed).
+    #[must_use]
+    pub fn new(keyward: Keyward) -> Self {
+        Self {
+            config: Arc::new(Config {
+                keyward,
+                headers: CredentialHeaders::default(),
+                requirement: ScopeRequirement::none(),
+                required: false,
+                client_ip: None,
+                signatures: None,
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        match Arc::get_mut(&mut self.config) {
+            Some(c) => f(c),
+            None => {
+                let mut c = self.config.copy();
+                f(&mut c);
+                self.config = Arc::new(c);
+            }
+        }
+        self
+    }
+
+    /// Checks `requirement` during verification, in the engine's order: scopes before the
+    /// key's rate limit and credits are charged. Implies [`KeywardAuth::required`].
+    #[must_use]
+    pub fn require(self, requirement: ScopeRequirement) -> Self {
+        self.edit(|c| {
+            c.requirement = requirement;
+            c.required = true;
+        })
+    }
+
+    /// Answers `401 API_KEY_MISSING` when the request presents no keyward credential, instead
+    /// of passing it on.
+    #[must_use]
+    pub fn required(self) -> Self {
+        self.edit(|c| c.required = true)
+    }
+
+    /// Reads credentials from these headers instead of `Authorization` / `X-API-Key`.
+    #[must_use]
+    pub fn credential_headers(self, headers: CredentialHeaders) -> Self {
+        self.edit(|c| c.headers = headers)
+    }
+
+    /// Takes the client address (for IP allowlists) from `f` instead of the TCP peer address.
+    /// Behind a reverse proxy, read a forwarded header *that the proxy sets*.
+    #[must_use]
+    pub fn client_ip(
+        self,
+        f: impl Fn(&ServiceRequest) -> Option<IpAddr> + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|c| c.client_ip = Some(Arc::new(f)))
+    }
+
+    /// Verifies SigV4-signed requests with `verifier`. Without one, signed requests pass on
+    /// without a principal.
+    #[must_use]
+    pub fn signatures(self, verifier: Arc<dyn SignatureVerifier>) -> Self {
+        self.edit(|c| c.signatures = Some(verifier))
+    }
+
+    /// The credential headers in use.
+    #[must_use]
+    pub fn headers(&self) -> &CredentialHeaders {
+        &self.config.headers
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for KeywardAuth
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = KeywardAuthMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(KeywardAuthMiddleware {
+            service: Rc::new(service),
+            config: Arc::clone(&self.config),
+        }))
+    }
+}
+
+/// The per-worker service built by [`KeywardAuth`].
+pub struct KeywardAuthMiddleware<S> {
+    service: Rc<S>,
+    config: Arc<Config>,
+}
+
+impl<S> std::fmt::Debug for KeywardAuthMiddleware<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeywardAuthMiddleware")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The credential, owned so it can cross the `await` (the key is zeroized on drop).
+enum Presented {
+    Nothing,
+    Key(ApiKey),
+    Signed,
+    Invalid(InvalidCredential),
+}
+
+impl Presented {
+    fn new(c: Credential<'_>, can_verify_signatures: bool) -> Self {
+        match c {
+            Credential::Key(k) => Self::Key(ApiKey::new(k.to_owned())),
+            Credential::Invalid(reason) => Self::Invalid(reason),
+            // The seam for request signing: with a verifier the signed request is verified
+            // here; without one it is passed on like someone else's credential.
+            Credential::Signed(_) if can_verify_signatures => Self::Signed,
+            Credential::Signed(_) | Credential::NotOurs | Credential::None => Self::Nothing,
+        }
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for KeywardAuthMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let config = Arc::clone(&self.config);
+        config.headers.mark_sensitive(req.headers_mut());
+        let presented = Presented::new(
+            config.headers.extract(&config.keyward, req.headers()),
+            config.signatures.is_some(),
+        );
+        if matches!(presented, Presented::Nothing) {
+            if config.required {
+                return Box::pin(ready(Ok(req
+                    .error_response(Rejection::missing())
+                    .map_into_right_body())));
+            }
+            let fut = self.service.call(req);
+            return Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) });
+        }
+        let service = Rc::clone(&self.service);
+        Box::pin(async move {
+            let ctx = VerifyContext {
+                client_ip: match &config.client_ip {
+                    Some(f) => f(&req),
+                    None => req.peer_addr().map(|a| a.ip()),
+                },
+            };
+            let outcome = match presented {
+                Presented::Key(key) => config
+                    .keyward
+                    .verify(key.expose_secret(), &config.requirement, &ctx)
+                    .await
+                    .map_err(|e| {
+                        tracing::debug!(reason = e.reason(), code = %e.code(), key = %key, "API key rejected");
+                        Rejection::from(&e)
+                    }),
+                Presented::Signed => match &config.signatures {
+                    Some(v) => v.verify(&config.keyward, &mut req, &config.requirement, &ctx).await.map_err(|e| {
+                        tracing::debug!(reason = e.reason(), code = %e.code(), "signed request rejected");
+                        Rejection::from(&e)
+                    }),
+                    None => Err(Rejection::invalid()),
+                },
+                Presented::Invalid(reason) => {
+                    tracing::debug!(reason = reason.as_str(), code = "API_KEY_INVALID", "API key rejected");
+                    Err(Rejection::invalid())
+                }
+                Presented::Nothing => Err(Rejection::missing()),
+            };
+            match outcome {
+                Ok(principal) => {
+                    req.extensions_mut().insert(principal);
+                    service
+                        .call(req)
+                        .await
+                        .map(ServiceResponse::map_into_left_body)
+                }
+                Err(rejection) => Ok(req.error_response(rejection).map_into_right_body()),
+            }
+        })
+    }
+}

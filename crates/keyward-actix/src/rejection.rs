@@ -1,0 +1,166 @@
+//! The adapter's error type: every refusal becomes an RFC 9457 `application/problem+json`
+//! response built from [`keyward_core::Problem`], so this adapter and the axum one answer
+//! byte-for-byte alike.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use keyward_core::error::ErrorCode;
+use keyward_core::problem::{self, CONTENT_TYPE};
+use keyward_core::{Problem, ServiceError, VerifyError};
+
+/// A refused request. Implements [`ResponseError`]: the response is `application/problem+json`
+/// with `WWW-Authenticate: Bearer` on 401 and `Retry-After` on 429.
+///
+/// Return it from handlers (`Result<_, Rejection>`) to answer exactly as keyward does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    problem: Box<Problem>,
+}
+
+impl Rejection {
+    /// A rejection carrying `problem` as its body.
+    #[must_use]
+    pub fn new(problem: Problem) -> Self {
+        Self {
+            problem: Box::new(problem),
+        }
+    }
+
+    /// A rejection of `code` with a human `detail`.
+    #[must_use]
+    pub fn with_code(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self::new(Problem::new(code, Some(detail.into())))
+    }
+
+    /// `401 API_KEY_MISSING`: no credential was presented.
+    #[must_use]
+    pub fn missing() -> Self {
+        Self::new(Problem::missing())
+    }
+
+    /// `401 API_KEY_INVALID`: the one answer for every kind of bad key.
+    #[must_use]
+    pub fn invalid() -> Self {
+        Self::with_code(ErrorCode::ApiKeyInvalid, "the API key is not valid")
+    }
+
+    /// `401`: the caller is not authenticated (the owner resolver found nobody).
+    #[must_use]
+    pub fn unauthenticated() -> Self {
+        Self::with_code(ErrorCode::ApiKeyMissing, "the request is not authenticated")
+    }
+
+    /// `403 FORBIDDEN` with a human `detail`.
+    #[must_use]
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::with_code(ErrorCode::Forbidden, detail)
+    }
+
+    /// `404 API_KEY_NOT_FOUND`.
+    #[must_use]
+    pub fn not_found() -> Self {
+        Self::from(ServiceError::NotFound)
+    }
+
+    /// `422 VALIDATION_FAILED` for one field.
+    #[must_use]
+    pub fn validation(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self::new(problem::validation(field, code, message))
+    }
+
+    /// The stable code, e.g. `API_KEY_INVALID`.
+    #[must_use]
+    pub fn code(&self) -> &str {
+        &self.problem.code
+    }
+
+    /// The problem document sent as the body.
+    #[must_use]
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+
+    /// The problem document, by value.
+    #[must_use]
+    pub fn into_problem(self) -> Problem {
+        *self.problem
+    }
+
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.problem.detail {
+            Some(d) => write!(f, "{} ({}): {d}", self.problem.title, self.problem.code),
+            None => write!(f, "{} ({})", self.problem.title, self.problem.code),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl From<Problem> for Rejection {
+    fn from(problem: Problem) -> Self {
+        Self::new(problem)
+    }
+}
+
+impl From<&VerifyError> for Rejection {
+    /// Every kind of bad key is the same `API_KEY_INVALID` outside.
+    fn from(e: &VerifyError) -> Self {
+        Self::new(Problem::from(e))
+    }
+}
+
+impl From<VerifyError> for Rejection {
+    fn from(e: VerifyError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&ServiceError> for Rejection {
+    fn from(e: &ServiceError) -> Self {
+        Self::new(Problem::from(e))
+    }
+}
+
+impl From<ServiceError> for Rejection {
+    fn from(e: ServiceError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl ResponseError for Rejection {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        problem_response(&self.problem)
+    }
+}
+
+/// The HTTP response for `problem`: status, `application/problem+json` body, `Cache-Control:
+/// no-store`, `WWW-Authenticate: Bearer` on 401 and `Retry-After` on 429.
+#[must_use]
+pub fn problem_response(problem: &Problem) -> HttpResponse {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = HttpResponse::build(status);
+    res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)));
+    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    if problem.needs_www_authenticate() {
+        res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+    }
+    if let Some(secs) = problem.retry_after {
+        res.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+    }
+    res.body(problem.to_json())
+}

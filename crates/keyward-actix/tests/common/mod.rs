@@ -1,0 +1,153 @@
+//! The actix test app of the shared HTTP contract, served on a real 127.0.0.1 port.
+//!
+//! Owner from `x-test-owner`, admin when `x-test-admin: yes`, `/protected` needs
+//! `reports:read`, `/any` needs any of `a:x`, `b:x`, `/open` needs nothing, management under
+//! `/api-keys`, admin under `/admin/owners/{owner}/api-keys`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use keyward_actix::{Authenticated, KeywardAuth, ManagementConfig, Rejection, RequireScopes};
+use keyward_core::clock::ManualClock;
+use keyward_core::memory::MemoryKeyStore;
+use keyward_core::{Keyring, Keyward, Policy};
+
+/// A keyward over the in-memory store with a manual clock.
+pub fn memory_keyward(policy: Policy) -> (Keyward, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let kw = Keyward::builder(
+        Arc::new(MemoryKeyStore::new()),
+        Keyring::insecure_test_keyring(),
+    )
+    .policy(policy)
+    .clock(clock.clone())
+    .build()
+    .expect("keyward");
+    (kw, clock)
+}
+
+async fn whoami(caller: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(&caller.0)
+}
+
+async fn open(caller: Option<Authenticated>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "authenticated": caller.is_some() }))
+}
+
+/// Configures the contract's routes on an app: `KeywardAuth` wraps `/protected`, `/any` and
+/// `/whoami` (the management routes verify API-key callers themselves).
+pub fn configure(keyward: Keyward) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let config = ManagementConfig::new(|req: HttpRequest| async move {
+            req.headers()
+                .get("x-test-owner")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(Rejection::unauthenticated)
+        })
+        .admin(|req: HttpRequest| async move {
+            if req
+                .headers()
+                .get("x-test-admin")
+                .is_some_and(|v| v.as_bytes() == b"yes")
+            {
+                Ok(())
+            } else {
+                Err(Rejection::forbidden("administrator rights are required"))
+            }
+        });
+        let openapi = keyward_actix::openapi_resource("/openapi.json", &config, false);
+        cfg.configure(keyward_actix::configure(keyward.clone(), config))
+            .service(openapi)
+            .service(
+                web::resource("/protected")
+                    .wrap(RequireScopes::all_of(["reports:read"]).expect("scope"))
+                    .wrap(KeywardAuth::new(keyward.clone()))
+                    .route(web::get().to(whoami)),
+            )
+            .service(
+                web::resource("/any")
+                    .wrap(RequireScopes::any_of(["a:x", "b:x"]).expect("scope"))
+                    .wrap(KeywardAuth::new(keyward.clone()))
+                    .route(web::get().to(whoami)),
+            )
+            .service(
+                web::resource("/whoami")
+                    .wrap(KeywardAuth::new(keyward.clone()))
+                    .route(web::get().to(whoami)),
+            )
+            .service(
+                web::resource("/open")
+                    .wrap(KeywardAuth::new(keyward))
+                    .route(web::get().to(open)),
+            );
+    }
+}
+
+/// Serves the contract app in the background for the shared suite; the server lives until the
+/// test process ends.
+pub async fn spawn_detached(keyward: Keyward) -> std::net::SocketAddr {
+    let server = spawn(keyward);
+    let addr = server.addr;
+    std::mem::forget(server);
+    addr
+}
+
+/// A running server; stops on drop.
+pub struct TestServer {
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// Serves the contract app over `keyward` on 127.0.0.1, port chosen by the OS.
+pub fn spawn(keyward: Keyward) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let base = format!("http://{addr}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let sys = actix_web::rt::System::new();
+        let result = sys.block_on(async move {
+            let server = HttpServer::new(move || App::new().configure(configure(keyward.clone())))
+                .workers(2)
+                .disable_signals()
+                .listen(listener)?
+                .run();
+            let _ = tx.send(server.handle());
+            server.await
+        });
+        if let Err(e) = result {
+            eprintln!("test server failed: {e}");
+        }
+    });
+    let handle = rx.recv().expect("server started");
+    TestServer {
+        base,
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,552 @@
+//! In-process tests (`actix_web::test`) of credential extraction edge cases, the extractor,
+//! the scope wrapper and the client address handed to verification.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{App, HttpResponse, test, web};
+use keyward_actix::credentials::{Credential, CredentialHeaders};
+use keyward_actix::{Authenticated, KeywardAuth, RequireScopes};
+use keyward_core::service::CreateKeyRequest;
+use keyward_core::{Keyward, Policy};
+use serde_json::Value;
+
+async fn key(kw: &Keyward, scopes: &[&str], ips: &[&str]) -> String {
+    let req = CreateKeyRequest {
+        name: "t".into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        ip_allowlist: ips.iter().map(|s| (*s).to_owned()).collect(),
+        ..CreateKeyRequest::default()
+    };
+    kw.create_key("owner", req)
+        .await
+        .unwrap()
+        .api_key
+        .expose_secret()
+        .to_owned()
+}
+
+async fn hello(caller: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().body(caller.owner_id().to_owned())
+}
+
+fn headers(pairs: &[(&str, &[u8])]) -> actix_web::http::header::HeaderMap {
+    let mut map = actix_web::http::header::HeaderMap::new();
+    for (k, v) in pairs {
+        map.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_bytes(v).unwrap(),
+        );
+    }
+    map
+}
+
+#[test]
+async fn credential_finding_rules() {
+    let (kw, _) = common::memory_keyward(Policy::default());
+    let h = CredentialHeaders::default();
+    let find = |pairs: &[(&str, &[u8])]| -> String {
+        match h.extract(&kw, &headers(pairs)) {
+            Credential::Key(k) => format!("Key({k})"),
+            other => format!("{other:?}"),
+        }
+    };
+    assert_eq!(find(&[]), "None");
+    assert_eq!(
+        find(&[("authorization", b"Bearer kw_live_a")]),
+        "Key(kw_live_a)"
+    );
+    assert_eq!(
+        find(&[("authorization", b"bearer   kw_live_a  ")]),
+        "Key(kw_live_a)"
+    );
+    assert_eq!(
+        find(&[("authorization", b"BEARER\tkw_live_a")]),
+        "Key(kw_live_a)"
+    );
+    // Foreign bearer, Basic: not ours, fall through.
+    assert_eq!(
+        find(&[("authorization", b"Bearer eyJhbGciOi.x.y")]),
+        "NotOurs"
+    );
+    assert_eq!(find(&[("authorization", b"Basic dXNlcjpwYXNz")]), "NotOurs");
+    assert_eq!(find(&[("authorization", b"Bearer kwx_live_a")]), "NotOurs");
+    assert_eq!(
+        find(&[
+            ("authorization", b"Bearer eyJ"),
+            ("x-api-key", b"kw_live_b")
+        ]),
+        "Key(kw_live_b)"
+    );
+    // Bare "Bearer" and blank API-key headers are invalid.
+    assert_eq!(find(&[("authorization", b"Bearer")]), "Invalid(blank)");
+    assert_eq!(find(&[("x-api-key", b"  ")]), "Invalid(blank)");
+    // Authorization wins.
+    assert_eq!(
+        find(&[
+            ("authorization", b"Bearer kw_live_a"),
+            ("x-api-key", b"kw_live_b")
+        ]),
+        "Key(kw_live_a)"
+    );
+    // Non-UTF-8: invalid, whichever header.
+    assert_eq!(
+        find(&[("authorization", b"Bearer kw_\xff")]),
+        "Invalid(not_utf8)"
+    );
+    assert_eq!(find(&[("x-api-key", b"kw_\xff")]), "Invalid(not_utf8)");
+    // SigV4 seam.
+    assert!(matches!(
+        h.extract(
+            &kw,
+            &headers(&[("authorization", b"aws4-hmac-sha256 Credential=x")])
+        ),
+        Credential::Signed(_)
+    ));
+    // Custom header names.
+    let custom = CredentialHeaders {
+        authorization: HeaderName::from_static("x-auth"),
+        api_key: HeaderName::from_static("x-token"),
+    };
+    assert_eq!(
+        custom.extract(&kw, &headers(&[("x-api-key", b"kw_live_b")])),
+        Credential::None
+    );
+    assert_eq!(
+        custom.extract(&kw, &headers(&[("x-token", b"kw_live_b")])),
+        Credential::Key("kw_live_b")
+    );
+}
+
+#[test]
+async fn credential_headers_are_marked_sensitive() {
+    let mut map = headers(&[
+        ("authorization", b"Bearer kw_live_a"),
+        ("x-api-key", b"k1"),
+        ("x-api-key", b"k2"),
+    ]);
+    CredentialHeaders::default().mark_sensitive(&mut map);
+    assert!(map.get_all("x-api-key").all(HeaderValue::is_sensitive));
+    assert_eq!(map.get_all("x-api-key").count(), 2);
+    assert!(map.get("authorization").unwrap().is_sensitive());
+    let shown = format!("{map:?}");
+    assert!(
+        !shown.contains("kw_live_a") && !shown.contains("k1"),
+        "{shown}"
+    );
+}
+
+#[test]
+async fn required_and_require_answer_in_the_middleware() {
+    let (kw, _) = common::memory_keyward(Policy::default());
+    let good = key(&kw, &["a:read"], &[]).await;
+    let app = test::init_service(
+        App::new()
+            .wrap(
+                KeywardAuth::new(kw.clone())
+                    .require(keyward_core::ScopeRequirement::all_of(["a:write"]).unwrap()),
+            )
+            .route("/me", web::get().to(hello)),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/me").to_request()).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["code"], "API_KEY_MISSING");
+    let req = test::TestRequest::get()
+        .uri("/me")
+        .insert_header(("x-api-key", good.as_str()))
+        .to_request();
+    let body: Value = test::read_body_json(test::call_service(&app, req).await).await;
+    assert_eq!(body["code"], "API_KEY_SCOPE_DENIED");
+}
+
+#[test]
+async fn extractor_and_scope_wrapper_in_process() {
+    let (kw, _) = common::memory_keyward(Policy::default());
+    let good = key(&kw, &["reports:read"], &[]).await;
+    let app = test::init_service(
+        App::new()
+            .wrap(KeywardAuth::new(kw.clone()))
+            .route("/me", web::get().to(hello))
+            .service(
+                web::resource("/admin")
+                    .wrap(RequireScopes::all_of(["admin:write"]).unwrap())
+                    .route(web::get().to(hello)),
+            ),
+    )
+    .await;
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("authorization", format!("Bearer {good}")))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(test::read_body(res).await, "owner");
+
+    let res = test::call_service(&app, test::TestRequest::get().uri("/me").to_request()).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers().get("www-authenticate").unwrap(), "Bearer");
+    assert_eq!(
+        res.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["code"], "API_KEY_MISSING");
+
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/admin")
+            .insert_header(("x-api-key", good.as_str()))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["code"], "API_KEY_SCOPE_DENIED");
+    assert_eq!(body["missing_scopes"][0], "admin:write");
+    assert!(!body.to_string().contains(&good));
+}
+
+#[test]
+async fn custom_headers_are_honoured() {
+    let (kw, _) = common::memory_keyward(Policy::default());
+    let good = key(&kw, &[], &[]).await;
+    let auth = KeywardAuth::new(kw.clone()).credential_headers(CredentialHeaders {
+        authorization: HeaderName::from_static("x-auth"),
+        api_key: HeaderName::from_static("x-token"),
+    });
+    let app = test::init_service(App::new().wrap(auth).route("/me", web::get().to(hello))).await;
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("x-token", good.as_str()))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("x-auth", format!("Bearer {good}")))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // The default header is not read any more.
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("x-api-key", good.as_str()))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+async fn client_ip_comes_from_the_peer_or_the_app() {
+    let (kw, _) = common::memory_keyward(Policy::default());
+    let fenced = key(&kw, &[], &["10.0.0.0/8"]).await;
+    let app = test::init_service(
+        App::new()
+            .wrap(KeywardAuth::new(kw.clone()))
+            .route("/me", web::get().to(hello)),
+    )
+    .await;
+    let inside: SocketAddr = "10.1.2.3:5555".parse().unwrap();
+    let outside: SocketAddr = "192.0.2.1:5555".parse().unwrap();
+    let call = |peer: Option<SocketAddr>| {
+        let mut r = test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("x-api-key", fenced.as_str()));
+        if let Some(p) = peer {
+            r = r.peer_addr(p);
+        }
+        r.to_request()
+    };
+    assert_eq!(
+        test::call_service(&app, call(Some(inside))).await.status(),
+        StatusCode::OK
+    );
+    let res = test::call_service(&app, call(Some(outside))).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["code"], "API_KEY_IP_DENIED");
+    assert_eq!(
+        test::call_service(&app, call(None)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // Behind a proxy the application decides.
+    let proxied = KeywardAuth::new(kw.clone()).client_ip(|req| {
+        req.headers()
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    });
+    let app = test::init_service(App::new().wrap(proxied).route("/me", web::get().to(hello))).await;
+    let req = test::TestRequest::get()
+        .uri("/me")
+        .peer_addr(outside)
+        .insert_header(("x-api-key", fenced.as_str()))
+        .insert_header(("x-real-ip", "10.9.9.9"))
+        .to_request();
+    assert_eq!(test::call_service(&app, req).await.status(), StatusCode::OK);
+}
+
+#[test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let (kw, _) = common::memory_keyward(Policy::default());
+    let req = CreateKeyRequest {
+        name: "t".into(),
+        rate_limit: Some(keyward_core::model::RateLimit {
+            requests: 1,
+            window_seconds: 60,
+        }),
+        ..CreateKeyRequest::default()
+    };
+    let raw = kw
+        .create_key("owner", req)
+        .await
+        .unwrap()
+        .api_key
+        .expose_secret()
+        .to_owned();
+    let app = test::init_service(
+        App::new()
+            .wrap(KeywardAuth::new(kw.clone()))
+            .route("/me", web::get().to(hello)),
+    )
+    .await;
+    let call = || {
+        test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("x-api-key", raw.as_str()))
+            .to_request()
+    };
+    assert_eq!(
+        test::call_service(&app, call()).await.status(),
+        StatusCode::OK
+    );
+    let res = test::call_service(&app, call()).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let secs: u64 = res
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(secs >= 1);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["code"], "RATE_LIMITED");
+    assert_eq!(body["retry_after"], secs);
+}
+
+#[test]
+async fn api_key_callers_may_manage_keys_only_when_allowed() {
+    use keyward_actix::{ManagementConfig, Rejection};
+    let (kw, _) = common::memory_keyward(Policy::default());
+    let raw = key(&kw, &[], &[]).await;
+    // The owner comes from the verified key when the application opts in.
+    let by_key = |allow: bool| {
+        ManagementConfig::new(|req: actix_web::HttpRequest| async move {
+            use actix_web::HttpMessage;
+            req.extensions()
+                .get::<keyward_core::Principal>()
+                .map(|p| p.owner_id().to_owned())
+                .ok_or_else(Rejection::unauthenticated)
+        })
+        .allow_api_key_callers(allow)
+    };
+    // No KeywardAuth: the routes verify the key themselves.
+    let app = test::init_service(
+        App::new().configure(keyward_actix::configure(kw.clone(), by_key(true))),
+    )
+    .await;
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/api-keys")
+            .insert_header(("x-api-key", raw.as_str()))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page: Value = test::read_body_json(res).await;
+    assert_eq!(page["items"][0]["owner_id"], "owner");
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/api-keys")
+            .insert_header(("x-api-key", "kw_live_junk"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["code"], "API_KEY_INVALID");
+
+    let app = test::init_service(
+        App::new().configure(keyward_actix::configure(kw.clone(), by_key(false))),
+    )
+    .await;
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/api-keys")
+            .insert_header(("x-api-key", raw.as_str()))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // Admin routes are not mounted without an admin check.
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/admin/owners/owner/api-keys")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+/// A stand-in for the SigV4 integration: accepts a signed request when `x-signed-as` names a
+/// valid key, replays otherwise.
+struct FakeSigV4;
+
+#[async_trait::async_trait(?Send)]
+impl keyward_actix::SignatureVerifier for FakeSigV4 {
+    async fn verify(
+        &self,
+        keyward: &Keyward,
+        req: &mut actix_web::dev::ServiceRequest,
+        required: &keyward_core::ScopeRequirement,
+        ctx: &keyward_core::VerifyContext,
+    ) -> Result<keyward_core::Principal, keyward_core::VerifyError> {
+        let key = req
+            .headers()
+            .get("x-signed-as")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match key {
+            Some(k) => keyward.verify(&k, required, ctx).await,
+            None => Err(keyward_core::VerifyError::SignatureReplayed),
+        }
+    }
+}
+
+#[test]
+async fn signed_requests_go_through_the_seam() {
+    let (kw, _) = common::memory_keyward(Policy::default());
+    let good = key(&kw, &[], &[]).await;
+    let sig = "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/keyward/aws4_request, SignedHeaders=host, Signature=00";
+    let with = test::init_service(
+        App::new()
+            .wrap(KeywardAuth::new(kw.clone()).signatures(std::sync::Arc::new(FakeSigV4)))
+            .route("/me", web::get().to(hello)),
+    )
+    .await;
+    let req = test::TestRequest::get()
+        .uri("/me")
+        .insert_header(("authorization", sig))
+        .insert_header(("x-signed-as", good.as_str()))
+        .to_request();
+    assert_eq!(
+        test::call_service(&with, req).await.status(),
+        StatusCode::OK
+    );
+    let req = test::TestRequest::get()
+        .uri("/me")
+        .insert_header(("authorization", sig))
+        .to_request();
+    let res = test::call_service(&with, req).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["code"], "SIGNATURE_REPLAYED");
+    // Without a verifier the signature is someone else's credential: no principal.
+    let without = test::init_service(
+        App::new()
+            .wrap(KeywardAuth::new(kw.clone()))
+            .route("/me", web::get().to(hello)),
+    )
+    .await;
+    let req = test::TestRequest::get()
+        .uri("/me")
+        .insert_header(("authorization", sig))
+        .insert_header(("x-signed-as", good.as_str()))
+        .to_request();
+    let body: Value = test::read_body_json(test::call_service(&without, req).await).await;
+    assert_eq!(body["code"], "API_KEY_MISSING");
+}
+
+#[test]
+async fn json_config_answers_like_keyward_on_app_routes() {
+    async fn echo(body: web::Json<CreateKeyRequest>) -> HttpResponse {
+        HttpResponse::Ok().body(body.into_inner().name)
+    }
+    let app = test::init_service(
+        App::new()
+            .app_data(keyward_actix::json_config(64))
+            .route("/echo", web::post().to(echo)),
+    )
+    .await;
+    let call = |ct: &'static str, body: &'static str| {
+        test::TestRequest::post()
+            .uri("/echo")
+            .insert_header(("content-type", ct))
+            .set_payload(body)
+            .to_request()
+    };
+    let cases = [
+        ("application/json", r#"{"name":"ok"}"#, 200, ""),
+        (
+            "application/json",
+            r#"{"name":"a","owner_id":"x"}"#,
+            422,
+            "VALIDATION_FAILED",
+        ),
+        ("application/json", r#"{"name":"#, 400, "BAD_REQUEST"),
+        (
+            "text/plain",
+            r#"{"name":"a"}"#,
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "application/json",
+            r#"{"name":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#,
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ];
+    for (ct, body, status, code) in cases {
+        let res = test::call_service(&app, call(ct, body)).await;
+        assert_eq!(res.status().as_u16(), status, "{body}");
+        if status != 200 {
+            assert_eq!(
+                res.headers().get("content-type").unwrap(),
+                "application/problem+json"
+            );
+            let v: Value = test::read_body_json(res).await;
+            assert_eq!(v["code"], code, "{body}");
+            if status == 422 {
+                assert_eq!(v["errors"][0]["field"], "owner_id");
+            }
+        }
+    }
+}

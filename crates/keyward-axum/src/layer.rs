@@ -1,0 +1,337 @@
+//! [`KeywardLayer`]: a tower layer that authenticates the API key a request presents and
+//! inserts the verified [`Principal`] into the request extensions.
+//!
+//! Split as tower-http's `async_require_authorization`: the [`KeywardLayer`] builds a
+//! [`KeywardService`] around the inner service, whose futures are [`ResponseFuture`]s.
+//!
+//! What the layer does with each kind of credential (see [`keyward_core::credentials`]):
+//!
+//! | request presents | result |
+//! | --- | --- |
+//! | a valid key | `Principal` inserted, inner service called |
+//! | a bad key (any reason), a blank or non-UTF-8 credential header | `401 API_KEY_INVALID` |
+//! | a valid key lacking the layer's own requirement | `403 API_KEY_SCOPE_DENIED` |
+//! | nothing, or someone else's bearer token (a JWT) | passed on without a principal (or `401 API_KEY_MISSING` with [`KeywardLayer::required`]) |
+//! | a SigV4 signature | passed on without a principal (request signing is verified by a later release) |
+//! | a store outage | `503 AUTH_UNAVAILABLE` |
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::ConnectInfo;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::response::{IntoResponse, Response};
+use http::header::{AUTHORIZATION, Entry};
+use http::{Extensions, HeaderMap, HeaderName, Request};
+use keyward_core::credentials::{self, Credential};
+use keyward_core::{ApiKey, Keyward, Principal, ScopeRequirement, VerifyContext};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::rejection::Rejection;
+
+/// The default name of the API-key header.
+pub const DEFAULT_API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+
+/// Which headers carry credentials. Defaults: `Authorization` and `X-API-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialHeaders {
+    /// The header read for `Bearer <key>` (and, later, SigV4 signatures).
+    pub authorization: HeaderName,
+    /// The header whose whole value is a key.
+    pub api_key: HeaderName,
+}
+
+impl Default for CredentialHeaders {
+    fn default() -> Self {
+        Self {
+            authorization: AUTHORIZATION,
+            api_key: DEFAULT_API_KEY_HEADER,
+        }
+    }
+}
+
+impl CredentialHeaders {
+    /// What `headers` present. Only the first value of each header is read.
+    #[must_use]
+    pub fn extract<'a>(&self, keyward: &Keyward, headers: &'a HeaderMap) -> Credential<'a> {
+        credentials::extract(
+            &keyward.policy().format,
+            headers
+                .get(&self.authorization)
+                .map(http::HeaderValue::as_bytes),
+            headers.get(&self.api_key).map(http::HeaderValue::as_bytes),
+        )
+    }
+
+    /// Marks every value of the credential headers sensitive, so that `Debug` output and
+    /// tracing layers (tower-http's `SetSensitiveHeaders` convention) never show them.
+    pub fn mark_sensitive(&self, headers: &mut HeaderMap) {
+        for name in [&self.authorization, &self.api_key] {
+            if let Entry::Occupied(mut e) = headers.entry(name) {
+                for v in e.iter_mut() {
+                    v.set_sensitive(true);
+                }
+            }
+        }
+    }
+}
+
+/// Decides the client address given to [`VerifyContext`] (for keys with an IP allowlist).
+pub type ClientIpFn = Arc<dyn Fn(&HeaderMap, &Extensions) -> Option<IpAddr> + Send + Sync>;
+
+/// The default: the peer address from axum's `ConnectInfo<SocketAddr>` (serve with
+/// `into_make_service_with_connect_info::<SocketAddr>()`), or `MockConnectInfo` in tests.
+#[must_use]
+pub fn peer_ip(_headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| {
+            extensions
+                .get::<MockConnectInfo<SocketAddr>>()
+                .map(|m| m.0.ip())
+        })
+}
+
+/// What authentication concluded.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// A verified key.
+    Verified(Principal),
+    /// No keyward credential (nothing, someone else's token, or a signature not handled yet).
+    Anonymous,
+}
+
+/// A credential owned by the request future (the key is zeroized on drop).
+pub(crate) enum Presented {
+    Nothing,
+    Key(ApiKey),
+    Invalid(&'static str),
+}
+
+impl Presented {
+    pub(crate) fn from_credential(c: Credential<'_>) -> Self {
+        match c {
+            Credential::Key(k) => Self::Key(ApiKey::new(k.to_owned())),
+            Credential::Invalid(reason) => Self::Invalid(reason.as_str()),
+            // The seam for request signing: once the engine verifies SigV4 requests, a signed
+            // request is verified here (buffering the body within `SigningConfig`'s bounds)
+            // instead of being passed on anonymously.
+            Credential::Signed(_) | Credential::NotOurs | Credential::None => Self::Nothing,
+        }
+    }
+
+    /// Verifies what was presented.
+    pub(crate) async fn verify(
+        self,
+        keyward: &Keyward,
+        requirement: &ScopeRequirement,
+        ctx: VerifyContext,
+    ) -> Result<Outcome, Rejection> {
+        match self {
+            Self::Nothing => Ok(Outcome::Anonymous),
+            Self::Invalid(reason) => {
+                tracing::debug!(reason, code = "API_KEY_INVALID", "API key rejected");
+                Err(Rejection::invalid())
+            }
+            Self::Key(key) => match keyward.verify(key.expose_secret(), requirement, &ctx).await {
+                Ok(p) => Ok(Outcome::Verified(p)),
+                Err(e) => {
+                    tracing::debug!(reason = e.reason(), code = %e.code(), key = %key, "API key rejected");
+                    Err(Rejection::from(&e))
+                }
+            },
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) keyward: Keyward,
+    pub(crate) headers: CredentialHeaders,
+    pub(crate) requirement: ScopeRequirement,
+    pub(crate) required: bool,
+    pub(crate) client_ip: ClientIpFn,
+}
+
+/// Authenticates API keys and inserts the [`Principal`] into the request extensions. See the
+/// [module docs](self) for what happens to each kind of credential.
+#[derive(Clone)]
+pub struct KeywardLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for KeywardLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeywardLayer")
+            .field("headers", &self.shared.headers)
+            .field("requirement", &self.shared.requirement)
+            .field("required", &self.shared.required)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeywardLayer {
+    /// A layer verifying keys with `keyward`. By default a request without a keyward credential
+    /// passes on without a principal (the [`crate::Authenticated`] extractor and
+    /// [`crate::RequireScopes`] answer `401` where one is needed), and no scope is required here.
+    #[must_use]
+    pub fn new(keyward: Keyward) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                keyward,
+                headers: CredentialHeaders::default(),
+                requirement: ScopeRequirement::none(),
+                required: false,
+                client_ip: Arc::new(peer_ip),
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Shared)) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(s) => f(s),
+            None => {
+                let s = &self.shared;
+                let mut copy = Shared {
+                    keyward: s.keyward.clone(),
+                    headers: s.headers.clone(),
+                    requirement: s.requirement.clone(),
+                    required: s.required,
+                    client_ip: Arc::clone(&s.client_ip),
+                };
+                f(&mut copy);
+                self.shared = Arc::new(copy);
+            }
+        }
+        self
+    }
+
+    /// Checks `requirement` during verification, in the engine's order: scopes before the key's
+    /// rate limit and credits are charged. Implies [`KeywardLayer::required`].
+    #[must_use]
+    pub fn require(self, requirement: ScopeRequirement) -> Self {
+        self.edit(|s| {
+            s.requirement = requirement;
+            s.required = true;
+        })
+    }
+
+    /// Answers `401 API_KEY_MISSING` when the request presents no keyward credential, instead of
+    /// passing it on.
+    #[must_use]
+    pub fn required(self) -> Self {
+        self.edit(|s| s.required = true)
+    }
+
+    /// Reads credentials from other headers.
+    #[must_use]
+    pub fn credential_headers(self, headers: CredentialHeaders) -> Self {
+        self.edit(|s| s.headers = headers)
+    }
+
+    /// Decides the client address for IP allowlists (default: [`peer_ip`]). Behind a proxy,
+    /// read a forwarded header here — only one the proxy sets.
+    #[must_use]
+    pub fn client_ip(
+        self,
+        f: impl Fn(&HeaderMap, &Extensions) -> Option<IpAddr> + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|s| s.client_ip = Arc::new(f))
+    }
+}
+
+impl<S> Layer<S> for KeywardLayer {
+    type Service = KeywardService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeywardService {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service [`KeywardLayer`] builds.
+#[derive(Clone)]
+pub struct KeywardService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for KeywardService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeywardService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for KeywardService<S>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // Take the service that was driven to readiness; leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        shared.headers.mark_sensitive(req.headers_mut());
+        let presented =
+            Presented::from_credential(shared.headers.extract(&shared.keyward, req.headers()));
+        let ctx = VerifyContext {
+            client_ip: (shared.client_ip)(req.headers(), req.extensions()),
+        };
+        ResponseFuture {
+            inner: Box::pin(async move {
+                match presented
+                    .verify(&shared.keyward, &shared.requirement, ctx)
+                    .await
+                {
+                    Ok(Outcome::Verified(principal)) => {
+                        req.extensions_mut().insert(principal);
+                        inner.call(req).await
+                    }
+                    Ok(Outcome::Anonymous) if shared.required => {
+                        Ok(Rejection::missing().into_response())
+                    }
+                    Ok(Outcome::Anonymous) => inner.call(req).await,
+                    Err(rejection) => Ok(rejection.into_response()),
+                }
+            }),
+        }
+    }
+}
+
+/// The response future of [`KeywardService`].
+pub struct ResponseFuture<E> {
+    inner: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
+}
+
+impl<E> fmt::Debug for ResponseFuture<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<E> Future for ResponseFuture<E> {
+    type Output = Result<Response, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}

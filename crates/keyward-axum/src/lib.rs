@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod extract;
+pub mod layer;
+pub mod rejection;
+pub mod routes;
+pub mod scopes;
+pub mod usage;
+
+#[doc(inline)]
+pub use crate::extract::Authenticated;
+#[doc(inline)]
+pub use crate::layer::{CredentialHeaders, KeywardLayer};
+#[doc(inline)]
+pub use crate::rejection::Rejection;
+#[doc(inline)]
+pub use crate::routes::{AdminCheck, ManagementConfig, OwnerResolver, management_router};
+#[cfg(feature = "openapi")]
+#[doc(inline)]
+pub use crate::routes::{openapi_document, openapi_router};
+#[doc(inline)]
+pub use crate::scopes::RequireScopes;
+#[doc(inline)]
+pub use crate::usage::spawn_usage_flusher;

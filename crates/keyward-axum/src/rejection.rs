@@ -1,0 +1,182 @@
+//! [`Rejection`]: every error this crate answers with, as an RFC 9457 problem document.
+
+use std::fmt;
+
+use axum::response::{IntoResponse, Response};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, StatusCode};
+use keyward_core::error::ErrorCode;
+use keyward_core::problem::{self, Problem};
+use keyward_core::{ServiceError, VerifyError};
+
+/// A refused request: an `application/problem+json` response with keyward's stable `code`,
+/// `WWW-Authenticate: Bearer` on 401 and `Retry-After` on 429.
+///
+/// Build one from a [`Problem`], a [`VerifyError`] or a [`ServiceError`]; applications use the
+/// constructors in their [`crate::OwnerResolver`] and [`crate::AdminCheck`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Rejection(Box<Problem>);
+
+impl Rejection {
+    /// `401 API_KEY_MISSING`: no credential.
+    #[must_use]
+    pub fn missing() -> Self {
+        Self::from(Problem::missing())
+    }
+
+    /// `401 API_KEY_INVALID`: the one answer for every kind of bad key.
+    #[must_use]
+    pub fn invalid() -> Self {
+        Self::from(Problem::new(
+            ErrorCode::ApiKeyInvalid,
+            Some("the API key is not valid".to_owned()),
+        ))
+    }
+
+    /// `401`: the application could not authenticate the caller (no session, for an owner
+    /// resolver).
+    #[must_use]
+    pub fn unauthenticated() -> Self {
+        Self::from(Problem::new(
+            ErrorCode::ApiKeyMissing,
+            Some("the request is not authenticated".to_owned()),
+        ))
+    }
+
+    /// `403 FORBIDDEN` with a detail.
+    #[must_use]
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::from(Problem::new(ErrorCode::Forbidden, Some(detail.into())))
+    }
+
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The stable code, e.g. `API_KEY_INVALID`.
+    #[must_use]
+    pub fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    /// The problem document.
+    #[must_use]
+    pub fn problem(&self) -> &Problem {
+        &self.0
+    }
+
+    /// Consumes the rejection, returning its problem document.
+    #[must_use]
+    pub fn into_problem(self) -> Problem {
+        *self.0
+    }
+}
+
+impl fmt::Debug for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejection")
+            .field("status", &self.0.status)
+            .field("code", &self.0.code)
+            .field("detail", &self.0.detail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0.status, self.0.code)?;
+        if let Some(d) = &self.0.detail {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl From<Problem> for Rejection {
+    fn from(p: Problem) -> Self {
+        Self(Box::new(p))
+    }
+}
+
+impl From<&VerifyError> for Rejection {
+    fn from(e: &VerifyError) -> Self {
+        Self::from(Problem::from(e))
+    }
+}
+
+impl From<VerifyError> for Rejection {
+    fn from(e: VerifyError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&ServiceError> for Rejection {
+    fn from(e: &ServiceError) -> Self {
+        if matches!(e, ServiceError::Unavailable(_) | ServiceError::Internal(_)) {
+            tracing::warn!(error = %e, "key management failed");
+        }
+        Self::from(Problem::from(e))
+    }
+}
+
+impl From<ServiceError> for Rejection {
+    fn from(e: ServiceError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let p = *self.0;
+        let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut res = (status, p.to_json()).into_response();
+        let headers = res.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(problem::CONTENT_TYPE),
+        );
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if p.needs_www_authenticate() {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(v) = p
+            .retry_after_header()
+            .and_then(|s| HeaderValue::from_str(&s).ok())
+        {
+            headers.insert(RETRY_AFTER, v);
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn statuses_and_headers() {
+        let r = Rejection::missing();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let res = r.into_response();
+        assert_eq!(res.headers()[WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(res.headers()[CONTENT_TYPE], problem::CONTENT_TYPE);
+
+        let r = Rejection::from(VerifyError::RateLimited {
+            retry_after: Some(Duration::from_millis(1500)),
+        });
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        let res = r.into_response();
+        assert_eq!(res.headers()[RETRY_AFTER], "2");
+        assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
+
+        let r = Rejection::forbidden("no");
+        assert_eq!((r.status(), r.code()), (StatusCode::FORBIDDEN, "FORBIDDEN"));
+        assert_eq!(r.to_string(), "403 FORBIDDEN: no");
+    }
+}

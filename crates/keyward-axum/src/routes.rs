@@ -1,0 +1,554 @@
+//! The management routes of DESIGN.md §6, mounted under a configurable prefix:
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST {prefix}` | `201 {api_key, key}`: the raw key, this once |
+//! | `GET {prefix}?limit=&cursor=` | `200 {items, next_cursor}` |
+//! | `GET {prefix}/{key_id}` | `200 key`; `404` for missing and foreign keys |
+//! | `PATCH {prefix}/{key_id}` | `200 key` |
+//! | `DELETE {prefix}/{key_id}` | `204`, soft revoke |
+//! | `POST {prefix}/{key_id}/rotate` | `201 {api_key, key}` |
+//! | `POST`/`GET /admin/owners/{owner_id}{prefix}`, `DELETE …/{key_id}` | as above, owner from the path (with an [`AdminCheck`]) |
+//!
+//! The owner of a self-service request comes from the application's [`OwnerResolver`] (its
+//! own session or JWT), never from the body. A request that presents an API key is refused
+//! (`403`) unless [`ManagementConfig::allow_api_key_callers`] is on; then the key is verified and
+//! its [`keyward_core::Principal`] is in the request extensions for the resolver to read.
+//!
+//! Bodies are read up to a limit (`413` beyond), must be `application/json` (`415`), valid JSON
+//! (`400`) of the right shape (`422`, unknown fields included); every error is
+//! `application/problem+json`.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode};
+use http_body_util::BodyExt;
+use keyward_core::error::ErrorCode;
+use keyward_core::http::{self as kwhttp, DEFAULT_BODY_LIMIT};
+use keyward_core::problem::Problem;
+use keyward_core::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
+use keyward_core::{Access, KeyId, Keyward, ScopeRequirement, VerifyContext};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::layer::{ClientIpFn, CredentialHeaders, Outcome, Presented, peer_ip};
+use crate::rejection::Rejection;
+
+/// Resolves the owner of a self-service management request from the application's own
+/// authentication (a session cookie, a JWT, a header set by a gateway).
+///
+/// Closures `Fn(&Parts) -> impl Future<Output = Result<String, Rejection>>` implement it.
+#[async_trait::async_trait]
+pub trait OwnerResolver: Send + Sync + 'static {
+    /// The owner id the request acts for.
+    ///
+    /// # Errors
+    /// A [`Rejection`] to answer with, typically [`Rejection::unauthenticated`].
+    async fn resolve(&self, parts: &Parts) -> Result<String, Rejection>;
+}
+
+#[async_trait::async_trait]
+impl<F, Fut> OwnerResolver for F
+where
+    F: Fn(&Parts) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<String, Rejection>> + Send + 'static,
+{
+    async fn resolve(&self, parts: &Parts) -> Result<String, Rejection> {
+        self(parts).await
+    }
+}
+
+/// Decides whether a request may use the admin routes.
+///
+/// Closures `Fn(&Parts) -> impl Future<Output = Result<(), Rejection>>` implement it.
+#[async_trait::async_trait]
+pub trait AdminCheck: Send + Sync + 'static {
+    /// `Ok(())` for administrators.
+    ///
+    /// # Errors
+    /// A [`Rejection`] to answer with, typically [`Rejection::forbidden`].
+    async fn check(&self, parts: &Parts) -> Result<(), Rejection>;
+}
+
+#[async_trait::async_trait]
+impl<F, Fut> AdminCheck for F
+where
+    F: Fn(&Parts) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Rejection>> + Send + 'static,
+{
+    async fn check(&self, parts: &Parts) -> Result<(), Rejection> {
+        self(parts).await
+    }
+}
+
+/// How the management routes are mounted and who may use them.
+#[derive(Clone)]
+pub struct ManagementConfig {
+    prefix: String,
+    owner: Arc<dyn OwnerResolver>,
+    admin: Option<Arc<dyn AdminCheck>>,
+    allow_api_key_callers: bool,
+    body_limit: usize,
+    headers: CredentialHeaders,
+    client_ip: ClientIpFn,
+}
+
+impl fmt::Debug for ManagementConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagementConfig")
+            .field("prefix", &self.prefix)
+            .field("admin", &self.admin.is_some())
+            .field("allow_api_key_callers", &self.allow_api_key_callers)
+            .field("body_limit", &self.body_limit)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManagementConfig {
+    /// Routes under `/api-keys` for the owners `owner` resolves; no admin routes; API keys may
+    /// not manage keys; bodies up to 64 KiB.
+    #[must_use]
+    pub fn new(owner: impl OwnerResolver) -> Self {
+        Self {
+            prefix: "/api-keys".to_owned(),
+            owner: Arc::new(owner),
+            admin: None,
+            allow_api_key_callers: false,
+            body_limit: DEFAULT_BODY_LIMIT,
+            headers: CredentialHeaders::default(),
+            client_ip: Arc::new(peer_ip),
+        }
+    }
+
+    /// Mounts the self-service routes under `prefix` (a leading `/`, no trailing one; the
+    /// admin routes go under `/admin/owners/{owner_id}{prefix}`).
+    #[must_use]
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        let p = prefix.trim_end_matches('/');
+        self.prefix = if p.starts_with('/') {
+            p.to_owned()
+        } else {
+            format!("/{p}")
+        };
+        self
+    }
+
+    /// Mounts the admin routes, guarded by `check`.
+    #[must_use]
+    pub fn admin(mut self, check: impl AdminCheck) -> Self {
+        self.admin = Some(Arc::new(check));
+        self
+    }
+
+    /// Lets requests that present an API key manage keys (the key is verified first and its
+    /// principal is in the extensions for the [`OwnerResolver`]). Off by default: a leaked key
+    /// must not mint more keys.
+    #[must_use]
+    pub fn allow_api_key_callers(mut self, allow: bool) -> Self {
+        self.allow_api_key_callers = allow;
+        self
+    }
+
+    /// Largest request body, in bytes (default 64 KiB).
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The credential headers, as configured on the [`crate::KeywardLayer`].
+    #[must_use]
+    pub fn credential_headers(mut self, headers: CredentialHeaders) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The self-service prefix.
+    #[must_use]
+    pub fn mount_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether the admin routes are mounted.
+    #[must_use]
+    pub fn has_admin(&self) -> bool {
+        self.admin.is_some()
+    }
+}
+
+struct Mgmt {
+    keyward: Keyward,
+    config: ManagementConfig,
+}
+
+type Shared = State<Arc<Mgmt>>;
+
+/// A router with the management routes, to `merge` into the application's router.
+pub fn management_router<S>(keyward: Keyward, config: ManagementConfig) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let prefix = config.prefix.clone();
+    let admin = config.admin.is_some();
+    let state = Arc::new(Mgmt { keyward, config });
+    let mut router = Router::new()
+        .route(&prefix, post(create).get(list))
+        .route(
+            &format!("{prefix}/{{key_id}}"),
+            get(fetch).patch(update).delete(revoke),
+        )
+        .route(&format!("{prefix}/{{key_id}}/rotate"), post(rotate));
+    if admin {
+        router = router
+            .route(
+                &format!("/admin/owners/{{owner_id}}{prefix}"),
+                post(admin_create).get(admin_list),
+            )
+            .route(
+                &format!("/admin/owners/{{owner_id}}{prefix}/{{key_id}}"),
+                axum::routing::delete(admin_revoke),
+            );
+    }
+    router
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn method_not_allowed() -> Response {
+    let mut p = kwhttp::bad_request("this method is not allowed on this route");
+    "urn:keyward:problem:method-not-allowed".clone_into(&mut p.type_uri);
+    "Method not allowed".clone_into(&mut p.title);
+    "METHOD_NOT_ALLOWED".clone_into(&mut p.code);
+    p.status = 405;
+    Rejection::from(p).into_response()
+}
+
+/// Refuses API-key callers unless allowed; verifies the key when allowed.
+async fn check_caller(m: &Mgmt, parts: &mut Parts) -> Result<(), Rejection> {
+    let cfg = &m.config;
+    let already = parts.extensions.get::<keyward_core::Principal>().is_some();
+    let credential = cfg.headers.extract(&m.keyward, &parts.headers);
+    if !already && !credential.is_presented() {
+        return Ok(());
+    }
+    if !cfg.allow_api_key_callers {
+        return Err(kwhttp::api_key_management_forbidden().into());
+    }
+    if already {
+        return Ok(());
+    }
+    let presented = Presented::from_credential(credential);
+    let ctx = VerifyContext {
+        client_ip: (cfg.client_ip)(&parts.headers, &parts.extensions),
+    };
+    if let Outcome::Verified(p) = presented
+        .verify(&m.keyward, &ScopeRequirement::none(), ctx)
+        .await?
+    {
+        parts.extensions.insert(p);
+    }
+    Ok(())
+}
+
+async fn owner(m: &Mgmt, parts: &mut Parts) -> Result<String, Rejection> {
+    check_caller(m, parts).await?;
+    m.config.owner.resolve(parts).await
+}
+
+async fn admin(m: &Mgmt, parts: &mut Parts) -> Result<(), Rejection> {
+    check_caller(m, parts).await?;
+    match &m.config.admin {
+        Some(check) => check.check(parts).await,
+        None => Err(kwhttp::admin_forbidden().into()),
+    }
+}
+
+/// Path parameters by name; a path that does not decode names no key.
+async fn param(parts: &mut Parts, name: &str) -> Result<String, Rejection> {
+    let not_found = || {
+        Rejection::from(Problem::new(
+            ErrorCode::ApiKeyNotFound,
+            Some("API key not found".to_owned()),
+        ))
+    };
+    let Path(params) =
+        <Path<Vec<(String, String)>> as FromRequestParts<()>>::from_request_parts(parts, &())
+            .await
+            .map_err(|_| not_found())?;
+    params
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .ok_or_else(not_found)
+}
+
+async fn key_id(parts: &mut Parts) -> Result<KeyId, Rejection> {
+    let raw = param(parts, "key_id").await?;
+    kwhttp::path_key_id(&raw).map_err(Rejection::from)
+}
+
+/// How much of an oversize body is read and thrown away before answering `413`, so that a
+/// client still sending sees the answer instead of a reset connection. Beyond it the connection
+/// is simply closed after the answer.
+const DRAIN_LIMIT: usize = 1 << 20;
+
+/// Reads the body within the limit.
+async fn read_body(m: &Mgmt, parts: &Parts, mut body: Body) -> Result<Bytes, Rejection> {
+    let limit = m.config.body_limit;
+    let too_large = || Rejection::from(kwhttp::payload_too_large(limit));
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT.max(limit) as u64) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(kwhttp::bad_request("the request body could not be read").into());
+        };
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total <= limit {
+                buf.extend_from_slice(&data);
+            } else if total > DRAIN_LIMIT {
+                return Err(too_large());
+            }
+        }
+    }
+    if total > limit {
+        Err(too_large())
+    } else {
+        Ok(Bytes::from(buf))
+    }
+}
+
+async fn json<T: DeserializeOwned>(m: &Mgmt, parts: &Parts, body: Body) -> Result<T, Rejection> {
+    let bytes = read_body(m, parts, body).await?;
+    kwhttp::json_body(
+        parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+        &bytes,
+    )
+    .map_err(Rejection::from)
+}
+
+async fn json_or_default<T: DeserializeOwned + Default>(
+    m: &Mgmt,
+    parts: &Parts,
+    body: Body,
+) -> Result<T, Rejection> {
+    let bytes = read_body(m, parts, body).await?;
+    kwhttp::json_body_or_default(
+        parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+        &bytes,
+    )
+    .map_err(Rejection::from)
+}
+
+/// A JSON answer; responses carrying a raw key are never cached.
+fn reply<T: Serialize>(status: StatusCode, value: &T, secret: bool) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut res = (
+                status,
+                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                body,
+            )
+                .into_response();
+            if secret {
+                res.headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+            res
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not serialize a management response");
+            Rejection::from(keyward_core::ServiceError::Internal("serialization".into()))
+                .into_response()
+        }
+    }
+}
+
+fn respond(r: Result<Response, Rejection>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn create(State(m): Shared, req: Request) -> Response {
+    respond(
+        async {
+            let (mut parts, body) = req.into_parts();
+            let owner = owner(&m, &mut parts).await?;
+            let body: CreateKeyRequest = json(&m, &parts, body).await?;
+            let created = m.keyward.create_key(&owner, body).await?;
+            Ok(reply(StatusCode::CREATED, &created, true))
+        }
+        .await,
+    )
+}
+
+async fn list(State(m): Shared, req: Request) -> Response {
+    respond(
+        async {
+            let (mut parts, _) = req.into_parts();
+            let owner = owner(&m, &mut parts).await?;
+            let (cursor, limit) = kwhttp::list_query(parts.uri.query())?;
+            let page = m
+                .keyward
+                .list_keys(&owner, cursor.as_deref(), limit)
+                .await?;
+            Ok(reply(StatusCode::OK, &page, false))
+        }
+        .await,
+    )
+}
+
+async fn fetch(State(m): Shared, req: Request) -> Response {
+    respond(
+        async {
+            let (mut parts, _) = req.into_parts();
+            let owner = owner(&m, &mut parts).await?;
+            let id = key_id(&mut parts).await?;
+            let view = m.keyward.get_key(Access::Owner(&owner), &id).await?;
+            Ok(reply(StatusCode::OK, &view, false))
+        }
+        .await,
+    )
+}
+
+async fn update(State(m): Shared, req: Request) -> Response {
+    respond(
+        async {
+            let (mut parts, body) = req.into_parts();
+            let owner = owner(&m, &mut parts).await?;
+            let id = key_id(&mut parts).await?;
+            let body: UpdateKeyRequest = json(&m, &parts, body).await?;
+            let view = m
+                .keyward
+                .update_key(Access::Owner(&owner), &id, body)
+                .await?;
+            Ok(reply(StatusCode::OK, &view, false))
+        }
+        .await,
+    )
+}
+
+async fn revoke(State(m): Shared, req: Request) -> Response {
+    respond(
+        async {
+            let (mut parts, _) = req.into_parts();
+            let owner = owner(&m, &mut parts).await?;
+            let id = key_id(&mut parts).await?;
+            m.keyward.revoke_key(Access::Owner(&owner), &id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+async fn rotate(State(m): Shared, req: Request) -> Response {
+    respond(
+        async {
+            let (mut parts, body) = req.into_parts();
+            let owner = owner(&m, &mut parts).await?;
+            let id = key_id(&mut parts).await?;
+            let body: RotateKeyRequest = json_or_default(&m, &parts, body).await?;
+            let created = m
+                .keyward
+                .rotate_key(Access::Owner(&owner), &id, body)
+                .await?;
+            Ok(reply(StatusCode::CREATED, &created, true))
+        }
+        .await,
+    )
+}
+
+async fn admin_create(State(m): Shared, req: Request) -> Response {
+    respond(
+        async {
+            let (mut parts, body) = req.into_parts();
+            admin(&m, &mut parts).await?;
+            let owner = param(&mut parts, "owner_id").await?;
+            let body: CreateKeyRequest = json(&m, &parts, body).await?;
+            let created = m.keyward.create_key(&owner, body).await?;
+            Ok(reply(StatusCode::CREATED, &created, true))
+        }
+        .await,
+    )
+}
+
+async fn admin_list(State(m): Shared, req: Request) -> Response {
+    respond(
+        async {
+            let (mut parts, _) = req.into_parts();
+            admin(&m, &mut parts).await?;
+            let owner = param(&mut parts, "owner_id").await?;
+            let (cursor, limit) = kwhttp::list_query(parts.uri.query())?;
+            let page = m
+                .keyward
+                .list_keys(&owner, cursor.as_deref(), limit)
+                .await?;
+            Ok(reply(StatusCode::OK, &page, false))
+        }
+        .await,
+    )
+}
+
+async fn admin_revoke(State(m): Shared, req: Request) -> Response {
+    respond(
+        async {
+            let (mut parts, _) = req.into_parts();
+            admin(&m, &mut parts).await?;
+            let owner = param(&mut parts, "owner_id").await?;
+            let id = key_id(&mut parts).await?;
+            m.keyward.revoke_key(Access::Owner(&owner), &id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+/// A router serving `document` (for example `keyward_core::openapi::document`) as JSON at
+/// `path`.
+#[cfg(feature = "openapi")]
+pub fn openapi_router<S>(path: &str, document: &utoipa::openapi::OpenApi) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let body = axum::body::Bytes::from(serde_json::to_vec(document).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "could not serialize the OpenAPI document");
+        b"{}".to_vec()
+    }));
+    Router::new().route(
+        path,
+        get(move || {
+            let body = body.clone();
+            async move {
+                (
+                    [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                    body,
+                )
+            }
+        }),
+    )
+}
+
+/// The OpenAPI document of the routes `config` mounts.
+#[cfg(feature = "openapi")]
+#[must_use]
+pub fn openapi_document(config: &ManagementConfig, signing: bool) -> utoipa::openapi::OpenApi {
+    keyward_core::openapi::document(&config.prefix, config.admin.is_some(), signing)
+}

@@ -1,0 +1,73 @@
+//! The test app of the shared HTTP suite's contract (see `keyward_test::http_suite`), in axum.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::get;
+use http::request::Parts;
+use keyward_axum::{
+    Authenticated, KeywardLayer, ManagementConfig, Rejection, RequireScopes, management_router,
+    openapi_document, openapi_router,
+};
+use keyward_core::Keyward;
+
+/// Builds the suite's app over `keyward`.
+pub fn app(keyward: Keyward) -> Router {
+    let config = ManagementConfig::new(|parts: &Parts| {
+        let owner = parts
+            .headers
+            .get("x-test-owner")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+        async move { owner.ok_or_else(Rejection::unauthenticated) }
+    })
+    .admin(|parts: &Parts| {
+        let ok = parts
+            .headers
+            .get("x-test-admin")
+            .is_some_and(|v| v == "yes");
+        async move {
+            if ok {
+                Ok(())
+            } else {
+                Err(Rejection::forbidden("administrator rights are required"))
+            }
+        }
+    });
+    let doc = openapi_document(&config, false);
+    let principal = |Authenticated(p): Authenticated| async move { axum::Json(p) };
+    let protected = Router::new()
+        .route("/protected", get(principal))
+        .route_layer(RequireScopes::all_of(["reports:read"]).expect("scope"));
+    let any = Router::new()
+        .route("/any", get(principal))
+        .route_layer(RequireScopes::any_of(["a:x", "b:x"]).expect("scope"));
+    Router::new()
+        .merge(protected)
+        .merge(any)
+        .layer(KeywardLayer::new(keyward.clone()))
+        .route("/open", get(|| async { "open" }))
+        .merge(management_router(keyward, config))
+        .merge(openapi_router("/openapi.json", &doc))
+}
+
+/// Serves the app on 127.0.0.1:0 in the background; returns the address.
+pub async fn spawn(keyward: Keyward) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = app(keyward);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve");
+    });
+    addr
+}

@@ -1,0 +1,59 @@
+//! keyward on axum: `GET /reports` needs scope `reports:read`; management routes under
+//! `/api-keys` (owner from `x-user`: demo only); keys in SQLite `keys.db`. See docs/axum.md.
+//! Run: `KEYWARD_PEPPER=$(head -c 32 /dev/urandom | base64) cargo run -p example-axum-app`
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::{Json, Router, routing::get};
+use http::request::Parts;
+use keyward_axum::{Authenticated, KeywardLayer, ManagementConfig, Rejection, RequireScopes};
+use keyward_axum::{management_router, spawn_usage_flusher};
+use keyward_core::{Keyring, Keyward, Pepper};
+use keyward_sea_orm::SeaOrmKeyStore;
+
+async fn reports(Authenticated(caller): Authenticated) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "owner": caller.owner_id(), "reports": [] }))
+}
+
+/// Demo only: read your session or JWT here.
+fn current_user(parts: &Parts) -> std::future::Ready<Result<String, Rejection>> {
+    let user = parts.headers.get("x-user").and_then(|v| v.to_str().ok());
+    let owner = user
+        .map(str::to_owned)
+        .ok_or_else(Rejection::unauthenticated);
+    std::future::ready(owner)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The pepper must outlive every key: load it from your secret store (≥ 32 bytes).
+    let pepper = std::env::var("KEYWARD_PEPPER").map_err(|_| "set KEYWARD_PEPPER (32+ bytes)")?;
+    let keyring = Keyring::builder()
+        .pepper(1, Pepper::new(pepper.into_bytes()))
+        .build()?;
+    let store = SeaOrmKeyStore::connect("sqlite://keys.db?mode=rwc").await?;
+    store.migrate().await?;
+    let keyward = Keyward::builder(Arc::new(store), keyring).build()?;
+    let flusher = spawn_usage_flusher(keyward.clone(), Duration::from_secs(10));
+
+    let app = Router::new()
+        .route("/reports", get(reports))
+        .route_layer(RequireScopes::all_of(["reports:read"])?)
+        .layer(KeywardLayer::new(keyward.clone()))
+        .merge(management_router(
+            keyward.clone(),
+            ManagementConfig::new(current_user),
+        ));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };
+    axum::serve(listener, service)
+        .with_graceful_shutdown(ctrl_c)
+        .await?;
+    flusher.abort();
+    keyward.flush_usage().await?;
+    Ok(())
+}
