@@ -1,0 +1,115 @@
+//! The admin credential: `KEYWARD_ADMIN_TOKEN` when set (compared in constant time), and any
+//! key holding `keyward:admin`. Without a token, the first start creates such a key for owner
+//! `keyward-admin` and prints it once; later starts see that the owner has a key and stay quiet.
+
+use std::fmt;
+
+use keyward_core::Keyward;
+use keyward_core::service::{CreateKeyRequest, CreatedKey};
+use subtle::ConstantTimeEq as _;
+
+use crate::config::ADMIN_SCOPE;
+use crate::error::AppError;
+
+/// Environment variable with a static admin token.
+pub(crate) const ADMIN_TOKEN_ENV: &str = "KEYWARD_ADMIN_TOKEN";
+/// Owner of the bootstrapped admin key.
+pub(crate) const ADMIN_OWNER: &str = "keyward-admin";
+/// Shortest admin token accepted.
+const MIN_TOKEN_LEN: usize = 16;
+
+/// A static admin token, kept as a keyed hash so that comparisons take the same time whatever
+/// the presented length.
+pub(crate) struct AdminToken([u8; 32]);
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
+}
+
+const HASH_CONTEXT: &str = "keyward-server admin token comparison v1";
+
+impl AdminToken {
+    /// Reads `KEYWARD_ADMIN_TOKEN`.
+    ///
+    /// # Errors
+    /// A token shorter than 16 characters.
+    pub(crate) fn from_env() -> Result<Option<Self>, AppError> {
+        let Some(raw) = std::env::var(ADMIN_TOKEN_ENV).ok() else {
+            return Ok(None);
+        };
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if raw.len() < MIN_TOKEN_LEN {
+            return Err(AppError::config(format!(
+                "{ADMIN_TOKEN_ENV} is too short: use at least {MIN_TOKEN_LEN} random characters (`openssl rand -base64 32`)"
+            )));
+        }
+        Ok(Some(Self(blake3::derive_key(HASH_CONTEXT, raw.as_bytes()))))
+    }
+
+    /// Whether `presented` is the token. Constant time in the token.
+    pub(crate) fn matches(&self, presented: &str) -> bool {
+        let h = blake3::derive_key(HASH_CONTEXT, presented.trim().as_bytes());
+        bool::from(h.ct_eq(&self.0))
+    }
+}
+
+/// Creates the admin key unless `keyward-admin` already has one (bootstrapped earlier).
+///
+/// # Errors
+/// The store is unreachable or refuses the key.
+pub(crate) async fn bootstrap(kw: &Keyward) -> Result<Option<CreatedKey>, AppError> {
+    let existing = kw.list_keys(ADMIN_OWNER, None, Some(1)).await?;
+    if !existing.items.is_empty() {
+        return Ok(None);
+    }
+    let req = CreateKeyRequest {
+        name: "admin (bootstrap)".into(),
+        description: Some("Created by `keyward serve` on first start".into()),
+        scopes: vec![ADMIN_SCOPE.into()],
+        ..Default::default()
+    };
+    Ok(Some(kw.create_key(ADMIN_OWNER, req).await?))
+}
+
+/// The one-time banner with the bootstrapped key and how to use it.
+pub(crate) fn banner(created: &CreatedKey, base_url: &str) -> String {
+    let key = created.api_key.expose_secret();
+    let rule = "=".repeat(78);
+    format!(
+        "{rule}\n\
+         keyward: created the admin key. It is shown ONCE and never printed again:\n\n    \
+         {key}\n\n\
+         Store it in your secret manager now. Use it as a bearer token on the admin routes:\n\n    \
+         export KEYWARD_ADMIN_KEY='{key}'\n    \
+         curl -X POST {base_url}/admin/owners/alice/api-keys \\\n        \
+         -H \"Authorization: Bearer $KEYWARD_ADMIN_KEY\" -H 'Content-Type: application/json' \\\n        \
+         -d '{{\"name\": \"first key\", \"scopes\": [\"reports:read\"]}}'\n\n\
+         Lost it? Revoke it with `keyward keys revoke {id}` and create another with\n\
+         `keyward keys create --owner {owner} --name admin --scope {scope}`, or set\n\
+         KEYWARD_ADMIN_TOKEN to a secret of your own.\n\
+         {rule}\n",
+        id = created.key.id,
+        owner = ADMIN_OWNER,
+        scope = ADMIN_SCOPE,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_matches_only_itself() {
+        let t = AdminToken(blake3::derive_key(HASH_CONTEXT, b"0123456789abcdef0123"));
+        assert!(t.matches("0123456789abcdef0123"));
+        assert!(t.matches(" 0123456789abcdef0123 "));
+        assert!(!t.matches("0123456789abcdef012"));
+        assert!(!t.matches(""));
+        assert_eq!(format!("{t:?}"), "AdminToken(***)");
+    }
+}

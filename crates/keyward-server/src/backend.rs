@@ -1,0 +1,165 @@
+//! Opening the key store named by a database URL, migrating it, and building the [`Keyward`]
+//! handle over it. The rest of the binary only sees `Arc<dyn KeyStore>` and `Keyward`.
+
+use std::sync::Arc;
+
+use keyward_core::memory::MemoryKeyStore;
+use keyward_core::{CacheConfig, KeyStore, Keyring, Keyward, Policy};
+use keyward_redis::RedisBackend;
+use keyward_sea_orm::SeaOrmKeyStore;
+
+use crate::config::redact_url;
+use crate::error::AppError;
+
+/// An open store.
+#[derive(Debug, Clone)]
+pub(crate) struct Backend {
+    /// The store.
+    pub(crate) store: Arc<dyn KeyStore>,
+    /// `sqlite`, `postgres`, `mysql` or `memory`, for logs.
+    pub(crate) kind: &'static str,
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct MigrateReport {
+    /// The backend kind.
+    pub(crate) backend: &'static str,
+    /// The database URL, password redacted.
+    pub(crate) database: String,
+}
+
+/// The backend a URL names.
+///
+/// # Errors
+/// A URL of no supported database.
+pub(crate) fn kind_of(url: &str) -> Result<&'static str, AppError> {
+    let scheme = url.split(':').next().unwrap_or("");
+    match scheme {
+        "sqlite" => Ok("sqlite"),
+        "postgres" | "postgresql" => Ok("postgres"),
+        "mysql" | "mariadb" => Ok("mysql"),
+        "memory" => Ok("memory"),
+        _ => Err(AppError::config(format!(
+            "invalid --database-url {:?}: expected sqlite://PATH?mode=rwc, postgres://…, mysql://… or memory:",
+            redact_url(url)
+        ))),
+    }
+}
+
+/// Opens the store, creating (SQLite) and migrating the schema when `migrate` is set.
+///
+/// # Errors
+/// A bad URL, an unreachable database, a failed migration.
+pub(crate) async fn open(url: &str, migrate: bool) -> Result<Backend, AppError> {
+    let kind = kind_of(url)?;
+    if kind == "memory" {
+        return Ok(Backend {
+            store: Arc::new(MemoryKeyStore::new()),
+            kind,
+        });
+    }
+    let shown = redact_url(url);
+    if let Some(path) = crate::pepper::sqlite_path(url) {
+        // sqlx's own message for a missing folder is "unable to open database file".
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        {
+            return Err(AppError::Store(format!(
+                "cannot open SQLite database {shown}: the folder {} does not exist",
+                dir.display()
+            )));
+        }
+    }
+    let store = SeaOrmKeyStore::connect(url).await.map_err(|e| {
+        AppError::Store(format!(
+            "cannot connect to {kind} database {shown}: {}",
+            clean(&e)
+        ))
+    })?;
+    if migrate {
+        store.migrate().await.map_err(|e| {
+            AppError::Store(format!(
+                "cannot migrate {kind} database {shown}: {}",
+                clean(&e)
+            ))
+        })?;
+    }
+    store.ping().await.map_err(|e| {
+        AppError::Store(format!(
+            "{kind} database {shown} does not answer: {}",
+            clean(&e)
+        ))
+    })?;
+    Ok(Backend {
+        store: Arc::new(store),
+        kind,
+    })
+}
+
+/// A store error on one line, without anything that looks like a URL's password.
+fn clean(e: &keyward_core::StoreError) -> String {
+    let text = e.to_string().replace(['\n', '\r'], " ");
+    text.split_whitespace()
+        .map(|w| {
+            if w.contains("://") {
+                redact_url(w)
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Applies pending migrations.
+///
+/// # Errors
+/// As [`open`].
+pub(crate) async fn migrate(url: &str) -> Result<MigrateReport, AppError> {
+    let b = open(url, true).await?;
+    Ok(MigrateReport {
+        backend: b.kind,
+        database: redact_url(url),
+    })
+}
+
+/// Builds the engine over `backend`.
+///
+/// # Errors
+/// An invalid keyring.
+pub(crate) fn engine(
+    backend: &Backend,
+    keyring: Keyring,
+    policy: Policy,
+    cache: CacheConfig,
+    redis: Option<&RedisBackend>,
+) -> Result<Keyward, AppError> {
+    let mut b = Keyward::builder(Arc::clone(&backend.store), keyring)
+        .policy(policy)
+        .cache(cache);
+    if let Some(r) = redis {
+        b = r.wire(b);
+    }
+    b.build()
+        .map_err(|e| AppError::config(format!("cannot start the engine: {e}")))
+}
+
+/// The Redis roles (rate limits, credits, nonces, cache invalidation) for `--redis-url`.
+/// Does not connect yet: Redis being down fails requests closed until it answers.
+///
+/// # Errors
+/// An invalid URL.
+pub(crate) fn redis(url: &str) -> Result<RedisBackend, AppError> {
+    RedisBackend::connect(url, REDIS_PREFIX).map_err(|e| {
+        AppError::config(format!(
+            "invalid --redis-url {}: {}",
+            redact_url(url),
+            clean(&e)
+        ))
+    })
+}
+
+/// Namespace of keyward's Redis keys and channels.
+const REDIS_PREFIX: &str = "keyward";

@@ -1,0 +1,385 @@
+//! The admin CLI: `keyward keys …` and `keyward migrate`, straight against the database.
+//! Human output is aligned tables; `--json` prints machine-readable JSON. The raw key is printed
+//! on create and rotate only.
+
+use std::io::Write as _;
+
+use chrono::{DateTime, Utc};
+use keyward_core::service::{CreateKeyRequest, CreatedKey, RotateKeyRequest};
+use keyward_core::{Access, KeyId, KeyView, Keyward};
+
+use crate::config::{KeysArgs, KeysCommand, MigrateArgs, parse_duration};
+use crate::error::AppError;
+use crate::{backend, config, pepper};
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
+pub(crate) fn out(text: &str) -> Result<(), AppError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(AppError::Io(format!("cannot write output: {e}"))),
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, AppError> {
+    serde_json::to_string_pretty(v)
+        .map(|s| s + "\n")
+        .map_err(|e| AppError::Io(format!("cannot encode JSON: {e}")))
+}
+
+/// Parses a key id, also from the display form `kw_live_<id>…`. Never echoes the input (it
+/// might be a whole raw key).
+///
+/// # Errors
+/// Anything that holds no key id.
+pub(crate) fn parse_key_id(s: &str) -> Result<KeyId, AppError> {
+    let s = s.trim().trim_end_matches('…');
+    if let Ok(id) = s.parse::<KeyId>() {
+        return Ok(id);
+    }
+    s.split('_')
+        .nth(2)
+        .and_then(|p| p.parse::<KeyId>().ok())
+        .ok_or_else(|| AppError::config("not a key id: expected the 12 characters after `kw_live_` (see `keyward keys list`)"))
+}
+
+/// `keyward keys …`.
+///
+/// # Errors
+/// Bad arguments, database failures, refused management calls.
+pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
+    let file = config::FileConfig::load(args.store.config.as_deref())?;
+    let store = config::resolve_store(&args.store, &file)?;
+    let policy = config::resolve_policy(&args.policy, None, &file)?;
+    let (keyring, source) = pepper::load_keyring(&store.database_url)?;
+    crate::warn_pepper(&source);
+    let backend = backend::open(&store.database_url, true).await?;
+    let redis_url = args
+        .redis_url
+        .clone()
+        .or_else(|| file.redis_url.clone())
+        .filter(|u| !u.trim().is_empty());
+    let redis = redis_url.as_deref().map(backend::redis).transpose()?;
+    let kw = backend::engine(
+        &backend,
+        keyring,
+        policy,
+        keyward_core::CacheConfig {
+            capacity: 0,
+            ..Default::default()
+        },
+        redis.as_ref(),
+    )?;
+    match args.command {
+        KeysCommand::Create {
+            owner,
+            name,
+            scopes,
+            description,
+            ttl,
+            expires_at,
+        } => {
+            let ttl_seconds = match ttl {
+                None => None,
+                Some(t) => {
+                    let d = parse_duration(&t)
+                        .map_err(|e| AppError::config(format!("invalid --ttl {t:?}: {e}")))?;
+                    Some(
+                        i64::try_from(d.as_secs())
+                            .map_err(|_| AppError::config("invalid --ttl: too long"))?,
+                    )
+                }
+            };
+            let expires_at = match expires_at {
+                None => None,
+                Some(t) => Some(
+                    DateTime::parse_from_rfc3339(t.trim())
+                        .map_err(|e| AppError::config(format!("invalid --expires-at {t:?}: {e} (use RFC 3339, e.g. 2027-01-31T00:00:00Z)")))?
+                        .with_timezone(&Utc),
+                ),
+            };
+            let req = CreateKeyRequest {
+                name,
+                description,
+                scopes,
+                ttl_seconds,
+                expires_at,
+                ..Default::default()
+            };
+            let created = kw.create_key(&owner, req).await?;
+            print_created(&created, args.json, "Created")
+        }
+        KeysCommand::List { owner } => {
+            let items = list_all(&kw, &owner).await?;
+            if args.json {
+                return out(&json(&items)?);
+            }
+            if items.is_empty() {
+                return out(&format!("no keys for owner {owner}\n"));
+            }
+            out(&list_table(&items))
+        }
+        KeysCommand::Show { key_id } => {
+            let id = parse_key_id(&key_id)?;
+            let view = kw.get_key(Access::Admin, &id).await?;
+            if args.json {
+                out(&json(&view)?)
+            } else {
+                out(&details(&view))
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            let id = parse_key_id(&key_id)?;
+            let view = kw.revoke_key(Access::Admin, &id).await?;
+            if args.json {
+                out(&json(&view)?)
+            } else {
+                out(&format!(
+                    "Revoked key {} ({}) at {}.\n",
+                    view.id,
+                    view.name,
+                    time(view.revoked_at)
+                ))
+            }
+        }
+        KeysCommand::Rotate { key_id, grace } => {
+            let id = parse_key_id(&key_id)?;
+            let grace_seconds = match grace {
+                None => None,
+                Some(g) => {
+                    let d = parse_duration(&g)
+                        .map_err(|e| AppError::config(format!("invalid --grace {g:?}: {e}")))?;
+                    Some(
+                        i64::try_from(d.as_secs())
+                            .map_err(|_| AppError::config("invalid --grace: too long"))?,
+                    )
+                }
+            };
+            let created = kw
+                .rotate_key(Access::Admin, &id, RotateKeyRequest { grace_seconds })
+                .await?;
+            if !args.json {
+                let old = kw.get_key(Access::Admin, &id).await?;
+                out(&format!(
+                    "Rotated key {}: it keeps working until {}.\n",
+                    old.id,
+                    time(old.expires_at)
+                ))?;
+            }
+            print_created(&created, args.json, "New")
+        }
+    }
+}
+
+async fn list_all(kw: &Keyward, owner: &str) -> Result<Vec<KeyView>, AppError> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = kw.list_keys(owner, cursor.as_deref(), Some(100)).await?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(items),
+        }
+    }
+}
+
+fn print_created(created: &CreatedKey, as_json: bool, verb: &str) -> Result<(), AppError> {
+    if as_json {
+        return out(&json(created)?);
+    }
+    let k = &created.key;
+    let mut s = format!(
+        "{verb} key {} \"{}\" for owner {}.\n\n",
+        k.id, k.name, k.owner_id
+    );
+    s.push_str("API key (shown only this once; store it now):\n\n");
+    s.push_str("    ");
+    s.push_str(created.api_key.expose_secret());
+    s.push_str("\n\n");
+    s.push_str(&table(
+        &["SCOPES", "EXPIRES"],
+        &[vec![scopes(k), time(k.expires_at)]],
+    ));
+    out(&s)
+}
+
+fn scopes(k: &KeyView) -> String {
+    if k.scopes.is_empty() {
+        "-".to_owned()
+    } else {
+        k.scopes.join(",")
+    }
+}
+
+/// `2026-01-31 12:00:00Z`, or `-`.
+pub(crate) fn time(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "-".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+    )
+}
+
+fn state(k: &KeyView) -> String {
+    serde_json::to_value(k.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn list_table(items: &[KeyView]) -> String {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|k| {
+            vec![
+                k.id.to_string(),
+                k.name.clone(),
+                state(k),
+                scopes(k),
+                time(Some(k.created_at)),
+                time(k.expires_at),
+                time(k.last_used_at),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "NAME",
+            "STATE",
+            "SCOPES",
+            "CREATED",
+            "EXPIRES",
+            "LAST USED",
+        ],
+        &rows,
+    )
+}
+
+fn details(k: &KeyView) -> String {
+    let rows = [
+        ("id", k.id.to_string()),
+        ("display", k.display.clone()),
+        ("name", k.name.clone()),
+        (
+            "description",
+            k.description.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("owner", k.owner_id.clone()),
+        ("env", k.env.clone()),
+        ("state", state(k)),
+        ("scopes", scopes(k)),
+        ("created", time(Some(k.created_at))),
+        ("updated", time(Some(k.updated_at))),
+        ("expires", time(k.expires_at)),
+        ("last used", time(k.last_used_at)),
+        ("revoked", time(k.revoked_at)),
+        (
+            "rotated from",
+            k.rotated_from.map_or_else(|| "-".into(), |r| r.to_string()),
+        ),
+        ("requests", k.usage.request_count.to_string()),
+    ];
+    let w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(n, v)| format!("{n:<w$}  {v}\n"))
+        .collect()
+}
+
+/// An aligned table with a header row; cells are padded by characters, control characters
+/// replaced so that a name cannot break the layout.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let clean = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+    };
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| clean(c)).collect())
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        let last = cells.len().saturating_sub(1);
+        for (i, c) in cells.iter().enumerate() {
+            s.push_str(c);
+            if i < last {
+                let pad = widths
+                    .get(i)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_sub(c.chars().count())
+                    + 2;
+                s.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut s = line(header.to_vec());
+    for r in &rows {
+        s.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    s
+}
+
+/// `keyward migrate`.
+///
+/// # Errors
+/// Bad URL, unreachable database, failed migration.
+pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), AppError> {
+    let file = config::FileConfig::load(args.store.config.as_deref())?;
+    let store = config::resolve_store(&args.store, &file)?;
+    let report = backend::migrate(&store.database_url).await?;
+    if args.json {
+        out(&json(&report)?)
+    } else {
+        out(&format!(
+            "{} database {} is up to date.\n",
+            report.backend, report.database
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            &["A", "LONGER"],
+            &[
+                vec!["xxxx".into(), "y".into()],
+                vec!["z".into(), "w\nv".into()],
+            ],
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "A     LONGER");
+        assert_eq!(lines[1], "xxxx  y");
+        assert_eq!(lines[2], "z     w v");
+    }
+
+    #[test]
+    fn key_ids() {
+        assert!(parse_key_id("AbCdEf012345").is_ok());
+        assert_eq!(
+            parse_key_id("kw_live_AbCdEf012345…").unwrap().as_str(),
+            "AbCdEf012345"
+        );
+        assert!(parse_key_id("nope").is_err());
+    }
+}

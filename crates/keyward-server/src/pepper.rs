@@ -1,0 +1,250 @@
+//! The pepper keyring, from `KEYWARD_PEPPER` (and `KEYWARD_PEPPER_PREVIOUS`) or, for SQLite
+//! only, from a generated 0600 file beside the database.
+//!
+//! A pepper is `[VERSION:]SECRET`, the secret in hex or base64 (at least 32 bytes). Without an
+//! explicit version the current pepper is version 1, or 2 when a previous one (version 1) is set.
+//! Versions are stored with every digest, so a pepper must keep its version for life: from the
+//! second rotation on, give versions explicitly (`KEYWARD_PEPPER=3:…`,
+//! `KEYWARD_PEPPER_PREVIOUS=2:…`).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use keyward_core::digest::MIN_PEPPER_LEN;
+use keyward_core::{Keyring, Pepper};
+
+use crate::error::AppError;
+
+/// Environment variable holding the current pepper.
+pub(crate) const PEPPER_ENV: &str = "KEYWARD_PEPPER";
+/// Environment variable holding the previous pepper, during a rotation.
+pub(crate) const PEPPER_PREVIOUS_ENV: &str = "KEYWARD_PEPPER_PREVIOUS";
+
+/// Where a SQLite URL keeps its file: `Some(path)`, or `None` for in-memory databases and
+/// URLs of other databases.
+pub(crate) fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" || path.starts_with(":memory:") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// Whether `url` names a SQLite database (file or memory).
+pub(crate) fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// The pepper file for a SQLite database file: `keyward.db` → `keyward.pepper`.
+pub(crate) fn pepper_file_for(db: &Path) -> PathBuf {
+    db.with_extension("pepper")
+}
+
+/// Parses `[VERSION:]SECRET` (hex or base64, ≥ 32 bytes).
+fn parse_pepper(what: &str, raw: &str, default_version: u32) -> Result<(u32, Pepper), AppError> {
+    let raw = raw.trim();
+    let (version, secret) = match raw.split_once(':') {
+        Some((v, s)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            let v: u32 = v.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
+                AppError::config(format!("{what}: version must be a number from 1"))
+            })?;
+            (v, s)
+        }
+        _ => (default_version, raw),
+    };
+    let bytes = decode_secret(secret).ok_or_else(|| {
+        AppError::config(format!(
+            "{what}: not hex or base64 (generate one with `openssl rand -base64 32`)"
+        ))
+    })?;
+    if bytes.len() < MIN_PEPPER_LEN {
+        return Err(AppError::config(format!(
+            "{what}: too short ({} bytes; at least {MIN_PEPPER_LEN} are needed, e.g. `openssl rand -base64 32`)",
+            bytes.len()
+        )));
+    }
+    Ok((version, Pepper::new(bytes)))
+}
+
+fn decode_secret(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() {
+        return None;
+    }
+    if s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut out = Vec::with_capacity(s.len() / 2);
+        for pair in s.as_bytes().chunks(2) {
+            let hi = char::from(pair[0]).to_digit(16)?;
+            let lo = char::from(pair[1]).to_digit(16)?;
+            out.push(u8::try_from(hi * 16 + lo).ok()?);
+        }
+        return Some(out);
+    }
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(s).ok())
+}
+
+/// Where the keyring came from, for the startup log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PepperSource {
+    /// `KEYWARD_PEPPER` (and maybe `KEYWARD_PEPPER_PREVIOUS`).
+    Environment,
+    /// An existing pepper file.
+    File(PathBuf),
+    /// A pepper file generated just now.
+    Generated(PathBuf),
+    /// An in-memory SQLite database: a throwaway pepper.
+    Ephemeral,
+}
+
+/// Builds the keyring for `database_url` from the environment, or for SQLite from (or into)
+/// the pepper file beside the database.
+///
+/// # Errors
+/// A missing pepper for a non-SQLite database, a malformed or short pepper, an unreadable or
+/// unwritable pepper file.
+pub(crate) fn load_keyring(database_url: &str) -> Result<(Keyring, PepperSource), AppError> {
+    let current = std::env::var(PEPPER_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let previous = std::env::var(PEPPER_PREVIOUS_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    if let Some(cur) = current {
+        let mut entries = Vec::new();
+        let default_current = if previous.is_some() { 2 } else { 1 };
+        entries.push(parse_pepper(PEPPER_ENV, &cur, default_current)?);
+        if let Some(prev) = previous {
+            entries.push(parse_pepper(PEPPER_PREVIOUS_ENV, &prev, 1)?);
+        }
+        return Ok((build(entries)?, PepperSource::Environment));
+    }
+    if previous.is_some() {
+        return Err(AppError::config(format!(
+            "{PEPPER_PREVIOUS_ENV} is set but {PEPPER_ENV} is not: set the new pepper in {PEPPER_ENV}"
+        )));
+    }
+    if database_url.starts_with("memory:") {
+        let pepper =
+            Pepper::generate().map_err(|e| AppError::Io(format!("random source failed: {e}")))?;
+        return Ok((build(vec![(1, pepper)])?, PepperSource::Ephemeral));
+    }
+    if !is_sqlite(database_url) {
+        return Err(AppError::config(format!(
+            "{PEPPER_ENV} must be set for this database (only SQLite generates a pepper file): \
+             generate one with `openssl rand -base64 32` and keep it secret and stable"
+        )));
+    }
+    let Some(db) = sqlite_path(database_url) else {
+        let pepper =
+            Pepper::generate().map_err(|e| AppError::Io(format!("random source failed: {e}")))?;
+        return Ok((build(vec![(1, pepper)])?, PepperSource::Ephemeral));
+    };
+    let file = pepper_file_for(&db);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let mut entries = Vec::new();
+            for (i, line) in text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .enumerate()
+            {
+                let what = format!("pepper file {} line {}", file.display(), i + 1);
+                entries.push(parse_pepper(&what, line, 1)?);
+            }
+            if entries.is_empty() {
+                return Err(AppError::config(format!(
+                    "pepper file {} is empty",
+                    file.display()
+                )));
+            }
+            Ok((build(entries)?, PepperSource::File(file)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let pepper = Pepper::generate()
+                .map_err(|e| AppError::Io(format!("random source failed: {e}")))?;
+            write_pepper_file(&file, &pepper)?;
+            Ok((build(vec![(1, pepper)])?, PepperSource::Generated(file)))
+        }
+        Err(e) => Err(AppError::Io(format!(
+            "cannot read pepper file {}: {e}",
+            file.display()
+        ))),
+    }
+}
+
+fn write_pepper_file(path: &Path, pepper: &Pepper) -> Result<(), AppError> {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pepper.expose_secret());
+    let body = format!(
+        "# keyward pepper for the SQLite database beside this file. Keep it secret and keep it:\n\
+         # without it no existing key verifies. Format: VERSION:BASE64 (one per line).\n1:{encoded}\n"
+    );
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| AppError::Io(format!("cannot create pepper file {}: {e}", path.display())))?;
+    f.write_all(body.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| AppError::Io(format!("cannot write pepper file {}: {e}", path.display())))
+}
+
+fn build(entries: Vec<(u32, Pepper)>) -> Result<Keyring, AppError> {
+    let mut b = Keyring::builder();
+    for (v, p) in entries {
+        b = b.pepper(v, p);
+    }
+    b.build()
+        .map_err(|e| AppError::config(format!("invalid pepper keyring: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://keyward.db?mode=rwc"),
+            Some(PathBuf::from("keyward.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x.db"),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:data.db"),
+            Some(PathBuf::from("data.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x"), None);
+        assert_eq!(
+            pepper_file_for(Path::new("keyward.db")),
+            PathBuf::from("keyward.pepper")
+        );
+    }
+
+    #[test]
+    fn pepper_parsing() {
+        let hex = "ab".repeat(32);
+        let (v, p) = parse_pepper("t", &hex, 1).unwrap();
+        assert_eq!((v, p.expose_secret().len()), (1, 32));
+        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 40]);
+        let (v, p) = parse_pepper("t", &format!("3:{b64}"), 1).unwrap();
+        assert_eq!((v, p.expose_secret().len()), (3, 40));
+        assert!(parse_pepper("t", "c2hvcnQ=", 1).is_err());
+        assert!(parse_pepper("t", "not base64 !!", 1).is_err());
+        assert!(parse_pepper("t", &format!("0:{hex}"), 1).is_err());
+    }
+}

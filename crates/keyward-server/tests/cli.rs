@@ -1,0 +1,384 @@
+//! End-to-end tests of the admin CLI (`keyward keys …`, `keyward migrate`) and of bad input:
+//! every failure is one `error: …` line and a non-zero exit, never a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use common::{Env, assert_one_line_error};
+
+fn stdout(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn keys_commands_json_and_tables() {
+    let env = Env::sqlite();
+    let m = env.cli_json(&["migrate", "--json"]);
+    assert_eq!(m["backend"], "sqlite");
+    assert!(stdout(&env.cli(&["migrate"])).contains("up to date"));
+
+    let created = env.cli_json(&[
+        "keys",
+        "create",
+        "--owner",
+        "acme",
+        "--name",
+        "ci deploy",
+        "--scope",
+        "deploy:write",
+        "--scope",
+        "logs:read",
+        "--ttl",
+        "30d",
+        "--json",
+    ]);
+    let raw = created["api_key"].as_str().unwrap().to_owned();
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    assert!(raw.starts_with("kw_live_"));
+    assert_eq!(
+        created["key"]["scopes"],
+        serde_json::json!(["deploy:write", "logs:read"])
+    );
+    assert!(created["key"]["expires_at"].is_string());
+
+    // Human create prints the key once, with a table.
+    let human = stdout(&env.cli(&[
+        "keys",
+        "create",
+        "--owner",
+        "acme",
+        "--name",
+        "second",
+        "--expires-at",
+        "2099-01-01T00:00:00Z",
+    ]));
+    assert!(human.contains("shown only this once"));
+    assert!(human.contains("2099-01-01 00:00:00Z"));
+    assert_eq!(human.matches("kw_live_").count(), 1);
+
+    // list: JSON and an aligned table; neither shows a raw key.
+    let list = env.cli_json(&["keys", "list", "--owner", "acme", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let table = stdout(&env.cli(&["keys", "list", "--owner", "acme"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("ID  "));
+    let col = lines[0].find("NAME").unwrap();
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.char_indices().nth(col).is_some_and(|(_, c)| c != ' ')),
+        "{table}"
+    );
+    assert!(!table.contains(&raw[20..]));
+    assert!(stdout(&env.cli(&["keys", "list", "--owner", "nobody"])).contains("no keys"));
+
+    // show, by id or by the display form.
+    let shown = env.cli_json(&["keys", "show", &id, "--json"]);
+    assert_eq!(shown["name"], "ci deploy");
+    assert!(!shown.to_string().contains(&raw));
+    let human = stdout(&env.cli(&["keys", "show", &format!("kw_live_{id}…")]));
+    assert!(human.contains("ci deploy") && human.contains("deploy:write"));
+
+    // rotate prints the successor once; revoke.
+    let rotated = env.cli_json(&["keys", "rotate", &id, "--grace", "1h", "--json"]);
+    assert_eq!(rotated["key"]["rotated_from"], id.as_str());
+    assert!(rotated["api_key"].as_str().unwrap().starts_with("kw_live_"));
+    let human = stdout(&env.cli(&["keys", "rotate", rotated["key"]["id"].as_str().unwrap()]));
+    assert!(human.contains("keeps working until") && human.contains("shown only this once"));
+    let revoked = env.cli_json(&["keys", "revoke", &id, "--json"]);
+    assert!(revoked["revoked_at"].is_string());
+    assert_eq!(revoked["state"], "revoked");
+    assert!(stdout(&env.cli(&["keys", "revoke", &id])).contains("Revoked"));
+
+    // Refusals are one line.
+    assert_one_line_error(&env.cli(&["keys", "show", "AAAAAAAAAAAA"]), "no such key");
+    assert_one_line_error(&env.cli(&["keys", "show", "nope"]), "not a key id");
+    assert_one_line_error(
+        &env.cli(&[
+            "keys",
+            "create",
+            "--owner",
+            "acme",
+            "--name",
+            "x",
+            "--scope",
+            "BAD SCOPE",
+        ]),
+        "scopes",
+    );
+    assert_one_line_error(
+        &env.cli(&[
+            "keys", "create", "--owner", "acme", "--name", "x", "--ttl", "soon",
+        ]),
+        "--ttl",
+    );
+    assert_one_line_error(
+        &env.cli(&[
+            "keys",
+            "create",
+            "--owner",
+            "acme",
+            "--name",
+            "x",
+            "--expires-at",
+            "2001-01-01T00:00:00Z",
+        ]),
+        "expires_at",
+    );
+    assert_one_line_error(
+        &env.cli(&[
+            "keys",
+            "create",
+            "--owner",
+            "acme",
+            "--name",
+            "x",
+            "--expires-at",
+            "tomorrow",
+        ]),
+        "--expires-at",
+    );
+}
+
+#[test]
+fn policy_flags_apply_to_the_cli() {
+    let env = Env::sqlite();
+    let args = [
+        "--allowed-scopes",
+        "reports:*",
+        "--max-keys-per-owner",
+        "1",
+        "--prefix",
+        "acme",
+        "--env",
+        "test",
+    ];
+    let mut ok = vec![
+        "keys",
+        "create",
+        "--owner",
+        "o",
+        "--name",
+        "a",
+        "--scope",
+        "reports:read",
+        "--json",
+    ];
+    ok.extend(args);
+    let created = env.cli_json(&ok);
+    assert!(
+        created["api_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("acme_test_")
+    );
+    let mut over = vec!["keys", "create", "--owner", "o", "--name", "b"];
+    over.extend(args);
+    assert_one_line_error(&env.cli(&over), "maximum");
+    let mut outside = vec![
+        "keys",
+        "create",
+        "--owner",
+        "p",
+        "--name",
+        "b",
+        "--scope",
+        "billing:write",
+    ];
+    outside.extend(args);
+    assert_one_line_error(&env.cli(&outside), "scopes");
+}
+
+/// Arguments, environment, and what the error line must say.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let env = Env::sqlite();
+    let pepper = format!("1:{}", "cd".repeat(32));
+    let cases: Vec<Case<'_>> = vec![
+        (vec!["serve", "--bogus"], vec![], "unexpected argument"),
+        (vec!["frobnicate"], vec![], "unrecognized subcommand"),
+        (vec!["serve", "--bind", "nowhere"], vec![], "--bind"),
+        (vec!["serve", "--bind", "example.com:80"], vec![], "--bind"),
+        (
+            vec!["serve", "--database-url", "ftp://x"],
+            vec![],
+            "--database-url",
+        ),
+        (
+            vec!["serve", "--redis-url", "http://x"],
+            vec![],
+            "--redis-url",
+        ),
+        (
+            vec!["serve", "--default-ttl", "forever"],
+            vec![],
+            "--default-ttl",
+        ),
+        (
+            vec!["serve", "--last-used", "sometimes"],
+            vec![],
+            "--last-used",
+        ),
+        (vec!["serve", "--cache-ttl", "1y"], vec![], "--cache-ttl"),
+        (vec!["serve", "--prefix", "Not-Valid"], vec![], "--prefix"),
+        (
+            vec!["serve", "--allowed-scopes", "BAD SCOPE"],
+            vec![],
+            "--allowed-scopes",
+        ),
+        (vec!["serve", "--log-format", "xml"], vec![], "xml"),
+        (
+            vec!["serve", "--owner-header", "bad header"],
+            vec![],
+            "--owner-header",
+        ),
+        (
+            vec!["serve", "--config", "/nonexistent/keyward.toml"],
+            vec![],
+            "cannot read config file",
+        ),
+        (
+            vec![
+                "serve",
+                "--database-url",
+                "postgres://u:hunter2@127.0.0.1:5432/x",
+            ],
+            vec![],
+            "KEYWARD_PEPPER must be set",
+        ),
+        (
+            vec!["serve"],
+            vec![("KEYWARD_PEPPER", "c2hvcnQ=")],
+            "too short",
+        ),
+        (
+            vec!["serve"],
+            vec![("KEYWARD_PEPPER_PREVIOUS", pepper.as_str())],
+            "KEYWARD_PEPPER is not",
+        ),
+        (
+            vec!["serve"],
+            vec![("KEYWARD_ADMIN_TOKEN", "short")],
+            "KEYWARD_ADMIN_TOKEN",
+        ),
+        (
+            vec![
+                "serve",
+                "--database-url",
+                "postgres://u:hunter2@127.0.0.1:1/x",
+            ],
+            vec![("KEYWARD_PEPPER", pepper.as_str())],
+            "127.0.0.1:1",
+        ),
+        (vec!["keys", "list"], vec![], "--owner"),
+        (
+            vec!["serve", "--config", "/"],
+            vec![],
+            "cannot read config file",
+        ),
+        (
+            vec!["migrate", "--database-url", "sqlite:///?mode=rwc"],
+            vec![],
+            "sqlite",
+        ),
+    ];
+    for (args, vars, expect) in cases {
+        let out = env.cli_env(&args, &vars);
+        assert_one_line_error(&out, expect);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("hunter2"), "a password leaked: {err}");
+    }
+    // A bad config file names the file and the problem.
+    let cfg = env.path().join("bad.toml");
+    std::fs::write(&cfg, "bind = 5\n").unwrap();
+    assert_one_line_error(
+        &env.cli(&["serve", "--config", cfg.to_str().unwrap()]),
+        "bad.toml",
+    );
+    std::fs::write(&cfg, "nonsense_key = 1\n").unwrap();
+    assert_one_line_error(
+        &env.cli(&["serve", "--config", cfg.to_str().unwrap()]),
+        "nonsense_key",
+    );
+}
+
+#[test]
+fn occupied_port_and_unreadable_database() {
+    let env = Env::sqlite();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    assert_one_line_error(&env.cli(&["serve", "--bind", &addr]), &addr);
+
+    // A database path inside a missing directory.
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        env.path().join("missing/dir/k.db").display()
+    );
+    let out = env.cli_env(&["migrate", "--database-url", &url], &[]);
+    assert_one_line_error(&out, "error");
+}
+
+#[test]
+fn config_file_supplies_settings() {
+    let env = Env::sqlite();
+    std::fs::write(
+        env.path().join("keyward.toml"),
+        "prefix = \"cfg\"\nenv = \"dev\"\nmax_keys_per_owner = 5\n",
+    )
+    .unwrap();
+    let created = env.cli_json(&["keys", "create", "--owner", "o", "--name", "a", "--json"]);
+    assert!(created["api_key"].as_str().unwrap().starts_with("cfg_dev_"));
+    // Flags win over the file.
+    let created = env.cli_json(&[
+        "keys", "create", "--owner", "o", "--name", "b", "--env", "prod", "--json",
+    ]);
+    assert!(
+        created["api_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("cfg_prod_")
+    );
+}
+
+#[test]
+fn help_documents_every_serve_flag() {
+    let env = Env::sqlite();
+    let out = env.cli_env(
+        &["serve", "--help"],
+        &[("KEYWARD_DATABASE_URL", "postgres://u:hunter2@db/k")],
+    );
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--database-url",
+        "--bind",
+        "--redis-url",
+        "--prefix",
+        "--env",
+        "--allowed-scopes",
+        "--max-keys-per-owner",
+        "--default-ttl",
+        "--last-used",
+        "--cache-size",
+        "--cache-ttl",
+        "--owner-header",
+        "--log-format",
+        "--config",
+        "KEYWARD_DATABASE_URL",
+        "KEYWARD_BIND",
+    ] {
+        assert!(help.contains(flag), "serve --help lacks {flag}");
+    }
+    assert!(
+        !help.contains("hunter2"),
+        "--help shows a secret from the environment"
+    );
+}

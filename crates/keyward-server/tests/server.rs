@@ -1,0 +1,878 @@
+//! End-to-end tests of `keyward serve`: the real binary on a free port, against a temporary
+//! SQLite database (and a fresh PostgreSQL database when PostgreSQL answers; required under
+//! `CI=true`), driven over HTTP with reqwest and through the CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use common::{Env, Server, rt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn create(
+    s: &Server,
+    admin: &str,
+    owner: &str,
+    name: &str,
+    scopes: &[&str],
+) -> (String, Value) {
+    let r = s
+        .http
+        .post(s.url(&format!("/admin/owners/{owner}/api-keys")))
+        .bearer_auth(admin)
+        .json(&json!({"name": name, "scopes": scopes}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    (v["api_key"].as_str().unwrap().to_owned(), v["key"].clone())
+}
+
+async fn status_of(r: reqwest::RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let r = r.send().await.unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    let body = r.bytes().await.unwrap();
+    let v = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    };
+    (status, headers, v)
+}
+
+/// Every route, first-start bootstrap, restart keeping keys: the whole life of a deployment.
+fn full_flow(env: &Env) {
+    let s = env.serve(&[], &[]);
+    let admin = s.bootstrap_key().expect("first start prints the admin key");
+    assert_eq!(common::admin_keys_in(&s.stderr()).len(), 1);
+    let (alice_key, alice_view, verifier) = rt().block_on(async {
+        // Operations.
+        let (st, _, v) = status_of(s.http.get(s.url("/healthz"))).await;
+        assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+        let (st, _, v) = status_of(s.http.get(s.url("/readyz"))).await;
+        assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ready")));
+        let (st, _, doc) = status_of(s.http.get(s.url("/openapi.json"))).await;
+        assert_eq!(st, StatusCode::OK);
+        for p in [
+            "/admin/owners/{owner_id}/api-keys",
+            "/v1/whoami",
+            "/v1/verify",
+            "/v1/authz",
+            "/readyz",
+        ] {
+            assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
+        }
+        assert!(
+            doc["paths"].get("/api-keys").is_none(),
+            "self-service is off by default"
+        );
+        let admin_key = &doc["paths"]["/admin/owners/{owner_id}/api-keys/{key_id}"];
+        for m in ["get", "patch", "delete"] {
+            assert!(admin_key[m].is_object(), "openapi lacks admin {m}");
+        }
+        assert!(
+            doc["paths"]["/admin/owners/{owner_id}/api-keys/{key_id}/rotate"]["post"].is_object()
+        );
+        let text = doc.to_string();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                doc["components"]["schemas"].get(&name).is_some(),
+                "dangling $ref {name}"
+            );
+        }
+
+        // Admin routes need the admin credential.
+        let url = s.url("/admin/owners/alice/api-keys");
+        let (st, h, v) = status_of(s.http.post(&url).json(&json!({"name": "x"}))).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("API_KEY_MISSING"))
+        );
+        assert_eq!(h["www-authenticate"], "Bearer");
+        assert_eq!(h["content-type"], "application/problem+json");
+        let (st, _, v) = status_of(s.http.get(&url).bearer_auth("kw_live_junk")).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("API_KEY_INVALID"))
+        );
+
+        let (alice_key, alice_view) =
+            create(&s, &admin, "alice", "reports", &["reports:read"]).await;
+        assert_eq!(alice_view["owner_id"], "alice");
+        let (st, _, v) = status_of(s.http.get(&url).bearer_auth(&alice_key)).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("API_KEY_SCOPE_DENIED"))
+        );
+
+        // Bad bodies are 4xx problems, never 500.
+        let (st, _, v) = status_of(
+            s.http
+                .post(&url)
+                .bearer_auth(&admin)
+                .json(&json!({"name": "x", "bogus": 1})),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("VALIDATION_FAILED"))
+        );
+        let (st, _, _) = status_of(
+            s.http
+                .post(&url)
+                .bearer_auth(&admin)
+                .header("content-type", "application/json")
+                .body("{"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        let (st, _, v) = status_of(
+            s.http
+                .post(&url)
+                .bearer_auth(&admin)
+                .json(&json!({"name": "x", "expires_at": "2001-01-01T00:00:00Z"})),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("VALIDATION_FAILED"))
+        );
+
+        // List, get, patch; a foreign owner's path is 404.
+        let (st, _, v) = status_of(s.http.get(&url).bearer_auth(&admin)).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v["items"].as_array().unwrap().len(), 1);
+        let id = alice_view["id"].as_str().unwrap().to_owned();
+        let (st, _, v) = status_of(s.http.get(format!("{url}/{id}")).bearer_auth(&admin)).await;
+        assert_eq!((st, v["name"].as_str()), (StatusCode::OK, Some("reports")));
+        assert!(v.get("digest").is_none() && !v.to_string().contains(&alice_key));
+        let (st, _, v) = status_of(
+            s.http
+                .get(s.url(&format!("/admin/owners/bob/api-keys/{id}")))
+                .bearer_auth(&admin),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("API_KEY_NOT_FOUND"))
+        );
+        let (st, _, v) =
+            status_of(s.http.get(format!("{url}/not-an-id")).bearer_auth(&admin)).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("API_KEY_NOT_FOUND"))
+        );
+        let (st, _, v) = status_of(
+            s.http
+                .patch(format!("{url}/{id}"))
+                .bearer_auth(&admin)
+                .json(&json!({"description": "daily"})),
+        )
+        .await;
+        assert_eq!(
+            (st, v["description"].as_str()),
+            (StatusCode::OK, Some("daily"))
+        );
+
+        // whoami with both credential headers.
+        for req in [
+            s.http.get(s.url("/v1/whoami")).bearer_auth(&alice_key),
+            s.http
+                .get(s.url("/v1/whoami"))
+                .header("X-API-Key", &alice_key),
+        ] {
+            let (st, _, v) = status_of(req).await;
+            assert_eq!(st, StatusCode::OK);
+            assert_eq!(v["owner_id"], "alice");
+            assert_eq!(v["key_id"], id.as_str());
+            assert_eq!(v["scopes"], json!(["reports:read"]));
+        }
+        let (st, _, v) = status_of(s.http.get(s.url("/v1/whoami"))).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("API_KEY_MISSING"))
+        );
+        let (st, _, v) =
+            status_of(s.http.get(s.url("/v1/whoami")).header("X-API-Key", "   ")).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("API_KEY_INVALID"))
+        );
+
+        // authz for reverse proxies.
+        let (st, h, _) = status_of(
+            s.http
+                .get(s.url("/v1/authz?scope=reports:read"))
+                .bearer_auth(&alice_key),
+        )
+        .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        assert_eq!(h["x-keyward-owner"], "alice");
+        assert_eq!(h["x-keyward-key-id"], id.as_str());
+        assert_eq!(h["x-keyward-scopes"], "reports:read");
+        let (st, _, v) = status_of(
+            s.http
+                .get(s.url("/v1/authz?scope=billing:write"))
+                .header("X-API-Key", &alice_key),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("API_KEY_SCOPE_DENIED"))
+        );
+        assert_eq!(v["missing_scopes"], json!(["billing:write"]));
+        let (st, _, _) = status_of(
+            s.http
+                .get(s.url("/v1/authz?scope=billing:write,reports:read&mode=any_of"))
+                .bearer_auth(&alice_key),
+        )
+        .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let (st, _, _) = status_of(s.http.get(s.url("/v1/authz?scope=reports:read"))).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        let (st, _, _) = status_of(
+            s.http
+                .get(s.url("/v1/authz?scope=NOT%20A%20SCOPE"))
+                .bearer_auth(&alice_key),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // verify for sidecars: admin credential or keyward:verify.
+        let verify = s.url("/v1/verify");
+        let body = json!({"key": alice_key, "scopes": ["reports:read"]});
+        let (st, _, v) = status_of(s.http.post(&verify).bearer_auth(&admin).json(&body)).await;
+        assert_eq!((st, &v["valid"]), (StatusCode::OK, &json!(true)));
+        assert_eq!(v["key"]["owner_id"], "alice");
+        let (st, _, v) = status_of(
+            s.http
+                .post(&verify)
+                .bearer_auth(&admin)
+                .json(&json!({"key": alice_key, "scopes": ["x:y"], "mode": "any_of"})),
+        )
+        .await;
+        assert_eq!(
+            (st, &v["valid"], v["code"].as_str()),
+            (StatusCode::OK, &json!(false), Some("API_KEY_SCOPE_DENIED"))
+        );
+        let (st, _, v) = status_of(
+            s.http
+                .post(&verify)
+                .bearer_auth(&admin)
+                .json(&json!({"key": "kw_live_nope"})),
+        )
+        .await;
+        assert_eq!(
+            (st, &v["valid"], v["code"].as_str()),
+            (StatusCode::OK, &json!(false), Some("API_KEY_INVALID"))
+        );
+        assert!(v.get("key").is_none());
+        let (st, _, _) = status_of(s.http.post(&verify).bearer_auth(&alice_key).json(&body)).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        let (verifier, _) = create(&s, &admin, "gateway", "sidecar", &["keyward:verify"]).await;
+        let (st, _, v) = status_of(
+            s.http
+                .post(&verify)
+                .header("X-API-Key", &verifier)
+                .json(&body),
+        )
+        .await;
+        assert_eq!((st, &v["valid"]), (StatusCode::OK, &json!(true)));
+        let (st, _, _) = status_of(
+            s.http
+                .post(&verify)
+                .bearer_auth(&verifier)
+                .json(&json!({"key": 5})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // Metrics.
+        let text = s
+            .http
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let ok_line = text
+            .lines()
+            .find(|l| l.starts_with("keyward_verify_total{outcome=\"ok\"}"))
+            .unwrap();
+        assert_ne!(ok_line.rsplit(' ').next(), Some("0"));
+        for name in [
+            "keyward_verify_duration_seconds_bucket",
+            "keyward_cache_hits_total",
+            "keyward_verify_total{outcome=\"missing\"}",
+        ] {
+            assert!(text.contains(name), "metrics lack {name}");
+        }
+
+        // Oversize bodies: 413, seen by a client that is still sending.
+        let big = json!({"name": "x".repeat(200 * 1024)});
+        let (st, _, v) = status_of(s.http.post(&url).bearer_auth(&admin).json(&big)).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE"))
+        );
+        // Wrong methods and unknown routes are problem documents too.
+        let (st, h, v) = status_of(s.http.put(s.url("/v1/whoami"))).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::METHOD_NOT_ALLOWED, Some("METHOD_NOT_ALLOWED"))
+        );
+        assert_eq!(h["content-type"], "application/problem+json");
+        let (st, h, _) = status_of(s.http.get(s.url("/nope"))).await;
+        assert_eq!(
+            (st, h["content-type"].to_str().unwrap()),
+            (StatusCode::NOT_FOUND, "application/problem+json")
+        );
+        (alice_key, alice_view, verifier)
+    });
+    let log = s.terminate();
+    assert!(!log.contains(&alice_key), "a raw key leaked into the log");
+
+    // Restart: no new admin key, every key still works.
+    let s = env.serve(&[], &[]);
+    assert_eq!(
+        s.bootstrap_key(),
+        None,
+        "the admin key is printed only on the first start"
+    );
+    rt().block_on(async {
+        let (st, _, _) = status_of(s.http.get(s.url("/v1/whoami")).bearer_auth(&alice_key)).await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, _, _) = status_of(
+            s.http
+                .get(s.url("/admin/owners/alice/api-keys"))
+                .bearer_auth(&admin),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+
+        // Rotate: the successor works, the old key still works during the grace period.
+        let id = alice_view["id"].as_str().unwrap();
+        let base = s.url("/admin/owners/alice/api-keys");
+        let (st, _, v) = status_of(
+            s.http
+                .post(format!("{base}/{id}/rotate"))
+                .bearer_auth(&admin)
+                .json(&json!({"grace_seconds": 3600})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let successor = v["api_key"].as_str().unwrap().to_owned();
+        assert_eq!(v["key"]["rotated_from"], id);
+        for k in [&successor, &alice_key] {
+            let (st, _, _) = status_of(s.http.get(s.url("/v1/whoami")).bearer_auth(k)).await;
+            assert_eq!(st, StatusCode::OK);
+        }
+
+        // Revoke: 204, then 401 at once.
+        let (st, _, _) = status_of(s.http.delete(format!("{base}/{id}")).bearer_auth(&admin)).await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let (st, _, v) = status_of(s.http.get(s.url("/v1/whoami")).bearer_auth(&alice_key)).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("API_KEY_INVALID"))
+        );
+        let (st, _, v) = status_of(
+            s.http
+                .post(s.url("/v1/verify"))
+                .bearer_auth(&verifier)
+                .json(&json!({"key": alice_key})),
+        )
+        .await;
+        assert_eq!((st, &v["valid"]), (StatusCode::OK, &json!(false)));
+    });
+    s.terminate();
+    let s = env.serve(&[], &[]);
+    assert_eq!(s.bootstrap_key(), None);
+    s.terminate();
+}
+
+#[test]
+fn sqlite_full_flow() {
+    let env = Env::sqlite();
+    full_flow(&env);
+    let pepper = env.path().join("keyward.pepper");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&pepper).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the generated pepper file is private");
+}
+
+#[test]
+fn postgres_full_flow() {
+    let Some(db) = common::Db::postgres("full") else {
+        return;
+    };
+    full_flow(&Env::with(db));
+}
+
+#[test]
+fn mysql_full_flow() {
+    let Some(db) = common::Db::mysql("full") else {
+        return;
+    };
+    full_flow(&Env::with(db));
+}
+
+/// The database goes away: readiness and verification fail closed with 503, never 200 or 500.
+#[test]
+fn store_outage_fails_closed() {
+    let Some(db) = common::Db::postgres("outage") else {
+        return;
+    };
+    let env = Env::with(db.clone());
+    let s = env.serve(&["--cache-size", "0", "--log-format", "json"], &[]);
+    // JSON logs: every log line is an object.
+    let log = s.stderr();
+    let json_line = log.lines().find(|l| l.contains("listening on")).unwrap();
+    let v: Value = serde_json::from_str(json_line).unwrap();
+    assert_eq!(v["level"], "INFO");
+    let admin = s.bootstrap_key().unwrap();
+    rt().block_on(async {
+        let (key, _) = create(&s, &admin, "jack", "k", &[]).await;
+        let (st, _, _) = status_of(s.http.get(s.url("/v1/whoami")).bearer_auth(&key)).await;
+        assert_eq!(st, StatusCode::OK);
+        db.drop_postgres();
+        let (st, _, v) = status_of(s.http.get(s.url("/readyz"))).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("AUTH_UNAVAILABLE"))
+        );
+        let (st, _, v) = status_of(s.http.get(s.url("/v1/whoami")).bearer_auth(&key)).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("AUTH_UNAVAILABLE"))
+        );
+        let (st, _, _) = status_of(s.http.get(s.url("/v1/authz")).header("X-API-Key", &key)).await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+        let (st, _, _) = status_of(
+            s.http
+                .post(s.url("/v1/verify"))
+                .bearer_auth(&admin)
+                .json(&json!({"key": key})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+        let (st, _, _) = status_of(s.http.get(s.url("/healthz"))).await;
+        assert_eq!(st, StatusCode::OK, "the process itself is alive");
+    });
+    s.terminate();
+}
+
+#[test]
+fn admin_token_replaces_the_bootstrap_key() {
+    let env = Env::sqlite();
+    let token = "a-long-static-admin-token-0123456789";
+    let s = env.serve(&[], &[("KEYWARD_ADMIN_TOKEN", token)]);
+    assert_eq!(s.bootstrap_key(), None);
+    rt().block_on(async {
+        let url = s.url("/admin/owners/carol/api-keys");
+        let (st, _, _) = status_of(
+            s.http
+                .post(&url)
+                .bearer_auth(token)
+                .json(&json!({"name": "k"})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let (st, _, _) = status_of(s.http.get(&url).header("X-API-Key", token)).await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, _, _) = status_of(
+            s.http
+                .get(&url)
+                .bearer_auth("a-long-static-admin-token-012345678"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        let (st, _, v) = status_of(
+            s.http
+                .post(s.url("/v1/verify"))
+                .bearer_auth(token)
+                .json(&json!({"key": "kw_live_x"})),
+        )
+        .await;
+        assert_eq!((st, &v["valid"]), (StatusCode::OK, &json!(false)));
+    });
+    s.terminate();
+}
+
+#[test]
+fn self_service_routes_trust_the_owner_header() {
+    let env = Env::sqlite();
+    let s = env.serve(&["--owner-header", "X-Owner-Id"], &[]);
+    let admin = s.bootstrap_key().unwrap();
+    rt().block_on(async {
+        let url = s.url("/api-keys");
+        let (st, _, v) = status_of(
+            s.http
+                .post(&url)
+                .header("X-Owner-Id", "dave")
+                .json(&json!({"name": "mine", "scopes": ["a:b"]})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let key = v["api_key"].as_str().unwrap().to_owned();
+        let id = v["key"]["id"].as_str().unwrap().to_owned();
+        let (st, _, v) = status_of(s.http.get(&url).header("X-Owner-Id", "dave")).await;
+        assert_eq!(
+            (st, v["items"].as_array().map(Vec::len)),
+            (StatusCode::OK, Some(1))
+        );
+        let (st, _, _) = status_of(
+            s.http
+                .get(format!("{url}/{id}"))
+                .header("X-Owner-Id", "erin"),
+        )
+        .await;
+        assert_eq!(
+            st,
+            StatusCode::NOT_FOUND,
+            "another owner's key is not found"
+        );
+        let (st, _, v) = status_of(s.http.get(&url)).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("API_KEY_MISSING"))
+        );
+        let (st, _, _) = status_of(
+            s.http
+                .get(&url)
+                .header("X-Owner-Id", "dave")
+                .bearer_auth(&key),
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "API keys cannot manage keys");
+        let (st, _, v) = status_of(
+            s.http
+                .post(format!("{url}/{id}/rotate"))
+                .header("X-Owner-Id", "dave"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let successor = v["api_key"].as_str().unwrap().to_owned();
+        let (st, _, _) = status_of(
+            s.http
+                .delete(format!("{url}/{id}"))
+                .header("X-Owner-Id", "dave"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let (st, _, _) = status_of(s.http.get(s.url("/v1/whoami")).bearer_auth(&key)).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        let (st, _, v) = status_of(s.http.get(s.url("/v1/whoami")).bearer_auth(&successor)).await;
+        assert_eq!((st, v["owner_id"].as_str()), (StatusCode::OK, Some("dave")));
+        let (st, _, doc) = status_of(s.http.get(s.url("/openapi.json"))).await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(doc["paths"].get("/api-keys").is_some());
+        // The admin routes are still there.
+        let (st, _, _) = status_of(
+            s.http
+                .get(s.url("/admin/owners/dave/api-keys"))
+                .bearer_auth(&admin),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+    });
+    s.terminate();
+}
+
+/// SIGTERM flushes batched last-used times and counters: nothing acknowledged is lost.
+#[test]
+fn sigterm_flushes_usage() {
+    let env = Env::sqlite();
+    let created = env.cli_json(&[
+        "keys", "create", "--owner", "frank", "--name", "batch", "--json",
+    ]);
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    // A flush interval far beyond the test: only the shutdown flush can write.
+    let s = env.serve(
+        &["--last-used", "throttled:300s", "--flush-interval", "1h"],
+        &[],
+    );
+    rt().block_on(async {
+        for _ in 0..3 {
+            let (st, _, _) = status_of(s.http.get(s.url("/v1/whoami")).bearer_auth(&key)).await;
+            assert_eq!(st, StatusCode::OK);
+        }
+    });
+    let before = env.cli_json(&["keys", "show", &id, "--json"]);
+    assert_eq!(
+        before["last_used_at"],
+        Value::Null,
+        "nothing written before shutdown"
+    );
+    s.terminate();
+    let after = env.cli_json(&["keys", "show", &id, "--json"]);
+    assert!(
+        after["last_used_at"].is_string(),
+        "last_used_at flushed on SIGTERM: {after}"
+    );
+    assert_eq!(after["usage"]["request_count"], 3);
+}
+
+#[test]
+fn immediate_last_used_is_written_at_once() {
+    let env = Env::sqlite();
+    let created = env.cli_json(&[
+        "keys", "create", "--owner", "gina", "--name", "now", "--json",
+    ]);
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    let s = env.serve(&["--last-used", "immediate"], &[]);
+    rt().block_on(async {
+        let (st, _, _) = status_of(s.http.get(s.url("/v1/whoami")).header("X-API-Key", &key)).await;
+        assert_eq!(st, StatusCode::OK);
+    });
+    let shown = env.cli_json(&["keys", "show", &id, "--json"]);
+    assert!(shown["last_used_at"].is_string(), "{shown}");
+    s.terminate();
+}
+
+/// Two instances on one database with `--redis-url`: a revocation on one (or from the CLI)
+/// evicts the key from the other's cache at once, although its cache TTL is an hour.
+#[test]
+fn redis_invalidation_across_instances() {
+    let Some(redis) = rt().block_on(keyward_test::services::redis_url()) else {
+        return;
+    };
+    let env = Env::sqlite();
+    let args = ["--redis-url", redis.as_str(), "--cache-ttl", "1h"];
+    let a = env.serve(&args, &[]);
+    let admin = a.bootstrap_key().unwrap();
+    let b = env.serve(&args, &[]);
+    assert_eq!(b.bootstrap_key(), None);
+    rt().block_on(async {
+        let (st, _, v) = status_of(b.http.get(b.url("/readyz"))).await;
+        assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ready")));
+        let (key, view) = create(&a, &admin, "henry", "shared", &["x:y"]).await;
+        let id = view["id"].as_str().unwrap().to_owned();
+        // Warm b's cache.
+        let (st, _, _) = status_of(b.http.get(b.url("/v1/whoami")).bearer_auth(&key)).await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, _, _) = status_of(
+            a.http
+                .delete(a.url(&format!("/admin/owners/henry/api-keys/{id}")))
+                .bearer_auth(&admin),
+        )
+        .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        // The invalidation travels through Redis pub/sub: poll briefly (a delivery guard, not a
+        // timing assertion; without the bus the key would stay cached for an hour).
+        let mut revoked = false;
+        for _ in 0..100 {
+            let (st, _, _) = status_of(b.http.get(b.url("/v1/whoami")).bearer_auth(&key)).await;
+            if st == StatusCode::UNAUTHORIZED {
+                revoked = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            revoked,
+            "instance b still accepts a key revoked on instance a"
+        );
+
+        // The CLI with --redis-url evicts too.
+        let (key2, view2) = create(&a, &admin, "henry", "second", &["x:y"]).await;
+        let (st, _, _) = status_of(b.http.get(b.url("/v1/whoami")).bearer_auth(&key2)).await;
+        assert_eq!(st, StatusCode::OK);
+        let out = env.cli(&[
+            "keys",
+            "revoke",
+            view2["id"].as_str().unwrap(),
+            "--redis-url",
+            redis.as_str(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut revoked = false;
+        for _ in 0..100 {
+            let (st, _, _) = status_of(b.http.get(b.url("/v1/whoami")).bearer_auth(&key2)).await;
+            if st == StatusCode::UNAUTHORIZED {
+                revoked = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(revoked, "a CLI revocation did not reach instance b");
+    });
+    b.terminate();
+    a.terminate();
+}
+
+/// Per-key rate limits answer 429 with `Retry-After`, on authz as on every route.
+#[test]
+fn rate_limited_keys_get_429() {
+    let env = Env::sqlite();
+    let s = env.serve(&[], &[]);
+    let admin = s.bootstrap_key().unwrap();
+    rt().block_on(async {
+        let r = s
+            .http
+            .post(s.url("/admin/owners/ivy/api-keys"))
+            .bearer_auth(&admin)
+            .json(
+                &json!({"name": "limited", "rate_limit": {"requests": 1, "window_seconds": 3600}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let key = r.json::<Value>().await.unwrap()["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (st, _, _) = status_of(s.http.get(s.url("/v1/authz")).bearer_auth(&key)).await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let (st, h, v) = status_of(s.http.get(s.url("/v1/authz")).bearer_auth(&key)).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMITED"))
+        );
+        assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() > 0);
+        let text = s
+            .http
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("keyward_verify_total{outcome=\"rate_limited\"} 1"),
+            "{text}"
+        );
+    });
+    s.terminate();
+}
+
+/// IP allowlists: the peer address by default; `--client-ip-header` trusts a proxy's header.
+#[test]
+fn ip_allowlists_and_the_client_ip_header() {
+    let env = Env::sqlite();
+    let body = json!({"name": "office", "ip_allowlist": ["10.1.2.0/24"]});
+    let create_key = |s: &Server, admin: &str| {
+        let req = s
+            .http
+            .post(s.url("/admin/owners/kim/api-keys"))
+            .bearer_auth(admin)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            r.json::<Value>().await.unwrap()["api_key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let s = env.serve(&[], &[]);
+    let admin = s.bootstrap_key().unwrap();
+    rt().block_on(async {
+        let key = create_key(&s, &admin).await;
+        // Without the flag the header is ignored: the peer is 127.0.0.1.
+        let (st, _, v) = status_of(
+            s.http
+                .get(s.url("/v1/authz"))
+                .bearer_auth(&key)
+                .header("X-Real-IP", "10.1.2.3"),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("API_KEY_IP_DENIED"))
+        );
+    });
+    s.terminate();
+    let s = env.serve(&["--client-ip-header", "X-Forwarded-For"], &[]);
+    rt().block_on(async {
+        let key = create_key(&s, &admin).await;
+        let (st, _, _) = status_of(
+            s.http
+                .get(s.url("/v1/authz"))
+                .bearer_auth(&key)
+                .header("X-Forwarded-For", "192.0.2.1, 10.1.2.3"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let (st, _, _) = status_of(
+            s.http
+                .get(s.url("/v1/authz"))
+                .bearer_auth(&key)
+                .header("X-Forwarded-For", "10.1.2.3, 192.0.2.1"),
+        )
+        .await;
+        assert_eq!(
+            st,
+            StatusCode::FORBIDDEN,
+            "only the entry the nearest proxy added counts"
+        );
+        let (st, _, _) = status_of(s.http.get(s.url("/v1/authz")).bearer_auth(&key)).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        // /v1/verify takes the holder's address in the body.
+        let (st, _, v) = status_of(
+            s.http
+                .post(s.url("/v1/verify"))
+                .bearer_auth(&admin)
+                .json(&json!({"key": key, "client_ip": "10.1.2.200"})),
+        )
+        .await;
+        assert_eq!((st, &v["valid"]), (StatusCode::OK, &json!(true)));
+        let (st, _, v) = status_of(
+            s.http
+                .post(s.url("/v1/verify"))
+                .bearer_auth(&admin)
+                .json(&json!({"key": key})),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::OK, Some("API_KEY_IP_DENIED"))
+        );
+    });
+    s.terminate();
+}
+
+/// The periodic flush writes batched usage while the server runs.
+#[test]
+fn periodic_flush_writes_usage() {
+    let env = Env::sqlite();
+    let created = env.cli_json(&[
+        "keys", "create", "--owner", "lena", "--name", "tick", "--json",
+    ]);
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    let s = env.serve(&["--flush-interval", "1s"], &[]);
+    rt().block_on(async {
+        let (st, _, _) = status_of(s.http.get(s.url("/v1/whoami")).bearer_auth(&key)).await;
+        assert_eq!(st, StatusCode::OK);
+    });
+    // Poll the database through the CLI (a delivery guard of 30 s, not a timing assertion).
+    let mut flushed = false;
+    for _ in 0..300 {
+        let shown = env.cli_json(&["keys", "show", &id, "--json"]);
+        if shown["last_used_at"].is_string() && shown["usage"]["request_count"] == 1 {
+            flushed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(flushed, "usage not flushed while the server runs");
+    s.terminate();
+}
