@@ -41,7 +41,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             .get::<Principal>()
             .cloned()
             .map(Self)
-            .ok_or_else(Rejection::missing)
+            .ok_or_else(|| crate::signed::missing(&parts.extensions))
     }
 }
 

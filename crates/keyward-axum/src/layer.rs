@@ -12,7 +12,8 @@
 //! | a bad key (any reason), a blank or non-UTF-8 credential header | `401 API_KEY_INVALID` |
 //! | a valid key lacking the layer's own requirement | `403 API_KEY_SCOPE_DENIED` |
 //! | nothing, or someone else's bearer token (a JWT) | passed on without a principal (or `401 API_KEY_MISSING` with [`KeywardLayer::required`]) |
-//! | a SigV4 signature | passed on without a principal (request signing is verified by a later release) |
+//! | a SigV4 signature, signing enabled | verified by [`crate::signed::verify_signed_request`] (body buffered and put back); `Principal` inserted, or `401 SIGNATURE_*`, `413`, … |
+//! | a SigV4 signature, signing not enabled | passed on without a principal; where a key is required, `401 SIGNATURE_INVALID` |
 //! | a store outage | `503 AUTH_UNAVAILABLE` |
 
 use std::fmt;
@@ -22,6 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use axum::body::{Bytes, HttpBody};
 use axum::extract::ConnectInfo;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::response::{IntoResponse, Response};
@@ -33,6 +35,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::rejection::Rejection;
+use crate::signed::{UnverifiedSignature, signing_disabled, verify_signed_request};
 
 /// The default name of the API-key header.
 pub const DEFAULT_API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
@@ -40,7 +43,7 @@ pub const DEFAULT_API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-ke
 /// Which headers carry credentials. Defaults: `Authorization` and `X-API-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialHeaders {
-    /// The header read for `Bearer <key>` (and, later, SigV4 signatures).
+    /// The header read for `Bearer <key>` and SigV4 signatures (`AWS4-HMAC-SHA256 …`).
     pub authorization: HeaderName,
     /// The header whose whole value is a key.
     pub api_key: HeaderName,
@@ -103,8 +106,11 @@ pub fn peer_ip(_headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> 
 pub(crate) enum Outcome {
     /// A verified key.
     Verified(Principal),
-    /// No keyward credential (nothing, someone else's token, or a signature not handled yet).
+    /// No keyward credential (nothing, or someone else's token).
     Anonymous,
+    /// A SigV4 signature while signing is not enabled: no principal, and where one is
+    /// required, `401 SIGNATURE_INVALID`.
+    UnverifiedSignature,
 }
 
 /// A credential owned by the request future (the key is zeroized on drop).
@@ -112,6 +118,8 @@ pub(crate) enum Presented {
     Nothing,
     Key(ApiKey),
     Invalid(&'static str),
+    /// A SigV4-signed request: verified with the body, in the service future.
+    Signed,
 }
 
 impl Presented {
@@ -119,10 +127,8 @@ impl Presented {
         match c {
             Credential::Key(k) => Self::Key(ApiKey::new(k.to_owned())),
             Credential::Invalid(reason) => Self::Invalid(reason.as_str()),
-            // The seam for request signing: once the engine verifies SigV4 requests, a signed
-            // request is verified here (buffering the body within `SigningConfig`'s bounds)
-            // instead of being passed on anonymously.
-            Credential::Signed(_) | Credential::NotOurs | Credential::None => Self::Nothing,
+            Credential::Signed(_) => Self::Signed,
+            Credential::NotOurs | Credential::None => Self::Nothing,
         }
     }
 
@@ -135,6 +141,8 @@ impl Presented {
     ) -> Result<Outcome, Rejection> {
         match self {
             Self::Nothing => Ok(Outcome::Anonymous),
+            // Signed requests need the body: `KeywardService` verifies them itself.
+            Self::Signed => Ok(Outcome::UnverifiedSignature),
             Self::Invalid(reason) => {
                 tracing::debug!(reason, code = "API_KEY_INVALID", "API key rejected");
                 Err(Rejection::invalid())
@@ -275,7 +283,9 @@ impl<S, B> Service<Request<B>> for KeywardService<S>
 where
     S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: HttpBody + From<Bytes> + Send + 'static,
+    B::Data: Send,
+    B::Error: fmt::Display,
 {
     type Response = Response;
     type Error = S::Error;
@@ -298,12 +308,37 @@ where
         };
         ResponseFuture {
             inner: Box::pin(async move {
+                if matches!(presented, Presented::Signed) && shared.keyward.signing_enabled() {
+                    let (mut parts, body) = req.into_parts();
+                    return match verify_signed_request(
+                        &shared.keyward,
+                        &parts,
+                        body,
+                        &shared.requirement,
+                        &ctx,
+                    )
+                    .await
+                    {
+                        Ok((principal, bytes)) => {
+                            parts.extensions.insert(principal);
+                            inner.call(Request::from_parts(parts, B::from(bytes))).await
+                        }
+                        Err(rejection) => Ok(rejection.into_response()),
+                    };
+                }
                 match presented
                     .verify(&shared.keyward, &shared.requirement, ctx)
                     .await
                 {
                     Ok(Outcome::Verified(principal)) => {
                         req.extensions_mut().insert(principal);
+                        inner.call(req).await
+                    }
+                    Ok(Outcome::UnverifiedSignature) if shared.required => {
+                        Ok(signing_disabled().into_response())
+                    }
+                    Ok(Outcome::UnverifiedSignature) => {
+                        req.extensions_mut().insert(UnverifiedSignature);
                         inner.call(req).await
                     }
                     Ok(Outcome::Anonymous) if shared.required => {

@@ -7,6 +7,7 @@ pub mod layer;
 pub mod rejection;
 pub mod routes;
 pub mod scopes;
+pub mod signed;
 pub mod usage;
 
 #[doc(inline)]

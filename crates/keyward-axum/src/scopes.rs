@@ -90,7 +90,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let verdict = match req.extensions().get::<Principal>() {
-            None => Err(Rejection::missing()),
+            None => Err(crate::signed::missing(req.extensions())),
             Some(p) => self
                 .requirement
                 .check(p.scopes())
