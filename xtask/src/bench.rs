@@ -13,8 +13,14 @@
 //! Rounds alternate plain/guarded so that drift in machine load hits both alike; the medians
 //! are reported.
 //!
+//! Then it runs the criterion benches of the libraries, each of which ends with a ratio report
+//! measured in that same run: `core` (verify against its HMAC floor, wrong secret, junk), `sql`
+//! (verify on a cache miss against SQLite and PostgreSQL, and with the cache in front), `redis`
+//! (verify with the Redis-backed cache, limiter and credits). `--only` picks suites.
+//!
 //! ```text
-//! cargo xtask bench [--adapter axum|actix]… [--duration SECS] [--connections N] [--rounds N]
+//! cargo xtask bench [--only load,core,sql,redis] [--adapter axum|actix]… [--duration SECS]
+//!                   [--connections N] [--rounds N]
 //! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -27,7 +33,15 @@ use std::time::{Duration, Instant};
 /// The ratio guarded/unguarded the issue asks for.
 const TARGET_RATIO: f64 = 0.85;
 
+/// The criterion suites: name, package, bench target.
+const CRITERION: &[(&str, &str, &str)] = &[
+    ("core", "keyward-core", "verify"),
+    ("sql", "keyward-sea-orm", "verify_sql"),
+    ("redis", "keyward-redis", "verify_redis"),
+];
+
 struct Options {
+    suites: Vec<String>,
     adapters: Vec<String>,
     duration: u64,
     connections: u32,
@@ -36,6 +50,7 @@ struct Options {
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
+        suites: Vec::new(),
         adapters: Vec::new(),
         duration: 5,
         connections: 16,
@@ -46,6 +61,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
         let mut value = || it.next().ok_or_else(|| format!("`{flag}` needs a value"));
         match flag.as_str() {
             "--adapter" => o.adapters.push(value()?.clone()),
+            "--only" => o
+                .suites
+                .extend(value()?.split(',').map(|s| s.trim().to_owned())),
             "--duration" => o.duration = value()?.parse().map_err(|_| "--duration: seconds")?,
             "--connections" => {
                 o.connections = value()?.parse().map_err(|_| "--connections: a number")?;
@@ -53,6 +71,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--rounds" => o.rounds = value()?.parse().map_err(|_| "--rounds: a number")?,
             other => return Err(format!("unknown argument `{other}`")),
         }
+    }
+    for suite in &o.suites {
+        if suite != "load" && !CRITERION.iter().any(|(n, _, _)| n == suite) {
+            return Err(format!("unknown suite `{suite}` (load, core, sql, redis)"));
+        }
+    }
+    if o.suites.is_empty() {
+        o.suites = ["load", "core", "sql", "redis"].map(String::from).to_vec();
     }
     if o.adapters.is_empty() {
         o.adapters = vec!["axum".into(), "actix".into()];
@@ -66,6 +92,28 @@ fn parse(args: &[String]) -> Result<Options, String> {
 /// Runs `cargo xtask bench [args]`.
 pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     let opts = parse(args)?;
+    if opts.suites.iter().any(|s| s == "load") {
+        load_suite(&opts)?;
+    }
+    for (name, package, bench) in CRITERION {
+        if !opts.suites.iter().any(|s| s == name) {
+            continue;
+        }
+        println!("\n======== {name}: cargo bench -p {package} --bench {bench}");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(crate::workspace_root())
+            .args(["bench", "-p", package, "--bench", bench])
+            .status()
+            .map_err(|e| format!("cargo bench: {e}"))?;
+        if !status.success() {
+            return Err(format!("the {name} bench ({package}/{bench}) failed"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The load run: every adapter's bench server, plain against guarded.
+fn load_suite(opts: &Options) -> Result<(), String> {
     let root = crate::workspace_root();
     let pin = have("taskset") && cores() >= 2;
     let wrk = have("wrk");
@@ -112,7 +160,7 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
             .map_or_else(|| root.join("target"), std::path::PathBuf::from);
         let binary = target.join("release/examples/bench_server");
         let mut server = Server::start(&binary, pin)?;
-        let result = measure(&opts, &server, pin, wrk);
+        let result = measure(opts, &server, pin, wrk);
         server.stop();
         let (plain, guarded) = result?;
         rows.push((adapter.clone(), plain, guarded));
@@ -132,7 +180,7 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
          for this machine only)",
         if all_met { "met" } else { "NOT met" }
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Medians of plain and guarded requests per second.

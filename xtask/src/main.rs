@@ -77,7 +77,7 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "bench",
-        about: "run the benchmarks",
+        about: "load run guarded/plain per adapter, then the criterion suites [--only load,core,sql,redis]",
         run: bench::run,
     },
     Command {
