@@ -4,9 +4,11 @@
 //!   when one is missing on a developer machine and fails under `CI=true`.
 //! - [`store_suite`](mod@store_suite): one conformance suite for every [`keyward_core::KeyStore`]. Run it with
 //!   [`store_suite::run_all`] or generate one test per case with [`store_suite!`].
+//! - [`example_app`]: runs an example app as its user would and checks its story.
 //! - [`stock_signer`]: botocore's SigV4 signer, run live, for end-to-end signing tests.
 #![forbid(unsafe_code)]
 
+pub mod example_app;
 pub mod http_suite;
 pub mod services;
 pub mod stock_signer;

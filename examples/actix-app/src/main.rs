@@ -39,6 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keyward = Keyward::builder(Arc::new(store), keyring).build()?;
     let flusher = keyward_actix::spawn_usage_flusher(keyward.clone(), Duration::from_secs(10));
 
+    let port: u16 = std::env::var("PORT").map_or(Ok(8080), |p| p.parse())?;
     let (read, kw) = (RequireScopes::all_of(["reports:read"])?, keyward.clone());
     HttpServer::new(move || {
         let auth = KeywardAuth::new(kw.clone());
@@ -50,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ))
             .service(reports.route(web::get().to(reports_handler)))
     })
-    .bind(("127.0.0.1", 8080))?
+    .bind(("127.0.0.1", port))?
     .run() // stops gracefully on Ctrl-C / SIGTERM
     .await?;
     flusher.abort();

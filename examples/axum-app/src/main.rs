@@ -1,6 +1,6 @@
 //! keyward on axum: `GET /reports` needs scope `reports:read`; management routes under
 //! `/api-keys` (owner from `x-user`: demo only); keys in SQLite `keys.db`. See docs/axum.md.
-//! Run: `KEYWARD_PEPPER=$(head -c 32 /dev/urandom | base64) cargo run -p example-axum-app`
+//! Run: `KEYWARD_PEPPER=$(head -c 32 /dev/urandom | base64) cargo run -p example-axum-app` (PORT=3000)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,7 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ManagementConfig::new(current_user),
         ));
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };
     axum::serve(listener, service)
