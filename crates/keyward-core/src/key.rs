@@ -89,26 +89,6 @@ fn random_base62(len: usize) -> Result<Zeroizing<String>, RngError> {
     Ok(out)
 }
 
-const OTHER: u8 = 0;
-const ALNUM: u8 = 1;
-const SEP: u8 = 2;
-
-/// Byte classes for the one-pass parser.
-static CLASS: [u8; 256] = {
-    let mut t = [OTHER; 256];
-    let mut i = 0;
-    while i < 256 {
-        let c = i as u8;
-        if c.is_ascii_alphanumeric() {
-            t[i] = ALNUM;
-        } else if c == b'_' {
-            t[i] = SEP;
-        }
-        i += 1;
-    }
-    t
-};
-
 fn is_base62(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
@@ -307,21 +287,25 @@ impl<'a> ParsedKey<'a> {
         if s.len() > MAX_KEY_LEN {
             return Err(ParseError::TooLong);
         }
-        // One pass: every byte is base62 or one of exactly three separators.
+        // Every byte is base62 or `_`. No early exit, so the compiler vectorises the scan.
         let b = s.as_bytes();
-        let mut seps = [0usize; 3];
-        let mut n = 0;
-        for (i, &c) in b.iter().enumerate() {
-            match CLASS[usize::from(c)] {
-                ALNUM => {}
-                SEP if n < 3 => {
-                    seps[n] = i;
-                    n += 1;
-                }
-                _ => return Err(ParseError::Malformed),
-            }
+        let alphabet_ok = b.iter().fold(true, |ok, &c| {
+            ok & (c.is_ascii_alphanumeric() | (c == b'_'))
+        });
+        if !alphabet_ok {
+            return Err(ParseError::Malformed);
         }
-        if n != 3 {
+        // Exactly three separators: the first three found by short scans, none after them.
+        let mut seps = [0usize; 3];
+        let mut from = 0;
+        for slot in &mut seps {
+            let Some(i) = b[from..].iter().position(|&c| c == b'_') else {
+                return Err(ParseError::Malformed);
+            };
+            *slot = from + i;
+            from += i + 1;
+        }
+        if b[from..].iter().fold(false, |any, &c| any | (c == b'_')) {
             return Err(ParseError::Malformed);
         }
         let (prefix, env) = (&s[..seps[0]], &s[seps[0] + 1..seps[1]]);
