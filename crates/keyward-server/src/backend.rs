@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::memory::MemoryKeyStore;
+use keyward_core::signing::SigningConfig;
 use keyward_core::{CacheConfig, KeyStore, Keyring, Keyward, Policy};
 use keyward_redis::RedisBackend;
 use keyward_sea_orm::SeaOrmKeyStore;
@@ -18,6 +20,9 @@ pub(crate) struct Backend {
     pub(crate) store: Arc<dyn KeyStore>,
     /// `sqlite`, `postgres`, `mysql` or `memory`, for logs.
     pub(crate) kind: &'static str,
+    /// The SQL store itself (not `memory:`), for maintenance that the `KeyStore` trait does not
+    /// cover (`keyward keys re-encrypt`).
+    pub(crate) sql: Option<SeaOrmKeyStore>,
 }
 
 /// What `migrate` did.
@@ -57,6 +62,7 @@ pub(crate) async fn open(url: &str, migrate: bool) -> Result<Backend, AppError> 
         return Ok(Backend {
             store: Arc::new(MemoryKeyStore::new()),
             kind,
+            sql: None,
         });
     }
     let shown = redact_url(url);
@@ -93,8 +99,9 @@ pub(crate) async fn open(url: &str, migrate: bool) -> Result<Backend, AppError> 
         ))
     })?;
     Ok(Backend {
-        store: Arc::new(store),
+        store: Arc::new(store.clone()),
         kind,
+        sql: Some(store),
     })
 }
 
@@ -125,6 +132,16 @@ pub(crate) async fn migrate(url: &str) -> Result<MigrateReport, AppError> {
     })
 }
 
+/// Request signing settings of the engine: the SigV4 scope and bounds, and the keyring that
+/// seals signing secrets (`None`: signing disabled).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Signing {
+    /// SigV4 region, service, skew and body bounds.
+    pub(crate) config: SigningConfig,
+    /// The encryption keyring.
+    pub(crate) encryption: Option<EncryptionKeyring>,
+}
+
 /// Builds the engine over `backend`.
 ///
 /// # Errors
@@ -135,10 +152,15 @@ pub(crate) fn engine(
     policy: Policy,
     cache: CacheConfig,
     redis: Option<&RedisBackend>,
+    signing: Signing,
 ) -> Result<Keyward, AppError> {
     let mut b = Keyward::builder(Arc::clone(&backend.store), keyring)
         .policy(policy)
-        .cache(cache);
+        .cache(cache)
+        .signing(signing.config);
+    if let Some(enc) = signing.encryption {
+        b = b.encryption(enc);
+    }
     if let Some(r) = redis {
         b = r.wire(b);
     }

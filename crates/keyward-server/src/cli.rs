@@ -64,6 +64,10 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
         .or_else(|| file.redis_url.clone())
         .filter(|u| !u.trim().is_empty());
     let redis = redis_url.as_deref().map(backend::redis).transpose()?;
+    let encryption = crate::encryption::keyring_from_env()?;
+    if matches!(args.command, KeysCommand::ReEncrypt) {
+        return re_encrypt(&backend, encryption.as_ref(), args.json).await;
+    }
     let kw = backend::engine(
         &backend,
         keyring,
@@ -73,8 +77,13 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
             ..Default::default()
         },
         redis.as_ref(),
+        backend::Signing {
+            config: keyward_core::signing::SigningConfig::default(),
+            encryption,
+        },
     )?;
     match args.command {
+        KeysCommand::ReEncrypt => Ok(()),
         KeysCommand::Create {
             owner,
             name,
@@ -82,6 +91,7 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
             description,
             ttl,
             expires_at,
+            signing,
         } => {
             let ttl_seconds = match ttl {
                 None => None,
@@ -108,6 +118,7 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
                 scopes,
                 ttl_seconds,
                 expires_at,
+                signing,
                 ..Default::default()
             };
             let created = kw.create_key(&owner, req).await?;
@@ -201,11 +212,73 @@ fn print_created(created: &CreatedKey, as_json: bool, verb: &str) -> Result<(), 
     s.push_str("    ");
     s.push_str(created.api_key.expose_secret());
     s.push_str("\n\n");
+    if k.signing {
+        s.push_str(&format!(
+            "A signing key: sign requests with SigV4 (access key id {}, secret the whole key above);\nit is refused as a bearer token.\n\n",
+            k.id
+        ));
+    }
     s.push_str(&table(
         &["SCOPES", "EXPIRES"],
         &[vec![scopes(k), time(k.expires_at)]],
     ));
     out(&s)
+}
+
+/// `keyward keys re-encrypt`.
+async fn re_encrypt(
+    backend: &backend::Backend,
+    encryption: Option<&keyward_core::crypto::EncryptionKeyring>,
+    as_json: bool,
+) -> Result<(), AppError> {
+    let Some(keyring) = encryption else {
+        return Err(AppError::config(
+            "KEYWARD_ENCRYPTION_KEY is not set: set the new key there and the old one in KEYWARD_ENCRYPTION_KEY_PREVIOUS",
+        ));
+    };
+    let Some(sql) = &backend.sql else {
+        return Err(AppError::config(
+            "re-encrypt needs a database (memory: keeps nothing to re-encrypt)",
+        ));
+    };
+    let version = keyring.current_version();
+    let report = crate::reencrypt::run(sql, keyring, |done, total| {
+        eprintln!("re-encrypt: {done}/{total} signing keys checked");
+    })
+    .await?;
+    if as_json {
+        out(&json(&report)?)?;
+    } else {
+        let mut s = format!(
+            "{} signing keys: {} re-sealed under encryption key version {version}, {} already current",
+            report.signing_keys, report.resealed, report.already_current
+        );
+        if report.skipped > 0 {
+            s.push_str(&format!(
+                ", {} changed meanwhile (run again)",
+                report.skipped
+            ));
+        }
+        s.push_str(".\n");
+        if !report.failed.is_empty() {
+            let rows: Vec<Vec<String>> = report
+                .failed
+                .iter()
+                .map(|f| vec![f.key_id.clone(), f.reason.clone()])
+                .collect();
+            s.push_str("\nNot re-sealed:\n");
+            s.push_str(&table(&["ID", "REASON"], &rows));
+        }
+        out(&s)?;
+    }
+    if report.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::config(format!(
+            "{} signing secrets could not be re-sealed; keep the encryption keys they need configured",
+            report.failed.len()
+        )))
+    }
 }
 
 fn scopes(k: &KeyView) -> String {
@@ -272,6 +345,7 @@ fn details(k: &KeyView) -> String {
         ("owner", k.owner_id.clone()),
         ("env", k.env.clone()),
         ("state", state(k)),
+        ("signing", if k.signing { "yes" } else { "no" }.to_owned()),
         ("scopes", scopes(k)),
         ("created", time(Some(k.created_at))),
         ("updated", time(Some(k.updated_at))),

@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::model::LastUsedStrategy;
 use keyward_core::scope::ScopeCatalog;
+use keyward_core::signing::SigningConfig;
+use keyward_core::sigv4::SignatureError;
 use keyward_core::{CacheConfig, KeyFormat, Policy};
 use serde::Deserialize;
 
@@ -44,6 +47,53 @@ pub(crate) enum Command {
     Migrate(MigrateArgs),
     /// Find keyward keys in files and folders (exit 1 when any is found).
     Scan(ScanArgs),
+    /// Sign a raw HTTP/1.1 request read on stdin with SigV4 (or print its canonical request or
+    /// string to sign), to call a keyward server or debug a signature mismatch.
+    Sign(Box<SignArgs>),
+}
+
+/// `keyward sign`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("credential").required(true).args(["key", "access_key_id"])))]
+pub(crate) struct SignArgs {
+    /// A keyward signing key: access key id = its key id, secret = the whole raw key
+    #[arg(
+        long,
+        env = "KEYWARD_SIGN_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) key: Option<SecretArg>,
+    /// Any SigV4 access key id (with --secret)
+    #[arg(long, requires = "secret", value_name = "ID")]
+    pub(crate) access_key_id: Option<String>,
+    /// The SigV4 secret for --access-key-id
+    #[arg(
+        long,
+        env = "KEYWARD_SIGN_SECRET",
+        hide_env_values = true,
+        requires = "access_key_id",
+        value_name = "SECRET"
+    )]
+    pub(crate) secret: Option<SecretArg>,
+    /// A session token, signed as X-Amz-Security-Token (other SigV4 services; keyward keys have none)
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) session_token: Option<String>,
+    /// Signing time, YYYYMMDDTHHMMSSZ or RFC 3339 [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub(crate) date: Option<String>,
+    /// Credential-scope region [default: us-east-1]
+    #[arg(long, env = "KEYWARD_SIGV4_REGION", value_name = "REGION")]
+    pub(crate) region: Option<String>,
+    /// Credential-scope service [default: keyward]
+    #[arg(long, env = "KEYWARD_SIGV4_SERVICE", value_name = "SERVICE")]
+    pub(crate) service: Option<String>,
+    /// Print the canonical request instead of the signed request
+    #[arg(long, conflicts_with = "string_to_sign")]
+    pub(crate) canonical: bool,
+    /// Print the string to sign instead of the signed request
+    #[arg(long)]
+    pub(crate) string_to_sign: bool,
 }
 
 /// Where the keys live.
@@ -157,6 +207,21 @@ pub(crate) struct ServeArgs {
     /// How often batched usage and last-used times are written [default: 10s]
     #[arg(long, env = "KEYWARD_FLUSH_INTERVAL", value_name = "DURATION")]
     pub(crate) flush_interval: Option<String>,
+    /// Request signing (SigV4).
+    #[command(flatten)]
+    pub(crate) signing: SigningArgs,
+}
+
+/// The SigV4 credential scope signed requests must use. Signing itself is enabled by
+/// `KEYWARD_ENCRYPTION_KEY` (environment only).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SigningArgs {
+    /// SigV4 region signed requests must name in their credential scope [default: us-east-1]
+    #[arg(long, env = "KEYWARD_SIGV4_REGION", value_name = "REGION")]
+    pub(crate) sigv4_region: Option<String>,
+    /// SigV4 service signed requests must name in their credential scope [default: keyward]
+    #[arg(long, env = "KEYWARD_SIGV4_SERVICE", value_name = "SERVICE")]
+    pub(crate) sigv4_service: Option<String>,
 }
 
 /// `keyward keys …`.
@@ -208,7 +273,13 @@ pub(crate) enum KeysCommand {
         /// Absolute expiry, RFC 3339 (2027-01-31T00:00:00Z).
         #[arg(long)]
         expires_at: Option<String>,
+        /// A signing key (SigV4; refused as a bearer token). Needs KEYWARD_ENCRYPTION_KEY.
+        #[arg(long)]
+        signing: bool,
     },
+    /// Re-seal every signing secret under the current KEYWARD_ENCRYPTION_KEY version (after a
+    /// rotation; the old key must still be in KEYWARD_ENCRYPTION_KEY_PREVIOUS).
+    ReEncrypt,
     /// List an owner's keys.
     List {
         /// Owner id.
@@ -282,6 +353,8 @@ pub(crate) struct FileConfig {
     client_ip_header: Option<String>,
     log_format: Option<LogFormat>,
     flush_interval: Option<String>,
+    sigv4_region: Option<String>,
+    sigv4_service: Option<String>,
 }
 
 impl FileConfig {
@@ -337,6 +410,31 @@ impl std::fmt::Debug for SecretUrl {
     }
 }
 
+/// A secret given on the command line or in the environment: `Debug` shows `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SecretArg(zeroize::Zeroizing<String>);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(zeroize::Zeroizing::new(s.to_owned())))
+    }
+}
+
+impl SecretArg {
+    /// The secret itself.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
 /// Resolved store settings.
 #[derive(Debug, Clone)]
 pub(crate) struct StoreSettings {
@@ -365,6 +463,10 @@ pub(crate) struct Settings {
     pub(crate) log_format: LogFormat,
     /// Usage flush period.
     pub(crate) flush_interval: Duration,
+    /// SigV4 region, service and bounds of signed requests.
+    pub(crate) signing: SigningConfig,
+    /// Seals the secrets of signing keys; `None` disables request signing.
+    pub(crate) encryption: Option<EncryptionKeyring>,
 }
 
 /// Resolves the store settings.
@@ -538,6 +640,8 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
             d
         }
     };
+    let signing = resolve_signing(&args.signing, file)?;
+    let encryption = crate::encryption::keyring_from_env()?;
     Ok(Settings {
         store,
         policy,
@@ -548,7 +652,46 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         client_ip_header,
         log_format,
         flush_interval,
+        signing,
+        encryption,
     })
+}
+
+/// Resolves the SigV4 region and service (flag or environment, then the file, then
+/// `us-east-1` / `keyward`).
+///
+/// # Errors
+/// A region or service SigV4 cannot carry.
+pub(crate) fn resolve_signing(
+    args: &SigningArgs,
+    file: &FileConfig,
+) -> Result<SigningConfig, AppError> {
+    let mut config = SigningConfig::default();
+    if let Some(r) = args
+        .sigv4_region
+        .clone()
+        .or_else(|| file.sigv4_region.clone())
+    {
+        config.region = r.trim().to_owned();
+    }
+    if let Some(s) = args
+        .sigv4_service
+        .clone()
+        .or_else(|| file.sigv4_service.clone())
+    {
+        config.service = s.trim().to_owned();
+    }
+    match config.verify_options() {
+        Ok(_) => Ok(config),
+        Err(SignatureError::InvalidService) => Err(AppError::config(format!(
+            "invalid --sigv4-service {:?}: 1 to 64 of A-Z a-z 0-9 - . _",
+            config.service
+        ))),
+        Err(_) => Err(AppError::config(format!(
+            "invalid --sigv4-region {:?}: 1 to 64 of A-Z a-z 0-9 - . _",
+            config.region
+        ))),
+    }
 }
 
 fn header_name(

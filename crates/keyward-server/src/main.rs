@@ -2,7 +2,8 @@
 //!
 //! `keyward serve` runs the HTTP server (SQLite `keyward.db` in the working directory by
 //! default); `keyward keys …` and `keyward migrate` work on the same database without a server;
-//! `keyward scan` finds leaked keys in files. Every failure prints one `error: …` line and exits
+//! `keyward scan` finds leaked keys in files; `keyward sign` signs a raw request with SigV4.
+//! Every failure prints one `error: …` line and exits
 //! non-zero; see `docs/server.md`.
 
 #![forbid(unsafe_code)]
@@ -11,11 +12,14 @@ mod admin;
 mod backend;
 mod cli;
 mod config;
+mod encryption;
 mod error;
 mod metrics;
 mod pepper;
+mod reencrypt;
 mod scan;
 mod server;
+mod sign;
 
 use std::process::ExitCode;
 
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
             init_logging(LogFormat::Human, "warn");
             runtime(false).and_then(|rt| rt.block_on(cli::migrate(args)))
         }
+        Command::Sign(args) => sign::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

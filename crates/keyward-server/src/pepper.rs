@@ -69,7 +69,7 @@ fn parse_pepper(what: &str, raw: &str, default_version: u32) -> Result<(u32, Pep
     Ok((version, Pepper::new(bytes)))
 }
 
-fn decode_secret(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_secret(s: &str) -> Option<Vec<u8>> {
     if s.is_empty() {
         return None;
     }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -75,7 +76,22 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
         settings.policy.clone(),
         settings.cache,
         redis.as_ref(),
+        backend::Signing {
+            config: settings.signing.clone(),
+            encryption: settings.encryption.clone(),
+        },
     )?;
+    match &settings.encryption {
+        Some(enc) => tracing::info!(
+            region = %settings.signing.region,
+            service = %settings.signing.service,
+            encryption_key_version = enc.current_version(),
+            "request signing (SigV4) enabled"
+        ),
+        None => tracing::info!(
+            "request signing disabled: set KEYWARD_ENCRYPTION_KEY (`openssl rand -base64 32`) to enable it"
+        ),
+    }
     let invalidations = match &redis {
         None => None,
         Some(r) => {
@@ -114,7 +130,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
 
     let app = Arc::new(App {
         redis: invalidations,
-        openapi: openapi_document(settings.owner_header.is_some()),
+        openapi: openapi_document(settings.owner_header.is_some(), kw.signing_enabled()),
         kw: kw.clone(),
         admin_token,
         owner_header: settings.owner_header.clone(),
@@ -316,15 +332,27 @@ async fn not_found() -> Response {
 // --- authentication ----------------------------------------------------------------------------
 
 fn outcome(e: &VerifyError) -> &'static str {
-    match e.code() {
-        ErrorCode::ApiKeyInvalid => "invalid",
-        ErrorCode::ApiKeyScopeDenied => "scope_denied",
-        ErrorCode::ApiKeyIpDenied => "ip_denied",
-        ErrorCode::RateLimited => "rate_limited",
-        ErrorCode::UsageExhausted => "usage_exhausted",
-        ErrorCode::AuthUnavailable => "unavailable",
-        _ => "other",
-    }
+    outcome_of_code(e.code().as_str())
+}
+
+/// The metrics label of an error code.
+fn outcome_of_code(code: &str) -> &'static str {
+    const LABELS: &[(ErrorCode, &str)] = &[
+        (ErrorCode::ApiKeyInvalid, "invalid"),
+        (ErrorCode::ApiKeyScopeDenied, "scope_denied"),
+        (ErrorCode::ApiKeyIpDenied, "ip_denied"),
+        (ErrorCode::RateLimited, "rate_limited"),
+        (ErrorCode::UsageExhausted, "usage_exhausted"),
+        (ErrorCode::AuthUnavailable, "unavailable"),
+        (ErrorCode::SignatureInvalid, "signature_invalid"),
+        (ErrorCode::SignatureExpired, "signature_expired"),
+        (ErrorCode::SignatureReplayed, "signature_replayed"),
+        (ErrorCode::PayloadTooLarge, "payload_too_large"),
+    ];
+    LABELS
+        .iter()
+        .find(|(c, _)| c.as_str() == code)
+        .map_or("other", |(_, label)| label)
 }
 
 impl App {
@@ -351,14 +379,19 @@ impl App {
         r
     }
 
-    /// Authenticates the request's own credential against `req`.
+    /// Authenticates the request's own credential against `req`: a key (bearer or
+    /// `X-API-Key`), or a SigV4 signature over the request as received. A signature covers the
+    /// body, so for a signed request the body is buffered here (within the bounds of
+    /// `SigningConfig`, else `413`) and handed back in `body` for the handler to read.
     async fn authenticate(
         &self,
-        headers: &HeaderMap,
+        parts: &Parts,
+        body: &mut Pending,
         req: &ScopeRequirement,
         ip: SocketAddr,
     ) -> Result<Principal, Problem> {
-        let ip = self.client_ip(headers, ip);
+        let ip = self.client_ip(&parts.headers, ip);
+        let headers = &parts.headers;
         let cred = extract(
             &self.kw.policy().format,
             headers
@@ -379,16 +412,42 @@ impl App {
                     Some("the API key is not valid".to_owned()),
                 ))
             }
-            Credential::Signed(_) => {
-                self.metrics.verify("invalid", Duration::ZERO);
-                Err(Problem::new(
-                    ErrorCode::SignatureInvalid,
-                    Some("signed requests are not enabled on this server".to_owned()),
-                ))
-            }
+            Credential::Signed(_) => self.verify_signed(parts, body, req, ip).await,
             Credential::None | Credential::NotOurs => {
                 self.metrics.verify("missing", Duration::ZERO);
                 Err(Problem::missing())
+            }
+        }
+    }
+
+    /// Verifies a SigV4-signed request with keyward-axum's helper (body bounds, `413`, the
+    /// request rebuilt as received), counting the outcome and latency.
+    async fn verify_signed(
+        &self,
+        parts: &Parts,
+        body: &mut Pending,
+        req: &ScopeRequirement,
+        ip: SocketAddr,
+    ) -> Result<Principal, Problem> {
+        let started = Instant::now();
+        let unread = std::mem::replace(body, Pending::Read(Bytes::new()));
+        let raw = match unread {
+            Pending::Unread(b) => b,
+            Pending::Read(bytes) => Body::from(bytes),
+        };
+        let ctx = VerifyContext::with_ip(ip.ip());
+        let r = keyward_axum::signed::verify_signed_request(&self.kw, parts, raw, req, &ctx).await;
+        match r {
+            Ok((principal, bytes)) => {
+                *body = Pending::Read(bytes);
+                self.metrics.verify("ok", started.elapsed());
+                Ok(principal)
+            }
+            Err(rejection) => {
+                let p = rejection.into_problem();
+                self.metrics
+                    .verify(outcome_of_code(&p.code), started.elapsed());
+                Err(p)
             }
         }
     }
@@ -427,13 +486,19 @@ impl App {
         a | b
     }
 
-    /// The admin credential: the static token, or a key with `keyward:admin`.
-    async fn require_admin(&self, headers: &HeaderMap, ip: SocketAddr) -> Result<(), Problem> {
-        if self.token_presented(headers) {
+    /// The admin credential: the static token, or a key with `keyward:admin` (bearer or
+    /// signed).
+    async fn require_admin(
+        &self,
+        parts: &Parts,
+        body: &mut Pending,
+        ip: SocketAddr,
+    ) -> Result<(), Problem> {
+        if self.token_presented(&parts.headers) {
             return Ok(());
         }
         let need = ScopeRequirement::all_of([ADMIN_SCOPE]).map_err(|_| khttp::admin_forbidden())?;
-        self.authenticate(headers, &need, ip).await.map(|_| ())
+        self.authenticate(parts, body, &need, ip).await.map(|_| ())
     }
 }
 
@@ -488,14 +553,14 @@ async fn openapi(State(app): State<Shared>) -> Response {
 }
 
 /// The management document from core, plus the server's own routes.
-fn openapi_document(self_service: bool) -> Bytes {
-    let doc = keyward_core::openapi::document("/api-keys", true, false);
+fn openapi_document(self_service: bool, signing: bool) -> Bytes {
+    let doc = keyward_core::openapi::document("/api-keys", true, signing);
     let mut v = serde_json::to_value(&doc).unwrap_or_default();
     if let Some(paths) = v
         .get_mut("paths")
         .and_then(serde_json::Value::as_object_mut)
     {
-        add_admin_key_operations(paths);
+        add_admin_key_operations(paths, signing);
         if !self_service {
             paths.retain(|k, _| !k.starts_with("/api-keys"));
         }
@@ -503,7 +568,11 @@ fn openapi_document(self_service: bool) -> Bytes {
             "description": "Problem document",
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         });
-        let bearer = serde_json::json!([{"apiKeyAuth": []}]);
+        let bearer = if signing {
+            serde_json::json!([{"apiKeyAuth": []}, {"apiKeyHmacAuth": []}])
+        } else {
+            serde_json::json!([{"apiKeyAuth": []}])
+        };
         paths.insert("/v1/whoami".into(), serde_json::json!({"get": {
             "operationId": "whoami", "summary": "The principal of the presented key", "tags": ["verify"],
             "security": bearer,
@@ -560,12 +629,16 @@ fn openapi_document(self_service: bool) -> Bytes {
 
 /// The server's admin routes go beyond the contract's (create, list, revoke): get, update and
 /// rotate by key too. Their operations are the self-service ones with the owner in the path.
-fn add_admin_key_operations(paths: &mut serde_json::Map<String, serde_json::Value>) {
+fn add_admin_key_operations(paths: &mut serde_json::Map<String, serde_json::Value>, signing: bool) {
     let owner_param = serde_json::json!({
         "name": "owner_id", "in": "path", "required": true,
         "description": "The owner whose keys are managed", "schema": {"type": "string"}
     });
-    let admin_security = serde_json::json!([{"apiKeyAuth": []}]);
+    let admin_security = if signing {
+        serde_json::json!([{"apiKeyAuth": []}, {"apiKeyHmacAuth": []}])
+    } else {
+        serde_json::json!([{"apiKeyAuth": []}])
+    };
     for (from, to, methods) in [
         (
             "/api-keys/{key_id}",
@@ -613,10 +686,12 @@ fn add_admin_key_operations(paths: &mut serde_json::Map<String, serde_json::Valu
 async fn whoami(
     State(app): State<Shared>,
     ConnectInfo(ip): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    req: Request,
 ) -> Response {
+    let (parts, body) = req.into_parts();
+    let mut body = Pending::Unread(body);
     match app
-        .authenticate(&headers, &ScopeRequirement::none(), ip)
+        .authenticate(&parts, &mut body, &ScopeRequirement::none(), ip)
         .await
     {
         Ok(p) => json(StatusCode::OK, &p),
@@ -664,12 +739,13 @@ async fn verify(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
+    let mut body = Pending::Unread(body);
     let caller_ok = if app.token_presented(&parts.headers) {
         Ok(())
     } else {
         match ScopeRequirement::any_of([VERIFY_SCOPE, ADMIN_SCOPE]) {
             Ok(need) => app
-                .authenticate(&parts.headers, &need, ip)
+                .authenticate(&parts, &mut body, &need, ip)
                 .await
                 .map(|_| ()),
             Err(_) => Err(khttp::admin_forbidden()),
@@ -777,17 +853,86 @@ fn percent_decode(v: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Headers naming the original method, target and host of a forward-auth request, in order of
+/// preference: nginx snippets conventionally set `X-Original-*`, Traefik sends `X-Forwarded-*`.
+const ORIGINAL_METHOD: [&str; 2] = ["x-original-method", "x-forwarded-method"];
+const ORIGINAL_URI: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
+const ORIGINAL_HOST: &str = "x-forwarded-host";
+
+/// The request a forward-auth call stands for, to check a signature against: the method, path
+/// and query the proxy names in [`ORIGINAL_METHOD`] / [`ORIGINAL_URI`] (else those of the call
+/// itself, which no client signed), and the host of [`ORIGINAL_HOST`] (else `Host`). The other
+/// headers are the call's own: the proxy forwards the client's.
+fn original_request(parts: &Parts) -> Result<Parts, Problem> {
+    let first = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| parts.headers.get(*n))
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let bad = |what: &str| {
+        Problem::new(
+            ErrorCode::SignatureInvalid,
+            Some(format!(
+                "the forwarded {what} of the signed request is malformed"
+            )),
+        )
+    };
+    let method = match first(&ORIGINAL_METHOD) {
+        Some(m) => axum::http::Method::from_bytes(m.as_bytes()).map_err(|_| bad("method"))?,
+        None => parts.method.clone(),
+    };
+    let uri = match first(&ORIGINAL_URI) {
+        Some(u) if u.starts_with('/') => u.parse::<axum::http::Uri>().map_err(|_| bad("URI"))?,
+        Some(_) => return Err(bad("URI")),
+        None => parts.uri.clone(),
+    };
+    let mut headers = parts.headers.clone();
+    if let Some(host) = parts.headers.get(ORIGINAL_HOST).cloned() {
+        headers.insert(header::HOST, host);
+    }
+    let mut builder = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .version(parts.version);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    builder
+        .body(())
+        .map(|r| r.into_parts().0)
+        .map_err(|_| bad("request"))
+}
+
 async fn authz(
     State(app): State<Shared>,
     ConnectInfo(ip): ConnectInfo<SocketAddr>,
     RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    req: Request,
 ) -> Response {
     let need = match authz_query(q.as_deref()) {
         Ok(n) => n,
         Err(p) => return problem(&p),
     };
-    match app.authenticate(&headers, &need, ip).await {
+    let (parts, body) = req.into_parts();
+    let signed = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| keyward_core::sigv4::Authorization::is_sigv4(v.as_bytes()));
+    // A signed request is checked as the client sent it, which the proxy describes in headers;
+    // its body is whatever the proxy forwards (with the documented snippets: none).
+    let parts = if signed {
+        match original_request(&parts) {
+            Ok(p) => p,
+            Err(p) => return problem(&p),
+        }
+    } else {
+        parts
+    };
+    let mut body = Pending::Unread(body);
+    match app.authenticate(&parts, &mut body, &need, ip).await {
         Ok(p) => {
             let mut res = StatusCode::NO_CONTENT.into_response();
             let h = res.headers_mut();
@@ -813,10 +958,25 @@ async fn authz(
 /// still sending sees the answer rather than a reset connection.
 const DRAIN_LIMIT: usize = 1 << 20;
 
+/// A request body: not read yet, or already buffered to verify a signature.
+enum Pending {
+    /// Still on the connection.
+    Unread(Body),
+    /// Buffered (and verified) by a signature check.
+    Read(Bytes),
+}
+
 /// Reads a body of at most [`khttp::DEFAULT_BODY_LIMIT`] bytes.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Problem> {
+async fn read_body(headers: &HeaderMap, body: Pending) -> Result<Bytes, Problem> {
     use http_body_util::BodyExt as _;
     let limit = khttp::DEFAULT_BODY_LIMIT;
+    let body = match body {
+        Pending::Read(bytes) if bytes.len() > limit => {
+            return Err(khttp::payload_too_large(limit));
+        }
+        Pending::Read(bytes) => return Ok(bytes),
+        Pending::Unread(body) => body,
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -848,7 +1008,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Problem> {
 
 async fn read_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
-    body: Body,
+    body: Pending,
 ) -> Result<T, Problem> {
     let bytes = read_body(headers, body).await?;
     khttp::json_body(
@@ -872,11 +1032,12 @@ impl Acting {
 
 async fn admin_acting(
     app: &App,
-    headers: &HeaderMap,
+    parts: &Parts,
+    body: &mut Pending,
     ip: SocketAddr,
     owner: String,
 ) -> Result<Acting, Problem> {
-    app.require_admin(headers, ip).await?;
+    app.require_admin(parts, body, ip).await?;
     Ok(Acting(owner))
 }
 
@@ -884,7 +1045,7 @@ async fn do_create(
     app: &App,
     who: Result<Acting, Problem>,
     headers: &HeaderMap,
-    body: Body,
+    body: Pending,
 ) -> Response {
     let who = match who {
         Ok(w) => w,
@@ -954,7 +1115,7 @@ async fn do_update(
     who: Result<Acting, Problem>,
     key_id: &str,
     headers: &HeaderMap,
-    body: Body,
+    body: Pending,
 ) -> Response {
     let who = match who {
         Ok(w) => w,
@@ -979,7 +1140,7 @@ async fn do_rotate(
     who: Result<Acting, Problem>,
     key_id: &str,
     headers: &HeaderMap,
-    body: Body,
+    body: Pending,
 ) -> Response {
     let who = match who {
         Ok(w) => w,
@@ -1020,7 +1181,8 @@ async fn admin_create(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let who = admin_acting(&app, &parts.headers, ip, owner).await;
+    let mut body = Pending::Unread(body);
+    let who = admin_acting(&app, &parts, &mut body, ip, owner).await;
     do_create(&app, who, &parts.headers, body).await
 }
 
@@ -1029,9 +1191,10 @@ async fn admin_list(
     ConnectInfo(ip): Ip,
     Path(owner): Path<String>,
     RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    req: Request,
 ) -> Response {
-    let who = admin_acting(&app, &headers, ip, owner).await;
+    let (parts, body) = req.into_parts();
+    let who = admin_acting(&app, &parts, &mut Pending::Unread(body), ip, owner).await;
     do_list(&app, who, q.as_deref()).await
 }
 
@@ -1039,9 +1202,10 @@ async fn admin_get(
     State(app): State<Shared>,
     ConnectInfo(ip): Ip,
     Path((owner, key_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    req: Request,
 ) -> Response {
-    let who = admin_acting(&app, &headers, ip, owner).await;
+    let (parts, body) = req.into_parts();
+    let who = admin_acting(&app, &parts, &mut Pending::Unread(body), ip, owner).await;
     do_key(&app, who, &key_id, KeyOp::Get).await
 }
 
@@ -1049,9 +1213,10 @@ async fn admin_revoke(
     State(app): State<Shared>,
     ConnectInfo(ip): Ip,
     Path((owner, key_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    req: Request,
 ) -> Response {
-    let who = admin_acting(&app, &headers, ip, owner).await;
+    let (parts, body) = req.into_parts();
+    let who = admin_acting(&app, &parts, &mut Pending::Unread(body), ip, owner).await;
     do_key(&app, who, &key_id, KeyOp::Revoke).await
 }
 
@@ -1062,7 +1227,8 @@ async fn admin_update(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let who = admin_acting(&app, &parts.headers, ip, owner).await;
+    let mut body = Pending::Unread(body);
+    let who = admin_acting(&app, &parts, &mut body, ip, owner).await;
     do_update(&app, who, &key_id, &parts.headers, body).await
 }
 
@@ -1073,7 +1239,8 @@ async fn admin_rotate(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let who = admin_acting(&app, &parts.headers, ip, owner).await;
+    let mut body = Pending::Unread(body);
+    let who = admin_acting(&app, &parts, &mut body, ip, owner).await;
     do_rotate(&app, who, &key_id, &parts.headers, body).await
 }
 

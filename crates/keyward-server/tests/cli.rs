@@ -372,8 +372,11 @@ fn help_documents_every_serve_flag() {
         "--owner-header",
         "--log-format",
         "--config",
+        "--sigv4-region",
+        "--sigv4-service",
         "KEYWARD_DATABASE_URL",
         "KEYWARD_BIND",
+        "KEYWARD_SIGV4_REGION",
     ] {
         assert!(help.contains(flag), "serve --help lacks {flag}");
     }

@@ -191,7 +191,12 @@ impl Env {
 
     /// Runs the CLI and parses its JSON output; panics with stderr when it fails.
     pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.cli(args);
+        self.cli_json_env(args, &[])
+    }
+
+    /// [`Env::cli_json`] with extra environment variables.
+    pub fn cli_json_env(&self, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+        let out = self.cli_env(args, env);
         assert!(
             out.status.success(),
             "keyward {args:?} failed: {}",
@@ -199,6 +204,25 @@ impl Env {
         );
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Runs the CLI with `stdin` and returns its stdout; panics with stderr when it fails.
+    pub fn cli_stdin(&self, args: &[&str], stdin: &[u8]) -> String {
+        use std::io::Write as _;
+        let mut c = self.command();
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("keyward runs");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "keyward {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
     }
 
     /// Starts `keyward serve` on a free port.
