@@ -99,10 +99,10 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
         if !opts.suites.iter().any(|s| s == name) {
             continue;
         }
-        println!("\n======== {name}: cargo bench -p {package} --bench {bench}");
+        println!("\n======== {name}: cargo bench --all-features -p {package} --bench {bench}");
         let status = Command::new(env!("CARGO"))
             .current_dir(crate::workspace_root())
-            .args(["bench", "-p", package, "--bench", bench])
+            .args(["bench", "--all-features", "-p", package, "--bench", bench])
             .status()
             .map_err(|e| format!("cargo bench: {e}"))?;
         if !status.success() {
