@@ -83,6 +83,20 @@ http {{
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
         }}
+        location = /_auth_signed {{
+            internal;
+            proxy_pass http://{upstream}/v1/authz?scope=reports:read;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            # what the client signed: its method, target and Host
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-Forwarded-Host $http_host;
+        }}
+        location /signed/ {{
+            auth_request /_auth_signed;
+            alias {d}/www/reports/;
+        }}
         location /reports/ {{
             auth_request /_auth_reports;
             auth_request_set $keyward_owner $upstream_http_x_keyward_owner;
@@ -188,6 +202,106 @@ fn nginx_auth_request() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "wrong scope");
+    });
+    s.terminate();
+}
+
+/// SigV4-signed requests through `auth_request`, with the documented snippet: the proxy names
+/// the original method, URI and Host; no body reaches keyward, so only requests that signed an
+/// empty body pass.
+#[test]
+fn nginx_auth_request_signed() {
+    use keyward_core::sigv4::{Credentials, Payload, SignableRequest, Signer};
+    let Some(bin) = nginx_binary() else {
+        assert!(
+            !keyward_test::services::ci(),
+            "nginx is required under CI=true (.ci/run installs it)"
+        );
+        eprintln!(
+            "\n!!! SKIPPED nginx_auth_request_signed: nginx is not installed (apt-get install nginx) !!!\n"
+        );
+        return;
+    };
+    let env = Env::sqlite();
+    let s = env.serve(
+        &[],
+        &[(
+            "KEYWARD_ENCRYPTION_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )],
+    );
+    let admin = s.bootstrap_key().unwrap();
+    let nginx_dir = tempfile::tempdir().unwrap();
+    let (_nginx, front) = start_nginx(&bin, nginx_dir.path(), &s.base);
+    let host = front.trim_start_matches("http://").to_owned();
+    rt().block_on(async {
+        let r = s
+            .http
+            .post(s.url("/admin/owners/alice/api-keys"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "signer", "scopes": ["reports:read"], "signing": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v = r.json::<serde_json::Value>().await.unwrap();
+        let raw = v["api_key"].as_str().unwrap().to_owned();
+        let id = v["key"]["id"].as_str().unwrap().to_owned();
+        let sign = |method: &str, path: &str, query: Option<&str>, body: &[u8]| {
+            let headers: Vec<(&str, &[u8])> = vec![("host", host.as_bytes())];
+            let req = SignableRequest::new(method, path, query, &headers, Payload::Bytes(body));
+            Signer::new("us-east-1", "keyward")
+                .unwrap()
+                .sign(
+                    &Credentials::new(&id, raw.as_bytes()).unwrap(),
+                    &req,
+                    chrono::Utc::now(),
+                )
+                .unwrap()
+                .headers()
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let send = |method: &str, url: String, headers: Vec<(String, String)>, body: &[u8]| {
+            let mut r = s
+                .http
+                .request(method.parse().unwrap(), url)
+                .body(body.to_vec());
+            for (n, v) in headers {
+                r = r.header(n, v);
+            }
+            r.send()
+        };
+
+        let h = sign("GET", "/signed/index.txt", Some("v=1"), b"");
+        let r = send(
+            "GET",
+            format!("{front}/signed/index.txt?v=1"),
+            h.clone(),
+            b"",
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.unwrap(), "quarterly numbers\n");
+        // Replayed.
+        let r = send("GET", format!("{front}/signed/index.txt?v=1"), h, b"")
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "replay");
+        // Sent to another path than signed.
+        let h = sign("GET", "/signed/index.txt", None, b"");
+        let r = send("GET", format!("{front}/signed/other.txt"), h, b"")
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "altered path");
+        // A signed body is never seen by keyward behind auth_request: refused.
+        let h = sign("POST", "/signed/index.txt", None, b"{}");
+        let r = send("POST", format!("{front}/signed/index.txt"), h, b"{}")
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "signed body");
     });
     s.terminate();
 }
