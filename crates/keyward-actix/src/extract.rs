@@ -62,7 +62,7 @@ impl FromRequest for Authenticated {
                 .get::<Principal>()
                 .cloned()
                 .map(Self)
-                .ok_or_else(Rejection::missing),
+                .ok_or_else(|| crate::signed::missing(&req.extensions())),
         )
     }
 }

@@ -7,6 +7,7 @@ pub mod middleware;
 pub mod rejection;
 pub mod routes;
 pub mod scopes;
+mod signed;
 pub mod usage;
 
 #[doc(inline)]
@@ -14,7 +15,7 @@ pub use crate::credentials::CredentialHeaders;
 #[doc(inline)]
 pub use crate::extract::Authenticated;
 #[doc(inline)]
-pub use crate::middleware::{KeywardAuth, SignatureVerifier};
+pub use crate::middleware::KeywardAuth;
 #[doc(inline)]
 pub use crate::rejection::Rejection;
 #[cfg(feature = "openapi")]

@@ -10,7 +10,12 @@
 //! - A keyward credential that fails: the request is answered here with the problem document
 //!   (401 `API_KEY_INVALID` for every kind of bad key, 403, 429 or 503); the reason goes to
 //!   `tracing`, never the key.
-//! - `Authorization: AWS4-HMAC-SHA256 …`: handed to the [`SignatureVerifier`] seam.
+//! - `Authorization: AWS4-HMAC-SHA256 …` (a SigV4-signed request): when
+//!   [`Keyward::signing_enabled`], the body is buffered within `SigningConfig`'s bounds (over:
+//!   `413`), the signature verified with [`Keyward::verify_signed`] (`401 SIGNATURE_INVALID`,
+//!   `SIGNATURE_EXPIRED`, `SIGNATURE_REPLAYED`, or the bearer path's 403/429/503) and the body
+//!   put back for the handler. Without signing, the request goes on without a principal and
+//!   where a key is required the answer is `401 SIGNATURE_INVALID`.
 
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -21,29 +26,11 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forwar
 use actix_web::{Error, HttpMessage};
 use futures::future::{LocalBoxFuture, Ready, ready};
 use keyward_core::key::ApiKey;
-use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext, VerifyError};
+use keyward_core::{Keyward, ScopeRequirement, VerifyContext};
 
 use crate::credentials::{Credential, CredentialHeaders, InvalidCredential};
 use crate::rejection::Rejection;
-
-/// Verifies SigV4-signed requests (`Authorization: AWS4-HMAC-SHA256 …`, DESIGN.md §7). This is
-/// the seam where request signing plugs into the middleware (core's `Keyward::verify_signed`
-/// does the verification): the implementation may buffer the body within `SigningConfig`'s
-/// bounds and must put it back into the request (`ServiceRequest::set_payload`).
-#[async_trait::async_trait(?Send)]
-pub trait SignatureVerifier: Send + Sync + 'static {
-    /// Verifies the signed request against `required` and returns the caller.
-    ///
-    /// # Errors
-    /// The [`VerifyError`] that becomes the response (`SIGNATURE_*`, `API_KEY_*`, …).
-    async fn verify(
-        &self,
-        keyward: &Keyward,
-        req: &mut ServiceRequest,
-        required: &ScopeRequirement,
-        ctx: &VerifyContext,
-    ) -> Result<Principal, VerifyError>;
-}
+use crate::signed;
 
 /// Finds the client address the application trusts (peer address, or a vetted forwarded
 /// header behind a proxy).
@@ -55,7 +42,6 @@ struct Config {
     requirement: ScopeRequirement,
     required: bool,
     client_ip: Option<Arc<ClientIpFn>>,
-    signatures: Option<Arc<dyn SignatureVerifier>>,
 }
 
 impl Config {
@@ -66,7 +52,6 @@ impl Config {
             requirement: self.requirement.clone(),
             required: self.required,
             client_ip: self.client_ip.clone(),
-            signatures: self.signatures.clone(),
         }
     }
 }
@@ -88,7 +73,8 @@ impl Config {
 /// | a bad key (any reason), a blank or non-UTF-8 credential header | `401 API_KEY_INVALID` |
 /// | a valid key lacking the middleware's own requirement ([`KeywardAuth::require`]) | `403 API_KEY_SCOPE_DENIED` |
 /// | nothing, or someone else's bearer token (a JWT) | passed on without a principal (or `401 API_KEY_MISSING` with [`KeywardAuth::required`]) |
-/// | a SigV4 signature | verified by the [`SignatureVerifier`] when one is set, else passed on without a principal |
+/// | a SigV4 signature, signing enabled | body buffered and put back, signature verified: `Principal` inserted, or `401 SIGNATURE_*`, `413`, … |
+/// | a SigV4 signature, signing not enabled | passed on without a principal (or `401 SIGNATURE_INVALID` where a key is required) |
 /// | a store outage | `503 AUTH_UNAVAILABLE` |
 #[derive(Clone)]
 pub struct KeywardAuth {
@@ -103,7 +89,6 @@ impl std::fmt::Debug for KeywardAuth {
             .field("requirement", &self.config.requirement)
             .field("required", &self.config.required)
             .field("custom_client_ip", &self.config.client_ip.is_some())
-            .field("signatures", &self.config.signatures.is_some())
             .finish()
     }
 }
@@ -122,7 +107,6 @@ impl KeywardAuth {
                 requirement: ScopeRequirement::none(),
                 required: false,
                 client_ip: None,
-                signatures: None,
             }),
         }
     }
@@ -170,13 +154,6 @@ impl KeywardAuth {
         f: impl Fn(&ServiceRequest) -> Option<IpAddr> + Send + Sync + 'static,
     ) -> Self {
         self.edit(|c| c.client_ip = Some(Arc::new(f)))
-    }
-
-    /// Verifies SigV4-signed requests with `verifier`. Without one, signed requests pass on
-    /// without a principal.
-    #[must_use]
-    pub fn signatures(self, verifier: Arc<dyn SignatureVerifier>) -> Self {
-        self.edit(|c| c.signatures = Some(verifier))
     }
 
     /// The credential headers in use.
@@ -227,14 +204,12 @@ enum Presented {
 }
 
 impl Presented {
-    fn new(c: Credential<'_>, can_verify_signatures: bool) -> Self {
+    fn new(c: Credential<'_>) -> Self {
         match c {
             Credential::Key(k) => Self::Key(ApiKey::new(k.to_owned())),
             Credential::Invalid(reason) => Self::Invalid(reason),
-            // The seam for request signing: with a verifier the signed request is verified
-            // here; without one it is passed on like someone else's credential.
-            Credential::Signed(_) if can_verify_signatures => Self::Signed,
-            Credential::Signed(_) | Credential::NotOurs | Credential::None => Self::Nothing,
+            Credential::Signed(_) => Self::Signed,
+            Credential::NotOurs | Credential::None => Self::Nothing,
         }
     }
 }
@@ -253,15 +228,26 @@ where
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let config = Arc::clone(&self.config);
         config.headers.mark_sensitive(req.headers_mut());
-        let presented = Presented::new(
-            config.headers.extract(&config.keyward, req.headers()),
-            config.signatures.is_some(),
-        );
-        if matches!(presented, Presented::Nothing) {
+        let presented = Presented::new(config.headers.extract(&config.keyward, req.headers()));
+        let unverified_signature =
+            matches!(presented, Presented::Signed) && !config.keyward.signing_enabled();
+        if matches!(presented, Presented::Nothing) || unverified_signature {
             if config.required {
+                let rejection = if unverified_signature {
+                    tracing::debug!(
+                        code = "SIGNATURE_INVALID",
+                        "signed request, but signing is not enabled"
+                    );
+                    signed::signing_disabled()
+                } else {
+                    Rejection::missing()
+                };
                 return Box::pin(ready(Ok(req
-                    .error_response(Rejection::missing())
+                    .error_response(rejection)
                     .map_into_right_body())));
+            }
+            if unverified_signature {
+                req.extensions_mut().insert(signed::UnverifiedSignature);
             }
             let fut = self.service.call(req);
             return Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) });
@@ -283,13 +269,9 @@ where
                         tracing::debug!(reason = e.reason(), code = %e.code(), key = %key, "API key rejected");
                         Rejection::from(&e)
                     }),
-                Presented::Signed => match &config.signatures {
-                    Some(v) => v.verify(&config.keyward, &mut req, &config.requirement, &ctx).await.map_err(|e| {
-                        tracing::debug!(reason = e.reason(), code = %e.code(), "signed request rejected");
-                        Rejection::from(&e)
-                    }),
-                    None => Err(Rejection::invalid()),
-                },
+                Presented::Signed => {
+                    signed::verify(&config.keyward, &mut req, &config.requirement, &ctx).await
+                }
                 Presented::Invalid(reason) => {
                     tracing::debug!(reason = reason.as_str(), code = "API_KEY_INVALID", "API key rejected");
                     Err(Rejection::invalid())

@@ -113,7 +113,7 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let verdict = match req.extensions().get::<Principal>() {
-            None => Err(Rejection::missing()),
+            None => Err(crate::signed::missing(&req.extensions())),
             Some(p) => self
                 .required
                 .check(p.scopes())

@@ -425,73 +425,134 @@ async fn api_key_callers_may_manage_keys_only_when_allowed() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
-/// A stand-in for the SigV4 integration: accepts a signed request when `x-signed-as` names a
-/// valid key, replays otherwise.
-struct FakeSigV4;
+fn signing_keyward() -> Keyward {
+    let enc = keyward_test::http_suite::suite_encryption_keyring();
+    Keyward::builder(
+        std::sync::Arc::new(keyward_core::memory::MemoryKeyStore::new()),
+        keyward_core::Keyring::insecure_test_keyring(),
+    )
+    .encryption(enc)
+    .build()
+    .unwrap()
+}
 
-#[async_trait::async_trait(?Send)]
-impl keyward_actix::SignatureVerifier for FakeSigV4 {
-    async fn verify(
-        &self,
-        keyward: &Keyward,
-        req: &mut actix_web::dev::ServiceRequest,
-        required: &keyward_core::ScopeRequirement,
-        ctx: &keyward_core::VerifyContext,
-    ) -> Result<keyward_core::Principal, keyward_core::VerifyError> {
-        let key = req
-            .headers()
-            .get("x-signed-as")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        match key {
-            Some(k) => keyward.verify(&k, required, ctx).await,
-            None => Err(keyward_core::VerifyError::SignatureReplayed),
-        }
+/// Signs `POST /echo` with `body` for `host`, as the core client `Signer` does.
+fn signed_post(key_id: &str, secret: &str, body: &'static str) -> actix_web::test::TestRequest {
+    use keyward_core::sigv4::{Credentials, Payload, SignableRequest, Signer};
+    let headers: [(&str, &[u8]); 1] = [("host", b"example.test")];
+    let request = SignableRequest::new(
+        "POST",
+        "/echo",
+        Some("x=1"),
+        &headers,
+        Payload::Bytes(body.as_bytes()),
+    );
+    let out = Signer::new("us-east-1", "keyward")
+        .unwrap()
+        .sign(
+            &Credentials::new(key_id, secret.as_bytes()).unwrap(),
+            &request,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    let mut req = test::TestRequest::post()
+        .uri("/echo?x=1")
+        .insert_header(("host", "example.test"))
+        .set_payload(body);
+    for (name, value) in out.headers() {
+        req = req.insert_header((name, value.to_owned()));
     }
+    req
 }
 
 #[test]
-async fn signed_requests_go_through_the_seam() {
-    let (kw, _) = common::memory_keyward(Policy::default());
-    let good = key(&kw, &[], &[]).await;
-    let sig = "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/keyward/aws4_request, SignedHeaders=host, Signature=00";
-    let with = test::init_service(
-        App::new()
-            .wrap(KeywardAuth::new(kw.clone()).signatures(std::sync::Arc::new(FakeSigV4)))
-            .route("/me", web::get().to(hello)),
-    )
-    .await;
-    let req = test::TestRequest::get()
-        .uri("/me")
-        .insert_header(("authorization", sig))
-        .insert_header(("x-signed-as", good.as_str()))
-        .to_request();
-    assert_eq!(
-        test::call_service(&with, req).await.status(),
-        StatusCode::OK
-    );
-    let req = test::TestRequest::get()
-        .uri("/me")
-        .insert_header(("authorization", sig))
-        .to_request();
-    let res = test::call_service(&with, req).await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let body: Value = test::read_body_json(res).await;
-    assert_eq!(body["code"], "SIGNATURE_REPLAYED");
-    // Without a verifier the signature is someone else's credential: no principal.
-    let without = test::init_service(
+async fn signed_requests_are_verified_and_the_body_is_put_back() {
+    async fn echo(caller: Authenticated, body: String) -> HttpResponse {
+        HttpResponse::Ok().body(format!("{}:{body}", caller.owner_id()))
+    }
+    let kw = signing_keyward();
+    let created = kw
+        .create_key(
+            "owner",
+            CreateKeyRequest {
+                name: "s".into(),
+                signing: true,
+                ..CreateKeyRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    let key_id = created.key.id.to_string();
+    let app = test::init_service(
         App::new()
             .wrap(KeywardAuth::new(kw.clone()))
-            .route("/me", web::get().to(hello)),
+            .route("/echo", web::post().to(echo)),
+    )
+    .await;
+    let res = test::call_service(&app, signed_post(&key_id, &raw, "hello").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(test::read_body(res).await, "owner:hello");
+    // The same request again: replayed.
+    let res = test::call_service(&app, signed_post(&key_id, &raw, "hello").to_request()).await;
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["code"], "SIGNATURE_REPLAYED", "{body}");
+    // A body other than the one signed.
+    let res = test::call_service(
+        &app,
+        signed_post(&key_id, &raw, "other")
+            .set_payload("tampered")
+            .to_request(),
+    )
+    .await;
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["code"], "SIGNATURE_INVALID");
+}
+
+#[test]
+async fn signed_requests_without_signing_are_signature_invalid_where_a_key_is_needed() {
+    async fn open(caller: Option<Authenticated>) -> HttpResponse {
+        HttpResponse::Ok().body(if caller.is_some() { "yes" } else { "no" })
+    }
+    let (kw, _) = common::memory_keyward(Policy::default());
+    let sig = "AWS4-HMAC-SHA256 Credential=AbCdEf123456/20260101/us-east-1/keyward/aws4_request, SignedHeaders=host, Signature=00";
+    let app = test::init_service(
+        App::new()
+            .wrap(KeywardAuth::new(kw.clone()))
+            .route("/me", web::get().to(hello))
+            .route("/open", web::get().to(open)),
     )
     .await;
     let req = test::TestRequest::get()
         .uri("/me")
         .insert_header(("authorization", sig))
-        .insert_header(("x-signed-as", good.as_str()))
         .to_request();
-    let body: Value = test::read_body_json(test::call_service(&without, req).await).await;
-    assert_eq!(body["code"], "API_KEY_MISSING");
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["code"], "SIGNATURE_INVALID");
+    assert_eq!(body["detail"], "signed requests are not enabled");
+    let req = test::TestRequest::get()
+        .uri("/open")
+        .insert_header(("authorization", sig))
+        .to_request();
+    assert_eq!(
+        test::read_body(test::call_service(&app, req).await).await,
+        "no"
+    );
+    // Where the middleware itself requires a key, it answers the same.
+    let required = test::init_service(
+        App::new()
+            .wrap(KeywardAuth::new(kw).required())
+            .route("/open", web::get().to(open)),
+    )
+    .await;
+    let req = test::TestRequest::get()
+        .uri("/open")
+        .insert_header(("authorization", sig))
+        .to_request();
+    let body: Value = test::read_body_json(test::call_service(&required, req).await).await;
+    assert_eq!(body["code"], "SIGNATURE_INVALID");
 }
 
 #[test]

@@ -719,14 +719,14 @@ async fn hostile_credentials_get_4xx_and_the_server_survives() {
     if let Ok(res) = res {
         assert!(res.status().is_client_error(), "{}", res.status());
     }
-    // Signed requests have no verifier yet: passed on without a principal.
+    // A signed request while signing is not enabled: no key can have signed it.
     let res = c
         .get(s.url("/protected"))
         .header("authorization", "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/keyward/aws4_request, SignedHeaders=host, Signature=00")
         .send()
         .await
         .unwrap();
-    problem(res, StatusCode::UNAUTHORIZED, "API_KEY_MISSING").await;
+    problem(res, StatusCode::UNAUTHORIZED, "SIGNATURE_INVALID").await;
     // Still serving.
     assert_eq!(
         c.get(s.url("/open")).send().await.unwrap().status(),

@@ -1,7 +1,8 @@
 //! The actix test app of the shared HTTP contract, served on a real 127.0.0.1 port.
 //!
 //! Owner from `x-test-owner`, admin when `x-test-admin: yes`, `/protected` needs
-//! `reports:read`, `/any` needs any of `a:x`, `b:x`, `/open` needs nothing, management under
+//! `reports:read`, `/any` needs any of `a:x`, `b:x`, `POST`/`PUT /echo` needs `reports:read`
+//! and echoes the body, `/open` needs nothing, management under
 //! `/api-keys`, admin under `/admin/owners/{owner}/api-keys`.
 
 #![allow(dead_code, unreachable_pub)]
@@ -35,6 +36,10 @@ async fn whoami(caller: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(&caller.0)
 }
 
+async fn echo(caller: Authenticated, body: String) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "principal": caller.0, "body": body }))
+}
+
 async fn open(caller: Option<Authenticated>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "authenticated": caller.is_some() }))
 }
@@ -62,7 +67,8 @@ pub fn configure(keyward: Keyward) -> impl FnOnce(&mut web::ServiceConfig) {
                 Err(Rejection::forbidden("administrator rights are required"))
             }
         });
-        let openapi = keyward_actix::openapi_resource("/openapi.json", &config, false);
+        let openapi =
+            keyward_actix::openapi_resource("/openapi.json", &config, keyward.signing_enabled());
         cfg.configure(keyward_actix::configure(keyward.clone(), config))
             .service(openapi)
             .service(
@@ -76,6 +82,13 @@ pub fn configure(keyward: Keyward) -> impl FnOnce(&mut web::ServiceConfig) {
                     .wrap(RequireScopes::any_of(["a:x", "b:x"]).expect("scope"))
                     .wrap(KeywardAuth::new(keyward.clone()))
                     .route(web::get().to(whoami)),
+            )
+            .service(
+                web::resource("/echo")
+                    .wrap(RequireScopes::all_of(["reports:read"]).expect("scope"))
+                    .wrap(KeywardAuth::new(keyward.clone()))
+                    .route(web::post().to(echo))
+                    .route(web::put().to(echo)),
             )
             .service(
                 web::resource("/whoami")
