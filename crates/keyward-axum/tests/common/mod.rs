@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::request::Parts;
 use keyward_axum::{
     Authenticated, KeywardLayer, ManagementConfig, Rejection, RequireScopes, management_router,
@@ -37,10 +37,16 @@ pub fn app(keyward: Keyward) -> Router {
             }
         }
     });
-    let doc = openapi_document(&config, false);
+    let doc = openapi_document(&config, keyward.signing_enabled());
     let principal = |Authenticated(p): Authenticated| async move { axum::Json(p) };
     let protected = Router::new()
         .route("/protected", get(principal))
+        .route_layer(RequireScopes::all_of(["reports:read"]).expect("scope"));
+    let echo = |Authenticated(p): Authenticated, body: String| async move {
+        axum::Json(serde_json::json!({ "principal": p, "body": body }))
+    };
+    let echo = Router::new()
+        .route("/echo", post(echo).put(echo))
         .route_layer(RequireScopes::all_of(["reports:read"]).expect("scope"));
     let any = Router::new()
         .route("/any", get(principal))
@@ -48,6 +54,7 @@ pub fn app(keyward: Keyward) -> Router {
     Router::new()
         .merge(protected)
         .merge(any)
+        .merge(echo)
         .layer(KeywardLayer::new(keyward.clone()))
         .route("/open", get(|| async { "open" }))
         .merge(management_router(keyward, config))
