@@ -1734,8 +1734,9 @@ pub async fn case_signed_body_limit(app: TestApp) {
     );
 }
 
-/// Key kinds and scopes: a bearer-only key cannot sign; a signing key lacking the route's scope
-/// is `403`; malformed paths and queries on signed requests are `4xx`, never `5xx`.
+/// Key kinds and checks: a bearer-only key cannot sign; a signing key lacking the route's scope
+/// is `403`, outside its IP allowlist `403`, over its rate limit `429`; malformed paths, queries
+/// and header values on signed requests are `4xx`, never `5xx`.
 pub async fn case_signed_keys_and_scopes(app: TestApp) {
     let owner = app.owner("kinds");
     let bearer = app
@@ -1760,6 +1761,38 @@ pub async fn case_signed_keys_and_scopes(app: TestApp) {
         app.signed(&ToSign::new("GET", "/any"), &k).await.status(),
         200
     );
+    // The IP allowlist and rate limit apply as for bearer keys.
+    let fenced = app
+        .create(
+            &owner,
+            json!({"name": "f", "scopes": ["reports:read"], "signing": true, "ip_allowlist": ["10.9.8.0/24"]}),
+        )
+        .await;
+    assert_problem(
+        app.signed(&ToSign::new("GET", "/protected"), &fenced).await,
+        403,
+        "API_KEY_IP_DENIED",
+    )
+    .await;
+    let limited = app
+        .create(
+            &owner,
+            json!({"name": "l", "scopes": ["reports:read"], "signing": true, "rate_limit": {"requests": 1, "window_seconds": 60}}),
+        )
+        .await;
+    assert_eq!(
+        app.signed(&ToSign::new("GET", "/protected?n=1"), &limited)
+            .await
+            .status(),
+        200
+    );
+    assert_problem(
+        app.signed(&ToSign::new("GET", "/protected?n=2"), &limited)
+            .await,
+        429,
+        "RATE_LIMITED",
+    )
+    .await;
     // Malformed and non-UTF-8 paths, queries and signed header values, over a raw socket.
     let plain = app.sign(&ToSign::new("GET", "/protected"), &k, Utc::now());
     let with_nonce = app.sign(
