@@ -473,7 +473,29 @@ fn without_an_encryption_key_signing_is_disabled() {
 
 #[test]
 fn re_encrypt_reseals_under_the_current_key() {
-    let env = Env::sqlite();
+    re_encrypt_flow(&Env::sqlite());
+}
+
+#[test]
+fn re_encrypt_on_postgres() {
+    let Some(db) = common::Db::postgres("reencrypt") else {
+        return;
+    };
+    let env = Env::with(db.clone());
+    re_encrypt_flow(&env);
+    db.drop_postgres();
+}
+
+#[test]
+fn re_encrypt_on_mysql() {
+    let Some(db) = common::Db::mysql("reencrypt") else {
+        return;
+    };
+    re_encrypt_flow(&Env::with(db));
+}
+
+/// Create under key 1, rotate to key 2, re-encrypt, drop key 1, still verify.
+fn re_encrypt_flow(env: &Env) {
     let v1 = [("KEYWARD_ENCRYPTION_KEY", ENC1)];
     let created = env.cli_json_env(
         &[
@@ -532,7 +554,7 @@ fn re_encrypt_reseals_under_the_current_key() {
     );
 
     // The old key can go: a server with version 2 alone verifies the key's signatures.
-    let s = serve(&env, &[], Some(&current));
+    let s = serve(env, &[], Some(&current));
     let host = s.base.trim_start_matches("http://").to_owned();
     let req = format!("GET /v1/whoami HTTP/1.1\nHost: {host}\nConnection: close\n\n");
     let signed = env.cli_stdin(&["sign", "--key", &raw], req.as_bytes());
