@@ -2,8 +2,9 @@
 //!
 //! Modelled on actix-web-httpauth's bearer middleware: a [`Transform`] that builds one
 //! [`KeywardAuthMiddleware`] per worker. For each request it finds the credential (see
-//! [`CredentialHeaders`]), verifies it with [`Keyward::verify`] and stores the [`Principal`] in
-//! the request extensions, where [`crate::Authenticated`] and [`crate::RequireScopes`] find it.
+//! [`CredentialHeaders`]), verifies it with [`Keyward::verify`] and stores the
+//! [`Principal`](keyward_core::Principal) in the request extensions, where
+//! [`crate::Authenticated`] and [`crate::RequireScopes`] find it.
 //!
 //! - No keyward credential (none at all, or a bearer token that is not a keyward key): the
 //!   request goes on unauthenticated, so open routes and other authentication still work.
