@@ -26,6 +26,11 @@ use crate::error::AppError;
 /// Unreadable or malformed input, a `--key` that is not a keyward key, a bad date, region or
 /// service, or a request SigV4 cannot sign (no `Host`, …).
 pub(crate) fn run(args: &SignArgs) -> Result<(), AppError> {
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "keyward sign: reading a raw HTTP/1.1 request from stdin (request line, headers, a blank line, the body; end with Ctrl-D)"
+        );
+    }
     let mut input = Vec::new();
     let limit = u64::try_from(MAX_HTTP_REQUEST_LEN)
         .unwrap_or(u64::MAX)
