@@ -249,8 +249,9 @@ async fn re_encrypt(
     if as_json {
         out(&json(&report)?)?;
     } else {
+        let plural = if report.signing_keys == 1 { "" } else { "s" };
         let mut s = format!(
-            "{} signing keys: {} re-sealed under encryption key version {version}, {} already current",
+            "{} signing key{plural}: {} re-sealed under encryption key version {version}, {} already current",
             report.signing_keys, report.resealed, report.already_current
         );
         if report.skipped > 0 {
