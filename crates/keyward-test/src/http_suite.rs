@@ -1692,8 +1692,8 @@ pub async fn case_signed_replay(app: TestApp) {
     assert_eq!(app.send_signed(&r3, &a3).await.status(), 200);
 }
 
-/// Signed bodies over the limit: `413 PAYLOAD_TOO_LARGE`, with and without `Content-Length`;
-/// the limit itself passes.
+/// Signed bodies over the limit: `413 PAYLOAD_TOO_LARGE`, with and without `Content-Length`,
+/// and in more chunks than `max_body_frames`; the limit itself passes.
 pub async fn case_signed_body_limit(app: TestApp) {
     let owner = app.owner("big");
     let k = app.create_signing(&owner, &["reports:read"]).await;
@@ -1725,6 +1725,25 @@ pub async fn case_signed_body_limit(app: TestApp) {
     }
     let res = b.send().await.expect("sent");
     assert_problem(res, 413, "PAYLOAD_TOO_LARGE").await;
+    // Small in bytes, but more chunks than `max_body_frames`.
+    let frames = app.keyward.signing_config().max_body_frames;
+    let few = vec![b'a'; frames + 1];
+    assert!(few.len() < SIGNED_BODY_LIMIT);
+    let req = ToSign {
+        body: &few,
+        ..ToSign::new("POST", "/echo")
+    };
+    let auth = app.sign(&req, &k, Utc::now());
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        few.chunks(1).map(|c| Ok(c.to_vec())).collect();
+    let mut b = app
+        .client
+        .post(app.url("/echo"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)));
+    for (n, v) in &auth {
+        b = b.header(n.as_str(), v.as_str());
+    }
+    assert_problem(b.send().await.expect("sent"), 413, "PAYLOAD_TOO_LARGE").await;
     // Still serving.
     assert_eq!(
         app.signed(&ToSign::new("GET", "/protected"), &k)
