@@ -265,6 +265,9 @@ impl<S> Layer<S> for KeywardLayer {
 }
 
 /// The service [`KeywardLayer`] builds.
+///
+/// It serves any request body that can be rebuilt from the bytes of a buffered signed body
+/// (`From<Bytes>`), such as axum's `Body`, which every axum `Router` uses.
 #[derive(Clone)]
 pub struct KeywardService<S> {
     inner: S,
