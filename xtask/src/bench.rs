@@ -10,8 +10,10 @@
 //! comes from `wrk` when it is installed (`apt-get install wrk`), otherwise from a small built-in
 //! generator (blocking keep-alive connections, one thread each). On a machine with two or more
 //! cores the server is pinned to core 0 and the load to core 1 with `taskset` when available.
-//! Rounds alternate plain/guarded so that drift in machine load hits both alike; the medians
-//! are reported.
+//! Rounds alternate plain/guarded; the ratio reported is the median of the per-round ratios
+//! (a paired estimate: drift in the machine's speed hits both runs of a round alike). The server's
+//! CPU time per request, read from `/proc/<pid>/stat`, gives a second ratio that steal time on a
+//! shared VM does not inflate.
 //!
 //! Then it runs the criterion benches of the libraries, each of which ends with a ratio report
 //! measured in that same run: `core` (verify against its HMAC floor, wrong secret, junk), `sql`
@@ -52,9 +54,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         suites: Vec::new(),
         adapters: Vec::new(),
-        duration: 5,
+        duration: 3,
         connections: 16,
-        rounds: 3,
+        rounds: 7,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -162,29 +164,67 @@ fn load_suite(opts: &Options) -> Result<(), String> {
         let mut server = Server::start(&binary, pin)?;
         let result = measure(opts, &server, pin, wrk);
         server.stop();
-        let (plain, guarded) = result?;
-        rows.push((adapter.clone(), plain, guarded));
+        rows.push((adapter.clone(), result?));
     }
     println!(
-        "\n{:<8} {:>14} {:>14} {:>8}",
-        "adapter", "plain req/s", "guarded req/s", "ratio"
+        "\n{:<8} {:>12} {:>14} {:>8} {:>13} {:>13} {:>10}",
+        "adapter",
+        "plain req/s",
+        "guarded req/s",
+        "ratio",
+        "plain µs CPU",
+        "guarded µs CPU",
+        "CPU ratio"
     );
     let mut all_met = true;
-    for (adapter, plain, guarded) in &rows {
-        let ratio = guarded / plain;
-        all_met &= ratio >= TARGET_RATIO;
-        println!("{adapter:<8} {plain:>14.0} {guarded:>14.0} {ratio:>8.3}");
+    for (adapter, m) in &rows {
+        all_met &= m.ratio >= TARGET_RATIO;
+        println!(
+            "{adapter:<8} {:>12.0} {:>14.0} {:>8.3} {:>13.2} {:>14.2} {:>10.3}",
+            m.plain, m.guarded, m.ratio, m.plain_cpu_us, m.guarded_cpu_us, m.cpu_ratio
+        );
     }
     println!(
-        "\ntarget guarded/plain ≥ {TARGET_RATIO}: {} (cache hit, in-memory store, trivial handler; figures are \
-         for this machine only)",
+        "\nratio: median over rounds of guarded/plain req/s measured back to back (paired, so drift \
+         in the machine's speed cancels); CPU ratio: the same for the server's CPU time per request \
+         (plain/guarded), read from /proc, which steal time on a shared VM does not inflate.\n\
+         target guarded/plain ≥ {TARGET_RATIO}: {} (cache hit, in-memory store, trivial handler; \
+         figures are for this machine only)",
         if all_met { "met" } else { "NOT met" }
     );
     Ok(())
 }
 
-/// Medians of plain and guarded requests per second.
-fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<(f64, f64), String> {
+/// What one adapter's load run measured.
+struct Measured {
+    /// Median plain requests per second.
+    plain: f64,
+    /// Median guarded requests per second.
+    guarded: f64,
+    /// Median of the per-round ratios guarded/plain.
+    ratio: f64,
+    /// Median server CPU time per plain request, in microseconds.
+    plain_cpu_us: f64,
+    /// Median server CPU time per guarded request, in microseconds.
+    guarded_cpu_us: f64,
+    /// Median of the per-round ratios of CPU per request, plain/guarded.
+    cpu_ratio: f64,
+}
+
+/// User + system CPU time of process `pid`, in seconds (`/proc/<pid>/stat`, fields 14 and 15,
+/// in clock ticks of 1/100 s on Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it start past the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Plain and guarded load, alternating, round by round.
+fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<Measured, String> {
     let load = |path: &str, secs: u64| -> Result<f64, String> {
         let url = format!("http://{}{path}", server.addr);
         if wrk {
@@ -196,16 +236,45 @@ fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<(f64
     // Warm up (and check that both routes answer 200).
     load("/plain", 1)?;
     load("/guarded", 1)?;
-    let mut plain = Vec::new();
-    let mut guarded = Vec::new();
+    let pid = server.child.id();
+    // Requests per second and server CPU microseconds per request, for one run.
+    let run = |path: &str| -> Result<(f64, f64), String> {
+        let before = cpu_seconds(pid);
+        let rps = load(path, opts.duration)?;
+        let after = cpu_seconds(pid);
+        #[allow(clippy::cast_precision_loss, reason = "seconds of load")]
+        let requests = rps * opts.duration as f64;
+        let cpu_us = match (before, after) {
+            (Some(b), Some(a)) if requests > 0.0 => (a - b) * 1e6 / requests,
+            _ => f64::NAN,
+        };
+        Ok((rps, cpu_us))
+    };
+    let (mut plain, mut guarded, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut plain_cpu, mut guarded_cpu, mut cpu_ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=opts.rounds {
-        let p = load("/plain", opts.duration)?;
-        let g = load("/guarded", opts.duration)?;
-        println!("  round {round}: plain {p:.0} req/s, guarded {g:.0} req/s");
+        let (p, pc) = run("/plain")?;
+        let (g, gc) = run("/guarded")?;
+        println!(
+            "  round {round}: plain {p:.0} req/s ({pc:.2} µs CPU each), guarded {g:.0} req/s \
+             ({gc:.2} µs CPU each), ratio {:.3}",
+            g / p
+        );
         plain.push(p);
         guarded.push(g);
+        ratios.push(g / p);
+        plain_cpu.push(pc);
+        guarded_cpu.push(gc);
+        cpu_ratios.push(pc / gc);
     }
-    Ok((median(&mut plain), median(&mut guarded)))
+    Ok(Measured {
+        plain: median(&mut plain),
+        guarded: median(&mut guarded),
+        ratio: median(&mut ratios),
+        plain_cpu_us: median(&mut plain_cpu),
+        guarded_cpu_us: median(&mut guarded_cpu),
+        cpu_ratio: median(&mut cpu_ratios),
+    })
 }
 
 fn median(v: &mut [f64]) -> f64 {
