@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
-use http::{HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use keyward_core::error::ErrorCode;
 use keyward_core::http::{self as kwhttp, DEFAULT_BODY_LIMIT};
@@ -304,11 +304,25 @@ async fn key_id(parts: &mut Parts) -> Result<KeyId, Rejection> {
 const DRAIN_LIMIT: usize = 1 << 20;
 
 /// Reads the body within the limit.
-async fn read_body(m: &Mgmt, parts: &Parts, mut body: Body) -> Result<Bytes, Rejection> {
-    let limit = m.config.body_limit;
+async fn read_body(m: &Mgmt, parts: &Parts, body: Body) -> Result<Bytes, Rejection> {
+    read_bounded_body(&parts.headers, body, m.config.body_limit).await
+}
+
+/// Reads a management request body of at most `limit` bytes: `413` for a `Content-Length` or
+/// a body over it (up to 1 MiB of an oversize body is read and dropped first, so that a client
+/// still sending sees the answer instead of a reset connection), `400` for a body that cannot
+/// be read. The management routes use it, and so can other axum handlers (the standalone server
+/// does) that must answer bad bodies exactly as they do.
+///
+/// # Errors
+/// The [`Rejection`] to answer with.
+pub async fn read_bounded_body(
+    headers: &HeaderMap,
+    mut body: Body,
+    limit: usize,
+) -> Result<Bytes, Rejection> {
     let too_large = || Rejection::from(kwhttp::payload_too_large(limit));
-    let declared = parts
-        .headers
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());

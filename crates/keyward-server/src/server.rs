@@ -954,10 +954,6 @@ async fn authz(
 
 // --- management routes -------------------------------------------------------------------------
 
-/// How much of an oversize body is read and discarded before answering `413`, so that a client
-/// still sending sees the answer rather than a reset connection.
-const DRAIN_LIMIT: usize = 1 << 20;
-
 /// A request body: not read yet, or already buffered to verify a signature.
 enum Pending {
     /// Still on the connection.
@@ -966,44 +962,21 @@ enum Pending {
     Read(Bytes),
 }
 
-/// Reads a body of at most [`khttp::DEFAULT_BODY_LIMIT`] bytes.
+/// Reads a body of at most [`khttp::DEFAULT_BODY_LIMIT`] bytes, with the bounds and answers of
+/// keyward-axum's management routes.
 async fn read_body(headers: &HeaderMap, body: Pending) -> Result<Bytes, Problem> {
-    use http_body_util::BodyExt as _;
     let limit = khttp::DEFAULT_BODY_LIMIT;
-    let body = match body {
-        Pending::Read(bytes) if bytes.len() > limit => {
-            return Err(khttp::payload_too_large(limit));
-        }
-        Pending::Read(bytes) => return Ok(bytes),
-        Pending::Unread(body) => body,
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
-        return Err(khttp::payload_too_large(limit));
+    match body {
+        Pending::Read(bytes) if bytes.len() > limit => Err(khttp::payload_too_large(limit)),
+        Pending::Read(bytes) => Ok(bytes),
+        Pending::Unread(body) => keyward_axum::routes::read_bounded_body(headers, body, limit)
+            .await
+            .map_err(keyward_axum::Rejection::into_problem),
     }
-    let mut body = body;
-    let mut buf = Vec::new();
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Err(khttp::bad_request("the request body could not be read"));
-        };
-        if let Ok(data) = frame.into_data() {
-            total = total.saturating_add(data.len());
-            if total <= limit {
-                buf.extend_from_slice(&data);
-            } else if total > DRAIN_LIMIT {
-                break;
-            }
-        }
-    }
-    if total > limit {
-        return Err(khttp::payload_too_large(limit));
-    }
-    Ok(Bytes::from(buf))
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&[u8]> {
+    headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes)
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(
@@ -1011,10 +984,16 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     body: Pending,
 ) -> Result<T, Problem> {
     let bytes = read_body(headers, body).await?;
-    khttp::json_body(
-        headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
-        &bytes,
-    )
+    khttp::json_body(content_type(headers), &bytes)
+}
+
+/// Like [`read_json`], but an empty body is `T::default()` (core's rule, as in both adapters).
+async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: Pending,
+) -> Result<T, Problem> {
+    let bytes = read_body(headers, body).await?;
+    khttp::json_body_or_default(content_type(headers), &bytes)
 }
 
 /// Who a management request acts for: the admin, for the owner in the path.
@@ -1151,20 +1130,9 @@ async fn do_rotate(
         Err(p) => return problem(&p),
     };
     // An empty body means "default grace".
-    let bytes = match read_body(headers, body).await {
-        Ok(b) => b,
+    let req: RotateKeyRequest = match read_json_or_default(headers, body).await {
+        Ok(r) => r,
         Err(p) => return problem(&p),
-    };
-    let req: RotateKeyRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        RotateKeyRequest::default()
-    } else {
-        match khttp::json_body(
-            headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
-            &bytes,
-        ) {
-            Ok(r) => r,
-            Err(p) => return problem(&p),
-        }
     };
     match app.kw.rotate_key(who.access(), &id, req).await {
         Ok(created) => json(StatusCode::CREATED, &created),
