@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keyward_core::credentials::{Credential, extract};
 use keyward_core::http as khttp;
+use keyward_core::key::KeyId;
 use keyward_core::problem::CONTENT_TYPE as PROBLEM_JSON;
 use keyward_core::scope::Mode;
 use keyward_core::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
@@ -1068,13 +1069,15 @@ enum KeyOp {
     Revoke,
 }
 
+/// The caller and the key a per-key route acts on: the caller's error first, then the path's.
+fn acting_on(who: Result<Acting, Problem>, key_id: &str) -> Result<(Acting, KeyId), Problem> {
+    let who = who?;
+    Ok((who, khttp::path_key_id(key_id)?))
+}
+
 async fn do_key(app: &App, who: Result<Acting, Problem>, key_id: &str, op: KeyOp) -> Response {
-    let who = match who {
-        Ok(w) => w,
-        Err(p) => return problem(&p),
-    };
-    let id = match khttp::path_key_id(key_id) {
-        Ok(id) => id,
+    let (who, id) = match acting_on(who, key_id) {
+        Ok(pair) => pair,
         Err(p) => return problem(&p),
     };
     match op {
@@ -1096,12 +1099,8 @@ async fn do_update(
     headers: &HeaderMap,
     body: Pending,
 ) -> Response {
-    let who = match who {
-        Ok(w) => w,
-        Err(p) => return problem(&p),
-    };
-    let id = match khttp::path_key_id(key_id) {
-        Ok(id) => id,
+    let (who, id) = match acting_on(who, key_id) {
+        Ok(pair) => pair,
         Err(p) => return problem(&p),
     };
     let req: UpdateKeyRequest = match read_json(headers, body).await {
@@ -1121,12 +1120,8 @@ async fn do_rotate(
     headers: &HeaderMap,
     body: Pending,
 ) -> Response {
-    let who = match who {
-        Ok(w) => w,
-        Err(p) => return problem(&p),
-    };
-    let id = match khttp::path_key_id(key_id) {
-        Ok(id) => id,
+    let (who, id) = match acting_on(who, key_id) {
+        Ok(pair) => pair,
         Err(p) => return problem(&p),
     };
     // An empty body means "default grace".
