@@ -9,10 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 use crate::key::KeyId;
-use crate::model::{KeyRecord, Principal};
+use crate::model::{KeyRecord, KeyState, Principal, ValidityWindow};
 
 /// Cache sizing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +37,10 @@ pub(crate) struct Entry {
     pub(crate) record: KeyRecord,
     /// The principal with the key's own scopes (used when no scope authority is configured).
     pub(crate) principal: Principal,
-    expires_at_us: i64,
+    /// The record's validity window in microseconds.
+    window: ValidityWindow,
+    /// When this entry stops being trusted without a store read (microseconds).
+    cached_until_us: i64,
     /// Last time a `last_used_at` was queued for this key (microseconds), for throttling.
     pub(crate) last_used_mark: AtomicI64,
     /// Verified requests not yet flushed; shared with the engine's counter registry so that
@@ -50,7 +51,7 @@ pub(crate) struct Entry {
 impl Entry {
     pub(crate) fn new(
         record: KeyRecord,
-        now: DateTime<Utc>,
+        now_us: i64,
         ttl: Duration,
         requests: Arc<AtomicU64>,
     ) -> Self {
@@ -60,11 +61,17 @@ impl Entry {
             .map_or(i64::MIN, |t| t.timestamp_micros());
         Self {
             principal: Principal::new(&record, record.scopes.clone()),
+            window: ValidityWindow::of(&record),
             record,
-            expires_at_us: now.timestamp_micros().saturating_add(ttl_us),
+            cached_until_us: now_us.saturating_add(ttl_us),
             last_used_mark: AtomicI64::new(mark),
             requests,
         }
+    }
+
+    /// The key's state at `now_us`.
+    pub(crate) fn state(&self, now_us: i64) -> KeyState {
+        self.record.state_at(now_us, &self.window)
     }
 }
 
@@ -116,8 +123,8 @@ impl KeyCache {
         self.ttl
     }
 
-    pub(crate) fn get(&self, key_id: &KeyId, now: DateTime<Utc>) -> Option<Arc<Entry>> {
-        let found = self.lookup(key_id, now);
+    pub(crate) fn get(&self, key_id: &KeyId, now_us: i64) -> Option<Arc<Entry>> {
+        let found = self.lookup(key_id, now_us);
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -127,10 +134,10 @@ impl KeyCache {
         found
     }
 
-    fn lookup(&self, key_id: &KeyId, now: DateTime<Utc>) -> Option<Arc<Entry>> {
+    fn lookup(&self, key_id: &KeyId, now_us: i64) -> Option<Arc<Entry>> {
         let cache = self.inner.as_ref()?;
         let e = cache.get(key_id)?;
-        if now.timestamp_micros() >= e.expires_at_us {
+        if now_us >= e.cached_until_us {
             cache.remove(key_id);
             return None;
         }

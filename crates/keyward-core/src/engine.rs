@@ -440,14 +440,17 @@ impl Keyward {
             .format
             .parse(presented)
             .map_err(|e| VerifyError::Invalid(InvalidReason::Parse(e)))?;
-        let now = self.0.clock.now();
+        let now_us = self.0.clock.coarse_micros();
         let secret = parsed.secret.expose_secret();
-        let entry = match self.lookup(&parsed.key_id, now).await? {
-            Lookup::Found(e) => e,
-            Lookup::Unknown => {
-                self.0.keyring.burn(&parsed.key_id, secret);
-                return Err(VerifyError::Invalid(InvalidReason::Unknown));
-            }
+        let entry = match self.0.cache.get(&parsed.key_id, now_us) {
+            Some(e) => e,
+            None => match self.load(&parsed.key_id, now_us).await? {
+                Lookup::Found(e) => e,
+                Lookup::Unknown => {
+                    self.0.keyring.burn(&parsed.key_id, secret);
+                    return Err(VerifyError::Invalid(InvalidReason::Unknown));
+                }
+            },
         };
         match self
             .0
@@ -464,23 +467,27 @@ impl Keyward {
         if entry.record.is_signing() {
             return Err(VerifyError::Invalid(InvalidReason::SigningOnly));
         }
-        self.admit(&entry, required, ctx, now, None).await
+        if self.admits_without_waiting(&entry.record) {
+            return self.admit_now(&entry, required, ctx, now_us);
+        }
+        self.admit(&entry, required, ctx, now_us, None, None).await
     }
 
     /// Cache, then store. Store failures are `Unavailable`, never "unknown".
-    pub(crate) async fn lookup(
-        &self,
-        key_id: &KeyId,
-        now: DateTime<Utc>,
-    ) -> Result<Lookup, VerifyError> {
-        if let Some(e) = self.0.cache.get(key_id, now) {
-            return Ok(Lookup::Found(e));
+    pub(crate) async fn lookup(&self, key_id: &KeyId, now_us: i64) -> Result<Lookup, VerifyError> {
+        match self.0.cache.get(key_id, now_us) {
+            Some(e) => Ok(Lookup::Found(e)),
+            None => self.load(key_id, now_us).await,
         }
+    }
+
+    /// The store read behind a cache miss; fills the cache.
+    async fn load(&self, key_id: &KeyId, now_us: i64) -> Result<Lookup, VerifyError> {
         let epoch = self.0.cache.epoch();
         match self.0.store.get(key_id).await {
             Ok(Some(record)) => {
                 let counter = self.counter(key_id);
-                let entry = Arc::new(Entry::new(record, now, self.0.cache.ttl(), counter));
+                let entry = Arc::new(Entry::new(record, now_us, self.0.cache.ttl(), counter));
                 self.0.cache.fill(*key_id, Arc::clone(&entry), epoch);
                 Ok(Lookup::Found(entry))
             }
@@ -492,18 +499,20 @@ impl Keyward {
         }
     }
 
-    /// Everything after the secret (or signature) was proven: state, IP, scopes, replay,
-    /// limits, credits, usage. Side effects only once the checks before them passed.
-    pub(crate) async fn admit(
-        &self,
-        entry: &Entry,
-        required: &ScopeRequirement,
-        ctx: &VerifyContext,
-        now: DateTime<Utc>,
-        nonce: Option<(&str, Duration)>,
-    ) -> Result<Principal, VerifyError> {
+    /// Whether admitting a bearer key needs no backend: no scope authority, rate limit, credits
+    /// or immediate last-used write. Then [`Keyward::admit_now`] does all of
+    /// [`Keyward::admit`]'s work without building its future.
+    fn admits_without_waiting(&self, record: &crate::model::KeyRecord) -> bool {
+        self.0.authority.is_none()
+            && record.rate_limit.is_none()
+            && record.credits.is_none()
+            && self.0.policy.last_used != LastUsedStrategy::Immediate
+    }
+
+    /// State, then the IP allowlist: the checks before scopes, none of which waits.
+    fn screen(entry: &Entry, ctx: &VerifyContext, now_us: i64) -> Result<(), VerifyError> {
         let record = &entry.record;
-        match record.state(now) {
+        match entry.state(now_us) {
             KeyState::Active => {}
             KeyState::Revoked => return Err(VerifyError::Invalid(InvalidReason::Revoked)),
             KeyState::Inactive => return Err(VerifyError::Invalid(InvalidReason::Inactive)),
@@ -518,6 +527,42 @@ impl Keyward {
                 return Err(VerifyError::IpDenied);
             }
         }
+        Ok(())
+    }
+
+    /// [`Keyward::admit`] for a key that [`Keyward::admits_without_waiting`].
+    fn admit_now(
+        &self,
+        entry: &Entry,
+        required: &ScopeRequirement,
+        ctx: &VerifyContext,
+        now_us: i64,
+    ) -> Result<Principal, VerifyError> {
+        Self::screen(entry, ctx, now_us)?;
+        required
+            .check(entry.principal.scopes())
+            .map_err(|missing| VerifyError::ScopeDenied { missing })?;
+        self.record_batched_use(entry, now_us, None, None);
+        Ok(entry.principal.clone())
+    }
+
+    /// Everything after the secret (or signature) was proven: state, IP, scopes, replay,
+    /// limits, credits, usage. Side effects only once the checks before them passed.
+    ///
+    /// State is judged at `now_us` (which may be the coarse clock); the replay store, the rate
+    /// limiter and the credit ledger get `precise`, or a fresh [`Clock::now`] when that is
+    /// `None` and the key needs one.
+    pub(crate) async fn admit(
+        &self,
+        entry: &Entry,
+        required: &ScopeRequirement,
+        ctx: &VerifyContext,
+        now_us: i64,
+        precise: Option<DateTime<Utc>>,
+        nonce: Option<(&str, Duration)>,
+    ) -> Result<Principal, VerifyError> {
+        let record = &entry.record;
+        Self::screen(entry, ctx, now_us)?;
         let principal = match &self.0.authority {
             None => entry.principal.clone(),
             Some(authority) => {
@@ -532,11 +577,15 @@ impl Keyward {
         required
             .check(principal.scopes())
             .map_err(|missing| VerifyError::ScopeDenied { missing })?;
+        let needs_precise =
+            nonce.is_some() || record.rate_limit.is_some() || record.credits.is_some();
+        let precise = precise.or_else(|| needs_precise.then(|| self.0.clock.now()));
+        let now = || precise.unwrap_or_else(|| self.0.clock.now());
         if let Some((value, ttl)) = nonce {
             let fresh = self
                 .0
                 .nonces
-                .check_and_store(record.key_id.as_str(), value, ttl, now)
+                .check_and_store(record.key_id.as_str(), value, ttl, now())
                 .await
                 .map_err(VerifyError::Unavailable)?;
             if !fresh {
@@ -544,7 +593,7 @@ impl Keyward {
             }
         }
         if let Some(limit) = &record.rate_limit {
-            match self.0.limiter.acquire(&record.key_id, limit, now).await {
+            match self.0.limiter.acquire(&record.key_id, limit, now()).await {
                 Ok(Admission::Allowed) => {}
                 Ok(Admission::Refused { retry_after }) => {
                     return Err(VerifyError::RateLimited { retry_after });
@@ -554,7 +603,7 @@ impl Keyward {
         }
         let mut credits_state = None;
         if let Some(credits) = &record.credits {
-            match self.0.credits.consume(record, credits, now).await {
+            match self.0.credits.consume(record, credits, now()).await {
                 Ok((Admission::Allowed, state)) => credits_state = state,
                 Ok((Admission::Refused { retry_after }, _)) => {
                     return Err(VerifyError::UsageExhausted { retry_after });
@@ -562,7 +611,20 @@ impl Keyward {
                 Err(e) => return Err(VerifyError::Unavailable(e)),
             }
         }
-        self.record_use(entry, now, credits_state).await;
+        if self.0.policy.last_used == LastUsedStrategy::Immediate {
+            let delta = UsageDelta {
+                key_id: record.key_id,
+                last_used_at: Some(now()),
+                requests: u64::from(self.0.count_requests),
+                credits: credits_state,
+            };
+            if let Err(e) = self.0.store.record_usage(&[delta]).await {
+                tracing::warn!(error = %e, "immediate last-used write failed; queued instead");
+                self.queue(delta);
+            }
+        } else {
+            self.record_batched_use(entry, now_us, precise, credits_state);
+        }
         Ok(principal)
     }
 
@@ -575,11 +637,19 @@ impl Keyward {
         Arc::clone(map.entry(*key_id).or_default())
     }
 
-    async fn record_use(&self, entry: &Entry, now: DateTime<Utc>, credits: Option<(u64, u64)>) {
-        let now_us = now.timestamp_micros();
+    /// Counts the request and queues last-used (throttled) and credit states for the next
+    /// [`Keyward::flush_usage`].
+    fn record_batched_use(
+        &self,
+        entry: &Entry,
+        now_us: i64,
+        precise: Option<DateTime<Utc>>,
+        credits: Option<(u64, u64)>,
+    ) {
+        if self.0.count_requests {
+            entry.requests.fetch_add(1, Ordering::Relaxed);
+        }
         let last_used = match self.0.policy.last_used {
-            LastUsedStrategy::Disabled => None,
-            LastUsedStrategy::Immediate => Some(now),
             LastUsedStrategy::Throttled(secs) => {
                 let window = i64::try_from(secs)
                     .unwrap_or(i64::MAX)
@@ -590,25 +660,10 @@ impl Keyward {
                     .last_used_mark
                     .compare_exchange(mark, now_us, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok())
-                .then_some(now)
+                .then(|| precise.unwrap_or_else(|| self.0.clock.now()))
             }
+            LastUsedStrategy::Disabled | LastUsedStrategy::Immediate => None,
         };
-        if self.0.policy.last_used == LastUsedStrategy::Immediate {
-            let delta = UsageDelta {
-                key_id: entry.record.key_id,
-                last_used_at: last_used,
-                requests: u64::from(self.0.count_requests),
-                credits,
-            };
-            if let Err(e) = self.0.store.record_usage(&[delta]).await {
-                tracing::warn!(error = %e, "immediate last-used write failed; queued instead");
-                self.queue(delta);
-            }
-            return;
-        }
-        if self.0.count_requests {
-            entry.requests.fetch_add(1, Ordering::Relaxed);
-        }
         if last_used.is_some() || credits.is_some() {
             self.queue(UsageDelta {
                 key_id: entry.record.key_id,

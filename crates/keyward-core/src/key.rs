@@ -95,7 +95,12 @@ fn is_base62(s: &str) -> bool {
 
 /// The six-character base62 checksum of `body`.
 fn checksum(body: &str) -> [u8; CHECK_LEN] {
-    let mut v = u64::from(crc32fast::hash(body.as_bytes()));
+    encode_check(crc32fast::hash(body.as_bytes()))
+}
+
+/// A CRC32 as six base62 digits, most significant first.
+fn encode_check(crc: u32) -> [u8; CHECK_LEN] {
+    let mut v = u64::from(crc);
     let mut out = [b'0'; CHECK_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[usize::try_from(v % 62).unwrap_or(0)];
@@ -338,15 +343,16 @@ impl<'a> ParsedKey<'a> {
 pub struct KeyFormat {
     prefix: String,
     env: String,
+    /// `prefix_env_`: what every key of this format starts with.
+    head: String,
+    /// The CRC32 state after `head`, so parsing checksums only the rest.
+    head_crc: u32,
 }
 
 impl Default for KeyFormat {
     /// `kw` / `live`.
     fn default() -> Self {
-        Self {
-            prefix: "kw".into(),
-            env: "live".into(),
-        }
+        Self::from_valid("kw", "live")
     }
 }
 
@@ -384,10 +390,17 @@ impl KeyFormat {
         if !valid_env(env) {
             return Err(FormatError::Env);
         }
-        Ok(Self {
+        Ok(Self::from_valid(prefix, env))
+    }
+
+    fn from_valid(prefix: &str, env: &str) -> Self {
+        let head = format!("{prefix}_{env}_");
+        Self {
             prefix: prefix.to_owned(),
             env: env.to_owned(),
-        })
+            head_crc: crc32fast::hash(head.as_bytes()),
+            head,
+        }
     }
 
     /// The issuer prefix.
@@ -432,6 +445,54 @@ impl KeyFormat {
     /// # Errors
     /// See [`ParsedKey::parse`]; also [`ParseError::WrongPrefix`] and [`ParseError::WrongEnv`].
     pub fn parse<'a>(&self, input: &'a str) -> Result<ParsedKey<'a>, ParseError> {
+        if input.len() > MAX_KEY_LEN + 64 {
+            return Err(ParseError::TooLong);
+        }
+        match self.parse_own(input) {
+            Some(result) => result,
+            None => self.parse_any(input),
+        }
+    }
+
+    /// The verification hot path: a key that starts with this format's head and has the
+    /// shape of one is judged here, its checksum taken from the precomputed head state. `None`
+    /// sends everything else to [`KeyFormat::parse_any`], which gives the same answer for every
+    /// input this accepts or refuses, and finds out what is wrong with the rest.
+    fn parse_own<'a>(&self, input: &'a str) -> Option<Result<ParsedKey<'a>, ParseError>> {
+        let s = input.trim_ascii();
+        let rest = s.strip_prefix(self.head.as_str())?;
+        let b = rest.as_bytes();
+        let fixed = KEY_ID_LEN + 1 + CHECK_LEN;
+        if b.len() < fixed + SECRET_LEN || b.len() > fixed + MAX_SECRET_LEN {
+            return None;
+        }
+        let (id, tail) = (&b[..KEY_ID_LEN], &b[KEY_ID_LEN + 1..]);
+        // No early exit in the alphabet checks, so they vectorise.
+        let base62 = |part: &[u8]| {
+            part.iter()
+                .fold(true, |ok, c| ok & c.is_ascii_alphanumeric())
+        };
+        if b[KEY_ID_LEN] != b'_' || !base62(id) || !base62(tail) {
+            return None;
+        }
+        let split = b.len() - CHECK_LEN;
+        let mut crc = crc32fast::Hasher::new_with_initial(self.head_crc);
+        crc.update(&b[..split]);
+        if encode_check(crc.finalize()).as_slice() != &b[split..] {
+            return Some(Err(ParseError::Checksum));
+        }
+        let mut key_id = [0u8; KEY_ID_LEN];
+        key_id.copy_from_slice(id);
+        Some(Ok(ParsedKey {
+            prefix: &s[..self.prefix.len()],
+            env: &s[self.prefix.len() + 1..self.head.len() - 1],
+            key_id: KeyId(key_id),
+            secret: SecretRef(&rest[KEY_ID_LEN + 1..split]),
+        }))
+    }
+
+    /// Any well-formed key, then this format's prefix and environment.
+    fn parse_any<'a>(&self, input: &'a str) -> Result<ParsedKey<'a>, ParseError> {
         let parsed = ParsedKey::parse(input)?;
         if parsed.prefix != self.prefix {
             return Err(ParseError::WrongPrefix);
@@ -486,6 +547,76 @@ pub fn mask_key(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Variants of a valid key around the fast path's edges: each character replaced, removed
+    /// or doubled, whitespace around it, the secret shortened or grown, the head changed.
+    fn near_misses(f: &KeyFormat) -> Vec<String> {
+        let raw = f.generate().unwrap().api_key.expose_secret().to_owned();
+        let mut out = vec![
+            raw.clone(),
+            format!(" {raw}\t"),
+            format!("{raw}_"),
+            raw.to_uppercase(),
+        ];
+        for i in 0..raw.len() {
+            for c in ['_', 'a', '0', '-', ' '] {
+                let mut m = raw.clone();
+                m.replace_range(i..=i, &c.to_string());
+                out.push(m);
+            }
+            let mut m = raw.clone();
+            m.remove(i);
+            out.push(m);
+            let mut m = raw.clone();
+            m.insert(i, raw.as_bytes()[i].into());
+            out.push(m);
+        }
+        let head = &raw[..raw.len() - CHECK_LEN - SECRET_LEN];
+        for n in [
+            0,
+            1,
+            SECRET_LEN - 1,
+            MAX_SECRET_LEN,
+            MAX_SECRET_LEN + 1,
+            200,
+        ] {
+            let body = format!("{head}{}", "x".repeat(n));
+            let check = checksum(&body);
+            out.push(format!("{body}{}", std::str::from_utf8(&check).unwrap()));
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn fast_path_agrees_with_the_general_parser(
+            prefix in "[a-z][a-z0-9]{1,15}",
+            env in "[a-z0-9]{1,8}",
+            junk in "[a-z0-9_]{0,30}_[A-Za-z0-9_ ]{0,90}",
+        ) {
+            let f = KeyFormat::new(&prefix, &env).unwrap();
+            let mut inputs = near_misses(&f);
+            inputs.push(format!("{prefix}_{env}_{junk}"));
+            inputs.push(junk);
+            for s in &inputs {
+                prop_assert_eq!(f.parse(s), f.parse_any(s), "{:?}", s);
+            }
+        }
+    }
+
+    #[test]
+    fn head_state_continues_the_checksum() {
+        let f = KeyFormat::new("acme", "test").unwrap();
+        let mut h = crc32fast::Hasher::new_with_initial(f.head_crc);
+        h.update(b"ABCDEFGHIJKL_secret");
+        assert_eq!(
+            h.finalize(),
+            crc32fast::hash(b"acme_test_ABCDEFGHIJKL_secret")
+        );
+    }
 
     #[test]
     fn generated_keys_parse_back() {

@@ -225,13 +225,19 @@ impl KeyRecord {
     /// The state at `now`, most final first: revoked, inactive, expired, not yet valid, active.
     #[must_use]
     pub fn state(&self, now: DateTime<Utc>) -> KeyState {
+        self.state_at(now.timestamp_micros(), &ValidityWindow::of(self))
+    }
+
+    /// [`KeyRecord::state`] at `now_us` (microseconds since the epoch, the precision every
+    /// store keeps), with the record's validity window already in microseconds.
+    pub(crate) fn state_at(&self, now_us: i64, window: &ValidityWindow) -> KeyState {
         if self.revoked_at.is_some() {
             KeyState::Revoked
         } else if !self.is_active {
             KeyState::Inactive
-        } else if self.expires_at.is_some_and(|e| now >= e) {
+        } else if window.until_us.is_some_and(|e| now_us >= e) {
             KeyState::Expired
-        } else if self.not_before.is_some_and(|nb| now < nb) {
+        } else if window.from_us.is_some_and(|nb| now_us < nb) {
             KeyState::NotYetValid
         } else {
             KeyState::Active
@@ -331,6 +337,25 @@ pub struct KeyView {
     pub credits: Option<Credits>,
     /// Counters.
     pub usage: Usage,
+}
+
+/// A record's `not_before` and `expires_at` in microseconds since the epoch, computed once per
+/// cache fill so that the hot path compares integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ValidityWindow {
+    /// First valid microsecond, if any.
+    pub(crate) from_us: Option<i64>,
+    /// First expired microsecond, if any.
+    pub(crate) until_us: Option<i64>,
+}
+
+impl ValidityWindow {
+    pub(crate) fn of(record: &KeyRecord) -> Self {
+        Self {
+            from_us: record.not_before.map(|t| t.timestamp_micros()),
+            until_us: record.expires_at.map(|t| t.timestamp_micros()),
+        }
+    }
 }
 
 /// The identity a verified request carries. Cheap to clone.

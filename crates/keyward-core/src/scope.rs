@@ -267,19 +267,13 @@ impl ScopeRequirement {
             return Ok(());
         }
         match self.mode {
-            Mode::AllOf => {
-                let missing: Vec<Scope> = self
-                    .scopes
-                    .iter()
-                    .filter(|s| !granted.covers(s))
-                    .cloned()
-                    .collect();
-                if missing.is_empty() {
-                    Ok(())
-                } else {
-                    Err(missing)
-                }
-            }
+            Mode::AllOf if self.scopes.iter().all(|s| granted.covers(s)) => Ok(()),
+            Mode::AllOf => Err(self
+                .scopes
+                .iter()
+                .filter(|s| !granted.covers(s))
+                .cloned()
+                .collect()),
             Mode::AnyOf => {
                 if self.scopes.iter().any(|s| granted.covers(s)) {
                     Ok(())

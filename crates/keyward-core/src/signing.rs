@@ -84,7 +84,7 @@ impl Keyward {
             .parse()
             .map_err(|_| VerifyError::SignatureInvalid)?;
         let now = self.0.clock.now();
-        let entry = match self.lookup(&key_id, now).await? {
+        let entry = match self.lookup(&key_id, now.timestamp_micros()).await? {
             Lookup::Found(e) => e,
             Lookup::Unknown => {
                 let _ = verify_signature(request, &auth, DUMMY_SECRET, options, now);
@@ -123,7 +123,8 @@ impl Keyward {
             &entry,
             required,
             ctx,
-            now,
+            now.timestamp_micros(),
+            Some(now),
             Some((&replay_key, options.replay_ttl())),
         )
         .await
