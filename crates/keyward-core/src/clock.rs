@@ -101,7 +101,10 @@ mod tests {
             let after = clock.now().timestamp_micros();
             // Behind by a tick (1–4 ms) at most, never ahead of the full clock.
             assert!(coarse <= after, "coarse {coarse} ahead of {after}");
-            assert!(before - coarse < 50_000, "coarse {coarse} lags {before} by 50 ms or more");
+            assert!(
+                before - coarse < 50_000,
+                "coarse {coarse} lags {before} by 50 ms or more"
+            );
         }
     }
 

@@ -100,11 +100,15 @@ fn checksum(body: &str) -> [u8; CHECK_LEN] {
 
 /// A CRC32 as six base62 digits, most significant first.
 fn encode_check(crc: u32) -> [u8; CHECK_LEN] {
-    let mut v = u64::from(crc);
+    const HALF: u32 = 62 * 62 * 62;
+    // Two independent three-digit halves: half the dependency chain of six divisions.
+    let (mut hi, mut lo) = (crc / HALF, crc % HALF);
     let mut out = [b'0'; CHECK_LEN];
-    for slot in out.iter_mut().rev() {
-        *slot = BASE62[usize::try_from(v % 62).unwrap_or(0)];
-        v /= 62;
+    for i in (0..CHECK_LEN / 2).rev() {
+        out[i] = BASE62[(hi % 62) as usize];
+        out[i + CHECK_LEN / 2] = BASE62[(lo % 62) as usize];
+        hi /= 62;
+        lo /= 62;
     }
     out
 }
@@ -339,15 +343,25 @@ impl<'a> ParsedKey<'a> {
 }
 
 /// The configured shape of keys: issuer prefix and environment marker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct KeyFormat {
     prefix: String,
     env: String,
     /// `prefix_env_`: what every key of this format starts with.
     head: String,
-    /// The CRC32 state after `head`, so parsing checksums only the rest.
-    head_crc: u32,
+    /// CRC32 after `head`, so parsing checksums only the rest (and the CPU feature detection
+    /// is done once, not per key).
+    head_crc: crc32fast::Hasher,
 }
+
+impl PartialEq for KeyFormat {
+    fn eq(&self, other: &Self) -> bool {
+        // `head` and `head_crc` follow from these two.
+        self.prefix == other.prefix && self.env == other.env
+    }
+}
+
+impl Eq for KeyFormat {}
 
 impl Default for KeyFormat {
     /// `kw` / `live`.
@@ -398,7 +412,11 @@ impl KeyFormat {
         Self {
             prefix: prefix.to_owned(),
             env: env.to_owned(),
-            head_crc: crc32fast::hash(head.as_bytes()),
+            head_crc: {
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(head.as_bytes());
+                crc
+            },
             head,
         }
     }
@@ -444,6 +462,7 @@ impl KeyFormat {
     ///
     /// # Errors
     /// See [`ParsedKey::parse`]; also [`ParseError::WrongPrefix`] and [`ParseError::WrongEnv`].
+    #[inline]
     pub fn parse<'a>(&self, input: &'a str) -> Result<ParsedKey<'a>, ParseError> {
         if input.len() > MAX_KEY_LEN + 64 {
             return Err(ParseError::TooLong);
@@ -458,6 +477,7 @@ impl KeyFormat {
     /// shape of one is judged here, its checksum taken from the precomputed head state. `None`
     /// sends everything else to [`KeyFormat::parse_any`], which gives the same answer for every
     /// input this accepts or refuses, and finds out what is wrong with the rest.
+    #[inline]
     fn parse_own<'a>(&self, input: &'a str) -> Option<Result<ParsedKey<'a>, ParseError>> {
         let s = input.trim_ascii();
         let rest = s.strip_prefix(self.head.as_str())?;
@@ -466,19 +486,23 @@ impl KeyFormat {
         if b.len() < fixed + SECRET_LEN || b.len() > fixed + MAX_SECRET_LEN {
             return None;
         }
-        let (id, tail) = (&b[..KEY_ID_LEN], &b[KEY_ID_LEN + 1..]);
-        // No early exit in the alphabet checks, so they vectorise.
-        let base62 = |part: &[u8]| {
-            part.iter()
-                .fold(true, |ok, c| ok & c.is_ascii_alphanumeric())
-        };
-        if b[KEY_ID_LEN] != b'_' || !base62(id) || !base62(tail) {
+        // Base62 but for one `_`, after the key id. One pass without early exit, so it
+        // vectorises.
+        let (base62_or_sep, seps) = b.iter().fold((true, 0u8), |(ok, n), &c| {
+            let sep = c == b'_';
+            (
+                ok & (c.is_ascii_alphanumeric() | sep),
+                n.wrapping_add(u8::from(sep)),
+            )
+        });
+        if !base62_or_sep || seps != 1 || b[KEY_ID_LEN] != b'_' {
             return None;
         }
+        let id = &b[..KEY_ID_LEN];
         let split = b.len() - CHECK_LEN;
-        let mut crc = crc32fast::Hasher::new_with_initial(self.head_crc);
+        let mut crc = self.head_crc.clone();
         crc.update(&b[..split]);
-        if encode_check(crc.finalize()).as_slice() != &b[split..] {
+        if b[split..] != encode_check(crc.finalize()) {
             return Some(Err(ParseError::Checksum));
         }
         let mut key_id = [0u8; KEY_ID_LEN];
@@ -608,9 +632,22 @@ mod tests {
     }
 
     #[test]
+    fn check_digits_are_the_base62_crc32_of_the_body() {
+        // Known answers computed independently (Python's zlib.crc32, base62 by repeated
+        // division): a change here would invalidate every key already issued.
+        assert_eq!(
+            &checksum("kw_live_ABCDEFGHIJKL_abcdefghijklmnopqrstuvwxyzABCDEF"),
+            b"2GGOW6"
+        );
+        assert_eq!(&checksum(""), b"000000");
+        assert_eq!(&encode_check(0xffff_ff00), b"4gfF7w");
+        assert_eq!(&encode_check(u32::MAX), b"4gfFC3");
+    }
+
+    #[test]
     fn head_state_continues_the_checksum() {
         let f = KeyFormat::new("acme", "test").unwrap();
-        let mut h = crc32fast::Hasher::new_with_initial(f.head_crc);
+        let mut h = f.head_crc.clone();
         h.update(b"ABCDEFGHIJKL_secret");
         assert_eq!(
             h.finalize(),
