@@ -253,8 +253,15 @@ fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<Meas
     let (mut plain, mut guarded, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut plain_cpu, mut guarded_cpu, mut cpu_ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=opts.rounds {
-        let (p, pc) = run("/plain")?;
-        let (g, gc) = run("/guarded")?;
+        // Alternate which route goes first, so that neither always inherits the other's
+        // aftermath (closing connections, a slow spell that starts mid-round).
+        let ((p, pc), (g, gc)) = if round % 2 == 1 {
+            let p = run("/plain")?;
+            (p, run("/guarded")?)
+        } else {
+            let g = run("/guarded")?;
+            (run("/plain")?, g)
+        };
         println!(
             "  round {round}: plain {p:.0} req/s ({pc:.2} µs CPU each), guarded {g:.0} req/s \
              ({gc:.2} µs CPU each), ratio {:.3}",

@@ -25,11 +25,12 @@ use std::sync::Arc;
 use actix_web::body::EitherBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{Error, HttpMessage};
-use futures::future::{LocalBoxFuture, Ready, ready};
-use keyward_core::key::ApiKey;
-use keyward_core::{Keyward, ScopeRequirement, VerifyContext};
+use futures::FutureExt as _;
+use futures::future::{Either, LocalBoxFuture, Map, Ready, ready};
+use keyward_core::key::redacted;
+use keyward_core::{Keyward, ScopeRequirement, VerifyContext, VerifyError};
 
-use crate::credentials::{Credential, CredentialHeaders, InvalidCredential};
+use crate::credentials::{Credential, CredentialHeaders};
 use crate::rejection::Rejection;
 use crate::signed;
 
@@ -196,25 +197,6 @@ impl<S> std::fmt::Debug for KeywardAuthMiddleware<S> {
     }
 }
 
-/// The credential, owned so it can cross the `await` (the key is zeroized on drop).
-enum Presented {
-    Nothing,
-    Key(ApiKey),
-    Signed,
-    Invalid(InvalidCredential),
-}
-
-impl Presented {
-    fn new(c: Credential<'_>) -> Self {
-        match c {
-            Credential::Key(k) => Self::Key(ApiKey::new(k.to_owned())),
-            Credential::Invalid(reason) => Self::Invalid(reason),
-            Credential::Signed(_) => Self::Signed,
-            Credential::NotOurs | Credential::None => Self::Nothing,
-        }
-    }
-}
-
 impl<S, B> Service<ServiceRequest> for KeywardAuthMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
@@ -222,62 +204,104 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+    /// The inner service's own future when the key was settled without waiting, a boxed one
+    /// otherwise.
+    type Future = Either<
+        Map<S::Future, fn(Result<ServiceResponse<B>, Error>) -> Result<Self::Response, Error>>,
+        LocalBoxFuture<'static, Result<Self::Response, Self::Error>>,
+    >;
 
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let config = Arc::clone(&self.config);
-        config.headers.mark_sensitive(req.headers_mut());
-        let presented = Presented::new(config.headers.extract(&config.keyward, req.headers()));
-        let unverified_signature =
-            matches!(presented, Presented::Signed) && !config.keyward.signing_enabled();
-        if matches!(presented, Presented::Nothing) || unverified_signature {
-            if config.required {
-                let rejection = if unverified_signature {
-                    tracing::debug!(
-                        code = "SIGNATURE_INVALID",
-                        "signed request, but signing is not enabled"
-                    );
-                    signed::signing_disabled()
-                } else {
-                    Rejection::missing()
-                };
-                return Box::pin(ready(Ok(req
-                    .error_response(rejection)
-                    .map_into_right_body())));
-            }
-            if unverified_signature {
-                req.extensions_mut().insert(signed::UnverifiedSignature);
-            }
-            let fut = self.service.call(req);
-            return Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) });
+        self.config.headers.mark_sensitive(req.headers_mut());
+        // Nothing to check, or a key the engine settles without waiting (cached, no backends):
+        // the inner service is called right here and its future returned as is.
+        let credential = self
+            .config
+            .headers
+            .extract(&self.config.keyward, req.headers());
+        if matches!(credential, Credential::None | Credential::NotOurs) && !self.config.required {
+            return Either::Left(self.service.call(req).map(into_left));
         }
-        let service = Rc::clone(&self.service);
-        Box::pin(async move {
+        if let Credential::Key(key) = credential {
             let ctx = VerifyContext {
-                client_ip: match &config.client_ip {
-                    Some(f) => f(&req),
-                    None => req.peer_addr().map(|a| a.ip()),
-                },
+                client_ip: client_ip(&self.config, &req),
             };
-            let outcome = match presented {
-                Presented::Key(key) => config
-                    .keyward
-                    .verify(key.expose_secret(), &config.requirement, &ctx)
-                    .await
-                    .map_err(|e| {
-                        tracing::debug!(reason = e.reason(), code = %e.code(), key = %key, "API key rejected");
-                        Rejection::from(&e)
-                    }),
-                Presented::Signed => {
-                    signed::verify(&config.keyward, &mut req, &config.requirement, &ctx).await
+            match self
+                .config
+                .keyward
+                .verify_cached(key, &self.config.requirement, &ctx)
+            {
+                Some(Ok(principal)) => {
+                    req.extensions_mut().insert(principal);
+                    return Either::Left(self.service.call(req).map(into_left));
                 }
-                Presented::Invalid(reason) => {
-                    tracing::debug!(reason = reason.as_str(), code = "API_KEY_INVALID", "API key rejected");
+                Some(Err(e)) => {
+                    let rejection = rejected(&e, key);
+                    let response = req.error_response(rejection).map_into_right_body();
+                    return Either::Right(Box::pin(ready(Ok(response))));
+                }
+                None => {}
+            }
+        }
+        let config = Arc::clone(&self.config);
+        let service = Rc::clone(&self.service);
+        Either::Right(Box::pin(async move {
+            // The key is borrowed from the request's own header while it is verified: no copy.
+            let credential = config.headers.extract(&config.keyward, req.headers());
+            let unverified_signature =
+                matches!(credential, Credential::Signed(_)) && !config.keyward.signing_enabled();
+            if matches!(credential, Credential::None | Credential::NotOurs) || unverified_signature
+            {
+                if config.required {
+                    let rejection = if unverified_signature {
+                        tracing::debug!(
+                            code = "SIGNATURE_INVALID",
+                            "signed request, but signing is not enabled"
+                        );
+                        signed::signing_disabled()
+                    } else {
+                        Rejection::missing()
+                    };
+                    return Ok(req.error_response(rejection).map_into_right_body());
+                }
+                if unverified_signature {
+                    req.extensions_mut().insert(signed::UnverifiedSignature);
+                }
+                return service
+                    .call(req)
+                    .await
+                    .map(ServiceResponse::map_into_left_body);
+            }
+            let ctx = VerifyContext {
+                client_ip: client_ip(&config, &req),
+            };
+            let outcome = match credential {
+                Credential::Key(key) => config
+                    .keyward
+                    .verify(key, &config.requirement, &ctx)
+                    .await
+                    .map_err(|e| rejected(&e, key)),
+                Credential::Signed(_) => {
+                    // Boxed: the buffering state stays out of every bearer request's future.
+                    Box::pin(signed::verify(
+                        &config.keyward,
+                        &mut req,
+                        &config.requirement,
+                        &ctx,
+                    ))
+                    .await
+                }
+                Credential::Invalid(reason) => {
+                    tracing::debug!(
+                        reason = reason.as_str(),
+                        code = "API_KEY_INVALID",
+                        "API key rejected"
+                    );
                     Err(Rejection::invalid())
                 }
-                Presented::Nothing => Err(Rejection::missing()),
+                Credential::None | Credential::NotOurs => Err(Rejection::missing()),
             };
             match outcome {
                 Ok(principal) => {
@@ -289,6 +313,27 @@ where
                 }
                 Err(rejection) => Ok(req.error_response(rejection).map_into_right_body()),
             }
-        })
+        }))
     }
+}
+
+/// What the inner service answered, in the left arm of the middleware's body.
+fn into_left<B>(
+    r: Result<ServiceResponse<B>, Error>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    r.map(ServiceResponse::map_into_left_body)
+}
+
+/// The client address for [`VerifyContext`]: the configured extractor, or the peer address.
+fn client_ip(config: &Config, req: &ServiceRequest) -> Option<IpAddr> {
+    match &config.client_ip {
+        Some(f) => f(req),
+        None => req.peer_addr().map(|a| a.ip()),
+    }
+}
+
+/// Logs why a key was refused (never the secret) and gives the answer.
+fn rejected(e: &VerifyError, key: &str) -> Rejection {
+    tracing::debug!(reason = e.reason(), code = %e.code(), key = %redacted(key), "API key rejected");
+    Rejection::from(e)
 }

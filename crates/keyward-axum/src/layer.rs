@@ -30,7 +30,8 @@ use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, Entry};
 use http::{Extensions, HeaderMap, HeaderName, Request};
 use keyward_core::credentials::{self, Credential};
-use keyward_core::{ApiKey, Keyward, Principal, ScopeRequirement, VerifyContext};
+use keyward_core::key::redacted;
+use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext, VerifyError};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -113,49 +114,37 @@ pub(crate) enum Outcome {
     UnverifiedSignature,
 }
 
-/// A credential owned by the request future (the key is zeroized on drop).
-pub(crate) enum Presented {
-    Nothing,
-    Key(ApiKey),
-    Invalid(&'static str),
-    /// A SigV4-signed request: verified with the body, in the service future.
-    Signed,
+/// Verifies what a request presents. The key is borrowed from the request's own header for
+/// the whole verification, so no copy of it is ever made.
+pub(crate) async fn verify_credential(
+    credential: Credential<'_>,
+    keyward: &Keyward,
+    requirement: &ScopeRequirement,
+    ctx: VerifyContext,
+) -> Result<Outcome, Rejection> {
+    match credential {
+        Credential::None | Credential::NotOurs => Ok(Outcome::Anonymous),
+        // Signed requests need the body: `KeywardService` verifies them itself.
+        Credential::Signed(_) => Ok(Outcome::UnverifiedSignature),
+        Credential::Invalid(reason) => {
+            tracing::debug!(
+                reason = reason.as_str(),
+                code = "API_KEY_INVALID",
+                "API key rejected"
+            );
+            Err(Rejection::invalid())
+        }
+        Credential::Key(key) => match keyward.verify(key, requirement, &ctx).await {
+            Ok(p) => Ok(Outcome::Verified(p)),
+            Err(e) => Err(rejected(&e, key)),
+        },
+    }
 }
 
-impl Presented {
-    pub(crate) fn from_credential(c: Credential<'_>) -> Self {
-        match c {
-            Credential::Key(k) => Self::Key(ApiKey::new(k.to_owned())),
-            Credential::Invalid(reason) => Self::Invalid(reason.as_str()),
-            Credential::Signed(_) => Self::Signed,
-            Credential::NotOurs | Credential::None => Self::Nothing,
-        }
-    }
-
-    /// Verifies what was presented.
-    pub(crate) async fn verify(
-        self,
-        keyward: &Keyward,
-        requirement: &ScopeRequirement,
-        ctx: VerifyContext,
-    ) -> Result<Outcome, Rejection> {
-        match self {
-            Self::Nothing => Ok(Outcome::Anonymous),
-            // Signed requests need the body: `KeywardService` verifies them itself.
-            Self::Signed => Ok(Outcome::UnverifiedSignature),
-            Self::Invalid(reason) => {
-                tracing::debug!(reason, code = "API_KEY_INVALID", "API key rejected");
-                Err(Rejection::invalid())
-            }
-            Self::Key(key) => match keyward.verify(key.expose_secret(), requirement, &ctx).await {
-                Ok(p) => Ok(Outcome::Verified(p)),
-                Err(e) => {
-                    tracing::debug!(reason = e.reason(), code = %e.code(), key = %key, "API key rejected");
-                    Err(Rejection::from(&e))
-                }
-            },
-        }
-    }
+/// Logs why a key was refused (never the secret) and gives the answer.
+fn rejected(e: &VerifyError, key: &str) -> Rejection {
+    tracing::debug!(reason = e.reason(), code = %e.code(), key = %redacted(key), "API key rejected");
+    Rejection::from(e)
 }
 
 pub(crate) struct Shared {
@@ -292,84 +281,137 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let shared = &self.shared;
+        shared.headers.mark_sensitive(req.headers_mut());
+        // Nothing to check, or a key the engine settles without waiting (cached, no backends):
+        // the inner service, driven to readiness by `poll_ready`, is called right here, and its
+        // future returned as is: no clone of it, no future of ours.
+        let credential = shared.headers.extract(&shared.keyward, req.headers());
+        if matches!(credential, Credential::None | Credential::NotOurs) && !shared.required {
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+        if let Credential::Key(key) = credential {
+            let ctx = VerifyContext {
+                client_ip: (shared.client_ip)(req.headers(), req.extensions()),
+            };
+            match shared.keyward.verify_cached(key, &shared.requirement, &ctx) {
+                Some(Ok(principal)) => {
+                    req.extensions_mut().insert(principal);
+                    return ResponseFuture::inner(self.inner.call(req));
+                }
+                Some(Err(e)) => {
+                    let response = rejected(&e, key).into_response();
+                    return ResponseFuture::boxed(Box::pin(async move { Ok(response) }));
+                }
+                None => {}
+            }
+        }
         // Take the service that was driven to readiness; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        shared.headers.mark_sensitive(req.headers_mut());
-        let presented =
-            Presented::from_credential(shared.headers.extract(&shared.keyward, req.headers()));
-        let ctx = VerifyContext {
-            client_ip: (shared.client_ip)(req.headers(), req.extensions()),
-        };
-        ResponseFuture {
-            inner: Box::pin(async move {
-                if matches!(presented, Presented::Signed) && shared.keyward.signing_enabled() {
-                    let (mut parts, body) = req.into_parts();
-                    return match verify_signed_request(
-                        &shared.keyward,
-                        &parts,
-                        body,
-                        &shared.requirement,
-                        &ctx,
-                    )
-                    .await
-                    {
-                        Ok((principal, bytes)) => {
-                            parts.extensions.insert(principal);
-                            inner.call(Request::from_parts(parts, B::from(bytes))).await
-                        }
-                        Err(rejection) => Ok(rejection.into_response()),
-                    };
-                }
-                match presented
-                    .verify(&shared.keyward, &shared.requirement, ctx)
-                    .await
-                {
-                    Ok(Outcome::Verified(principal)) => {
-                        req.extensions_mut().insert(principal);
-                        inner.call(req).await
+        ResponseFuture::boxed(Box::pin(async move {
+            let ctx = VerifyContext {
+                client_ip: (shared.client_ip)(req.headers(), req.extensions()),
+            };
+            let credential = shared.headers.extract(&shared.keyward, req.headers());
+            if matches!(credential, Credential::Signed(_)) && shared.keyward.signing_enabled() {
+                let (mut parts, body) = req.into_parts();
+                // Boxed: the buffering state stays out of every bearer request's future.
+                let verified = Box::pin(verify_signed_request(
+                    &shared.keyward,
+                    &parts,
+                    body,
+                    &shared.requirement,
+                    &ctx,
+                ))
+                .await;
+                return match verified {
+                    Ok((principal, bytes)) => {
+                        parts.extensions.insert(principal);
+                        inner.call(Request::from_parts(parts, B::from(bytes))).await
                     }
-                    Ok(Outcome::UnverifiedSignature) if shared.required => {
-                        Ok(signing_disabled().into_response())
-                    }
-                    Ok(Outcome::UnverifiedSignature) => {
-                        req.extensions_mut().insert(UnverifiedSignature);
-                        inner.call(req).await
-                    }
-                    Ok(Outcome::Anonymous) if shared.required => {
-                        Ok(Rejection::missing().into_response())
-                    }
-                    Ok(Outcome::Anonymous) => inner.call(req).await,
                     Err(rejection) => Ok(rejection.into_response()),
+                };
+            }
+            let outcome =
+                verify_credential(credential, &shared.keyward, &shared.requirement, ctx).await;
+            match outcome {
+                Ok(Outcome::Verified(principal)) => {
+                    req.extensions_mut().insert(principal);
+                    inner.call(req).await
                 }
-            }),
+                Ok(Outcome::UnverifiedSignature) if shared.required => {
+                    Ok(signing_disabled().into_response())
+                }
+                Ok(Outcome::UnverifiedSignature) => {
+                    req.extensions_mut().insert(UnverifiedSignature);
+                    inner.call(req).await
+                }
+                Ok(Outcome::Anonymous) if shared.required => {
+                    Ok(Rejection::missing().into_response())
+                }
+                Ok(Outcome::Anonymous) => inner.call(req).await,
+                Err(rejection) => Ok(rejection.into_response()),
+            }
+        }))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`KeywardService`]: the inner service's own future when the key
+    /// was settled without waiting, a boxed one otherwise.
+    pub struct ResponseFuture<F, E> {
+        #[pin]
+        kind: Kind<F, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = KindProj]
+    enum Kind<F, E> {
+        Inner { #[pin] future: F },
+        Boxed { future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> },
+    }
+}
+
+impl<F, E> ResponseFuture<F, E> {
+    fn inner(future: F) -> Self {
+        Self {
+            kind: Kind::Inner { future },
+        }
+    }
+
+    fn boxed(future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>) -> Self {
+        Self {
+            kind: Kind::Boxed { future },
         }
     }
 }
 
-/// The response future of [`KeywardService`].
-pub struct ResponseFuture<E> {
-    inner: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
-}
-
-impl<E> fmt::Debug for ResponseFuture<E> {
+impl<F, E> fmt::Debug for ResponseFuture<F, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<E> Future for ResponseFuture<E> {
+impl<F, E> Future for ResponseFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
     type Output = Result<Response, E>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future } => future.poll(cx),
+            KindProj::Boxed { future } => future.as_mut().poll(cx),
+        }
     }
 }

@@ -41,7 +41,7 @@ use keyward_core::{Access, KeyId, Keyward, ScopeRequirement, VerifyContext};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::layer::{ClientIpFn, CredentialHeaders, Outcome, Presented, peer_ip};
+use crate::layer::{ClientIpFn, CredentialHeaders, Outcome, peer_ip, verify_credential};
 use crate::rejection::Rejection;
 
 /// Resolves the owner of a self-service management request from the application's own
@@ -248,13 +248,11 @@ async fn check_caller(m: &Mgmt, parts: &mut Parts) -> Result<(), Rejection> {
     if already {
         return Ok(());
     }
-    let presented = Presented::from_credential(credential);
     let ctx = VerifyContext {
         client_ip: (cfg.client_ip)(&parts.headers, &parts.extensions),
     };
-    if let Outcome::Verified(p) = presented
-        .verify(&m.keyward, &ScopeRequirement::none(), ctx)
-        .await?
+    if let Outcome::Verified(p) =
+        verify_credential(credential, &m.keyward, &ScopeRequirement::none(), ctx).await?
     {
         parts.extensions.insert(p);
     }

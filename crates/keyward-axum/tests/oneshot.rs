@@ -273,6 +273,34 @@ async fn credential_headers_are_marked_sensitive() {
 }
 
 #[tokio::test]
+async fn every_value_of_a_repeated_credential_header_is_marked_sensitive() {
+    let kw = keyward();
+    let app = Router::new()
+        .route(
+            "/p",
+            get(|h: http::HeaderMap| async move {
+                let values: Vec<bool> = h
+                    .get_all("authorization")
+                    .iter()
+                    .map(HeaderValue::is_sensitive)
+                    .collect();
+                format!("{values:?}")
+            }),
+        )
+        .layer(KeywardLayer::new(kw.clone()));
+    let req = Request::get("/p")
+        .header("authorization", "Bearer eyJ.x.y")
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .body(Body::empty())
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(
+        &res.into_body().collect().await.unwrap().to_bytes()[..],
+        b"[true, true]"
+    );
+}
+
+#[tokio::test]
 async fn management_router_in_process() {
     let kw = keyward();
     let app = common::app(kw.clone());

@@ -134,6 +134,15 @@ impl KeyCache {
         found
     }
 
+    /// [`KeyCache::get`] without counting; pair a use of the entry with [`KeyCache::count_hit`].
+    pub(crate) fn peek(&self, key_id: &KeyId, now_us: i64) -> Option<Arc<Entry>> {
+        self.lookup(key_id, now_us)
+    }
+
+    pub(crate) fn count_hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn lookup(&self, key_id: &KeyId, now_us: i64) -> Option<Arc<Entry>> {
         let cache = self.inner.as_ref()?;
         let e = cache.get(key_id)?;

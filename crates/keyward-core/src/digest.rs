@@ -514,7 +514,16 @@ mod tests {
     fn hmac_input_is_key_id_zero_secret_for_every_secret_length() {
         let d = HmacSha256Digester::new(&pepper(9));
         let key = hmac::Key::new(hmac::HMAC_SHA256, &[9; 32]);
-        for len in [0, 1, 31, SECRET_LEN, 33, MAX_SECRET_LEN, MAX_SECRET_LEN + 1, 200] {
+        for len in [
+            0,
+            1,
+            31,
+            SECRET_LEN,
+            33,
+            MAX_SECRET_LEN,
+            MAX_SECRET_LEN + 1,
+            200,
+        ] {
             let secret: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
             let mut ctx = hmac::Context::with_key(&key);
             ctx.update(id().as_bytes());

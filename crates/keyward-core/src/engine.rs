@@ -444,7 +444,9 @@ impl Keyward {
         let secret = parsed.secret.expose_secret();
         let entry = match self.0.cache.get(&parsed.key_id, now_us) {
             Some(e) => e,
-            None => match self.load(&parsed.key_id, now_us).await? {
+            // The slow paths are boxed, so that the future of every verification (which
+            // adapters keep in theirs) holds only what a cache hit needs.
+            None => match Box::pin(self.load(&parsed.key_id, now_us)).await? {
                 Lookup::Found(e) => e,
                 Lookup::Unknown => {
                     self.0.keyring.burn(&parsed.key_id, secret);
@@ -460,7 +462,7 @@ impl Keyward {
             DigestMatch::Mismatch => return Err(VerifyError::Invalid(InvalidReason::WrongSecret)),
             DigestMatch::Match { obsolete } => {
                 if obsolete {
-                    self.redigest(&parsed.key_id, secret).await;
+                    Box::pin(self.redigest(&parsed.key_id, secret)).await;
                 }
             }
         }
@@ -470,7 +472,49 @@ impl Keyward {
         if self.admits_without_waiting(&entry.record) {
             return self.admit_now(&entry, required, ctx, now_us);
         }
-        self.admit(&entry, required, ctx, now_us, None, None).await
+        Box::pin(self.admit(&entry, required, ctx, now_us, None, None)).await
+    }
+
+    /// The part of [`Keyward::verify`] that needs no waiting, for adapters that can then skip
+    /// building a future: `Some` with exactly what `verify` would answer, or `None` when the
+    /// answer needs a backend (the key is not cached, it has a rate limit or credits, a scope
+    /// authority or immediate last-used writes are configured, or its digest is due for the
+    /// current pepper); then call [`Keyward::verify`].
+    ///
+    /// Junk, a wrong secret on a cached key, and a cached valid key without backends are all
+    /// answered here, in the same order as `verify`.
+    #[must_use]
+    pub fn verify_cached(
+        &self,
+        presented: &str,
+        required: &ScopeRequirement,
+        ctx: &VerifyContext,
+    ) -> Option<Result<Principal, VerifyError>> {
+        let parsed = match self.0.policy.format.parse(presented) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(VerifyError::Invalid(InvalidReason::Parse(e)))),
+        };
+        let now_us = self.0.clock.coarse_micros();
+        // Counted only when answered here: on `None`, `verify` counts its own lookup.
+        let entry = self.0.cache.peek(&parsed.key_id, now_us)?;
+        if !self.admits_without_waiting(&entry.record) {
+            return None;
+        }
+        let secret = parsed.secret.expose_secret();
+        let result = match self
+            .0
+            .keyring
+            .verify(&parsed.key_id, secret, &entry.record.digest)
+        {
+            DigestMatch::Mismatch => Err(VerifyError::Invalid(InvalidReason::WrongSecret)),
+            DigestMatch::Match { obsolete: true } => return None,
+            DigestMatch::Match { obsolete: false } if entry.record.is_signing() => {
+                Err(VerifyError::Invalid(InvalidReason::SigningOnly))
+            }
+            DigestMatch::Match { obsolete: false } => self.admit_now(&entry, required, ctx, now_us),
+        };
+        self.0.cache.count_hit();
+        Some(result)
     }
 
     /// Cache, then store. Store failures are `Unavailable`, never "unknown".

@@ -224,8 +224,10 @@ impl ApiKey {
     }
 }
 
-/// `prefix_env_keyid…` for a key string, or `…` when it is not key-shaped.
-fn redacted(raw: &str) -> String {
+/// `prefix_env_keyid…` for a key string, or `…` when it is not key-shaped: what logs may show of
+/// a presented key.
+#[must_use]
+pub fn redacted(raw: &str) -> String {
     let mut parts = raw.splitn(4, '_');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(p), Some(e), Some(id), Some(_)) if p.len() <= 16 && e.len() <= 8 => {

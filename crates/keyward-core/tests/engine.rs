@@ -834,3 +834,72 @@ async fn cache_serves_hits_without_store_reads_and_is_invalidated() {
         Err(VerifyError::ScopeDenied { .. })
     ));
 }
+
+#[tokio::test]
+async fn verify_cached_answers_what_verify_answers_or_defers() {
+    let f = fixture();
+    let key = |r: CreateKeyRequest| {
+        let kw = f.kw.clone();
+        async move {
+            let c = kw.create_key("alice", r).await.unwrap();
+            (c.api_key.expose_secret().to_owned(), c.key.id)
+        }
+    };
+    let (plain, _) = key(req("plain", &["reports:read"])).await;
+    let (short, _) = key(CreateKeyRequest {
+        ttl_seconds: Some(60),
+        ..req("short", &[])
+    })
+    .await;
+    let (fenced, _) = key(CreateKeyRequest {
+        ip_allowlist: vec!["10.0.0.0/8".into()],
+        ..req("fenced", &[])
+    })
+    .await;
+    let (limited, _) = key(CreateKeyRequest {
+        rate_limit: Some(RateLimit {
+            requests: 100,
+            window_seconds: 60,
+        }),
+        ..req("limited", &[])
+    })
+    .await;
+    let (revoked, revoked_id) = key(req("revoked", &[])).await;
+    let (uncached, _) = key(req("uncached", &[])).await;
+    f.kw.revoke_key(Access::Owner("alice"), &revoked_id)
+        .await
+        .unwrap();
+    f.clock.advance(Duration::seconds(61));
+    // Cache all but `uncached` (a verify caches the record whatever its state).
+    for k in [&plain, &short, &fenced, &limited, &revoked] {
+        let _ = f.kw.verify(k, &none(), &ctx()).await;
+    }
+
+    let reports = ScopeRequirement::all_of(["reports:read"]).unwrap();
+    let writes = ScopeRequirement::all_of(["reports:write"]).unwrap();
+    let inside = VerifyContext::with_ip([10, 1, 2, 3].into());
+    let outside = VerifyContext::with_ip([192, 168, 0, 1].into());
+    let answered = [
+        (plain.clone(), reports.clone(), ctx()),
+        (plain.clone(), writes.clone(), ctx()),
+        (wrong_secret(&plain), reports.clone(), ctx()),
+        ("junk".to_owned(), none(), ctx()),
+        (format!("{plain}x"), none(), ctx()),
+        (short.clone(), none(), ctx()),
+        (fenced.clone(), none(), inside),
+        (fenced.clone(), none(), outside),
+        (revoked.clone(), none(), ctx()),
+    ];
+    for (presented, required, c) in &answered {
+        let fast = f.kw.verify_cached(presented, required, c);
+        let full = f.kw.verify(presented, required, c).await;
+        let fast = fast.unwrap_or_else(|| panic!("{required:?} {c:?} deferred"));
+        assert_eq!(format!("{fast:?}"), format!("{full:?}"));
+    }
+    // Deferred: not cached, or a rate limit to spend (and nothing spent by asking).
+    assert!(f.kw.verify_cached(&uncached, &none(), &ctx()).is_none());
+    for _ in 0..200 {
+        assert!(f.kw.verify_cached(&limited, &none(), &ctx()).is_none());
+    }
+    f.kw.verify(&limited, &none(), &ctx()).await.unwrap();
+}
