@@ -27,7 +27,6 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forwar
 use actix_web::{Error, HttpMessage};
 use futures::FutureExt as _;
 use futures::future::{Either, LocalBoxFuture, Map, Ready, ready};
-use keyward_core::key::redacted;
 use keyward_core::{Keyward, ScopeRequirement, VerifyContext, VerifyError};
 
 use crate::credentials::{Credential, CredentialHeaders};
@@ -294,11 +293,7 @@ where
                     .await
                 }
                 Credential::Invalid(reason) => {
-                    tracing::debug!(
-                        reason = reason.as_str(),
-                        code = "API_KEY_INVALID",
-                        "API key rejected"
-                    );
+                    keyward_core::credentials::log_unusable(reason);
                     Err(Rejection::invalid())
                 }
                 Credential::None | Credential::NotOurs => Err(Rejection::missing()),
@@ -334,6 +329,6 @@ fn client_ip(config: &Config, req: &ServiceRequest) -> Option<IpAddr> {
 
 /// Logs why a key was refused (never the secret) and gives the answer.
 fn rejected(e: &VerifyError, key: &str) -> Rejection {
-    tracing::debug!(reason = e.reason(), code = %e.code(), key = %redacted(key), "API key rejected");
+    keyward_core::credentials::log_rejected_key(e, key);
     Rejection::from(e)
 }

@@ -30,7 +30,6 @@ use axum::response::{IntoResponse, Response};
 use http::header::AUTHORIZATION;
 use http::{Extensions, HeaderMap, HeaderName, Request};
 use keyward_core::credentials::{self, Credential};
-use keyward_core::key::redacted;
 use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext, VerifyError};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -127,11 +126,7 @@ pub(crate) async fn verify_credential(
         // Signed requests need the body: `KeywardService` verifies them itself.
         Credential::Signed(_) => Ok(Outcome::UnverifiedSignature),
         Credential::Invalid(reason) => {
-            tracing::debug!(
-                reason = reason.as_str(),
-                code = "API_KEY_INVALID",
-                "API key rejected"
-            );
+            credentials::log_unusable(reason);
             Err(Rejection::invalid())
         }
         Credential::Key(key) => match keyward.verify(key, requirement, &ctx).await {
@@ -143,7 +138,7 @@ pub(crate) async fn verify_credential(
 
 /// Logs why a key was refused (never the secret) and gives the answer.
 fn rejected(e: &VerifyError, key: &str) -> Rejection {
-    tracing::debug!(reason = e.reason(), code = %e.code(), key = %redacted(key), "API key rejected");
+    credentials::log_rejected_key(e, key);
     Rejection::from(e)
 }
 

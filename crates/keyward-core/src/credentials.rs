@@ -96,6 +96,22 @@ fn ours(format: &KeyFormat, token: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('_'))
 }
 
+/// Logs, at debug level, why a presented key was refused: the internal reason and the public
+/// code, and the key only in its redacted form (`prefix_env_keyid…`). What every adapter
+/// logs, so that they read the same.
+pub fn log_rejected_key(e: &crate::engine::VerifyError, key: &str) {
+    tracing::debug!(reason = e.reason(), code = %e.code(), key = %crate::key::redacted(key), "API key rejected");
+}
+
+/// Logs, at debug level, a credential header that cannot even be read (`API_KEY_INVALID`).
+pub fn log_unusable(reason: InvalidCredential) {
+    tracing::debug!(
+        reason = reason.as_str(),
+        code = "API_KEY_INVALID",
+        "API key rejected"
+    );
+}
+
 /// Space or horizontal tab: the whitespace allowed around and inside a header value.
 fn is_sp(c: u8) -> bool {
     c == b' ' || c == b'\t'
