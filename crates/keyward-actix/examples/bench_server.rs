@@ -1,6 +1,7 @@
 //! The server half of `cargo xtask bench` for actix-web: the same trivial handler unguarded
-//! (`GET /plain`) and guarded by `KeywardAuth` + `RequireScopes` (`GET /guarded`), over the
-//! in-memory store.
+//! (`GET /plain`), guarded by a `KeywardAuth` that requires the scope itself (`GET /guarded`),
+//! and guarded by `KeywardAuth` with a `RequireScopes` wrapper inside it
+//! (`GET /guarded-route-scopes`: one middleware more), over the in-memory store.
 //!
 //! Prints one line `READY <addr> <api_key>` on stdout once it listens (the key has the scope
 //! `bench:read`), then serves until killed. `KEYWARD_BENCH_THREADS` sets the actix worker
@@ -20,7 +21,7 @@ use actix_web::{App, HttpServer, web};
 use keyward_actix::{KeywardAuth, RequireScopes};
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::service::CreateKeyRequest;
-use keyward_core::{Keyring, Keyward};
+use keyward_core::{Keyring, Keyward, ScopeRequirement};
 
 async fn hello() -> &'static str {
     "hello"
@@ -46,17 +47,24 @@ fn main() {
         let key = keyward.create_key("bench", req).await.expect("key");
         let flusher =
             keyward_actix::spawn_usage_flusher(keyward.clone(), std::time::Duration::from_secs(1));
-        let scope = RequireScopes::all_of(["bench:read"]).expect("scope");
+        let scope = ScopeRequirement::all_of(["bench:read"]).expect("scope");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let kw = keyward.clone();
         let server = HttpServer::new(move || {
-            App::new().route("/plain", web::get().to(hello)).service(
-                web::resource("/guarded")
-                    .wrap(scope.clone())
-                    .wrap(KeywardAuth::new(kw.clone()))
-                    .route(web::get().to(hello)),
-            )
+            App::new()
+                .route("/plain", web::get().to(hello))
+                .service(
+                    web::resource("/guarded")
+                        .wrap(KeywardAuth::new(kw.clone()).require(scope.clone()))
+                        .route(web::get().to(hello)),
+                )
+                .service(
+                    web::resource("/guarded-route-scopes")
+                        .wrap(RequireScopes::new(scope.clone()))
+                        .wrap(KeywardAuth::new(kw.clone()))
+                        .route(web::get().to(hello)),
+                )
         })
         .workers(threads)
         .listen(listener)

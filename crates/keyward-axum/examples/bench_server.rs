@@ -1,5 +1,7 @@
-//! The server half of `cargo xtask bench`: the same trivial handler unguarded (`GET /plain`) and
-//! guarded by `KeywardLayer` + `RequireScopes` (`GET /guarded`), over the in-memory store.
+//! The server half of `cargo xtask bench`: the same trivial handler unguarded (`GET /plain`),
+//! guarded by a `KeywardLayer` that requires the scope itself (`GET /guarded`), and guarded by
+//! a `KeywardLayer` with a `RequireScopes` route layer inside it (`GET /guarded-route-scopes`:
+//! one axum layer more), over the in-memory store.
 //!
 //! Prints one line `READY <addr> <api_key>` on stdout once it listens (the key has the scope
 //! `bench:read`), then serves until killed. `KEYWARD_BENCH_THREADS` sets the tokio worker
@@ -19,7 +21,7 @@ use axum::routing::get;
 use keyward_axum::{KeywardLayer, RequireScopes};
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::service::CreateKeyRequest;
-use keyward_core::{Keyring, Keyward};
+use keyward_core::{Keyring, Keyward, ScopeRequirement};
 
 async fn hello() -> &'static str {
     "hello"
@@ -50,11 +52,18 @@ fn main() {
         let key = keyward.create_key("bench", req).await.expect("key");
         let flusher =
             keyward_axum::spawn_usage_flusher(keyward.clone(), std::time::Duration::from_secs(1));
+        let scope = || ScopeRequirement::all_of(["bench:read"]).expect("scope");
         let guarded = Router::new()
             .route("/guarded", get(hello))
-            .route_layer(RequireScopes::all_of(["bench:read"]).expect("scope"))
+            .layer(KeywardLayer::new(keyward.clone()).require(scope()));
+        let route_scopes = Router::new()
+            .route("/guarded-route-scopes", get(hello))
+            .route_layer(RequireScopes::new(scope()))
             .layer(KeywardLayer::new(keyward.clone()));
-        let app = Router::new().route("/plain", get(hello)).merge(guarded);
+        let app = Router::new()
+            .route("/plain", get(hello))
+            .merge(guarded)
+            .merge(route_scopes);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
