@@ -83,6 +83,9 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
+/// The PostgreSQL advisory lock taken while creating prefixed tables (`"keyward\0"` as a number).
+const MIGRATE_LOCK_ID: i64 = 0x6b65_7977_6172_6400;
+
 /// Creates the tables under `tables`' names unless the keys table already exists. For table
 /// prefixes, which the static [`Migrator`] cannot carry; no bookkeeping table is written.
 ///
@@ -98,9 +101,17 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
     }
     let migration = CreateApiKeys::new(tables.clone());
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // DDL is transactional on PostgreSQL: all or nothing.
+        // DDL is transactional on PostgreSQL: all or nothing. Instances (or test processes)
+        // starting together would race on `CREATE TABLE` and fail on PostgreSQL's catalog
+        // index; a transaction-scoped advisory lock lets one create and the others find it.
         let manager = manager.begin().await?;
-        migration.up(&manager).await?;
+        manager
+            .get_connection()
+            .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATE_LOCK_ID})"))
+            .await?;
+        if !manager.has_table(tables.keys()).await? {
+            migration.up(&manager).await?;
+        }
         manager.commit().await
     } else {
         migration.up(&manager).await
