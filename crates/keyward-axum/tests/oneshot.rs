@@ -54,6 +54,13 @@ async fn call(app: &Router, req: Request<Body>) -> (StatusCode, http::HeaderMap,
     (status, headers, body)
 }
 
+/// Status and raw body of one request, for handlers that answer in plain text.
+async fn call_text(app: &Router, req: Request<Body>) -> (StatusCode, axum::body::Bytes) {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    (status, res.into_body().collect().await.unwrap().to_bytes())
+}
+
 fn get_with(name: &str, value: &[u8]) -> Request<Body> {
     Request::get("/p")
         .header(name, HeaderValue::from_bytes(value).unwrap())
@@ -117,12 +124,9 @@ async fn missing_invalid_and_foreign_credentials() {
         .header("authorization", "Bearer eyJ.x.y")
         .body(Body::empty())
         .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        &res.into_body().collect().await.unwrap().to_bytes()[..],
-        b"anonymous"
-    );
+    let (status, body) = call_text(&app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&body[..], b"anonymous");
 }
 
 #[tokio::test]
@@ -265,11 +269,7 @@ async fn credential_headers_are_marked_sensitive() {
         .header("authorization", "Bearer eyJ.x.y")
         .body(Body::empty())
         .unwrap();
-    let res = app.oneshot(req).await.unwrap();
-    assert_eq!(
-        &res.into_body().collect().await.unwrap().to_bytes()[..],
-        b"sensitive"
-    );
+    assert_eq!(&call_text(&app, req).await.1[..], b"sensitive");
 }
 
 #[tokio::test]
@@ -293,11 +293,7 @@ async fn every_value_of_a_repeated_credential_header_is_marked_sensitive() {
         .header("authorization", "Basic dXNlcjpwYXNz")
         .body(Body::empty())
         .unwrap();
-    let res = app.oneshot(req).await.unwrap();
-    assert_eq!(
-        &res.into_body().collect().await.unwrap().to_bytes()[..],
-        b"[true, true]"
-    );
+    assert_eq!(&call_text(&app, req).await.1[..], b"[true, true]");
 }
 
 #[tokio::test]
