@@ -14,9 +14,12 @@
 //! cores the server is pinned to core 0 and the load to core 1 with `taskset` when available.
 //! Each round runs every route back to back (which goes first rotates); each ratio
 //! reported is the median of the per-round ratios (a paired estimate: drift in the machine's
-//! speed hits both runs of a round alike), with the middle half of the rounds beside it. The
-//! default, 21 rounds of 2 s, is what it takes on a shared VM for two runs to agree. The server's
-//! CPU time per request, read from `/proc/<pid>/stat`, gives a second ratio.
+//! speed hits both runs of a round alike), with a distribution-free 95 % confidence interval for
+//! that median and the middle half of the rounds beside it. The default is 31 rounds of 2 s: on
+//! a shared VM single rounds swing by ±20 % and more. The server's CPU time per request, read
+//! from `/proc/<pid>/stat`, gives a second ratio. Every round is appended to
+//! `target/xtask-bench/load-rounds.csv` with the commit measured, and `--pooled` summarises all
+//! the rounds recorded for the current commit as one sample, without measuring.
 //!
 //! Then it runs the criterion benches of the libraries, each of which ends with a ratio report
 //! measured in that same run: `core` (verify against its HMAC floor, wrong secret, junk), `sql`
@@ -25,7 +28,7 @@
 //!
 //! ```text
 //! cargo xtask bench [--only load,core,sql,redis] [--adapter axum|actix]… [--duration SECS]
-//!                   [--connections N] [--rounds N]
+//!                   [--connections N] [--rounds N] [--pooled]
 //! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -51,6 +54,8 @@ struct Options {
     duration: u64,
     connections: u32,
     rounds: u32,
+    /// Summarise the rounds recorded for this commit instead of measuring.
+    pooled: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -59,9 +64,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
         adapters: Vec::new(),
         duration: 2,
         connections: 16,
-        // On a shared VM single rounds swing by ±20 %: many short paired rounds give a median
-        // that two runs agree on far better than a few long ones.
-        rounds: 21,
+        // On a shared VM single rounds swing by ±20 % and more: many short paired rounds give a
+        // median that two runs agree on far better than a few long ones, and 31 narrow its
+        // confidence interval to about ±0.05.
+        rounds: 31,
+        pooled: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -76,6 +83,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 o.connections = value()?.parse().map_err(|_| "--connections: a number")?;
             }
             "--rounds" => o.rounds = value()?.parse().map_err(|_| "--rounds: a number")?,
+            "--pooled" => o.pooled = true,
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -83,6 +91,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
         if suite != "load" && !CRITERION.iter().any(|(n, _, _)| n == suite) {
             return Err(format!("unknown suite `{suite}` (load, core, sql, redis)"));
         }
+    }
+    if o.pooled {
+        // A summary of recorded load rounds: nothing is measured.
+        if o.suites.iter().any(|s| s != "load") {
+            return Err("--pooled summarises the load suite only".into());
+        }
+        o.suites = vec!["load".into()];
     }
     if o.suites.is_empty() {
         o.suites = ["load", "core", "sql", "redis"].map(String::from).to_vec();
@@ -119,9 +134,18 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The load run: every adapter's bench server, plain against guarded.
+/// The load run: every adapter's bench server, plain against guarded. Every round is also
+/// appended to [`rounds_file`], tagged with the commit, so that `--pooled` can summarise all
+/// the runs made of one commit together.
 fn load_suite(opts: &Options) -> Result<(), String> {
     let root = crate::workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    let file = rounds_file(&target);
+    let commit = commit_id(&root);
+    if opts.pooled {
+        return pooled(&file, &commit);
+    }
     let pin = have("taskset") && cores() >= 2;
     let wrk = have("wrk");
     println!(
@@ -136,6 +160,9 @@ fn load_suite(opts: &Options) -> Result<(), String> {
             "off"
         }
     );
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut rows = Vec::new();
     for adapter in &opts.adapters {
         let crate_name = format!("keyward-{adapter}");
@@ -163,39 +190,56 @@ fn load_suite(opts: &Options) -> Result<(), String> {
         if !status.success() {
             return Err(format!("building {crate_name}'s bench_server failed"));
         }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| root.join("target"), std::path::PathBuf::from);
         let binary = target.join("release/examples/bench_server");
         let mut server = Server::start(&binary, pin)?;
         let result = measure(opts, &server, pin, wrk);
         server.stop();
-        for m in result? {
+        let rounds = result?;
+        if let Err(e) = record(&file, &commit, run_id, adapter, &rounds) {
+            println!("(rounds not recorded in {}: {e})", file.display());
+        }
+        for m in summarize(&rounds) {
             rows.push((adapter.clone(), m));
         }
     }
     println!(
-        "\n{:<8} {:<14} {:>12} {:>14} {:>8} {:>13} {:>13} {:>13} {:>10}",
+        "\nrounds recorded in {} (commit {commit}); `cargo xtask bench --only load --pooled` \
+         summarises every run of this commit together",
+        file.display()
+    );
+    report(&rows);
+    Ok(())
+}
+
+/// Prints the table and the verdict on the target.
+fn report(rows: &[(String, Measured)]) {
+    println!(
+        "\n{:<8} {:<14} {:>6} {:>12} {:>14} {:>8} {:>11} {:>11} {:>13} {:>14} {:>9}",
         "adapter",
         "guarded by",
+        "rounds",
         "plain req/s",
         "guarded req/s",
         "ratio",
+        "95% CI",
         "middle half",
         "plain µs CPU",
         "guarded µs CPU",
         "CPU ratio"
     );
-    let mut all_met = true;
-    for (adapter, m) in &rows {
+    let mut verdict = Verdict::Shown;
+    for (adapter, m) in rows {
         if m.form == GUARDED[0].0 {
-            all_met &= m.ratio >= TARGET_RATIO;
+            verdict = verdict.min(Verdict::of(m));
         }
         println!(
-            "{adapter:<8} {:<14} {:>12.0} {:>14.0} {:>8.3} {:>13} {:>13.2} {:>14.2} {:>10.3}",
+            "{adapter:<8} {:<14} {:>6} {:>12.0} {:>14.0} {:>8.3} {:>11} {:>11} {:>13.2} {:>14.2} {:>9.3}",
             m.form,
+            m.rounds,
             m.plain,
             m.guarded,
             m.ratio,
+            format!("{:.2}–{:.2}", m.ratio_ci.0, m.ratio_ci.1),
             format!("{:.2}–{:.2}", m.ratio_q1, m.ratio_q3),
             m.plain_cpu_us,
             m.guarded_cpu_us,
@@ -207,14 +251,41 @@ fn load_suite(opts: &Options) -> Result<(), String> {
          the authentication layer with the framework's scope-requirement layer inside it \
          (/guarded-route-scopes).\n\
          ratio: median over rounds of guarded/plain req/s, every route run once per round (paired, \
-         so drift in the machine's speed cancels; the route that goes first rotates), with the \
-         middle half of the rounds beside it; CPU ratio: the same for the server's CPU time per \
+         so drift in the machine's speed cancels; the route that goes first rotates); 95% CI: a \
+         distribution-free confidence interval for that median (order statistics); middle half: \
+         where half of the rounds fell; CPU ratio: the median ratio of the server's CPU time per \
          request (plain/guarded), read from /proc.\n\
          target guarded/plain ≥ {TARGET_RATIO} for the guard: {} (cache hit, in-memory store, \
          trivial handler; figures are for this machine only)",
-        if all_met { "met" } else { "NOT met" }
+        match verdict {
+            Verdict::Shown => "met, the whole 95% interval above it",
+            Verdict::Median => "met at the median, but the 95% interval reaches below it",
+            Verdict::Missed => "NOT met",
+        }
     );
-    Ok(())
+}
+
+/// How a guard's ratio stands against [`TARGET_RATIO`]; ordered worst first.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Verdict {
+    /// The median is below the target.
+    Missed,
+    /// The median meets it; the confidence interval reaches below it.
+    Median,
+    /// The whole confidence interval is above it.
+    Shown,
+}
+
+impl Verdict {
+    fn of(m: &Measured) -> Self {
+        if m.ratio < TARGET_RATIO {
+            Self::Missed
+        } else if m.ratio_ci.0 < TARGET_RATIO {
+            Self::Median
+        } else {
+            Self::Shown
+        }
+    }
 }
 
 /// The unguarded route of every bench server.
@@ -233,12 +304,16 @@ const GUARDED: [(&str, &str); 2] = [
 struct Measured {
     /// Which of [`GUARDED`].
     form: &'static str,
+    /// How many paired rounds.
+    rounds: usize,
     /// Median plain requests per second.
     plain: f64,
     /// Median guarded requests per second.
     guarded: f64,
     /// Median of the per-round ratios guarded/plain.
     ratio: f64,
+    /// A 95 % confidence interval for that median.
+    ratio_ci: (f64, f64),
     /// First quartile of the per-round ratios.
     ratio_q1: f64,
     /// Third quartile of the per-round ratios.
@@ -249,6 +324,180 @@ struct Measured {
     guarded_cpu_us: f64,
     /// Median of the per-round ratios of CPU per request, plain/guarded.
     cpu_ratio: f64,
+}
+
+/// Round by round, per route ([`PLAIN`] first, then [`GUARDED`]): requests per second and server
+/// CPU microseconds per request.
+#[derive(Default)]
+struct Rounds {
+    rps: [Vec<f64>; 3],
+    cpu: [Vec<f64>; 3],
+}
+
+impl Rounds {
+    fn push(&mut self, round: [(f64, f64); 3]) {
+        for (i, (r, c)) in round.into_iter().enumerate() {
+            self.rps[i].push(r);
+            self.cpu[i].push(c);
+        }
+    }
+}
+
+/// The medians, intervals and ratios of `rounds`, one [`Measured`] per guarded route.
+fn summarize(rounds: &Rounds) -> Vec<Measured> {
+    let plain = median(&mut rounds.rps[0].clone());
+    let plain_cpu_us = median(&mut rounds.cpu[0].clone());
+    GUARDED
+        .iter()
+        .enumerate()
+        .map(|(i, (form, _))| {
+            let g = i + 1;
+            let mut ratios: Vec<f64> = rounds.rps[g]
+                .iter()
+                .zip(&rounds.rps[0])
+                .map(|(g, p)| g / p)
+                .collect();
+            let mut cpu_ratios: Vec<f64> = rounds.cpu[0]
+                .iter()
+                .zip(&rounds.cpu[g])
+                .map(|(p, g)| p / g)
+                .collect();
+            let (ratio_q1, ratio_q3) = quartiles(&mut ratios);
+            Measured {
+                form,
+                rounds: ratios.len(),
+                plain,
+                guarded: median(&mut rounds.rps[g].clone()),
+                ratio: median(&mut ratios),
+                ratio_ci: median_ci(&ratios),
+                ratio_q1,
+                ratio_q3,
+                plain_cpu_us,
+                guarded_cpu_us: median(&mut rounds.cpu[g].clone()),
+                cpu_ratio: median(&mut cpu_ratios),
+            }
+        })
+        .collect()
+}
+
+/// Where the rounds of every run are kept.
+fn rounds_file(target: &std::path::Path) -> std::path::PathBuf {
+    target.join("xtask-bench").join("load-rounds.csv")
+}
+
+/// The commit measured: `git rev-parse --short HEAD`, with `+dirty` when the work tree has
+/// changes (runs of a dirty tree may each have measured different code).
+fn commit_id(root: &std::path::Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty { format!("{head}+dirty") } else { head }
+}
+
+/// The header of [`rounds_file`].
+const CSV_HEADER: &str =
+    "commit,run,adapter,round,plain_rps,plain_cpu_us,guard_rps,guard_cpu_us,scope_rps,scope_cpu_us";
+
+/// Appends one adapter's rounds to `file`.
+fn record(
+    file: &std::path::Path,
+    commit: &str,
+    run: u64,
+    adapter: &str,
+    rounds: &Rounds,
+) -> std::io::Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let new = !file.exists();
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)?;
+    if new {
+        writeln!(out, "{CSV_HEADER}")?;
+    }
+    for k in 0..rounds.rps[0].len() {
+        write!(out, "{commit},{run},{adapter},{}", k + 1)?;
+        for i in 0..3 {
+            write!(out, ",{:.1},{:.3}", rounds.rps[i][k], rounds.cpu[i][k])?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Every adapter's rounds recorded for one commit: adapter, runs, rounds.
+type Pool = Vec<(String, usize, Rounds)>;
+
+/// Reads the rounds recorded in `file` for `commit`, per adapter, in the order first recorded.
+fn read_pool(file: &std::path::Path, commit: &str) -> Result<Pool, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        format!(
+            "{}: {e} (run `cargo xtask bench --only load` first)",
+            file.display()
+        )
+    })?;
+    let mut pool: Vec<(String, Vec<String>, Rounds)> = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 10 || f[0] != commit {
+            continue;
+        }
+        let num = |i: usize| {
+            f[i].parse::<f64>()
+                .map_err(|_| format!("bad line in {}: {line}", file.display()))
+        };
+        let round = [(num(4)?, num(5)?), (num(6)?, num(7)?), (num(8)?, num(9)?)];
+        let i = if let Some(i) = pool.iter().position(|(a, _, _)| a == f[2]) {
+            i
+        } else {
+            pool.push((f[2].to_owned(), Vec::new(), Rounds::default()));
+            pool.len() - 1
+        };
+        let (_, runs, rounds) = &mut pool[i];
+        if !runs.iter().any(|r| r == f[1]) {
+            runs.push(f[1].to_owned());
+        }
+        rounds.push(round);
+    }
+    if pool.is_empty() {
+        return Err(format!(
+            "{}: no rounds recorded for commit {commit}",
+            file.display()
+        ));
+    }
+    Ok(pool
+        .into_iter()
+        .map(|(adapter, runs, rounds)| (adapter, runs.len(), rounds))
+        .collect())
+}
+
+/// `--pooled`: every round recorded for `commit`, per adapter, summarised as one run.
+fn pooled(file: &std::path::Path, commit: &str) -> Result<(), String> {
+    let pool = read_pool(file, commit)?;
+    println!(
+        "load, pooled: every round recorded for commit {commit} in {}",
+        file.display()
+    );
+    let mut rows = Vec::new();
+    for (adapter, runs, rounds) in &pool {
+        println!("  {adapter}: {runs} runs, {} rounds", rounds.rps[0].len());
+        for m in summarize(rounds) {
+            rows.push((adapter.clone(), m));
+        }
+    }
+    report(&rows);
+    Ok(())
 }
 
 /// User + system CPU time of process `pid`, in seconds (`/proc/<pid>/stat`, fields 14 and 15,
@@ -265,7 +514,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// Plain and guarded load, round by round: each round runs every route once, the order
 /// rotating, and each guarded route is compared with the plain run of its own round.
-fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<Vec<Measured>, String> {
+fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<Rounds, String> {
     let load = |path: &str, secs: u64| -> Result<f64, String> {
         let url = format!("http://{}{path}", server.addr);
         if wrk {
@@ -274,9 +523,7 @@ fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<Vec<
             builtin_load(&server.addr, path, &server.key, opts.connections, secs)
         }
     };
-    let paths: Vec<&str> = std::iter::once(PLAIN)
-        .chain(GUARDED.iter().map(|(_, path)| *path))
-        .collect();
+    let paths = [PLAIN, GUARDED[0].1, GUARDED[1].1];
     // Warm up (and check that every route answers 200).
     for path in &paths {
         load(path, 1)?;
@@ -295,13 +542,11 @@ fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<Vec<
         };
         Ok((rps, cpu_us))
     };
-    // Per route (plain first): requests per second and CPU µs per request, round by round.
-    let mut rps = vec![Vec::new(); paths.len()];
-    let mut cpu = vec![Vec::new(); paths.len()];
+    let mut rounds = Rounds::default();
     for round in 1..=opts.rounds {
         // Rotate which route goes first, so that none always inherits another's aftermath
         // (closing connections, a slow spell that starts mid-round).
-        let mut this = vec![(0.0, 0.0); paths.len()];
+        let mut this = [(0.0, 0.0); 3];
         for k in 0..paths.len() {
             let i = (k + round as usize) % paths.len();
             this[i] = run(paths[i])?;
@@ -316,32 +561,9 @@ fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<Vec<
             ));
         }
         println!("{line}");
-        for (i, (r, c)) in this.into_iter().enumerate() {
-            rps[i].push(r);
-            cpu[i].push(c);
-        }
+        rounds.push(this);
     }
-    let plain = median(&mut rps[0].clone());
-    let plain_cpu_us = median(&mut cpu[0].clone());
-    let mut out = Vec::new();
-    for (i, (form, _)) in GUARDED.iter().enumerate() {
-        let g = i + 1;
-        let mut ratios: Vec<f64> = rps[g].iter().zip(&rps[0]).map(|(g, p)| g / p).collect();
-        let mut cpu_ratios: Vec<f64> = cpu[0].iter().zip(&cpu[g]).map(|(p, g)| p / g).collect();
-        let (ratio_q1, ratio_q3) = quartiles(&mut ratios);
-        out.push(Measured {
-            form,
-            plain,
-            guarded: median(&mut rps[g].clone()),
-            ratio: median(&mut ratios),
-            ratio_q1,
-            ratio_q3,
-            plain_cpu_us,
-            guarded_cpu_us: median(&mut cpu[g].clone()),
-            cpu_ratio: median(&mut cpu_ratios),
-        });
-    }
-    Ok(out)
+    Ok(rounds)
 }
 
 /// The first and third quartiles (nearest rank): where the middle half of the rounds fell.
@@ -351,6 +573,35 @@ fn quartiles(v: &mut [f64]) -> (f64, f64) {
         0 => (0.0, 0.0),
         n => (v[n / 4], v[(3 * n) / 4]),
     }
+}
+
+/// A distribution-free 95 % confidence interval for the median of `sorted` (ascending): the
+/// order statistics `x(j)` and `x(n+1-j)` (1-based), with `j` the largest rank for which
+/// `P(B ≤ j-1) ≤ 0.025`, `B ~ Binomial(n, 1/2)`. Below 6 values even the whole range, which is
+/// what is given then, covers less than 95 %.
+fn median_ci(sorted: &[f64]) -> (f64, f64) {
+    let n = sorted.len();
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    // P(B = i) in log space, so that large n does not underflow 2^-n.
+    #[allow(clippy::cast_precision_loss, reason = "round counts are small")]
+    let nf = n as f64;
+    let mut log_p = -nf * std::f64::consts::LN_2;
+    let mut cdf = 0.0;
+    // j - 1: the number of values left below the interval.
+    let mut below = 0;
+    for i in 0..n {
+        cdf += log_p.exp(); // P(B ≤ i)
+        if cdf > 0.025 {
+            break;
+        }
+        below = i;
+        #[allow(clippy::cast_precision_loss, reason = "round counts are small")]
+        let (k, left) = (i as f64, (n - i) as f64);
+        log_p += left.ln() - (k + 1.0).ln();
+    }
+    (sorted[below], sorted[n - 1 - below])
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -538,4 +789,66 @@ fn read_200(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
         }
     }
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranks(n: usize) -> Vec<f64> {
+        #[allow(clippy::cast_precision_loss, reason = "small test sizes")]
+        (1..=n).map(|r| r as f64).collect()
+    }
+
+    #[test]
+    fn median_ci_takes_the_tabulated_ranks() {
+        // Ranks of the 95 % interval for the median, from the binomial table: n = 21 → 6..16,
+        // n = 31 → 10..22, n = 63 → 24..40.
+        assert_eq!(median_ci(&ranks(21)), (6.0, 16.0));
+        assert_eq!(median_ci(&ranks(31)), (10.0, 22.0));
+        assert_eq!(median_ci(&ranks(63)), (24.0, 40.0));
+    }
+
+    #[test]
+    fn median_ci_of_few_values_is_the_whole_range() {
+        assert_eq!(median_ci(&ranks(5)), (1.0, 5.0));
+        assert_eq!(median_ci(&ranks(1)), (1.0, 1.0));
+        assert_eq!(median_ci(&[]), (0.0, 0.0));
+    }
+
+    #[test]
+    fn median_ci_does_not_underflow_for_many_rounds() {
+        let (lo, hi) = median_ci(&ranks(2000));
+        assert!(
+            lo > 900.0 && lo < 1000.0 && hi > 1000.0 && hi < 1100.0,
+            "{lo}..{hi}"
+        );
+    }
+
+    #[test]
+    fn recorded_rounds_read_back_pooled() {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
+        let file = rounds_file(&dir);
+        let mut a = Rounds::default();
+        a.push([(100.0, 10.0), (90.0, 11.0), (80.0, 12.0)]);
+        let mut b = Rounds::default();
+        b.push([(200.0, 5.0), (200.0, 5.0), (100.0, 10.0)]);
+        record(&file, "abc", 1, "axum", &a).unwrap();
+        record(&file, "other", 2, "axum", &a).unwrap();
+        record(&file, "abc", 3, "axum", &b).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.lines().next(), Some(CSV_HEADER));
+        assert_eq!(text.lines().count(), 4);
+        let pool = read_pool(&file, "abc").unwrap();
+        assert_eq!(pool.len(), 1);
+        let (adapter, runs, rounds) = &pool[0];
+        assert_eq!((adapter.as_str(), *runs), ("axum", 2));
+        assert_eq!(rounds.rps[0], [100.0, 200.0]);
+        assert_eq!(rounds.cpu[2], [12.0, 10.0]);
+        let m = summarize(rounds);
+        assert_eq!(m[0].ratio, f64::midpoint(0.9, 1.0));
+        assert_eq!(m[1].ratio, f64::midpoint(0.8, 0.5));
+        assert!(read_pool(&file, "nothing-recorded").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -77,7 +77,7 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "bench",
-        about: "load run guarded/plain per adapter, then the criterion suites [--only load,core,sql,redis]",
+        about: "load run guarded/plain per adapter, then the criterion suites [--only load,core,sql,redis] [--pooled]",
         run: bench::run,
     },
     Command {
