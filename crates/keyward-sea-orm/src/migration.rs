@@ -11,7 +11,13 @@
 //! `Box::new(keyward_sea_orm::CreateApiKeys::new(Tables::default()))` among its migrations
 //! instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use std::future::Future;
+use std::pin::Pin;
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
 use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager};
 
 use crate::schema::{Tables, drop_statements, statements};
@@ -75,19 +81,30 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// Applies every pending migration for the default table names.
+/// Applies every pending migration for the default table names. Safe to call from several
+/// processes at once (instances starting together): see [`migrate_tables`].
 ///
 /// # Errors
 /// The database's error.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    serialized(db, |txn| Box::pin(Migrator::up(txn, None))).await
 }
 
-/// The PostgreSQL advisory lock taken while creating prefixed tables (`"keyward\0"` as a number).
+/// The lock that serialises keyward's migrations across processes: a PostgreSQL advisory lock
+/// key (`"keyward\0"` as a number) and a MySQL/MariaDB named lock.
 const MIGRATE_LOCK_ID: i64 = 0x6b65_7977_6172_6400;
+const MIGRATE_LOCK_NAME: &str = "keyward_migrate";
+
+/// How long a MySQL/MariaDB process waits for another's migration, in seconds.
+const MYSQL_LOCK_WAIT_SECS: u32 = 60;
 
 /// Creates the tables under `tables`' names unless the keys table already exists. For table
 /// prefixes, which the static [`Migrator`] cannot carry; no bookkeeping table is written.
+///
+/// Processes that migrate the same database at once (several instances starting together) take
+/// turns, so that one creates the tables and the others find them, rather than all racing on
+/// `CREATE TABLE`: a transaction-scoped advisory lock on PostgreSQL, a named lock on
+/// MySQL/MariaDB, an immediate (write-locking) transaction on SQLite.
 ///
 /// # Errors
 /// The database's error.
@@ -95,26 +112,92 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
     if tables.prefix().is_empty() {
         return migrate(db).await;
     }
-    let manager = SchemaManager::new(db);
-    if manager.has_table(tables.keys()).await? {
+    // The common case, tables already there, takes no lock.
+    if SchemaManager::new(db).has_table(tables.keys()).await? {
         return Ok(());
     }
     let migration = CreateApiKeys::new(tables.clone());
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // DDL is transactional on PostgreSQL: all or nothing. Instances (or test processes)
-        // starting together would race on `CREATE TABLE` and fail on PostgreSQL's catalog
-        // index; a transaction-scoped advisory lock lets one create and the others find it.
-        let manager = manager.begin().await?;
-        manager
-            .get_connection()
-            .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATE_LOCK_ID})"))
-            .await?;
-        if !manager.has_table(tables.keys()).await? {
-            migration.up(&manager).await?;
+    let tables = tables.clone();
+    serialized(db, move |txn| {
+        Box::pin(async move {
+            let manager = SchemaManager::new(txn);
+            // Checked again under the lock: another process may have created them meanwhile.
+            if manager.has_table(tables.keys()).await? {
+                return Ok(());
+            }
+            migration.up(&manager).await
+        })
+    })
+    .await
+}
+
+/// Runs `f` in a transaction that holds keyward's migration lock, so that migrations from
+/// several processes run one after the other.
+///
+/// - PostgreSQL: `pg_advisory_xact_lock`, released with the transaction. DDL is transactional
+///   there, so a failure leaves nothing half-made.
+/// - MySQL/MariaDB: `GET_LOCK`, released explicitly (it belongs to the session, and the
+///   connection goes back to the pool). DDL commits implicitly there; the transaction only pins
+///   the connection.
+/// - SQLite: `BEGIN IMMEDIATE`, which takes the write lock at once (waiting as the connection's
+///   busy timeout allows) instead of at the first write, when two readers would deadlock.
+async fn serialized<F>(db: &DatabaseConnection, f: F) -> Result<(), DbErr>
+where
+    F: for<'t> FnOnce(
+        &'t DatabaseTransaction,
+    ) -> Pin<Box<dyn Future<Output = Result<(), DbErr>> + Send + 't>>,
+{
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = db.begin().await?;
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATE_LOCK_ID})"))
+                .await?;
+            f(&txn).await?;
+            txn.commit().await
         }
-        manager.commit().await
-    } else {
-        migration.up(&manager).await
+        DbBackend::MySql => {
+            let txn = db.begin().await?;
+            let got = txn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::MySql,
+                    format!(
+                        "SELECT GET_LOCK('{MIGRATE_LOCK_NAME}', {MYSQL_LOCK_WAIT_SECS}) AS got"
+                    ),
+                ))
+                .await?
+                .map(|row| row.try_get::<Option<i64>>("", "got"))
+                .transpose()?
+                .flatten();
+            if got != Some(1) {
+                return Err(DbErr::Migration(format!(
+                    "another process held the migration lock `{MIGRATE_LOCK_NAME}` for \
+                     {MYSQL_LOCK_WAIT_SECS} s"
+                )));
+            }
+            let result = f(&txn).await;
+            let released = txn
+                .execute_unprepared(&format!("DO RELEASE_LOCK('{MIGRATE_LOCK_NAME}')"))
+                .await;
+            result?;
+            released?;
+            txn.commit().await
+        }
+        DbBackend::Sqlite => {
+            let txn = db
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                })
+                .await?;
+            f(&txn).await?;
+            txn.commit().await
+        }
+        // A backend sea-orm adds later: a plain transaction, no lock.
+        _ => {
+            let txn = db.begin().await?;
+            f(&txn).await?;
+            txn.commit().await
+        }
     }
 }
 

@@ -70,3 +70,12 @@ async fn mariadb_outage_and_recovery() {
 async fn mariadb_closed_port_is_unavailable() {
     support::closed_port_store(services::DEFAULT_MYSQL_URL).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_migrations_from_several_processes_at_once() {
+    let Some(url) = services::mysql_url().await else {
+        return;
+    };
+    let tmp = TempDb::create(Server::MariaDb, &url).await;
+    tmp.run(support::concurrent_migrations(&tmp.url)).await;
+}

@@ -60,3 +60,12 @@ async fn postgres_outage_and_recovery() {
 async fn postgres_closed_port_is_unavailable() {
     support::closed_port_store(services::DEFAULT_PG_URL).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_migrations_from_several_processes_at_once() {
+    let Some(url) = services::postgres_url().await else {
+        return;
+    };
+    let tmp = TempDb::create(Server::Postgres, &url).await;
+    tmp.run(support::concurrent_migrations(&tmp.url)).await;
+}

@@ -3,6 +3,8 @@
 //! `Migrator` or under a table prefix.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -143,4 +145,10 @@ async fn unopenable_file_is_unavailable() {
     store.migrate().await.unwrap();
     let id = keyward_core::KeyId::generate().unwrap();
     assert!(store.get(&id).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrations_from_several_processes_at_once() {
+    let path = fresh_path();
+    support::concurrent_migrations(&format!("sqlite://{}", path.display())).await;
 }

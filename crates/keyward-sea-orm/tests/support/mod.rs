@@ -493,3 +493,51 @@ pub async fn closed_port_store(url: &str) {
         .expect_err("eager connect to a closed port");
     assert_eq!(e.kind(), keyward_core::store::StoreErrorKind::Unavailable);
 }
+
+/// Several pools, as several processes starting together would have, migrate one fresh
+/// database at once: the default tables through the `Migrator`, then a prefixed set. Every
+/// migration succeeds, the `Migrator` records itself once, and the tables answer queries.
+pub async fn concurrent_migrations(url: &str) {
+    const POOLS: usize = 6;
+    let mut pools = Vec::new();
+    for _ in 0..POOLS {
+        let mut opts = connect_options(url);
+        opts.max_connections(2);
+        pools.push(Database::connect(opts).await.expect("connect"));
+    }
+    let tables = Tables::with_prefix("race_").unwrap();
+    let migrated = futures::future::join_all(pools.iter().map(keyward_sea_orm::migrate)).await;
+    for (i, r) in migrated.into_iter().enumerate() {
+        r.unwrap_or_else(|e| panic!("Migrator::up in pool {i} of {POOLS} running at once: {e}"));
+    }
+    let prefixed = futures::future::join_all(pools.iter().map(|db| {
+        let store = SeaOrmKeyStore::with_tables(db.clone(), tables.clone());
+        async move { store.migrate().await }
+    }))
+    .await;
+    for (i, r) in prefixed.into_iter().enumerate() {
+        r.unwrap_or_else(|e| panic!("migrate_tables in pool {i} of {POOLS} running at once: {e}"));
+    }
+    let db = &pools[0];
+    let count = |sql: &'static str| async move {
+        let row = db
+            .query_one_raw(keyward_sea_orm::sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .expect(sql)
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).expect("a count")
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM seaql_migrations WHERE version = 'm0001_create_api_keys'")
+            .await,
+        1
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM api_keys").await, 0);
+    assert_eq!(count("SELECT COUNT(*) FROM race_api_keys").await, 0);
+    for db in pools {
+        db.close().await.unwrap();
+    }
+}
