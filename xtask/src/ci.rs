@@ -163,6 +163,12 @@ pub(crate) fn steps(options: Options, tools: &Tools) -> Vec<Step> {
         ));
     }
 
+    if !options.quick {
+        // The fuzz targets build (they sit outside the workspace, so nothing else compiles
+        // them) and survive a short run each; `cargo xtask fuzz` alone runs longer.
+        steps.push(Step::cargo("fuzz", &["xtask", "fuzz", "--seconds", "10"]));
+    }
+
     if !options.skip_deny {
         // `advisories` is left out: it needs the RustSec database from GitHub, which this CI
         // cannot reach. Run `cargo deny check advisories` where the network allows (deny.toml).
@@ -202,7 +208,7 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     let flags = crate::parse_flags(args, FLAGS)?;
     if flags.contains(&"--help") || flags.contains(&"-h") {
         println!("Usage: cargo xtask ci [--quick] [--skip-deny] [--dry-run]\n");
-        println!("  --quick      leave out the docs build");
+        println!("  --quick      leave out the docs build and the fuzz smoke run");
         println!("  --skip-deny  leave out cargo-deny (licenses, bans, sources)");
         println!("  --dry-run    print the steps, run nothing");
         return Ok(ExitCode::SUCCESS);
@@ -373,7 +379,7 @@ mod tests {
         if crate::migrations::IMPLEMENTED {
             expected.push("migrations");
         }
-        expected.push("deny");
+        expected.extend(["fuzz", "deny"]);
         assert_eq!(names(&steps), expected);
     }
 
@@ -386,6 +392,7 @@ mod tests {
         };
         let steps = steps(quick, &tools);
         assert!(!names(&steps).contains(&"doc"));
+        assert!(!names(&steps).contains(&"fuzz"));
         assert!(!names(&steps).contains(&"deny"));
         assert!(
             !names(&steps).contains(&"doctest"),

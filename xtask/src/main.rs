@@ -5,8 +5,7 @@
 //!
 //! # Adding a command
 //!
-//! Commands that are not written yet are declared with `stub_command!`. To implement one, create
-//! `xtask/src/<name>.rs` with
+//! Create `xtask/src/<name>.rs` with
 //!
 //! ```text
 //! //! What the command does.
@@ -15,42 +14,20 @@
 //! pub(crate) fn run(args: &[String]) -> Result<std::process::ExitCode, String> { … }
 //! ```
 //!
-//! and replace its `stub_command!(<name>);` line below with `mod <name>;`. Nothing else changes.
-//! A command that `cargo xtask ci` runs once it exists (today: `migrations --check`, see
-//! `ci::steps`) also declares `pub(crate) const IMPLEMENTED: bool = true;`.
+//! then declare `mod <name>;` below and add its line to `COMMANDS`. A command that `cargo xtask
+//! ci` runs (today: `migrations --check`, see `ci::steps`) also declares
+//! `pub(crate) const IMPLEMENTED: bool = true;`.
 
 #![allow(clippy::print_stdout, reason = "xtask is a command-line tool")]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-mod ci;
-mod tidy;
-
-/// Declares a command that is not implemented yet: `run` prints so and exits with status 2.
-macro_rules! stub_command {
-    ($name:ident) => {
-        mod $name {
-            //! Not implemented yet: see the crate docs on adding a command.
-
-            /// `false`: `cargo xtask ci` leaves this command's hook out.
-            #[allow(dead_code, reason = "read only for commands with a CI hook")]
-            pub(crate) const IMPLEMENTED: bool = false;
-
-            /// Prints "not implemented yet" and fails with exit status 2.
-            #[allow(clippy::unnecessary_wraps, reason = "same signature as a real command")]
-            pub(crate) fn run(_args: &[String]) -> Result<std::process::ExitCode, String> {
-                eprintln!("xtask: `{}` is not implemented yet", stringify!($name));
-                Ok(std::process::ExitCode::from(2))
-            }
-        }
-    };
-}
-
-// One line per command still to be written; replace with `mod <name>;` (see the crate docs).
 mod bench;
+mod ci;
+mod fuzz;
 mod migrations;
-stub_command!(fuzz);
+mod tidy;
 
 /// A subcommand: its name, a one-line summary, and its entry point.
 struct Command {
@@ -82,7 +59,7 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "fuzz",
-        about: "run the fuzz targets (fuzz/ sits outside the workspace)",
+        about: "fuzz what clients control with libFuzzer [--target key|sigv4|scope] [--seconds N] [--build-only] [--json]",
         run: fuzz::run,
     },
 ];
