@@ -102,13 +102,13 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     let opts = parse(args)?;
     let root = crate::workspace_root();
     let target_dir = root.join("target").join("fuzz");
-    build(&root, &target_dir, &opts)?;
+    let host = host_triple()?;
+    build(&root, &target_dir, &host, &opts)?;
+    // Where cargo puts what it builds for an explicit `--target`.
+    let bin_dir = target_dir.join(&host).join("release");
     if opts.build_only {
         if !opts.json {
-            println!(
-                "fuzz targets built in {}",
-                target_dir.join("release").display()
-            );
+            println!("fuzz targets built in {}", bin_dir.display());
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -122,7 +122,7 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
                 opts.seconds
             );
         }
-        let outcome = fuzz_one(&root, &target_dir, target, opts.seconds)?;
+        let outcome = fuzz_one(&root, &target_dir, &bin_dir, target, opts.seconds)?;
         if !opts.json {
             println!("      {}", describe(&outcome));
         }
@@ -143,7 +143,7 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
 }
 
 /// Builds the requested targets with coverage instrumentation.
-fn build(root: &Path, target_dir: &Path, opts: &Options) -> Result<(), String> {
+fn build(root: &Path, target_dir: &Path, host: &str, opts: &Options) -> Result<(), String> {
     if !opts.json {
         println!(
             "building fuzz targets (release, SanitizerCoverage) into {} …",
@@ -154,13 +154,7 @@ fn build(root: &Path, target_dir: &Path, opts: &Options) -> Result<(), String> {
     // An explicit `--target`, so that RUSTFLAGS instrument the targets but not build scripts
     // (which would then need libFuzzer's symbols to link).
     cmd.current_dir(root.join("fuzz"))
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            &host_triple()?,
-        ])
+        .args(["build", "--release", "--locked", "--target", host])
         .env("CARGO_TARGET_DIR", target_dir)
         .env("RUSTFLAGS", RUSTFLAGS.join(" "))
         // The workspace's rustflags and build settings are not the fuzz crate's.
@@ -194,13 +188,14 @@ fn host_triple() -> Result<String, String> {
         .ok_or_else(|| "rustc -vV did not name the host".into())
 }
 
-/// Where the built targets are.
-fn bin_dir(target_dir: &Path) -> Result<PathBuf, String> {
-    Ok(target_dir.join(host_triple()?).join("release"))
-}
-
-/// Runs one target for `seconds`; libFuzzer's output goes to its log file.
-fn fuzz_one(root: &Path, target_dir: &Path, target: &str, seconds: u64) -> Result<Outcome, String> {
+/// Runs one target, built in `bin_dir`, for `seconds`; libFuzzer's output goes to its log file.
+fn fuzz_one(
+    root: &Path,
+    target_dir: &Path,
+    bin_dir: &Path,
+    target: &str,
+    seconds: u64,
+) -> Result<Outcome, String> {
     let corpus = target_dir.join("corpus").join(target);
     let artifacts = target_dir.join("artifacts").join(target);
     let logs = target_dir.join("logs");
@@ -212,7 +207,7 @@ fn fuzz_one(root: &Path, target_dir: &Path, target: &str, seconds: u64) -> Resul
         std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let before: Vec<PathBuf> = entries(&artifacts);
     let started = Instant::now();
-    let status = Command::new(bin_dir(target_dir)?.join(target))
+    let status = Command::new(bin_dir.join(target))
         .arg(format!("-max_total_time={seconds}"))
         // Inputs up to 4 KiB: longer than any header keyward accepts.
         .arg("-max_len=4096")
