@@ -155,13 +155,11 @@ pub(crate) fn steps(options: Options, tools: &Tools) -> Vec<Step> {
         );
     }
 
-    // Hook: the checked-in SQL must match what the entities generate, once that command exists.
-    if crate::migrations::IMPLEMENTED {
-        steps.push(Step::cargo(
-            "migrations",
-            &["xtask", "migrations", "--check"],
-        ));
-    }
+    // The checked-in SQL must match what the entities generate.
+    steps.push(Step::cargo(
+        "migrations",
+        &["xtask", "migrations", "--check"],
+    ));
 
     if !options.quick {
         // The fuzz targets build (they sit outside the workspace, so nothing else compiles
@@ -375,11 +373,17 @@ mod tests {
             deny: Some(None),
         };
         let steps = steps(Options::default(), &tools);
-        let mut expected = vec!["fmt", "tidy", "clippy", "test", "doctest", "doc"];
-        if crate::migrations::IMPLEMENTED {
-            expected.push("migrations");
-        }
-        expected.extend(["fuzz", "deny"]);
+        let expected = [
+            "fmt",
+            "tidy",
+            "clippy",
+            "test",
+            "doctest",
+            "doc",
+            "migrations",
+            "fuzz",
+            "deny",
+        ];
         assert_eq!(names(&steps), expected);
     }
 

@@ -15,8 +15,7 @@
 //! ```
 //!
 //! then declare `mod <name>;` below and add its line to `COMMANDS`. A command that `cargo xtask
-//! ci` runs (today: `migrations --check`, see `ci::steps`) also declares
-//! `pub(crate) const IMPLEMENTED: bool = true;`.
+//! ci` should run gets its step in `ci::steps`.
 
 #![allow(clippy::print_stdout, reason = "xtask is a command-line tool")]
 

@@ -9,9 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// `cargo xtask ci` runs `migrations --check`.
-pub(crate) const IMPLEMENTED: bool = true;
-
 /// The backend folders the renderer writes.
 const BACKENDS: &[&str] = &["postgres", "sqlite", "mysql"];
 
