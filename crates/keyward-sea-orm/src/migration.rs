@@ -117,12 +117,11 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
         return Ok(());
     }
     let migration = CreateApiKeys::new(tables.clone());
-    let tables = tables.clone();
     serialized(db, move |txn| {
         Box::pin(async move {
             let manager = SchemaManager::new(txn);
             // Checked again under the lock: another process may have created them meanwhile.
-            if manager.has_table(tables.keys()).await? {
+            if manager.has_table(migration.tables.keys()).await? {
                 return Ok(());
             }
             migration.up(&manager).await
@@ -147,16 +146,20 @@ where
         &'t DatabaseTransaction,
     ) -> Pin<Box<dyn Future<Output = Result<(), DbErr>> + Send + 't>>,
 {
-    match db.get_database_backend() {
+    let backend = db.get_database_backend();
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: (backend == DbBackend::Sqlite)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?;
+    match backend {
         DbBackend::Postgres => {
-            let txn = db.begin().await?;
             txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATE_LOCK_ID})"))
                 .await?;
-            f(&txn).await?;
-            txn.commit().await
         }
         DbBackend::MySql => {
-            let txn = db.begin().await?;
             let got = txn
                 .query_one_raw(Statement::from_string(
                     DbBackend::MySql,
@@ -174,31 +177,21 @@ where
                      {MYSQL_LOCK_WAIT_SECS} s"
                 )));
             }
-            let result = f(&txn).await;
-            let released = txn
-                .execute_unprepared(&format!("DO RELEASE_LOCK('{MIGRATE_LOCK_NAME}')"))
-                .await;
-            result?;
-            released?;
-            txn.commit().await
         }
-        DbBackend::Sqlite => {
-            let txn = db
-                .begin_with_options(TransactionOptions {
-                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    ..TransactionOptions::default()
-                })
-                .await?;
-            f(&txn).await?;
-            txn.commit().await
-        }
-        // A backend sea-orm adds later: a plain transaction, no lock.
-        _ => {
-            let txn = db.begin().await?;
-            f(&txn).await?;
-            txn.commit().await
-        }
+        // SQLite: the immediate transaction is the lock. A backend sea-orm adds later: a plain
+        // transaction, no lock.
+        _ => {}
     }
+    let mut result = f(&txn).await;
+    if backend == DbBackend::MySql {
+        // Released whatever `f` answered: the lock outlives the transaction on its connection.
+        let released = txn
+            .execute_unprepared(&format!("DO RELEASE_LOCK('{MIGRATE_LOCK_NAME}')"))
+            .await;
+        result = result.and(released.map(drop));
+    }
+    result?;
+    txn.commit().await
 }
 
 /// Drops the tables under `tables`' names (tests, uninstall).
