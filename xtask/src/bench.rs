@@ -300,6 +300,9 @@ const GUARDED: [(&str, &str); 2] = [
     ("+ scope layer", "/guarded-route-scopes"),
 ];
 
+/// How many routes each round loads: [`PLAIN`], then every one of [`GUARDED`].
+const ROUTES: usize = 1 + GUARDED.len();
+
 /// What one adapter's load run measured for one guarded route.
 struct Measured {
     /// Which of [`GUARDED`].
@@ -330,12 +333,12 @@ struct Measured {
 /// CPU microseconds per request.
 #[derive(Default)]
 struct Rounds {
-    rps: [Vec<f64>; 3],
-    cpu: [Vec<f64>; 3],
+    rps: [Vec<f64>; ROUTES],
+    cpu: [Vec<f64>; ROUTES],
 }
 
 impl Rounds {
-    fn push(&mut self, round: [(f64, f64); 3]) {
+    fn push(&mut self, round: [(f64, f64); ROUTES]) {
         for (i, (r, c)) in round.into_iter().enumerate() {
             self.rps[i].push(r);
             self.cpu[i].push(c);
@@ -428,7 +431,7 @@ fn record(
     }
     for k in 0..rounds.rps[0].len() {
         write!(out, "{commit},{run},{adapter},{}", k + 1)?;
-        for i in 0..3 {
+        for i in 0..ROUTES {
             write!(out, ",{:.1},{:.3}", rounds.rps[i][k], rounds.cpu[i][k])?;
         }
         writeln!(out)?;
@@ -450,14 +453,18 @@ fn read_pool(file: &std::path::Path, commit: &str) -> Result<Pool, String> {
     let mut pool: Vec<(String, Vec<String>, Rounds)> = Vec::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 10 || f[0] != commit {
+        // commit, run, adapter, round, then req/s and CPU µs per route.
+        if f.len() != 4 + 2 * ROUTES || f[0] != commit {
             continue;
         }
         let num = |i: usize| {
             f[i].parse::<f64>()
                 .map_err(|_| format!("bad line in {}: {line}", file.display()))
         };
-        let round = [(num(4)?, num(5)?), (num(6)?, num(7)?), (num(8)?, num(9)?)];
+        let mut round = [(0.0, 0.0); ROUTES];
+        for (k, slot) in round.iter_mut().enumerate() {
+            *slot = (num(4 + 2 * k)?, num(5 + 2 * k)?);
+        }
         let i = if let Some(i) = pool.iter().position(|(a, _, _)| a == f[2]) {
             i
         } else {
@@ -523,7 +530,8 @@ fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<Roun
             builtin_load(&server.addr, path, &server.key, opts.connections, secs)
         }
     };
-    let paths = [PLAIN, GUARDED[0].1, GUARDED[1].1];
+    let paths: [&str; ROUTES] =
+        std::array::from_fn(|i| if i == 0 { PLAIN } else { GUARDED[i - 1].1 });
     // Warm up (and check that every route answers 200).
     for path in &paths {
         load(path, 1)?;
@@ -546,7 +554,7 @@ fn measure(opts: &Options, server: &Server, pin: bool, wrk: bool) -> Result<Roun
     for round in 1..=opts.rounds {
         // Rotate which route goes first, so that none always inherits another's aftermath
         // (closing connections, a slow spell that starts mid-round).
-        let mut this = [(0.0, 0.0); 3];
+        let mut this = [(0.0, 0.0); ROUTES];
         for k in 0..paths.len() {
             let i = (k + round as usize) % paths.len();
             this[i] = run(paths[i])?;
