@@ -2,13 +2,16 @@
 //!
 //! - [`management_scope`]: self-service under a prefix (default `/api-keys`); the owner comes
 //!   from the application's [`OwnerResolver`], never from the body.
-//! - [`admin_scope`]: `/admin/owners/{owner_id}/api-keys` (`POST`, `GET`, `DELETE …/{key_id}`;
-//!   prefixes configurable); the caller must pass the application's [`AdminCheck`], and the
-//!   owner comes from the path.
+//! - [`admin_scope`]: `/admin/owners/{owner_id}/api-keys…`, the same six routes (prefixes
+//!   configurable); the caller must hold `keyward:admin` (a key, by name) or pass the
+//!   application's [`AdminCheck`], and the owner comes from the path.
 //! - [`configure`]: mounts both (the admin scope only when an admin check is set).
 //!
 //! Requests that carry an API key are refused (403) unless the application opted in with
 //! [`ManagementConfig::allow_api_key_callers`]: a leaked key must not be able to mint more.
+//! What each actor may change is decided in keyward-core (DESIGN.md §11): refusals are
+//! `403 MANAGEMENT_FORBIDDEN`. Answers about one key carry its version as `ETag`; `PATCH`,
+//! `DELETE` and `rotate` honour `If-Match` (`412 PRECONDITION_FAILED`).
 //! Every error, including malformed JSON, wrong content type, oversize bodies and bad query
 //! strings, is an `application/problem+json` 4xx, never actix's plain-text default.
 
@@ -23,8 +26,8 @@ use futures::StreamExt;
 use keyward_core::error::ErrorCode;
 use keyward_core::http as core_http;
 use keyward_core::key::ApiKey;
-use keyward_core::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
-use keyward_core::{Access, KeyId, Keyward, Principal, ScopeRequirement, VerifyContext};
+use keyward_core::service::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
+use keyward_core::{Actor, KeyId, Keyward, Principal, ScopeRequirement, VerifyContext};
 
 use crate::credentials::{Credential, CredentialHeaders};
 use crate::rejection::Rejection;
@@ -209,12 +212,29 @@ struct State {
 #[must_use]
 pub fn management_scope(keyward: Keyward, config: ManagementConfig) -> Scope {
     let prefix = config.prefix.clone();
-    web::scope(&prefix)
-        .app_data(web::Data::new(State {
-            keyward,
-            config,
-            admin: false,
-        }))
+    six_routes(web::scope(&prefix).app_data(web::Data::new(State {
+        keyward,
+        config,
+        admin: false,
+    })))
+}
+
+/// The admin routes under `{admin_prefix}/owners/{owner_id}{prefix}`: the same six routes as
+/// [`management_scope`], for the owner in the path. The caller must hold `keyward:admin` (a
+/// key, by name) or pass the [`AdminCheck`] in `config`; without one, only such keys get in.
+#[must_use]
+pub fn admin_scope(keyward: Keyward, config: ManagementConfig) -> Scope {
+    let path = config.admin_path();
+    six_routes(web::scope(&path).app_data(web::Data::new(State {
+        keyward,
+        config,
+        admin: true,
+    })))
+}
+
+/// Create, list, get, update, revoke and rotate under `scope`.
+fn six_routes(scope: Scope) -> Scope {
+    scope
         .service(
             web::resource("")
                 .route(web::post().to(create))
@@ -231,32 +251,6 @@ pub fn management_scope(keyward: Keyward, config: ManagementConfig) -> Scope {
         .service(
             web::resource("/{key_id}/rotate")
                 .route(web::post().to(rotate))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .default_service(web::to(not_found))
-}
-
-/// The admin routes under `{admin_prefix}/owners/{owner_id}{prefix}`: `POST` and `GET` on the
-/// collection, `DELETE …/{key_id}`. Without an [`AdminCheck`] in `config`, every request is
-/// refused with 403.
-#[must_use]
-pub fn admin_scope(keyward: Keyward, config: ManagementConfig) -> Scope {
-    let path = config.admin_path();
-    web::scope(&path)
-        .app_data(web::Data::new(State {
-            keyward,
-            config,
-            admin: true,
-        }))
-        .service(
-            web::resource("")
-                .route(web::post().to(create))
-                .route(web::get().to(list))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/{key_id}")
-                .route(web::delete().to(revoke))
                 .default_service(web::to(method_not_allowed)),
         )
         .default_service(web::to(not_found))
@@ -365,20 +359,13 @@ async fn not_found() -> Result<HttpResponse, Rejection> {
     Err(Rejection::not_found())
 }
 
-/// Refuses API-key callers unless allowed; verifies the key when allowed and no middleware did.
-async fn check_caller(state: &State, req: &HttpRequest) -> Result<(), Rejection> {
-    let already = req.extensions().contains::<Principal>();
-    let credential = state.config.headers.extract(&state.keyward, req.headers());
-    if !already && !credential.is_presented() {
-        return Ok(());
+/// The principal of a presented API key, verified here unless a middleware did already;
+/// `None` when no key was presented.
+async fn presented_key(state: &State, req: &HttpRequest) -> Result<Option<Principal>, Rejection> {
+    if let Some(p) = req.extensions().get::<Principal>() {
+        return Ok(Some(p.clone()));
     }
-    if !state.config.allow_api_key_callers {
-        return Err(Rejection::new(core_http::api_key_management_forbidden()));
-    }
-    if already {
-        return Ok(());
-    }
-    let principal = match credential {
+    let principal = match state.config.headers.extract(&state.keyward, req.headers()) {
         Credential::Key(k) => {
             let key = ApiKey::new(k.to_owned());
             let ctx = VerifyContext {
@@ -398,37 +385,65 @@ async fn check_caller(state: &State, req: &HttpRequest) -> Result<(), Rejection>
             return Err(Rejection::invalid());
         }
         // Signed requests are verified by KeywardAuth's SignatureVerifier, not here.
-        Credential::Signed(_) | Credential::NotOurs | Credential::None => return Ok(()),
+        Credential::Signed(_) | Credential::NotOurs | Credential::None => return Ok(None),
     };
-    req.extensions_mut().insert(principal);
-    Ok(())
+    req.extensions_mut().insert(principal.clone());
+    Ok(Some(principal))
 }
 
-/// Who the request acts for: the resolver's answer, or for admin routes the path's owner once
-/// the admin check passed.
-async fn owner(state: &State, req: &HttpRequest) -> Result<String, Rejection> {
-    check_caller(state, req).await?;
+/// Who the request acts as (DESIGN.md §11). Self-service: the verified key when key callers are
+/// allowed, else the resolver's owner. Admin routes: an administrator of the path's owner, by a
+/// key holding `keyward:admin` or by the application's admin check.
+async fn actor(state: &State, req: &HttpRequest) -> Result<Actor, Rejection> {
+    let forbidden = || Rejection::new(core_http::api_key_management_forbidden());
     if state.admin {
-        match &state.config.admin {
-            Some(check) => check.check(req).await?,
-            None => return Err(Rejection::new(core_http::admin_forbidden())),
-        }
-        return req
+        let owner = req
             .match_info()
             .get("owner_id")
             .filter(|o| !o.is_empty())
             .map(str::to_owned)
-            .ok_or_else(Rejection::not_found);
+            .ok_or_else(Rejection::not_found)?;
+        if let Some(p) = presented_key(state, req).await? {
+            if p.is_admin() {
+                return Ok(Actor::admin_for(owner));
+            }
+            if !state.config.allow_api_key_callers {
+                return Err(forbidden());
+            }
+        }
+        match &state.config.admin {
+            Some(check) => check.check(req).await?,
+            None => return Err(Rejection::new(core_http::admin_forbidden())),
+        }
+        return Ok(Actor::admin_for(owner));
     }
-    state.config.owner.resolve(req).await
+    let presented = req.extensions().contains::<Principal>()
+        || state
+            .config
+            .headers
+            .extract(&state.keyward, req.headers())
+            .is_presented();
+    if presented && !state.config.allow_api_key_callers {
+        return Err(forbidden());
+    }
+    match presented_key(state, req).await? {
+        Some(p) => Ok(Actor::key(&p)),
+        None => Ok(Actor::owner(state.config.owner.resolve(req).await?)),
+    }
 }
 
 fn key_id(req: &HttpRequest) -> Result<KeyId, Rejection> {
     core_http::path_key_id(req.match_info().get("key_id").unwrap_or("")).map_err(Rejection::new)
 }
 
-/// A JSON answer; responses carrying a raw key are never cached.
-fn json_response<T: serde::Serialize>(status: StatusCode, body: &T, secret: bool) -> HttpResponse {
+/// A JSON answer; responses carrying a raw key are never cached, answers about one key carry
+/// its version as `ETag`.
+fn json_response<T: serde::Serialize>(
+    status: StatusCode,
+    body: &T,
+    secret: bool,
+    version: Option<KeyVersion>,
+) -> HttpResponse {
     match serde_json::to_vec(body) {
         Ok(bytes) => {
             let mut res = HttpResponse::build(status);
@@ -437,7 +452,13 @@ fn json_response<T: serde::Serialize>(status: StatusCode, body: &T, secret: bool
                 HeaderValue::from_static("application/json"),
             ));
             if secret {
-                res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+                res.insert_header((
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static(core_http::NO_STORE),
+                ));
+            }
+            if let Some(v) = version {
+                res.insert_header((header::ETAG, v.etag()));
             }
             res.body(bytes)
         }
@@ -446,6 +467,15 @@ fn json_response<T: serde::Serialize>(status: StatusCode, body: &T, secret: bool
             "the response could not be encoded",
         )),
     }
+}
+
+fn if_match(req: &HttpRequest) -> Result<Option<KeyVersion>, Rejection> {
+    core_http::if_match(
+        req.headers()
+            .get(header::IF_MATCH)
+            .map(HeaderValue::as_bytes),
+    )
+    .map_err(Rejection::new)
 }
 
 /// Reads at most `limit` bytes of body.
@@ -490,29 +520,36 @@ async fn create(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Rejection> {
-    let owner = owner(&state, &req).await?;
+    let actor = actor(&state, &req).await?;
     let bytes = read_body(&req, payload, state.config.body_limit).await?;
     let body: CreateKeyRequest = core_http::json_body(content_type(&req), &bytes)?;
-    let created = state.keyward.create_key(&owner, body).await?;
-    Ok(json_response(StatusCode::CREATED, &created, true))
+    let created = state.keyward.create_key_as(&actor, body).await?;
+    let version = KeyVersion::of_view(&created.key);
+    Ok(json_response(
+        StatusCode::CREATED,
+        &created,
+        true,
+        Some(version),
+    ))
 }
 
 async fn list(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, Rejection> {
-    let owner = owner(&state, &req).await?;
+    let actor = actor(&state, &req).await?;
     let query = Some(req.query_string()).filter(|q| !q.is_empty());
     let (cursor, limit) = core_http::list_query(query)?;
     let page = state
         .keyward
-        .list_keys(&owner, cursor.as_deref(), limit)
+        .list_keys(&actor, cursor.as_deref(), limit)
         .await?;
-    Ok(json_response(StatusCode::OK, &page, false))
+    Ok(json_response(StatusCode::OK, &page, false, None))
 }
 
 async fn get(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, Rejection> {
-    let owner = owner(&state, &req).await?;
+    let actor = actor(&state, &req).await?;
     let id = key_id(&req)?;
-    let view = state.keyward.get_key(Access::Owner(&owner), &id).await?;
-    Ok(json_response(StatusCode::OK, &view, false))
+    let view = state.keyward.get_key(&actor, &id).await?;
+    let version = KeyVersion::of_view(&view);
+    Ok(json_response(StatusCode::OK, &view, false, Some(version)))
 }
 
 async fn update(
@@ -520,21 +557,24 @@ async fn update(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Rejection> {
-    let owner = owner(&state, &req).await?;
+    let actor = actor(&state, &req).await?;
     let id = key_id(&req)?;
+    let expected = if_match(&req)?;
     let bytes = read_body(&req, payload, state.config.body_limit).await?;
     let body: UpdateKeyRequest = core_http::json_body(content_type(&req), &bytes)?;
     let view = state
         .keyward
-        .update_key(Access::Owner(&owner), &id, body)
+        .update_key(&actor, &id, body, expected)
         .await?;
-    Ok(json_response(StatusCode::OK, &view, false))
+    let version = KeyVersion::of_view(&view);
+    Ok(json_response(StatusCode::OK, &view, false, Some(version)))
 }
 
 async fn revoke(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, Rejection> {
-    let owner = owner(&state, &req).await?;
+    let actor = actor(&state, &req).await?;
     let id = key_id(&req)?;
-    state.keyward.revoke_key(Access::Owner(&owner), &id).await?;
+    let expected = if_match(&req)?;
+    state.keyward.revoke_key(&actor, &id, expected).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -543,13 +583,20 @@ async fn rotate(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Rejection> {
-    let owner = owner(&state, &req).await?;
+    let actor = actor(&state, &req).await?;
     let id = key_id(&req)?;
+    let expected = if_match(&req)?;
     let bytes = read_body(&req, payload, state.config.body_limit).await?;
     let body: RotateKeyRequest = core_http::json_body_or_default(content_type(&req), &bytes)?;
     let created = state
         .keyward
-        .rotate_key(Access::Owner(&owner), &id, body)
+        .rotate_key(&actor, &id, body, expected)
         .await?;
-    Ok(json_response(StatusCode::CREATED, &created, true))
+    let version = KeyVersion::of_view(&created.key);
+    Ok(json_response(
+        StatusCode::CREATED,
+        &created,
+        true,
+        Some(version),
+    ))
 }

@@ -8,12 +8,16 @@
 //! | `PATCH {prefix}/{key_id}` | `200 key` |
 //! | `DELETE {prefix}/{key_id}` | `204`, soft revoke |
 //! | `POST {prefix}/{key_id}/rotate` | `201 {api_key, key}` |
-//! | `POST`/`GET /admin/owners/{owner_id}{prefix}`, `DELETE …/{key_id}` | as above, owner from the path (with an [`AdminCheck`]) |
+//! | `/admin/owners/{owner_id}{prefix}…`, the same six routes | as above, owner from the path (with an [`AdminCheck`], or a key holding `keyward:admin`) |
 //!
 //! The owner of a self-service request comes from the application's [`OwnerResolver`] (its
 //! own session or JWT), never from the body. A request that presents an API key is refused
 //! (`403`) unless [`ManagementConfig::allow_api_key_callers`] is on; then the key is verified and
-//! its [`keyward_core::Principal`] is in the request extensions for the resolver to read.
+//! acts for its own owner ([`Actor::key`]). What each actor may change is decided in
+//! keyward-core (DESIGN.md §11): refusals are `403 MANAGEMENT_FORBIDDEN`, a second rotation of
+//! a key `409 API_KEY_ALREADY_ROTATED`. Answers about one key carry its version as `ETag`;
+//! `PATCH`, `DELETE` and `rotate` honour `If-Match` (`412 PRECONDITION_FAILED`). Answers with a
+//! raw key carry `Cache-Control: no-store`.
 //!
 //! Bodies are read up to a limit (`413` beyond), must be `application/json` (`415`), valid JSON
 //! (`400`) of the right shape (`422`, unknown fields included); every error is
@@ -29,15 +33,15 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use keyward_core::error::ErrorCode;
 use keyward_core::http::{self as kwhttp, DEFAULT_BODY_LIMIT};
 use keyward_core::problem::Problem;
-use keyward_core::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
-use keyward_core::{Access, KeyId, Keyward, ScopeRequirement, VerifyContext};
+use keyward_core::service::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
+use keyward_core::{Actor, KeyId, Keyward, ScopeRequirement, VerifyContext};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -202,27 +206,49 @@ where
     let prefix = config.prefix.clone();
     let admin = config.admin.is_some();
     let state = Arc::new(Mgmt { keyward, config });
-    let mut router = Router::new()
-        .route(&prefix, post(create).get(list))
-        .route(
-            &format!("{prefix}/{{key_id}}"),
-            get(fetch).patch(update).delete(revoke),
-        )
-        .route(&format!("{prefix}/{{key_id}}/rotate"), post(rotate));
+    let mut router = mount(Router::new(), &prefix, Mount::SelfService);
     if admin {
-        router = router
-            .route(
-                &format!("/admin/owners/{{owner_id}}{prefix}"),
-                post(admin_create).get(admin_list),
-            )
-            .route(
-                &format!("/admin/owners/{{owner_id}}{prefix}/{{key_id}}"),
-                axum::routing::delete(admin_revoke),
-            );
+        router = mount(
+            router,
+            &format!("/admin/owners/{{owner_id}}{prefix}"),
+            Mount::Admin,
+        );
     }
     router
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// Which set of routes a request came in on: who the actor can be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mount {
+    /// `{prefix}…`: an owner (or, when allowed, a key caller).
+    SelfService,
+    /// `/admin/owners/{owner_id}{prefix}…`: an administrator.
+    Admin,
+}
+
+/// The six management operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Create,
+    List,
+    Get,
+    Update,
+    Revoke,
+    Rotate,
+}
+
+/// The six routes under `base`.
+fn mount(router: Router<Arc<Mgmt>>, base: &str, at: Mount) -> Router<Arc<Mgmt>> {
+    let h = |op: Op| move |State(m): Shared, req: Request| handle(m, req, at, op);
+    router
+        .route(base, post(h(Op::Create)).get(h(Op::List)))
+        .route(
+            &format!("{base}/{{key_id}}"),
+            get(h(Op::Get)).patch(h(Op::Update)).delete(h(Op::Revoke)),
+        )
+        .route(&format!("{base}/{{key_id}}/rotate"), post(h(Op::Rotate)))
 }
 
 async fn method_not_allowed() -> Response {
@@ -259,17 +285,42 @@ async fn check_caller(m: &Mgmt, parts: &mut Parts) -> Result<(), Rejection> {
     Ok(())
 }
 
-async fn owner(m: &Mgmt, parts: &mut Parts) -> Result<String, Rejection> {
+/// The actor of a self-service request: the verified key when key callers are allowed and one
+/// was presented, else the owner the application's resolver names.
+async fn owner_actor(m: &Mgmt, parts: &mut Parts) -> Result<Actor, Rejection> {
     check_caller(m, parts).await?;
-    m.config.owner.resolve(parts).await
+    if let Some(p) = parts.extensions.get::<keyward_core::Principal>() {
+        return Ok(Actor::key(p));
+    }
+    Ok(Actor::owner(m.config.owner.resolve(parts).await?))
 }
 
-async fn admin(m: &Mgmt, parts: &mut Parts) -> Result<(), Rejection> {
-    check_caller(m, parts).await?;
-    match &m.config.admin {
-        Some(check) => check.check(parts).await,
-        None => Err(kwhttp::admin_forbidden().into()),
+/// The actor of an admin request: an administrator of the owner in the path, established by a
+/// key holding `keyward:admin` by name or by the application's [`AdminCheck`].
+async fn admin_actor(m: &Mgmt, parts: &mut Parts) -> Result<Actor, Rejection> {
+    let owner = param(parts, "owner_id").await?;
+    let credential = m.config.headers.extract(&m.keyward, &parts.headers);
+    if credential.is_presented() {
+        let ctx = VerifyContext {
+            client_ip: (m.config.client_ip)(&parts.headers, &parts.extensions),
+        };
+        if let Outcome::Verified(p) =
+            verify_credential(credential, &m.keyward, &ScopeRequirement::none(), ctx).await?
+        {
+            if p.is_admin() {
+                return Ok(Actor::admin_for(owner));
+            }
+            parts.extensions.insert(p);
+        }
+        if !m.config.allow_api_key_callers {
+            return Err(kwhttp::api_key_management_forbidden().into());
+        }
     }
+    match &m.config.admin {
+        Some(check) => check.check(parts).await?,
+        None => return Err(kwhttp::admin_forbidden().into()),
+    }
+    Ok(Actor::admin_for(owner))
 }
 
 /// Path parameters by name; a path that does not decode names no key.
@@ -371,8 +422,14 @@ async fn json_or_default<T: DeserializeOwned + Default>(
     .map_err(Rejection::from)
 }
 
-/// A JSON answer; responses carrying a raw key are never cached.
-fn reply<T: Serialize>(status: StatusCode, value: &T, secret: bool) -> Response {
+/// A JSON answer; responses carrying a raw key are never cached, responses about one key carry
+/// its version as `ETag`.
+fn reply<T: Serialize>(
+    status: StatusCode,
+    value: &T,
+    secret: bool,
+    version: Option<KeyVersion>,
+) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => {
             let mut res = (
@@ -383,7 +440,10 @@ fn reply<T: Serialize>(status: StatusCode, value: &T, secret: bool) -> Response 
                 .into_response();
             if secret {
                 res.headers_mut()
-                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    .insert(CACHE_CONTROL, HeaderValue::from_static(kwhttp::NO_STORE));
+            }
+            if let Some(etag) = version.and_then(|v| HeaderValue::from_str(&v.etag()).ok()) {
+                res.headers_mut().insert(ETAG, etag);
             }
             res
         }
@@ -395,142 +455,62 @@ fn reply<T: Serialize>(status: StatusCode, value: &T, secret: bool) -> Response 
     }
 }
 
-fn respond(r: Result<Response, Rejection>) -> Response {
-    r.unwrap_or_else(IntoResponse::into_response)
+fn if_match(parts: &Parts) -> Result<Option<KeyVersion>, Rejection> {
+    kwhttp::if_match(parts.headers.get(IF_MATCH).map(HeaderValue::as_bytes))
+        .map_err(Rejection::from)
 }
 
-async fn create(State(m): Shared, req: Request) -> Response {
-    respond(
-        async {
-            let (mut parts, body) = req.into_parts();
-            let owner = owner(&m, &mut parts).await?;
-            let body: CreateKeyRequest = json(&m, &parts, body).await?;
-            let created = m.keyward.create_key(&owner, body).await?;
-            Ok(reply(StatusCode::CREATED, &created, true))
-        }
-        .await,
-    )
-}
-
-async fn list(State(m): Shared, req: Request) -> Response {
-    respond(
-        async {
-            let (mut parts, _) = req.into_parts();
-            let owner = owner(&m, &mut parts).await?;
-            let (cursor, limit) = kwhttp::list_query(parts.uri.query())?;
-            let page = m
-                .keyward
-                .list_keys(&owner, cursor.as_deref(), limit)
-                .await?;
-            Ok(reply(StatusCode::OK, &page, false))
-        }
-        .await,
-    )
-}
-
-async fn fetch(State(m): Shared, req: Request) -> Response {
-    respond(
-        async {
-            let (mut parts, _) = req.into_parts();
-            let owner = owner(&m, &mut parts).await?;
-            let id = key_id(&mut parts).await?;
-            let view = m.keyward.get_key(Access::Owner(&owner), &id).await?;
-            Ok(reply(StatusCode::OK, &view, false))
-        }
-        .await,
-    )
-}
-
-async fn update(State(m): Shared, req: Request) -> Response {
-    respond(
-        async {
-            let (mut parts, body) = req.into_parts();
-            let owner = owner(&m, &mut parts).await?;
-            let id = key_id(&mut parts).await?;
-            let body: UpdateKeyRequest = json(&m, &parts, body).await?;
-            let view = m
-                .keyward
-                .update_key(Access::Owner(&owner), &id, body)
-                .await?;
-            Ok(reply(StatusCode::OK, &view, false))
-        }
-        .await,
-    )
-}
-
-async fn revoke(State(m): Shared, req: Request) -> Response {
-    respond(
-        async {
-            let (mut parts, _) = req.into_parts();
-            let owner = owner(&m, &mut parts).await?;
-            let id = key_id(&mut parts).await?;
-            m.keyward.revoke_key(Access::Owner(&owner), &id).await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        .await,
-    )
-}
-
-async fn rotate(State(m): Shared, req: Request) -> Response {
-    respond(
-        async {
-            let (mut parts, body) = req.into_parts();
-            let owner = owner(&m, &mut parts).await?;
-            let id = key_id(&mut parts).await?;
-            let body: RotateKeyRequest = json_or_default(&m, &parts, body).await?;
-            let created = m
-                .keyward
-                .rotate_key(Access::Owner(&owner), &id, body)
-                .await?;
-            Ok(reply(StatusCode::CREATED, &created, true))
-        }
-        .await,
-    )
-}
-
-async fn admin_create(State(m): Shared, req: Request) -> Response {
-    respond(
-        async {
-            let (mut parts, body) = req.into_parts();
-            admin(&m, &mut parts).await?;
-            let owner = param(&mut parts, "owner_id").await?;
-            let body: CreateKeyRequest = json(&m, &parts, body).await?;
-            let created = m.keyward.create_key(&owner, body).await?;
-            Ok(reply(StatusCode::CREATED, &created, true))
-        }
-        .await,
-    )
-}
-
-async fn admin_list(State(m): Shared, req: Request) -> Response {
-    respond(
-        async {
-            let (mut parts, _) = req.into_parts();
-            admin(&m, &mut parts).await?;
-            let owner = param(&mut parts, "owner_id").await?;
-            let (cursor, limit) = kwhttp::list_query(parts.uri.query())?;
-            let page = m
-                .keyward
-                .list_keys(&owner, cursor.as_deref(), limit)
-                .await?;
-            Ok(reply(StatusCode::OK, &page, false))
-        }
-        .await,
-    )
-}
-
-async fn admin_revoke(State(m): Shared, req: Request) -> Response {
-    respond(
-        async {
-            let (mut parts, _) = req.into_parts();
-            admin(&m, &mut parts).await?;
-            let owner = param(&mut parts, "owner_id").await?;
-            let id = key_id(&mut parts).await?;
-            m.keyward.revoke_key(Access::Owner(&owner), &id).await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        .await,
-    )
+async fn handle(m: Arc<Mgmt>, req: Request, at: Mount, op: Op) -> Response {
+    let answer = async {
+        let (mut parts, body) = req.into_parts();
+        let actor = match at {
+            Mount::SelfService => owner_actor(&m, &mut parts).await?,
+            Mount::Admin => admin_actor(&m, &mut parts).await?,
+        };
+        let kw = &m.keyward;
+        Ok(match op {
+            Op::Create => {
+                let body: CreateKeyRequest = json(&m, &parts, body).await?;
+                let created = kw.create_key_as(&actor, body).await?;
+                let version = KeyVersion::of_view(&created.key);
+                reply(StatusCode::CREATED, &created, true, Some(version))
+            }
+            Op::List => {
+                let (cursor, limit) = kwhttp::list_query(parts.uri.query())?;
+                let page = kw.list_keys(&actor, cursor.as_deref(), limit).await?;
+                reply(StatusCode::OK, &page, false, None)
+            }
+            Op::Get => {
+                let view = kw.get_key(&actor, &key_id(&mut parts).await?).await?;
+                let version = KeyVersion::of_view(&view);
+                reply(StatusCode::OK, &view, false, Some(version))
+            }
+            Op::Update => {
+                let id = key_id(&mut parts).await?;
+                let expected = if_match(&parts)?;
+                let body: UpdateKeyRequest = json(&m, &parts, body).await?;
+                let view = kw.update_key(&actor, &id, body, expected).await?;
+                let version = KeyVersion::of_view(&view);
+                reply(StatusCode::OK, &view, false, Some(version))
+            }
+            Op::Revoke => {
+                let id = key_id(&mut parts).await?;
+                kw.revoke_key(&actor, &id, if_match(&parts)?).await?;
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Op::Rotate => {
+                let id = key_id(&mut parts).await?;
+                let expected = if_match(&parts)?;
+                let body: RotateKeyRequest = json_or_default(&m, &parts, body).await?;
+                let created = kw.rotate_key(&actor, &id, body, expected).await?;
+                let version = KeyVersion::of_view(&created.key);
+                reply(StatusCode::CREATED, &created, true, Some(version))
+            }
+        })
+    };
+    answer
+        .await
+        .unwrap_or_else(|r: Rejection| r.into_response())
 }
 
 /// A router serving `document` (for example `keyward_core::openapi::document`) as JSON at

@@ -645,7 +645,12 @@ impl Keyward {
             }
         }
         if let Some(limit) = &record.rate_limit {
-            match self.0.limiter.acquire(&record.key_id, limit, now()).await {
+            match self
+                .0
+                .limiter
+                .acquire(record.quota_key(), limit, now())
+                .await
+            {
                 Ok(Admission::Allowed) => {}
                 Ok(Admission::Refused { retry_after }) => {
                     return Err(VerifyError::RateLimited { retry_after });

@@ -39,6 +39,12 @@ pub enum ErrorCode {
     Forbidden,
     /// Store or Redis unavailable: fail closed (503).
     AuthUnavailable,
+    /// The management actor may not make this change (403, DESIGN.md §11).
+    ManagementForbidden,
+    /// Rotating a key that already has a successor (409).
+    ApiKeyAlreadyRotated,
+    /// `If-Match` does not name the key's current version (412).
+    PreconditionFailed,
 }
 
 impl ErrorCode {
@@ -62,6 +68,9 @@ impl ErrorCode {
             Self::BadRequest => "BAD_REQUEST",
             Self::Forbidden => "FORBIDDEN",
             Self::AuthUnavailable => "AUTH_UNAVAILABLE",
+            Self::ManagementForbidden => "MANAGEMENT_FORBIDDEN",
+            Self::ApiKeyAlreadyRotated => "API_KEY_ALREADY_ROTATED",
+            Self::PreconditionFailed => "PRECONDITION_FAILED",
         }
     }
 
@@ -74,9 +83,13 @@ impl ErrorCode {
             | Self::SignatureInvalid
             | Self::SignatureExpired
             | Self::SignatureReplayed => 401,
-            Self::ApiKeyScopeDenied | Self::ApiKeyIpDenied | Self::Forbidden => 403,
+            Self::ApiKeyScopeDenied
+            | Self::ApiKeyIpDenied
+            | Self::Forbidden
+            | Self::ManagementForbidden => 403,
             Self::ApiKeyNotFound => 404,
-            Self::ApiKeyLimitReached => 409,
+            Self::ApiKeyLimitReached | Self::ApiKeyAlreadyRotated => 409,
+            Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::ValidationFailed => 422,
             Self::RateLimited | Self::UsageExhausted => 429,
@@ -105,11 +118,14 @@ impl ErrorCode {
             Self::BadRequest => "Bad request",
             Self::Forbidden => "Forbidden",
             Self::AuthUnavailable => "Authentication unavailable",
+            Self::ManagementForbidden => "Management action forbidden",
+            Self::ApiKeyAlreadyRotated => "API key already rotated",
+            Self::PreconditionFailed => "Precondition failed",
         }
     }
 
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 19] = [
         Self::ApiKeyMissing,
         Self::ApiKeyInvalid,
         Self::ApiKeyScopeDenied,
@@ -126,6 +142,9 @@ impl ErrorCode {
         Self::BadRequest,
         Self::Forbidden,
         Self::AuthUnavailable,
+        Self::ManagementForbidden,
+        Self::ApiKeyAlreadyRotated,
+        Self::PreconditionFailed,
     ];
 }
 

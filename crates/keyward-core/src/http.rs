@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::error::ErrorCode;
 use crate::key::KeyId;
 use crate::problem::{Problem, validation};
+use crate::service::KeyVersion;
 
 /// Default limit on management request bodies, in bytes.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -185,6 +186,32 @@ pub fn path_key_id(segment: &str) -> Result<KeyId, Problem> {
     })
 }
 
+/// The version an `If-Match` header asks for: `None` without the header or for `*` (any
+/// version), else the one entity tag it names ([`KeyVersion::etag`]).
+///
+/// # Errors
+/// `412 PRECONDITION_FAILED` for a header that names no version keyward issued (a malformed or
+/// weak tag, several tags): it cannot match the key's current version.
+pub fn if_match(value: Option<&[u8]>) -> Result<Option<KeyVersion>, Problem> {
+    let Some(raw) = value else {
+        return Ok(None);
+    };
+    let failed = || {
+        Problem::new(
+            ErrorCode::PreconditionFailed,
+            Some("If-Match names no current version of this key".to_owned()),
+        )
+    };
+    let text = std::str::from_utf8(raw).map_err(|_| failed())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    KeyVersion::parse_etag(text).map(Some).ok_or_else(failed)
+}
+
+/// The `Cache-Control` value of every answer that carries a raw key (DESIGN.md §11).
+pub const NO_STORE: &str = "no-store";
+
 /// `403`: the request presents an API key, and the application did not allow API keys to
 /// manage keys.
 #[must_use]
@@ -210,6 +237,28 @@ mod tests {
     use crate::service::{CreateKeyRequest, RotateKeyRequest};
 
     const JSON: Option<&[u8]> = Some(b"application/json");
+
+    #[test]
+    fn if_match_headers() {
+        let v = KeyVersion::parse_etag("\"v1732876543123456\"").unwrap();
+        assert_eq!(v.etag(), "\"v1732876543123456\"");
+        assert_eq!(if_match(None).unwrap(), None);
+        assert_eq!(if_match(Some(b"*")).unwrap(), None);
+        assert_eq!(if_match(Some(b" \"v1732876543123456\" ")).unwrap(), Some(v));
+        for bad in [
+            &b"W/\"v1\""[..],
+            b"\"v1\", \"v2\"",
+            b"\"x1\"",
+            b"v1",
+            b"\"v\"",
+            b"\"v-1\"",
+            b"\"v99999999999999999999999\"",
+            b"\xff",
+        ] {
+            let e = if_match(Some(bad)).unwrap_err();
+            assert_eq!(e.status, 412, "{bad:?}");
+        }
+    }
 
     #[test]
     fn content_types() {

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod authz;
 pub mod cache;
 pub mod clock;
 pub mod credentials;
@@ -16,12 +17,15 @@ pub mod model;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod problem;
+mod rotation;
 pub mod scope;
 pub mod service;
 pub mod signing;
 pub mod sigv4;
 pub mod store;
 
+#[doc(inline)]
+pub use crate::authz::Actor;
 #[doc(inline)]
 pub use crate::cache::CacheConfig;
 #[doc(inline)]
@@ -39,6 +43,6 @@ pub use crate::problem::Problem;
 #[doc(inline)]
 pub use crate::scope::{Scope, ScopeRequirement, ScopeSet};
 #[doc(inline)]
-pub use crate::service::{Access, ServiceError};
+pub use crate::service::ServiceError;
 #[doc(inline)]
 pub use crate::store::{KeyStore, StoreError};

@@ -111,11 +111,17 @@ impl KeyStore for MemoryKeyStore {
         Ok(Page { items, next_cursor })
     }
 
-    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
+    async fn update(&self, record: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
         let mut st = lock(&self.state);
         let Some(stored) = st.by_id.get_mut(&record.key_id) else {
             return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
         };
+        if stored.revoked_at.is_some() || stored.updated_at != expected {
+            return Err(StoreError::new(
+                StoreErrorKind::Stale,
+                "the key changed since it was read",
+            ));
+        }
         let keep = (
             stored.usage,
             stored.last_used_at,
@@ -317,10 +323,10 @@ impl CreditLedger for MemoryCreditLedger {
         credits: &Credits,
         now: DateTime<Utc>,
     ) -> Result<(Admission, Option<(u64, u64)>), StoreError> {
-        let period = credit_period(credits, record.created_at, now);
+        let period = credit_period(credits, record.quota_since(), now);
         let mut map = lock(&self.used);
         let stored = (record.usage.credits_period, record.usage.credits_used);
-        let entry = map.entry(record.key_id).or_insert(stored);
+        let entry = map.entry(*record.quota_key()).or_insert(stored);
         if stored.0 > entry.0 || (stored.0 == entry.0 && stored.1 > entry.1) {
             *entry = stored;
         }
@@ -328,7 +334,7 @@ impl CreditLedger for MemoryCreditLedger {
             *entry = (period, 0);
         }
         if entry.1 >= credits.limit {
-            let retry_after = credit_refill_in(credits, record.created_at, now);
+            let retry_after = credit_refill_in(credits, record.quota_since(), now);
             return Ok((Admission::Refused { retry_after }, None));
         }
         entry.1 += 1;

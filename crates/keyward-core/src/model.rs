@@ -202,6 +202,56 @@ pub struct KeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The key this one replaced by rotation.
     pub rotated_from: Option<KeyId>,
+    /// The key that replaced this one by rotation: a key is rotated at most once.
+    pub rotated_to: Option<KeyId>,
+    /// Who deactivated the key, while it is inactive: only an administrator reactivates what an
+    /// administrator deactivated.
+    pub deactivated_by: Option<Deactivator>,
+    /// The rotation chain the key belongs to, when it was issued by a rotation: its rate limit
+    /// and credits are the chain's, so rotating does not reset them.
+    pub lineage: Option<Lineage>,
+}
+
+/// Who deactivated a key (`is_active = false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Deactivator {
+    /// An administrator: only an administrator reactivates the key.
+    Admin,
+    /// The owner (self-service or a key caller): the owner may reactivate it.
+    Owner,
+}
+
+impl Deactivator {
+    /// The stored name (`admin`, `owner`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+
+    /// Parses [`Deactivator::as_str`]'s output.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Self::Admin),
+            "owner" => Some(Self::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// The first key of a rotation chain: every successor shares its rate-limit bucket and its
+/// credit counter (periods counted from `started_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// The chain's first key.
+    pub root: KeyId,
+    /// When the chain's first key was created: credit periods start there.
+    pub started_at: DateTime<Utc>,
 }
 
 /// The lifecycle state of a key at an instant.
@@ -244,6 +294,34 @@ impl KeyRecord {
         }
     }
 
+    /// The id its rate limit and credits are counted under: the rotation chain's first key.
+    #[must_use]
+    pub fn quota_key(&self) -> &KeyId {
+        self.lineage.as_ref().map_or(&self.key_id, |l| &l.root)
+    }
+
+    /// Where its credit periods start: the creation of the rotation chain's first key.
+    #[must_use]
+    pub fn quota_since(&self) -> DateTime<Utc> {
+        self.lineage.map_or(self.created_at, |l| l.started_at)
+    }
+
+    /// The lineage a successor of this key belongs to.
+    #[must_use]
+    pub fn successor_lineage(&self) -> Lineage {
+        self.lineage.unwrap_or(Lineage {
+            root: self.key_id,
+            started_at: self.created_at,
+        })
+    }
+
+    /// The version management writes are checked against (`ETag` / `If-Match`): its
+    /// `updated_at` in microseconds, which every management write moves strictly forward.
+    #[must_use]
+    pub fn version(&self) -> i64 {
+        self.updated_at.timestamp_micros()
+    }
+
     /// Whether the key counts against the owner's maximum at `now`: not revoked, not expired.
     #[must_use]
     pub fn counts_toward_limit(&self, now: DateTime<Utc>) -> bool {
@@ -277,6 +355,8 @@ impl KeyRecord {
             last_used_at: self.last_used_at,
             revoked_at: self.revoked_at,
             rotated_from: self.rotated_from,
+            rotated_to: self.rotated_to,
+            deactivated_by: self.deactivated_by,
             metadata: self.metadata.clone(),
             ip_allowlist: self.ip_allowlist.iter().map(ToString::to_string).collect(),
             rate_limit: self.rate_limit,
@@ -326,6 +406,13 @@ pub struct KeyView {
     /// Predecessor, for rotated keys.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub rotated_from: Option<KeyId>,
+    /// Successor, once the key was rotated (a key is rotated at most once).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub rotated_to: Option<KeyId>,
+    /// Who deactivated the key, while it is inactive.
+    #[serde(default)]
+    pub deactivated_by: Option<Deactivator>,
     /// Application metadata.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Metadata,
@@ -413,6 +500,13 @@ impl Principal {
     pub fn env(&self) -> &str {
         &self.0.env
     }
+
+    /// Whether the key holds [`crate::scope::ADMIN_SCOPE`] by name: an administrator of the
+    /// management routes (DESIGN.md §11).
+    #[must_use]
+    pub fn is_admin(&self) -> bool {
+        self.0.scopes.holds_exact(crate::scope::ADMIN_SCOPE)
+    }
 }
 
 impl fmt::Debug for Principal {
@@ -486,6 +580,21 @@ pub struct Policy {
     pub default_rotation_grace: chrono::Duration,
     /// Longest grace period a rotation may ask for.
     pub max_rotation_grace: chrono::Duration,
+    /// What operators impose on keys created through self-service (DESIGN.md §11).
+    pub self_service: SelfServiceDefaults,
+}
+
+/// Limits the operator imposes on keys that owners and key callers create for themselves.
+/// Administrators are not bound by them; an owner cannot lift them later (only administrators
+/// change limits).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelfServiceDefaults {
+    /// Rate limit given to every self-service key.
+    pub rate_limit: Option<RateLimit>,
+    /// Credits given to every self-service key.
+    pub credits: Option<Credits>,
+    /// Longest lifetime of a self-service key; a key asked for without an expiry gets this one.
+    pub max_ttl: Option<chrono::Duration>,
 }
 
 impl Default for Policy {
@@ -504,6 +613,7 @@ impl Default for Policy {
             max_ip_entries: 64,
             default_rotation_grace: chrono::Duration::hours(1),
             max_rotation_grace: chrono::Duration::days(30),
+            self_service: SelfServiceDefaults::default(),
         }
     }
 }

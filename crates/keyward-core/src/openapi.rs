@@ -17,7 +17,7 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::ErrorCode;
-use crate::model::{Credits, KeyState, KeyView, RateLimit, Usage};
+use crate::model::{Credits, Deactivator, KeyState, KeyView, RateLimit, Usage};
 use crate::problem::{CONTENT_TYPE as PROBLEM, Problem};
 use crate::service::{
     CreateKeyRequest, CreatedKey, FieldError, KeyPage, RotateKeyRequest, UpdateKeyRequest,
@@ -70,8 +70,11 @@ fn common_errors(op: OperationBuilder) -> OperationBuilder {
     );
     let op = problem_response(
         op,
-        ErrorCode::Forbidden,
-        "Not allowed (API-key callers, admin check)",
+        ErrorCode::ManagementForbidden,
+        "Not allowed: `FORBIDDEN` for API-key callers or a failed admin check; \
+         `MANAGEMENT_FORBIDDEN` when this caller may not make this change or act on this owner \
+         (owner ids starting `keyward` are for administrators), with the refused fields (and \
+         scopes) in `errors`",
     );
     problem_response(
         op,
@@ -113,6 +116,54 @@ fn ok<T: ToSchema>(op: OperationBuilder, status: u16, description: &str) -> Oper
     )
 }
 
+/// A `200`/`201` about one key: its version as `ETag`, and with a raw key `no-store`.
+fn ok_key<T: ToSchema>(
+    op: OperationBuilder,
+    status: u16,
+    description: &str,
+    raw_key: bool,
+) -> OperationBuilder {
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content("application/json", json::<T>())
+        .header(
+            "ETag",
+            HeaderBuilder::new()
+                .schema(String::schema())
+                .description(Some("The key's version, for `If-Match`"))
+                .build(),
+        );
+    if raw_key {
+        response = response.header(
+            "Cache-Control",
+            HeaderBuilder::new()
+                .schema(String::schema())
+                .description(Some("`no-store`: the answer carries a raw key"))
+                .build(),
+        );
+    }
+    op.response(status.to_string(), response.build())
+}
+
+/// The optional `If-Match` header and its `412`.
+fn if_match(op: OperationBuilder) -> OperationBuilder {
+    let op = op.parameter(
+        ParameterBuilder::new()
+            .name("If-Match")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Act only if the key is still at this version (its `ETag`); `*` for any",
+            ))
+            .schema(Some(String::schema())),
+    );
+    problem_response(
+        op,
+        ErrorCode::PreconditionFailed,
+        "`If-Match` names another version than the key's current one",
+    )
+}
+
 fn path_param(name: &str, description: &str) -> ParameterBuilder {
     ParameterBuilder::new()
         .name(name)
@@ -143,7 +194,12 @@ fn create(id: &str, tag: &str) -> Operation {
         "Create an API key; the raw key is in the response, this once",
         tag,
     );
-    let o = ok::<CreatedKey>(with_body::<CreateKeyRequest>(o), 201, "The key was created");
+    let o = ok_key::<CreatedKey>(
+        with_body::<CreateKeyRequest>(o),
+        201,
+        "The key was created",
+        true,
+    );
     let o = problem_response(
         o,
         ErrorCode::ApiKeyLimitReached,
@@ -176,89 +232,128 @@ fn list(id: &str, tag: &str) -> Operation {
 }
 
 fn get(id: &str, tag: &str) -> Operation {
-    let o = ok::<KeyView>(op(id, "One key's safe view", tag), 200, "The key");
+    let o = ok_key::<KeyView>(op(id, "One key's safe view", tag), 200, "The key", false);
+    common_errors(not_found(o)).build()
+}
+
+fn update(id: &str, tag: &str) -> Operation {
+    let o = op(
+        id,
+        "Change the fields the body names (owners: name, description, narrower scopes, \
+         shorter expiry, deactivate, reactivate what they deactivated; the rest is for \
+         administrators)",
+        tag,
+    );
+    let o = ok_key::<KeyView>(
+        if_match(with_body::<UpdateKeyRequest>(o)),
+        200,
+        "The changed key",
+        false,
+    );
     common_errors(not_found(o)).build()
 }
 
 fn revoke(id: &str, tag: &str) -> Operation {
     let o = op(id, "Revoke a key (soft, final, effective at once)", tag)
         .response("204", ResponseBuilder::new().description("Revoked").build());
+    common_errors(not_found(if_match(o))).build()
+}
+
+fn rotate(id: &str, tag: &str) -> Operation {
+    let o = op(
+        id,
+        "Issue a successor with the key's usage, credits and limits; the old key keeps working \
+         for the grace period (a key is rotated once; rotating a successor ends its \
+         predecessor's grace)",
+        tag,
+    );
+    let o = ok_key::<CreatedKey>(
+        if_match(with_body::<RotateKeyRequest>(o)),
+        201,
+        "The successor, with its raw key this once",
+        true,
+    );
+    let o = problem_response(
+        o,
+        ErrorCode::ApiKeyAlreadyRotated,
+        "The key was rotated already",
+    );
     common_errors(not_found(o)).build()
+}
+
+/// The six routes under `base`, their operation ids prefixed with `id_prefix` (`""` or
+/// `"admin"`), and `params` (the admin routes' `owner_id`) on each path.
+fn six_routes(
+    mut paths: PathsBuilder,
+    base: &str,
+    id_prefix: &str,
+    tag: &str,
+    params: &dyn Fn() -> Vec<ParameterBuilder>,
+) -> PathsBuilder {
+    let id = |name: &str| {
+        if id_prefix.is_empty() {
+            format!("{name}ApiKey")
+        } else {
+            let mut c = name.chars();
+            let first = c.next().map(|f| f.to_ascii_uppercase()).unwrap_or('x');
+            format!("{id_prefix}{first}{}ApiKey", c.as_str())
+        }
+    };
+    let key_id = || path_param("key_id", "The key id (12 base62 characters)");
+    let with_key = || {
+        let mut p = params();
+        p.push(key_id());
+        p
+    };
+    let list_id = if id_prefix.is_empty() {
+        "listApiKeys".to_owned()
+    } else {
+        format!("{id_prefix}ListApiKeys")
+    };
+    let collection = path_item(
+        vec![
+            (HttpMethod::Post, create(&id("create"), tag)),
+            (HttpMethod::Get, list(&list_id, tag)),
+        ],
+        params(),
+    );
+    let item = path_item(
+        vec![
+            (HttpMethod::Get, get(&id("get"), tag)),
+            (HttpMethod::Patch, update(&id("update"), tag)),
+            (HttpMethod::Delete, revoke(&id("revoke"), tag)),
+        ],
+        with_key(),
+    );
+    let rotation = path_item(
+        vec![(HttpMethod::Post, rotate(&id("rotate"), tag))],
+        with_key(),
+    );
+    paths = paths
+        .path(base, collection)
+        .path(format!("{base}/{{key_id}}"), item)
+        .path(format!("{base}/{{key_id}}/rotate"), rotation);
+    paths
 }
 
 /// The management routes' OpenAPI document.
 ///
 /// `prefix` is where the self-service routes are mounted (default `/api-keys`); with `admin`,
-/// the admin routes under `/admin/owners/{owner_id}{prefix}` are described too; with `signing`,
-/// the `apiKeyHmacAuth` (SigV4) security scheme is added beside `apiKeyAuth`.
+/// the admin routes under `/admin/owners/{owner_id}{prefix}` (the same six) are described too;
+/// with `signing`, the `apiKeyHmacAuth` (SigV4) security scheme is added beside `apiKeyAuth`.
 #[must_use]
 pub fn document(prefix: &str, admin: bool, signing: bool) -> OpenApi {
     let prefix = prefix.trim_end_matches('/');
-    let key_id = || path_param("key_id", "The key id (12 base62 characters)");
-    let owner_id = || path_param("owner_id", "The owner whose keys are managed");
-    let tag = "api-keys";
-
-    let collection = path_item(
-        vec![
-            (HttpMethod::Post, create("createApiKey", tag)),
-            (HttpMethod::Get, list("listApiKeys", tag)),
-        ],
-        Vec::new(),
-    );
-    let update = {
-        let o = ok::<KeyView>(
-            with_body::<UpdateKeyRequest>(op("updateApiKey", "Change a key", tag)),
-            200,
-            "The changed key",
-        );
-        common_errors(not_found(o)).build()
-    };
-    let rotate = {
-        let o = op(
-            "rotateApiKey",
-            "Issue a successor; the old key keeps working for the grace period",
-            tag,
-        );
-        let o = ok::<CreatedKey>(
-            with_body::<RotateKeyRequest>(o),
-            201,
-            "The successor, with its raw key this once",
-        );
-        common_errors(not_found(o)).build()
-    };
-    let item = path_item(
-        vec![
-            (HttpMethod::Get, get("getApiKey", tag)),
-            (HttpMethod::Patch, update),
-            (HttpMethod::Delete, revoke("revokeApiKey", tag)),
-        ],
-        vec![key_id()],
-    );
-    let rotate = path_item(vec![(HttpMethod::Post, rotate)], vec![key_id()]);
-
-    let mut paths = PathsBuilder::new()
-        .path(prefix, collection)
-        .path(format!("{prefix}/{{key_id}}"), item)
-        .path(format!("{prefix}/{{key_id}}/rotate"), rotate);
+    let mut paths = six_routes(PathsBuilder::new(), prefix, "", "api-keys", &Vec::new);
     if admin {
-        let tag = "admin";
-        let collection = path_item(
-            vec![
-                (HttpMethod::Post, create("adminCreateApiKey", tag)),
-                (HttpMethod::Get, list("adminListApiKeys", tag)),
-            ],
-            vec![owner_id()],
+        let owner_id = || vec![path_param("owner_id", "The owner whose keys are managed")];
+        paths = six_routes(
+            paths,
+            &format!("/admin/owners/{{owner_id}}{prefix}"),
+            "admin",
+            "admin",
+            &owner_id,
         );
-        let item = path_item(
-            vec![(HttpMethod::Delete, revoke("adminRevokeApiKey", tag))],
-            vec![owner_id(), key_id()],
-        );
-        paths = paths
-            .path(format!("/admin/owners/{{owner_id}}{prefix}"), collection)
-            .path(
-                format!("/admin/owners/{{owner_id}}{prefix}/{{key_id}}"),
-                item,
-            );
     }
 
     let mut components = ComponentsBuilder::new()
@@ -269,6 +364,7 @@ pub fn document(prefix: &str, admin: bool, signing: bool) -> OpenApi {
         .schema_from::<KeyPage>()
         .schema_from::<KeyView>()
         .schema_from::<KeyState>()
+        .schema_from::<Deactivator>()
         .schema_from::<RateLimit>()
         .schema_from::<Credits>()
         .schema_from::<Usage>()
@@ -342,8 +438,31 @@ mod tests {
         assert!(paths["/api-keys/{key_id}"]["patch"].is_object());
         assert!(paths["/api-keys/{key_id}"]["delete"].is_object());
         assert!(paths["/api-keys/{key_id}/rotate"]["post"].is_object());
-        assert!(paths["/admin/owners/{owner_id}/api-keys"]["post"].is_object());
-        assert!(paths["/admin/owners/{owner_id}/api-keys/{key_id}"]["delete"].is_object());
+        for (path, methods) in [
+            ("/admin/owners/{owner_id}/api-keys", &["post", "get"][..]),
+            (
+                "/admin/owners/{owner_id}/api-keys/{key_id}",
+                &["get", "patch", "delete"],
+            ),
+            (
+                "/admin/owners/{owner_id}/api-keys/{key_id}/rotate",
+                &["post"],
+            ),
+        ] {
+            for m in methods {
+                assert!(paths[path][m].is_object(), "{m} {path}");
+            }
+        }
+        let rotate = &paths["/api-keys/{key_id}/rotate"]["post"]["responses"];
+        for status in ["201", "403", "404", "409", "412"] {
+            assert!(rotate[status].is_object(), "rotate answers {status}");
+        }
+        assert!(rotate["201"]["headers"]["Cache-Control"].is_object());
+        assert!(rotate["201"]["headers"]["ETag"].is_object());
+        assert!(
+            paths["/api-keys"]["post"]["responses"]["201"]["headers"]["Cache-Control"].is_object()
+        );
+        assert!(paths["/api-keys/{key_id}"]["patch"]["responses"]["412"].is_object());
         let schemas = v["components"]["schemas"].as_object().unwrap();
         for name in [
             "CreateKeyRequest",

@@ -27,7 +27,8 @@ pub struct Problem {
     /// Human detail for this occurrence. Never contains secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// Field errors, for `VALIDATION_FAILED`.
+    /// Field errors, for `VALIDATION_FAILED`, and the refused fields (and scopes, in their
+    /// messages) for `MANAGEMENT_FORBIDDEN`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     /// Missing scopes, for `API_KEY_SCOPE_DENIED`.
@@ -128,6 +129,18 @@ impl From<&ServiceError> for Problem {
             ServiceError::Validation(errors) => {
                 let mut p = Problem::new(e.code(), Some("the request is invalid".to_owned()));
                 p.errors.clone_from(errors);
+                p
+            }
+            ServiceError::Forbidden(refused) => {
+                let fields: Vec<&str> = refused.iter().map(|f| f.field.as_str()).collect();
+                let mut p = Problem::new(
+                    e.code(),
+                    Some(format!(
+                        "this caller may not make this change: {}",
+                        fields.join(", ")
+                    )),
+                );
+                p.errors.clone_from(refused);
                 p
             }
             ServiceError::Unavailable(_) | ServiceError::Internal(_) => Problem::new(

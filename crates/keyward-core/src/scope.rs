@@ -4,12 +4,23 @@
 //! A granted scope *covers* a required one when they are equal, when the grant is `*`, or when
 //! the grant is `p:*` and the required scope starts with `p:`. Covering is reflexive and
 //! transitive. A route asks for all of its scopes (the default) or any one of them.
+//!
+//! The namespace `keyward:` ([`RESERVED_NAMESPACE`]) is keyward's own (`keyward:admin`, …): a
+//! scope in it is covered only by itself, never by a wildcard (`*` and `keyward:*` included), and
+//! only an administrator grants it (DESIGN.md §11).
 
 use std::fmt;
 use std::str::FromStr;
 
 /// Longest scope accepted.
 pub const MAX_SCOPE_LEN: usize = 128;
+
+/// The namespace keyward reserves for its own scopes: granted only by an administrator, only by
+/// exact name, and never covered by a wildcard.
+pub const RESERVED_NAMESPACE: &str = "keyward:";
+
+/// The scope that makes a key an administrator of keyward's management routes, held by name.
+pub const ADMIN_SCOPE: &str = "keyward:admin";
 
 /// Why a scope or scope list was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,11 +60,24 @@ impl Scope {
         self.0.ends_with('*')
     }
 
-    /// Whether this (granted) scope covers `required`.
+    /// Whether the scope lies in keyward's [`RESERVED_NAMESPACE`].
+    #[must_use]
+    pub fn is_reserved(&self) -> bool {
+        self.0.starts_with(RESERVED_NAMESPACE)
+    }
+
+    /// Whether this (granted) scope covers `required`. A reserved scope is covered only by
+    /// itself.
     #[must_use]
     pub fn covers(&self, required: &Scope) -> bool {
         let g = self.as_str();
-        if g == "*" || g == required.as_str() {
+        if g == required.as_str() {
+            return true;
+        }
+        if required.is_reserved() {
+            return false;
+        }
+        if g == "*" {
             return true;
         }
         match g.strip_suffix('*') {
@@ -170,6 +194,12 @@ impl ScopeSet {
     #[must_use]
     pub fn covers(&self, required: &Scope) -> bool {
         self.0.iter().any(|g| g.covers(required))
+    }
+
+    /// Whether the set holds `scope` by exact name (how reserved scopes are held).
+    #[must_use]
+    pub fn holds_exact(&self, scope: &str) -> bool {
+        self.0.iter().any(|s| s.as_str() == scope)
     }
 
     /// The scopes of `self` that some scope in `bound` covers: what survives downscoping.
@@ -374,6 +404,23 @@ mod tests {
         assert!(!s("reports:*").covers(&s("reportsx:read")));
         assert!(!s("reports:read").covers(&s("reports:*")));
         assert!(s("reports:*").covers(&s("reports:x:*")));
+    }
+
+    #[test]
+    fn no_wildcard_covers_the_reserved_namespace() {
+        for wildcard in ["*", "keyward:*", "keyward:admin:*"] {
+            assert!(!s(wildcard).covers(&s("keyward:admin")), "{wildcard}");
+            assert!(!s(wildcard).covers(&s("keyward:verify")), "{wildcard}");
+        }
+        assert!(s("keyward:admin").covers(&s("keyward:admin")));
+        assert!(!s("keyward:admin").covers(&s("keyward:verify")));
+        let set = ScopeSet::parse(["*", "keyward:verify"]).unwrap();
+        assert!(set.holds_exact("keyward:verify"));
+        assert!(!set.holds_exact(ADMIN_SCOPE));
+        assert!(!set.covers(&s(ADMIN_SCOPE)));
+        let need = ScopeRequirement::all_of([ADMIN_SCOPE]).unwrap();
+        assert!(need.check(&ScopeSet::parse(["*"]).unwrap()).is_err());
+        assert!(need.check(&ScopeSet::parse([ADMIN_SCOPE]).unwrap()).is_ok());
     }
 
     #[test]

@@ -7,10 +7,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::Keyward;
+use crate::authz::{self, Actor};
 use crate::clock::micros;
 use crate::error::ErrorCode;
 use crate::key::{ApiKey, KeyId};
-use crate::model::{Credits, IpNet, KeyRecord, KeyView, Metadata, RateLimit, Usage};
+use crate::model::{
+    Credits, Deactivator, IpNet, KeyRecord, KeyState, KeyView, Metadata, RateLimit, Usage,
+};
 use crate::scope::{ScopeError, ScopeSet};
 use crate::store::{Cursor, MAX_PAGE_SIZE, StoreError, StoreErrorKind};
 
@@ -51,6 +54,16 @@ pub enum ServiceError {
     /// The owner has the maximum number of keys.
     #[error("the owner already has the maximum of {0} keys")]
     LimitReached(u32),
+    /// The actor may not make this change (DESIGN.md §11); one entry per refused field, naming
+    /// the refused scopes where scopes are refused.
+    #[error("not allowed: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Forbidden(Vec<FieldError>),
+    /// The key was rotated already; this is its successor.
+    #[error("the API key was already rotated (successor {0})")]
+    AlreadyRotated(KeyId),
+    /// `If-Match` named another version of the key than the current one.
+    #[error("the API key changed since the version given in If-Match")]
+    PreconditionFailed,
     /// A backend did not answer.
     #[error("key store unavailable: {0}")]
     Unavailable(#[source] StoreError),
@@ -67,6 +80,9 @@ impl ServiceError {
             Self::Validation(_) => ErrorCode::ValidationFailed,
             Self::NotFound => ErrorCode::ApiKeyNotFound,
             Self::LimitReached(_) => ErrorCode::ApiKeyLimitReached,
+            Self::Forbidden(_) => ErrorCode::ManagementForbidden,
+            Self::AlreadyRotated(_) => ErrorCode::ApiKeyAlreadyRotated,
+            Self::PreconditionFailed => ErrorCode::PreconditionFailed,
             Self::Unavailable(_) | Self::Internal(_) => ErrorCode::AuthUnavailable,
         }
     }
@@ -79,9 +95,10 @@ impl ServiceError {
 fn store_err(e: StoreError) -> ServiceError {
     match e.kind() {
         StoreErrorKind::NotFound => ServiceError::NotFound,
-        StoreErrorKind::Corrupt | StoreErrorKind::Conflict | StoreErrorKind::Other => {
-            ServiceError::Internal(e.to_string())
-        }
+        StoreErrorKind::Corrupt
+        | StoreErrorKind::Conflict
+        | StoreErrorKind::Stale
+        | StoreErrorKind::Other => ServiceError::Internal(e.to_string()),
         _ => ServiceError::Unavailable(e),
     }
 }
@@ -214,21 +231,39 @@ pub struct KeyPage {
     pub next_cursor: Option<String>,
 }
 
-/// Whose keys a management call may touch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access<'a> {
-    /// Only this owner's keys; others are "not found".
-    Owner(&'a str),
-    /// Any key (the admin CLI).
-    Admin,
-}
+/// The version of a key that management writes are checked against: sent as the `ETag` of a
+/// key and honoured in `If-Match` (`"v<micros>"`). Every management write moves it forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyVersion(i64);
 
-impl Access<'_> {
-    fn allows(&self, record: &KeyRecord) -> bool {
-        match self {
-            Self::Owner(o) => record.owner_id == *o,
-            Self::Admin => true,
+impl KeyVersion {
+    /// The current version of `record`.
+    #[must_use]
+    pub fn of(record: &KeyRecord) -> Self {
+        Self(record.version())
+    }
+
+    /// The version of a key's safe view.
+    #[must_use]
+    pub fn of_view(view: &KeyView) -> Self {
+        Self(view.updated_at.timestamp_micros())
+    }
+
+    /// The entity tag, quotes included: `"v1732876543123456"`.
+    #[must_use]
+    pub fn etag(self) -> String {
+        format!("\"v{}\"", self.0)
+    }
+
+    /// Parses one entity tag as [`KeyVersion::etag`] writes it (a weak `W/` tag never matches a
+    /// strong comparison, so it is refused too).
+    #[must_use]
+    pub fn parse_etag(tag: &str) -> Option<Self> {
+        let inner = tag.trim().strip_prefix("\"v")?.strip_suffix('"')?;
+        if inner.is_empty() || inner.len() > 20 || !inner.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
         }
+        inner.parse().ok().map(Self)
     }
 }
 
@@ -264,7 +299,19 @@ impl Keyward {
             return ScopeSet::new();
         }
         match ScopeSet::parse(scopes) {
-            Ok(set) => match policy.catalog.admit(&set) {
+            Ok(set) if set.iter().any(|s| s.is_reserved() && s.is_wildcard()) => {
+                errors.push(FieldError::new(
+                    "scopes",
+                    "reserved_wildcard",
+                    "scopes under `keyward:` are granted by exact name only",
+                ));
+                ScopeSet::new()
+            }
+            // Reserved scopes are keyward's own, outside the application's catalog; who may
+            // grant them is the actor rules' business (`authz`).
+            Ok(set) => match policy.catalog.admit(&ScopeSet::from_scopes(
+                set.iter().filter(|s| !s.is_reserved()).cloned().collect(),
+            )) {
                 Ok(()) => set,
                 Err(e) => {
                     errors.push(FieldError::new("scopes", "not_in_catalog", e.to_string()));
@@ -362,8 +409,9 @@ impl Keyward {
         }
     }
 
-    /// Creates a key for `owner_id`. The returned [`CreatedKey`] holds the raw key: the only time
-    /// it exists outside its holder.
+    /// Creates a key for `owner_id` as the application itself, that is as an administrator
+    /// ([`Actor::admin_for`]). The returned [`CreatedKey`] holds the raw key: the only time it
+    /// exists outside its holder. Requests from outside go through [`Keyward::create_key_as`].
     ///
     /// # Errors
     /// [`ServiceError::Validation`] with field detail, [`ServiceError::LimitReached`],
@@ -373,9 +421,27 @@ impl Keyward {
         owner_id: &str,
         req: CreateKeyRequest,
     ) -> Result<CreatedKey, ServiceError> {
+        self.create_key_as(&Actor::admin_for(owner_id), req).await
+    }
+
+    /// Creates a key as `actor`, for the owner it acts on, by the rules of DESIGN.md §11: an
+    /// owner or key caller grants no reserved scope, a key caller no scope it does not hold,
+    /// neither sets limits, credits, allowlists or metadata, and their keys get the operator's
+    /// self-service defaults ([`crate::model::SelfServiceDefaults`]).
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] naming the refused fields, [`ServiceError::Validation`],
+    /// [`ServiceError::LimitReached`], [`ServiceError::Unavailable`].
+    pub async fn create_key_as(
+        &self,
+        actor: &Actor,
+        req: CreateKeyRequest,
+    ) -> Result<CreatedKey, ServiceError> {
+        authz::check_actor(actor)?;
         let now = micros(self.0.clock.now());
         let policy = &self.0.policy;
         let mut errors = Vec::new();
+        let owner_id = actor.owner_id().unwrap_or_default();
         if owner_id.is_empty()
             || owner_id.len() > MAX_OWNER_LEN
             || owner_id.chars().any(char::is_control)
@@ -397,7 +463,15 @@ impl Keyward {
             );
         }
         let scopes = self.validate_scopes(&mut errors, &req.scopes);
+        // Who may do what comes before what is well formed: a refusal is the answer even for
+        // a body that is also invalid.
+        let refusals = authz::create_refusals(actor, &req, &scopes);
+        if !refusals.is_empty() {
+            return Err(ServiceError::Forbidden(refusals));
+        }
         let ip_allowlist = self.validate_ips(&mut errors, &req.ip_allowlist);
+        let self_service = (!actor.is_admin()).then_some(&policy.self_service);
+        let default_ttl = self_service.and_then(|s| s.max_ttl).or(policy.default_ttl);
         let expires_at = match (req.expires_at, req.ttl_seconds) {
             (Some(_), Some(_)) => {
                 errors.push(FieldError::new(
@@ -417,10 +491,29 @@ impl Keyward {
                 None
             }
             (None, Some(t)) => now.checked_add_signed(chrono::Duration::seconds(t)),
-            (None, None) => policy.default_ttl.and_then(|d| now.checked_add_signed(d)),
+            (None, None) => default_ttl.and_then(|d| now.checked_add_signed(d)),
         };
         self.validate_expiry(&mut errors, "expires_at", expires_at, now, now);
-        self.validate_limits(&mut errors, req.rate_limit.as_ref(), req.credits.as_ref());
+        if let Some(max) = self_service.and_then(|s| s.max_ttl) {
+            let limit = now
+                .checked_add_signed(max)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            if expires_at.is_none_or(|e| e > limit) {
+                errors.push(FieldError::new(
+                    "expires_at",
+                    "too_far",
+                    format!(
+                        "self-service keys live at most {} seconds",
+                        max.num_seconds()
+                    ),
+                ));
+            }
+        }
+        let (rate_limit, credits) = match self_service {
+            Some(s) => (s.rate_limit, s.credits),
+            None => (req.rate_limit, req.credits),
+        };
+        self.validate_limits(&mut errors, rate_limit.as_ref(), credits.as_ref());
         let metadata = req.metadata.unwrap_or_default();
         self.validate_metadata(&mut errors, &metadata);
         if req.signing && self.0.encryption.is_none() {
@@ -448,8 +541,8 @@ impl Keyward {
             scopes,
             metadata,
             ip_allowlist,
-            rate_limit: req.rate_limit,
-            credits: req.credits,
+            rate_limit,
+            credits,
             usage: Usage::default(),
             is_active: true,
             created_at: now,
@@ -459,9 +552,43 @@ impl Keyward {
             last_used_at: None,
             revoked_at: None,
             rotated_from: None,
+            rotated_to: None,
+            deactivated_by: None,
+            lineage: None,
         };
         self.insert_new(template, req.signing, policy.max_keys_per_owner, now)
             .await
+    }
+
+    /// Gives `record` a fresh key id and secret: sets its id, digest and (for signing keys)
+    /// sealed secret, and returns the raw key.
+    pub(crate) fn mint(
+        &self,
+        record: &mut KeyRecord,
+        signing: bool,
+    ) -> Result<ApiKey, ServiceError> {
+        let generated = self
+            .0
+            .policy
+            .format
+            .generate()
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        record.key_id = generated.key_id;
+        record.digest = self
+            .0
+            .keyring
+            .digest(&generated.key_id, generated.secret().expose_secret());
+        record.sealed_secret = match (signing, &self.0.encryption) {
+            (true, Some(enc)) => Some(
+                enc.seal(
+                    &generated.key_id,
+                    generated.api_key.expose_secret().as_bytes(),
+                )
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        Ok(generated.api_key.clone())
     }
 
     /// Generates the secret, digests (and seals) it, and stores the record.
@@ -474,33 +601,13 @@ impl Keyward {
     ) -> Result<CreatedKey, ServiceError> {
         // A key id collision (62^12 space) is astronomically unlikely; retry a few times anyway.
         for _ in 0..3 {
-            let generated = self
-                .0
-                .policy
-                .format
-                .generate()
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
-            record.key_id = generated.key_id;
-            record.digest = self
-                .0
-                .keyring
-                .digest(&generated.key_id, generated.secret().expose_secret());
-            record.sealed_secret = match (signing, &self.0.encryption) {
-                (true, Some(enc)) => Some(
-                    enc.seal(
-                        &generated.key_id,
-                        generated.api_key.expose_secret().as_bytes(),
-                    )
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
-                ),
-                _ => None,
-            };
+            let api_key = self.mint(&mut record, signing)?;
             match self.0.store.create(&record, max, now).await {
                 Ok(()) => {
                     tracing::info!(key_id = %record.key_id, owner_id = %record.owner_id, "API key created");
                     return Ok(CreatedKey {
                         key: record.view(now),
-                        api_key: generated.api_key.clone(),
+                        api_key,
                     });
                 }
                 Err(e) if e.kind() == StoreErrorKind::Conflict => {}
@@ -515,9 +622,15 @@ impl Keyward {
         ))
     }
 
-    async fn fetch(&self, access: Access<'_>, key_id: &KeyId) -> Result<KeyRecord, ServiceError> {
+    /// The key, if `actor` may see it; missing and out-of-reach keys are both `NotFound`.
+    pub(crate) async fn fetch(
+        &self,
+        actor: &Actor,
+        key_id: &KeyId,
+    ) -> Result<KeyRecord, ServiceError> {
+        authz::check_actor(actor)?;
         match self.0.store.get(key_id).await {
-            Ok(Some(r)) if access.allows(&r) => Ok(r),
+            Ok(Some(r)) if authz::reaches(actor, &r) => Ok(r),
             Ok(_) => Err(ServiceError::NotFound),
             Err(e) => Err(store_err(e)),
         }
@@ -526,26 +639,32 @@ impl Keyward {
     /// One key's safe view. Missing and foreign keys are both [`ServiceError::NotFound`].
     ///
     /// # Errors
-    /// `NotFound`, `Unavailable`.
-    pub async fn get_key(
-        &self,
-        access: Access<'_>,
-        key_id: &KeyId,
-    ) -> Result<KeyView, ServiceError> {
+    /// `NotFound`, `Forbidden` (a reserved owner through self-service), `Unavailable`.
+    pub async fn get_key(&self, actor: &Actor, key_id: &KeyId) -> Result<KeyView, ServiceError> {
         let now = self.0.clock.now();
-        Ok(self.fetch(access, key_id).await?.view(now))
+        Ok(self.fetch(actor, key_id).await?.view(now))
     }
 
-    /// A page of an owner's keys, oldest first. `limit` defaults to 50 and is capped at 100.
+    /// A page of the keys of the owner `actor` acts on, oldest first. `limit` defaults to 50
+    /// and is capped at 100.
     ///
     /// # Errors
-    /// `Validation` for a bad cursor or limit, `Unavailable`.
+    /// `Validation` for a bad cursor or limit, or an administrator of every owner (who must name
+    /// one, [`Actor::admin_for`]); `Forbidden`, `Unavailable`.
     pub async fn list_keys(
         &self,
-        owner_id: &str,
+        actor: &Actor,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<KeyPage, ServiceError> {
+        authz::check_actor(actor)?;
+        let Some(owner_id) = actor.owner_id() else {
+            return Err(ServiceError::field(
+                "owner_id",
+                "required",
+                "name the owner whose keys to list",
+            ));
+        };
         let limit = limit.unwrap_or(50);
         if limit == 0 || limit > MAX_PAGE_SIZE {
             return Err(ServiceError::field(
@@ -574,20 +693,72 @@ impl Keyward {
         })
     }
 
-    /// Updates management fields. Scope changes pass the same catalog check as create; a revoked
-    /// key cannot be changed.
+    /// Updates the fields `req` names, as `actor` may (DESIGN.md §11): owners and key callers
+    /// set name and description, narrow scopes, shorten the expiry, deactivate, and reactivate
+    /// what they deactivated; everything else is for administrators. The write is checked
+    /// against the version read (and against `if_match` when given), so concurrent updates
+    /// never lose each other's fields: without `if_match` a lost race is retried on the fresh
+    /// key. A revoked key cannot be changed.
     ///
     /// # Errors
-    /// `NotFound`, `Validation`, `Unavailable`.
+    /// `NotFound`, `Forbidden`, `Validation`, `PreconditionFailed`, `Unavailable`.
     pub async fn update_key(
         &self,
-        access: Access<'_>,
+        actor: &Actor,
         key_id: &KeyId,
         req: UpdateKeyRequest,
+        if_match: Option<KeyVersion>,
     ) -> Result<KeyView, ServiceError> {
+        let scopes = match &req.scopes {
+            Some(s) => {
+                let mut errors = Vec::new();
+                let set = self.validate_scopes(&mut errors, s);
+                if !errors.is_empty() {
+                    return Err(ServiceError::Validation(errors));
+                }
+                Some(set)
+            }
+            None => None,
+        };
+        for _ in 0..WRITE_ATTEMPTS {
+            let record = self.fetch(actor, key_id).await?;
+            if if_match.is_some_and(|v| v != KeyVersion::of(&record)) {
+                return Err(ServiceError::PreconditionFailed);
+            }
+            let refusals = authz::update_refusals(actor, &req, scopes.as_ref(), &record);
+            if !refusals.is_empty() {
+                return Err(ServiceError::Forbidden(refusals));
+            }
+            let expected = record.updated_at;
+            let updated = self.apply_update(actor, record, &req, scopes.as_ref())?;
+            match self.0.store.update(&updated, expected).await {
+                Ok(()) => {
+                    self.invalidate_everywhere(key_id).await;
+                    tracing::info!(key_id = %key_id, "API key updated");
+                    return Ok(updated.view(updated.updated_at));
+                }
+                Err(e) if e.kind() == StoreErrorKind::Stale && if_match.is_none() => {}
+                Err(e) if e.kind() == StoreErrorKind::Stale => {
+                    return Err(ServiceError::PreconditionFailed);
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(ServiceError::Unavailable(StoreError::unavailable(
+            "the key kept changing under concurrent writes; try again",
+        )))
+    }
+
+    /// `record` with the fields of `req` applied and validated, `updated_at` moved forward.
+    fn apply_update(
+        &self,
+        actor: &Actor,
+        mut record: KeyRecord,
+        req: &UpdateKeyRequest,
+        scopes: Option<&ScopeSet>,
+    ) -> Result<KeyRecord, ServiceError> {
         let now = micros(self.0.clock.now());
         let policy = &self.0.policy;
-        let mut record = self.fetch(access, key_id).await?;
         let mut errors = Vec::new();
         if record.revoked_at.is_some() {
             return Err(ServiceError::field(
@@ -615,11 +786,25 @@ impl Keyward {
                 .map(|d| d.trim().to_owned())
                 .filter(|d| !d.is_empty());
         }
-        if let Some(s) = &req.scopes {
-            record.scopes = self.validate_scopes(&mut errors, s);
+        if let Some(s) = scopes {
+            record.scopes = s.clone();
         }
-        if let Some(a) = req.is_active {
-            record.is_active = a;
+        match req.is_active {
+            Some(true) => {
+                record.is_active = true;
+                record.deactivated_by = None;
+            }
+            Some(false) => {
+                // An owner deactivating a key an administrator deactivated keeps it the
+                // administrator's: otherwise the owner could reactivate it next.
+                if actor.is_admin() {
+                    record.deactivated_by = Some(Deactivator::Admin);
+                } else if record.is_active {
+                    record.deactivated_by = Some(Deactivator::Owner);
+                }
+                record.is_active = false;
+            }
+            None => {}
         }
         if let Some(e) = req.expires_at {
             record.expires_at = e.map(micros);
@@ -631,9 +816,9 @@ impl Keyward {
                 now,
             );
         }
-        if let Some(m) = req.metadata {
-            self.validate_metadata(&mut errors, &m);
-            record.metadata = m;
+        if let Some(m) = &req.metadata {
+            self.validate_metadata(&mut errors, m);
+            record.metadata = m.clone();
         }
         if let Some(ips) = &req.ip_allowlist {
             record.ip_allowlist = self.validate_ips(&mut errors, ips);
@@ -652,25 +837,26 @@ impl Keyward {
         if !errors.is_empty() {
             return Err(ServiceError::Validation(errors));
         }
-        record.updated_at = now;
-        self.0.store.update(&record).await.map_err(store_err)?;
-        self.invalidate_everywhere(key_id).await;
-        tracing::info!(key_id = %key_id, "API key updated");
-        Ok(record.view(now))
+        record.updated_at = next_version_time(&record, now);
+        Ok(record)
     }
 
     /// Soft-revokes a key; idempotent (the first `revoked_at` is kept). The key fails
     /// verification at once on this instance and, through the bus, on the others.
     ///
     /// # Errors
-    /// `NotFound`, `Unavailable`.
+    /// `NotFound`, `Forbidden`, `PreconditionFailed`, `Unavailable`.
     pub async fn revoke_key(
         &self,
-        access: Access<'_>,
+        actor: &Actor,
         key_id: &KeyId,
+        if_match: Option<KeyVersion>,
     ) -> Result<KeyView, ServiceError> {
         let now = micros(self.0.clock.now());
-        self.fetch(access, key_id).await?;
+        let record = self.fetch(actor, key_id).await?;
+        if if_match.is_some_and(|v| v != KeyVersion::of(&record)) {
+            return Err(ServiceError::PreconditionFailed);
+        }
         let record = self
             .0
             .store
@@ -682,62 +868,27 @@ impl Keyward {
         tracing::info!(key_id = %key_id, "API key revoked");
         Ok(record.view(now))
     }
+}
 
-    /// Issues a successor with the same name, scopes and settings; the old key keeps working for
-    /// the grace period, then expires. The successor does not count against the owner's limit
-    /// (the old key is on its way out).
-    ///
-    /// # Errors
-    /// `NotFound`, `Validation` (bad grace, revoked or expired key), `Unavailable`.
-    pub async fn rotate_key(
-        &self,
-        access: Access<'_>,
-        key_id: &KeyId,
-        req: RotateKeyRequest,
-    ) -> Result<CreatedKey, ServiceError> {
-        let now = micros(self.0.clock.now());
-        let policy = &self.0.policy;
-        let mut old = self.fetch(access, key_id).await?;
-        let grace = match req.grace_seconds {
-            None => policy.default_rotation_grace,
-            Some(s) if s < 0 || chrono::Duration::seconds(s) > policy.max_rotation_grace => {
-                return Err(ServiceError::field(
-                    "grace_seconds",
-                    "out_of_range",
-                    format!("0–{} seconds", policy.max_rotation_grace.num_seconds()),
-                ));
-            }
-            Some(s) => chrono::Duration::seconds(s),
-        };
-        match old.state(now) {
-            crate::model::KeyState::Revoked | crate::model::KeyState::Expired => {
-                return Err(ServiceError::field(
-                    "key_id",
-                    "not_rotatable",
-                    "revoked or expired keys cannot be rotated",
-                ));
-            }
-            _ => {}
-        }
-        let lifetime = old.expires_at.map(|e| e - old.created_at);
-        let mut successor = old.clone();
-        successor.rotated_from = Some(old.key_id);
-        successor.created_at = now;
-        successor.updated_at = now;
-        successor.usage = Usage::default();
-        successor.last_used_at = None;
-        successor.expires_at = lifetime.and_then(|l| now.checked_add_signed(l));
-        let created = self
-            .insert_new(successor, old.is_signing(), None, now)
-            .await?;
-        let dies = now.checked_add_signed(grace).unwrap_or(now);
-        if old.expires_at.is_none_or(|e| e > dies) {
-            old.expires_at = Some(dies);
-        }
-        old.updated_at = now;
-        self.0.store.update(&old).await.map_err(store_err)?;
-        self.invalidate_everywhere(key_id).await;
-        tracing::info!(old = %key_id, new = %created.key.id, "API key rotated");
-        Ok(created)
-    }
+/// How often a management write is tried when another writer keeps winning the race.
+pub(crate) const WRITE_ATTEMPTS: usize = 8;
+
+/// The `updated_at` of a write at `now`: strictly after the record's, so that every write makes
+/// a new version even within one microsecond.
+pub(crate) fn next_version_time(record: &KeyRecord, now: DateTime<Utc>) -> DateTime<Utc> {
+    let after = record
+        .updated_at
+        .checked_add_signed(chrono::Duration::microseconds(1))
+        .unwrap_or(record.updated_at);
+    now.max(after)
+}
+
+/// Maps a store failure of a management call.
+pub(crate) fn store_failure(e: StoreError) -> ServiceError {
+    store_err(e)
+}
+
+/// The state that forbids rotating a key.
+pub(crate) fn not_rotatable(state: KeyState) -> bool {
+    matches!(state, KeyState::Revoked | KeyState::Expired)
 }

@@ -27,6 +27,9 @@ pub enum StoreErrorKind {
     LimitReached,
     /// Stored data could not be decoded.
     Corrupt,
+    /// A conditional write found the key changed (another `updated_at`) or revoked since it was
+    /// read: read it again and decide again.
+    Stale,
     /// Anything else.
     Other,
 }
@@ -215,13 +218,16 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     ) -> Result<Page, StoreError>;
 
     /// Writes the management fields of `record` (name, description, scopes, metadata,
-    /// ip_allowlist, rate_limit, credits, is_active, not_before, expires_at, updated_at)
-    /// to the stored key with the same id. Usage counters, `last_used_at` and `revoked_at` are
-    /// left alone.
+    /// ip_allowlist, rate_limit, credits, is_active, deactivated_by, not_before, expires_at,
+    /// rotated_to, updated_at) to the stored key with the same id, *if* that key is not revoked
+    /// and its `updated_at` is still `expected`: an optimistic version check, atomic with the
+    /// write, so that two writers never silently overwrite each other. Usage counters,
+    /// `last_used_at` and `revoked_at` are left alone.
     ///
     /// # Errors
-    /// `NotFound`, `Unavailable`.
-    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError>;
+    /// `NotFound`, `Stale` when the stored key is revoked or its `updated_at` is not `expected`,
+    /// `Unavailable`.
+    async fn update(&self, record: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Replaces the stored digest (lazy re-digest under a newer pepper version). Nothing else
     /// changes.

@@ -16,7 +16,7 @@ use keyward_core::scope::{ScopeCatalog, ScopeSet};
 use keyward_core::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 use keyward_core::store::{Cursor, KeyStore, Page, StoreError, UsageDelta};
 use keyward_core::{
-    Access, ErrorCode, KeyId, KeyRecord, Keyring, Keyward, Policy, Problem, ScopeRequirement,
+    Actor, ErrorCode, KeyId, KeyRecord, Keyring, Keyward, Policy, Problem, ScopeRequirement,
     ServiceError, VerifyContext, VerifyError,
 };
 
@@ -65,9 +65,9 @@ impl KeyStore for Probe {
         self.check()?;
         self.inner.list_by_owner(o, c, l).await
     }
-    async fn update(&self, r: &KeyRecord) -> Result<(), StoreError> {
+    async fn update(&self, r: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.update(r).await
+        self.inner.update(r, expected).await
     }
     async fn set_digest(
         &self,
@@ -212,7 +212,7 @@ async fn state_is_told_only_after_the_secret_matched() {
     let f = fixture();
     let created = f.kw.create_key("alice", req("ci", &[])).await.unwrap();
     let raw = created.api_key.expose_secret().to_owned();
-    f.kw.revoke_key(Access::Owner("alice"), &created.key.id)
+    f.kw.revoke_key(&Actor::admin_for("alice"), &created.key.id, None)
         .await
         .unwrap();
     assert_eq!(
@@ -265,7 +265,7 @@ async fn expiry_inactive_and_revocation_take_effect_at_once() {
         is_active: Some(false),
         ..Default::default()
     };
-    f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+    f.kw.update_key(&Actor::admin_for("alice"), &created.key.id, upd, None)
         .await
         .unwrap();
     assert_eq!(
@@ -276,12 +276,12 @@ async fn expiry_inactive_and_revocation_take_effect_at_once() {
         is_active: Some(true),
         ..Default::default()
     };
-    f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+    f.kw.update_key(&Actor::admin_for("alice"), &created.key.id, upd, None)
         .await
         .unwrap();
     f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
     let first =
-        f.kw.revoke_key(Access::Owner("alice"), &created.key.id)
+        f.kw.revoke_key(&Actor::admin_for("alice"), &created.key.id, None)
             .await
             .unwrap();
     assert_eq!(
@@ -290,7 +290,7 @@ async fn expiry_inactive_and_revocation_take_effect_at_once() {
     );
     f.clock.advance(Duration::seconds(10));
     let again =
-        f.kw.revoke_key(Access::Owner("alice"), &created.key.id)
+        f.kw.revoke_key(&Actor::admin_for("alice"), &created.key.id, None)
             .await
             .unwrap();
     assert_eq!(
@@ -397,7 +397,7 @@ async fn credits_are_consumed_and_refilled() {
     ));
     f.kw.flush_usage().await.unwrap();
     let view =
-        f.kw.get_key(Access::Owner("alice"), &created.key.id)
+        f.kw.get_key(&Actor::admin_for("alice"), &created.key.id)
             .await
             .unwrap();
     assert_eq!(view.usage.credits_used, 2);
@@ -415,21 +415,33 @@ async fn last_used_is_throttled_and_batched() {
         f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
     }
     // Nothing written yet: no store write per request.
-    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    let view =
+        f.kw.get_key(&Actor::admin(), &created.key.id)
+            .await
+            .unwrap();
     assert_eq!(view.last_used_at, None);
     assert_eq!(f.kw.flush_usage().await.unwrap(), 1);
-    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    let view =
+        f.kw.get_key(&Actor::admin(), &created.key.id)
+            .await
+            .unwrap();
     assert_eq!(view.last_used_at, Some(t0()));
     assert_eq!(view.usage.request_count, 5);
     f.clock.advance(Duration::seconds(100));
     f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
     f.kw.flush_usage().await.unwrap();
-    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    let view =
+        f.kw.get_key(&Actor::admin(), &created.key.id)
+            .await
+            .unwrap();
     assert_eq!(view.last_used_at, Some(t0()), "within the 300 s throttle");
     f.clock.advance(Duration::seconds(300));
     f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
     f.kw.flush_usage().await.unwrap();
-    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    let view =
+        f.kw.get_key(&Actor::admin(), &created.key.id)
+            .await
+            .unwrap();
     assert_eq!(view.last_used_at, Some(t0() + Duration::seconds(400)));
     assert_eq!(view.usage.request_count, 7);
 }
@@ -445,7 +457,10 @@ async fn immediate_and_disabled_last_used() {
     f.kw.verify(created.api_key.expose_secret(), &none(), &ctx())
         .await
         .unwrap();
-    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    let view =
+        f.kw.get_key(&Actor::admin(), &created.key.id)
+            .await
+            .unwrap();
     assert_eq!(view.last_used_at, Some(t0()));
 
     let policy = Policy {
@@ -458,7 +473,10 @@ async fn immediate_and_disabled_last_used() {
         .await
         .unwrap();
     f.kw.flush_usage().await.unwrap();
-    let view = f.kw.get_key(Access::Admin, &created.key.id).await.unwrap();
+    let view =
+        f.kw.get_key(&Actor::admin(), &created.key.id)
+            .await
+            .unwrap();
     assert_eq!(view.last_used_at, None);
     assert_eq!(view.usage.request_count, 1);
 }
@@ -548,8 +566,11 @@ async fn fifty_concurrent_creates_with_max_five() {
     }
     assert_eq!((ok, limited), (5, 45));
     // Revoked and expired keys free a slot.
-    let page = f.kw.list_keys("bob", None, None).await.unwrap();
-    f.kw.revoke_key(Access::Owner("bob"), &page.items[0].id)
+    let page =
+        f.kw.list_keys(&Actor::admin_for("bob"), None, None)
+            .await
+            .unwrap();
+    f.kw.revoke_key(&Actor::admin_for("bob"), &page.items[0].id, None)
         .await
         .unwrap();
     f.kw.create_key("bob", req("again", &[])).await.unwrap();
@@ -631,7 +652,7 @@ async fn validation_is_field_level() {
     };
     assert_eq!(
         fields(
-            f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+            f.kw.update_key(&Actor::admin_for("alice"), &created.key.id, upd, None)
                 .await
                 .unwrap_err()
         ),
@@ -643,7 +664,7 @@ async fn validation_is_field_level() {
     };
     assert_eq!(
         fields(
-            f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+            f.kw.update_key(&Actor::admin_for("alice"), &created.key.id, upd, None)
                 .await
                 .unwrap_err()
         ),
@@ -655,7 +676,7 @@ async fn validation_is_field_level() {
     };
     assert_eq!(
         fields(
-            f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+            f.kw.update_key(&Actor::admin_for("alice"), &created.key.id, upd, None)
                 .await
                 .unwrap_err()
         ),
@@ -669,21 +690,32 @@ async fn foreign_keys_are_not_found() {
     let created = f.kw.create_key("alice", req("ci", &[])).await.unwrap();
     let id = created.key.id;
     assert!(matches!(
-        f.kw.get_key(Access::Owner("mallory"), &id).await,
+        f.kw.get_key(&Actor::admin_for("mallory"), &id).await,
         Err(ServiceError::NotFound)
     ));
     assert!(matches!(
-        f.kw.revoke_key(Access::Owner("mallory"), &id).await,
-        Err(ServiceError::NotFound)
-    ));
-    assert!(matches!(
-        f.kw.rotate_key(Access::Owner("mallory"), &id, RotateKeyRequest::default())
+        f.kw.revoke_key(&Actor::admin_for("mallory"), &id, None)
             .await,
         Err(ServiceError::NotFound)
     ));
     assert!(matches!(
-        f.kw.update_key(Access::Owner("mallory"), &id, UpdateKeyRequest::default())
-            .await,
+        f.kw.rotate_key(
+            &Actor::admin_for("mallory"),
+            &id,
+            RotateKeyRequest::default(),
+            None
+        )
+        .await,
+        Err(ServiceError::NotFound)
+    ));
+    assert!(matches!(
+        f.kw.update_key(
+            &Actor::admin_for("mallory"),
+            &id,
+            UpdateKeyRequest::default(),
+            None
+        )
+        .await,
         Err(ServiceError::NotFound)
     ));
     f.kw.verify(created.api_key.expose_secret(), &none(), &ctx())
@@ -702,11 +734,12 @@ async fn rotation_with_grace() {
     let old = created.api_key.expose_secret().to_owned();
     let rotated =
         f.kw.rotate_key(
-            Access::Owner("alice"),
+            &Actor::admin_for("alice"),
             &created.key.id,
             RotateKeyRequest {
                 grace_seconds: Some(60),
             },
+            None,
         )
         .await
         .unwrap();
@@ -726,7 +759,7 @@ async fn rotation_with_grace() {
         grace_seconds: Some(-1),
     };
     assert!(matches!(
-        f.kw.rotate_key(Access::Owner("alice"), &rotated.key.id, bad)
+        f.kw.rotate_key(&Actor::admin_for("alice"), &rotated.key.id, bad, None)
             .await,
         Err(ServiceError::Validation(_))
     ));
@@ -751,7 +784,7 @@ async fn pagination_walks_every_key_once() {
     let mut cursor: Option<String> = None;
     loop {
         let page =
-            f.kw.list_keys("carol", cursor.as_deref(), Some(3))
+            f.kw.list_keys(&Actor::admin_for("carol"), cursor.as_deref(), Some(3))
                 .await
                 .unwrap();
         seen.extend(page.items.iter().map(|k| k.id));
@@ -762,15 +795,18 @@ async fn pagination_walks_every_key_once() {
     }
     assert_eq!(seen, made);
     assert!(matches!(
-        f.kw.list_keys("carol", Some("%%%"), None).await,
+        f.kw.list_keys(&Actor::admin_for("carol"), Some("%%%"), None)
+            .await,
         Err(ServiceError::Validation(_))
     ));
     assert!(matches!(
-        f.kw.list_keys("carol", None, Some(0)).await,
+        f.kw.list_keys(&Actor::admin_for("carol"), None, Some(0))
+            .await,
         Err(ServiceError::Validation(_))
     ));
     assert!(matches!(
-        f.kw.list_keys("carol", None, Some(101)).await,
+        f.kw.list_keys(&Actor::admin_for("carol"), None, Some(101))
+            .await,
         Err(ServiceError::Validation(_))
     ));
 }
@@ -791,7 +827,7 @@ async fn secrets_never_reach_debug_views_or_errors() {
         format!("{:?}", f.kw),
     ];
     for bad in [wrong_secret(&raw), raw.clone()] {
-        f.kw.revoke_key(Access::Admin, &created.key.id)
+        f.kw.revoke_key(&Actor::admin(), &created.key.id, None)
             .await
             .unwrap();
         let e = f.kw.verify(&bad, &none(), &ctx()).await.unwrap_err();
@@ -825,7 +861,7 @@ async fn cache_serves_hits_without_store_reads_and_is_invalidated() {
         scopes: Some(vec![]),
         ..Default::default()
     };
-    f.kw.update_key(Access::Owner("alice"), &created.key.id, upd)
+    f.kw.update_key(&Actor::admin_for("alice"), &created.key.id, upd, None)
         .await
         .unwrap();
     let need = ScopeRequirement::all_of(["a:b"]).unwrap();
@@ -866,7 +902,7 @@ async fn verify_cached_answers_what_verify_answers_or_defers() {
     .await;
     let (revoked, revoked_id) = key(req("revoked", &[])).await;
     let (uncached, _) = key(req("uncached", &[])).await;
-    f.kw.revoke_key(Access::Owner("alice"), &revoked_id)
+    f.kw.revoke_key(&Actor::admin_for("alice"), &revoked_id, None)
         .await
         .unwrap();
     f.clock.advance(Duration::seconds(61));

@@ -263,9 +263,13 @@ async fn scopes_and_revocation_apply_to_signed_requests() {
         check(&f.kw, &s, &need).await,
         Err(VerifyError::ScopeDenied { .. })
     ));
-    f.kw.revoke_key(keyward_core::Access::Owner("alice"), &id.parse().unwrap())
-        .await
-        .unwrap();
+    f.kw.revoke_key(
+        &keyward_core::Actor::admin_for("alice"),
+        &id.parse().unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
     let s = sign(&id, &raw, t0(), Some("b"), b"");
     assert!(matches!(
         check(&f.kw, &s, &ScopeRequirement::none()).await,

@@ -213,8 +213,8 @@ impl KeyStore for RedisCachedStore {
     /// Updates the store, then drops the cached entry. When Redis cannot be told, the change
     /// is stored but this returns `Unavailable`, so the caller retries (and the entry expires
     /// by TTL meanwhile).
-    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        self.inner.update(record).await?;
+    async fn update(&self, record: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.update(record, expected).await?;
         self.invalidate(&[record.key_id]).await
     }
 

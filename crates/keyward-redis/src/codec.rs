@@ -7,8 +7,8 @@
 //! | field | content | written by |
 //! | --- | --- | --- |
 //! | `o` | owner id | create |
-//! | `i` | JSON: env, prefix, created_at, sealed secret, rotated_from | create |
-//! | `m` | JSON: name, description, scopes, metadata, allowlist, limits, flags, validity | create, update |
+//! | `i` | JSON: env, prefix, created_at, sealed secret, rotated_from, lineage | create |
+//! | `m` | JSON: name, description, scopes, metadata, allowlist, limits, flags (active, deactivated by, rotated to), validity | create, update |
 //! | `u` | updated_at (µs) | create, update, revoke |
 //! | `d` | digest `algorithm:pepper_version:base64` | create, set_digest |
 //! | `r` | revoked_at (µs), absent until revoked | revoke (`HSETNX`) |
@@ -22,7 +22,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use keyward_core::digest::{DIGEST_LEN, DigestAlgorithm, KeyDigest};
 use keyward_core::key::KeyId;
-use keyward_core::model::{Credits, IpNet, KeyRecord, Metadata, RateLimit, SealedSecret, Usage};
+use keyward_core::model::{
+    Credits, Deactivator, IpNet, KeyRecord, Lineage, Metadata, RateLimit, SealedSecret, Usage,
+};
 use keyward_core::scope::ScopeSet;
 use keyward_core::store::{StoreError, StoreErrorKind};
 use serde::{Deserialize, Serialize};
@@ -38,6 +40,9 @@ struct Immutable {
     sealed: Option<(u32, String)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rotated_from: Option<KeyId>,
+    /// The rotation chain's first key and its creation (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lineage: Option<(KeyId, i64)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -55,6 +60,10 @@ struct Management {
     #[serde(default)]
     credits: Option<Credits>,
     is_active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deactivated_by: Option<Deactivator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotated_to: Option<KeyId>,
     #[serde(default)]
     not_before: Option<i64>,
     #[serde(default)]
@@ -82,6 +91,8 @@ pub(crate) fn management_json(record: &KeyRecord) -> Result<String, StoreError> 
         rate_limit: record.rate_limit,
         credits: record.credits,
         is_active: record.is_active,
+        deactivated_by: record.deactivated_by,
+        rotated_to: record.rotated_to,
         not_before: record.not_before.map(|t| t.timestamp_micros()),
         expires_at: record.expires_at.map(|t| t.timestamp_micros()),
     })
@@ -154,6 +165,9 @@ pub(crate) fn encode(record: &KeyRecord) -> Result<Vec<(&'static str, String)>, 
             .as_ref()
             .map(|s| (s.key_version, B64.encode(&s.bytes))),
         rotated_from: record.rotated_from,
+        lineage: record
+            .lineage
+            .map(|l| (l.root, l.started_at.timestamp_micros())),
     })?;
     let mut fields = vec![
         ("o", record.owner_id.clone()),
@@ -245,6 +259,12 @@ pub(crate) fn decode(
         last_used_at: opt_time("l")?,
         revoked_at: opt_time("r")?,
         rotated_from: imm.rotated_from,
+        rotated_to: m.rotated_to,
+        deactivated_by: m.deactivated_by,
+        lineage: imm
+            .lineage
+            .map(|(root, t)| time(t).map(|started_at| Lineage { root, started_at }))
+            .transpose()?,
     }))
 }
 

@@ -114,10 +114,10 @@ impl CreditLedger for RedisCreditLedger {
         credits: &Credits,
         now: DateTime<Utc>,
     ) -> Result<(Admission, Option<(u64, u64)>), StoreError> {
-        let period = credit_period(credits, record.created_at, now);
+        let period = credit_period(credits, record.quota_since(), now);
         let mut c = self.shared.conn().await?;
         let (allowed, p, used): (i64, u64, u64) = scripts::CONSUME_CREDIT
-            .key(self.shared.keys.credits(&record.key_id))
+            .key(self.shared.keys.credits(record.quota_key()))
             .arg(period)
             .arg(credits.limit)
             .arg(record.usage.credits_period)
@@ -131,7 +131,7 @@ impl CreditLedger for RedisCreditLedger {
         } else {
             Ok((
                 Admission::Refused {
-                    retry_after: credit_refill_in(credits, record.created_at, now),
+                    retry_after: credit_refill_in(credits, record.quota_since(), now),
                 },
                 None,
             ))

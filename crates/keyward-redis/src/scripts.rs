@@ -33,14 +33,19 @@ return 1
     )
 });
 
-/// KEYS[1] record. ARGV: management JSON, updated_at. Returns `{owner, revoked}` or nil when
-/// there is no such key.
+/// KEYS[1] record. ARGV: management JSON, new updated_at, expected updated_at. Writes only when
+/// the key is not revoked and its `u` is still the expected one (the version check). Returns
+/// `{owner, written}` (`written` 1 or 0), or nil when there is no such key.
 pub(crate) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+local owner = redis.call('HGET', KEYS[1], 'o')
+if redis.call('HEXISTS', KEYS[1], 'r') == 1 or redis.call('HGET', KEYS[1], 'u') ~= ARGV[3] then
+  return {owner, 0}
+end
 redis.call('HSET', KEYS[1], 'm', ARGV[1], 'u', ARGV[2])
-return {redis.call('HGET', KEYS[1], 'o'), redis.call('HEXISTS', KEYS[1], 'r')}
+return {owner, 1}
 ",
     )
 });

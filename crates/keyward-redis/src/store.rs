@@ -208,7 +208,7 @@ impl KeyStore for RedisKeyStore {
         Ok(Page { items, next_cursor })
     }
 
-    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
+    async fn update(&self, record: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
         let keys = &self.shared.keys;
         let mut c = self.shared.conn().await?;
         let rkey = keys.record(&record.key_id);
@@ -216,32 +216,37 @@ impl KeyStore for RedisKeyStore {
             .key(&rkey)
             .arg(codec::management_json(record)?)
             .arg(record.updated_at.timestamp_micros())
+            .arg(expected.timestamp_micros())
             .invoke_async(&mut c)
             .await
             .map_err(redis_error)?;
-        let Some((owner, revoked)) = answer else {
+        let Some((owner, written)) = answer else {
             return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
         };
-        if revoked == 0 {
-            // Step 2: the expiry may have changed; rescore the key in the live set. Past
-            // expiries are harmless (the create script prunes them).
-            let live = keys.owner_live(&owner);
+        if written == 0 {
+            return Err(StoreError::new(
+                StoreErrorKind::Stale,
+                "the key changed since it was read",
+            ));
+        }
+        // Step 2: the expiry may have changed; rescore the key in the live set. Past
+        // expiries are harmless (the create script prunes them).
+        let live = keys.owner_live(&owner);
+        let _: i64 = c
+            .zadd(
+                &live,
+                record.key_id.as_str(),
+                codec::expiry_score(record.expires_at),
+            )
+            .await
+            .map_err(redis_error)?;
+        // A revoke may have run between the two steps: undo the re-add if so.
+        let now_revoked: bool = c.hexists(&rkey, "r").await.map_err(redis_error)?;
+        if now_revoked {
             let _: i64 = c
-                .zadd(
-                    &live,
-                    record.key_id.as_str(),
-                    codec::expiry_score(record.expires_at),
-                )
+                .zrem(&live, record.key_id.as_str())
                 .await
                 .map_err(redis_error)?;
-            // A revoke may have run between the two steps: undo the re-add if so.
-            let now_revoked: bool = c.hexists(&rkey, "r").await.map_err(redis_error)?;
-            if now_revoked {
-                let _: i64 = c
-                    .zrem(&live, record.key_id.as_str())
-                    .await
-                    .map_err(redis_error)?;
-            }
         }
         Ok(())
     }

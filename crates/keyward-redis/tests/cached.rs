@@ -61,8 +61,8 @@ impl KeyStore for Slow {
     async fn list_by_owner(&self, o: &str, c: Option<Cursor>, l: u32) -> Result<Page, StoreError> {
         self.inner.list_by_owner(o, c, l).await
     }
-    async fn update(&self, r: &KeyRecord) -> Result<(), StoreError> {
-        self.inner.update(r).await
+    async fn update(&self, r: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.update(r, expected).await
     }
     async fn set_digest(&self, id: &KeyId, d: &KeyDigest) -> Result<(), StoreError> {
         self.inner.set_digest(id, d).await

@@ -14,10 +14,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use keyward_core::Actor;
 use keyward_core::clock::SystemClock;
 use keyward_core::engine::InvalidReason;
 use keyward_core::model::{Credits, RateLimit};
-use keyward_core::service::{Access, CreateKeyRequest};
+use keyward_core::service::CreateKeyRequest;
 use keyward_core::store::NonceStore;
 use keyward_core::{ScopeRequirement, VerifyContext, VerifyError};
 use keyward_redis::RedisBackend;
@@ -59,7 +60,9 @@ async fn revocation_through_a_reaches_b_within_a_second() {
 
     // Measured from the start of the revoke call (store write + publish + delivery).
     let started = Instant::now();
-    a.revoke_key(Access::Owner("owner"), &id).await.unwrap();
+    a.revoke_key(&Actor::admin_for("owner"), &id, None)
+        .await
+        .unwrap();
     let call = started.elapsed();
     let delay = loop {
         match verify(&b, &key).await {
@@ -88,7 +91,7 @@ async fn revocation_through_a_reaches_b_within_a_second() {
     let key2 = key2.expose_secret().to_owned();
     verify(&b, &key2).await.unwrap();
     let patch = serde_json::from_value(serde_json::json!({"is_active": false})).unwrap();
-    a.update_key(Access::Owner("owner"), &id2, patch)
+    a.update_key(&Actor::admin_for("owner"), &id2, patch, None)
         .await
         .unwrap();
     let started = Instant::now();
@@ -218,7 +221,7 @@ async fn credits_are_exact_shared_and_refill() {
     // Usage is recorded and visible in the key view.
     a.flush_usage().await.unwrap();
     b.flush_usage().await.unwrap();
-    let view = a.get_key(Access::Owner("owner"), &id).await.unwrap();
+    let view = a.get_key(&Actor::admin_for("owner"), &id).await.unwrap();
     assert_eq!(view.usage.request_count, 4);
     assert_eq!((view.usage.credits_period, view.usage.credits_used), (0, 4));
 
@@ -233,7 +236,7 @@ async fn credits_are_exact_shared_and_refill() {
     ));
     a.flush_usage().await.unwrap();
     b.flush_usage().await.unwrap();
-    let view = a.get_key(Access::Owner("owner"), &id).await.unwrap();
+    let view = a.get_key(&Actor::admin_for("owner"), &id).await.unwrap();
     assert_eq!(view.usage.request_count, 8);
     assert_eq!((view.usage.credits_period, view.usage.credits_used), (1, 4));
     common::cleanup(&url, &prefix).await;

@@ -234,7 +234,7 @@ async fn listener_clears_cache_on_loss_and_resubscribes() {
     );
     verify(&b, key).await.unwrap();
     // Invalidations flow again: revoke through A reaches B.
-    a.revoke_key(keyward_core::service::Access::Owner("owner"), &id)
+    a.revoke_key(&keyward_core::Actor::admin_for("owner"), &id, None)
         .await
         .unwrap();
     let started = Instant::now();

@@ -54,6 +54,9 @@ fn record(owner: &str, created: DateTime<Utc>) -> KeyRecord {
         last_used_at: None,
         revoked_at: None,
         rotated_from: None,
+        rotated_to: None,
+        deactivated_by: None,
+        lineage: None,
     }
 }
 
@@ -214,7 +217,7 @@ async fn update_changes_management_fields_only() {
     changed.updated_at = t(6);
     changed.usage.request_count = 999; // ignored
     changed.revoked_at = Some(t(6)); // ignored
-    store.update(&changed).await.unwrap();
+    store.update(&changed, r.updated_at).await.unwrap();
     let got = store.get(&r.key_id).await.unwrap().unwrap();
     assert_eq!(got.name, "renamed");
     assert_eq!(got.scopes, changed.scopes);
@@ -233,7 +236,11 @@ async fn update_changes_management_fields_only() {
     assert_eq!(got.revoked_at, None);
     let missing = record("u", t(0));
     assert_eq!(
-        store.update(&missing).await.unwrap_err().kind(),
+        store
+            .update(&missing, missing.updated_at)
+            .await
+            .unwrap_err()
+            .kind(),
         StoreErrorKind::NotFound
     );
     common::cleanup(&url, &prefix).await;
@@ -252,7 +259,7 @@ async fn update_extending_an_expired_key_makes_it_count_again() {
     store.create(&b, Some(2), t(6)).await.unwrap();
     // Extending a brings it back into the count.
     a.expires_at = None;
-    store.update(&a).await.unwrap();
+    store.update(&a, a.updated_at).await.unwrap();
     let c = record("x", t(7));
     assert_eq!(
         store.create(&c, Some(2), t(7)).await.unwrap_err().kind(),
@@ -285,8 +292,12 @@ async fn set_digest_and_revoke() {
     assert_eq!(again.revoked_at, Some(t(3)));
     assert_eq!(again.updated_at, t(3));
     assert_eq!(store.revoke(&missing, t(9)).await.unwrap(), None);
-    // Update leaves revoked_at alone and does not bring the key back into the count.
-    store.update(&r).await.unwrap();
+    // Update refuses a revoked key (revocation is final) and does not bring it back into the
+    // count.
+    assert_eq!(
+        store.update(&r, t(3)).await.unwrap_err().kind(),
+        StoreErrorKind::Stale
+    );
     assert_eq!(
         store.get(&r.key_id).await.unwrap().unwrap().revoked_at,
         Some(t(3))

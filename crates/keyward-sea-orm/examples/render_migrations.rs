@@ -1,4 +1,5 @@
-//! Writes the schema as SQL, one file per backend: `<dir>/{postgres,sqlite,mysql}/0001_create_api_keys.sql`.
+//! Writes the schema as SQL, one folder per backend:
+//! `<dir>/{postgres,sqlite,mysql}/{0001_create_api_keys,0002_key_lineage}.sql`.
 //! `cargo xtask migrations` runs this and compares or copies the result into `migrations/`.
 //!
 //! Usage: `cargo run -p keyward-sea-orm --example render_migrations -- <dir> [table-prefix]`
@@ -8,10 +9,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use keyward_sea_orm::sea_orm::DbBackend;
-use keyward_sea_orm::{Tables, render_sql};
+use keyward_sea_orm::{Tables, render_lineage_sql, render_sql};
 
-/// The migrations, by file name, in order.
-const FILES: &[&str] = &["0001_create_api_keys.sql"];
+/// The migrations, by file name, in order, with their renderers.
+const FILES: &[(&str, fn(DbBackend, &Tables) -> String)] = &[
+    ("0001_create_api_keys.sql", render_sql),
+    ("0002_key_lineage.sql", render_lineage_sql),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,14 +36,16 @@ fn main() -> ExitCode {
         ("mysql", DbBackend::MySql),
     ] {
         let out = dir.join(folder);
-        let path = out.join(FILES[0]);
-        let written = std::fs::create_dir_all(&out)
-            .and_then(|()| std::fs::write(&path, render_sql(backend, &tables)));
-        if let Err(e) = written {
-            eprintln!("render_migrations: {}: {e}", path.display());
-            return ExitCode::FAILURE;
+        for (file, render) in FILES {
+            let path = out.join(file);
+            let written = std::fs::create_dir_all(&out)
+                .and_then(|()| std::fs::write(&path, render(backend, &tables)));
+            if let Err(e) = written {
+                eprintln!("render_migrations: {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+            println!("{}", path.display());
         }
-        println!("{}", path.display());
     }
     ExitCode::SUCCESS
 }

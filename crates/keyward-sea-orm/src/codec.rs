@@ -1,7 +1,9 @@
 //! Converts between [`KeyRecord`] and the row ([`api_key::Model`]).
 
 use keyward_core::digest::{DIGEST_LEN, DigestAlgorithm, KeyDigest};
-use keyward_core::model::{Credits, IpNet, Metadata, RateLimit, SealedSecret, Usage};
+use keyward_core::model::{
+    Credits, Deactivator, IpNet, Lineage, Metadata, RateLimit, SealedSecret, Usage,
+};
 use keyward_core::store::StoreError;
 use keyward_core::{KeyId, KeyRecord, ScopeSet};
 use sea_orm::Value;
@@ -54,6 +56,14 @@ pub(crate) fn management_values(r: &KeyRecord) -> Vec<(Column, Value)> {
             r.credits.and_then(|c| c.refill_seconds).map(clamp).into(),
         ),
         (Column::IsActive, r.is_active.into()),
+        (
+            Column::DeactivatedBy,
+            r.deactivated_by.map(|d| d.as_str().to_owned()).into(),
+        ),
+        (
+            Column::RotatedTo,
+            r.rotated_to.map(|k| k.as_str().to_owned()).into(),
+        ),
         (Column::NotBefore, r.not_before.into()),
         (Column::ExpiresAt, r.expires_at.into()),
         (Column::UpdatedAt, r.updated_at.into()),
@@ -99,6 +109,14 @@ pub(crate) fn insert_values(r: &KeyRecord) -> Vec<(Column, Value)> {
         (
             Column::RotatedFrom,
             r.rotated_from.map(|k| k.as_str().to_owned()).into(),
+        ),
+        (
+            Column::LineageRoot,
+            r.lineage.map(|l| l.root.as_str().to_owned()).into(),
+        ),
+        (
+            Column::LineageStartedAt,
+            r.lineage.map(|l| l.started_at).into(),
         ),
     ];
     v.extend(digest_values(&r.digest));
@@ -194,5 +212,23 @@ pub(crate) fn decode(m: api_key::Model) -> Result<KeyRecord, StoreError> {
             .as_deref()
             .map(|s| key_id(s, "rotated_from"))
             .transpose()?,
+        rotated_to: m
+            .rotated_to
+            .as_deref()
+            .map(|s| key_id(s, "rotated_to"))
+            .transpose()?,
+        deactivated_by: m
+            .deactivated_by
+            .as_deref()
+            .map(|s| Deactivator::parse(s).ok_or(corrupt("deactivated_by")))
+            .transpose()?,
+        lineage: match (m.lineage_root, m.lineage_started_at) {
+            (Some(root), Some(started_at)) => Some(Lineage {
+                root: key_id(&root, "lineage_root")?,
+                started_at,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("lineage half set")),
+        },
     })
 }

@@ -30,9 +30,11 @@ pub mod schema;
 mod store;
 
 #[doc(inline)]
-pub use crate::migration::{CreateApiKeys, Migrator, drop_tables, migrate, migrate_tables};
+pub use crate::migration::{
+    AddKeyLineage, CreateApiKeys, Migrator, drop_tables, migrate, migrate_tables,
+};
 #[doc(inline)]
-pub use crate::schema::{PrefixError, Tables, render_sql};
+pub use crate::schema::{PrefixError, Tables, render_lineage_sql, render_sql};
 #[doc(inline)]
 pub use crate::store::{SeaOrmKeyStore, connect_options};
 

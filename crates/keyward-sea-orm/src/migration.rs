@@ -20,7 +20,7 @@ use sea_orm::{
 };
 use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager};
 
-use crate::schema::{Tables, drop_statements, statements};
+use crate::schema::{LINEAGE_COLUMNS, Tables, drop_statements, lineage_statements, statements};
 
 /// Migration 0001: the keys table, its indexes and the owners table.
 #[derive(Debug, Clone)]
@@ -70,6 +70,59 @@ impl MigrationTrait for CreateApiKeys {
     }
 }
 
+/// Migration 0002: the columns of [`LINEAGE_COLUMNS`] (rotation at most once, who deactivated a
+/// key, the rotation chain whose rate limit and credits a successor shares).
+#[derive(Debug, Clone)]
+pub struct AddKeyLineage {
+    tables: Tables,
+    name: String,
+}
+
+impl AddKeyLineage {
+    /// The migration for `tables`, named `m0002_key_lineage` (followed by the prefix when there
+    /// is one).
+    #[must_use]
+    pub fn new(tables: Tables) -> Self {
+        let name = if tables.prefix().is_empty() {
+            "m0002_key_lineage".to_owned()
+        } else {
+            format!("m0002_key_lineage_{}", tables.prefix())
+        };
+        Self { tables, name }
+    }
+}
+
+impl MigrationName for AddKeyLineage {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for AddKeyLineage {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for stmt in lineage_statements(manager.get_database_backend(), &self.tables) {
+            manager.alter_table(stmt).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in LINEAGE_COLUMNS {
+            manager
+                .alter_table(
+                    sea_orm::sea_query::Table::alter()
+                        .table(self.tables.keys_iden())
+                        .drop_column(sea_orm::sea_query::Alias::new(column))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// The migrator for the default table names (`api_keys`, `api_key_owners`), recording what it
 /// applied in sea-orm's `seaql_migrations` table.
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,7 +130,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateApiKeys::new(Tables::default()))]
+        vec![
+            Box::new(CreateApiKeys::new(Tables::default())),
+            Box::new(AddKeyLineage::new(Tables::default())),
+        ]
     }
 }
 
@@ -98,8 +154,9 @@ const MIGRATE_LOCK_NAME: &str = "keyward_migrate";
 /// How long a MySQL/MariaDB process waits for another's migration, in seconds.
 const MYSQL_LOCK_WAIT_SECS: u32 = 60;
 
-/// Creates the tables under `tables`' names unless the keys table already exists. For table
-/// prefixes, which the static [`Migrator`] cannot carry; no bookkeeping table is written.
+/// Creates the tables under `tables`' names unless the keys table already exists, then adds the
+/// columns of migration 0002 unless they exist. For table prefixes, which the static
+/// [`Migrator`] cannot carry; no bookkeeping table is written.
 ///
 /// Processes that migrate the same database at once (several instances starting together) take
 /// turns, so that one creates the tables and the others find them, rather than all racing on
@@ -112,19 +169,30 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
     if tables.prefix().is_empty() {
         return migrate(db).await;
     }
-    // The common case, tables already there, takes no lock.
-    if SchemaManager::new(db).has_table(tables.keys()).await? {
+    let lineage_column = LINEAGE_COLUMNS[0];
+    // The common case, schema up to date, takes no lock.
+    let manager = SchemaManager::new(db);
+    if manager.has_table(tables.keys()).await?
+        && manager.has_column(tables.keys(), lineage_column).await?
+    {
         return Ok(());
     }
-    let migration = CreateApiKeys::new(tables.clone());
+    let create = CreateApiKeys::new(tables.clone());
+    let lineage = AddKeyLineage::new(tables.clone());
     serialized(db, move |txn| {
         Box::pin(async move {
             let manager = SchemaManager::new(txn);
-            // Checked again under the lock: another process may have created them meanwhile.
-            if manager.has_table(migration.tables.keys()).await? {
-                return Ok(());
+            // Checked again under the lock: another process may have migrated meanwhile.
+            if !manager.has_table(create.tables.keys()).await? {
+                create.up(&manager).await?;
             }
-            migration.up(&manager).await
+            if !manager
+                .has_column(lineage.tables.keys(), lineage_column)
+                .await?
+            {
+                lineage.up(&manager).await?;
+            }
+            Ok(())
         })
     })
     .await

@@ -3,8 +3,8 @@
 //! who wants the DDL for their own migration tool ([`render_sql`]).
 //!
 //! Per-backend adjustments to what `Schema::create_table_from_entity` gives:
-//! - PostgreSQL: `key_id` and `rotated_from` use the `"C"` collation, so keys list in byte order
-//!   whatever the database's default collation.
+//! - PostgreSQL: the key id columns (`key_id`, `rotated_from`, `rotated_to`, `lineage_root`) use
+//!   the `"C"` collation, so keys list in byte order whatever the database's default collation.
 //! - MySQL/MariaDB: timestamps are `DATETIME(6)` (microseconds, no 2038 limit), and the tables
 //!   are `utf8mb4` with the binary collation, so key ids and owner ids compare case-sensitively.
 //! - SQLite: as generated (text timestamps, binary collation by default).
@@ -12,8 +12,9 @@
 use std::fmt;
 
 use sea_orm::sea_query::{
-    Alias, ColumnType, Index, IndexCreateStatement, MysqlQueryBuilder, PostgresQueryBuilder,
-    SqliteQueryBuilder, Table, TableCreateStatement, TableDropStatement,
+    Alias, ColumnDef, ColumnType, Index, IndexCreateStatement, MysqlQueryBuilder,
+    PostgresQueryBuilder, SqliteQueryBuilder, Table, TableAlterStatement, TableCreateStatement,
+    TableDropStatement,
 };
 use sea_orm::{DbBackend, EntityName, Schema};
 
@@ -131,26 +132,46 @@ pub struct SchemaStatements {
     pub owners_table: TableCreateStatement,
 }
 
+/// The columns migration 0002 adds to the keys table (rotation once, who deactivated, the
+/// rotation chain); migration 0001 creates the table without them.
+pub const LINEAGE_COLUMNS: [&str; 4] = [
+    "rotated_to",
+    "deactivated_by",
+    "lineage_root",
+    "lineage_started_at",
+];
+
+/// Columns holding a key id, compared bytewise.
+const KEY_ID_COLUMNS: [&str; 4] = ["key_id", "rotated_from", "rotated_to", "lineage_root"];
+
+/// A column of the entity as `backend` wants it.
+fn adapt_column(backend: DbBackend, column: &ColumnDef) -> ColumnDef {
+    let mut column = column.clone();
+    let col_name = column.get_column_name();
+    let timestamp = matches!(
+        column.get_column_type(),
+        Some(ColumnType::TimestampWithTimeZone)
+    );
+    match backend {
+        DbBackend::MySql if timestamp => {
+            column.custom(Alias::new("DATETIME(6)"));
+        }
+        DbBackend::Postgres if KEY_ID_COLUMNS.contains(&col_name.as_str()) => {
+            column.extra("COLLATE \"C\"");
+        }
+        _ => {}
+    }
+    column
+}
+
 fn adapt(backend: DbBackend, name: &str, from: &TableCreateStatement) -> TableCreateStatement {
     let mut table = Table::create();
     table.table(Alias::new(name));
     for column in from.get_columns() {
-        let mut column = column.clone();
-        let col_name = column.get_column_name();
-        let timestamp = matches!(
-            column.get_column_type(),
-            Some(ColumnType::TimestampWithTimeZone)
-        );
-        match backend {
-            DbBackend::MySql if timestamp => {
-                column.custom(Alias::new("DATETIME(6)"));
-            }
-            DbBackend::Postgres if col_name == "key_id" || col_name == "rotated_from" => {
-                column.extra("COLLATE \"C\"");
-            }
-            _ => {}
+        if LINEAGE_COLUMNS.contains(&column.get_column_name().as_str()) {
+            continue;
         }
-        table.col(column);
+        table.col(adapt_column(backend, column));
     }
     if backend == DbBackend::MySql {
         table
@@ -195,6 +216,47 @@ pub fn statements(backend: DbBackend, tables: &Tables) -> SchemaStatements {
         indexes,
         owners_table,
     }
+}
+
+/// Migration 0002: one `ALTER TABLE … ADD COLUMN` per column of [`LINEAGE_COLUMNS`] (SQLite
+/// takes one column per statement).
+#[must_use]
+pub fn lineage_statements(backend: DbBackend, tables: &Tables) -> Vec<TableAlterStatement> {
+    let entity = Schema::new(backend).create_table_from_entity(api_key::Entity);
+    entity
+        .get_columns()
+        .iter()
+        .filter(|c| LINEAGE_COLUMNS.contains(&c.get_column_name().as_str()))
+        .map(|c| {
+            Table::alter()
+                .table(tables.keys_iden())
+                .add_column(adapt_column(backend, c))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Migration 0002 as SQL for `backend`: what `migrations/<backend>/0002_key_lineage.sql` holds
+/// for the default names.
+#[must_use]
+pub fn render_lineage_sql(backend: DbBackend, tables: &Tables) -> String {
+    let mut out = String::from(
+        "-- keyward: rotation at most once, who deactivated a key, the rotation chain.\n\
+         -- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.\n",
+    );
+    if !tables.prefix().is_empty() {
+        out.push_str(&format!("-- Table prefix: {}\n", tables.prefix()));
+    }
+    for stmt in lineage_statements(backend, tables) {
+        out.push('\n');
+        out.push_str(&match backend {
+            DbBackend::Postgres => stmt.to_string(PostgresQueryBuilder),
+            DbBackend::MySql => stmt.to_string(MysqlQueryBuilder),
+            _ => stmt.to_string(SqliteQueryBuilder),
+        });
+        out.push_str(";\n");
+    }
+    out
 }
 
 /// The statements dropping the schema (for tests and `down` migrations).

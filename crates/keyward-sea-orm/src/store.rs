@@ -454,9 +454,34 @@ impl KeyStore for SeaOrmKeyStore {
         Ok(Page { items, next_cursor })
     }
 
-    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        self.update_where_key("update", &record.key_id, management_values(record))
+    async fn update(&self, record: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
+        let stmt = Query::update()
+            .table(self.tables.keys_iden())
+            .values(
+                management_values(record)
+                    .into_iter()
+                    .map(|(c, v)| (c, Expr::val(v))),
+            )
+            .and_where(Expr::col(Column::KeyId).eq(record.key_id.as_str()))
+            .and_where(Expr::col(Column::UpdatedAt).eq(expected))
+            .and_where(Expr::col(Column::RevokedAt).is_null())
+            .to_owned();
+        let res = self
+            .db
+            .execute(&stmt)
             .await
+            .map_err(|e| store_err("update", e))?;
+        if res.rows_affected() > 0 {
+            return Ok(());
+        }
+        // Nothing matched: tell a missing key from one that changed or was revoked.
+        match self.get(&record.key_id).await? {
+            None => Err(StoreError::new(StoreErrorKind::NotFound, "no such key")),
+            Some(_) => Err(StoreError::new(
+                StoreErrorKind::Stale,
+                "the key changed since it was read",
+            )),
+        }
     }
 
     async fn set_digest(&self, key_id: &KeyId, digest: &KeyDigest) -> Result<(), StoreError> {

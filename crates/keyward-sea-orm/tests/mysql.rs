@@ -79,3 +79,13 @@ async fn mariadb_migrations_from_several_processes_at_once() {
     let tmp = TempDb::create(Server::MariaDb, &url).await;
     tmp.run(support::concurrent_migrations(&tmp.url)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_upgrade_from_the_first_migration() {
+    let Some(url) = services::mysql_url().await else {
+        return;
+    };
+    let tmp = TempDb::create(Server::MariaDb, &url).await;
+    tmp.run(support::upgrade_from_first_migration(&tmp.url))
+        .await;
+}

@@ -152,3 +152,9 @@ async fn migrations_from_several_processes_at_once() {
     let path = fresh_path();
     support::concurrent_migrations(&format!("sqlite://{}", path.display())).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upgrade_from_the_first_migration() {
+    let path = fresh_path();
+    support::upgrade_from_first_migration(&format!("sqlite://{}", path.display())).await;
+}

@@ -63,7 +63,9 @@ impl AdminToken {
 /// # Errors
 /// The store is unreachable or refuses the key.
 pub(crate) async fn bootstrap(kw: &Keyward) -> Result<Option<CreatedKey>, AppError> {
-    let existing = kw.list_keys(ADMIN_OWNER, None, Some(1)).await?;
+    let existing = kw
+        .list_keys(&keyward_core::Actor::admin_for(ADMIN_OWNER), None, Some(1))
+        .await?;
     if !existing.items.is_empty() {
         return Ok(None);
     }

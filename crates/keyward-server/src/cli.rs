@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use chrono::{DateTime, Utc};
 use keyward_core::service::{CreateKeyRequest, CreatedKey, RotateKeyRequest};
-use keyward_core::{Access, KeyId, KeyView, Keyward};
+use keyward_core::{Actor, KeyId, KeyView, Keyward};
 
 use crate::config::{KeysArgs, KeysCommand, MigrateArgs, parse_duration};
 use crate::error::AppError;
@@ -136,7 +136,7 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
         }
         KeysCommand::Show { key_id } => {
             let id = parse_key_id(&key_id)?;
-            let view = kw.get_key(Access::Admin, &id).await?;
+            let view = kw.get_key(&Actor::admin(), &id).await?;
             if args.json {
                 out(&json(&view)?)
             } else {
@@ -145,7 +145,7 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
         }
         KeysCommand::Revoke { key_id } => {
             let id = parse_key_id(&key_id)?;
-            let view = kw.revoke_key(Access::Admin, &id).await?;
+            let view = kw.revoke_key(&Actor::admin(), &id, None).await?;
             if args.json {
                 out(&json(&view)?)
             } else {
@@ -171,10 +171,15 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
                 }
             };
             let created = kw
-                .rotate_key(Access::Admin, &id, RotateKeyRequest { grace_seconds })
+                .rotate_key(
+                    &Actor::admin(),
+                    &id,
+                    RotateKeyRequest { grace_seconds },
+                    None,
+                )
                 .await?;
             if !args.json {
-                let old = kw.get_key(Access::Admin, &id).await?;
+                let old = kw.get_key(&Actor::admin(), &id).await?;
                 out(&format!(
                     "Rotated key {}: it keeps working until {}.\n",
                     old.id,
@@ -190,7 +195,9 @@ async fn list_all(kw: &Keyward, owner: &str) -> Result<Vec<KeyView>, AppError> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = kw.list_keys(owner, cursor.as_deref(), Some(100)).await?;
+        let page = kw
+            .list_keys(&Actor::admin_for(owner), cursor.as_deref(), Some(100))
+            .await?;
         items.extend(page.items);
         match page.next_cursor {
             Some(c) => cursor = Some(c),

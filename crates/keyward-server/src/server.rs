@@ -26,9 +26,9 @@ use keyward_core::http as khttp;
 use keyward_core::key::KeyId;
 use keyward_core::problem::CONTENT_TYPE as PROBLEM_JSON;
 use keyward_core::scope::Mode;
-use keyward_core::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
+use keyward_core::service::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
 use keyward_core::{
-    Access, ErrorCode, Keyward, Principal, Problem, ScopeRequirement, VerifyContext, VerifyError,
+    Actor, ErrorCode, Keyward, Principal, Problem, ScopeRequirement, VerifyContext, VerifyError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -561,7 +561,6 @@ fn openapi_document(self_service: bool, signing: bool) -> Bytes {
         .get_mut("paths")
         .and_then(serde_json::Value::as_object_mut)
     {
-        add_admin_key_operations(paths, signing);
         if !self_service {
             paths.retain(|k, _| !k.starts_with("/api-keys"));
         }
@@ -626,60 +625,6 @@ fn openapi_document(self_service: bool, signing: bool) -> Bytes {
         );
     }
     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
-}
-
-/// The server's admin routes go beyond the contract's (create, list, revoke): get, update and
-/// rotate by key too. Their operations are the self-service ones with the owner in the path.
-fn add_admin_key_operations(paths: &mut serde_json::Map<String, serde_json::Value>, signing: bool) {
-    let owner_param = serde_json::json!({
-        "name": "owner_id", "in": "path", "required": true,
-        "description": "The owner whose keys are managed", "schema": {"type": "string"}
-    });
-    let admin_security = if signing {
-        serde_json::json!([{"apiKeyAuth": []}, {"apiKeyHmacAuth": []}])
-    } else {
-        serde_json::json!([{"apiKeyAuth": []}])
-    };
-    for (from, to, methods) in [
-        (
-            "/api-keys/{key_id}",
-            "/admin/owners/{owner_id}/api-keys/{key_id}",
-            &["get", "patch"][..],
-        ),
-        (
-            "/api-keys/{key_id}/rotate",
-            "/admin/owners/{owner_id}/api-keys/{key_id}/rotate",
-            &["post"][..],
-        ),
-    ] {
-        let Some(source) = paths.get(from).cloned() else {
-            continue;
-        };
-        let target = paths.entry(to).or_insert_with(|| serde_json::json!({}));
-        let Some(target) = target.as_object_mut() else {
-            continue;
-        };
-        for m in methods {
-            let Some(mut op) = source.get(*m).cloned() else {
-                continue;
-            };
-            if let Some(id) = op.get("operationId").and_then(serde_json::Value::as_str) {
-                let id = format!("admin{}{}", id[..1].to_ascii_uppercase(), &id[1..]);
-                op["operationId"] = serde_json::Value::String(id);
-            }
-            op["security"] = admin_security.clone();
-            target.insert((*m).to_owned(), op);
-        }
-        let mut params = source
-            .get("parameters")
-            .and_then(serde_json::Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if !params.iter().any(|p| p["name"] == "owner_id") {
-            params.insert(0, owner_param.clone());
-        }
-        target.insert("parameters".to_owned(), serde_json::Value::Array(params));
-    }
 }
 
 // --- verification routes -----------------------------------------------------------------------
@@ -997,33 +942,49 @@ async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
     khttp::json_body_or_default(content_type(headers), &bytes)
 }
 
-/// Who a management request acts for: the admin, for the owner in the path.
-struct Acting(String);
-
-impl Acting {
-    fn owner(&self) -> &str {
-        &self.0
-    }
-
-    fn access(&self) -> Access<'_> {
-        Access::Owner(&self.0)
-    }
-}
-
+/// Who a management request acts as: an administrator of the owner in the path.
 async fn admin_acting(
     app: &App,
     parts: &Parts,
     body: &mut Pending,
     ip: SocketAddr,
     owner: String,
-) -> Result<Acting, Problem> {
+) -> Result<Actor, Problem> {
     app.require_admin(parts, body, ip).await?;
-    Ok(Acting(owner))
+    Ok(Actor::admin_for(owner))
+}
+
+/// A JSON answer about one key: its version as `ETag`, and `Cache-Control: no-store` when it
+/// carries a raw key.
+fn key_reply<T: Serialize>(
+    status: StatusCode,
+    v: &T,
+    version: KeyVersion,
+    secret: bool,
+) -> Response {
+    let mut res = json(status, v);
+    if res.status() == status {
+        let h = res.headers_mut();
+        if let Ok(etag) = HeaderValue::from_str(&version.etag()) {
+            h.insert(header::ETAG, etag);
+        }
+        if secret {
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(khttp::NO_STORE),
+            );
+        }
+    }
+    res
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<KeyVersion>, Problem> {
+    khttp::if_match(headers.get(header::IF_MATCH).map(HeaderValue::as_bytes))
 }
 
 async fn do_create(
     app: &App,
-    who: Result<Acting, Problem>,
+    who: Result<Actor, Problem>,
     headers: &HeaderMap,
     body: Pending,
 ) -> Response {
@@ -1035,16 +996,21 @@ async fn do_create(
         Ok(r) => r,
         Err(p) => return problem(&p),
     };
-    match app.kw.create_key(who.owner(), req).await {
+    match app.kw.create_key_as(&who, req).await {
         Ok(created) => {
-            tracing::info!(owner_id = %who.owner(), key_id = %created.key.id, "admin created a key");
-            json(StatusCode::CREATED, &created)
+            tracing::info!(owner_id = %created.key.owner_id, key_id = %created.key.id, "admin created a key");
+            key_reply(
+                StatusCode::CREATED,
+                &created,
+                KeyVersion::of_view(&created.key),
+                true,
+            )
         }
         Err(e) => problem(&Problem::from(&e)),
     }
 }
 
-async fn do_list(app: &App, who: Result<Acting, Problem>, q: Option<&str>) -> Response {
+async fn do_list(app: &App, who: Result<Actor, Problem>, q: Option<&str>) -> Response {
     let who = match who {
         Ok(w) => w,
         Err(p) => return problem(&p),
@@ -1053,11 +1019,7 @@ async fn do_list(app: &App, who: Result<Acting, Problem>, q: Option<&str>) -> Re
         Ok(x) => x,
         Err(p) => return problem(&p),
     };
-    match app
-        .kw
-        .list_keys(who.owner(), cursor.as_deref(), limit)
-        .await
-    {
+    match app.kw.list_keys(&who, cursor.as_deref(), limit).await {
         Ok(page) => json(StatusCode::OK, &page),
         Err(e) => problem(&Problem::from(&e)),
     }
@@ -1069,23 +1031,35 @@ enum KeyOp {
     Revoke,
 }
 
-/// The caller and the key a per-key route acts on: the caller's error first, then the path's.
-fn acting_on(who: Result<Acting, Problem>, key_id: &str) -> Result<(Acting, KeyId), Problem> {
+/// The caller and the key a per-key route acts on: the caller's error first, then the path's,
+/// then `If-Match`.
+fn acting_on(
+    who: Result<Actor, Problem>,
+    key_id: &str,
+    headers: &HeaderMap,
+) -> Result<(Actor, KeyId, Option<KeyVersion>), Problem> {
     let who = who?;
-    Ok((who, khttp::path_key_id(key_id)?))
+    let id = khttp::path_key_id(key_id)?;
+    Ok((who, id, if_match(headers)?))
 }
 
-async fn do_key(app: &App, who: Result<Acting, Problem>, key_id: &str, op: KeyOp) -> Response {
-    let (who, id) = match acting_on(who, key_id) {
-        Ok(pair) => pair,
+async fn do_key(
+    app: &App,
+    who: Result<Actor, Problem>,
+    key_id: &str,
+    headers: &HeaderMap,
+    op: KeyOp,
+) -> Response {
+    let (who, id, expected) = match acting_on(who, key_id, headers) {
+        Ok(x) => x,
         Err(p) => return problem(&p),
     };
     match op {
-        KeyOp::Get => match app.kw.get_key(who.access(), &id).await {
-            Ok(v) => json(StatusCode::OK, &v),
+        KeyOp::Get => match app.kw.get_key(&who, &id).await {
+            Ok(v) => key_reply(StatusCode::OK, &v, KeyVersion::of_view(&v), false),
             Err(e) => problem(&Problem::from(&e)),
         },
-        KeyOp::Revoke => match app.kw.revoke_key(who.access(), &id).await {
+        KeyOp::Revoke => match app.kw.revoke_key(&who, &id, expected).await {
             Ok(_) => StatusCode::NO_CONTENT.into_response(),
             Err(e) => problem(&Problem::from(&e)),
         },
@@ -1094,34 +1068,34 @@ async fn do_key(app: &App, who: Result<Acting, Problem>, key_id: &str, op: KeyOp
 
 async fn do_update(
     app: &App,
-    who: Result<Acting, Problem>,
+    who: Result<Actor, Problem>,
     key_id: &str,
     headers: &HeaderMap,
     body: Pending,
 ) -> Response {
-    let (who, id) = match acting_on(who, key_id) {
-        Ok(pair) => pair,
+    let (who, id, expected) = match acting_on(who, key_id, headers) {
+        Ok(x) => x,
         Err(p) => return problem(&p),
     };
     let req: UpdateKeyRequest = match read_json(headers, body).await {
         Ok(r) => r,
         Err(p) => return problem(&p),
     };
-    match app.kw.update_key(who.access(), &id, req).await {
-        Ok(v) => json(StatusCode::OK, &v),
+    match app.kw.update_key(&who, &id, req, expected).await {
+        Ok(v) => key_reply(StatusCode::OK, &v, KeyVersion::of_view(&v), false),
         Err(e) => problem(&Problem::from(&e)),
     }
 }
 
 async fn do_rotate(
     app: &App,
-    who: Result<Acting, Problem>,
+    who: Result<Actor, Problem>,
     key_id: &str,
     headers: &HeaderMap,
     body: Pending,
 ) -> Response {
-    let (who, id) = match acting_on(who, key_id) {
-        Ok(pair) => pair,
+    let (who, id, expected) = match acting_on(who, key_id, headers) {
+        Ok(x) => x,
         Err(p) => return problem(&p),
     };
     // An empty body means "default grace".
@@ -1129,8 +1103,13 @@ async fn do_rotate(
         Ok(r) => r,
         Err(p) => return problem(&p),
     };
-    match app.kw.rotate_key(who.access(), &id, req).await {
-        Ok(created) => json(StatusCode::CREATED, &created),
+    match app.kw.rotate_key(&who, &id, req, expected).await {
+        Ok(created) => key_reply(
+            StatusCode::CREATED,
+            &created,
+            KeyVersion::of_view(&created.key),
+            true,
+        ),
         Err(e) => problem(&Problem::from(&e)),
     }
 }
@@ -1169,7 +1148,7 @@ async fn admin_get(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let who = admin_acting(&app, &parts, &mut Pending::Unread(body), ip, owner).await;
-    do_key(&app, who, &key_id, KeyOp::Get).await
+    do_key(&app, who, &key_id, &parts.headers, KeyOp::Get).await
 }
 
 async fn admin_revoke(
@@ -1180,7 +1159,7 @@ async fn admin_revoke(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let who = admin_acting(&app, &parts, &mut Pending::Unread(body), ip, owner).await;
-    do_key(&app, who, &key_id, KeyOp::Revoke).await
+    do_key(&app, who, &key_id, &parts.headers, KeyOp::Revoke).await
 }
 
 async fn admin_update(

@@ -136,7 +136,7 @@ impl KeyStore for FailingStore {
     async fn list_by_owner(&self, _: &str, _: Option<Cursor>, _: u32) -> Result<Page, StoreError> {
         Err(down())
     }
-    async fn update(&self, _: &KeyRecord) -> Result<(), StoreError> {
+    async fn update(&self, _: &KeyRecord, _: DateTime<Utc>) -> Result<(), StoreError> {
         Err(down())
     }
     async fn set_digest(

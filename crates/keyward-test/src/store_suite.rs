@@ -31,10 +31,14 @@ use keyward_core::clock::ManualClock;
 use keyward_core::digest::{DigestAlgorithm, KeyDigest};
 use keyward_core::engine::{InvalidReason, VerifyError};
 use keyward_core::memory::apply_usage;
-use keyward_core::model::{Credits, IpNet, Metadata, RateLimit, SealedSecret, Usage};
-use keyward_core::service::{Access, CreateKeyRequest, RotateKeyRequest};
+use keyward_core::model::{
+    Credits, Deactivator, IpNet, Lineage, Metadata, RateLimit, SealedSecret, Usage,
+};
+use keyward_core::service::{CreateKeyRequest, RotateKeyRequest};
 use keyward_core::store::{Cursor, KeyStore, StoreError, StoreErrorKind, UsageDelta};
-use keyward_core::{KeyId, KeyRecord, Keyring, Keyward, ScopeRequirement, ScopeSet, VerifyContext};
+use keyward_core::{
+    Actor, KeyId, KeyRecord, Keyring, Keyward, ScopeRequirement, ScopeSet, VerifyContext,
+};
 
 /// What a suite's store factory may return: a store, or `None` to skip (the factory has
 /// already said why, loudly; see [`crate::services`]).
@@ -69,6 +73,9 @@ pub const CASES: &[(&str, Case)] = &[
         Box::pin(case_duplicate_conflict(s))
     }),
     ("update", |s| Box::pin(case_update(s))),
+    ("update_version_check", |s| {
+        Box::pin(case_update_version_check(s))
+    }),
     ("set_digest", |s| Box::pin(case_set_digest(s))),
     ("revoke", |s| Box::pin(case_revoke(s))),
     ("record_usage", |s| Box::pin(case_record_usage(s))),
@@ -113,7 +120,8 @@ macro_rules! store_suite {
     ($make:expr) => {
         $crate::store_suite!(@cases $make;
             case_round_trip_full, case_round_trip_minimal, case_get_unknown,
-            case_duplicate_conflict, case_update, case_set_digest, case_revoke,
+            case_duplicate_conflict, case_update, case_update_version_check, case_set_digest,
+            case_revoke,
             case_record_usage, case_list_pagination, case_list_stable_under_inserts,
             case_max_keys, case_concurrent_limit, case_concurrent_duplicates,
             case_engine_lifecycle, case_engine_expiry);
@@ -195,6 +203,9 @@ pub fn record_with_id(key_id: KeyId, owner: &str, created_at: DateTime<Utc>) -> 
         last_used_at: None,
         revoked_at: None,
         rotated_from: None,
+        rotated_to: None,
+        deactivated_by: None,
+        lineage: None,
     }
 }
 
@@ -258,6 +269,12 @@ pub fn full_record(owner: &str, created_at: DateTime<Utc>) -> KeyRecord {
         last_used_at: Some(created_at + Duration::microseconds(500_000)),
         revoked_at: Some(created_at + Duration::seconds(30) + Duration::microseconds(7)),
         rotated_from: Some(new_id()),
+        rotated_to: Some(new_id()),
+        deactivated_by: Some(Deactivator::Admin),
+        lineage: Some(Lineage {
+            root: new_id(),
+            started_at: created_at - Duration::days(3) + Duration::microseconds(17),
+        }),
     }
 }
 
@@ -362,7 +379,8 @@ pub async fn case_duplicate_conflict(store: Arc<dyn KeyStore>) {
 /// `update` writes the management fields and leaves usage, `last_used_at`, `revoked_at` and the
 /// digest alone. Unknown ids are `NotFound`.
 pub async fn case_update(store: Arc<dyn KeyStore>) {
-    let r = full_record("owner-up", at(0, 10));
+    let mut r = full_record("owner-up", at(0, 10));
+    r.revoked_at = None;
     create(&store, &r, None, at(0, 10)).await;
     let before = get(&store, &r.key_id).await;
 
@@ -389,7 +407,9 @@ pub async fn case_update(store: Arc<dyn KeyStore>) {
     changed.last_used_at = None;
     changed.revoked_at = None;
     changed.digest = digest(9, 9);
-    must("update", store.update(&changed).await).await;
+    changed.rotated_to = None;
+    changed.deactivated_by = Some(Deactivator::Owner);
+    must("update", store.update(&changed, before.updated_at).await).await;
 
     let mut expected = changed.clone();
     expected.usage = before.usage;
@@ -409,16 +429,92 @@ pub async fn case_update(store: Arc<dyn KeyStore>) {
     again.not_before = Some(at(1, 1));
     again.expires_at = None;
     again.credits = None;
-    must("update", store.update(&again).await).await;
+    again.rotated_to = Some(new_id());
+    again.deactivated_by = None;
+    again.updated_at = at(61, 0);
+    must("update", store.update(&again, expected.updated_at).await).await;
     assert_eq!(get(&store, &r.key_id).await, again);
 
     let ghost = record("owner-up", at(0, 0));
     expect_kind(
         "update unknown",
-        store.update(&ghost).await,
+        store.update(&ghost, ghost.updated_at).await,
         StoreErrorKind::NotFound,
     );
     assert!(must("get", store.get(&ghost.key_id).await).await.is_none());
+}
+
+/// `update` is a version check: it writes only when the stored `updated_at` is the one the
+/// writer read and the key is not revoked, else `Stale`; concurrent read-modify-write loops that
+/// retry on `Stale` lose no write.
+pub async fn case_update_version_check(store: Arc<dyn KeyStore>) {
+    let r = record("owner-ver", at(0, 1));
+    create(&store, &r, None, at(0, 1)).await;
+
+    let mut first = r.clone();
+    first.name = "first".to_owned();
+    first.updated_at = at(1, 0);
+    let mut second = r.clone();
+    second.name = "second".to_owned();
+    second.updated_at = at(1, 0);
+    must("first update", store.update(&first, r.updated_at).await).await;
+    expect_kind(
+        "an update from the same stale read",
+        store.update(&second, r.updated_at).await,
+        StoreErrorKind::Stale,
+    );
+    assert_eq!(get(&store, &r.key_id).await.name, "first");
+
+    must("revoke", store.revoke(&r.key_id, at(2, 0)).await).await;
+    let fresh = get(&store, &r.key_id).await;
+    let mut after = fresh.clone();
+    after.is_active = false;
+    after.updated_at = at(3, 0);
+    expect_kind(
+        "an update of a revoked key",
+        store.update(&after, fresh.updated_at).await,
+        StoreErrorKind::Stale,
+    );
+    assert!(get(&store, &r.key_id).await.revoked_at.is_some());
+
+    // Eight writers, each adding its own metadata field, retrying on Stale: all eight land.
+    let r = record("owner-ver", at(10, 1));
+    create(&store, &r, None, at(10, 1)).await;
+    let writers: Vec<_> = (0..8u32)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let key_id = r.key_id;
+            tokio::spawn(async move {
+                for attempt in 0..200 {
+                    let mut current = store.get(&key_id).await.unwrap().unwrap();
+                    let expected = current.updated_at;
+                    current
+                        .metadata
+                        .insert(format!("w{i}"), serde_json::json!(attempt));
+                    current.updated_at = expected + Duration::microseconds(1);
+                    match store.update(&current, expected).await {
+                        Ok(()) => return,
+                        Err(e) if e.kind() == StoreErrorKind::Stale => {
+                            tokio::task::yield_now().await;
+                        }
+                        Err(e) => panic!("writer {i}: {e}"),
+                    }
+                }
+                panic!("writer {i} never won the race");
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer task");
+    }
+    let done = get(&store, &r.key_id).await;
+    for i in 0..8 {
+        assert!(
+            done.metadata.contains_key(&format!("w{i}")),
+            "writer {i}'s field was lost: {:?}",
+            done.metadata
+        );
+    }
 }
 
 /// `set_digest` replaces the digest and nothing else. Unknown ids are `NotFound`.
@@ -860,7 +956,12 @@ pub async fn case_engine_lifecycle(store: Arc<dyn KeyStore>) {
         );
 
         let rotated = kw
-            .rotate_key(Access::Owner(&owner), &key_id, RotateKeyRequest::default())
+            .rotate_key(
+                &Actor::owner(&owner),
+                &key_id,
+                RotateKeyRequest::default(),
+                None,
+            )
             .await
             .expect("rotate");
         let new_raw = rotated.api_key.expose_secret().to_owned();
@@ -880,16 +981,19 @@ pub async fn case_engine_lifecycle(store: Arc<dyn KeyStore>) {
         kw.verify(&raw, &need, &ctx)
             .await
             .expect("old key works during the grace");
-        let page = kw.list_keys(&owner, None, None).await.expect("list");
+        let page = kw
+            .list_keys(&Actor::owner(&owner), None, None)
+            .await
+            .expect("list");
         assert_eq!(page.items.len(), 2);
 
         let view = kw
-            .revoke_key(Access::Owner(&owner), &new_id)
+            .revoke_key(&Actor::owner(&owner), &new_id, None)
             .await
             .expect("revoke");
         assert!(view.revoked_at.is_some());
         let again = kw
-            .revoke_key(Access::Owner(&owner), &new_id)
+            .revoke_key(&Actor::owner(&owner), &new_id, None)
             .await
             .expect("revoke again");
         assert_eq!(again.revoked_at, view.revoked_at, "idempotent");
@@ -901,7 +1005,7 @@ pub async fn case_engine_lifecycle(store: Arc<dyn KeyStore>) {
             .await
             .expect("the predecessor is unaffected");
         assert!(
-            kw.revoke_key(Access::Owner("intruder"), &key_id)
+            kw.revoke_key(&Actor::owner("intruder"), &key_id, None)
                 .await
                 .is_err()
         );

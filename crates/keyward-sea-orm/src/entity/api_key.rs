@@ -86,6 +86,18 @@ pub struct Model {
     /// The key this one replaced by rotation.
     #[sea_orm(column_type = "String(StringLen::N(12))", nullable)]
     pub rotated_from: Option<String>,
+    /// The key that replaced this one (migration 0002): a key is rotated at most once.
+    #[sea_orm(column_type = "String(StringLen::N(12))", nullable)]
+    pub rotated_to: Option<String>,
+    /// Who deactivated the key, `admin` or `owner` (migration 0002).
+    #[sea_orm(column_type = "String(StringLen::N(16))", nullable)]
+    pub deactivated_by: Option<String>,
+    /// The first key of the rotation chain, whose rate limit and credits the key shares
+    /// (migration 0002).
+    #[sea_orm(column_type = "String(StringLen::N(12))", nullable)]
+    pub lineage_root: Option<String>,
+    /// When the chain's first key was created: credit periods start there (migration 0002).
+    pub lineage_started_at: Option<DateTimeUtc>,
 }
 
 /// No relations.

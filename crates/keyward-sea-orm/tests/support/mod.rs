@@ -391,7 +391,7 @@ pub async fn assert_store_down(store: &Arc<dyn KeyStore>, presented_key: &str) {
     assert_unavailable("create", store.create(&record, None, now).await);
     assert_unavailable("create limited", store.create(&record, Some(5), now).await);
     assert_unavailable("list", store.list_by_owner("down", None, 10).await);
-    assert_unavailable("update", store.update(&record).await);
+    assert_unavailable("update", store.update(&record, record.updated_at).await);
     assert_unavailable("revoke", store.revoke(&id, now).await);
     assert_unavailable(
         "record_usage",
@@ -540,4 +540,85 @@ pub async fn concurrent_migrations(url: &str) {
     for db in pools {
         db.close().await.unwrap();
     }
+}
+
+/// A database left by a keyward that had only migration 0001 (default tables through the
+/// `Migrator`, and a prefixed set) is brought up to date by `migrate` and `migrate_tables`: the
+/// columns of 0002 appear, and the stores pass the round-trip and version-check cases on it.
+pub async fn upgrade_from_first_migration(url: &str) {
+    use keyward_sea_orm::schema::LINEAGE_COLUMNS;
+    use keyward_sea_orm::{AddKeyLineage, CreateApiKeys};
+    use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager};
+
+    struct FirstOnly;
+    impl MigratorTrait for FirstOnly {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            vec![Box::new(CreateApiKeys::new(Tables::default()))]
+        }
+    }
+
+    let db = Database::connect(connect_options(url))
+        .await
+        .expect("connect");
+    let prefixed = Tables::with_prefix("old_").unwrap();
+    FirstOnly::up(&db, None)
+        .await
+        .expect("migration 0001 alone");
+    let manager = SchemaManager::new(&db);
+    CreateApiKeys::new(prefixed.clone())
+        .up(&manager)
+        .await
+        .expect("migration 0001 alone, prefixed");
+    for table in [Tables::default().keys(), prefixed.keys()] {
+        assert!(
+            !manager.has_column(table, LINEAGE_COLUMNS[0]).await.unwrap(),
+            "{table} starts without the 0002 columns"
+        );
+    }
+
+    keyward_sea_orm::migrate(&db)
+        .await
+        .expect("migrate on top of 0001");
+    SeaOrmKeyStore::with_tables(db.clone(), prefixed.clone())
+        .migrate()
+        .await
+        .expect("migrate_tables on top of 0001");
+    for table in [Tables::default().keys(), prefixed.keys()] {
+        for column in LINEAGE_COLUMNS {
+            assert!(
+                manager.has_column(table, column).await.unwrap(),
+                "{table}.{column} after the upgrade"
+            );
+        }
+    }
+    // Migrating again is a no-op.
+    keyward_sea_orm::migrate(&db).await.expect("migrate twice");
+    SeaOrmKeyStore::with_tables(db.clone(), prefixed.clone())
+        .migrate()
+        .await
+        .expect("migrate_tables twice");
+    let name = AddKeyLineage::new(Tables::default());
+    let recorded = db
+        .query_one_raw(keyward_sea_orm::sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT COUNT(*) FROM seaql_migrations WHERE version = '{}'",
+                sea_orm_migration::MigrationName::name(&name)
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(recorded, 1, "the Migrator records 0002 once");
+
+    keyward_test::store_suite::case_round_trip_full(Arc::new(SeaOrmKeyStore::new(db.clone())))
+        .await;
+    keyward_test::store_suite::case_update_version_check(Arc::new(SeaOrmKeyStore::with_tables(
+        db.clone(),
+        prefixed,
+    )))
+    .await;
+    db.close().await.unwrap();
 }

@@ -1,0 +1,291 @@
+//! Who may do what with keys (DESIGN.md §11): the [`Actor`] a management call is made by, and
+//! the rules the management service applies to it before anything is written. There is no HTTP
+//! here: adapters and the server only say who the actor is.
+//!
+//! | actor | established by | acts on | may |
+//! | --- | --- | --- | --- |
+//! | admin | the admin token, a key holding `keyward:admin` by name, the application's own code | any owner | everything, including reserved scopes (by exact name) |
+//! | owner | the application's owner resolver | its own keys; no owner id starting `keyward` | name, description, narrow scopes, shorten expiry, deactivate, reactivate what it deactivated |
+//! | key | a verified key, when the application lets keys manage keys | its owner's keys | as an owner, and grant at most the scopes it holds |
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{Deactivator, KeyRecord, Principal};
+use crate::scope::{RESERVED_NAMESPACE, ScopeSet};
+use crate::service::{CreateKeyRequest, FieldError, ServiceError, UpdateKeyRequest};
+
+/// What kind of caller an [`Actor`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Role {
+    /// An administrator: the admin token, a key holding `keyward:admin`, or the application's
+    /// own code.
+    Admin,
+    /// An owner managing its own keys (self-service).
+    Owner,
+    /// A verified API key managing its owner's keys (when the application allows it).
+    Key,
+}
+
+/// The caller of a management call, as the adapter or server established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    role: Role,
+    owner: Option<String>,
+    scopes: ScopeSet,
+}
+
+impl Actor {
+    /// An administrator acting on any owner's keys (the admin CLI, the application's own code).
+    #[must_use]
+    pub fn admin() -> Self {
+        Self {
+            role: Role::Admin,
+            owner: None,
+            scopes: ScopeSet::new(),
+        }
+    }
+
+    /// An administrator acting on the keys of `owner_id` (the admin routes
+    /// `/admin/owners/{owner_id}/…`): other owners' keys are "not found".
+    #[must_use]
+    pub fn admin_for(owner_id: impl Into<String>) -> Self {
+        Self {
+            owner: Some(owner_id.into()),
+            ..Self::admin()
+        }
+    }
+
+    /// An owner managing its own keys, as the application's owner resolver named it.
+    #[must_use]
+    pub fn owner(owner_id: impl Into<String>) -> Self {
+        Self {
+            role: Role::Owner,
+            owner: Some(owner_id.into()),
+            scopes: ScopeSet::new(),
+        }
+    }
+
+    /// A verified key managing its owner's keys; it grants at most the scopes it holds.
+    #[must_use]
+    pub fn key(principal: &Principal) -> Self {
+        Self {
+            role: Role::Key,
+            owner: Some(principal.owner_id().to_owned()),
+            scopes: principal.scopes().clone(),
+        }
+    }
+
+    /// What kind of caller this is.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The owner whose keys the actor acts on; `None` for an administrator of every owner.
+    #[must_use]
+    pub fn owner_id(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// Whether the actor is an administrator.
+    #[must_use]
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// Whether `owner_id` is reserved for keyward itself (`keyward-admin`, …): such owners are never
+/// acted on through self-service.
+#[must_use]
+pub fn is_reserved_owner(owner_id: &str) -> bool {
+    owner_id.starts_with("keyward")
+}
+
+fn forbidden(field: &str, code: &str, message: impl Into<String>) -> FieldError {
+    FieldError::new(field, code, message)
+}
+
+/// Refuses a non-admin actor on a reserved owner id.
+pub(crate) fn check_actor(actor: &Actor) -> Result<(), ServiceError> {
+    match actor.owner_id() {
+        Some(owner) if !actor.is_admin() && is_reserved_owner(owner) => {
+            Err(ServiceError::Forbidden(vec![forbidden(
+                "owner_id",
+                "reserved_owner",
+                "owner ids starting with `keyward` are managed by administrators only",
+            )]))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `record` is within the actor's reach: its owner's keys, or any key for an admin of
+/// every owner.
+pub(crate) fn reaches(actor: &Actor, record: &KeyRecord) -> bool {
+    actor.owner_id().is_none_or(|o| o == record.owner_id)
+}
+
+/// The refusals for granting `requested`: reserved scopes by a non-admin, scopes a key caller
+/// does not hold, and (on update, `current` given) scopes a non-admin would widen to.
+fn scope_refusals(actor: &Actor, requested: &ScopeSet, current: Option<&ScopeSet>) -> Vec<String> {
+    let mut refused = Vec::new();
+    if actor.is_admin() {
+        return refused;
+    }
+    for scope in requested.iter() {
+        let held_now = current.is_some_and(|c| c.covers(scope));
+        let ok = if scope.is_reserved() {
+            // Only an existing grant by name survives a non-admin update (narrowing).
+            current.is_some_and(|c| c.holds_exact(scope.as_str()))
+        } else {
+            current.is_none() || held_now
+        };
+        let within_caller = actor.role != Role::Key || actor.scopes.covers(scope);
+        if !ok || !within_caller {
+            refused.push(scope.as_str().to_owned());
+        }
+    }
+    refused
+}
+
+fn scope_error(actor: &Actor, refused: &[String], update: bool) -> FieldError {
+    let why = if refused.iter().any(|s| s.starts_with(RESERVED_NAMESPACE)) {
+        format!("scopes under `{RESERVED_NAMESPACE}` are granted by administrators only")
+    } else if actor.role == Role::Key {
+        "a key grants at most the scopes it holds".to_owned()
+    } else if update {
+        "owners may only narrow a key's scopes".to_owned()
+    } else {
+        "these scopes may not be granted by this caller".to_owned()
+    };
+    forbidden(
+        "scopes",
+        "not_grantable",
+        format!("{why}: {}", refused.join(", ")),
+    )
+}
+
+fn admin_only(field: &str) -> FieldError {
+    forbidden(
+        field,
+        "admin_only",
+        format!("only administrators set or change `{field}`"),
+    )
+}
+
+/// What a create by `actor` may not do. Empty for administrators.
+pub(crate) fn create_refusals(
+    actor: &Actor,
+    req: &CreateKeyRequest,
+    scopes: &ScopeSet,
+) -> Vec<FieldError> {
+    let mut refusals = Vec::new();
+    if actor.is_admin() {
+        return refusals;
+    }
+    let refused = scope_refusals(actor, scopes, None);
+    if !refused.is_empty() {
+        refusals.push(scope_error(actor, &refused, false));
+    }
+    if req.rate_limit.is_some() {
+        refusals.push(admin_only("rate_limit"));
+    }
+    if req.credits.is_some() {
+        refusals.push(admin_only("credits"));
+    }
+    if !req.ip_allowlist.is_empty() {
+        refusals.push(admin_only("ip_allowlist"));
+    }
+    if req.metadata.as_ref().is_some_and(|m| !m.is_empty()) {
+        refusals.push(admin_only("metadata"));
+    }
+    refusals
+}
+
+/// What an update by `actor` of `record` may not do. Empty for administrators. `scopes` is the
+/// parsed `scopes` of the request, when it has them.
+pub(crate) fn update_refusals(
+    actor: &Actor,
+    req: &UpdateKeyRequest,
+    scopes: Option<&ScopeSet>,
+    record: &KeyRecord,
+) -> Vec<FieldError> {
+    let mut refusals = Vec::new();
+    if actor.is_admin() {
+        return refusals;
+    }
+    if let Some(scopes) = scopes {
+        let refused = scope_refusals(actor, scopes, Some(&record.scopes));
+        if !refused.is_empty() {
+            refusals.push(scope_error(actor, &refused, true));
+        }
+    }
+    if let Some(expiry) = req.expires_at
+        && extends(record.expires_at, expiry)
+    {
+        refusals.push(forbidden(
+            "expires_at",
+            "extending",
+            "owners may only shorten a key's lifetime",
+        ));
+    }
+    if req.is_active == Some(true)
+        && !record.is_active
+        && record.deactivated_by != Some(Deactivator::Owner)
+    {
+        refusals.push(forbidden(
+            "is_active",
+            "admin_deactivated",
+            "an administrator deactivated this key; only an administrator reactivates it",
+        ));
+    }
+    if req.rate_limit.is_some() {
+        refusals.push(admin_only("rate_limit"));
+    }
+    if req.credits.is_some() {
+        refusals.push(admin_only("credits"));
+    }
+    if req.ip_allowlist.is_some() {
+        refusals.push(admin_only("ip_allowlist"));
+    }
+    if req.metadata.is_some() {
+        refusals.push(admin_only("metadata"));
+    }
+    refusals
+}
+
+/// Whether moving the expiry from `current` to `wanted` lengthens the key's life.
+fn extends(current: Option<DateTime<Utc>>, wanted: Option<DateTime<Utc>>) -> bool {
+    match (current, wanted) {
+        (_, None) => current.is_some(),
+        (None, Some(_)) => false,
+        (Some(c), Some(w)) => w > c,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_owners() {
+        assert!(is_reserved_owner("keyward-admin"));
+        assert!(is_reserved_owner("keyward"));
+        assert!(!is_reserved_owner("alice"));
+        assert!(check_actor(&Actor::owner("keyward-admin")).is_err());
+        assert!(check_actor(&Actor::admin_for("keyward-admin")).is_ok());
+        assert!(check_actor(&Actor::owner("alice")).is_ok());
+    }
+
+    #[test]
+    fn expiry_moves() {
+        let t = |s: i64| DateTime::from_timestamp(s, 0);
+        assert!(extends(t(10), None));
+        assert!(!extends(None, None));
+        assert!(!extends(None, t(10)));
+        assert!(extends(t(10), t(11)));
+        assert!(!extends(t(10), t(10)));
+        assert!(!extends(t(10), t(9)));
+    }
+}

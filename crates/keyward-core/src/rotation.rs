@@ -1,0 +1,164 @@
+//! Rotation (DESIGN.md §11): a key is rotated at most once; rotating a successor ends its
+//! predecessor's grace at once, so a rotation chain never has more than two live keys; the
+//! successor carries the predecessor's usage, credits and rate-limit budget (they are counted
+//! under the chain's first key, [`crate::model::Lineage`]).
+//!
+//! The old key is marked first, by a version-checked write that names its successor: of two
+//! rotations racing on one key exactly one wins that write, the other answers
+//! `API_KEY_ALREADY_ROTATED`. The successor is stored next; should that fail, the mark is undone.
+
+use chrono::{DateTime, Utc};
+
+use crate::Keyward;
+use crate::authz::Actor;
+use crate::clock::micros;
+use crate::key::KeyId;
+use crate::model::KeyRecord;
+use crate::service::{
+    CreatedKey, FieldError, KeyVersion, RotateKeyRequest, ServiceError, WRITE_ATTEMPTS,
+    next_version_time, not_rotatable, store_failure,
+};
+use crate::store::StoreErrorKind;
+
+impl Keyward {
+    /// Issues a successor with the same name, scopes and settings, and the predecessor's usage,
+    /// credits and rate-limit budget; the old key keeps working for the grace period, then
+    /// expires. The successor does not count against the owner's limit (the old key is on its
+    /// way out). If the old key is itself a successor still in its predecessor's grace, that
+    /// grace ends now.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`, `AlreadyRotated`, `PreconditionFailed`, `Validation` (bad grace,
+    /// revoked or expired key), `Unavailable`.
+    pub async fn rotate_key(
+        &self,
+        actor: &Actor,
+        key_id: &KeyId,
+        req: RotateKeyRequest,
+        if_match: Option<KeyVersion>,
+    ) -> Result<CreatedKey, ServiceError> {
+        let policy = &self.0.policy;
+        let grace = match req.grace_seconds {
+            None => policy.default_rotation_grace,
+            Some(s) if s < 0 || chrono::Duration::seconds(s) > policy.max_rotation_grace => {
+                return Err(ServiceError::Validation(vec![FieldError::new(
+                    "grace_seconds",
+                    "out_of_range",
+                    format!("0–{} seconds", policy.max_rotation_grace.num_seconds()),
+                )]));
+            }
+            Some(s) => chrono::Duration::seconds(s),
+        };
+        for _ in 0..WRITE_ATTEMPTS {
+            let now = micros(self.0.clock.now());
+            let old = self.fetch(actor, key_id).await?;
+            if let Some(successor) = old.rotated_to {
+                return Err(ServiceError::AlreadyRotated(successor));
+            }
+            if if_match.is_some_and(|v| v != KeyVersion::of(&old)) {
+                return Err(ServiceError::PreconditionFailed);
+            }
+            if not_rotatable(old.state(now)) {
+                return Err(ServiceError::Validation(vec![FieldError::new(
+                    "key_id",
+                    "not_rotatable",
+                    "revoked or expired keys cannot be rotated",
+                )]));
+            }
+            let (mut successor, signing) = successor_of(&old, now);
+            let api_key = self.mint(&mut successor, signing)?;
+            let mut marked = old.clone();
+            marked.rotated_to = Some(successor.key_id);
+            let dies = now.checked_add_signed(grace).unwrap_or(now);
+            if marked.expires_at.is_none_or(|e| e > dies) {
+                marked.expires_at = Some(dies);
+            }
+            marked.updated_at = next_version_time(&old, now);
+            match self.0.store.update(&marked, old.updated_at).await {
+                Ok(()) => {}
+                // Another writer got there first: look again (a rotation shows as
+                // `rotated_to`, answered above).
+                Err(e) if e.kind() == StoreErrorKind::Stale && if_match.is_none() => continue,
+                Err(e) if e.kind() == StoreErrorKind::Stale => {
+                    return Err(ServiceError::PreconditionFailed);
+                }
+                Err(e) => return Err(store_failure(e)),
+            }
+            self.invalidate_everywhere(key_id).await;
+            if let Err(e) = self.0.store.create(&successor, None, now).await {
+                self.unmark(&old, &marked).await;
+                return Err(match e.kind() {
+                    StoreErrorKind::Conflict => {
+                        ServiceError::Internal("could not allocate a unique key id".into())
+                    }
+                    _ => store_failure(e),
+                });
+            }
+            if let Some(predecessor) = old.rotated_from {
+                self.end_grace(&predecessor, now).await?;
+            }
+            tracing::info!(old = %key_id, new = %successor.key_id, "API key rotated");
+            return Ok(CreatedKey {
+                key: successor.view(now),
+                api_key,
+            });
+        }
+        Err(ServiceError::Unavailable(
+            crate::store::StoreError::unavailable(
+                "the key kept changing under concurrent writes; try again",
+            ),
+        ))
+    }
+
+    /// Puts back the old key as it was before a rotation whose successor could not be stored.
+    async fn unmark(&self, old: &KeyRecord, marked: &KeyRecord) {
+        let mut restored = old.clone();
+        restored.updated_at = next_version_time(marked, marked.updated_at);
+        if let Err(e) = self.0.store.update(&restored, marked.updated_at).await {
+            tracing::error!(key_id = %old.key_id, error = %e, "a failed rotation could not be undone; the key stays marked as rotated");
+        }
+        self.invalidate_everywhere(&old.key_id).await;
+    }
+
+    /// Ends the grace of `key_id` (a predecessor whose successor is being rotated): it expires
+    /// now, unless it is gone already.
+    async fn end_grace(&self, key_id: &KeyId, now: DateTime<Utc>) -> Result<(), ServiceError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let Some(mut record) = self.0.store.get(key_id).await.map_err(store_failure)? else {
+                return Ok(());
+            };
+            if record.revoked_at.is_some() || record.expires_at.is_some_and(|e| e <= now) {
+                return Ok(());
+            }
+            let expected = record.updated_at;
+            record.expires_at = Some(now);
+            record.updated_at = next_version_time(&record, now);
+            match self.0.store.update(&record, expected).await {
+                Ok(()) => {
+                    self.invalidate_everywhere(key_id).await;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == StoreErrorKind::Stale => {}
+                Err(e) => return Err(store_failure(e)),
+            }
+        }
+        Err(ServiceError::Unavailable(
+            crate::store::StoreError::unavailable("the predecessor kept changing; try again"),
+        ))
+    }
+}
+
+/// The successor record of `old` (without id and digest yet) and whether it signs.
+fn successor_of(old: &KeyRecord, now: DateTime<Utc>) -> (KeyRecord, bool) {
+    let lifetime = old.expires_at.map(|e| e - old.created_at);
+    let mut successor = old.clone();
+    successor.rotated_from = Some(old.key_id);
+    successor.rotated_to = None;
+    successor.lineage = Some(old.successor_lineage());
+    successor.created_at = now;
+    successor.updated_at = now;
+    successor.last_used_at = None;
+    successor.revoked_at = None;
+    successor.expires_at = lifetime.and_then(|l| now.checked_add_signed(l));
+    (successor, old.is_signing())
+}
