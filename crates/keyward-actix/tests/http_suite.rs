@@ -16,3 +16,15 @@ async fn memory() -> Arc<dyn KeyStore> {
 }
 
 keyward_test::http_suite!(store = memory, spawn = common::spawn_detached);
+
+/// Who may do what (DESIGN.md §11), the same cases as the actix-web/axum twin and the server.
+mod management {
+    use super::*;
+    use keyward_test::management_suite::MgmtApp;
+
+    async fn app() -> Option<MgmtApp> {
+        Some(MgmtApp::adapter(memory().await, common::spawn_detached).await)
+    }
+
+    keyward_test::management_suite!(app = app);
+}

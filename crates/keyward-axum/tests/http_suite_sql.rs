@@ -47,9 +47,31 @@ async fn postgres() -> Option<Arc<dyn KeyStore>> {
 mod sqlite {
     use super::*;
     keyward_test::http_suite!(store = sqlite, spawn = common::spawn);
+
+    mod management {
+        use super::*;
+        async fn app() -> Option<keyward_test::management_suite::MgmtApp> {
+            Some(
+                keyward_test::management_suite::MgmtApp::adapter(sqlite().await, common::spawn)
+                    .await,
+            )
+        }
+        keyward_test::management_suite!(app = app);
+    }
 }
 
 mod postgres {
     use super::*;
     keyward_test::http_suite!(store = postgres, spawn = common::spawn);
+
+    mod management {
+        use super::*;
+        async fn app() -> Option<keyward_test::management_suite::MgmtApp> {
+            Some(
+                keyward_test::management_suite::MgmtApp::adapter(postgres().await?, common::spawn)
+                    .await,
+            )
+        }
+        keyward_test::management_suite!(app = app);
+    }
 }

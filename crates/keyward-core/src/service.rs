@@ -437,6 +437,38 @@ impl Keyward {
         actor: &Actor,
         req: CreateKeyRequest,
     ) -> Result<CreatedKey, ServiceError> {
+        self.create_capped(actor, req, self.0.policy.max_keys_per_owner)
+            .await
+    }
+
+    /// Creates the first key of `owner_id` as the application itself: only when the owner has
+    /// no live key, decided atomically with the insert (the store's owner cap, at one), so that
+    /// processes racing to bootstrap an administrator create one key between them. `Ok(None)`
+    /// when the owner has a live key already.
+    ///
+    /// # Errors
+    /// As [`Keyward::create_key`].
+    pub async fn create_first_key(
+        &self,
+        owner_id: &str,
+        req: CreateKeyRequest,
+    ) -> Result<Option<CreatedKey>, ServiceError> {
+        match self
+            .create_capped(&Actor::admin_for(owner_id), req, Some(1))
+            .await
+        {
+            Ok(created) => Ok(Some(created)),
+            Err(ServiceError::LimitReached(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_capped(
+        &self,
+        actor: &Actor,
+        req: CreateKeyRequest,
+        cap: Option<u32>,
+    ) -> Result<CreatedKey, ServiceError> {
         authz::check_actor(actor)?;
         let now = micros(self.0.clock.now());
         let policy = &self.0.policy;
@@ -556,8 +588,7 @@ impl Keyward {
             deactivated_by: None,
             lineage: None,
         };
-        self.insert_new(template, req.signing, policy.max_keys_per_owner, now)
-            .await
+        self.insert_new(template, req.signing, cap, now).await
     }
 
     /// Gives `record` a fresh key id and secret: sets its id, digest and (for signing keys)

@@ -11,8 +11,11 @@ use std::process::ExitCode;
 use keyward_sea_orm::sea_orm::DbBackend;
 use keyward_sea_orm::{Tables, render_lineage_sql, render_sql};
 
+/// Renders one migration's SQL.
+type Render = fn(DbBackend, &Tables) -> String;
+
 /// The migrations, by file name, in order, with their renderers.
-const FILES: &[(&str, fn(DbBackend, &Tables) -> String)] = &[
+const FILES: &[(&str, Render)] = &[
     ("0001_create_api_keys.sql", render_sql),
     ("0002_key_lineage.sql", render_lineage_sql),
 ];

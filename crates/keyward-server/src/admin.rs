@@ -1,8 +1,12 @@
 //! The admin credential: `KEYWARD_ADMIN_TOKEN` when set (compared in constant time), and any
 //! key holding `keyward:admin`. Without a token, the first start creates such a key for owner
-//! `keyward-admin` and prints it once; later starts see that the owner has a key and stay quiet.
+//! `keyward-admin` (once per database, even when several instances start together) and hands it
+//! to the operator outside the log stream: in a 0600 file ([`write_key_file`]), and on stderr
+//! only when stderr is a terminal. Later starts see that the owner has a key and stay quiet.
 
 use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use keyward_core::Keyward;
 use keyward_core::service::{CreateKeyRequest, CreatedKey};
@@ -75,7 +79,62 @@ pub(crate) async fn bootstrap(kw: &Keyward) -> Result<Option<CreatedKey>, AppErr
         scopes: vec![ADMIN_SCOPE.into()],
         ..Default::default()
     };
-    Ok(Some(kw.create_key(ADMIN_OWNER, req).await?))
+    // The owner cap of one, atomic in every store, settles a race between instances starting
+    // together: one creates the key, the others find it there.
+    Ok(kw.create_first_key(ADMIN_OWNER, req).await?)
+}
+
+/// Where the bootstrapped admin key is written: `--admin-key-file`, else beside a SQLite
+/// database (`keyward.db` → `keyward.admin-key`), else `keyward.admin-key` in the working
+/// directory.
+pub(crate) fn key_file_for(explicit: Option<&Path>, database_url: &str) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    crate::pepper::sqlite_path(database_url).map_or_else(
+        || PathBuf::from("keyward.admin-key"),
+        |db| db.with_extension("admin-key"),
+    )
+}
+
+/// Writes the raw admin key to `path`, readable by its owner only (0600), replacing any older
+/// file atomically (a temporary file in the same folder, then a rename).
+///
+/// # Errors
+/// The file cannot be written.
+pub(crate) fn write_key_file(path: &Path, created: &CreatedKey) -> Result<(), AppError> {
+    let io = |e: std::io::Error| {
+        AppError::Io(format!(
+            "cannot write the admin key file {}: {e}",
+            path.display()
+        ))
+    };
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(io)?;
+    let body = format!(
+        "{key}\n# keyward admin key {id} (owner {owner}, scope {scope}). Store it in a secret \
+         manager, then delete this file.\n",
+        key = created.api_key.expose_secret(),
+        id = created.key.id,
+        owner = ADMIN_OWNER,
+        scope = ADMIN_SCOPE,
+    );
+    let written = f
+        .write_all(body.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    Ok(())
 }
 
 /// The one-time banner with the bootstrapped key and how to use it.

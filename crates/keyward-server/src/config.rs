@@ -146,6 +146,30 @@ pub(crate) struct PolicyArgs {
         value_name = "DURATION"
     )]
     pub(crate) default_ttl: Option<String>,
+    /// Rate limit of every key an owner creates through self-service, REQUESTS/WINDOW (e.g. 100/60s) [default: none]
+    #[arg(
+        long,
+        env = "KEYWARD_SELF_SERVICE_RATE_LIMIT",
+        global = true,
+        value_name = "N/DURATION"
+    )]
+    pub(crate) self_service_rate_limit: Option<String>,
+    /// Credits of every key an owner creates through self-service, N or N/REFILL (e.g. 10000/30d) [default: none]
+    #[arg(
+        long,
+        env = "KEYWARD_SELF_SERVICE_CREDITS",
+        global = true,
+        value_name = "N[/DURATION]"
+    )]
+    pub(crate) self_service_credits: Option<String>,
+    /// Longest lifetime of a self-service key, also its expiry when none is asked for (e.g. 90d) [default: none]
+    #[arg(
+        long,
+        env = "KEYWARD_SELF_SERVICE_MAX_TTL",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub(crate) self_service_max_ttl: Option<String>,
 }
 
 /// Runtime settings of the verification engine.
@@ -195,6 +219,9 @@ pub(crate) struct ServeArgs {
         value_name = "URL"
     )]
     pub(crate) redis_url: Option<SecretUrl>,
+    /// Where the first start writes the admin key it creates (0600) [default: beside a SQLite database, else ./keyward.admin-key]
+    #[arg(long, env = "KEYWARD_ADMIN_KEY_FILE", value_name = "PATH")]
+    pub(crate) admin_key_file: Option<PathBuf>,
     /// Enable self-service /api-keys routes; the owner is read from this header, which a trusted proxy must set
     #[arg(long, env = "KEYWARD_OWNER_HEADER", value_name = "NAME")]
     pub(crate) owner_header: Option<String>,
@@ -346,10 +373,14 @@ pub(crate) struct FileConfig {
     allowed_scopes: Option<Vec<String>>,
     max_keys_per_owner: Option<u32>,
     default_ttl: Option<String>,
+    self_service_rate_limit: Option<String>,
+    self_service_credits: Option<String>,
+    self_service_max_ttl: Option<String>,
     last_used: Option<String>,
     cache_size: Option<usize>,
     cache_ttl: Option<String>,
     owner_header: Option<String>,
+    admin_key_file: Option<PathBuf>,
     client_ip_header: Option<String>,
     log_format: Option<LogFormat>,
     flush_interval: Option<String>,
@@ -457,6 +488,8 @@ pub(crate) struct Settings {
     pub(crate) redis_url: Option<SecretUrl>,
     /// Trusted owner header for self-service routes.
     pub(crate) owner_header: Option<axum::http::HeaderName>,
+    /// Where the bootstrapped admin key is written (`None`: the default place).
+    pub(crate) admin_key_file: Option<PathBuf>,
     /// Trusted header carrying the client address.
     pub(crate) client_ip_header: Option<axum::http::HeaderName>,
     /// Log format.
@@ -549,12 +582,24 @@ pub(crate) fn resolve_policy(
         Some(s) => parse_last_used(s)
             .map_err(|e| AppError::config(format!("invalid --last-used {s:?}: {e}")))?,
     };
+    let self_service = crate::self_service::resolve(
+        args.self_service_rate_limit
+            .as_deref()
+            .or(file.self_service_rate_limit.as_deref()),
+        args.self_service_credits
+            .as_deref()
+            .or(file.self_service_credits.as_deref()),
+        args.self_service_max_ttl
+            .as_deref()
+            .or(file.self_service_max_ttl.as_deref()),
+    )?;
     Ok(Policy {
         format,
         catalog,
         max_keys_per_owner: (max > 0).then_some(max),
         default_ttl,
         last_used,
+        self_service,
         ..Policy::default()
     })
 }
@@ -649,6 +694,10 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         bind,
         redis_url,
         owner_header,
+        admin_key_file: args
+            .admin_key_file
+            .clone()
+            .or_else(|| file.admin_key_file.clone()),
         client_ip_header,
         log_format,
         flush_interval,

@@ -18,6 +18,7 @@ mod metrics;
 mod pepper;
 mod reencrypt;
 mod scan;
+mod self_service;
 mod server;
 mod sign;
 

@@ -121,7 +121,17 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
     if admin_token.is_some() {
         tracing::info!("admin credential: KEYWARD_ADMIN_TOKEN (and keys with scope {ADMIN_SCOPE})");
     } else if let Some(created) = admin::bootstrap(&kw).await? {
-        eprint!("{}", admin::banner(&created, &base_url));
+        // Handed over outside the log stream: a 0600 file, and the terminal if there is one.
+        let file = admin::key_file_for(settings.admin_key_file.as_deref(), url);
+        admin::write_key_file(&file, &created)?;
+        tracing::info!(
+            key_id = %created.key.id,
+            file = %file.display(),
+            "created the admin key (scope {ADMIN_SCOPE}); it is in the file, readable by this user only"
+        );
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprint!("{}", admin::banner(&created, &base_url));
+        }
     } else {
         tracing::info!(
             "admin credential: keys with scope {ADMIN_SCOPE} (owner {})",
@@ -498,8 +508,16 @@ impl App {
         if self.token_presented(&parts.headers) {
             return Ok(());
         }
-        let need = ScopeRequirement::all_of([ADMIN_SCOPE]).map_err(|_| khttp::admin_forbidden())?;
-        self.authenticate(parts, body, &need, ip).await.map(|_| ())
+        // The scope is held by name: no wildcard makes an administrator. A valid key without it
+        // is refused as the adapters refuse a failed admin check.
+        let principal = self
+            .authenticate(parts, body, &ScopeRequirement::none(), ip)
+            .await?;
+        if principal.is_admin() {
+            Ok(())
+        } else {
+            Err(khttp::admin_forbidden())
+        }
     }
 }
 

@@ -252,6 +252,31 @@ impl TestApp {
         created(res).await
     }
 
+    /// `POST /admin/owners/{owner}/api-keys` with `body` as the administrator (`x-test-admin`):
+    /// the way to give a key what only administrators set (limits, credits, allowlists,
+    /// metadata).
+    pub async fn admin_create_raw(&self, owner: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/admin/owners/{owner}/api-keys")))
+            .header("x-test-admin", "yes")
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Creates a key as the administrator, asserting `201`.
+    pub async fn admin_create(&self, owner: &str, body: Value) -> Created {
+        let res = self.admin_create_raw(owner, &body).await;
+        assert_eq!(
+            res.status(),
+            201,
+            "admin create {body}: {:?}",
+            res.text().await
+        );
+        created(res).await
+    }
+
     /// `GET path` with `Authorization: Bearer key`.
     pub async fn get_bearer(&self, path: &str, key: &str) -> reqwest::Response {
         self.client
@@ -507,8 +532,9 @@ fn secret_of(api_key: &str) -> &str {
 /// key works on `/protected` and the principal is the owner's.
 pub async fn case_create_shows_key_once(app: TestApp) {
     let alice = app.owner("alice");
+    // Metadata is the administrator's to set (DESIGN.md §11).
     let c = app
-        .create(
+        .admin_create(
             &alice,
             json!({"name": "ci", "scopes": ["reports:read"], "metadata": {"team": "x"}}),
         )
@@ -792,12 +818,11 @@ pub async fn case_scope_denied(app: TestApp) {
     assert_eq!(app.protected_status(&wild.api_key).await, 200);
 
     // Granting the scope takes effect at once (the cache is invalidated on update).
+    // Widening is the administrator's (DESIGN.md §11).
     let res = app
-        .as_owner(
-            reqwest::Method::PATCH,
-            &format!("/api-keys/{}", none.id),
-            &owner,
-        )
+        .client
+        .patch(app.url(&format!("/admin/owners/{owner}/api-keys/{}", none.id)))
+        .header("x-test-admin", "yes")
         .json(&json!({"scopes": ["reports:read"]}))
         .send()
         .await
@@ -1095,7 +1120,12 @@ pub async fn case_validation(app: TestApp) {
         ),
         (json!({}), "name", "required"),
     ] {
-        let res = app.create_raw(&owner, &body).await;
+        // Allowlists and limits are the administrator's to set (DESIGN.md §11): validated there.
+        let res = if body.get("ip_allowlist").is_some() || body.get("rate_limit").is_some() {
+            app.admin_create_raw(&owner, &body).await
+        } else {
+            app.create_raw(&owner, &body).await
+        };
         let p = assert_problem(res, 422, "VALIDATION_FAILED").await;
         let errors = p["errors"].as_array().cloned().unwrap_or_default();
         assert!(
@@ -1298,7 +1328,7 @@ pub async fn case_hostile_input(app: TestApp) {
 pub async fn case_rate_limited(app: TestApp) {
     let owner = app.owner("rl");
     let c = app
-        .create(&owner, json!({"name": "rl", "scopes": ["reports:read"], "rate_limit": {"requests": 2, "window_seconds": 60}}))
+        .admin_create(&owner, json!({"name": "rl", "scopes": ["reports:read"], "rate_limit": {"requests": 2, "window_seconds": 60}}))
         .await;
     assert_eq!(app.protected_status(&c.api_key).await, 200);
     assert_eq!(app.protected_status(&c.api_key).await, 200);
@@ -1782,7 +1812,7 @@ pub async fn case_signed_keys_and_scopes(app: TestApp) {
     );
     // The IP allowlist and rate limit apply as for bearer keys.
     let fenced = app
-        .create(
+        .admin_create(
             &owner,
             json!({"name": "f", "scopes": ["reports:read"], "signing": true, "ip_allowlist": ["10.9.8.0/24"]}),
         )
@@ -1794,7 +1824,7 @@ pub async fn case_signed_keys_and_scopes(app: TestApp) {
     )
     .await;
     let limited = app
-        .create(
+        .admin_create(
             &owner,
             json!({"name": "l", "scopes": ["reports:read"], "signing": true, "rate_limit": {"requests": 1, "window_seconds": 60}}),
         )

@@ -277,6 +277,7 @@ impl Env {
             child: Some(child),
             base,
             lines,
+            dir: self.dir.path().to_path_buf(),
             http: reqwest::Client::new(),
         }
     }
@@ -287,6 +288,8 @@ pub struct Server {
     child: Option<Child>,
     pub base: String,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The working directory (beside a SQLite database).
+    dir: PathBuf,
     pub http: reqwest::Client,
 }
 
@@ -299,9 +302,33 @@ impl Server {
         self.lines.lock().unwrap().join("\n")
     }
 
-    /// The admin key printed by the first-start banner, if any.
+    /// The admin key this start created, if it created one: read from the 0600 key file, after
+    /// checking that it reached neither the log stream nor any other output.
     pub fn bootstrap_key(&self) -> Option<String> {
-        admin_keys_in(&self.stderr()).into_iter().next()
+        let log = self.stderr();
+        assert!(
+            admin_keys_in(&log).is_empty(),
+            "the admin key banner went to a stream that is not a terminal"
+        );
+        if !log.contains("created the admin key") {
+            return None;
+        }
+        let path = self.dir.join("keyward.admin-key");
+        let text = std::fs::read_to_string(&path).expect("the admin key file");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o777,
+                0o600,
+                "the admin key file is for its owner only"
+            );
+        }
+        let key = text.lines().next().unwrap().trim().to_owned();
+        assert!(key.starts_with("kw_"), "{text}");
+        assert!(!log.contains(&key), "the admin key is in the log");
+        Some(key)
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns all stderr.
