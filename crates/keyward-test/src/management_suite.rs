@@ -122,7 +122,7 @@ fn tag() -> String {
 }
 
 impl MgmtApp {
-    /// An adapter's app (the [`crate::http_suite`] contract) over [`management_keyward`].
+    /// An adapter's app (the [`mod@crate::http_suite`] contract) over [`management_keyward`].
     pub async fn adapter<A, AFut>(store: Arc<dyn KeyStore>, spawn: A) -> Self
     where
         A: FnOnce(Keyward) -> AFut,
