@@ -4,6 +4,11 @@
 //! recomputes the digest of the presented secret and compares it with the cached record's. Every
 //! entry carries a TTL bound; revocation, update and rotation invalidate explicitly, and an
 //! [`crate::store::InvalidationBus`] carries those invalidations to other instances.
+//!
+//! Beside the records, the cache remembers key ids the store did not know, for
+//! [`CacheConfig::unknown_ttl`]: a flood that repeats a made-up (well-formed, checksummed) id
+//! costs one store read per id and period, not one per request. Creating a key drops its id
+//! from this list here and, through the bus, everywhere.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -19,14 +24,18 @@ pub struct CacheConfig {
     pub capacity: usize,
     /// Longest an entry is trusted without a store read.
     pub ttl: Duration,
+    /// How long an id the store did not know is answered "unknown" without asking the store
+    /// again (at most `capacity` such ids); zero disables it.
+    pub unknown_ttl: Duration,
 }
 
 impl Default for CacheConfig {
-    /// 10 000 entries, 30 seconds.
+    /// 10 000 entries, 30 seconds; unknown ids remembered for 5 seconds.
     fn default() -> Self {
         Self {
             capacity: 10_000,
             ttl: Duration::from_secs(30),
+            unknown_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -80,6 +89,9 @@ impl Entry {
 pub(crate) struct KeyCache {
     inner: Option<quick_cache::sync::Cache<KeyId, Arc<Entry>>>,
     ttl: Duration,
+    /// Ids the store did not know, with the microsecond until which that answer stands.
+    unknown: Option<quick_cache::sync::Cache<KeyId, i64>>,
+    unknown_ttl_us: i64,
     /// Bumped by every invalidation; a fill that started before a bump is not inserted, so a
     /// concurrent revoke can never be overwritten by the stale record a slow read returned.
     epoch: AtomicU64,
@@ -105,6 +117,9 @@ impl KeyCache {
         Self {
             inner: (config.capacity > 0).then(|| quick_cache::sync::Cache::new(config.capacity)),
             ttl: config.ttl,
+            unknown: (config.capacity > 0 && !config.unknown_ttl.is_zero())
+                .then(|| quick_cache::sync::Cache::new(config.capacity)),
+            unknown_ttl_us: i64::try_from(config.unknown_ttl.as_micros()).unwrap_or(i64::MAX),
             epoch: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -170,10 +185,41 @@ impl KeyCache {
         }
     }
 
+    /// Whether the store said, less than `unknown_ttl` ago, that it has no key `key_id`.
+    pub(crate) fn known_unknown(&self, key_id: &KeyId, now_us: i64) -> bool {
+        let Some(unknown) = &self.unknown else {
+            return false;
+        };
+        match unknown.get(key_id) {
+            Some(until) if now_us < until => true,
+            Some(_) => {
+                unknown.remove(key_id);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers that the store has no key `key_id`, unless an invalidation (a create, on this
+    /// instance or through the bus) happened since `epoch` was read.
+    pub(crate) fn fill_unknown(&self, key_id: KeyId, now_us: i64, epoch: u64) {
+        if let Some(unknown) = &self.unknown
+            && self.epoch() == epoch
+        {
+            unknown.insert(key_id, now_us.saturating_add(self.unknown_ttl_us));
+            if self.epoch() != epoch {
+                unknown.remove(&key_id);
+            }
+        }
+    }
+
     pub(crate) fn invalidate(&self, key_id: &KeyId) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(cache) = &self.inner {
             cache.remove(key_id);
+        }
+        if let Some(unknown) = &self.unknown {
+            unknown.remove(key_id);
         }
     }
 
@@ -181,6 +227,9 @@ impl KeyCache {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(cache) = &self.inner {
             cache.clear();
+        }
+        if let Some(unknown) = &self.unknown {
+            unknown.clear();
         }
     }
 

@@ -88,6 +88,46 @@ pub enum KeyringError {
     /// The algorithm is not compiled in (Argon2id needs the `argon2` feature).
     #[error("digest algorithm {0:?} is not available in this build")]
     Unavailable(DigestAlgorithm),
+    /// A pepper does not look random: see [`weakness`].
+    #[error("pepper version {version} is not a random secret: it {why}")]
+    Weak {
+        /// Pepper version.
+        version: u32,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+/// The pepper of [`Keyring::insecure_test_keyring`]: public, so refused everywhere else.
+const INSECURE_TEST_PEPPER: &[u8] = b"keyward insecure test pepper, never use in production!";
+
+/// Fewest distinct byte values a secret of 32 bytes or more must have. 32 random bytes have
+/// about 30; fewer than 12 happens by chance with a probability far below 2^-60.
+const MIN_DISTINCT_BYTES: usize = 12;
+
+/// Why `secret` cannot be a random secret (a pepper or an encryption key), or `None` when it
+/// may be one: a single repeated byte, too few distinct bytes (a short pattern repeated), or a
+/// value published in keyward's own code. A check against mistakes, not a randomness test.
+#[must_use]
+pub fn weakness(secret: &[u8]) -> Option<&'static str> {
+    let mut seen = [false; 256];
+    let mut distinct = 0usize;
+    for b in secret {
+        let slot = &mut seen[usize::from(*b)];
+        if !*slot {
+            *slot = true;
+            distinct += 1;
+        }
+    }
+    if distinct <= 1 {
+        Some("repeats one byte")
+    } else if distinct < MIN_DISTINCT_BYTES.min(secret.len()) {
+        Some("has too few distinct bytes (a pattern, not random bytes)")
+    } else if secret == INSECURE_TEST_PEPPER {
+        Some("is keyward's public test pepper")
+    } else {
+        None
+    }
 }
 
 /// Pepper bytes: a server-side secret mixed into every digest. Redacted and zeroized.
@@ -321,6 +361,9 @@ pub enum DigestMatch {
 struct Version {
     version: u32,
     digester: Box<dyn Digester>,
+    /// What [`Keyring::burn`] spends for this version when its digester is slow on purpose
+    /// (Argon2id): the fast keyed hash, so that made-up key ids never buy an Argon2 run.
+    burner: Option<Box<dyn Digester>>,
 }
 
 /// The pepper keyring: several versions at once, the newest used for new keys.
@@ -348,7 +391,7 @@ impl KeyringBuilder {
         self
     }
 
-    /// Accepts short peppers. For tests only: never in production.
+    /// Accepts short and patterned peppers. For tests only: never in production.
     #[must_use]
     pub fn insecure_allow_weak_peppers(mut self) -> Self {
         self.insecure = true;
@@ -373,6 +416,14 @@ impl KeyringBuilder {
                     len,
                 });
             }
+            if !self.insecure
+                && let Some(why) = weakness(pepper.expose_secret())
+            {
+                return Err(KeyringError::Weak {
+                    version: *version,
+                    why,
+                });
+            }
             for (other_v, _, other) in &self.entries[..i] {
                 if other_v == version {
                     return Err(KeyringError::DuplicateVersion { version: *version });
@@ -391,9 +442,14 @@ impl KeyringBuilder {
                     return Err(KeyringError::Unavailable(DigestAlgorithm::Argon2id));
                 }
             };
+            let burner: Option<Box<dyn Digester>> = match algorithm {
+                DigestAlgorithm::Argon2id => Some(Box::new(HmacSha256Digester::new(pepper))),
+                DigestAlgorithm::HmacSha256 | DigestAlgorithm::Blake3 => None,
+            };
             versions.push(Version {
                 version: *version,
                 digester,
+                burner,
             });
         }
         versions.sort_by_key(|v| std::cmp::Reverse(v.version));
@@ -414,8 +470,9 @@ impl Keyring {
         let v = Version {
             version: 1,
             digester: Box::new(HmacSha256Digester::new(&Pepper::new(
-                b"keyward insecure test pepper, never use in production!".to_vec(),
+                INSECURE_TEST_PEPPER.to_vec(),
             ))),
+            burner: None,
         };
         Self(Arc::from(vec![v]))
     }
@@ -465,9 +522,16 @@ impl Keyring {
     }
 
     /// Computes and discards one digest, so that an unknown key id costs what a wrong secret
-    /// costs.
+    /// costs. Under Argon2id it is the fast keyed hash instead: an unknown id then answers
+    /// sooner than a wrong secret on a known one (key ids are public, the lever of making
+    /// every made-up id cost an Argon2 run is not; see docs/security.md).
     pub fn burn(&self, key_id: &KeyId, secret: &str) {
-        let d = self.current().digester.digest(key_id, secret.as_bytes());
+        let v = self.current();
+        let d = v
+            .burner
+            .as_deref()
+            .unwrap_or(&*v.digester)
+            .digest(key_id, secret.as_bytes());
         std::hint::black_box(d);
     }
 }
@@ -503,6 +567,38 @@ mod tests {
 
     fn id() -> KeyId {
         "ABCDEFGHIJKL".parse().unwrap()
+    }
+
+    /// 32 distinct bytes, different for each `seed`: a pepper the builder accepts.
+    fn varied(seed: u8) -> Pepper {
+        Pepper::new(
+            (0u8..32)
+                .map(|i| seed.wrapping_mul(31).wrapping_add(i.wrapping_mul(7)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn weak_secrets_are_named() {
+        assert_eq!(weakness(&[0; 32]), Some("repeats one byte"));
+        assert!(weakness(&b"ab".repeat(16)).is_some());
+        assert!(weakness(&b"0123456789".repeat(4)).is_some());
+        assert!(weakness(INSECURE_TEST_PEPPER).is_some());
+        assert_eq!(weakness(varied(1).expose_secret()), None);
+        let random = Pepper::generate().unwrap();
+        assert_eq!(weakness(random.expose_secret()), None);
+        let err = Keyring::builder().pepper(1, pepper(0)).build().unwrap_err();
+        assert!(
+            matches!(err, KeyringError::Weak { version: 1, .. }),
+            "{err}"
+        );
+        assert!(
+            Keyring::builder()
+                .pepper(1, pepper(0))
+                .insecure_allow_weak_peppers()
+                .build()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -586,15 +682,15 @@ mod tests {
         ));
         assert!(matches!(
             Keyring::builder()
-                .pepper(1, pepper(1))
-                .pepper(2, pepper(1))
+                .pepper(1, varied(1))
+                .pepper(2, varied(1))
                 .build(),
             Err(KeyringError::Reused { version: 2 })
         ));
         assert!(matches!(
             Keyring::builder()
-                .pepper(1, pepper(1))
-                .pepper(1, pepper(2))
+                .pepper(1, varied(1))
+                .pepper(1, varied(2))
                 .build(),
             Err(KeyringError::DuplicateVersion { version: 1 })
         ));
@@ -609,7 +705,7 @@ mod tests {
 
     #[test]
     fn verify_and_lazy_rotation() {
-        let old = Keyring::builder().pepper(1, pepper(1)).build().unwrap();
+        let old = Keyring::builder().pepper(1, varied(1)).build().unwrap();
         let d = old.digest(&id(), "secret");
         assert_eq!(d.pepper_version, 1);
         assert_eq!(
@@ -619,8 +715,8 @@ mod tests {
         assert_eq!(old.verify(&id(), "secreT", &d), DigestMatch::Mismatch);
 
         let both = Keyring::builder()
-            .pepper(1, pepper(1))
-            .pepper(2, pepper(2))
+            .pepper(1, varied(1))
+            .pepper(2, varied(2))
             .build()
             .unwrap();
         assert_eq!(both.current_version(), 2);
@@ -632,14 +728,14 @@ mod tests {
         assert_eq!(new.pepper_version, 2);
         assert_ne!(new.bytes, d.bytes);
 
-        let only_new = Keyring::builder().pepper(2, pepper(2)).build().unwrap();
+        let only_new = Keyring::builder().pepper(2, varied(2)).build().unwrap();
         assert_eq!(only_new.verify(&id(), "secret", &d), DigestMatch::Mismatch);
     }
 
     #[test]
     fn blake3_differs_and_verifies() {
         let k = Keyring::builder()
-            .pepper_with(1, DigestAlgorithm::Blake3, pepper(1))
+            .pepper_with(1, DigestAlgorithm::Blake3, varied(1))
             .build()
             .unwrap();
         let d = k.digest(&id(), "secret");
@@ -648,7 +744,7 @@ mod tests {
             k.verify(&id(), "secret", &d),
             DigestMatch::Match { obsolete: false }
         );
-        let h = Keyring::builder().pepper(1, pepper(1)).build().unwrap();
+        let h = Keyring::builder().pepper(1, varied(1)).build().unwrap();
         assert_eq!(h.verify(&id(), "secret", &d), DigestMatch::Mismatch);
     }
 

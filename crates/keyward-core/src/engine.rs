@@ -28,6 +28,7 @@ use crate::store::{
     Admission, CreditLedger, InvalidationBus, KeyStore, NonceStore, RateLimiter, StoreError,
     UsageDelta,
 };
+use crate::throttle::{FailureThrottle, Throttle};
 
 /// Why a presented key is invalid. Outside, every one of these is `API_KEY_INVALID`; the reason
 /// is for logs and metrics.
@@ -102,6 +103,13 @@ pub enum VerifyError {
         /// When to retry.
         retry_after: Option<Duration>,
     },
+    /// Too many failed verifications from the caller's address: keys not already cached are
+    /// refused for a while ([`crate::throttle`]).
+    #[error("too many failed verifications from this address")]
+    Throttled {
+        /// When the address's window ends.
+        retry_after: Option<Duration>,
+    },
     /// The key's usage credits are exhausted.
     #[error("usage credits exhausted")]
     UsageExhausted {
@@ -134,7 +142,7 @@ impl VerifyError {
             Self::Invalid(_) => ErrorCode::ApiKeyInvalid,
             Self::ScopeDenied { .. } => ErrorCode::ApiKeyScopeDenied,
             Self::IpDenied => ErrorCode::ApiKeyIpDenied,
-            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::RateLimited { .. } | Self::Throttled { .. } => ErrorCode::RateLimited,
             Self::UsageExhausted { .. } => ErrorCode::UsageExhausted,
             Self::SignatureInvalid => ErrorCode::SignatureInvalid,
             Self::SignatureExpired => ErrorCode::SignatureExpired,
@@ -151,6 +159,7 @@ impl VerifyError {
             Self::ScopeDenied { .. } => "scope_denied",
             Self::IpDenied => "ip_denied",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Throttled { .. } => "throttled",
             Self::UsageExhausted { .. } => "usage_exhausted",
             Self::SignatureInvalid => "signature_invalid",
             Self::SignatureExpired => "signature_expired",
@@ -163,9 +172,9 @@ impl VerifyError {
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after } | Self::UsageExhausted { retry_after } => {
-                *retry_after
-            }
+            Self::RateLimited { retry_after }
+            | Self::Throttled { retry_after }
+            | Self::UsageExhausted { retry_after } => *retry_after,
             _ => None,
         }
     }
@@ -206,6 +215,8 @@ pub(crate) struct Inner {
     pub(crate) keyring: Keyring,
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) cache: KeyCache,
+    /// Failed verifications per client address.
+    throttle: Throttle,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) credits: Arc<dyn CreditLedger>,
@@ -220,6 +231,8 @@ pub(crate) struct Inner {
     /// Per-key request counters; cache entries hold the same `Arc`, so the hot path is one
     /// atomic add.
     counters: Mutex<HashMap<KeyId, Arc<AtomicU64>>>,
+    /// Invalidations the bus refused, to publish again.
+    unpublished: Mutex<std::collections::HashSet<KeyId>>,
     count_requests: bool,
 }
 
@@ -246,6 +259,7 @@ pub struct KeywardBuilder {
     keyring: Keyring,
     policy: Policy,
     cache: CacheConfig,
+    throttle: FailureThrottle,
     clock: Arc<dyn Clock>,
     limiter: Option<Arc<dyn RateLimiter>>,
     credits: Option<Arc<dyn CreditLedger>>,
@@ -328,6 +342,14 @@ impl KeywardBuilder {
         self
     }
 
+    /// Failure throttling by client address (default: [`FailureThrottle::default`];
+    /// [`FailureThrottle::off`] turns it off).
+    #[must_use]
+    pub fn failure_throttle(mut self, throttle: FailureThrottle) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
     /// Whether to count verified requests per key (default on; batched).
     #[must_use]
     pub fn count_requests(mut self, on: bool) -> Self {
@@ -342,6 +364,7 @@ impl KeywardBuilder {
     pub fn build(self) -> Result<Keyward, BuildError> {
         Ok(Keyward(Arc::new(Inner {
             cache: KeyCache::new(self.cache),
+            throttle: Throttle::new(self.throttle),
             policy: self.policy,
             keyring: self.keyring,
             store: self.store,
@@ -362,6 +385,7 @@ impl KeywardBuilder {
             signing: self.signing,
             usage: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
+            unpublished: Mutex::new(std::collections::HashSet::new()),
             count_requests: self.count_requests,
         })))
     }
@@ -382,6 +406,7 @@ impl Keyward {
             keyring,
             policy: Policy::default(),
             cache: CacheConfig::default(),
+            throttle: FailureThrottle::default(),
             clock: Arc::new(SystemClock),
             limiter: None,
             credits: None,
@@ -440,15 +465,16 @@ impl Keyward {
         // `lookup` inlined: its future nested in this one costs a cache hit 85 instructions.
         let entry = match self.0.cache.get(&parsed.key_id, now_us) {
             Some(e) => e,
-            None => match Box::pin(self.load(&parsed.key_id, now_us)).await? {
+            None => match Box::pin(self.load_uncached(&parsed.key_id, now_us, ctx)).await? {
                 Lookup::Found(e) => e,
                 Lookup::Unknown => {
                     self.0.keyring.burn(&parsed.key_id, secret);
+                    self.0.throttle.failed(ctx.client_ip, now_us);
                     return Err(VerifyError::Invalid(InvalidReason::Unknown));
                 }
             },
         };
-        if self.check_secret(&parsed, &entry)? {
+        if self.check_secret(&parsed, &entry, ctx, now_us)? {
             Box::pin(self.redigest(&parsed.key_id, secret)).await;
         }
         if entry.record.is_signing() {
@@ -485,7 +511,7 @@ impl Keyward {
         if !self.admits_without_waiting(&entry.record) {
             return None;
         }
-        let result = match self.check_secret(&parsed, &entry) {
+        let result = match self.check_secret(&parsed, &entry, ctx, now_us) {
             Err(e) => Err(e),
             // Due for the current pepper: `verify` re-digests.
             Ok(true) => return None,
@@ -509,16 +535,26 @@ impl Keyward {
     }
 
     /// The constant-time digest check of the presented secret against `entry`'s record.
-    /// `Ok(true)` when it matched under an old pepper and should be redone.
+    /// `Ok(true)` when it matched under an old pepper and should be redone. A mismatch counts
+    /// against the caller's address.
     #[inline]
-    fn check_secret(&self, parsed: &ParsedKey<'_>, entry: &Entry) -> Result<bool, VerifyError> {
+    fn check_secret(
+        &self,
+        parsed: &ParsedKey<'_>,
+        entry: &Entry,
+        ctx: &VerifyContext,
+        now_us: i64,
+    ) -> Result<bool, VerifyError> {
         let secret = parsed.secret.expose_secret();
         match self
             .0
             .keyring
             .verify(&parsed.key_id, secret, &entry.record.digest)
         {
-            DigestMatch::Mismatch => Err(VerifyError::Invalid(InvalidReason::WrongSecret)),
+            DigestMatch::Mismatch => {
+                self.0.throttle.failed(ctx.client_ip, now_us);
+                Err(VerifyError::Invalid(InvalidReason::WrongSecret))
+            }
             DigestMatch::Match { obsolete } => Ok(obsolete),
         }
     }
@@ -526,14 +562,46 @@ impl Keyward {
     /// Cache, then store. Store failures are `Unavailable`, never "unknown". The store read is
     /// boxed, so that the future of every verification (which adapters keep in theirs) holds
     /// only what a cache hit needs.
-    pub(crate) async fn lookup(&self, key_id: &KeyId, now_us: i64) -> Result<Lookup, VerifyError> {
+    pub(crate) async fn lookup(
+        &self,
+        key_id: &KeyId,
+        now_us: i64,
+        ctx: &VerifyContext,
+    ) -> Result<Lookup, VerifyError> {
         match self.0.cache.get(key_id, now_us) {
             Some(e) => Ok(Lookup::Found(e)),
-            None => Box::pin(self.load(key_id, now_us)).await,
+            None => Box::pin(self.load_uncached(key_id, now_us, ctx)).await,
         }
     }
 
-    /// The store read behind a cache miss; fills the cache.
+    /// Counts a failed verification (an unknown id, a wrong secret or signature) against the
+    /// caller's address.
+    pub(crate) fn count_failure(&self, ctx: &VerifyContext, now_us: i64) {
+        self.0.throttle.failed(ctx.client_ip, now_us);
+    }
+
+    /// A cache miss: an address over its failures is refused, an id the store did not know a
+    /// moment ago is unknown again, and only then is the store asked. Neither refusal reads the
+    /// store or computes a digest.
+    async fn load_uncached(
+        &self,
+        key_id: &KeyId,
+        now_us: i64,
+        ctx: &VerifyContext,
+    ) -> Result<Lookup, VerifyError> {
+        if let Some(wait) = self.0.throttle.refused(ctx.client_ip, now_us) {
+            return Err(VerifyError::Throttled {
+                retry_after: Some(wait),
+            });
+        }
+        if self.0.cache.known_unknown(key_id, now_us) {
+            return Ok(Lookup::Unknown);
+        }
+        self.load(key_id, now_us).await
+    }
+
+    /// The store read behind a cache miss; fills the cache (with the record, or with the fact
+    /// that there is none).
     async fn load(&self, key_id: &KeyId, now_us: i64) -> Result<Lookup, VerifyError> {
         let epoch = self.0.cache.epoch();
         match self.0.store.get(key_id).await {
@@ -543,7 +611,10 @@ impl Keyward {
                 self.0.cache.fill(*key_id, Arc::clone(&entry), epoch);
                 Ok(Lookup::Found(entry))
             }
-            Ok(None) => Ok(Lookup::Unknown),
+            Ok(None) => {
+                self.0.cache.fill_unknown(*key_id, now_us, epoch);
+                Ok(Lookup::Unknown)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "key store unavailable during verification");
                 Err(VerifyError::Unavailable(e))
@@ -639,7 +710,13 @@ impl Keyward {
                 .nonces
                 .check_and_store(record.key_id.as_str(), value, ttl, now())
                 .await
-                .map_err(VerifyError::Unavailable)?;
+                .map_err(|e| match e.kind() {
+                    // This key used up its share of the replay state: it waits, others don't.
+                    crate::store::StoreErrorKind::LimitReached => VerifyError::RateLimited {
+                        retry_after: Some(ttl),
+                    },
+                    _ => VerifyError::Unavailable(e),
+                })?;
             if !fresh {
                 return Err(VerifyError::SignatureReplayed);
             }
@@ -835,13 +912,65 @@ impl Keyward {
     }
 
     /// Invalidates locally and on every other instance through the bus.
+    /// Drops `key_id` from this instance's cache first (nothing before it can fail), then tells
+    /// the other instances. A publish that fails is kept and retried by
+    /// [`Keyward::retry_invalidations`]; meanwhile the other instances rely on their cache TTL,
+    /// and [`Keyward::pending_invalidations`] says so to readiness probes.
     pub(crate) async fn invalidate_everywhere(&self, key_id: &KeyId) {
         self.0.cache.invalidate(key_id);
         if let Some(bus) = &self.0.bus
             && let Err(e) = bus.publish(key_id).await
         {
-            tracing::warn!(key_id = %key_id, error = %e, "cache invalidation not published; other instances rely on the TTL");
+            tracing::warn!(key_id = %key_id, error = %e, "cache invalidation not published; kept for a retry, other instances rely on the TTL meanwhile");
+            self.0
+                .unpublished
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(*key_id);
         }
+    }
+
+    /// Publishes the invalidations that failed before. Call it periodically (the server does,
+    /// with its usage flush); returns how many are still pending.
+    pub async fn retry_invalidations(&self) -> usize {
+        let Some(bus) = &self.0.bus else {
+            return 0;
+        };
+        let pending: Vec<KeyId> = self
+            .0
+            .unpublished
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        for key_id in pending {
+            match bus.publish(&key_id).await {
+                Ok(()) => {
+                    self.0
+                        .unpublished
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&key_id);
+                    tracing::info!(key_id = %key_id, "cache invalidation published on retry");
+                }
+                Err(e) => {
+                    tracing::warn!(key_id = %key_id, error = %e, "cache invalidation still not published");
+                    break;
+                }
+            }
+        }
+        self.pending_invalidations()
+    }
+
+    /// Invalidations that could not be published to the other instances yet (for readiness).
+    #[must_use]
+    pub fn pending_invalidations(&self) -> usize {
+        self.0
+            .unpublished
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 

@@ -23,6 +23,7 @@ pub mod service;
 pub mod signing;
 pub mod sigv4;
 pub mod store;
+pub mod throttle;
 
 #[doc(inline)]
 pub use crate::authz::Actor;

@@ -191,27 +191,62 @@ pub fn apply_usage(r: &mut KeyRecord, d: &UsageDelta) {
     }
 }
 
-/// A [`NonceStore`] in memory, bounded: when full of unexpired entries it refuses (fails
-/// closed) rather than forgetting nonces early.
+/// A [`NonceStore`] in memory, bounded overall and per namespace (the engine's namespace is the
+/// key id): when full of unexpired entries it refuses rather than forgetting nonces early. One
+/// key that exhausts its share is refused for itself ([`StoreErrorKind::LimitReached`], which
+/// the engine answers `429`), while other keys' signed requests still pass; only a store full
+/// overall refuses everyone (`Unavailable`, `503`).
+///
+/// Replay protection with this store is per process: run the Redis nonce store when several
+/// instances serve the same keys.
 #[derive(Debug)]
 pub struct MemoryNonceStore {
-    seen: Mutex<HashMap<(String, String), DateTime<Utc>>>,
+    seen: Mutex<Nonces>,
     capacity: usize,
+    per_namespace: usize,
+}
+
+#[derive(Debug, Default)]
+struct Nonces {
+    by_namespace: HashMap<String, HashMap<String, DateTime<Utc>>>,
+    total: usize,
+}
+
+impl Nonces {
+    /// Drops the expired nonces of every namespace, and namespaces left empty.
+    fn purge(&mut self, now: DateTime<Utc>) {
+        let mut total = 0;
+        self.by_namespace.retain(|_, seen| {
+            seen.retain(|_, exp| *exp > now);
+            total += seen.len();
+            !seen.is_empty()
+        });
+        self.total = total;
+    }
 }
 
 impl Default for MemoryNonceStore {
+    /// A million live nonces in all, a tenth of them for any one namespace.
     fn default() -> Self {
-        Self::with_capacity(1_000_000)
+        Self::with_limits(1_000_000, 100_000)
     }
 }
 
 impl MemoryNonceStore {
-    /// A store remembering at most `capacity` live nonces.
+    /// A store remembering at most `capacity` live nonces, a tenth of them per namespace.
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_limits(capacity, (capacity / 10).max(1))
+    }
+
+    /// A store remembering at most `capacity` live nonces in all and `per_namespace` for any one
+    /// namespace (key).
+    #[must_use]
+    pub fn with_limits(capacity: usize, per_namespace: usize) -> Self {
         Self {
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Nonces::default()),
             capacity,
+            per_namespace: per_namespace.min(capacity),
         }
     }
 }
@@ -225,25 +260,45 @@ impl NonceStore for MemoryNonceStore {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut seen = lock(&self.seen);
-        let k = (namespace.to_owned(), nonce.to_owned());
-        if let Some(exp) = seen.get(&k)
+        let mut st = lock(&self.seen);
+        if let Some(exp) = st.by_namespace.get(namespace).and_then(|s| s.get(nonce))
             && *exp > now
         {
             return Ok(false);
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, exp| *exp > now);
-            if seen.len() >= self.capacity {
+        let own = st.by_namespace.get(namespace).map_or(0, HashMap::len);
+        if own >= self.per_namespace {
+            if let Some(seen) = st.by_namespace.get_mut(namespace) {
+                let before = seen.len();
+                seen.retain(|_, exp| *exp > now);
+                let dropped = before - seen.len();
+                st.total -= dropped;
+            }
+            if st.by_namespace.get(namespace).map_or(0, HashMap::len) >= self.per_namespace {
+                return Err(StoreError::new(
+                    StoreErrorKind::LimitReached,
+                    "replay state for this key is full",
+                ));
+            }
+        }
+        if st.total >= self.capacity {
+            st.purge(now);
+            if st.total >= self.capacity {
                 return Err(StoreError::unavailable("nonce store full"));
             }
         }
         let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-        seen.insert(
-            k,
-            now.checked_add_signed(ttl)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-        );
+        let expires = now
+            .checked_add_signed(ttl)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let previous = st
+            .by_namespace
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(nonce.to_owned(), expires);
+        if previous.is_none() {
+            st.total += 1;
+        }
         Ok(true)
     }
 }
@@ -339,5 +394,67 @@ impl CreditLedger for MemoryCreditLedger {
         }
         entry.1 += 1;
         Ok((Admission::Allowed, Some(*entry)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_key_cannot_fill_the_replay_state_of_others() {
+        let store = MemoryNonceStore::with_limits(100, 10);
+        let now = Utc::now();
+        let ttl = Duration::from_secs(300);
+        for i in 0..10 {
+            assert!(
+                store
+                    .check_and_store("flood", &format!("n{i}"), ttl, now)
+                    .await
+                    .unwrap()
+            );
+        }
+        let e = store
+            .check_and_store("flood", "n10", ttl, now)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::LimitReached);
+        assert!(
+            !store
+                .check_and_store("flood", "n3", ttl, now)
+                .await
+                .unwrap(),
+            "a replay is still a replay"
+        );
+        assert!(
+            store
+                .check_and_store("other", "n0", ttl, now)
+                .await
+                .unwrap()
+        );
+        // The flooding key's share frees up as its nonces expire.
+        let later = now + chrono::Duration::seconds(301);
+        assert!(
+            store
+                .check_and_store("flood", "n10", ttl, later)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn full_overall_refuses_until_entries_expire() {
+        let store = MemoryNonceStore::with_limits(4, 2);
+        let now = Utc::now();
+        let ttl = Duration::from_secs(10);
+        for ns in ["a", "b"] {
+            for n in ["1", "2"] {
+                assert!(store.check_and_store(ns, n, ttl, now).await.unwrap());
+            }
+        }
+        let e = store.check_and_store("c", "1", ttl, now).await.unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Unavailable);
+        let later = now + chrono::Duration::seconds(11);
+        assert!(store.check_and_store("c", "1", ttl, later).await.unwrap());
     }
 }

@@ -82,7 +82,10 @@ impl Keyward {
                 Err(e) if e.kind() == StoreErrorKind::Stale => {
                     return Err(ServiceError::PreconditionFailed);
                 }
-                Err(e) => return Err(store_failure(e)),
+                Err(e) => {
+                    self.invalidate_everywhere(key_id).await;
+                    return Err(store_failure(e));
+                }
             }
             self.invalidate_everywhere(key_id).await;
             if let Err(e) = self.0.store.create(&successor, None, now).await {

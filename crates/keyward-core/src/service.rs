@@ -635,6 +635,8 @@ impl Keyward {
             let api_key = self.mint(&mut record, signing)?;
             match self.0.store.create(&record, max, now).await {
                 Ok(()) => {
+                    // An instance that answered "unknown" for this id a moment ago forgets it.
+                    self.invalidate_everywhere(&record.key_id).await;
                     tracing::info!(key_id = %record.key_id, owner_id = %record.owner_id, "API key created");
                     return Ok(CreatedKey {
                         key: record.view(now),
@@ -772,7 +774,12 @@ impl Keyward {
                 Err(e) if e.kind() == StoreErrorKind::Stale => {
                     return Err(ServiceError::PreconditionFailed);
                 }
-                Err(e) => return Err(store_err(e)),
+                Err(e) => {
+                    // The write may have landed before the failure (a cache in front of the
+                    // store that could not be told): drop the cached record all the same.
+                    self.invalidate_everywhere(key_id).await;
+                    return Err(store_err(e));
+                }
             }
         }
         Err(ServiceError::Unavailable(StoreError::unavailable(
@@ -888,14 +895,12 @@ impl Keyward {
         if if_match.is_some_and(|v| v != KeyVersion::of(&record)) {
             return Err(ServiceError::PreconditionFailed);
         }
-        let record = self
-            .0
-            .store
-            .revoke(key_id, now)
-            .await
-            .map_err(store_err)?
-            .ok_or(ServiceError::NotFound)?;
+        let revoked = self.0.store.revoke(key_id, now).await;
+        // Whatever the store answered, this instance stops trusting its cached record now: a
+        // revoke that reached the store but not a cache in front of it must not leave the key
+        // working here until the cache TTL ends.
         self.invalidate_everywhere(key_id).await;
+        let record = revoked.map_err(store_err)?.ok_or(ServiceError::NotFound)?;
         tracing::info!(key_id = %key_id, "API key revoked");
         Ok(record.view(now))
     }

@@ -84,10 +84,12 @@ impl Keyward {
             .parse()
             .map_err(|_| VerifyError::SignatureInvalid)?;
         let now = self.0.clock.now();
-        let entry = match self.lookup(&key_id, now.timestamp_micros()).await? {
+        let now_us = now.timestamp_micros();
+        let entry = match self.lookup(&key_id, now_us, ctx).await? {
             Lookup::Found(e) => e,
             Lookup::Unknown => {
                 let _ = verify_signature(request, &auth, DUMMY_SECRET, options, now);
+                self.count_failure(ctx, now_us);
                 tracing::debug!(key_id = %key_id, "signed request for an unknown key id");
                 return Err(VerifyError::SignatureInvalid);
             }
@@ -114,7 +116,10 @@ impl Keyward {
             verify_signature(request, &auth, &secret, options, now).map_err(|e| {
                 match e.kind() {
                     SignatureErrorKind::Expired => VerifyError::SignatureExpired,
-                    _ => VerifyError::SignatureInvalid,
+                    _ => {
+                        self.count_failure(ctx, now_us);
+                        VerifyError::SignatureInvalid
+                    }
                 }
             })?;
         drop(secret);

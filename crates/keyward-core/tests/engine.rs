@@ -93,6 +93,15 @@ struct Fixture {
     clock: Arc<ManualClock>,
 }
 
+/// 32 distinct bytes per `seed`: a pepper the keyring builder accepts.
+fn varied_pepper(seed: u8) -> Pepper {
+    Pepper::new(
+        (0u8..32)
+            .map(|i| seed.wrapping_mul(31).wrapping_add(i.wrapping_mul(7)))
+            .collect(),
+    )
+}
+
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
 }
@@ -507,7 +516,7 @@ async fn lazy_redigest_under_new_pepper() {
     let store = Probe::new();
     let clock = Arc::new(ManualClock::new(t0()));
     let old = Keyring::builder()
-        .pepper(1, Pepper::new(vec![1; 32]))
+        .pepper(1, varied_pepper(1))
         .build()
         .unwrap();
     let kw = Keyward::builder(store.clone(), old)
@@ -518,8 +527,8 @@ async fn lazy_redigest_under_new_pepper() {
     let raw = created.api_key.expose_secret().to_owned();
 
     let both = Keyring::builder()
-        .pepper(1, Pepper::new(vec![1; 32]))
-        .pepper_with(2, DigestAlgorithm::Blake3, Pepper::new(vec![2; 32]))
+        .pepper(1, varied_pepper(1))
+        .pepper_with(2, DigestAlgorithm::Blake3, varied_pepper(2))
         .build()
         .unwrap();
     let kw2 = Keyward::builder(store.clone(), both)
@@ -532,7 +541,7 @@ async fn lazy_redigest_under_new_pepper() {
     assert_eq!(stored.digest.algorithm, DigestAlgorithm::Blake3);
 
     let only_new = Keyring::builder()
-        .pepper_with(2, DigestAlgorithm::Blake3, Pepper::new(vec![2; 32]))
+        .pepper_with(2, DigestAlgorithm::Blake3, varied_pepper(2))
         .build()
         .unwrap();
     let kw3 = Keyward::builder(store.clone(), only_new)

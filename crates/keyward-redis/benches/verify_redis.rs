@@ -86,6 +86,7 @@ fn main() {
         let uncached = build(CacheConfig {
             capacity: 0,
             ttl: Duration::from_secs(1),
+            ..CacheConfig::default()
         });
         let _listener = redis.spawn_listener(cached.clone());
         let make = |req: CreateKeyRequest| {
@@ -137,6 +138,7 @@ fn main() {
             .cache(CacheConfig {
                 capacity: 0,
                 ttl: Duration::from_secs(1),
+                ..CacheConfig::default()
             })
             .count_requests(false)
             .build()

@@ -65,6 +65,7 @@ async fn redis_store_fails_closed_and_recovers() {
         .cache(keyward_core::CacheConfig {
             capacity: 0,
             ttl: Duration::from_secs(1),
+            ..keyward_core::CacheConfig::default()
         })
         .build()
         .unwrap();
@@ -271,6 +272,7 @@ async fn a_hung_redis_times_out_closed_and_recovers() {
         .cache(keyward_core::CacheConfig {
             capacity: 0,
             ttl: Duration::from_secs(1),
+            ..keyward_core::CacheConfig::default()
         })
         .build()
         .unwrap();

@@ -22,6 +22,7 @@ fn engine(store: Arc<dyn KeyStore>, cache: usize) -> Keyward {
         .cache(CacheConfig {
             capacity: cache,
             ttl: Duration::from_secs(30),
+            ..CacheConfig::default()
         })
         .build()
         .unwrap()

@@ -201,7 +201,10 @@ type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
 #[test]
 fn bad_input_is_one_clear_line() {
     let env = Env::sqlite();
-    let pepper = format!("1:{}", "cd".repeat(32));
+    let pepper = format!(
+        "1:{}",
+        "8f3a1c9e5b7d2f4a6c8e0b1d3f5a7c9e2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f13"
+    );
     let cases: Vec<Case<'_>> = vec![
         (vec!["serve", "--bogus"], vec![], "unexpected argument"),
         (vec!["frobnicate"], vec![], "unrecognized subcommand"),

@@ -908,6 +908,7 @@ fn engine(store: &Arc<dyn KeyStore>, cache: usize) -> Keyward {
         .cache(CacheConfig {
             capacity: cache,
             ttl: std::time::Duration::from_secs(30),
+            ..CacheConfig::default()
         })
         .build()
         .expect("engine")
@@ -1022,6 +1023,7 @@ pub async fn case_engine_expiry(store: Arc<dyn KeyStore>) {
         .cache(CacheConfig {
             capacity: 0,
             ttl: std::time::Duration::from_secs(30),
+            ..CacheConfig::default()
         })
         .clock(clock.clone())
         .build()

@@ -173,6 +173,7 @@ pub fn engine(store: Arc<dyn KeyStore>, backend: &RedisBackend, clock: Arc<dyn C
         .cache(CacheConfig {
             capacity: 1000,
             ttl: Duration::from_secs(3600),
+            ..CacheConfig::default()
         })
         .clock(clock)
         .build()

@@ -364,6 +364,7 @@ fn engine(store: Arc<dyn KeyStore>) -> keyward_core::Keyward {
         .cache(keyward_core::CacheConfig {
             capacity: 0,
             ttl: Duration::from_secs(30),
+            ..keyward_core::CacheConfig::default()
         })
         .build()
         .unwrap()

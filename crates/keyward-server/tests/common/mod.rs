@@ -66,7 +66,8 @@ impl Db {
             Some((head, _)) => format!("{head}/{db}"),
             None => panic!("unexpected PostgreSQL URL"),
         };
-        let pepper = "1:".to_owned() + &"ab".repeat(32);
+        let pepper =
+            "1:8f3a1c9e5b7d2f4a6c8e0b1d3f5a7c9e2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f13".to_owned();
         Some(Self {
             url,
             env: vec![("KEYWARD_PEPPER".into(), pepper)],
@@ -126,7 +127,8 @@ impl Db {
             Some((head, _)) => format!("{head}/{db}"),
             None => panic!("unexpected MySQL URL"),
         };
-        let pepper = "1:".to_owned() + &"ef".repeat(32);
+        let pepper =
+            "1:0f1e2d3c4b5a69788796a5b4c3d2e1f0fedcba98765432100123456789abcdef".to_owned();
         Some(Self {
             url,
             env: vec![("KEYWARD_PEPPER".into(), pepper)],
