@@ -7,7 +7,7 @@
 use actix_web::HttpMessage;
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::http::Version;
-use actix_web::http::header::{CONTENT_LENGTH, HOST};
+use actix_web::http::header::{CONTENT_LENGTH, HOST, HeaderValue};
 use actix_web::web::Bytes;
 use futures::StreamExt;
 use keyward_core::error::ErrorCode;
@@ -51,6 +51,17 @@ pub(crate) async fn verify(
     requirement: &ScopeRequirement,
     ctx: &VerifyContext,
 ) -> Result<Principal, Rejection> {
+    // Who signed is settled before the payload is read: junk and made-up credentials never
+    // make this buffer anything.
+    let authorization = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .map_or(&b""[..], HeaderValue::as_bytes)
+        .to_vec();
+    if let Err(e) = keyward.precheck_signed(&authorization, ctx).await {
+        tracing::debug!(reason = e.reason(), code = %e.code(), "signed request refused before its body");
+        return Err(Rejection::from(&e));
+    }
     let config = keyward.signing_config();
     let body = buffer(req, config.max_body_bytes, config.max_body_frames).await?;
     let result = {

@@ -25,6 +25,7 @@
 //! | what happens | answer |
 //! | --- | --- |
 //! | signing not enabled (`Keyward::signing_enabled` is false) | `401 SIGNATURE_INVALID` ("signed requests are not enabled") |
+//! | `Authorization` unparsable, key id unknown, a key that does not sign, an address over its failures ([`Keyward::precheck_signed`]) | `401 SIGNATURE_INVALID` (`429` when throttled), **before one byte of the body is read** |
 //! | `Content-Length` over `SigningConfig::max_body_bytes` | `413 PAYLOAD_TOO_LARGE`, before reading |
 //! | body over `max_body_bytes` or `max_body_frames` while reading | `413 PAYLOAD_TOO_LARGE` |
 //! | body cannot be read (client gone, transport error) | `400 BAD_REQUEST` |
@@ -107,6 +108,16 @@ where
             "signed request, but signing is not enabled"
         );
         return Err(signing_disabled());
+    }
+    // Who signed is settled before the body is read: junk and made-up credentials never make
+    // this buffer anything.
+    let authorization = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .map_or(&b""[..], http::HeaderValue::as_bytes);
+    if let Err(e) = keyward.precheck_signed(authorization, ctx).await {
+        tracing::debug!(reason = e.reason(), code = %e.code(), "signed request refused before its body");
+        return Err(Rejection::from(&e));
     }
     let config = keyward.signing_config();
     let body = buffer_body(

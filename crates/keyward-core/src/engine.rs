@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::cache::{CacheConfig, Entry, KeyCache};
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::EncryptionKeyring;
-use crate::digest::{DigestMatch, Keyring};
+use crate::digest::{DigestAlgorithm, DigestMatch, Keyring};
 use crate::error::ErrorCode;
 use crate::key::{KeyId, ParseError, ParsedKey};
 use crate::memory::{MemoryCreditLedger, MemoryNonceStore, MemoryRateLimiter};
@@ -469,7 +469,7 @@ impl Keyward {
                 Lookup::Found(e) => e,
                 Lookup::Unknown => {
                     self.0.keyring.burn(&parsed.key_id, secret);
-                    self.0.throttle.failed(ctx.client_ip, now_us);
+                    self.0.throttle.failed(ctx.client_ip, None, now_us);
                     return Err(VerifyError::Invalid(InvalidReason::Unknown));
                 }
             },
@@ -546,13 +546,30 @@ impl Keyward {
         now_us: i64,
     ) -> Result<bool, VerifyError> {
         let secret = parsed.secret.expose_secret();
+        if entry.record.digest.algorithm == DigestAlgorithm::Argon2id {
+            // A deliberately slow digest is the lever to pin a core: an address or a key id
+            // over its failures waits before Argon2 runs again (a key's holder too, for the
+            // window: the price of the lever, docs/security.md).
+            let wait = self
+                .0
+                .throttle
+                .refused(ctx.client_ip, now_us)
+                .or_else(|| self.0.throttle.key_refused(&parsed.key_id, now_us));
+            if let Some(wait) = wait {
+                return Err(VerifyError::Throttled {
+                    retry_after: Some(wait),
+                });
+            }
+        }
         match self
             .0
             .keyring
             .verify(&parsed.key_id, secret, &entry.record.digest)
         {
             DigestMatch::Mismatch => {
-                self.0.throttle.failed(ctx.client_ip, now_us);
+                self.0
+                    .throttle
+                    .failed(ctx.client_ip, Some(&parsed.key_id), now_us);
                 Err(VerifyError::Invalid(InvalidReason::WrongSecret))
             }
             DigestMatch::Match { obsolete } => Ok(obsolete),
@@ -577,7 +594,7 @@ impl Keyward {
     /// Counts a failed verification (an unknown id, a wrong secret or signature) against the
     /// caller's address.
     pub(crate) fn count_failure(&self, ctx: &VerifyContext, now_us: i64) {
-        self.0.throttle.failed(ctx.client_ip, now_us);
+        self.0.throttle.failed(ctx.client_ip, None, now_us);
     }
 
     /// A cache miss: an address over its failures is refused, an id the store did not know a

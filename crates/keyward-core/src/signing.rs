@@ -50,6 +50,43 @@ impl SigningConfig {
 const DUMMY_SECRET: &[u8] = b"kw_none_000000000000_00000000000000000000000000000000000000";
 
 impl Keyward {
+    /// What a signed request can be refused for before one byte of its body is read: an
+    /// `Authorization` header that does not parse, a key id this deployment does not know, a
+    /// key that does not sign, an address over its failures ([`crate::throttle`]). Adapters
+    /// call it first, so that junk and made-up credentials never make them buffer a body.
+    ///
+    /// It tells nothing [`Keyward::verify_signed`] would not: what it refuses is
+    /// `SIGNATURE_INVALID` (or the throttle's `429`, or `503` when the store is down), and a
+    /// key's state is judged only after the signature, by `verify_signed`.
+    ///
+    /// # Errors
+    /// `SignatureInvalid`, `Throttled`, `Unavailable`.
+    pub async fn precheck_signed(
+        &self,
+        authorization: &[u8],
+        ctx: &VerifyContext,
+    ) -> Result<(), VerifyError> {
+        let auth = Authorization::parse_with_limits(authorization, self.0.sigv4.limits())
+            .map_err(|_| VerifyError::SignatureInvalid)?;
+        let key_id: KeyId = auth
+            .access_key_id()
+            .parse()
+            .map_err(|_| VerifyError::SignatureInvalid)?;
+        let now_us = self.0.clock.now().timestamp_micros();
+        match self.lookup(&key_id, now_us, ctx).await? {
+            Lookup::Found(e) if e.record.is_signing() => Ok(()),
+            found => {
+                self.count_failure(ctx, now_us);
+                tracing::debug!(
+                    key_id = %key_id,
+                    known = matches!(found, Lookup::Found(_)),
+                    "signed request for an unknown or bearer-only key, refused before its body"
+                );
+                Err(VerifyError::SignatureInvalid)
+            }
+        }
+    }
+
     /// Verifies a SigV4-signed request (`Authorization: AWS4-HMAC-SHA256 …`), where the access
     /// key id is the key id and the secret is the raw key.
     ///

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::key::KeyId;
+
 /// How failed verifications are throttled per client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureThrottle {
@@ -56,12 +58,63 @@ struct Window {
     failures: AtomicU32,
 }
 
-/// The per-address counters.
+/// Failure windows by some key (an address bucket, a key id), bounded in number.
+#[derive(Debug)]
+struct Counters<K> {
+    windows: quick_cache::sync::Cache<K, Arc<Window>>,
+    window_us: i64,
+    max_failures: u32,
+}
+
+impl<K: Eq + std::hash::Hash + Clone> Counters<K> {
+    fn new(config: &FailureThrottle) -> Option<Self> {
+        let on = config.max_failures > 0 && config.capacity > 0 && !config.window.is_zero();
+        on.then(|| Self {
+            windows: quick_cache::sync::Cache::new(config.capacity),
+            window_us: i64::try_from(config.window.as_micros()).unwrap_or(i64::MAX),
+            max_failures: config.max_failures,
+        })
+    }
+
+    fn refused(&self, key: &K, now_us: i64) -> Option<Duration> {
+        let w = self.windows.get(key)?;
+        let elapsed = now_us.saturating_sub(w.started_us.load(Ordering::Relaxed));
+        if elapsed >= self.window_us || w.failures.load(Ordering::Relaxed) < self.max_failures {
+            return None;
+        }
+        let left_us = self.window_us.saturating_sub(elapsed).max(1);
+        Some(Duration::from_micros(left_us.unsigned_abs()))
+    }
+
+    fn failed(&self, key: K, now_us: i64) {
+        let w = self.windows.get(&key).unwrap_or_else(|| {
+            let fresh = Arc::new(Window {
+                started_us: AtomicI64::new(now_us),
+                failures: AtomicU32::new(0),
+            });
+            self.windows.insert(key, Arc::clone(&fresh));
+            fresh
+        });
+        let started = w.started_us.load(Ordering::Relaxed);
+        if now_us.saturating_sub(started) >= self.window_us
+            && w.started_us
+                .compare_exchange(started, now_us, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // A new window: this failure is its first.
+            w.failures.store(1, Ordering::Relaxed);
+            return;
+        }
+        w.failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The failure counters: by client address, and by key id (consulted before a deliberately slow
+/// digest, Argon2id, runs).
 #[derive(Debug)]
 pub(crate) struct Throttle {
-    config: FailureThrottle,
-    window_us: i64,
-    counters: Option<quick_cache::sync::Cache<IpAddr, Arc<Window>>>,
+    by_address: Option<Counters<IpAddr>>,
+    by_key: Option<Counters<KeyId>>,
 }
 
 /// The bucket of an address: IPv4 as is, IPv6 by its /64 (IPv4-mapped as IPv4).
@@ -80,53 +133,31 @@ fn bucket(ip: IpAddr) -> IpAddr {
 
 impl Throttle {
     pub(crate) fn new(config: FailureThrottle) -> Self {
-        let on = config.max_failures > 0 && config.capacity > 0 && !config.window.is_zero();
         Self {
-            config,
-            window_us: i64::try_from(config.window.as_micros()).unwrap_or(i64::MAX),
-            counters: on.then(|| quick_cache::sync::Cache::new(config.capacity)),
+            by_address: Counters::new(&config),
+            by_key: Counters::new(&config),
         }
     }
 
     /// How long `ip` must wait when it is over its failures, else `None`.
     pub(crate) fn refused(&self, ip: Option<IpAddr>, now_us: i64) -> Option<Duration> {
-        let (counters, ip) = (self.counters.as_ref()?, ip?);
-        let w = counters.get(&bucket(ip))?;
-        let elapsed = now_us.saturating_sub(w.started_us.load(Ordering::Relaxed));
-        if elapsed >= self.window_us
-            || w.failures.load(Ordering::Relaxed) < self.config.max_failures
-        {
-            return None;
-        }
-        let left_us = self.window_us.saturating_sub(elapsed).max(1);
-        Some(Duration::from_micros(left_us.unsigned_abs()))
+        self.by_address.as_ref()?.refused(&bucket(ip?), now_us)
     }
 
-    /// Counts a failed verification from `ip`.
-    pub(crate) fn failed(&self, ip: Option<IpAddr>, now_us: i64) {
-        let (Some(counters), Some(ip)) = (self.counters.as_ref(), ip) else {
-            return;
-        };
-        let key = bucket(ip);
-        let w = counters.get(&key).unwrap_or_else(|| {
-            let fresh = Arc::new(Window {
-                started_us: AtomicI64::new(now_us),
-                failures: AtomicU32::new(0),
-            });
-            counters.insert(key, Arc::clone(&fresh));
-            fresh
-        });
-        let started = w.started_us.load(Ordering::Relaxed);
-        if now_us.saturating_sub(started) >= self.window_us
-            && w.started_us
-                .compare_exchange(started, now_us, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            // A new window: this failure is its first.
-            w.failures.store(1, Ordering::Relaxed);
-            return;
+    /// How long attempts on `key_id` must wait when it is over its failures, else `None`.
+    pub(crate) fn key_refused(&self, key_id: &KeyId, now_us: i64) -> Option<Duration> {
+        self.by_key.as_ref()?.refused(key_id, now_us)
+    }
+
+    /// Counts a failed verification from `ip`, and against `key_id` when the failure was a wrong
+    /// secret or signature for it.
+    pub(crate) fn failed(&self, ip: Option<IpAddr>, key_id: Option<&KeyId>, now_us: i64) {
+        if let (Some(c), Some(ip)) = (&self.by_address, ip) {
+            c.failed(bucket(ip), now_us);
         }
-        w.failures.fetch_add(1, Ordering::Relaxed);
+        if let (Some(c), Some(id)) = (&self.by_key, key_id) {
+            c.failed(*id, now_us);
+        }
     }
 }
 
@@ -150,20 +181,20 @@ mod tests {
         let ip = Some("192.0.2.7".parse().unwrap());
         for _ in 0..3 {
             assert_eq!(t.refused(ip, 0), None);
-            t.failed(ip, 0);
+            t.failed(ip, None, 0);
         }
         assert_eq!(t.refused(ip, S), Some(Duration::from_secs(9)));
         assert_eq!(t.refused(Some("192.0.2.8".parse().unwrap()), S), None);
         assert_eq!(t.refused(ip, 10 * S), None, "the window has passed");
-        t.failed(ip, 10 * S);
+        t.failed(ip, None, 10 * S);
         assert_eq!(t.refused(ip, 10 * S), None, "a new window starts at one");
     }
 
     #[test]
     fn ipv6_counts_by_slash_64_and_mapped_v4_as_v4() {
         let t = throttle(2);
-        t.failed(Some("2001:db8:1:2::1".parse().unwrap()), 0);
-        t.failed(Some("2001:db8:1:2:ffff::9".parse().unwrap()), 0);
+        t.failed(Some("2001:db8:1:2::1".parse().unwrap()), None, 0);
+        t.failed(Some("2001:db8:1:2:ffff::9".parse().unwrap()), None, 0);
         assert!(
             t.refused(Some("2001:db8:1:2::77".parse().unwrap()), 0)
                 .is_some()
@@ -172,8 +203,8 @@ mod tests {
             t.refused(Some("2001:db8:1:3::1".parse().unwrap()), 0)
                 .is_none()
         );
-        t.failed(Some("::ffff:198.51.100.1".parse().unwrap()), 0);
-        t.failed(Some("198.51.100.1".parse().unwrap()), 0);
+        t.failed(Some("::ffff:198.51.100.1".parse().unwrap()), None, 0);
+        t.failed(Some("198.51.100.1".parse().unwrap()), None, 0);
         assert!(
             t.refused(Some("198.51.100.1".parse().unwrap()), 0)
                 .is_some()
@@ -185,11 +216,11 @@ mod tests {
         let t = Throttle::new(FailureThrottle::off());
         let ip = Some("192.0.2.7".parse().unwrap());
         for _ in 0..100 {
-            t.failed(ip, 0);
+            t.failed(ip, None, 0);
         }
         assert_eq!(t.refused(ip, 0), None);
         let t = throttle(1);
-        t.failed(None, 0);
+        t.failed(None, None, 0);
         assert_eq!(t.refused(None, 0), None);
     }
 }

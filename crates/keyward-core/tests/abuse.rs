@@ -329,3 +329,66 @@ async fn unpublished_invalidations_are_kept_and_retried() {
     assert_eq!(f.kw.retry_invalidations().await, 0);
     assert_eq!(f.bus.published.lock().unwrap().last(), Some(&k.key.id));
 }
+
+/// Under Argon2id, wrong secrets are throttled by address and by key id before Argon2 runs
+/// again; the key's holder waits for the window too (the price of the lever).
+#[cfg(feature = "argon2")]
+#[tokio::test]
+async fn argon2_wrong_secrets_stop_before_argon2_runs_again() {
+    use keyward_core::digest::{DigestAlgorithm, Pepper};
+    let store = Arc::new(Counting::default());
+    let clock = Arc::new(ManualClock::new(t0()));
+    let pepper = Pepper::new(
+        (0u8..32)
+            .map(|i| i.wrapping_mul(37).wrapping_add(11))
+            .collect(),
+    );
+    let kw = Keyward::builder(
+        store.clone(),
+        Keyring::builder()
+            .pepper_with(1, DigestAlgorithm::Argon2id, pepper)
+            .build()
+            .unwrap(),
+    )
+    .clock(clock.clone())
+    .failure_throttle(FailureThrottle {
+        max_failures: 3,
+        window: std::time::Duration::from_secs(60),
+        capacity: 100,
+    })
+    .build()
+    .unwrap();
+    let f = Fixture {
+        kw,
+        store,
+        bus: Arc::new(Bus::default()),
+        clock,
+    };
+    let k = create(&f).await;
+    let raw = k.api_key.expose_secret();
+    let mut wrong = raw[..raw.len() - 6].to_owned();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'a' { 'b' } else { 'a' });
+    let wrong = with_check(&wrong);
+    for i in 0..3 {
+        // From three addresses: the key id's own count trips.
+        let ip = from(&format!("192.0.2.{}", i + 1));
+        assert!(matches!(
+            verify(&f, &wrong, &ip).await,
+            Err(VerifyError::Invalid(InvalidReason::WrongSecret))
+        ));
+    }
+    assert!(matches!(
+        verify(&f, &wrong, &from("192.0.2.99")).await,
+        Err(VerifyError::Throttled { .. })
+    ));
+    assert!(
+        matches!(
+            verify(&f, raw, &from("192.0.2.100")).await,
+            Err(VerifyError::Throttled { .. })
+        ),
+        "the holder waits for the window too"
+    );
+    f.clock.advance(Duration::seconds(61));
+    verify(&f, raw, &from("192.0.2.100")).await.unwrap();
+}

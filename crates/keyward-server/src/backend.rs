@@ -56,6 +56,24 @@ pub(crate) fn kind_of(url: &str) -> Result<&'static str, AppError> {
 ///
 /// # Errors
 /// A bad URL, an unreachable database, a failed migration.
+/// Creates an empty SQLite database file readable by its owner only (0600) unless it exists:
+/// SQLite then opens it, and gives its `-wal` and `-shm` files the same mode. Left to sqlx, the
+/// file would get the umask's mode (0644 usually), readable by every local user.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) async fn open(url: &str, migrate: bool) -> Result<Backend, AppError> {
     let kind = kind_of(url)?;
     if kind == "memory" {
@@ -77,6 +95,8 @@ pub(crate) async fn open(url: &str, migrate: bool) -> Result<Backend, AppError> 
                 dir.display()
             )));
         }
+        create_private(&path)
+            .map_err(|e| AppError::Store(format!("cannot create SQLite database {shown}: {e}")))?;
     }
     let store = SeaOrmKeyStore::connect(url).await.map_err(|e| {
         AppError::Store(format!(
@@ -153,10 +173,12 @@ pub(crate) fn engine(
     cache: CacheConfig,
     redis: Option<&RedisBackend>,
     signing: Signing,
+    throttle: keyward_core::throttle::FailureThrottle,
 ) -> Result<Keyward, AppError> {
     let mut b = Keyward::builder(Arc::clone(&backend.store), keyring)
         .policy(policy)
         .cache(cache)
+        .failure_throttle(throttle)
         .signing(signing.config);
     if let Some(enc) = signing.encryption {
         b = b.encryption(enc);

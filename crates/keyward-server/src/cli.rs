@@ -81,6 +81,8 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
             config: keyward_core::signing::SigningConfig::default(),
             encryption,
         },
+        // The CLI verifies nothing: no client to throttle.
+        keyward_core::throttle::FailureThrottle::off(),
     )?;
     match args.command {
         KeysCommand::ReEncrypt => Ok(()),

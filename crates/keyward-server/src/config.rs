@@ -184,6 +184,12 @@ pub(crate) struct EngineArgs {
     /// Longest a cached key record is trusted without a database read [default: 30s]
     #[arg(long, env = "KEYWARD_CACHE_TTL", value_name = "DURATION")]
     pub(crate) cache_ttl: Option<String>,
+    /// How long a key id the database did not know is answered unknown without asking again; 0s disables [default: 5s]
+    #[arg(long, env = "KEYWARD_UNKNOWN_KEY_TTL", value_name = "DURATION")]
+    pub(crate) unknown_key_ttl: Option<String>,
+    /// Failed verifications per client address after which its uncached keys get 429, FAILURES/WINDOW or off [default: 50/60s]
+    #[arg(long, env = "KEYWARD_FAILURE_THROTTLE", value_name = "N/DURATION")]
+    pub(crate) failure_throttle: Option<String>,
 }
 
 /// Log output format.
@@ -219,6 +225,12 @@ pub(crate) struct ServeArgs {
         value_name = "URL"
     )]
     pub(crate) redis_url: Option<SecretUrl>,
+    /// Most requests served at once; more get 503 at once [default: 1024]
+    #[arg(long, env = "KEYWARD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    pub(crate) max_concurrent_requests: Option<usize>,
+    /// Longest a request may take, reading its body included; then 408 [default: 30s]
+    #[arg(long, env = "KEYWARD_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub(crate) request_timeout: Option<String>,
     /// Where the first start writes the admin key it creates (0600) [default: beside a SQLite database, else ./keyward.admin-key]
     #[arg(long, env = "KEYWARD_ADMIN_KEY_FILE", value_name = "PATH")]
     pub(crate) admin_key_file: Option<PathBuf>,
@@ -379,6 +391,10 @@ pub(crate) struct FileConfig {
     last_used: Option<String>,
     cache_size: Option<usize>,
     cache_ttl: Option<String>,
+    unknown_key_ttl: Option<String>,
+    failure_throttle: Option<String>,
+    max_concurrent_requests: Option<usize>,
+    request_timeout: Option<String>,
     owner_header: Option<String>,
     admin_key_file: Option<PathBuf>,
     client_ip_header: Option<String>,
@@ -490,6 +506,12 @@ pub(crate) struct Settings {
     pub(crate) owner_header: Option<axum::http::HeaderName>,
     /// Where the bootstrapped admin key is written (`None`: the default place).
     pub(crate) admin_key_file: Option<PathBuf>,
+    /// Failure throttling by client address.
+    pub(crate) throttle: keyward_core::throttle::FailureThrottle,
+    /// Most requests in flight.
+    pub(crate) max_concurrent_requests: usize,
+    /// Deadline of one request, body included.
+    pub(crate) request_timeout: Duration,
     /// Trusted header carrying the client address.
     pub(crate) client_ip_header: Option<axum::http::HeaderName>,
     /// Log format.
@@ -624,6 +646,52 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         cache.ttl = parse_duration(s)
             .map_err(|e| AppError::config(format!("invalid --cache-ttl {s:?}: {e}")))?;
     }
+    if let Some(s) = args
+        .engine
+        .unknown_key_ttl
+        .as_deref()
+        .or(file.unknown_key_ttl.as_deref())
+    {
+        cache.unknown_ttl = parse_duration(s)
+            .map_err(|e| AppError::config(format!("invalid --unknown-key-ttl {s:?}: {e}")))?;
+    }
+    let throttle_s = args
+        .engine
+        .failure_throttle
+        .as_deref()
+        .or(file.failure_throttle.as_deref())
+        .unwrap_or(crate::abuse::DEFAULT_FAILURE_THROTTLE);
+    let throttle = crate::abuse::parse_throttle(throttle_s)
+        .map_err(|e| AppError::config(format!("invalid --failure-throttle {throttle_s:?}: {e}")))?;
+    let request_timeout = match args
+        .request_timeout
+        .as_deref()
+        .or(file.request_timeout.as_deref())
+    {
+        None => crate::abuse::DEFAULT_REQUEST_TIMEOUT,
+        Some(s) => match parse_duration(s) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                return Err(AppError::config(format!(
+                    "invalid --request-timeout {s:?}: must be more than 0s"
+                )));
+            }
+            Err(e) => {
+                return Err(AppError::config(format!(
+                    "invalid --request-timeout {s:?}: {e}"
+                )));
+            }
+        },
+    };
+    let max_concurrent_requests = args
+        .max_concurrent_requests
+        .or(file.max_concurrent_requests)
+        .unwrap_or(crate::abuse::DEFAULT_MAX_CONCURRENT);
+    if max_concurrent_requests == 0 {
+        return Err(AppError::config(
+            "invalid --max-concurrent-requests 0: allow at least one request".to_owned(),
+        ));
+    }
     let bind_s = args
         .bind
         .clone()
@@ -698,6 +766,9 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
             .admin_key_file
             .clone()
             .or_else(|| file.admin_key_file.clone()),
+        throttle,
+        max_concurrent_requests,
+        request_timeout,
         client_ip_header,
         log_format,
         flush_interval,

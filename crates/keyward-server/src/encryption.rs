@@ -44,6 +44,11 @@ fn parse_entry(what: &str, raw: &str) -> Result<(Option<u32>, Zeroizing<Vec<u8>>
             bytes.len()
         )));
     }
+    if let Some(why) = keyward_core::digest::weakness(&bytes) {
+        return Err(AppError::config(format!(
+            "{what}: not a random key, it {why} (generate one with `openssl rand -base64 32`)"
+        )));
+    }
     Ok((version, bytes))
 }
 
@@ -116,6 +121,24 @@ pub(crate) fn keyring_from_env() -> Result<Option<EncryptionKeyring>, AppError> 
     let current = std::env::var(ENCRYPTION_KEY_ENV).ok();
     let previous = std::env::var(ENCRYPTION_KEY_PREVIOUS_ENV).ok();
     keyring_from(current.as_deref(), previous.as_deref())
+}
+
+/// The encryption key bytes configured in the environment, as far as they parse (for the
+/// check that no pepper is also an encryption key; errors are reported where the keyring is
+/// built).
+pub(crate) fn configured_key_bytes() -> Vec<Zeroizing<Vec<u8>>> {
+    let mut out = Vec::new();
+    for var in [ENCRYPTION_KEY_ENV, ENCRYPTION_KEY_PREVIOUS_ENV] {
+        let Ok(value) = std::env::var(var) else {
+            continue;
+        };
+        for item in value.split(',').filter(|s| !s.trim().is_empty()) {
+            if let Ok((_, bytes)) = parse_entry(var, item) {
+                out.push(bytes);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod abuse;
 mod admin;
 mod backend;
 mod cli;

@@ -147,6 +147,7 @@ pub(crate) fn load_keyring(database_url: &str) -> Result<(Keyring, PepperSource)
     let file = pepper_file_for(&db);
     match std::fs::read_to_string(&file) {
         Ok(text) => {
+            refuse_shared(&file)?;
             let mut entries = Vec::new();
             for (i, line) in text
                 .lines()
@@ -178,6 +179,28 @@ pub(crate) fn load_keyring(database_url: &str) -> Result<(Keyring, PepperSource)
     }
 }
 
+/// Refuses a pepper file that users other than its owner can read or write: the pepper is the
+/// key to every digest in the database.
+fn refuse_shared(file: &Path) -> Result<(), AppError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(file)
+            .map_err(|e| AppError::Io(format!("cannot read pepper file {}: {e}", file.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(AppError::config(format!(
+                "pepper file {} is open to other users (mode {:o}): run `chmod 600 {}`",
+                file.display(),
+                mode & 0o777,
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn write_pepper_file(path: &Path, pepper: &Pepper) -> Result<(), AppError> {
     let encoded = base64::engine::general_purpose::STANDARD.encode(pepper.expose_secret());
     let body = format!(
@@ -200,6 +223,15 @@ fn write_pepper_file(path: &Path, pepper: &Pepper) -> Result<(), AppError> {
 }
 
 fn build(entries: Vec<(u32, Pepper)>) -> Result<Keyring, AppError> {
+    let encryption = crate::encryption::configured_key_bytes();
+    for (v, p) in &entries {
+        if encryption.iter().any(|k| k.as_slice() == p.expose_secret()) {
+            return Err(AppError::config(format!(
+                "pepper version {v} is also an encryption key: {PEPPER_ENV} and \
+                 KEYWARD_ENCRYPTION_KEY must be different secrets (`openssl rand -base64 32` each)"
+            )));
+        }
+    }
     let mut b = Keyring::builder();
     for (v, p) in entries {
         b = b.pepper(v, p);

@@ -81,6 +81,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
             config: settings.signing.clone(),
             encryption: settings.encryption.clone(),
         },
+        settings.throttle,
     )?;
     match &settings.encryption {
         Some(enc) => tracing::info!(
@@ -148,7 +149,10 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
         client_ip_header: settings.client_ip_header.clone(),
         metrics: Metrics::default(),
     });
-    let router = router(Arc::clone(&app));
+    let router = router(Arc::clone(&app)).layer(middleware::from_fn_with_state(
+        crate::abuse::Guard::new(settings.max_concurrent_requests, settings.request_timeout),
+        crate::abuse::guard,
+    ));
 
     let signals = Signals::install()?;
     let flusher = tokio::spawn(flush_loop(kw.clone(), settings.flush_interval));
@@ -175,6 +179,12 @@ async fn flush_loop(kw: Keyward, every: Duration) {
     tick.tick().await;
     loop {
         tick.tick().await;
+        if kw.pending_invalidations() > 0 {
+            let left = kw.retry_invalidations().await;
+            if left > 0 {
+                tracing::warn!(pending = left, "cache invalidations still not published");
+            }
+        }
         match kw.flush_usage().await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(keys = n, "usage flushed"),
@@ -304,7 +314,7 @@ async fn count_requests(State(app): State<Shared>, req: Request, next: Next) -> 
 
 // --- responses ---------------------------------------------------------------------------------
 
-fn problem(p: &Problem) -> Response {
+pub(crate) fn problem(p: &Problem) -> Response {
     let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = (status, p.to_json()).into_response();
     let h = res.headers_mut();
@@ -537,6 +547,17 @@ async fn readyz(State(app): State<Shared>) -> Response {
         return problem(&Problem::new(
             ErrorCode::AuthUnavailable,
             Some("Redis is unreachable".to_owned()),
+        ));
+    }
+    let pending = app.kw.pending_invalidations();
+    if pending > 0 {
+        // Revocations or changes other instances have not heard of: they may still accept a
+        // key this one refuses, until their cache TTL ends.
+        return problem(&Problem::new(
+            ErrorCode::AuthUnavailable,
+            Some(format!(
+                "{pending} cache invalidations not yet published to the other instances"
+            )),
         ));
     }
     match app.kw.store().ping().await {

@@ -195,6 +195,48 @@ fn policy_flags_apply_to_the_cli() {
     assert_one_line_error(&env.cli(&outside), "scopes");
 }
 
+/// 32 zero bytes, base64.
+const ZEROS_B64: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+/// 32 bytes of `abcd` repeated, hex.
+const PATTERN_HEX: &str = "6162636461626364616263646162636461626364616263646162636461626364";
+/// 32 random bytes, base64.
+const RANDOM_B64: &str = "q3J0cZ8m1xVbL2Yw9eNfK4sTgH7uAoDpRjE6WiCkMzI=";
+
+/// The pepper file of a SQLite database is refused once others may read it, with the fix in
+/// the message; the database itself is created readable by its owner only.
+#[cfg(unix)]
+#[test]
+fn secret_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::sqlite();
+    let out = env.cli(&["keys", "list", "--owner", "x"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |name: &str| {
+        std::fs::metadata(env.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("keyward.db"), 0o600, "the database");
+    assert_eq!(mode("keyward.pepper"), 0o600, "the pepper file");
+    let pepper = env.path().join("keyward.pepper");
+    std::fs::set_permissions(&pepper, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.cli(&["keys", "list", "--owner", "x"]);
+    assert_one_line_error(&out, "chmod 600");
+    std::fs::set_permissions(&pepper, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = env.cli(&["keys", "list", "--owner", "x"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Arguments, environment, and what the error line must say.
 type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
 
@@ -291,6 +333,50 @@ fn bad_input_is_one_clear_line() {
             vec!["migrate", "--database-url", "sqlite:///?mode=rwc"],
             vec![],
             "sqlite",
+        ),
+        // Secrets that are not random, or one secret in two roles.
+        (
+            vec!["serve"],
+            vec![("KEYWARD_PEPPER", ZEROS_B64)],
+            "repeats one byte",
+        ),
+        (
+            vec!["serve"],
+            vec![("KEYWARD_PEPPER", PATTERN_HEX)],
+            "too few distinct bytes",
+        ),
+        (
+            vec!["serve"],
+            vec![("KEYWARD_ENCRYPTION_KEY", ZEROS_B64)],
+            "KEYWARD_ENCRYPTION_KEY: not a random key",
+        ),
+        (
+            vec!["serve"],
+            vec![
+                ("KEYWARD_PEPPER", RANDOM_B64),
+                ("KEYWARD_ENCRYPTION_KEY", RANDOM_B64),
+            ],
+            "must be different secrets",
+        ),
+        (
+            vec!["serve", "--failure-throttle", "lots"],
+            vec![],
+            "--failure-throttle",
+        ),
+        (
+            vec!["serve", "--request-timeout", "0s"],
+            vec![],
+            "--request-timeout",
+        ),
+        (
+            vec!["serve", "--max-concurrent-requests", "0"],
+            vec![],
+            "--max-concurrent-requests",
+        ),
+        (
+            vec!["serve", "--self-service-rate-limit", "fast"],
+            vec![],
+            "--self-service-rate-limit",
         ),
     ];
     for (args, vars, expect) in cases {

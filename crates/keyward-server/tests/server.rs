@@ -939,3 +939,51 @@ fn admin_key_file_flag_puts_it_elsewhere() {
     assert!(!env.path().join("keyward.admin-key").exists());
     s.terminate();
 }
+
+/// Uploads that never finish hold a request slot until `--request-timeout` answers them `408`;
+/// beyond `--max-concurrent-requests` in flight, requests get `503` at once instead of queueing.
+#[test]
+fn slow_uploads_time_out_and_excess_is_refused() {
+    let env = Env::sqlite();
+    let s = env.serve(
+        &[
+            "--request-timeout",
+            "3s",
+            "--max-concurrent-requests",
+            "2",
+            "--owner-header",
+            "x-owner",
+        ],
+        &[],
+    );
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    rt().block_on(async {
+        let drip = || {
+            let head = format!(
+                "POST /api-keys HTTP/1.1\r\nHost: {addr}\r\nX-Owner: dave\r\n\
+                 Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"name\":"
+            );
+            tokio::spawn(keyward_test::http_suite::raw_status(
+                addr,
+                head.into_bytes(),
+            ))
+        };
+        let drips = [drip(), drip()];
+        let shed =
+            keyward_test::http_suite::eventually(std::time::Duration::from_secs(2), || async {
+                s.http
+                    .get(s.url("/healthz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE)
+            })
+            .await;
+        assert!(shed, "a third request while two hang is refused");
+        for d in drips {
+            assert_eq!(d.await.unwrap(), Some(408), "the hanging upload times out");
+        }
+        let (st, _, _) = status_of(s.http.get(s.url("/healthz"))).await;
+        assert_eq!(st, StatusCode::OK);
+    });
+    s.terminate();
+}

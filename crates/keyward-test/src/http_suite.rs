@@ -1409,6 +1409,61 @@ pub async fn case_admin_routes(app: TestApp) {
     assert_eq!(app.protected_status(&c.api_key).await, 401);
 }
 
+/// Starts a signed upload that declares a body within the limit and sends only its first bytes,
+/// then waits (at most 10 s) for the answer: `Some(status)` when the app answered without the
+/// rest of the body.
+async fn drip(addr: SocketAddr, authorization: String) -> Option<u16> {
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {authorization}\r\n\
+         X-Amz-Date: 20260101T000000Z\r\nContent-Length: {}\r\n\r\nfirst-bytes",
+        SIGNED_BODY_LIMIT - 1
+    );
+    raw_status(addr, head.into_bytes()).await
+}
+
+/// Signed uploads with junk or with unknown credentials are refused from their headers alone,
+/// before the body arrives, so slow-drip uploads pin no buffers; other requests are served
+/// meanwhile.
+pub async fn case_signed_refused_before_body(app: TestApp) {
+    let owner = app.owner("drip");
+    let valid = app
+        .create(&owner, json!({"name": "v", "scopes": ["reports:read"]}))
+        .await;
+    let unknown = KeyFormat::default().generate().expect("os random").key_id;
+    let bearer_only = app
+        .create(&owner, json!({"name": "b", "scopes": ["reports:read"]}))
+        .await;
+    let forms = [
+        "AWS4-HMAC-SHA256 junk".to_owned(),
+        format!(
+            "AWS4-HMAC-SHA256 Credential={unknown}/20260101/us-east-1/keyward/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature={}",
+            "0".repeat(64)
+        ),
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}/20260101/us-east-1/keyward/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature={}",
+            bearer_only.id,
+            "0".repeat(64)
+        ),
+    ];
+    let drips: Vec<_> = (0..30)
+        .map(|i| tokio::spawn(drip(app.addr, forms[i % forms.len()].clone())))
+        .collect();
+    assert_eq!(
+        app.protected_status(&valid.api_key).await,
+        200,
+        "served while the uploads hang"
+    );
+    for d in drips {
+        assert_eq!(
+            d.await.expect("task"),
+            Some(401),
+            "refused before its body was sent"
+        );
+    }
+}
+
 /// `GET /openapi.json`: the management routes, their schemas and the bearer scheme.
 pub async fn case_openapi(app: TestApp) {
     let res = app
@@ -2003,8 +2058,8 @@ macro_rules! http_suite {
             case_rotate_grace, case_pagination, case_validation, case_body_transport_errors,
             case_hostile_input, case_rate_limited, case_admin_routes, case_openapi,
             case_signed_round_trip, case_signed_tampering, case_signed_expired,
-            case_signed_replay, case_signed_body_limit, case_signed_keys_and_scopes,
-            case_signed_by_botocore);
+            case_signed_replay, case_signed_body_limit, case_signed_refused_before_body,
+            case_signed_keys_and_scopes, case_signed_by_botocore);
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn case_signing_disabled() {
