@@ -21,13 +21,16 @@
 //! `target/xtask-bench/load-rounds.csv` with the commit measured, and `--pooled` summarises all
 //! the rounds recorded for the current commit as one sample, without measuring.
 //!
+//! `abuse` ([`abuse`]) floods the `keyward` server over SQLite with made-up keys, one repeated
+//! and 200 distinct from one address, against a valid key in the same rounds (target ≥ 0.5).
+//!
 //! Then it runs the criterion benches of the libraries, each of which ends with a ratio report
 //! measured in that same run: `core` (verify against its HMAC floor, wrong secret, junk), `sql`
 //! (verify on a cache miss against SQLite and PostgreSQL, and with the cache in front), `redis`
 //! (verify with the Redis-backed cache, limiter and credits). `--only` picks suites.
 //!
 //! ```text
-//! cargo xtask bench [--only load,core,sql,redis] [--adapter axum|actix]… [--duration SECS]
+//! cargo xtask bench [--only load,abuse,core,sql,redis] [--adapter axum|actix]… [--duration SECS]
 //!                   [--connections N] [--rounds N] [--pooled]
 //! ```
 
@@ -37,6 +40,8 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+mod abuse;
 
 /// The ratio guarded/unguarded the issue asks for.
 const TARGET_RATIO: f64 = 0.85;
@@ -48,6 +53,7 @@ const CRITERION: &[(&str, &str, &str)] = &[
     ("redis", "keyward-redis", "verify_redis"),
 ];
 
+#[derive(Clone)]
 struct Options {
     suites: Vec<String>,
     adapters: Vec<String>,
@@ -88,8 +94,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
         }
     }
     for suite in &o.suites {
-        if suite != "load" && !CRITERION.iter().any(|(n, _, _)| n == suite) {
-            return Err(format!("unknown suite `{suite}` (load, core, sql, redis)"));
+        if suite != "load" && suite != "abuse" && !CRITERION.iter().any(|(n, _, _)| n == suite) {
+            return Err(format!(
+                "unknown suite `{suite}` (load, abuse, core, sql, redis)"
+            ));
         }
     }
     if o.pooled {
@@ -100,7 +108,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
         o.suites = vec!["load".into()];
     }
     if o.suites.is_empty() {
-        o.suites = ["load", "core", "sql", "redis"].map(String::from).to_vec();
+        o.suites = ["load", "abuse", "core", "sql", "redis"]
+            .map(String::from)
+            .to_vec();
     }
     if o.adapters.is_empty() {
         o.adapters = vec!["axum".into(), "actix".into()];
@@ -116,6 +126,10 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     let opts = parse(args)?;
     if opts.suites.iter().any(|s| s == "load") {
         load_suite(&opts)?;
+    }
+    if opts.suites.iter().any(|s| s == "abuse") {
+        println!("\n======== abuse: floods of made-up keys against keyward serve");
+        abuse::run(&opts)?;
     }
     for (name, package, bench) in CRITERION {
         if !opts.suites.iter().any(|s| s == name) {

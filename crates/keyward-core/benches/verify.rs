@@ -47,9 +47,71 @@ struct Setup {
     req: ScopeRequirement,
 }
 
+/// A fixed pepper of 32 distinct bytes (the keyring refuses patterned ones).
+fn bench_pepper() -> Pepper {
+    Pepper::new(
+        (0u8..32)
+            .map(|i| i.wrapping_mul(73).wrapping_add(5))
+            .collect(),
+    )
+}
+
+/// A flood of wrong secrets on one key under Argon2id, from one address: what each attempt costs
+/// before the failure throttle trips (an Argon2 run) and after (none). Printed with the ratios.
+#[cfg(feature = "argon2")]
+fn argon2_flood() {
+    use keyward_core::digest::DigestAlgorithm;
+    use keyward_core::throttle::FailureThrottle;
+    let keyring = Keyring::builder()
+        .pepper_with(1, DigestAlgorithm::Argon2id, bench_pepper())
+        .build()
+        .unwrap();
+    let throttle = FailureThrottle::default();
+    let kw = Keyward::builder(Arc::new(MemoryKeyStore::new()), keyring)
+        .failure_throttle(throttle)
+        .build()
+        .unwrap();
+    let created = block_on(kw.create_key(
+        "bench",
+        CreateKeyRequest {
+            name: "argon2".into(),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let valid = created.api_key.expose_secret().to_owned();
+    let other = KeyFormat::default().generate().unwrap();
+    let wrong = rebuild(&valid, other.secret().expose_secret());
+    let ctx = VerifyContext::with_ip("192.0.2.1".parse().unwrap());
+    let req = ScopeRequirement::none();
+    let attempt = || {
+        let started = Instant::now();
+        let r = block_on(kw.verify(&wrong, &req, &ctx));
+        (started.elapsed().as_nanos() as f64, r)
+    };
+    let before: Vec<f64> = (0..throttle.max_failures).map(|_| attempt().0).collect();
+    let after: Vec<f64> = (0..1000)
+        .map(|_| {
+            let (t, r) = attempt();
+            assert!(
+                matches!(r, Err(keyward_core::VerifyError::Throttled { .. })),
+                "{r:?}"
+            );
+            t
+        })
+        .collect();
+    println!(
+        "  Argon2id, a flood of wrong secrets from one address: {:.0} µs each for the first {} \
+         (an Argon2 run), then {:.2} µs each, throttled (429, no Argon2)",
+        median(before) / 1000.0,
+        throttle.max_failures,
+        median(after) / 1000.0
+    );
+}
+
 fn setup() -> Setup {
     let keyring = Keyring::builder()
-        .pepper(1, Pepper::new(vec![7; 32]))
+        .pepper(1, bench_pepper())
         .build()
         .unwrap();
     let kw = Keyward::builder(Arc::new(MemoryKeyStore::new()), keyring)
@@ -238,6 +300,8 @@ fn ratios() {
         ns[6],
         ratio(3, 6)
     );
+    #[cfg(feature = "argon2")]
+    argon2_flood();
 }
 
 criterion_group!(group, benches);

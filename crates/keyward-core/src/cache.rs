@@ -161,11 +161,19 @@ impl KeyCache {
     fn lookup(&self, key_id: &KeyId, now_us: i64) -> Option<Arc<Entry>> {
         let cache = self.inner.as_ref()?;
         let e = cache.get(key_id)?;
-        if now_us >= e.cached_until_us {
-            cache.remove(key_id);
-            return None;
-        }
-        Some(e)
+        // An expired entry is not trusted, but it stays until it is refilled, invalidated or
+        // evicted: it says the id is a real key ([`KeyCache::knows`]).
+        (now_us < e.cached_until_us).then_some(e)
+    }
+
+    /// Whether the store had a key with this id when it was last read (fresh or expired
+    /// entry): such an id is never one a client made up, so a throttled address may still
+    /// have it read again (a valid client behind that address keeps working when its entry
+    /// expires mid-flood).
+    pub(crate) fn knows(&self, key_id: &KeyId) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|c| c.peek(key_id).is_some())
     }
 
     pub(crate) fn epoch(&self) -> u64 {

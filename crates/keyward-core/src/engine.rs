@@ -606,7 +606,9 @@ impl Keyward {
         now_us: i64,
         ctx: &VerifyContext,
     ) -> Result<Lookup, VerifyError> {
-        if let Some(wait) = self.0.throttle.refused(ctx.client_ip, now_us) {
+        if let Some(wait) = self.0.throttle.refused(ctx.client_ip, now_us)
+            && !self.0.cache.knows(key_id)
+        {
             return Err(VerifyError::Throttled {
                 retry_after: Some(wait),
             });
