@@ -25,8 +25,8 @@ use crate::memory::{MemoryCreditLedger, MemoryNonceStore, MemoryRateLimiter};
 use crate::model::{KeyState, LastUsedStrategy, Policy, Principal};
 use crate::scope::{Scope, ScopeAuthority, ScopeRequirement};
 use crate::store::{
-    Admission, CreditLedger, InvalidationBus, KeyStore, NonceStore, RateLimiter, StoreError,
-    UsageDelta,
+    Admission, CreditLedger, FailureLedger, InvalidationBus, KeyStore, NonceStore, RateLimiter,
+    StoreError, UsageDelta,
 };
 use crate::throttle::{FailureThrottle, Throttle};
 
@@ -217,6 +217,8 @@ pub(crate) struct Inner {
     pub(crate) cache: KeyCache,
     /// Failed verifications per client address.
     throttle: Throttle,
+    /// The instances' shared count of them, if any.
+    failures: Option<Arc<dyn FailureLedger>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) credits: Arc<dyn CreditLedger>,
@@ -260,6 +262,7 @@ pub struct KeywardBuilder {
     policy: Policy,
     cache: CacheConfig,
     throttle: FailureThrottle,
+    failures: Option<Arc<dyn FailureLedger>>,
     clock: Arc<dyn Clock>,
     limiter: Option<Arc<dyn RateLimiter>>,
     credits: Option<Arc<dyn CreditLedger>>,
@@ -350,6 +353,15 @@ impl KeywardBuilder {
         self
     }
 
+    /// Shares the failure counts of [`KeywardBuilder::failure_throttle`] between instances
+    /// (for example through Redis), so that an attacker spread over several instances gets one
+    /// budget. Without it each instance counts alone.
+    #[must_use]
+    pub fn failure_ledger(mut self, ledger: Arc<dyn FailureLedger>) -> Self {
+        self.failures = Some(ledger);
+        self
+    }
+
     /// Whether to count verified requests per key (default on; batched).
     #[must_use]
     pub fn count_requests(mut self, on: bool) -> Self {
@@ -365,6 +377,7 @@ impl KeywardBuilder {
         Ok(Keyward(Arc::new(Inner {
             cache: KeyCache::new(self.cache),
             throttle: Throttle::new(self.throttle),
+            failures: self.failures,
             policy: self.policy,
             keyring: self.keyring,
             store: self.store,
@@ -407,6 +420,7 @@ impl Keyward {
             policy: Policy::default(),
             cache: CacheConfig::default(),
             throttle: FailureThrottle::default(),
+            failures: None,
             clock: Arc::new(SystemClock),
             limiter: None,
             credits: None,
@@ -470,12 +484,20 @@ impl Keyward {
                 Lookup::Unknown => {
                     self.0.keyring.burn(&parsed.key_id, secret);
                     self.0.throttle.failed(ctx.client_ip, None, now_us);
+                    Box::pin(self.share_failure(ctx, now_us)).await;
                     return Err(VerifyError::Invalid(InvalidReason::Unknown));
                 }
             },
         };
-        if self.check_secret(&parsed, &entry, ctx, now_us)? {
-            Box::pin(self.redigest(&parsed.key_id, secret)).await;
+        match self.check_secret(&parsed, &entry, ctx, now_us) {
+            Ok(true) => Box::pin(self.redigest(&parsed.key_id, secret)).await,
+            Ok(false) => {}
+            Err(e) => {
+                if matches!(e, VerifyError::Invalid(InvalidReason::WrongSecret)) {
+                    Box::pin(self.share_failure(ctx, now_us)).await;
+                }
+                return Err(e);
+            }
         }
         if entry.record.is_signing() {
             return Err(VerifyError::Invalid(InvalidReason::SigningOnly));
@@ -593,8 +615,48 @@ impl Keyward {
 
     /// Counts a failed verification (an unknown id, a wrong secret or signature) against the
     /// caller's address.
-    pub(crate) fn count_failure(&self, ctx: &VerifyContext, now_us: i64) {
+    pub(crate) async fn count_failure(&self, ctx: &VerifyContext, now_us: i64) {
         self.0.throttle.failed(ctx.client_ip, None, now_us);
+        self.share_failure(ctx, now_us).await;
+    }
+
+    /// Adds a failure to the instances' shared count, if there is one, and takes its verdict.
+    async fn share_failure(&self, ctx: &VerifyContext, now_us: i64) {
+        let (Some(ledger), Some(bucket)) = (
+            &self.0.failures,
+            self.0.throttle.shared_bucket(ctx.client_ip),
+        ) else {
+            return;
+        };
+        match ledger.add_failure(&bucket, self.0.throttle.window()).await {
+            Ok((failures, left)) => {
+                self.0
+                    .throttle
+                    .apply_shared(ctx.client_ip, failures, left, now_us);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "shared failure count unavailable; counting locally");
+            }
+        }
+    }
+
+    /// Whether the instances' shared count refuses `ctx`'s address (asked on cache misses, and
+    /// only while this instance does not refuse it already).
+    async fn shared_refusal(&self, ctx: &VerifyContext, now_us: i64) -> Option<Duration> {
+        let ledger = self.0.failures.as_ref()?;
+        let bucket = self.0.throttle.shared_bucket(ctx.client_ip)?;
+        match ledger.failures(&bucket).await {
+            Ok(Some((failures, left))) => {
+                self.0
+                    .throttle
+                    .apply_shared(ctx.client_ip, failures, left, now_us)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "shared failure count unavailable; counting locally");
+                None
+            }
+        }
     }
 
     /// A cache miss: an address over its failures is refused, an id the store did not know a
@@ -606,12 +668,16 @@ impl Keyward {
         now_us: i64,
         ctx: &VerifyContext,
     ) -> Result<Lookup, VerifyError> {
-        if let Some(wait) = self.0.throttle.refused(ctx.client_ip, now_us)
-            && !self.0.cache.knows(key_id)
-        {
-            return Err(VerifyError::Throttled {
-                retry_after: Some(wait),
-            });
+        if !self.0.cache.knows(key_id) {
+            let wait = match self.0.throttle.refused(ctx.client_ip, now_us) {
+                Some(wait) => Some(wait),
+                None => self.shared_refusal(ctx, now_us).await,
+            };
+            if let Some(wait) = wait {
+                return Err(VerifyError::Throttled {
+                    retry_after: Some(wait),
+                });
+            }
         }
         if self.0.cache.known_unknown(key_id, now_us) {
             return Ok(Lookup::Unknown);

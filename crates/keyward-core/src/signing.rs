@@ -76,7 +76,7 @@ impl Keyward {
         match self.lookup(&key_id, now_us, ctx).await? {
             Lookup::Found(e) if e.record.is_signing() => Ok(()),
             found => {
-                self.count_failure(ctx, now_us);
+                self.count_failure(ctx, now_us).await;
                 tracing::debug!(
                     key_id = %key_id,
                     known = matches!(found, Lookup::Found(_)),
@@ -126,7 +126,7 @@ impl Keyward {
             Lookup::Found(e) => e,
             Lookup::Unknown => {
                 let _ = verify_signature(request, &auth, DUMMY_SECRET, options, now);
-                self.count_failure(ctx, now_us);
+                self.count_failure(ctx, now_us).await;
                 tracing::debug!(key_id = %key_id, "signed request for an unknown key id");
                 return Err(VerifyError::SignatureInvalid);
             }
@@ -149,16 +149,16 @@ impl Keyward {
                 return Err(VerifyError::SignatureInvalid);
             }
         };
-        let verified =
-            verify_signature(request, &auth, &secret, options, now).map_err(|e| {
-                match e.kind() {
-                    SignatureErrorKind::Expired => VerifyError::SignatureExpired,
-                    _ => {
-                        self.count_failure(ctx, now_us);
-                        VerifyError::SignatureInvalid
-                    }
-                }
-            })?;
+        let verified = match verify_signature(request, &auth, &secret, options, now) {
+            Ok(v) => v,
+            Err(e) if e.kind() == SignatureErrorKind::Expired => {
+                return Err(VerifyError::SignatureExpired);
+            }
+            Err(_) => {
+                self.count_failure(ctx, now_us).await;
+                return Err(VerifyError::SignatureInvalid);
+            }
+        };
         drop(secret);
         let replay_key = verified.replay_key();
         self.admit(

@@ -356,3 +356,31 @@ pub trait InvalidationBus: Send + Sync + fmt::Debug {
     /// `Unavailable` when the message could not be sent (entries still expire by TTL).
     async fn publish(&self, key_id: &KeyId) -> Result<(), StoreError>;
 }
+
+/// Failed verifications per client address, shared by every instance (for example in Redis),
+/// for [`crate::throttle`]. Without one, each instance counts alone.
+///
+/// The engine asks it only on cache misses and after failures, and remembers locally when an
+/// address is over its budget, so a flood costs one shared call per address and window, not one
+/// per request. Errors fail *open* (the local counters still apply): throttling is a defence in
+/// front of the store, not an authority.
+#[async_trait::async_trait]
+pub trait FailureLedger: Send + Sync + fmt::Debug {
+    /// Counts one failure for `bucket` (an address) in its current window, opening a window of
+    /// `window` when there is none. Returns the failures in the window and the time it has left.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn add_failure(
+        &self,
+        bucket: &str,
+        window: Duration,
+    ) -> Result<(u32, Duration), StoreError>;
+
+    /// The failures of `bucket` in its current window and the time it has left; `None` when it
+    /// has no open window.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn failures(&self, bucket: &str) -> Result<Option<(u32, Duration)>, StoreError>;
+}

@@ -7,8 +7,9 @@
 //!
 //! The bucket is the client address the application resolved ([`crate::VerifyContext`]), never
 //! anything the client chose; IPv6 addresses count by their /64, the block one subscriber
-//! usually holds. The counters live in a bounded concurrent map in this process: several
-//! instances each count their own share.
+//! usually holds. The counters live in a bounded concurrent map in this process; with a shared
+//! [`crate::store::FailureLedger`] (Redis) the instances also add up their counts, so an
+//! attacker spread over several instances gets one budget, not one per instance.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
@@ -86,6 +87,17 @@ impl<K: Eq + std::hash::Hash + Clone> Counters<K> {
         Some(Duration::from_micros(left_us.unsigned_abs()))
     }
 
+    /// Marks `key` as over its failures until `until_us` (what a shared ledger said).
+    fn block(&self, key: K, until_us: i64) {
+        self.windows.insert(
+            key,
+            Arc::new(Window {
+                started_us: AtomicI64::new(until_us.saturating_sub(self.window_us)),
+                failures: AtomicU32::new(self.max_failures),
+            }),
+        );
+    }
+
     fn failed(&self, key: K, now_us: i64) {
         let w = self.windows.get(&key).unwrap_or_else(|| {
             let fresh = Arc::new(Window {
@@ -115,6 +127,8 @@ impl<K: Eq + std::hash::Hash + Clone> Counters<K> {
 pub(crate) struct Throttle {
     by_address: Option<Counters<IpAddr>>,
     by_key: Option<Counters<KeyId>>,
+    window: Duration,
+    max_failures: u32,
 }
 
 /// The bucket of an address: IPv4 as is, IPv6 by its /64 (IPv4-mapped as IPv4).
@@ -136,7 +150,40 @@ impl Throttle {
         Self {
             by_address: Counters::new(&config),
             by_key: Counters::new(&config),
+            window: config.window,
+            max_failures: config.max_failures,
         }
+    }
+
+    /// The shared ledger's name for `ip`'s bucket, when throttling is on.
+    pub(crate) fn shared_bucket(&self, ip: Option<IpAddr>) -> Option<String> {
+        self.by_address.as_ref()?;
+        Some(bucket(ip?).to_string())
+    }
+
+    /// The counting window.
+    pub(crate) fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Takes a shared ledger's count for `ip`: over the budget, the address is refused here
+    /// until the window it reported ends. Returns the wait when it is refused.
+    pub(crate) fn apply_shared(
+        &self,
+        ip: Option<IpAddr>,
+        failures: u32,
+        left: Duration,
+        now_us: i64,
+    ) -> Option<Duration> {
+        let (Some(c), Some(ip)) = (&self.by_address, ip) else {
+            return None;
+        };
+        if failures < self.max_failures || left.is_zero() {
+            return None;
+        }
+        let left_us = i64::try_from(left.as_micros()).unwrap_or(i64::MAX);
+        c.block(bucket(ip), now_us.saturating_add(left_us));
+        Some(left)
     }
 
     /// How long `ip` must wait when it is over its failures, else `None`.

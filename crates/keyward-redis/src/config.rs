@@ -300,6 +300,11 @@ impl Keys {
         )
     }
 
+    /// A client address's failed verifications in the current window: `{P:f:<bucket>}`.
+    pub(crate) fn failures(&self, bucket: &str) -> String {
+        format!("{{{}:f:{}}}", self.prefix, escape_owner(bucket))
+    }
+
     /// The invalidation channel: `P:invalidate`.
     pub(crate) fn channel(&self) -> String {
         format!("{}:invalidate", self.prefix)

@@ -20,7 +20,7 @@ pub use crate::bus::{
 };
 pub use crate::cache::{CacheFailure, RedisCachedStore};
 pub use crate::config::RedisConfig;
-pub use crate::limits::{RedisCreditLedger, RedisNonceStore, RedisRateLimiter};
+pub use crate::limits::{RedisCreditLedger, RedisFailureLedger, RedisNonceStore, RedisRateLimiter};
 pub use crate::store::RedisKeyStore;
 
 use crate::config::Shared;
@@ -39,6 +39,8 @@ pub struct RedisBackend {
     pub nonces: Arc<RedisNonceStore>,
     /// The cache-invalidation publisher.
     pub bus: Arc<RedisInvalidationBus>,
+    /// The shared count of failed verifications per client address.
+    pub failures: Arc<RedisFailureLedger>,
 }
 
 impl RedisBackend {
@@ -63,12 +65,13 @@ impl RedisBackend {
             ledger: Arc::new(RedisCreditLedger::from_shared(shared.clone())),
             nonces: Arc::new(RedisNonceStore::from_shared(shared.clone())),
             bus: Arc::new(RedisInvalidationBus::from_shared(shared.clone())),
+            failures: Arc::new(RedisFailureLedger::from_shared(shared.clone())),
             shared,
         })
     }
 
-    /// Wires the limiter, ledger, nonce store and invalidation bus into `builder` (the key
-    /// store is the builder's own: Redis or any other).
+    /// Wires the limiter, credit ledger, nonce store, invalidation bus and failure ledger into
+    /// `builder` (the key store is the builder's own: Redis or any other).
     #[must_use]
     pub fn wire(&self, builder: KeywardBuilder) -> KeywardBuilder {
         builder
@@ -76,6 +79,7 @@ impl RedisBackend {
             .credit_ledger(self.ledger.clone())
             .nonce_store(self.nonces.clone())
             .invalidation_bus(self.bus.clone())
+            .failure_ledger(self.failures.clone())
     }
 
     /// A shared Redis record cache in front of `inner` (a SQL store, say), on this pool.

@@ -1,11 +1,13 @@
-//! [`RedisRateLimiter`] (GCRA), [`RedisCreditLedger`] and [`RedisNonceStore`]: the per-request
-//! state every instance must share. Each is one atomic command or script on one key.
+//! [`RedisRateLimiter`] (GCRA), [`RedisCreditLedger`], [`RedisNonceStore`] and
+//! [`RedisFailureLedger`]: the per-request state every instance must share. Each is one atomic
+//! command or script on one key.
 //!
 //! All three use the `now` the engine passes (its clock), never Redis' `TIME`, so they agree
 //! with the engine's other decisions and tests can drive them with a manual clock. Instances
 //! should run NTP; a skew of a few milliseconds only shifts the GCRA schedule by as much.
 //! Every failure is `Unavailable`: the engine refuses the request (fails closed), it never
-//! lets a request through unlimited.
+//! lets a request through unlimited. (The failure ledger is the exception the engine makes: it
+//! is a defence in front of the store, so its outage falls back to each instance's own count.)
 
 use std::time::Duration;
 
@@ -14,7 +16,8 @@ use deadpool_redis::redis;
 use keyward_core::key::KeyId;
 use keyward_core::model::{Credits, KeyRecord, RateLimit};
 use keyward_core::store::{
-    Admission, CreditLedger, NonceStore, RateLimiter, StoreError, credit_period, credit_refill_in,
+    Admission, CreditLedger, FailureLedger, NonceStore, RateLimiter, StoreError, credit_period,
+    credit_refill_in,
 };
 
 use crate::config::{RedisConfig, Shared, redis_error};
@@ -196,5 +199,71 @@ impl NonceStore for RedisNonceStore {
             .await
             .map_err(redis_error)?;
         Ok(set.is_some())
+    }
+}
+
+/// Failed verifications per client address, counted in Redis so that every instance throttles
+/// on the sum (`keyward_core::throttle`): one counter per address bucket and window, `INCR`
+/// and `PEXPIRE` in one script.
+#[derive(Debug, Clone)]
+pub struct RedisFailureLedger {
+    shared: Shared,
+}
+
+impl RedisFailureLedger {
+    /// A ledger with its own pool. Does not connect yet.
+    ///
+    /// # Errors
+    /// `Other` for an invalid URL or prefix.
+    pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
+        Ok(Self {
+            shared: Shared::new(config)?,
+        })
+    }
+
+    pub(crate) fn from_shared(shared: Shared) -> Self {
+        Self { shared }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+#[async_trait::async_trait]
+impl FailureLedger for RedisFailureLedger {
+    async fn add_failure(
+        &self,
+        bucket: &str,
+        window: Duration,
+    ) -> Result<(u32, Duration), StoreError> {
+        let mut c = self.shared.conn().await?;
+        let (n, left_ms): (i64, i64) = scripts::ADD_FAILURE
+            .key(self.shared.keys.failures(bucket))
+            .arg(millis(window))
+            .invoke_async(&mut c)
+            .await
+            .map_err(redis_error)?;
+        Ok((
+            u32::try_from(n).unwrap_or(u32::MAX),
+            Duration::from_millis(left_ms.max(0).unsigned_abs()),
+        ))
+    }
+
+    async fn failures(&self, bucket: &str) -> Result<Option<(u32, Duration)>, StoreError> {
+        let mut c = self.shared.conn().await?;
+        let answer: Option<(i64, i64)> = scripts::FAILURES
+            .key(self.shared.keys.failures(bucket))
+            .invoke_async(&mut c)
+            .await
+            .map_err(redis_error)?;
+        Ok(answer.and_then(|(n, left_ms)| {
+            (left_ms > 0).then(|| {
+                (
+                    u32::try_from(n).unwrap_or(u32::MAX),
+                    Duration::from_millis(left_ms.unsigned_abs()),
+                )
+            })
+        }))
     }
 }

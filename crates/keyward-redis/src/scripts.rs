@@ -134,3 +134,31 @@ return {1, string.format('%d', p), string.format('%d', u)}
 ",
     )
 });
+
+/// KEYS[1] failure counter. ARGV: window (ms). Counts one failure, opening the window on the
+/// first; returns `{failures, ms left}`.
+pub(crate) static ADD_FAILURE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {n, left}
+",
+    )
+});
+
+/// KEYS[1] failure counter. Returns `{failures, ms left}`, or nil when no window is open.
+pub(crate) static FAILURES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = redis.call('GET', KEYS[1])
+if not n then return nil end
+return {tonumber(n), redis.call('PTTL', KEYS[1])}
+",
+    )
+});

@@ -345,3 +345,74 @@ async fn nonces_are_single_use_per_namespace_and_expire() {
     );
     common::cleanup(&url, &prefix).await;
 }
+
+/// Two instances share one failure budget per client address through Redis: failures split
+/// between them throttle the address on both, and a key each has cached still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_on_two_instances_share_one_budget() {
+    use keyward_core::throttle::FailureThrottle;
+    let Some(url) = common::shared_redis("failures_on_two_instances_share_one_budget").await else {
+        return;
+    };
+    let prefix = common::unique_prefix();
+    let engine = |backend: &RedisBackend| {
+        backend
+            .wire(keyward_core::Keyward::builder(
+                backend.store.clone(),
+                keyward_core::Keyring::insecure_test_keyring(),
+            ))
+            .failure_throttle(FailureThrottle {
+                max_failures: 10,
+                window: Duration::from_secs(60),
+                capacity: 1000,
+            })
+            .build()
+            .unwrap()
+    };
+    let (backend_a, backend_b) = (
+        RedisBackend::connect(&url, &prefix).unwrap(),
+        RedisBackend::connect(&url, &prefix).unwrap(),
+    );
+    let (a, b) = (engine(&backend_a), engine(&backend_b));
+    let (valid, _) = common::create(&a, "owner", common::named("shared-budget")).await;
+    let valid = valid.expose_secret().to_owned();
+    let ctx = VerifyContext::with_ip("198.51.100.77".parse().unwrap());
+    let none = ScopeRequirement::none();
+    a.verify(&valid, &none, &ctx).await.unwrap();
+    b.verify(&valid, &none, &ctx).await.unwrap();
+    let made_up = || {
+        keyward_core::KeyFormat::default()
+            .generate()
+            .unwrap()
+            .api_key
+            .expose_secret()
+            .to_owned()
+    };
+    // Five failures on each: neither alone is over ten.
+    for k in [&a, &b] {
+        for _ in 0..5 {
+            assert!(matches!(
+                k.verify(&made_up(), &none, &ctx).await,
+                Err(VerifyError::Invalid(InvalidReason::Unknown))
+            ));
+        }
+    }
+    for k in [&a, &b] {
+        assert!(
+            matches!(
+                k.verify(&made_up(), &none, &ctx).await,
+                Err(VerifyError::Throttled { .. })
+            ),
+            "the shared count is over the budget"
+        );
+        k.verify(&valid, &none, &ctx)
+            .await
+            .expect("a cached key still verifies");
+    }
+    let elsewhere = VerifyContext::with_ip("198.51.100.78".parse().unwrap());
+    assert!(matches!(
+        a.verify(&made_up(), &none, &elsewhere).await,
+        Err(VerifyError::Invalid(InvalidReason::Unknown))
+    ));
+    common::cleanup(&url, &prefix).await;
+}

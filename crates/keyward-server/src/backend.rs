@@ -74,6 +74,22 @@ fn create_private(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
+/// Connects; on SQLite, a database another process is creating at this very moment ("database
+/// is locked" while it switches the fresh file to WAL) is tried again for a few seconds, so that
+/// instances starting together all start.
+async fn connect(url: &str, sqlite: bool) -> Result<SeaOrmKeyStore, keyward_core::StoreError> {
+    let mut attempt = 0u32;
+    loop {
+        match SeaOrmKeyStore::connect(url).await {
+            Err(e) if sqlite && attempt < 50 && e.to_string().contains("database is locked") => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub(crate) async fn open(url: &str, migrate: bool) -> Result<Backend, AppError> {
     let kind = kind_of(url)?;
     if kind == "memory" {
@@ -98,7 +114,7 @@ pub(crate) async fn open(url: &str, migrate: bool) -> Result<Backend, AppError> 
         create_private(&path)
             .map_err(|e| AppError::Store(format!("cannot create SQLite database {shown}: {e}")))?;
     }
-    let store = SeaOrmKeyStore::connect(url).await.map_err(|e| {
+    let store = connect(url, kind == "sqlite").await.map_err(|e| {
         AppError::Store(format!(
             "cannot connect to {kind} database {shown}: {}",
             clean(&e)

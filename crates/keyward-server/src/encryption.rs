@@ -148,8 +148,12 @@ mod tests {
 
     use super::*;
 
-    fn b64(byte: u8) -> String {
-        base64::engine::general_purpose::STANDARD.encode([byte; 32])
+    /// 32 distinct bytes per `seed`, base64: a key that passes the randomness check.
+    fn b64(seed: u8) -> String {
+        let bytes: Vec<u8> = (0u8..32)
+            .map(|i| seed.wrapping_mul(53).wrapping_add(i.wrapping_mul(11)))
+            .collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
     #[test]
@@ -163,10 +167,15 @@ mod tests {
         let prev = format!("3:{},1:{}", b64(3), b64(1));
         let k = keyring_from(Some(&b64(4)), Some(&prev)).unwrap().unwrap();
         assert_eq!(k.current_version(), 4);
-        let k = keyring_from(Some(&format!("7:{}", "ab".repeat(32))), None)
+        let hex = "8f3a1c9e5b7d2f4a6c8e0b1d3f5a7c9e2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f13";
+        let k = keyring_from(Some(&format!("7:{hex}")), None)
             .unwrap()
             .unwrap();
         assert_eq!(k.current_version(), 7);
+        let e = keyring_from(Some(&format!("7:{}", "ab".repeat(32))), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("repeats one byte"), "{e}");
     }
 
     #[test]
