@@ -63,7 +63,16 @@ pub(crate) async fn verify(
         return Err(Rejection::from(&e));
     }
     let config = keyward.signing_config();
-    let body = buffer(req, config.max_body_bytes, config.max_body_frames).await?;
+    let body = actix_web::rt::time::timeout(
+        config.max_body_time,
+        buffer(req, config.max_body_bytes, config.max_body_frames),
+    )
+    .await
+    .map_err(|_| {
+        Rejection::new(keyward_core::http::request_timeout(
+            "the signed request's body did not arrive in time",
+        ))
+    })??;
     let result = {
         let uri = req.uri();
         let mut headers: Vec<(&str, &[u8])> = req

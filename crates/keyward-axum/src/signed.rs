@@ -29,6 +29,7 @@
 //! | `Content-Length` over `SigningConfig::max_body_bytes` | `413 PAYLOAD_TOO_LARGE`, before reading |
 //! | body over `max_body_bytes` or `max_body_frames` while reading | `413 PAYLOAD_TOO_LARGE` |
 //! | body cannot be read (client gone, transport error) | `400 BAD_REQUEST` |
+//! | body slower than `SigningConfig::max_body_time` | `408 REQUEST_TIMEOUT` |
 //! | anything [`Keyward::verify_signed`] refuses | its problem, as the bearer path (`401 SIGNATURE_*`, `403`, `429`, `503`) |
 //!
 //! The canonical request is rebuilt from the method, the path and query *as received* (from
@@ -120,13 +121,21 @@ where
         return Err(Rejection::from(&e));
     }
     let config = keyward.signing_config();
-    let body = buffer_body(
-        &parts.headers,
-        body,
-        config.max_body_bytes,
-        config.max_body_frames,
+    let body = tokio::time::timeout(
+        config.max_body_time,
+        buffer_body(
+            &parts.headers,
+            body,
+            config.max_body_bytes,
+            config.max_body_frames,
+        ),
     )
-    .await?;
+    .await
+    .map_err(|_| {
+        Rejection::from(keyward_core::http::request_timeout(
+            "the signed request's body did not arrive in time",
+        ))
+    })??;
     let uri = parts
         .extensions
         .get::<OriginalUri>()

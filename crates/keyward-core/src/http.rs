@@ -209,6 +209,17 @@ pub fn if_match(value: Option<&[u8]>) -> Result<Option<KeyVersion>, Problem> {
     KeyVersion::parse_etag(text).map(Some).ok_or_else(failed)
 }
 
+/// `408`: a request (or its body) took longer than allowed.
+#[must_use]
+pub fn request_timeout(detail: impl Into<String>) -> Problem {
+    let mut p = bad_request(detail);
+    p.status = 408;
+    "REQUEST_TIMEOUT".clone_into(&mut p.code);
+    "Request timeout".clone_into(&mut p.title);
+    "urn:keyward:problem:request-timeout".clone_into(&mut p.type_uri);
+    p
+}
+
 /// The `Cache-Control` value of every answer that carries a raw key (DESIGN.md §11).
 pub const NO_STORE: &str = "no-store";
 

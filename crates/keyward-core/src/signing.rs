@@ -22,6 +22,9 @@ pub struct SigningConfig {
     pub max_body_bytes: usize,
     /// Most body frames buffered (default 1024).
     pub max_body_frames: usize,
+    /// Longest a signed body may take to arrive once its signer is known (default 30 s):
+    /// slower is `408`, so a slow drip cannot hold a buffer open.
+    pub max_body_time: Duration,
 }
 
 impl Default for SigningConfig {
@@ -32,6 +35,7 @@ impl Default for SigningConfig {
             max_skew: Duration::from_secs(300),
             max_body_bytes: 1 << 20,
             max_body_frames: 1024,
+            max_body_time: Duration::from_secs(30),
         }
     }
 }

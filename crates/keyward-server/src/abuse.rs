@@ -90,13 +90,9 @@ pub(crate) async fn guard(State(guard): State<Guard>, req: Request, next: Next) 
         Ok(res) => res,
         Err(_) => {
             tracing::debug!(timeout = ?guard.timeout, "request timed out");
-            let mut p = keyward_core::http::bad_request(
+            let p = keyward_core::http::request_timeout(
                 "the request (with its body) took longer than the server allows",
             );
-            p.status = 408;
-            "REQUEST_TIMEOUT".clone_into(&mut p.code);
-            "Request timeout".clone_into(&mut p.title);
-            "urn:keyward:problem:request-timeout".clone_into(&mut p.type_uri);
             let mut res = crate::server::problem(&p);
             res.headers_mut().insert(
                 axum::http::header::CONNECTION,

@@ -75,6 +75,9 @@ pub const CATALOG: [&str; 3] = ["reports:*", "a:x", "b:x"];
 /// The largest body the suite's engine buffers to verify a signed request.
 pub const SIGNED_BODY_LIMIT: usize = 8 * 1024;
 
+/// The longest the suite's engine waits for a signed body once its signer is known.
+pub const SIGNED_BODY_TIME: Duration = Duration::from_secs(2);
+
 /// A fixed test keyring for sealing signing secrets (never use outside tests).
 #[must_use]
 pub fn suite_encryption_keyring() -> EncryptionKeyring {
@@ -100,6 +103,7 @@ pub fn suite_keyward(store: Arc<dyn KeyStore>) -> Keyward {
         .encryption(suite_encryption_keyring())
         .signing(SigningConfig {
             max_body_bytes: SIGNED_BODY_LIMIT,
+            max_body_time: SIGNED_BODY_TIME,
             ..SigningConfig::default()
         })
         .build()
@@ -1462,6 +1466,29 @@ pub async fn case_signed_refused_before_body(app: TestApp) {
             "refused before its body was sent"
         );
     }
+    // A real signer's upload that stops half-way: buffered, but only for SIGNED_BODY_TIME.
+    let signer = app.create_signing(&owner, &["reports:read"]).await;
+    let body = vec![b'a'; 1000];
+    let req = ToSign {
+        body: &body,
+        ..ToSign::new("POST", "/echo")
+    };
+    let mut head = format!(
+        "POST /echo HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+        app.addr,
+        body.len()
+    );
+    for (n, v) in app.sign(&req, &signer, Utc::now()) {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&body[..100]);
+    assert_eq!(
+        raw_status(app.addr, bytes).await,
+        Some(408),
+        "a body slower than the bound is cut off"
+    );
 }
 
 /// `GET /openapi.json`: the management routes, their schemas and the bearer scheme.

@@ -98,6 +98,8 @@ pub struct MgmtApp {
     /// An HTTP client.
     pub client: reqwest::Client,
     admin: (&'static str, String),
+    /// A `GET` route that answers `200` for a valid key holding `reports:read`.
+    probe: &'static str,
     tag: String,
     _guard: Option<Arc<dyn Any + Send + Sync>>,
 }
@@ -133,6 +135,7 @@ impl MgmtApp {
             base: format!("http://{addr}"),
             client: client(),
             admin: ("x-test-admin", "yes".to_owned()),
+            probe: "/protected",
             tag: tag(),
             _guard: None,
         }
@@ -146,6 +149,7 @@ impl MgmtApp {
             base,
             client: client(),
             admin: ("authorization", format!("Bearer {admin_token}")),
+            probe: "/v1/whoami",
             tag: tag(),
             _guard: Some(guard),
         }
@@ -178,6 +182,15 @@ impl MgmtApp {
     /// A request with `key` as the bearer credential, nothing else.
     pub fn with_key(&self, method: Method, path: &str, key: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(key)
+    }
+
+    /// The status a verified request with `key` gets (the adapters' `/protected`, the server's
+    /// `/v1/whoami`).
+    pub async fn probe(&self, key: &str) -> u16 {
+        send(self.with_key(Method::GET, self.probe, key))
+            .await
+            .status()
+            .as_u16()
     }
 
     /// Creates a key as `owner` through self-service, asserting `201`.
@@ -628,6 +641,25 @@ pub async fn case_rotation_cannot_multiply(app: MgmtApp) {
     );
 }
 
+/// Rotation resets no quota: the successor (and the old key in its grace) spend the credits
+/// the old key left.
+pub async fn case_rotation_keeps_credits(app: MgmtApp) {
+    let o = app.owner("credits");
+    let k = app
+        .admin_create(
+            &o,
+            json!({"name": "metered", "scopes": ["reports:read"], "credits": {"limit": 3}}),
+        )
+        .await;
+    assert_eq!(app.probe(&k.api_key).await, 200);
+    assert_eq!(app.probe(&k.api_key).await, 200);
+    let res = send(app.as_owner(Method::POST, &rotate_path(&k.id), &o)).await;
+    let successor = created(res).await;
+    assert_eq!(app.probe(&successor.api_key).await, 200, "the third credit");
+    assert_eq!(app.probe(&successor.api_key).await, 429, "no fresh credits");
+    assert_eq!(app.probe(&k.api_key).await, 429, "the old key shares them");
+}
+
 /// Answers about a key carry its version; `If-Match` guards every write.
 pub async fn case_if_match(app: MgmtApp) {
     let o = app.owner("etag");
@@ -738,7 +770,8 @@ macro_rules! management_suite {
             case_reserved_scopes_need_an_admin, case_wildcards_make_no_admin,
             case_reserved_owners_closed_to_self_service, case_admin_limits_stay,
             case_owners_narrow_and_shorten, case_self_service_defaults,
-            case_reactivation_by_whom, case_rotation_cannot_multiply, case_if_match,
+            case_reactivation_by_whom, case_rotation_cannot_multiply, case_rotation_keeps_credits,
+            case_if_match,
             case_raw_keys_not_cacheable, case_concurrent_updates_keep_both);
     };
     (@cases $app:expr; $($case:ident),* $(,)?) => {
