@@ -63,7 +63,7 @@ pub(crate) async fn verify(
         return Err(Rejection::from(&e));
     }
     let config = keyward.signing_config();
-    let body = actix_web::rt::time::timeout(
+    let buffered = actix_web::rt::time::timeout(
         config.max_body_time,
         buffer(req, config.max_body_bytes, config.max_body_frames),
     )
@@ -72,7 +72,16 @@ pub(crate) async fn verify(
         Rejection::new(keyward_core::http::request_timeout(
             "the signed request's body did not arrive in time",
         ))
-    })??;
+    })
+    .and_then(|r| r);
+    let body = match buffered {
+        Ok(b) => b,
+        Err(rejection) => {
+            // Too large, too slow or unreadable: counted against the address.
+            keyward.signed_body_failed(ctx).await;
+            return Err(rejection);
+        }
+    };
     let result = {
         let uri = req.uri();
         let mut headers: Vec<(&str, &[u8])> = req

@@ -121,7 +121,7 @@ where
         return Err(Rejection::from(&e));
     }
     let config = keyward.signing_config();
-    let body = tokio::time::timeout(
+    let buffered = tokio::time::timeout(
         config.max_body_time,
         buffer_body(
             &parts.headers,
@@ -135,7 +135,16 @@ where
         Rejection::from(keyward_core::http::request_timeout(
             "the signed request's body did not arrive in time",
         ))
-    })??;
+    })
+    .and_then(|r| r);
+    let body = match buffered {
+        Ok(b) => b,
+        Err(rejection) => {
+            // Too large, too slow or unreadable: counted against the address.
+            keyward.signed_body_failed(ctx).await;
+            return Err(rejection);
+        }
+    };
     let uri = parts
         .extensions
         .get::<OriginalUri>()

@@ -255,6 +255,51 @@ pub(crate) fn update_refusals(
     refusals
 }
 
+/// What a rotation by `actor` of `record` may not do: a key caller may only rotate keys whose
+/// every scope it holds itself (a successor is a fresh credential with the old key's scopes),
+/// and only administrators rotate keys holding reserved scopes. Empty for administrators.
+pub(crate) fn rotate_refusals(actor: &Actor, record: &KeyRecord) -> Vec<FieldError> {
+    let mut refusals = Vec::new();
+    if actor.is_admin() {
+        return refusals;
+    }
+    let reserved: Vec<String> = record
+        .scopes
+        .iter()
+        .filter(|s| s.is_reserved())
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    if !reserved.is_empty() {
+        refusals.push(forbidden(
+            "key_id",
+            "admin_only",
+            format!(
+                "keys holding `{RESERVED_NAMESPACE}` scopes are rotated by administrators only: {}",
+                reserved.join(", ")
+            ),
+        ));
+    }
+    if actor.role == Role::Key {
+        let wider: Vec<String> = record
+            .scopes
+            .iter()
+            .filter(|s| !s.is_reserved() && !actor.scopes.covers(s))
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        if !wider.is_empty() {
+            refusals.push(forbidden(
+                "scopes",
+                "not_grantable",
+                format!(
+                    "a key rotates only keys whose scopes it holds: {}",
+                    wider.join(", ")
+                ),
+            ));
+        }
+    }
+    refusals
+}
+
 /// Whether moving the expiry from `current` to `wanted` lengthens the key's life.
 fn extends(current: Option<DateTime<Utc>>, wanted: Option<DateTime<Utc>>) -> bool {
     match (current, wanted) {

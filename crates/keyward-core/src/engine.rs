@@ -210,6 +210,13 @@ pub enum BuildError {
     Signing(#[from] crate::sigv4::SignatureError),
 }
 
+impl Inner {
+    /// How long `ctx`'s address must wait when this instance counts it over its failures.
+    pub(crate) fn throttle_refusal(&self, ctx: &VerifyContext, now_us: i64) -> Option<Duration> {
+        self.throttle.refused(ctx.client_ip, now_us)
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) policy: Policy,
     pub(crate) keyring: Keyring,

@@ -192,10 +192,10 @@ pub fn apply_usage(r: &mut KeyRecord, d: &UsageDelta) {
 }
 
 /// A [`NonceStore`] in memory, bounded overall and per namespace (the engine's namespace is the
-/// key id): when full of unexpired entries it refuses rather than forgetting nonces early. One
-/// key that exhausts its share is refused for itself ([`StoreErrorKind::LimitReached`], which
-/// the engine answers `429`), while other keys' signed requests still pass; only a store full
-/// overall refuses everyone (`Unavailable`, `503`).
+/// key id): a key that exhausts its share is refused for itself ([`StoreErrorKind::LimitReached`],
+/// which the engine answers `429`) rather than forgetting its nonces early, while other keys'
+/// signed requests still pass. When many keys together fill it, a key above its fair share of
+/// the whole waits, and one within it takes the place of a nonce of the largest namespace.
 ///
 /// Replay protection with this store is per process: run the Redis nonce store when several
 /// instances serve the same keys.
@@ -284,7 +284,28 @@ impl NonceStore for MemoryNonceStore {
         if st.total >= self.capacity {
             st.purge(now);
             if st.total >= self.capacity {
-                return Err(StoreError::unavailable("nonce store full"));
+                // Full of live nonces: a key above its fair share waits; one within it takes
+                // the place of a nonce of the largest namespace (whose own replays are what is
+                // then at risk), so that keys filling the store deny only themselves.
+                let fair = (self.capacity / st.by_namespace.len().max(1)).max(1);
+                if st.by_namespace.get(namespace).map_or(0, HashMap::len) >= fair {
+                    return Err(StoreError::new(
+                        StoreErrorKind::LimitReached,
+                        "replay state is full and this key holds its share",
+                    ));
+                }
+                let evicted = st
+                    .by_namespace
+                    .values_mut()
+                    .max_by_key(|seen| seen.len())
+                    .and_then(|largest| {
+                        let victim = largest.keys().next().cloned()?;
+                        largest.remove(&victim)
+                    });
+                if evicted.is_none() {
+                    return Err(StoreError::unavailable("nonce store full"));
+                }
+                st.total -= 1;
             }
         }
         let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
@@ -443,18 +464,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn full_overall_refuses_until_entries_expire() {
-        let store = MemoryNonceStore::with_limits(4, 2);
+    async fn keys_filling_it_together_deny_only_themselves() {
+        let store = MemoryNonceStore::with_limits(4, 4);
         let now = Utc::now();
         let ttl = Duration::from_secs(10);
-        for ns in ["a", "b"] {
-            for n in ["1", "2"] {
-                assert!(store.check_and_store(ns, n, ttl, now).await.unwrap());
-            }
+        for n in ["1", "2", "3", "4"] {
+            assert!(store.check_and_store("flood", n, ttl, now).await.unwrap());
         }
-        let e = store.check_and_store("c", "1", ttl, now).await.unwrap_err();
-        assert_eq!(e.kind(), StoreErrorKind::Unavailable);
+        assert!(
+            store.check_and_store("other", "1", ttl, now).await.unwrap(),
+            "a key within its fair share gets in"
+        );
+        let e = store
+            .check_and_store("flood", "5", ttl, now)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.kind(),
+            StoreErrorKind::LimitReached,
+            "the flooding key waits"
+        );
         let later = now + chrono::Duration::seconds(11);
-        assert!(store.check_and_store("c", "1", ttl, later).await.unwrap());
+        assert!(
+            store
+                .check_and_store("flood", "5", ttl, later)
+                .await
+                .unwrap()
+        );
     }
 }

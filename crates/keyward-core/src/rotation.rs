@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::Keyward;
-use crate::authz::Actor;
+use crate::authz::{self, Actor};
 use crate::clock::micros;
 use crate::key::KeyId;
 use crate::model::KeyRecord;
@@ -38,16 +38,16 @@ impl Keyward {
         if_match: Option<KeyVersion>,
     ) -> Result<CreatedKey, ServiceError> {
         let policy = &self.0.policy;
-        let grace = match req.grace_seconds {
+        let grace = match req.grace_seconds.map(chrono::Duration::try_seconds) {
             None => policy.default_rotation_grace,
-            Some(s) if s < 0 || chrono::Duration::seconds(s) > policy.max_rotation_grace => {
+            Some(Some(d)) if d >= chrono::Duration::zero() && d <= policy.max_rotation_grace => d,
+            Some(_) => {
                 return Err(ServiceError::Validation(vec![FieldError::new(
                     "grace_seconds",
                     "out_of_range",
                     format!("0–{} seconds", policy.max_rotation_grace.num_seconds()),
                 )]));
             }
-            Some(s) => chrono::Duration::seconds(s),
         };
         for _ in 0..WRITE_ATTEMPTS {
             let now = micros(self.0.clock.now());
@@ -65,7 +65,16 @@ impl Keyward {
                     "revoked or expired keys cannot be rotated",
                 )]));
             }
-            let (mut successor, signing) = successor_of(&old, now);
+            let refusals = authz::rotate_refusals(actor, &old);
+            if !refusals.is_empty() {
+                return Err(ServiceError::Forbidden(refusals));
+            }
+            // The predecessor's grace ends first: should anything after fail, the chain has
+            // lost a key on its way out, never gained a third live one.
+            if let Some(predecessor) = old.rotated_from {
+                self.end_grace(&predecessor, now).await?;
+            }
+            let (mut successor, signing) = successor_of(&old, now, actor.is_admin());
             let api_key = self.mint(&mut successor, signing)?;
             let mut marked = old.clone();
             marked.rotated_to = Some(successor.key_id);
@@ -97,8 +106,17 @@ impl Keyward {
                     _ => store_failure(e),
                 });
             }
-            if let Some(predecessor) = old.rotated_from {
-                self.end_grace(&predecessor, now).await?;
+            // A revoke that landed between the mark and the insert must end the successor too.
+            if let Ok(Some(current)) = self.0.store.get(key_id).await
+                && current.revoked_at.is_some()
+            {
+                let _ = self.0.store.revoke(&successor.key_id, now).await;
+                self.invalidate_everywhere(&successor.key_id).await;
+                return Err(ServiceError::Validation(vec![FieldError::new(
+                    "key_id",
+                    "not_rotatable",
+                    "the key was revoked while it was being rotated",
+                )]));
             }
             tracing::info!(old = %key_id, new = %successor.key_id, "API key rotated");
             return Ok(CreatedKey {
@@ -151,8 +169,10 @@ impl Keyward {
     }
 }
 
-/// The successor record of `old` (without id and digest yet) and whether it signs.
-fn successor_of(old: &KeyRecord, now: DateTime<Utc>) -> (KeyRecord, bool) {
+/// The successor record of `old` (without id and digest yet) and whether it signs. It lives as
+/// long as `old` was given to live; for a caller other than an administrator, never past
+/// `old`'s own expiry (rotating must not undo an expiry an administrator shortened).
+fn successor_of(old: &KeyRecord, now: DateTime<Utc>, admin: bool) -> (KeyRecord, bool) {
     let lifetime = old.expires_at.map(|e| e - old.created_at);
     let mut successor = old.clone();
     successor.rotated_from = Some(old.key_id);
@@ -163,5 +183,8 @@ fn successor_of(old: &KeyRecord, now: DateTime<Utc>) -> (KeyRecord, bool) {
     successor.last_used_at = None;
     successor.revoked_at = None;
     successor.expires_at = lifetime.and_then(|l| now.checked_add_signed(l));
+    if !admin && let (Some(s), Some(o)) = (successor.expires_at, old.expires_at) {
+        successor.expires_at = Some(s.min(o));
+    }
     (successor, old.is_signing())
 }

@@ -522,7 +522,19 @@ impl Keyward {
                 ));
                 None
             }
-            (None, Some(t)) => now.checked_add_signed(chrono::Duration::seconds(t)),
+            (None, Some(t)) => {
+                match chrono::Duration::try_seconds(t).and_then(|d| now.checked_add_signed(d)) {
+                    Some(e) => Some(e),
+                    None => {
+                        errors.push(FieldError::new(
+                            "ttl_seconds",
+                            "out_of_range",
+                            "too far in the future",
+                        ));
+                        None
+                    }
+                }
+            }
             (None, None) => default_ttl.and_then(|d| now.checked_add_signed(d)),
         };
         self.validate_expiry(&mut errors, "expires_at", expires_at, now, now);

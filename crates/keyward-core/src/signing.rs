@@ -70,13 +70,20 @@ impl Keyward {
         authorization: &[u8],
         ctx: &VerifyContext,
     ) -> Result<(), VerifyError> {
+        let now_us = self.0.clock.now().timestamp_micros();
+        // Even for a known signing key: buffering bodies is what an address over its failures
+        // (uploads that never finished, among them) may not make this instance do.
+        if let Some(wait) = self.0.throttle_refusal(ctx, now_us) {
+            return Err(VerifyError::Throttled {
+                retry_after: Some(wait),
+            });
+        }
         let auth = Authorization::parse_with_limits(authorization, self.0.sigv4.limits())
             .map_err(|_| VerifyError::SignatureInvalid)?;
         let key_id: KeyId = auth
             .access_key_id()
             .parse()
             .map_err(|_| VerifyError::SignatureInvalid)?;
-        let now_us = self.0.clock.now().timestamp_micros();
         match self.lookup(&key_id, now_us, ctx).await? {
             Lookup::Found(e) if e.record.is_signing() => Ok(()),
             found => {
@@ -89,6 +96,15 @@ impl Keyward {
                 Err(VerifyError::SignatureInvalid)
             }
         }
+    }
+
+    /// Counts a signed request whose body failed (over the bounds, slower than
+    /// [`SigningConfig::max_body_time`], unreadable) against the caller's address, as a failed
+    /// verification: an address whose uploads never complete soon has no more bodies buffered
+    /// ([`Keyward::precheck_signed`]). Adapters call it when buffering fails.
+    pub async fn signed_body_failed(&self, ctx: &VerifyContext) {
+        let now_us = self.0.clock.now().timestamp_micros();
+        self.count_failure(ctx, now_us).await;
     }
 
     /// Verifies a SigV4-signed request (`Authorization: AWS4-HMAC-SHA256 …`), where the access

@@ -401,3 +401,27 @@ async fn argon2_wrong_secrets_stop_before_argon2_runs_again() {
     f.clock.advance(Duration::seconds(61));
     verify(&f, raw, &from("192.0.2.100")).await.unwrap();
 }
+
+/// An address over its failures gets no signed body buffered, even for a known signing key,
+/// and bodies that never complete count as failures.
+#[tokio::test]
+async fn uploads_that_fail_throttle_signed_bodies_of_the_address() {
+    let f = fixture_with(FailureThrottle {
+        max_failures: 3,
+        window: std::time::Duration::from_secs(60),
+        capacity: 100,
+    });
+    let ip = from("192.0.2.50");
+    let header = b"AWS4-HMAC-SHA256 Credential=AAAAAAAAAAAA/20260101/us-east-1/keyward/aws4_request, SignedHeaders=host, Signature=00";
+    for _ in 0..3 {
+        f.kw.signed_body_failed(&ip).await;
+    }
+    assert!(matches!(
+        f.kw.precheck_signed(header, &ip).await,
+        Err(VerifyError::Throttled { .. })
+    ));
+    assert!(matches!(
+        f.kw.precheck_signed(header, &from("192.0.2.51")).await,
+        Err(VerifyError::SignatureInvalid)
+    ));
+}

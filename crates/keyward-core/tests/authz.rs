@@ -498,3 +498,118 @@ async fn concurrent_updates_of_different_fields_both_land() {
         assert_eq!(v.description.as_deref(), Some(format!("d{i}").as_str()));
     }
 }
+
+#[tokio::test]
+async fn rotation_grants_nothing_the_caller_could_not() {
+    let f = fixture();
+    // A key caller cannot rotate a sibling wider than itself into a fresh credential.
+    let narrow =
+        f.kw.create_key("lea", req(&["reports:read"]))
+            .await
+            .unwrap();
+    let wide = f.kw.create_key("lea", req(&["*"])).await.unwrap();
+    let principal =
+        f.kw.verify(
+            narrow.api_key.expose_secret(),
+            &ScopeRequirement::none(),
+            &VerifyContext::default(),
+        )
+        .await
+        .unwrap();
+    let caller = Actor::key(&principal);
+    assert_eq!(
+        refused(
+            f.kw.rotate_key(&caller, &wide.key.id, RotateKeyRequest::default(), None)
+                .await
+        ),
+        ["scopes:not_grantable"]
+    );
+    f.kw.rotate_key(&caller, &narrow.key.id, RotateKeyRequest::default(), None)
+        .await
+        .expect("its own scopes");
+    // Keys holding reserved scopes are rotated by administrators only.
+    let ops =
+        f.kw.create_key("leo", req(&["keyward:verify"]))
+            .await
+            .unwrap();
+    assert_eq!(
+        refused(
+            f.kw.rotate_key(
+                &Actor::owner("leo"),
+                &ops.key.id,
+                RotateKeyRequest::default(),
+                None
+            )
+            .await
+        ),
+        ["key_id:admin_only"]
+    );
+    f.kw.rotate_key(
+        &Actor::admin_for("leo"),
+        &ops.key.id,
+        RotateKeyRequest::default(),
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn rotation_does_not_undo_a_shortened_expiry() {
+    let f = fixture();
+    let mut r = req(&[]);
+    r.ttl_seconds = Some(365 * 86_400);
+    let k = f.kw.create_key("max", r).await.unwrap();
+    let tomorrow = t0() + Duration::days(1);
+    f.kw.update_key(
+        &Actor::admin_for("max"),
+        &k.key.id,
+        UpdateKeyRequest {
+            expires_at: Some(Some(tomorrow)),
+            ..Default::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    f.clock.advance(Duration::hours(1));
+    let s =
+        f.kw.rotate_key(
+            &Actor::owner("max"),
+            &k.key.id,
+            RotateKeyRequest::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.key.expires_at, Some(tomorrow), "not a fresh year");
+}
+
+#[tokio::test]
+async fn huge_durations_are_refused_not_a_panic() {
+    let f = fixture();
+    let mut r = req(&[]);
+    r.ttl_seconds = Some(i64::MAX);
+    match f.kw.create_key_as(&Actor::owner("ned"), r).await {
+        Err(ServiceError::Validation(v)) => assert_eq!(v[0].field, "ttl_seconds"),
+        other => panic!("{other:?}"),
+    }
+    let k = f.kw.create_key("ned", req(&[])).await.unwrap();
+    for grace in [i64::MAX, i64::MIN, -1] {
+        match f
+            .kw
+            .rotate_key(
+                &Actor::owner("ned"),
+                &k.key.id,
+                RotateKeyRequest {
+                    grace_seconds: Some(grace),
+                },
+                None,
+            )
+            .await
+        {
+            Err(ServiceError::Validation(v)) => assert_eq!(v[0].field, "grace_seconds"),
+            other => panic!("{grace}: {other:?}"),
+        }
+    }
+}
