@@ -491,7 +491,9 @@ impl Keyward {
                 Lookup::Unknown => {
                     self.0.keyring.burn(&parsed.key_id, secret);
                     self.0.throttle.failed(ctx.client_ip, None, now_us);
-                    Box::pin(self.share_failure(ctx, now_us)).await;
+                    if self.0.failures.is_some() {
+                        Box::pin(self.share_failure(ctx, now_us)).await;
+                    }
                     return Err(VerifyError::Invalid(InvalidReason::Unknown));
                 }
             },
@@ -500,7 +502,11 @@ impl Keyward {
             Ok(true) => Box::pin(self.redigest(&parsed.key_id, secret)).await,
             Ok(false) => {}
             Err(e) => {
-                if matches!(e, VerifyError::Invalid(InvalidReason::WrongSecret)) {
+                // Only with a shared ledger: the wrong-secret path must cost what the right one
+                // does, and a boxed future is an allocation.
+                if self.0.failures.is_some()
+                    && matches!(e, VerifyError::Invalid(InvalidReason::WrongSecret))
+                {
                     Box::pin(self.share_failure(ctx, now_us)).await;
                 }
                 return Err(e);
@@ -596,9 +602,11 @@ impl Keyward {
             .verify(&parsed.key_id, secret, &entry.record.digest)
         {
             DigestMatch::Mismatch => {
+                // Per key id only where it is consulted: before a slow digest.
+                let slow = entry.record.digest.algorithm == DigestAlgorithm::Argon2id;
                 self.0
                     .throttle
-                    .failed(ctx.client_ip, Some(&parsed.key_id), now_us);
+                    .failed(ctx.client_ip, slow.then_some(&parsed.key_id), now_us);
                 Err(VerifyError::Invalid(InvalidReason::WrongSecret))
             }
             DigestMatch::Match { obsolete } => Ok(obsolete),
