@@ -138,12 +138,64 @@ impl MigratorTrait for Migrator {
 }
 
 /// Applies every pending migration for the default table names. Safe to call from several
-/// processes at once (instances starting together): see [`migrate_tables`].
+/// processes at once (instances starting together): see [`migrate_tables`]. Tables made from the
+/// checked-in SQL (or another tool) are recognised: the migrations whose work is there are
+/// recorded, not run again.
 ///
 /// # Errors
 /// The database's error.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    serialized(db, |txn| Box::pin(Migrator::up(txn, None))).await
+    serialized(db, |txn| {
+        Box::pin(async move {
+            adopt_existing(txn).await?;
+            Migrator::up(txn, None).await
+        })
+    })
+    .await
+}
+
+/// Tables made from the checked-in SQL (or by any other tool) carry no record in
+/// `seaql_migrations`, and `Migrator::up` would try to create them again: record the
+/// migrations whose work is already there (the keys table for 0001, 0002's first column for
+/// 0002), so that `migrate` applies only what is missing.
+async fn adopt_existing(txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    use sea_orm_migration::seaql_migrations;
+
+    let tables = Tables::default();
+    let manager = SchemaManager::new(txn);
+    if !manager.has_table(tables.keys()).await? {
+        return Ok(());
+    }
+    Migrator::install(txn).await?;
+    let applied: Vec<String> = seaql_migrations::Entity::find()
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|m| m.version)
+        .collect();
+    let mut present = vec![CreateApiKeys::new(tables.clone()).name.clone()];
+    if manager
+        .has_column(tables.keys(), LINEAGE_COLUMNS[0])
+        .await?
+    {
+        present.push(AddKeyLineage::new(tables).name);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    for version in present {
+        if !applied.contains(&version) {
+            tracing::info!(%version, "keyward tables found without a migration record: recorded as applied");
+            seaql_migrations::ActiveModel {
+                version: Set(version),
+                applied_at: Set(now),
+            }
+            .insert(txn)
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The lock that serialises keyward's migrations across processes: a PostgreSQL advisory lock

@@ -79,6 +79,7 @@ async fn checked_in_sql_applied_with_sqlite3() {
     let mut opts = connect_options(&format!("sqlite://{}", path.display()));
     opts.max_connections(8);
     let db = Database::connect(opts).await.unwrap();
+    support::migrate_adopts(&db).await;
     keyward_test::store_suite::run_all(|| {
         let db = db.clone();
         async move {
@@ -157,4 +158,25 @@ async fn migrations_from_several_processes_at_once() {
 async fn upgrade_from_the_first_migration() {
     let path = fresh_path();
     support::upgrade_from_first_migration(&format!("sqlite://{}", path.display())).await;
+}
+
+/// Tables made from the first SQL file only: `migrate` records 0001 and applies 0002 on top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrate_applies_later_migrations_on_tables_from_the_sql_files() {
+    let path = fresh_path();
+    let first = support::migration_files("sqlite")
+        .into_iter()
+        .next()
+        .expect("0001");
+    support::run_cli(
+        std::process::Command::new("sqlite3")
+            .arg("-bail")
+            .arg(&path)
+            .stdin(std::fs::File::open(&first).unwrap()),
+    );
+    let db = Database::connect(connect_options(&format!("sqlite://{}", path.display())))
+        .await
+        .unwrap();
+    support::migrate_adopts(&db).await;
+    keyward_test::store_suite::case_round_trip_full(Arc::new(SeaOrmKeyStore::new(db))).await;
 }
