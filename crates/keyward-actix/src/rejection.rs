@@ -47,10 +47,14 @@ impl Rejection {
         Self::with_code(ErrorCode::ApiKeyInvalid, "the API key is not valid")
     }
 
-    /// `401`: the caller is not authenticated (the owner resolver found nobody).
+    /// `401 OWNER_UNAUTHENTICATED`: the caller is not authenticated (the owner resolver found
+    /// nobody).
     #[must_use]
     pub fn unauthenticated() -> Self {
-        Self::with_code(ErrorCode::ApiKeyMissing, "the request is not authenticated")
+        Self::with_code(
+            ErrorCode::OwnerUnauthenticated,
+            "no owner session: sign in to manage API keys",
+        )
     }
 
     /// `403 FORBIDDEN` with a human `detail`.

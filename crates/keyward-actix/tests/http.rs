@@ -757,9 +757,9 @@ async fn api_keys_cannot_manage_keys_and_admin_routes_need_admin() {
         .await
         .unwrap();
     problem(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
-    // No owner: 401.
+    // No owner: 401, naming the missing session rather than a key.
     let res = c.get(s.url("/api-keys")).send().await.unwrap();
-    problem(res, StatusCode::UNAUTHORIZED, "API_KEY_MISSING").await;
+    problem(res, StatusCode::UNAUTHORIZED, "OWNER_UNAUTHENTICATED").await;
 
     let admin = s.url("/admin/owners/kim/api-keys");
     problem(

@@ -33,13 +33,13 @@ impl Rejection {
         ))
     }
 
-    /// `401`: the application could not authenticate the caller (no session, for an owner
-    /// resolver).
+    /// `401 OWNER_UNAUTHENTICATED`: the application could not authenticate the caller (no
+    /// session, for an owner resolver).
     #[must_use]
     pub fn unauthenticated() -> Self {
         Self::from(Problem::new(
-            ErrorCode::ApiKeyMissing,
-            Some("the request is not authenticated".to_owned()),
+            ErrorCode::OwnerUnauthenticated,
+            Some("no owner session: sign in to manage API keys".to_owned()),
         ))
     }
 

@@ -45,6 +45,9 @@ pub enum ErrorCode {
     ApiKeyAlreadyRotated,
     /// `If-Match` does not name the key's current version (412).
     PreconditionFailed,
+    /// A management route found no owner session (the application's owner resolver found
+    /// nobody) (401).
+    OwnerUnauthenticated,
 }
 
 impl ErrorCode {
@@ -71,6 +74,7 @@ impl ErrorCode {
             Self::ManagementForbidden => "MANAGEMENT_FORBIDDEN",
             Self::ApiKeyAlreadyRotated => "API_KEY_ALREADY_ROTATED",
             Self::PreconditionFailed => "PRECONDITION_FAILED",
+            Self::OwnerUnauthenticated => "OWNER_UNAUTHENTICATED",
         }
     }
 
@@ -80,6 +84,7 @@ impl ErrorCode {
         match self {
             Self::ApiKeyMissing
             | Self::ApiKeyInvalid
+            | Self::OwnerUnauthenticated
             | Self::SignatureInvalid
             | Self::SignatureExpired
             | Self::SignatureReplayed => 401,
@@ -121,11 +126,12 @@ impl ErrorCode {
             Self::ManagementForbidden => "Management action forbidden",
             Self::ApiKeyAlreadyRotated => "API key already rotated",
             Self::PreconditionFailed => "Precondition failed",
+            Self::OwnerUnauthenticated => "Owner not authenticated",
         }
     }
 
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         Self::ApiKeyMissing,
         Self::ApiKeyInvalid,
         Self::ApiKeyScopeDenied,
@@ -145,6 +151,7 @@ impl ErrorCode {
         Self::ManagementForbidden,
         Self::ApiKeyAlreadyRotated,
         Self::PreconditionFailed,
+        Self::OwnerUnauthenticated,
     ];
 }
 

@@ -65,8 +65,9 @@ fn problem_response(op: OperationBuilder, code: ErrorCode, description: &str) ->
 fn common_errors(op: OperationBuilder) -> OperationBuilder {
     let op = problem_response(
         op,
-        ErrorCode::ApiKeyMissing,
-        "No owner could be resolved for the request",
+        ErrorCode::OwnerUnauthenticated,
+        "No owner could be resolved for the request (`OWNER_UNAUTHENTICATED`); on the admin \
+         routes, a bad administrator key (`API_KEY_INVALID`)",
     );
     let op = problem_response(
         op,

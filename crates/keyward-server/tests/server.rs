@@ -545,7 +545,7 @@ fn self_service_routes_trust_the_owner_header() {
         let (st, _, v) = status_of(s.http.get(&url)).await;
         assert_eq!(
             (st, v["code"].as_str()),
-            (StatusCode::UNAUTHORIZED, Some("API_KEY_MISSING"))
+            (StatusCode::UNAUTHORIZED, Some("OWNER_UNAUTHENTICATED"))
         );
         let (st, _, _) = status_of(
             s.http

@@ -670,7 +670,7 @@ pub async fn case_management_needs_owner_not_key(app: TestApp) {
         .await
         .expect("sent");
     let status = res.status().as_u16();
-    assert_problem(res, status, "API_KEY_MISSING").await;
+    assert_problem(res, status, "OWNER_UNAUTHENTICATED").await;
     assert_eq!(status, 401);
     let res = app
         .client
