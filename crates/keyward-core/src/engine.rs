@@ -97,6 +97,11 @@ pub enum VerifyError {
     /// The caller's address is outside the key's allowlist.
     #[error("client address not in the key's allowlist")]
     IpDenied,
+    /// The key has an IP allowlist, and the request reached verification without a client
+    /// address: the application did not pass one ([`VerifyContext::client_ip`]), for example
+    /// axum served without `into_make_service_with_connect_info`.
+    #[error("the key has an IP allowlist but the client address is unknown to the server")]
+    IpUnknown,
     /// The key's rate limit is exhausted.
     #[error("rate limit exceeded")]
     RateLimited {
@@ -141,7 +146,7 @@ impl VerifyError {
         match self {
             Self::Invalid(_) => ErrorCode::ApiKeyInvalid,
             Self::ScopeDenied { .. } => ErrorCode::ApiKeyScopeDenied,
-            Self::IpDenied => ErrorCode::ApiKeyIpDenied,
+            Self::IpDenied | Self::IpUnknown => ErrorCode::ApiKeyIpDenied,
             Self::RateLimited { .. } | Self::Throttled { .. } => ErrorCode::RateLimited,
             Self::UsageExhausted { .. } => ErrorCode::UsageExhausted,
             Self::SignatureInvalid => ErrorCode::SignatureInvalid,
@@ -158,6 +163,7 @@ impl VerifyError {
             Self::Invalid(r) => r.as_str(),
             Self::ScopeDenied { .. } => "scope_denied",
             Self::IpDenied => "ip_denied",
+            Self::IpUnknown => "ip_unknown",
             Self::RateLimited { .. } => "rate_limited",
             Self::Throttled { .. } => "throttled",
             Self::UsageExhausted { .. } => "usage_exhausted",
@@ -177,6 +183,20 @@ impl VerifyError {
             | Self::UsageExhausted { retry_after } => *retry_after,
             _ => None,
         }
+    }
+}
+
+/// Says once per process, at warn, why IP-allowlisted keys fail: the application passes no
+/// client address.
+fn warn_no_client_address() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "a key with an IP allowlist was refused because the request carries no client \
+             address: pass VerifyContext::client_ip (axum: serve with \
+             into_make_service_with_connect_info::<SocketAddr>(); behind a proxy, set the \
+             client-address function)"
+        );
     }
 }
 
@@ -743,10 +763,11 @@ impl Keyward {
             KeyState::NotYetValid => return Err(VerifyError::Invalid(InvalidReason::NotYetValid)),
         }
         if !record.ip_allowlist.is_empty() {
-            let allowed = ctx
-                .client_ip
-                .is_some_and(|ip| record.ip_allowlist.iter().any(|net| net.contains(ip)));
-            if !allowed {
+            let Some(ip) = ctx.client_ip else {
+                warn_no_client_address();
+                return Err(VerifyError::IpUnknown);
+            };
+            if !record.ip_allowlist.iter().any(|net| net.contains(ip)) {
                 return Err(VerifyError::IpDenied);
             }
         }

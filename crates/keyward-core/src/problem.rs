@@ -111,6 +111,16 @@ impl From<&VerifyError> for Problem {
                 code,
                 Some("authentication is temporarily unavailable".to_owned()),
             ),
+            VerifyError::IpUnknown => Problem::new(
+                code,
+                Some(
+                    "this key is limited to certain client addresses, and the server cannot see \
+                     the client's address (for axum: serve with \
+                     into_make_service_with_connect_info; behind a proxy, configure the \
+                     forwarded client address)"
+                        .to_owned(),
+                ),
+            ),
             other => Problem::new(code, Some(other.to_string())),
         };
         if matches!(

@@ -347,10 +347,18 @@ async fn ip_allowlist() {
         f.kw.verify(raw, &none(), &at("192.168.1.1")).await,
         Err(VerifyError::IpDenied)
     ));
-    assert!(matches!(
-        f.kw.verify(raw, &none(), &ctx()).await,
-        Err(VerifyError::IpDenied)
-    ));
+    // No client address at all: refused as well, and the answer says why.
+    let unknown = f.kw.verify(raw, &none(), &ctx()).await.unwrap_err();
+    assert!(matches!(unknown, VerifyError::IpUnknown), "{unknown:?}");
+    assert_eq!(unknown.code(), ErrorCode::ApiKeyIpDenied);
+    let p = Problem::from(&unknown);
+    assert_eq!(p.code, "API_KEY_IP_DENIED");
+    assert!(
+        p.detail
+            .as_deref()
+            .is_some_and(|d| d.contains("cannot see the client's address")),
+        "{p:?}"
+    );
     assert_eq!(VerifyError::IpDenied.code(), ErrorCode::ApiKeyIpDenied);
 }
 
