@@ -9,16 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use keyward_sea_orm::sea_orm::DbBackend;
-use keyward_sea_orm::{Tables, render_lineage_sql, render_sql};
-
-/// Renders one migration's SQL.
-type Render = fn(DbBackend, &Tables) -> String;
-
-/// The migrations, by file name, in order, with their renderers.
-const FILES: &[(&str, Render)] = &[
-    ("0001_create_api_keys.sql", render_sql),
-    ("0002_key_lineage.sql", render_lineage_sql),
-];
+use keyward_sea_orm::{Tables, render_migrations};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,10 +30,9 @@ fn main() -> ExitCode {
         ("mysql", DbBackend::MySql),
     ] {
         let out = dir.join(folder);
-        for (file, render) in FILES {
+        for (file, sql) in render_migrations(backend, &tables) {
             let path = out.join(file);
-            let written = std::fs::create_dir_all(&out)
-                .and_then(|()| std::fs::write(&path, render(backend, &tables)));
+            let written = std::fs::create_dir_all(&out).and_then(|()| std::fs::write(&path, sql));
             if let Err(e) = written {
                 eprintln!("render_migrations: {}: {e}", path.display());
                 return ExitCode::FAILURE;

@@ -34,7 +34,7 @@ pub use crate::migration::{
     AddKeyLineage, CreateApiKeys, Migrator, drop_tables, migrate, migrate_tables,
 };
 #[doc(inline)]
-pub use crate::schema::{PrefixError, Tables, render_lineage_sql, render_sql};
+pub use crate::schema::{PrefixError, Tables, render_lineage_sql, render_migrations, render_sql};
 #[doc(inline)]
 pub use crate::store::{SeaOrmKeyStore, connect_options};
 

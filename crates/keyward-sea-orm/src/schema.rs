@@ -259,6 +259,17 @@ pub fn render_lineage_sql(backend: DbBackend, tables: &Tables) -> String {
     out
 }
 
+/// Every migration as SQL for `backend` under `tables`' names, in order: `(file name, SQL)`, the
+/// files `migrations/<backend>/` holds for the default names (`0001_create_api_keys.sql`,
+/// `0002_key_lineage.sql`, …). Feed them to any migration tool, in order.
+#[must_use]
+pub fn render_migrations(backend: DbBackend, tables: &Tables) -> Vec<(&'static str, String)> {
+    vec![
+        ("0001_create_api_keys.sql", render_sql(backend, tables)),
+        ("0002_key_lineage.sql", render_lineage_sql(backend, tables)),
+    ]
+}
+
 /// The statements dropping the schema (for tests and `down` migrations).
 #[must_use]
 pub fn drop_statements(tables: &Tables) -> Vec<TableDropStatement> {

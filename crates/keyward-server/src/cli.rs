@@ -424,6 +424,13 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// # Errors
 /// Bad URL, unreachable database, failed migration.
 pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), AppError> {
+    if let Some(dialect) = args.print_sql {
+        return print_sql(
+            dialect,
+            args.table_prefix.as_deref().unwrap_or(""),
+            args.json,
+        );
+    }
     let file = config::FileConfig::load(args.store.config.as_deref())?;
     let store = config::resolve_store(&args.store, &file)?;
     let report = backend::migrate(&store.database_url).await?;
@@ -435,6 +442,32 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), AppError> {
             report.backend, report.database
         ))
     }
+}
+
+/// `keyward migrate --print-sql DIALECT [--table-prefix P] [--json]`: every migration's SQL, in
+/// order, each under a `-- file: NAME` line (or as JSON `[{file, sql}]`).
+fn print_sql(dialect: config::SqlDialect, prefix: &str, as_json: bool) -> Result<(), AppError> {
+    use keyward_sea_orm::sea_orm::DbBackend;
+    let tables = keyward_sea_orm::Tables::with_prefix(prefix)
+        .map_err(|e| AppError::config(format!("invalid --table-prefix {prefix:?}: {e}")))?;
+    let backend = match dialect {
+        config::SqlDialect::Postgres => DbBackend::Postgres,
+        config::SqlDialect::Mysql => DbBackend::MySql,
+        config::SqlDialect::Sqlite => DbBackend::Sqlite,
+    };
+    let files = keyward_sea_orm::render_migrations(backend, &tables);
+    if as_json {
+        let list: Vec<serde_json::Value> = files
+            .iter()
+            .map(|(file, sql)| serde_json::json!({"file": file, "sql": sql}))
+            .collect();
+        return out(&json(&list)?);
+    }
+    let mut text = String::new();
+    for (file, sql) in files {
+        text.push_str(&format!("-- file: {file}\n{sql}\n"));
+    }
+    out(&text)
 }
 
 #[cfg(test)]

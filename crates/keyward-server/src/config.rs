@@ -354,6 +354,23 @@ pub(crate) struct MigrateArgs {
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Print the SQL of every migration for this database instead of applying it (for your own migration tool); touches no database
+    #[arg(long, value_enum, value_name = "DIALECT")]
+    pub(crate) print_sql: Option<SqlDialect>,
+    /// With --print-sql: prefix every table and index name
+    #[arg(long, requires = "print_sql", value_name = "PREFIX")]
+    pub(crate) table_prefix: Option<String>,
+}
+
+/// A SQL dialect for `keyward migrate --print-sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SqlDialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL and MariaDB.
+    Mysql,
+    /// SQLite.
+    Sqlite,
 }
 
 /// `keyward scan`.
