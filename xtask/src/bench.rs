@@ -646,13 +646,7 @@ struct Server {
 
 impl Server {
     fn start(binary: &std::path::Path, pin: bool) -> Result<Self, String> {
-        let mut cmd = if pin {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg("0").arg(binary);
-            c
-        } else {
-            Command::new(binary)
-        };
+        let mut cmd = on_core(pin.then_some(0), binary);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -700,15 +694,21 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
+/// `program`, pinned to `core` with `taskset` when one is given (the server on core 0, the load
+/// on core 1).
+fn on_core(core: Option<u8>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match core {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(core.to_string()).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 fn run_wrk(url: &str, key: &str, connections: u32, secs: u64, pin: bool) -> Result<f64, String> {
-    let mut cmd = if pin {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "1", "wrk"]);
-        c
-    } else {
-        Command::new("wrk")
-    };
-    let out = cmd
+    let out = on_core(pin.then_some(1), "wrk")
         .args(["-t1", &format!("-c{connections}"), &format!("-d{secs}s")])
         .args(["-H", &format!("Authorization: Bearer {key}"), url])
         .output()

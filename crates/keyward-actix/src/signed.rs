@@ -56,9 +56,8 @@ pub(crate) async fn verify(
     let authorization = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .map_or(&b""[..], HeaderValue::as_bytes)
-        .to_vec();
-    if let Err(e) = keyward.precheck_signed(&authorization, ctx).await {
+        .map_or(&b""[..], HeaderValue::as_bytes);
+    if let Err(e) = keyward.precheck_signed(authorization, ctx).await {
         tracing::debug!(reason = e.reason(), code = %e.code(), "signed request refused before its body");
         return Err(Rejection::from(&e));
     }

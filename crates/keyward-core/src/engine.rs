@@ -230,20 +230,13 @@ pub enum BuildError {
     Signing(#[from] crate::sigv4::SignatureError),
 }
 
-impl Inner {
-    /// How long `ctx`'s address must wait when this instance counts it over its failures.
-    pub(crate) fn throttle_refusal(&self, ctx: &VerifyContext, now_us: i64) -> Option<Duration> {
-        self.throttle.refused(ctx.client_ip, now_us)
-    }
-}
-
 pub(crate) struct Inner {
     pub(crate) policy: Policy,
     pub(crate) keyring: Keyring,
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) cache: KeyCache,
     /// Failed verifications per client address.
-    throttle: Throttle,
+    pub(crate) throttle: Throttle,
     /// The instances' shared count of them, if any.
     failures: Option<Arc<dyn FailureLedger>>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -601,7 +594,8 @@ impl Keyward {
         now_us: i64,
     ) -> Result<bool, VerifyError> {
         let secret = parsed.secret.expose_secret();
-        if entry.record.digest.algorithm == DigestAlgorithm::Argon2id {
+        let slow = entry.record.digest.algorithm == DigestAlgorithm::Argon2id;
+        if slow {
             // A deliberately slow digest is the lever to pin a core: an address or a key id
             // over its failures waits before Argon2 runs again (a key's holder too, for the
             // window: the price of the lever, docs/security.md).
@@ -623,7 +617,6 @@ impl Keyward {
         {
             DigestMatch::Mismatch => {
                 // Per key id only where it is consulted: before a slow digest.
-                let slow = entry.record.digest.algorithm == DigestAlgorithm::Argon2id;
                 self.0
                     .throttle
                     .failed(ctx.client_ip, slow.then_some(&parsed.key_id), now_us);

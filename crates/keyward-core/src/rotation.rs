@@ -13,10 +13,10 @@ use crate::Keyward;
 use crate::authz::{self, Actor};
 use crate::clock::micros;
 use crate::key::KeyId;
-use crate::model::KeyRecord;
+use crate::model::{KeyRecord, KeyState};
 use crate::service::{
-    CreatedKey, FieldError, KeyVersion, RotateKeyRequest, ServiceError, WRITE_ATTEMPTS,
-    next_version_time, not_rotatable, store_failure,
+    CreatedKey, FieldError, KeyVersion, RotateKeyRequest, ServiceError, WRITE_ATTEMPTS, contended,
+    next_version_time, store_err,
 };
 use crate::store::StoreErrorKind;
 
@@ -58,7 +58,7 @@ impl Keyward {
             if if_match.is_some_and(|v| v != KeyVersion::of(&old)) {
                 return Err(ServiceError::PreconditionFailed);
             }
-            if not_rotatable(old.state(now)) {
+            if matches!(old.state(now), KeyState::Revoked | KeyState::Expired) {
                 return Err(ServiceError::Validation(vec![FieldError::new(
                     "key_id",
                     "not_rotatable",
@@ -93,7 +93,7 @@ impl Keyward {
                 }
                 Err(e) => {
                     self.invalidate_everywhere(key_id).await;
-                    return Err(store_failure(e));
+                    return Err(store_err(e));
                 }
             }
             self.invalidate_everywhere(key_id).await;
@@ -103,7 +103,7 @@ impl Keyward {
                     StoreErrorKind::Conflict => {
                         ServiceError::Internal("could not allocate a unique key id".into())
                     }
-                    _ => store_failure(e),
+                    _ => store_err(e),
                 });
             }
             // A revoke that landed between the mark and the insert must end the successor too.
@@ -124,11 +124,7 @@ impl Keyward {
                 api_key,
             });
         }
-        Err(ServiceError::Unavailable(
-            crate::store::StoreError::unavailable(
-                "the key kept changing under concurrent writes; try again",
-            ),
-        ))
+        Err(contended())
     }
 
     /// Puts back the old key as it was before a rotation whose successor could not be stored.
@@ -145,7 +141,7 @@ impl Keyward {
     /// now, unless it is gone already.
     async fn end_grace(&self, key_id: &KeyId, now: DateTime<Utc>) -> Result<(), ServiceError> {
         for _ in 0..WRITE_ATTEMPTS {
-            let Some(mut record) = self.0.store.get(key_id).await.map_err(store_failure)? else {
+            let Some(mut record) = self.0.store.get(key_id).await.map_err(store_err)? else {
                 return Ok(());
             };
             if record.revoked_at.is_some() || record.expires_at.is_some_and(|e| e <= now) {
@@ -160,12 +156,10 @@ impl Keyward {
                     return Ok(());
                 }
                 Err(e) if e.kind() == StoreErrorKind::Stale => {}
-                Err(e) => return Err(store_failure(e)),
+                Err(e) => return Err(store_err(e)),
             }
         }
-        Err(ServiceError::Unavailable(
-            crate::store::StoreError::unavailable("the predecessor kept changing; try again"),
-        ))
+        Err(contended())
     }
 }
 

@@ -11,9 +11,7 @@ use crate::authz::{self, Actor};
 use crate::clock::micros;
 use crate::error::ErrorCode;
 use crate::key::{ApiKey, KeyId};
-use crate::model::{
-    Credits, Deactivator, IpNet, KeyRecord, KeyState, KeyView, Metadata, RateLimit, Usage,
-};
+use crate::model::{Credits, Deactivator, IpNet, KeyRecord, KeyView, Metadata, RateLimit, Usage};
 use crate::scope::{ScopeError, ScopeSet};
 use crate::store::{Cursor, MAX_PAGE_SIZE, StoreError, StoreErrorKind};
 
@@ -92,7 +90,8 @@ impl ServiceError {
     }
 }
 
-fn store_err(e: StoreError) -> ServiceError {
+/// Maps a store failure of a management call.
+pub(crate) fn store_err(e: StoreError) -> ServiceError {
     match e.kind() {
         StoreErrorKind::NotFound => ServiceError::NotFound,
         StoreErrorKind::Corrupt
@@ -794,9 +793,7 @@ impl Keyward {
                 }
             }
         }
-        Err(ServiceError::Unavailable(StoreError::unavailable(
-            "the key kept changing under concurrent writes; try again",
-        )))
+        Err(contended())
     }
 
     /// `record` with the fields of `req` applied and validated, `updated_at` moved forward.
@@ -931,12 +928,9 @@ pub(crate) fn next_version_time(record: &KeyRecord, now: DateTime<Utc>) -> DateT
     now.max(after)
 }
 
-/// Maps a store failure of a management call.
-pub(crate) fn store_failure(e: StoreError) -> ServiceError {
-    store_err(e)
-}
-
-/// The state that forbids rotating a key.
-pub(crate) fn not_rotatable(state: KeyState) -> bool {
-    matches!(state, KeyState::Revoked | KeyState::Expired)
+/// The answer when other writers kept winning the race for `WRITE_ATTEMPTS` tries.
+pub(crate) fn contended() -> ServiceError {
+    ServiceError::Unavailable(StoreError::unavailable(
+        "the key kept changing under concurrent writes; try again",
+    ))
 }

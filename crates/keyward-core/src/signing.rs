@@ -73,7 +73,7 @@ impl Keyward {
         let now_us = self.0.clock.now().timestamp_micros();
         // Even for a known signing key: buffering bodies is what an address over its failures
         // (uploads that never finished, among them) may not make this instance do.
-        if let Some(wait) = self.0.throttle_refusal(ctx, now_us) {
+        if let Some(wait) = self.0.throttle.refused(ctx.client_ip, now_us) {
             return Err(VerifyError::Throttled {
                 retry_after: Some(wait),
             });

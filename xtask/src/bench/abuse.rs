@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{Options, cores, have, median, median_ci};
+use super::{Options, cores, have, median, median_ci, on_core};
 
 /// The ratio both floods must keep against the valid key.
 const TARGET: f64 = 0.5;
@@ -39,14 +39,7 @@ struct Keyward {
 
 impl Keyward {
     fn start(bin: &Path, dir: &Path, args: &[&str], pin: bool) -> Result<Self, String> {
-        let mut cmd = if pin {
-            let mut c = Command::new("taskset");
-            c.args(["-c", "0"]).arg(bin);
-            c
-        } else {
-            Command::new(bin)
-        };
-        let mut child = cmd
+        let mut child = on_core(pin.then_some(0), bin)
             .current_dir(dir)
             .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "human"])
             .args(["--database-url", BENCH_DB])
@@ -118,14 +111,7 @@ fn mint(bin: &Path, dir: &Path, url: &str, owner: &str) -> Result<String, String
 /// wrk on `/v1/whoami`, the keys taken in turn by a Lua script; any status counts (the floods
 /// are refused, that is the point). Requests per second.
 fn wrk(addr: &str, script: &Path, opts: &Options, pin: bool) -> Result<f64, String> {
-    let mut cmd = if pin {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "1", "wrk"]);
-        c
-    } else {
-        Command::new("wrk")
-    };
-    let out = cmd
+    let out = on_core(pin.then_some(1), "wrk")
         .args(["-t1", &format!("-c{}", opts.connections)])
         .args([&format!("-d{}s", opts.duration), "-s"])
         .arg(script)
