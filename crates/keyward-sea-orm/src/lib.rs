@@ -16,6 +16,7 @@
 //! - [`entity`]: the sea-orm entities (`api_keys`, `api_key_owners`).
 //! - [`schema`]: the DDL per backend, with an optional table prefix ([`Tables`]).
 //! - [`migrate`] / [`Migrator`] / [`CreateApiKeys`]: sea-orm-migration.
+//! - [`MigrationFiles`]: the migrations as SQL files, for your own `cargo xtask migrations`.
 //! - [`SeaOrmKeyStore`]: the store. See `docs/databases.md` for choosing a database.
 #![forbid(unsafe_code)]
 
@@ -25,10 +26,13 @@ compile_error!("keyward-sea-orm needs at least one of the features `sqlite`, `po
 mod codec;
 pub mod entity;
 mod error;
+pub mod files;
 pub mod migration;
 pub mod schema;
 mod store;
 
+#[doc(inline)]
+pub use crate::files::MigrationFiles;
 #[doc(inline)]
 pub use crate::migration::{
     AddKeyLineage, CreateApiKeys, Migrator, drop_tables, migrate, migrate_tables,

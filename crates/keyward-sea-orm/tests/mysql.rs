@@ -89,3 +89,19 @@ async fn mariadb_upgrade_from_the_first_migration() {
     tmp.run(support::upgrade_from_first_migration(&tmp.url))
         .await;
 }
+
+/// SQL files (all, or the first only; default names and prefixed) then `migrate`: it recognises
+/// what the files made and applies the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_sql_files_then_migrate() {
+    let Some(url) = services::mysql_url().await else {
+        return;
+    };
+    let tmp = TempDb::create(Server::MariaDb, &url).await;
+    tmp.run(async {
+        let db = tmp.connect().await;
+        support::sql_files_then_migrate(&db).await;
+        db.close().await.unwrap();
+    })
+    .await;
+}

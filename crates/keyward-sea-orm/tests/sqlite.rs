@@ -180,3 +180,14 @@ async fn migrate_applies_later_migrations_on_tables_from_the_sql_files() {
     support::migrate_adopts(&db).await;
     keyward_test::store_suite::case_round_trip_full(Arc::new(SeaOrmKeyStore::new(db))).await;
 }
+
+/// SQL files (all, or the first only; default names and prefixed) then `migrate`: it recognises
+/// what the files made and applies the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_sql_files_then_migrate() {
+    let path = fresh_path();
+    let db = Database::connect(connect_options(&format!("sqlite://{}", path.display())))
+        .await
+        .unwrap();
+    support::sql_files_then_migrate(&db).await;
+}
