@@ -141,6 +141,26 @@ impl Pepper {
         Self(Zeroizing::new(bytes))
     }
 
+    /// Decodes a pepper kept as text, the way the `keyward` server reads `KEYWARD_PEPPER`: hex
+    /// (an even number of hex digits) or base64 (standard or URL-safe alphabet, padded or not),
+    /// surrounding whitespace ignored. The text itself is never used as the bytes, so one
+    /// secret (`openssl rand -base64 32`) gives the same digests in the server and in an
+    /// application. [`Keyring`] refuses peppers shorter than 32 bytes.
+    ///
+    /// ```
+    /// let pepper = keyward_core::Pepper::from_encoded("q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=")?;
+    /// assert_eq!(pepper.expose_secret().len(), 32);
+    /// # Ok::<(), keyward_core::digest::PepperDecodeError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PepperDecodeError`] when the text is empty or neither hex nor base64.
+    pub fn from_encoded(text: &str) -> Result<Self, PepperDecodeError> {
+        decode_secret(text.trim())
+            .map(Self)
+            .ok_or(PepperDecodeError)
+    }
+
     /// 32 fresh bytes from the OS CSPRNG.
     ///
     /// # Errors
@@ -162,6 +182,41 @@ impl fmt::Debug for Pepper {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Pepper({} bytes)", self.0.len())
     }
+}
+
+/// A pepper's text was empty, or neither hex nor base64 (see [`Pepper::from_encoded`]). The
+/// text is not part of the error: it is a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a pepper must be hex or base64 (generate one with `openssl rand -base64 32`)")]
+pub struct PepperDecodeError;
+
+/// Decodes secret text: hex (an even number of hex digits) or base64 in any common alphabet.
+/// Shared by peppers and the server's encryption keys.
+#[doc(hidden)]
+#[must_use]
+pub fn decode_secret(s: &str) -> Option<Zeroizing<Vec<u8>>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+    if s.is_empty() {
+        return None;
+    }
+    if s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut out = Zeroizing::new(Vec::with_capacity(s.len() / 2));
+        for pair in s.as_bytes().chunks(2) {
+            let digit = |b: u8| {
+                char::from(b)
+                    .to_digit(16)
+                    .and_then(|d| u8::try_from(d).ok())
+            };
+            out.push(digit(pair[0])? << 4 | digit(pair[1])?);
+        }
+        return Some(out);
+    }
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(s).ok())
+        .map(Zeroizing::new)
 }
 
 /// A stored digest: algorithm, pepper version and the 32 bytes.
@@ -563,6 +618,36 @@ mod tests {
 
     fn pepper(b: u8) -> Pepper {
         Pepper::new(vec![b; 32])
+    }
+
+    #[test]
+    fn peppers_from_text_are_decoded_never_taken_as_bytes() {
+        let bytes: Vec<u8> = (0u8..32).collect();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let b64 = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(&bytes)
+        };
+        for text in [
+            hex.clone(),
+            hex.to_uppercase(),
+            b64.clone(),
+            format!(" {b64}\n"),
+        ] {
+            let p = Pepper::from_encoded(&text).map_err(|e| format!("{text}: {e}"));
+            assert_eq!(
+                p.as_ref().map(Pepper::expose_secret),
+                Ok(&bytes[..]),
+                "{text}"
+            );
+        }
+        for junk in ["", "   ", "not base64 !!", "é"] {
+            assert_eq!(
+                Pepper::from_encoded(junk).err(),
+                Some(PepperDecodeError),
+                "{junk:?}"
+            );
+        }
     }
 
     fn id() -> KeyId {

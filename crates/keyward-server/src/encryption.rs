@@ -14,7 +14,7 @@ use keyward_core::crypto::{ENCRYPTION_KEY_LEN, EncryptionKeyring};
 use zeroize::Zeroizing;
 
 use crate::error::AppError;
-use crate::pepper::decode_secret;
+use keyward_core::digest::decode_secret;
 
 /// Environment variable holding the current encryption key.
 pub(crate) const ENCRYPTION_KEY_ENV: &str = "KEYWARD_ENCRYPTION_KEY";
@@ -33,11 +33,11 @@ fn parse_entry(what: &str, raw: &str) -> Result<(Option<u32>, Zeroizing<Vec<u8>>
         }
         _ => (None, raw),
     };
-    let bytes = Zeroizing::new(decode_secret(secret).ok_or_else(|| {
+    let bytes = decode_secret(secret).ok_or_else(|| {
         AppError::config(format!(
             "{what}: not base64 or hex (generate a key with `openssl rand -base64 32`)"
         ))
-    })?);
+    })?;
     if bytes.len() != ENCRYPTION_KEY_LEN {
         return Err(AppError::config(format!(
             "{what}: must be exactly {ENCRYPTION_KEY_LEN} bytes, got {} (generate a key with `openssl rand -base64 32`)",

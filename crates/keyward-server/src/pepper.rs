@@ -55,37 +55,15 @@ fn parse_pepper(what: &str, raw: &str, default_version: u32) -> Result<(u32, Pep
         }
         _ => (default_version, raw),
     };
-    let bytes = decode_secret(secret).ok_or_else(|| {
-        AppError::config(format!(
-            "{what}: not hex or base64 (generate one with `openssl rand -base64 32`)"
-        ))
-    })?;
-    if bytes.len() < MIN_PEPPER_LEN {
+    let pepper =
+        Pepper::from_encoded(secret).map_err(|e| AppError::config(format!("{what}: {e}")))?;
+    let len = pepper.expose_secret().len();
+    if len < MIN_PEPPER_LEN {
         return Err(AppError::config(format!(
-            "{what}: too short ({} bytes; at least {MIN_PEPPER_LEN} are needed, e.g. `openssl rand -base64 32`)",
-            bytes.len()
+            "{what}: too short ({len} bytes; at least {MIN_PEPPER_LEN} are needed, e.g. `openssl rand -base64 32`)"
         )));
     }
-    Ok((version, Pepper::new(bytes)))
-}
-
-pub(crate) fn decode_secret(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() {
-        return None;
-    }
-    if s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut out = Vec::with_capacity(s.len() / 2);
-        for pair in s.as_bytes().chunks(2) {
-            let hi = char::from(pair[0]).to_digit(16)?;
-            let lo = char::from(pair[1]).to_digit(16)?;
-            out.push(u8::try_from(hi * 16 + lo).ok()?);
-        }
-        return Some(out);
-    }
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|e| e.decode(s).ok())
+    Ok((version, pepper))
 }
 
 /// Where the keyring came from, for the startup log.

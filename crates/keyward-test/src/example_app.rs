@@ -50,7 +50,7 @@ pub async fn smoke(binary: &Path) {
         .env("PORT", port.to_string())
         .env(
             "KEYWARD_PEPPER",
-            "example-smoke-test-pepper-0123456789abcdef",
+            "DA2AHcTAP6VB4lkhg3M3eOZ2a+qTubZujx8KO/afhxo=", // openssl rand -base64 32
         )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

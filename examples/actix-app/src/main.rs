@@ -29,10 +29,11 @@ async fn current_user(req: HttpRequest) -> Result<String, Rejection> {
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The pepper must outlive every key: load it from your secret store (≥ 32 bytes).
-    let pepper = std::env::var("KEYWARD_PEPPER").map_err(|_| "set KEYWARD_PEPPER (32+ bytes)")?;
+    // The pepper must outlive every key: load it from your secret store. The text is decoded
+    // (base64 or hex, ≥ 32 bytes), as the keyward server reads KEYWARD_PEPPER.
+    let pepper = std::env::var("KEYWARD_PEPPER").map_err(|_| "set KEYWARD_PEPPER (base64)")?;
     let keyring = Keyring::builder()
-        .pepper(1, Pepper::new(pepper.into_bytes()))
+        .pepper(1, Pepper::from_encoded(&pepper)?)
         .build()?;
     let store = SeaOrmKeyStore::connect("sqlite://keys.db?mode=rwc").await?;
     store.migrate().await?;

@@ -217,18 +217,25 @@ pub async fn migrate_adopts(db: &DatabaseConnection) {
         .await
         .expect("migrate on tables made from the SQL files");
     keyward_sea_orm::migrate(db).await.expect("and again");
-    let recorded = db
-        .query_one_raw(keyward_sea_orm::sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT COUNT(*) FROM seaql_migrations \
-             WHERE version IN ('m0001_create_api_keys', 'm0002_key_lineage')",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap();
-    assert_eq!(recorded, 2, "both migrations recorded once");
+    assert_eq!(
+        recorded_migrations(db).await,
+        2,
+        "both migrations recorded once"
+    );
+}
+
+/// How many of keyward's migrations `seaql_migrations` records for the default names.
+async fn recorded_migrations(db: &DatabaseConnection) -> i64 {
+    db.query_one_raw(keyward_sea_orm::sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT COUNT(*) FROM seaql_migrations \
+         WHERE version IN ('m0001_create_api_keys', 'm0002_key_lineage')",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<i64>(0)
+    .unwrap()
 }
 
 /// Runs the suite on tables someone else created (the checked-in SQL), after checking that
@@ -693,18 +700,11 @@ pub async fn migrate_over_sql_files(db: &DatabaseConnection, tables: &Tables, co
         );
     }
     if tables.prefix().is_empty() {
-        let recorded = db
-            .query_one_raw(keyward_sea_orm::sea_orm::Statement::from_string(
-                backend,
-                "SELECT COUNT(*) FROM seaql_migrations \
-                 WHERE version IN ('m0001_create_api_keys', 'm0002_key_lineage')",
-            ))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get_by_index::<i64>(0)
-            .unwrap();
-        assert_eq!(recorded, 2, "both migrations recorded once");
+        assert_eq!(
+            recorded_migrations(db).await,
+            2,
+            "both migrations recorded once"
+        );
     }
     keyward_test::store_suite::case_round_trip_full(Arc::new(store.clone())).await;
     keyward_test::store_suite::case_update_version_check(Arc::new(store)).await;
