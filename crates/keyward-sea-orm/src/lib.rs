@@ -7,7 +7,7 @@
 //! use keyward_sea_orm::SeaOrmKeyStore;
 //!
 //! let store = SeaOrmKeyStore::connect("sqlite:///var/lib/app/keys.db").await?;
-//! store.migrate().await?; // or apply migrations/sqlite/*.sql with your own tool
+//! store.migrate().await?; // or apply the SQL files of `MigrationFiles` with your own tool
 //! let keyward = keyward_core::Keyward::builder(Arc::new(store), keyward_core::Keyring::insecure_test_keyring())
 //!     .build()?;
 //! # let _ = keyward; Ok(()) }
@@ -44,3 +44,6 @@ pub use crate::store::{SeaOrmKeyStore, connect_options};
 
 /// sea-orm, re-exported so that applications use the same version.
 pub use sea_orm;
+/// sea-orm-migration, re-exported so that an application's own `Migrator` that lists
+/// [`CreateApiKeys`] and [`AddKeyLineage`] uses the same version.
+pub use sea_orm_migration;

@@ -3,7 +3,7 @@
 //!
 //! The contract both examples share: `PORT` picks the port, `KEYWARD_PEPPER` the pepper, keys go
 //! to `keys.db` in the working directory, `POST /api-keys` with `x-user` creates a key for that
-//! user, `GET /reports` needs scope `reports:read`.
+//! user, `GET /reports` needs scope `reports:read`, `GET /health` is public.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -111,5 +111,20 @@ pub async fn smoke(binary: &Path) {
         .await
         .expect("r");
     assert_eq!(res.status(), 403, "key without reports:read");
+
+    // The public route needs no key, and no scope from a key that lacks it.
+    for key in [None, Some(&other)] {
+        let mut req = http.get(format!("{base}/health"));
+        if let Some(key) = key {
+            req = req.header("x-api-key", key);
+        }
+        let res = req.send().await.expect("health");
+        assert_eq!(
+            res.status(),
+            200,
+            "public /health with key {:?}",
+            key.is_some()
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -51,6 +51,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ManagementConfig::new(current_user),
             ))
             .service(reports.route(web::get().to(reports_handler)))
+            // Public: no `RequireScopes` on this resource, and `KeywardAuth` (on `/reports`
+            // only here) passes requests without a key on anyway.
+            .route("/health", web::get().to(|| async { "ok" }))
     })
     .bind(("127.0.0.1", port))?
     .run() // stops gracefully on Ctrl-C / SIGTERM

@@ -1,13 +1,14 @@
 //! keyward on axum: `GET /reports` needs scope `reports:read`; management routes under
-//! `/api-keys` (owner from `x-user`: demo only); keys in SQLite `keys.db`. See docs/axum.md.
+//! `/api-keys` (owner from `x-user`: demo only); `GET /health` is public; keys in SQLite
+//! `keys.db`. See docs/axum.md.
 //! Run: `KEYWARD_PEPPER=$(head -c 32 /dev/urandom | base64) cargo run -p example-axum-app` (PORT=3000)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::request::Parts;
 use axum::{Json, Router, routing::get};
-use http::request::Parts;
 use keyward_axum::{Authenticated, KeywardLayer, ManagementConfig, Rejection, RequireScopes};
 use keyward_axum::{management_router, spawn_usage_flusher};
 use keyward_core::{Keyring, Keyward, Pepper};
@@ -41,7 +42,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = Router::new()
         .route("/reports", get(reports))
+        // `route_layer` covers the routes added before it: public routes go after it.
         .route_layer(RequireScopes::all_of(["reports:read"])?)
+        .route("/health", get(|| async { "ok" }))
         .layer(KeywardLayer::new(keyward.clone()))
         .merge(management_router(
             keyward.clone(),
