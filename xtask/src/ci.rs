@@ -95,6 +95,17 @@ impl Step {
     }
 }
 
+/// The crates published to crates.io, in dependency order; every other package says
+/// `publish = false` (a test checks both ways).
+pub(crate) const PUBLISHED: &[&str] = &[
+    "keyward-core",
+    "keyward-sea-orm",
+    "keyward-redis",
+    "keyward-axum",
+    "keyward-actix",
+    "keyward-server",
+];
+
 /// The CI steps, in order. Extend here: push a [`Step`] where it belongs.
 pub(crate) fn steps(options: Options, tools: &Tools) -> Vec<Step> {
     let mut steps = vec![
@@ -160,6 +171,16 @@ pub(crate) fn steps(options: Options, tools: &Tools) -> Vec<Step> {
         "migrations",
         &["xtask", "migrations", "--check"],
     ));
+
+    if !options.quick {
+        // Every published crate packages and builds from its package alone (nothing read from
+        // the workspace at build time), as `cargo publish` would check it.
+        let mut args = vec!["package", "--allow-dirty"];
+        for name in PUBLISHED {
+            args.extend(["--package", name]);
+        }
+        steps.push(Step::cargo("package", &args));
+    }
 
     if !options.quick {
         // The fuzz targets build (they sit outside the workspace, so nothing else compiles
@@ -381,6 +402,7 @@ mod tests {
             "doctest",
             "doc",
             "migrations",
+            "package",
             "fuzz",
             "deny",
         ];
@@ -396,6 +418,7 @@ mod tests {
         };
         let steps = steps(quick, &tools);
         assert!(!names(&steps).contains(&"doc"));
+        assert!(!names(&steps).contains(&"package"));
         assert!(!names(&steps).contains(&"fuzz"));
         assert!(!names(&steps).contains(&"deny"));
         assert!(
@@ -406,6 +429,28 @@ mod tests {
         let steps = super::steps(Options::default(), &tools);
         let deny = steps.iter().find(|s| s.name == "deny");
         assert!(matches!(deny.map(|s| &s.action), Some(Action::Skip(_))));
+    }
+
+    /// A new crate under crates/ or examples/ is either packaged by CI or says it is not
+    /// published.
+    #[test]
+    fn published_list_matches_the_manifests() {
+        let root = crate::workspace_root();
+        for dir in ["crates", "examples"] {
+            let entries = std::fs::read_dir(root.join(dir)).into_iter().flatten();
+            for entry in entries.flatten() {
+                let Ok(manifest) = std::fs::read_to_string(entry.path().join("Cargo.toml")) else {
+                    continue;
+                };
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let unpublished = manifest.contains("publish = false");
+                assert_eq!(
+                    PUBLISHED.contains(&name.as_str()),
+                    !unpublished,
+                    "{dir}/{name}: list it in PUBLISHED or mark it `publish = false`"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,23 +1,4 @@
-//! SQL key store for keyward on sea-orm 2: one [`KeyStore`](keyward_core::KeyStore) for
-//! PostgreSQL, SQLite and MySQL/MariaDB (features `postgres`, `sqlite` (default), `mysql`).
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
-//! use keyward_sea_orm::SeaOrmKeyStore;
-//!
-//! let store = SeaOrmKeyStore::connect("sqlite:///var/lib/app/keys.db").await?;
-//! store.migrate().await?; // or apply the SQL files of `MigrationFiles` with your own tool
-//! let keyward = keyward_core::Keyward::builder(Arc::new(store), keyward_core::Keyring::insecure_test_keyring())
-//!     .build()?;
-//! # let _ = keyward; Ok(()) }
-//! ```
-//!
-//! - [`entity`]: the sea-orm entities (`api_keys`, `api_key_owners`).
-//! - [`schema`]: the DDL per backend, with an optional table prefix ([`Tables`]).
-//! - [`migrate`] / [`Migrator`] / [`CreateApiKeys`]: sea-orm-migration.
-//! - [`MigrationFiles`]: the migrations as SQL files, for your own `cargo xtask migrations`.
-//! - [`SeaOrmKeyStore`]: the store. See `docs/databases.md` for choosing a database.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
