@@ -123,6 +123,23 @@ pub(crate) fn load_keyring(database_url: &str) -> Result<(Keyring, PepperSource)
         return Ok((build(vec![(1, pepper)])?, PepperSource::Ephemeral));
     };
     let file = pepper_file_for(&db);
+    // Twice at most: when another instance publishes the file between our read and our write,
+    // the second round reads theirs.
+    for _ in 0..2 {
+        if let Some(found) = read_or_create(&file)? {
+            return Ok(found);
+        }
+    }
+    Err(AppError::Io(format!(
+        "pepper file {} appeared and vanished while starting",
+        file.display()
+    )))
+}
+
+/// Reads the pepper file, or creates it when missing. `None` when another process created it
+/// first (read it again).
+fn read_or_create(file: &Path) -> Result<Option<(Keyring, PepperSource)>, AppError> {
+    let file = file.to_path_buf();
     match std::fs::read_to_string(&file) {
         Ok(text) => {
             refuse_shared(&file)?;
@@ -142,13 +159,18 @@ pub(crate) fn load_keyring(database_url: &str) -> Result<(Keyring, PepperSource)
                     file.display()
                 )));
             }
-            Ok((build(entries)?, PepperSource::File(file)))
+            Ok(Some((build(entries)?, PepperSource::File(file))))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let pepper = Pepper::generate()
                 .map_err(|e| AppError::Io(format!("random source failed: {e}")))?;
-            write_pepper_file(&file, &pepper)?;
-            Ok((build(vec![(1, pepper)])?, PepperSource::Generated(file)))
+            if !publish_pepper_file(&file, &pepper)? {
+                return Ok(None);
+            }
+            Ok(Some((
+                build(vec![(1, pepper)])?,
+                PepperSource::Generated(file),
+            )))
         }
         Err(e) => Err(AppError::Io(format!(
             "cannot read pepper file {}: {e}",
@@ -179,25 +201,36 @@ fn refuse_shared(file: &Path) -> Result<(), AppError> {
     Ok(())
 }
 
-fn write_pepper_file(path: &Path, pepper: &Pepper) -> Result<(), AppError> {
+/// Writes the pepper file whole, or not at all: the text goes to a private temporary file
+/// beside it, which is then hard-linked into place. Instances starting together never read a
+/// half-written file, and only one of them publishes (`false`: another did first).
+fn publish_pepper_file(path: &Path, pepper: &Pepper) -> Result<bool, AppError> {
     let encoded = base64::engine::general_purpose::STANDARD.encode(pepper.expose_secret());
-    let body = format!(
+    let body = zeroize::Zeroizing::new(format!(
         "# keyward pepper for the SQLite database beside this file. Keep it secret and keep it:\n\
          # without it no existing key verifies. Format: VERSION:BASE64 (one per line).\n1:{encoded}\n"
-    );
+    ));
+    let io = |what: &str, e: std::io::Error| {
+        AppError::Io(format!("cannot {what} pepper file {}: {e}", path.display()))
+    };
+    let tmp = path.with_extension(format!("pepper.{}.tmp", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
+    opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| AppError::Io(format!("cannot create pepper file {}: {e}", path.display())))?;
-    f.write_all(body.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| AppError::Io(format!("cannot write pepper file {}: {e}", path.display())))
+    let written = opts
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(body.as_bytes()).and_then(|()| f.sync_all()));
+    let published = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match published {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io("create", e)),
+    }
 }
 
 fn build(entries: Vec<(u32, Pepper)>) -> Result<Keyring, AppError> {
