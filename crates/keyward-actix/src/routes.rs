@@ -87,6 +87,7 @@ pub use keyward_core::http::DEFAULT_BODY_LIMIT;
 #[derive(Clone)]
 pub struct ManagementConfig {
     prefix: String,
+    self_service: bool,
     admin_prefix: String,
     body_limit: usize,
     allow_api_key_callers: bool,
@@ -115,6 +116,7 @@ impl ManagementConfig {
     pub fn new(owner: impl OwnerResolver) -> Self {
         Self {
             prefix: "/api-keys".into(),
+            self_service: true,
             admin_prefix: "/admin".into(),
             body_limit: DEFAULT_BODY_LIMIT,
             allow_api_key_callers: false,
@@ -122,6 +124,16 @@ impl ManagementConfig {
             owner: Arc::new(owner),
             admin: None,
         }
+    }
+
+    /// Only the admin routes, guarded by `check` (a key holding `keyward:admin` passes too): for
+    /// a service where owners never manage their own keys.
+    #[must_use]
+    pub fn admin_only(check: impl AdminCheck) -> Self {
+        let nobody = |_: HttpRequest| std::future::ready(Err(Rejection::unauthenticated()));
+        let mut config = Self::new(nobody).admin(check);
+        config.self_service = false;
+        config
     }
 
     /// Mounts the self-service routes under `prefix` (default `/api-keys`; a leading `/` is
@@ -189,6 +201,12 @@ impl ManagementConfig {
     #[must_use]
     pub fn has_admin(&self) -> bool {
         self.admin.is_some()
+    }
+
+    /// Whether the self-service routes are mounted (all but [`admin_only`](Self::admin_only)).
+    #[must_use]
+    pub fn has_self_service(&self) -> bool {
+        self.self_service
     }
 }
 
@@ -266,7 +284,9 @@ pub fn configure(
         if config.has_admin() {
             cfg.service(admin_scope(keyward.clone(), config.clone()));
         }
-        cfg.service(management_scope(keyward, config));
+        if config.self_service {
+            cfg.service(management_scope(keyward, config));
+        }
     }
 }
 
@@ -280,7 +300,14 @@ pub fn openapi_resource(
     config: &ManagementConfig,
     signing: bool,
 ) -> actix_web::Resource {
-    let doc = keyward_core::openapi::document(&config.prefix, config.has_admin(), signing);
+    let mut doc = keyward_core::openapi::document(&config.prefix, config.has_admin(), signing);
+    if !config.self_service {
+        let own = |path: &str| {
+            path.strip_prefix(config.prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        doc.paths.paths.retain(|path, _| !own(path));
+    }
     let body = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     web::resource(path).route(web::get().to(move || {
         let body = body.clone();
@@ -403,19 +430,32 @@ async fn actor(state: &State, req: &HttpRequest) -> Result<Actor, Rejection> {
             .filter(|o| !o.is_empty())
             .map(str::to_owned)
             .ok_or_else(Rejection::not_found)?;
-        if let Some(p) = presented_key(state, req).await? {
+        let check = async || match &state.config.admin {
+            Some(check) => check.check(req).await,
+            None => Err(Rejection::new(core_http::admin_forbidden())),
+        };
+        // A key the middleware verified already decides first; otherwise the application's
+        // check runs before a presented key is verified, so that its own credential (a session,
+        // a static token) may ride in a header that also carries API keys.
+        if let Some(p) = req.extensions().get::<Principal>().cloned() {
             if p.is_admin() {
                 return Ok(Actor::admin_for(owner));
             }
             if !state.config.allow_api_key_callers {
                 return Err(forbidden());
             }
+            check().await?;
+            return Ok(Actor::admin_for(owner));
         }
-        match &state.config.admin {
-            Some(check) => check.check(req).await?,
-            None => return Err(Rejection::new(core_http::admin_forbidden())),
-        }
-        return Ok(Actor::admin_for(owner));
+        let refused = match check().await {
+            Ok(()) => return Ok(Actor::admin_for(owner)),
+            Err(r) => r,
+        };
+        return match presented_key(state, req).await? {
+            Some(p) if p.is_admin() => Ok(Actor::admin_for(owner)),
+            Some(_) if !state.config.allow_api_key_callers => Err(forbidden()),
+            _ => Err(refused),
+        };
     }
     let presented = req.extensions().contains::<Principal>()
         || state

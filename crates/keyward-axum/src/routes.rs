@@ -99,6 +99,7 @@ where
 #[derive(Clone)]
 pub struct ManagementConfig {
     prefix: String,
+    self_service: bool,
     owner: Arc<dyn OwnerResolver>,
     admin: Option<Arc<dyn AdminCheck>>,
     allow_api_key_callers: bool,
@@ -126,6 +127,7 @@ impl ManagementConfig {
     pub fn new(owner: impl OwnerResolver) -> Self {
         Self {
             prefix: "/api-keys".to_owned(),
+            self_service: true,
             owner: Arc::new(owner),
             admin: None,
             allow_api_key_callers: false,
@@ -133,6 +135,29 @@ impl ManagementConfig {
             headers: CredentialHeaders::default(),
             client_ip: Arc::new(peer_ip),
         }
+    }
+
+    /// Only the admin routes, guarded by `check` (a key holding `keyward:admin` passes too): for
+    /// a service where owners never manage their own keys, such as the standalone server
+    /// without `--owner-header`.
+    #[must_use]
+    pub fn admin_only(check: impl AdminCheck) -> Self {
+        let nobody = |_: &Parts| std::future::ready(Err(Rejection::unauthenticated()));
+        let mut config = Self::new(nobody).admin(check);
+        config.self_service = false;
+        config
+    }
+
+    /// The client address IP allowlists are checked against when these routes verify a key
+    /// themselves (as on the [`crate::KeywardLayer`]; default: the TCP peer from
+    /// `ConnectInfo`).
+    #[must_use]
+    pub fn client_ip(
+        mut self,
+        f: impl Fn(&HeaderMap, &http::Extensions) -> Option<std::net::IpAddr> + Send + Sync + 'static,
+    ) -> Self {
+        self.client_ip = Arc::new(f);
+        self
     }
 
     /// Mounts the self-service routes under `prefix` (a leading `/`, no trailing one; the
@@ -189,6 +214,12 @@ impl ManagementConfig {
     pub fn has_admin(&self) -> bool {
         self.admin.is_some()
     }
+
+    /// Whether the self-service routes are mounted (all but [`admin_only`](Self::admin_only)).
+    #[must_use]
+    pub fn has_self_service(&self) -> bool {
+        self.self_service
+    }
 }
 
 struct Mgmt {
@@ -205,8 +236,12 @@ where
 {
     let prefix = config.prefix.clone();
     let admin = config.admin.is_some();
+    let self_service = config.self_service;
     let state = Arc::new(Mgmt { keyward, config });
-    let mut router = mount(Router::new(), &prefix, Mount::SelfService);
+    let mut router = Router::new();
+    if self_service {
+        router = mount(router, &prefix, Mount::SelfService);
+    }
     if admin {
         router = mount(
             router,
@@ -297,30 +332,44 @@ async fn owner_actor(m: &Mgmt, parts: &mut Parts) -> Result<Actor, Rejection> {
 
 /// The actor of an admin request: an administrator of the owner in the path, established by a
 /// key holding `keyward:admin` by name or by the application's [`AdminCheck`].
+///
+/// A key the [`crate::KeywardLayer`] in front verified already (a signed request, say) is not
+/// verified again. Otherwise the application's check runs first, so that its own credential (a
+/// session, a static token) may ride in a header that also carries API keys; only when it
+/// refuses is a presented key verified.
 async fn admin_actor(m: &Mgmt, parts: &mut Parts) -> Result<Actor, Rejection> {
     let owner = param(parts, "owner_id").await?;
-    let credential = m.config.headers.extract(&m.keyward, &parts.headers);
-    if credential.is_presented() {
-        let ctx = VerifyContext {
-            client_ip: (m.config.client_ip)(&parts.headers, &parts.extensions),
-        };
-        if let Outcome::Verified(p) =
-            verify_credential(credential, &m.keyward, &ScopeRequirement::none(), ctx).await?
-        {
-            if p.is_admin() {
-                return Ok(Actor::admin_for(owner));
-            }
-            parts.extensions.insert(p);
+    let check = async |parts: &Parts| match &m.config.admin {
+        Some(check) => check.check(parts).await,
+        None => Err(kwhttp::admin_forbidden().into()),
+    };
+    let key_forbidden = || Rejection::from(kwhttp::api_key_management_forbidden());
+    if let Some(p) = parts.extensions.get::<keyward_core::Principal>() {
+        if p.is_admin() {
+            return Ok(Actor::admin_for(owner));
         }
         if !m.config.allow_api_key_callers {
-            return Err(kwhttp::api_key_management_forbidden().into());
+            return Err(key_forbidden());
         }
+        check(parts).await?;
+        return Ok(Actor::admin_for(owner));
     }
-    match &m.config.admin {
-        Some(check) => check.check(parts).await?,
-        None => return Err(kwhttp::admin_forbidden().into()),
+    let refused = match check(parts).await {
+        Ok(()) => return Ok(Actor::admin_for(owner)),
+        Err(r) => r,
+    };
+    let credential = m.config.headers.extract(&m.keyward, &parts.headers);
+    if !credential.is_presented() {
+        return Err(refused);
     }
-    Ok(Actor::admin_for(owner))
+    let ctx = VerifyContext {
+        client_ip: (m.config.client_ip)(&parts.headers, &parts.extensions),
+    };
+    match verify_credential(credential, &m.keyward, &ScopeRequirement::none(), ctx).await? {
+        Outcome::Verified(p) if p.is_admin() => Ok(Actor::admin_for(owner)),
+        Outcome::Verified(_) if !m.config.allow_api_key_callers => Err(key_forbidden()),
+        _ => Err(refused),
+    }
 }
 
 /// Path parameters by name; a path that does not decode names no key.
@@ -542,5 +591,13 @@ where
 #[cfg(feature = "openapi")]
 #[must_use]
 pub fn openapi_document(config: &ManagementConfig, signing: bool) -> utoipa::openapi::OpenApi {
-    keyward_core::openapi::document(&config.prefix, config.admin.is_some(), signing)
+    let mut doc = keyward_core::openapi::document(&config.prefix, config.admin.is_some(), signing);
+    if !config.self_service {
+        let own = |path: &str| {
+            path.strip_prefix(config.prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        doc.paths.paths.retain(|path, _| !own(path));
+    }
+    doc
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -23,14 +23,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keyward_core::credentials::{Credential, extract};
 use keyward_core::http as khttp;
-use keyward_core::key::KeyId;
 use keyward_core::problem::CONTENT_TYPE as PROBLEM_JSON;
 use keyward_core::scope::Mode;
-use keyward_core::service::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
 use keyward_core::{
-    Actor, ErrorCode, Keyward, Principal, Problem, ScopeRequirement, VerifyContext, VerifyError,
+    ErrorCode, Keyward, Principal, Problem, ScopeRequirement, VerifyContext, VerifyError,
 };
 use serde::{Deserialize, Serialize};
+use tower::ServiceExt as _;
 
 use crate::admin::{self, AdminToken};
 use crate::config::{ADMIN_SCOPE, Settings, VERIFY_SCOPE, redact_url};
@@ -253,7 +252,7 @@ impl Signals {
 }
 
 fn router(app: Shared) -> Router {
-    let r = Router::new()
+    let own = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -261,41 +260,67 @@ fn router(app: Shared) -> Router {
         .route("/v1/whoami", get(whoami))
         .route("/v1/verify", post(verify))
         .route("/v1/authz", get(authz))
-        .route(
-            "/admin/owners/{owner_id}/api-keys",
-            get(admin_list).post(admin_create),
-        )
-        .route(
-            "/admin/owners/{owner_id}/api-keys/{key_id}",
-            get(admin_get).patch(admin_update).delete(admin_revoke),
-        )
-        .route(
-            "/admin/owners/{owner_id}/api-keys/{key_id}/rotate",
-            post(admin_rotate),
-        );
-    let mut r = r
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::clone(&app));
-    if let Some(name) = app.owner_header.clone() {
-        // Self-service: keyward-axum's management routes, the owner from the trusted header;
-        // requests that present an API key are refused (a leaked key must not mint keys).
-        let resolver = move |parts: &axum::http::request::Parts| {
-            let owner = parts
-                .headers
-                .get(&name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned);
-            async move { owner.ok_or_else(keyward_axum::Rejection::unauthenticated) }
-        };
-        r = r.merge(keyward_axum::management_router(
-            app.kw.clone(),
-            keyward_axum::ManagementConfig::new(resolver),
-        ));
-    }
-    r.fallback(not_found)
+    // The management routes are keyward-axum's, as in any axum application: the admin set
+    // always, the self-service set with --owner-header. Keys (bearer or signed) are verified by
+    // the adapter's layer in front; the static admin token is the adapter's admin check.
+    let management =
+        keyward_axum::management_router(app.kw.clone(), management_config(&app)).layer(
+            middleware::from_fn_with_state(Arc::clone(&app), authenticate_management),
+        );
+    own.merge(management)
+        .fallback(not_found)
         .layer(middleware::from_fn_with_state(app, count_requests))
+}
+
+/// keyward-axum's management configuration for this server: the admin check accepts the
+/// static token (a key holding `keyward:admin` is an administrator in the adapter itself); the
+/// owner of a self-service request is the `--owner-header` a trusted proxy sets, and requests
+/// that present an API key there are refused (a leaked key must not mint keys).
+fn management_config(app: &Shared) -> keyward_axum::ManagementConfig {
+    let token = Arc::clone(app);
+    let admin = move |parts: &Parts| {
+        let ok = token.token_presented(&parts.headers);
+        std::future::ready(if ok {
+            Ok(())
+        } else {
+            Err(keyward_axum::Rejection::from(Problem::missing()))
+        })
+    };
+    let config = match app.owner_header.clone() {
+        Some(name) => {
+            let resolver = move |parts: &Parts| {
+                let owner = parts
+                    .headers
+                    .get(&name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned);
+                async move { owner.ok_or_else(keyward_axum::Rejection::unauthenticated) }
+            };
+            keyward_axum::ManagementConfig::new(resolver).admin(admin)
+        }
+        None => keyward_axum::ManagementConfig::admin_only(admin),
+    };
+    let ips = Arc::clone(app);
+    config.client_ip(move |headers, extensions| ips.client_ip_of(headers, extensions))
+}
+
+/// keyward-axum's `KeywardLayer` in front of the management routes, except for requests that
+/// carry the static admin token: that token is no API key, and the layer would refuse it.
+async fn authenticate_management(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    if app.token_presented(req.headers()) {
+        return next.run(req).await;
+    }
+    let ips = Arc::clone(&app);
+    let layer = keyward_axum::KeywardLayer::new(app.kw.clone())
+        .client_ip(move |headers, extensions| ips.client_ip_of(headers, extensions));
+    match tower::Layer::layer(&layer, next).oneshot(req).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    }
 }
 
 async fn method_not_allowed() -> Response {
@@ -487,6 +512,17 @@ impl App {
         from_header.map_or(peer, |ip| SocketAddr::new(ip, 0))
     }
 
+    /// The client address from a request's headers and its `ConnectInfo`, as
+    /// [`client_ip`](Self::client_ip) decides it; `None` without a peer address.
+    fn client_ip_of(
+        &self,
+        headers: &HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> Option<std::net::IpAddr> {
+        let peer = extensions.get::<ConnectInfo<SocketAddr>>()?.0;
+        Some(self.client_ip(headers, peer).ip())
+    }
+
     /// The static admin token, if configured and presented.
     fn token_presented(&self, headers: &HeaderMap) -> bool {
         let Some(token) = &self.admin_token else {
@@ -505,29 +541,6 @@ impl App {
         let a = bearer.is_some_and(|b| token.matches(b));
         let b = api_key.is_some_and(|k| token.matches(k));
         a | b
-    }
-
-    /// The admin credential: the static token, or a key with `keyward:admin` (bearer or
-    /// signed).
-    async fn require_admin(
-        &self,
-        parts: &Parts,
-        body: &mut Pending,
-        ip: SocketAddr,
-    ) -> Result<(), Problem> {
-        if self.token_presented(&parts.headers) {
-            return Ok(());
-        }
-        // The scope is held by name: no wildcard makes an administrator. A valid key without it
-        // is refused as the adapters refuse a failed admin check.
-        let principal = self
-            .authenticate(parts, body, &ScopeRequirement::none(), ip)
-            .await?;
-        if principal.is_admin() {
-            Ok(())
-        } else {
-            Err(khttp::admin_forbidden())
-        }
     }
 }
 
@@ -970,259 +983,6 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, Problem> {
     let bytes = read_body(headers, body).await?;
     khttp::json_body(content_type(headers), &bytes)
-}
-
-/// Like [`read_json`], but an empty body is `T::default()` (core's rule, as in both adapters).
-async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
-    headers: &HeaderMap,
-    body: Pending,
-) -> Result<T, Problem> {
-    let bytes = read_body(headers, body).await?;
-    khttp::json_body_or_default(content_type(headers), &bytes)
-}
-
-/// Who a management request acts as: an administrator of the owner in the path.
-async fn admin_acting(
-    app: &App,
-    parts: &Parts,
-    body: &mut Pending,
-    ip: SocketAddr,
-    owner: String,
-) -> Result<Actor, Problem> {
-    app.require_admin(parts, body, ip).await?;
-    Ok(Actor::admin_for(owner))
-}
-
-/// A JSON answer about one key: its version as `ETag`, and `Cache-Control: no-store` when it
-/// carries a raw key.
-fn key_reply<T: Serialize>(
-    status: StatusCode,
-    v: &T,
-    version: KeyVersion,
-    secret: bool,
-) -> Response {
-    let mut res = json(status, v);
-    if res.status() == status {
-        let h = res.headers_mut();
-        if let Ok(etag) = HeaderValue::from_str(&version.etag()) {
-            h.insert(header::ETAG, etag);
-        }
-        if secret {
-            h.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static(khttp::NO_STORE),
-            );
-        }
-    }
-    res
-}
-
-fn if_match(headers: &HeaderMap) -> Result<Option<KeyVersion>, Problem> {
-    khttp::if_match(headers.get(header::IF_MATCH).map(HeaderValue::as_bytes))
-}
-
-async fn do_create(
-    app: &App,
-    who: Result<Actor, Problem>,
-    headers: &HeaderMap,
-    body: Pending,
-) -> Response {
-    let who = match who {
-        Ok(w) => w,
-        Err(p) => return problem(&p),
-    };
-    let req: CreateKeyRequest = match read_json(headers, body).await {
-        Ok(r) => r,
-        Err(p) => return problem(&p),
-    };
-    match app.kw.create_key_as(&who, req).await {
-        Ok(created) => {
-            tracing::info!(owner_id = %created.key.owner_id, key_id = %created.key.id, "admin created a key");
-            key_reply(
-                StatusCode::CREATED,
-                &created,
-                KeyVersion::of_view(&created.key),
-                true,
-            )
-        }
-        Err(e) => problem(&Problem::from(&e)),
-    }
-}
-
-async fn do_list(app: &App, who: Result<Actor, Problem>, q: Option<&str>) -> Response {
-    let who = match who {
-        Ok(w) => w,
-        Err(p) => return problem(&p),
-    };
-    let (cursor, limit) = match khttp::list_query(q) {
-        Ok(x) => x,
-        Err(p) => return problem(&p),
-    };
-    match app.kw.list_keys(&who, cursor.as_deref(), limit).await {
-        Ok(page) => json(StatusCode::OK, &page),
-        Err(e) => problem(&Problem::from(&e)),
-    }
-}
-
-#[derive(Clone, Copy)]
-enum KeyOp {
-    Get,
-    Revoke,
-}
-
-/// The caller and the key a per-key route acts on: the caller's error first, then the path's,
-/// then `If-Match`.
-fn acting_on(
-    who: Result<Actor, Problem>,
-    key_id: &str,
-    headers: &HeaderMap,
-) -> Result<(Actor, KeyId, Option<KeyVersion>), Problem> {
-    let who = who?;
-    let id = khttp::path_key_id(key_id)?;
-    Ok((who, id, if_match(headers)?))
-}
-
-async fn do_key(
-    app: &App,
-    who: Result<Actor, Problem>,
-    key_id: &str,
-    headers: &HeaderMap,
-    op: KeyOp,
-) -> Response {
-    let (who, id, expected) = match acting_on(who, key_id, headers) {
-        Ok(x) => x,
-        Err(p) => return problem(&p),
-    };
-    match op {
-        KeyOp::Get => match app.kw.get_key(&who, &id).await {
-            Ok(v) => key_reply(StatusCode::OK, &v, KeyVersion::of_view(&v), false),
-            Err(e) => problem(&Problem::from(&e)),
-        },
-        KeyOp::Revoke => match app.kw.revoke_key(&who, &id, expected).await {
-            Ok(_) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => problem(&Problem::from(&e)),
-        },
-    }
-}
-
-async fn do_update(
-    app: &App,
-    who: Result<Actor, Problem>,
-    key_id: &str,
-    headers: &HeaderMap,
-    body: Pending,
-) -> Response {
-    let (who, id, expected) = match acting_on(who, key_id, headers) {
-        Ok(x) => x,
-        Err(p) => return problem(&p),
-    };
-    let req: UpdateKeyRequest = match read_json(headers, body).await {
-        Ok(r) => r,
-        Err(p) => return problem(&p),
-    };
-    match app.kw.update_key(&who, &id, req, expected).await {
-        Ok(v) => key_reply(StatusCode::OK, &v, KeyVersion::of_view(&v), false),
-        Err(e) => problem(&Problem::from(&e)),
-    }
-}
-
-async fn do_rotate(
-    app: &App,
-    who: Result<Actor, Problem>,
-    key_id: &str,
-    headers: &HeaderMap,
-    body: Pending,
-) -> Response {
-    let (who, id, expected) = match acting_on(who, key_id, headers) {
-        Ok(x) => x,
-        Err(p) => return problem(&p),
-    };
-    // An empty body means "default grace".
-    let req: RotateKeyRequest = match read_json_or_default(headers, body).await {
-        Ok(r) => r,
-        Err(p) => return problem(&p),
-    };
-    match app.kw.rotate_key(&who, &id, req, expected).await {
-        Ok(created) => key_reply(
-            StatusCode::CREATED,
-            &created,
-            KeyVersion::of_view(&created.key),
-            true,
-        ),
-        Err(e) => problem(&Problem::from(&e)),
-    }
-}
-
-type Ip = ConnectInfo<SocketAddr>;
-
-async fn admin_create(
-    State(app): State<Shared>,
-    ConnectInfo(ip): Ip,
-    Path(owner): Path<String>,
-    req: Request,
-) -> Response {
-    let (parts, body) = req.into_parts();
-    let mut body = Pending::Unread(body);
-    let who = admin_acting(&app, &parts, &mut body, ip, owner).await;
-    do_create(&app, who, &parts.headers, body).await
-}
-
-async fn admin_list(
-    State(app): State<Shared>,
-    ConnectInfo(ip): Ip,
-    Path(owner): Path<String>,
-    RawQuery(q): RawQuery,
-    req: Request,
-) -> Response {
-    let (parts, body) = req.into_parts();
-    let who = admin_acting(&app, &parts, &mut Pending::Unread(body), ip, owner).await;
-    do_list(&app, who, q.as_deref()).await
-}
-
-async fn admin_get(
-    State(app): State<Shared>,
-    ConnectInfo(ip): Ip,
-    Path((owner, key_id)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    let (parts, body) = req.into_parts();
-    let who = admin_acting(&app, &parts, &mut Pending::Unread(body), ip, owner).await;
-    do_key(&app, who, &key_id, &parts.headers, KeyOp::Get).await
-}
-
-async fn admin_revoke(
-    State(app): State<Shared>,
-    ConnectInfo(ip): Ip,
-    Path((owner, key_id)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    let (parts, body) = req.into_parts();
-    let who = admin_acting(&app, &parts, &mut Pending::Unread(body), ip, owner).await;
-    do_key(&app, who, &key_id, &parts.headers, KeyOp::Revoke).await
-}
-
-async fn admin_update(
-    State(app): State<Shared>,
-    ConnectInfo(ip): Ip,
-    Path((owner, key_id)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    let (parts, body) = req.into_parts();
-    let mut body = Pending::Unread(body);
-    let who = admin_acting(&app, &parts, &mut body, ip, owner).await;
-    do_update(&app, who, &key_id, &parts.headers, body).await
-}
-
-async fn admin_rotate(
-    State(app): State<Shared>,
-    ConnectInfo(ip): Ip,
-    Path((owner, key_id)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    let (parts, body) = req.into_parts();
-    let mut body = Pending::Unread(body);
-    let who = admin_acting(&app, &parts, &mut body, ip, owner).await;
-    do_rotate(&app, who, &key_id, &parts.headers, body).await
 }
 
 #[cfg(test)]
