@@ -69,7 +69,7 @@ impl Metrics {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "# HELP keyward_verify_total Key verifications by outcome."
+            "# HELP keyward_verify_total Key verifications on the /v1 routes, by outcome."
         );
         let _ = writeln!(s, "# TYPE keyward_verify_total counter");
         for (o, c) in OUTCOMES.iter().zip(&self.outcomes) {

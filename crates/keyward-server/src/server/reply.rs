@@ -1,0 +1,69 @@
+//! How the server's own routes answer: problem documents, JSON, and the outcome labels of
+//! the verification metrics.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyward_core::http as khttp;
+use keyward_core::problem::CONTENT_TYPE as PROBLEM_JSON;
+use keyward_core::{ErrorCode, Problem, VerifyError};
+use serde::Serialize;
+
+pub(crate) fn problem(p: &Problem) -> Response {
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = (status, p.to_json()).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if p.needs_www_authenticate() {
+        h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if let Some(v) = p
+        .retry_after_header()
+        .and_then(|v| HeaderValue::from_str(&v).ok())
+    {
+        h.insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+pub(super) fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(_) => problem(&Problem::new(
+            ErrorCode::AuthUnavailable,
+            Some("response encoding failed".to_owned()),
+        )),
+    }
+}
+
+pub(super) async fn not_found() -> Response {
+    let mut p = khttp::bad_request("no such route");
+    p.status = 404;
+    "NOT_FOUND".clone_into(&mut p.code);
+    "Not found".clone_into(&mut p.title);
+    "urn:keyward:problem:not-found".clone_into(&mut p.type_uri);
+    problem(&p)
+}
+
+pub(super) fn outcome(e: &VerifyError) -> &'static str {
+    outcome_of_code(e.code().as_str())
+}
+
+/// The metrics label of an error code.
+pub(super) fn outcome_of_code(code: &str) -> &'static str {
+    const LABELS: &[(ErrorCode, &str)] = &[
+        (ErrorCode::ApiKeyInvalid, "invalid"),
+        (ErrorCode::ApiKeyScopeDenied, "scope_denied"),
+        (ErrorCode::ApiKeyIpDenied, "ip_denied"),
+        (ErrorCode::RateLimited, "rate_limited"),
+        (ErrorCode::UsageExhausted, "usage_exhausted"),
+        (ErrorCode::AuthUnavailable, "unavailable"),
+        (ErrorCode::SignatureInvalid, "signature_invalid"),
+        (ErrorCode::SignatureExpired, "signature_expired"),
+        (ErrorCode::SignatureReplayed, "signature_replayed"),
+        (ErrorCode::PayloadTooLarge, "payload_too_large"),
+    ];
+    LABELS
+        .iter()
+        .find(|(c, _)| c.as_str() == code)
+        .map_or("other", |(_, label)| label)
+}

@@ -1,0 +1,349 @@
+//! The verification routes of a standalone service: `GET /v1/whoami`, `POST /v1/verify` for
+//! sidecars, `GET /v1/authz` for nginx `auth_request` and Traefik ForwardAuth.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyward_core::http as khttp;
+use keyward_core::scope::Mode;
+use keyward_core::{ErrorCode, Principal, Problem, ScopeRequirement, VerifyContext, VerifyError};
+use serde::{Deserialize, Serialize};
+
+use super::reply::outcome;
+use super::{Shared, json, problem};
+use crate::config::{ADMIN_SCOPE, VERIFY_SCOPE};
+
+pub(super) async fn whoami(
+    State(app): State<Shared>,
+    ConnectInfo(ip): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let mut body = Pending::Unread(body);
+    match app
+        .authenticate(&parts, &mut body, &ScopeRequirement::none(), ip)
+        .await
+    {
+        Ok(p) => json(StatusCode::OK, &p),
+        Err(p) => problem(&p),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VerifyRequest {
+    key: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    mode: Option<Mode>,
+    /// The address the key's holder called from, for keys with an IP allowlist.
+    #[serde(default)]
+    client_ip: Option<std::net::IpAddr>,
+}
+
+#[derive(Serialize)]
+pub(super) struct VerifyResponse {
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missing_scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<Principal>,
+}
+
+pub(super) fn requirement(scopes: &[String], mode: Mode) -> Result<ScopeRequirement, Problem> {
+    let r = match mode {
+        Mode::AllOf => ScopeRequirement::all_of(scopes),
+        Mode::AnyOf => ScopeRequirement::any_of(scopes),
+    };
+    r.map_err(|e| keyward_core::problem::validation("scopes", "invalid", e.to_string()))
+}
+
+pub(super) async fn verify(
+    State(app): State<Shared>,
+    ConnectInfo(ip): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let mut body = Pending::Unread(body);
+    let caller_ok = if app.token_presented(&parts.headers) {
+        Ok(())
+    } else {
+        match ScopeRequirement::any_of([VERIFY_SCOPE, ADMIN_SCOPE]) {
+            Ok(need) => app
+                .authenticate(&parts, &mut body, &need, ip)
+                .await
+                .map(|_| ()),
+            Err(_) => Err(khttp::admin_forbidden()),
+        }
+    };
+    if let Err(p) = caller_ok {
+        return problem(&p);
+    }
+    let body: VerifyRequest = match read_json(&parts.headers, body).await {
+        Ok(b) => b,
+        Err(p) => return problem(&p),
+    };
+    let need = match requirement(&body.scopes, body.mode.unwrap_or_default()) {
+        Ok(n) => n,
+        Err(p) => return problem(&p),
+    };
+    // The key under test was presented to the caller, not to us: its holder's address is what
+    // the caller says it is (keys with an allowlist fail without one).
+    let ctx = VerifyContext {
+        client_ip: body.client_ip,
+    };
+    let started = Instant::now();
+    let r = app.kw.verify(&body.key, &need, &ctx).await;
+    app.metrics
+        .verify(r.as_ref().map_or_else(outcome, |_| "ok"), started.elapsed());
+    match r {
+        Ok(p) => json(
+            StatusCode::OK,
+            &VerifyResponse {
+                valid: true,
+                code: None,
+                missing_scopes: Vec::new(),
+                retry_after: None,
+                key: Some(p),
+            },
+        ),
+        Err(e @ VerifyError::Unavailable(_)) => problem(&Problem::from(&e)),
+        Err(e) => {
+            let p = Problem::from(&e);
+            json(
+                StatusCode::OK,
+                &VerifyResponse {
+                    valid: false,
+                    code: Some(e.code().as_str()),
+                    missing_scopes: p.missing_scopes,
+                    retry_after: p.retry_after,
+                    key: None,
+                },
+            )
+        }
+    }
+}
+
+/// `scope` (comma-separated or repeated) and `mode` from a query string.
+pub(super) fn authz_query(q: Option<&str>) -> Result<ScopeRequirement, Problem> {
+    let mut scopes = Vec::new();
+    let mut mode = Mode::AllOf;
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v)
+            .ok_or_else(|| keyward_core::problem::validation("scope", "invalid", "not UTF-8"))?;
+        match k {
+            "scope" | "scopes" => scopes.extend(
+                v.split([',', ' '])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            ),
+            "mode" => {
+                mode = match v.as_str() {
+                    "all_of" => Mode::AllOf,
+                    "any_of" => Mode::AnyOf,
+                    _ => {
+                        return Err(keyward_core::problem::validation(
+                            "mode",
+                            "invalid",
+                            "all_of or any_of",
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    requirement(&scopes, mode)
+}
+
+pub(super) fn percent_decode(v: &str) -> Option<String> {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let s = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(s, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Headers naming the original method, target and host of a forward-auth request, in order of
+/// preference: nginx snippets conventionally set `X-Original-*`, Traefik sends `X-Forwarded-*`.
+pub(super) const ORIGINAL_METHOD: [&str; 2] = ["x-original-method", "x-forwarded-method"];
+pub(super) const ORIGINAL_URI: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
+pub(super) const ORIGINAL_HOST: &str = "x-forwarded-host";
+
+/// The request a forward-auth call stands for, to check a signature against: the method, path
+/// and query the proxy names in [`ORIGINAL_METHOD`] / [`ORIGINAL_URI`] (else those of the call
+/// itself, which no client signed), and the host of [`ORIGINAL_HOST`] (else `Host`). The other
+/// headers are the call's own: the proxy forwards the client's.
+pub(super) fn original_request(parts: &Parts) -> Result<Parts, Problem> {
+    let first = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| parts.headers.get(*n))
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let bad = |what: &str| {
+        Problem::new(
+            ErrorCode::SignatureInvalid,
+            Some(format!(
+                "the forwarded {what} of the signed request is malformed"
+            )),
+        )
+    };
+    let method = match first(&ORIGINAL_METHOD) {
+        Some(m) => axum::http::Method::from_bytes(m.as_bytes()).map_err(|_| bad("method"))?,
+        None => parts.method.clone(),
+    };
+    let uri = match first(&ORIGINAL_URI) {
+        Some(u) if u.starts_with('/') => u.parse::<axum::http::Uri>().map_err(|_| bad("URI"))?,
+        Some(_) => return Err(bad("URI")),
+        None => parts.uri.clone(),
+    };
+    let mut headers = parts.headers.clone();
+    if let Some(host) = parts.headers.get(ORIGINAL_HOST).cloned() {
+        headers.insert(header::HOST, host);
+    }
+    let mut builder = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .version(parts.version);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    builder
+        .body(())
+        .map(|r| r.into_parts().0)
+        .map_err(|_| bad("request"))
+}
+
+pub(super) async fn authz(
+    State(app): State<Shared>,
+    ConnectInfo(ip): ConnectInfo<SocketAddr>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> Response {
+    let need = match authz_query(q.as_deref()) {
+        Ok(n) => n,
+        Err(p) => return problem(&p),
+    };
+    let (parts, body) = req.into_parts();
+    let signed = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| keyward_core::sigv4::Authorization::is_sigv4(v.as_bytes()));
+    // A signed request is checked as the client sent it, which the proxy describes in headers;
+    // its body is whatever the proxy forwards (with the documented snippets: none).
+    let parts = if signed {
+        match original_request(&parts) {
+            Ok(p) => p,
+            Err(p) => return problem(&p),
+        }
+    } else {
+        parts
+    };
+    let mut body = Pending::Unread(body);
+    match app.authenticate(&parts, &mut body, &need, ip).await {
+        Ok(p) => {
+            let mut res = StatusCode::NO_CONTENT.into_response();
+            let h = res.headers_mut();
+            if let Ok(v) = HeaderValue::from_bytes(p.owner_id().as_bytes()) {
+                h.insert("x-keyward-owner", v);
+            }
+            if let Ok(v) = HeaderValue::from_str(p.key_id().as_str()) {
+                h.insert("x-keyward-key-id", v);
+            }
+            let scopes: Vec<&str> = p.scopes().iter().map(keyward_core::Scope::as_str).collect();
+            if let Ok(v) = HeaderValue::from_str(&scopes.join(",")) {
+                h.insert("x-keyward-scopes", v);
+            }
+            res
+        }
+        Err(p) => problem(&p),
+    }
+}
+
+/// A request body: not read yet, or already buffered to verify a signature.
+pub(super) enum Pending {
+    /// Still on the connection.
+    Unread(Body),
+    /// Buffered (and verified) by a signature check.
+    Read(Bytes),
+}
+
+/// Reads a body of at most [`khttp::DEFAULT_BODY_LIMIT`] bytes, with the bounds and answers of
+/// keyward-axum's management routes.
+pub(super) async fn read_body(headers: &HeaderMap, body: Pending) -> Result<Bytes, Problem> {
+    let limit = khttp::DEFAULT_BODY_LIMIT;
+    match body {
+        Pending::Read(bytes) if bytes.len() > limit => Err(khttp::payload_too_large(limit)),
+        Pending::Read(bytes) => Ok(bytes),
+        Pending::Unread(body) => keyward_axum::routes::read_bounded_body(headers, body, limit)
+            .await
+            .map_err(keyward_axum::Rejection::into_problem),
+    }
+}
+
+pub(super) fn content_type(headers: &HeaderMap) -> Option<&[u8]> {
+    headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes)
+}
+
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Pending,
+) -> Result<T, Problem> {
+    let bytes = read_body(headers, body).await?;
+    khttp::json_body(content_type(headers), &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn authz_queries() {
+        assert!(authz_query(None).unwrap().scopes().is_empty());
+        let r = authz_query(Some("scope=reports%3Aread,billing:write&mode=any_of")).unwrap();
+        assert_eq!(r.scopes().len(), 2);
+        assert_eq!(r.mode(), Mode::AnyOf);
+        assert_eq!(
+            authz_query(Some("scope=a:b&scope=c:d"))
+                .unwrap()
+                .scopes()
+                .len(),
+            2
+        );
+        assert_eq!(
+            authz_query(Some("scope=BAD SCOPE")).unwrap_err().status,
+            422
+        );
+        assert_eq!(authz_query(Some("mode=some")).unwrap_err().status, 422);
+        assert_eq!(authz_query(Some("scope=%ff")).unwrap_err().status, 422);
+        assert_eq!(authz_query(Some("scope=%4")).unwrap_err().status, 422);
+    }
+}
