@@ -77,8 +77,8 @@ impl Rejection {
 
     /// The stable code, e.g. `API_KEY_INVALID`.
     #[must_use]
-    pub fn code(&self) -> &str {
-        &self.problem.code
+    pub fn code(&self) -> keyward_core::ErrorCode {
+        self.problem.code
     }
 
     /// The problem document sent as the body.

@@ -371,15 +371,7 @@ pub fn json_payload_error(e: &actix_web::error::JsonPayloadError) -> Rejection {
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, Rejection> {
-    let mut p = keyward_core::Problem::new(
-        ErrorCode::BadRequest,
-        Some("method not allowed on this route".to_owned()),
-    );
-    "urn:keyward:problem:method-not-allowed".clone_into(&mut p.type_uri);
-    "Method not allowed".clone_into(&mut p.title);
-    "METHOD_NOT_ALLOWED".clone_into(&mut p.code);
-    p.status = 405;
-    Err(Rejection::new(p))
+    Err(Rejection::new(core_http::method_not_allowed()))
 }
 
 async fn not_found() -> Result<HttpResponse, Rejection> {
@@ -437,7 +429,8 @@ async fn actor(state: &State, req: &HttpRequest) -> Result<Actor, Rejection> {
         // A key the middleware verified already decides first; otherwise the application's
         // check runs before a presented key is verified, so that its own credential (a session,
         // a static token) may ride in a header that also carries API keys.
-        if let Some(p) = req.extensions().get::<Principal>().cloned() {
+        let verified = req.extensions().get::<Principal>().cloned();
+        if let Some(p) = verified {
             if p.is_admin() {
                 return Ok(Actor::admin_for(owner));
             }

@@ -57,8 +57,8 @@ impl Rejection {
 
     /// The stable code, e.g. `API_KEY_INVALID`.
     #[must_use]
-    pub fn code(&self) -> &str {
-        &self.0.code
+    pub fn code(&self) -> keyward_core::ErrorCode {
+        self.0.code
     }
 
     /// The problem document.
@@ -176,7 +176,10 @@ mod tests {
         assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
 
         let r = Rejection::forbidden("no");
-        assert_eq!((r.status(), r.code()), (StatusCode::FORBIDDEN, "FORBIDDEN"));
+        assert_eq!(
+            (r.status(), r.code()),
+            (StatusCode::FORBIDDEN, ErrorCode::Forbidden)
+        );
         assert_eq!(r.to_string(), "403 FORBIDDEN: no");
     }
 }

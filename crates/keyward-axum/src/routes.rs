@@ -287,12 +287,7 @@ fn mount(router: Router<Arc<Mgmt>>, base: &str, at: Mount) -> Router<Arc<Mgmt>> 
 }
 
 async fn method_not_allowed() -> Response {
-    let mut p = kwhttp::bad_request("this method is not allowed on this route");
-    "urn:keyward:problem:method-not-allowed".clone_into(&mut p.type_uri);
-    "Method not allowed".clone_into(&mut p.title);
-    "METHOD_NOT_ALLOWED".clone_into(&mut p.code);
-    p.status = 405;
-    Rejection::from(p).into_response()
+    Rejection::from(kwhttp::method_not_allowed()).into_response()
 }
 
 /// Refuses API-key callers unless allowed; verifies the key when allowed.

@@ -244,7 +244,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(CONTENT_LENGTH, HeaderValue::from_static("4"));
         let e = buffer_body(&h, Body::from("ab"), 3, 8).await.unwrap_err();
-        assert_eq!(e.code(), "PAYLOAD_TOO_LARGE");
+        assert_eq!(e.code(), keyward_core::ErrorCode::PayloadTooLarge);
         let chunks = stream::iter(["a", "b", "c"].map(|c| Ok::<_, Infallible>(Bytes::from(c))));
         let e = buffer_body(&HeaderMap::new(), Body::from_stream(chunks), 10, 2)
             .await

@@ -48,6 +48,14 @@ pub enum ErrorCode {
     /// A management route found no owner session (the application's owner resolver found
     /// nobody) (401).
     OwnerUnauthenticated,
+    /// No route at this path (404).
+    NotFound,
+    /// The route exists, but not for this method (405).
+    MethodNotAllowed,
+    /// The request, or its body, took longer than allowed (408).
+    RequestTimeout,
+    /// The request body is not `application/json` (415).
+    UnsupportedMediaType,
 }
 
 impl ErrorCode {
@@ -75,6 +83,10 @@ impl ErrorCode {
             Self::ApiKeyAlreadyRotated => "API_KEY_ALREADY_ROTATED",
             Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::OwnerUnauthenticated => "OWNER_UNAUTHENTICATED",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
         }
     }
 
@@ -92,7 +104,10 @@ impl ErrorCode {
             | Self::ApiKeyIpDenied
             | Self::Forbidden
             | Self::ManagementForbidden => 403,
-            Self::ApiKeyNotFound => 404,
+            Self::ApiKeyNotFound | Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
+            Self::UnsupportedMediaType => 415,
             Self::ApiKeyLimitReached | Self::ApiKeyAlreadyRotated => 409,
             Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
@@ -127,11 +142,15 @@ impl ErrorCode {
             Self::ApiKeyAlreadyRotated => "API key already rotated",
             Self::PreconditionFailed => "Precondition failed",
             Self::OwnerUnauthenticated => "Owner not authenticated",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::RequestTimeout => "Request timeout",
+            Self::UnsupportedMediaType => "Unsupported media type",
         }
     }
 
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::ApiKeyMissing,
         Self::ApiKeyInvalid,
         Self::ApiKeyScopeDenied,
@@ -152,11 +171,79 @@ impl ErrorCode {
         Self::ApiKeyAlreadyRotated,
         Self::PreconditionFailed,
         Self::OwnerUnauthenticated,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::RequestTimeout,
+        Self::UnsupportedMediaType,
     ];
+
+    /// The code of a wire name (`"API_KEY_INVALID"`); `None` for a name keyward does not use.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
 }
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown error code `{name}`")))
+    }
+}
+
+/// On the wire a code is a string, one of [`ErrorCode::ALL`]: the OpenAPI document lists them.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Self::ALL.iter().map(|c| c.as_str())))
+            .description(Some("keyward's stable error code"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ErrorCode {}
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every code is in `ALL` once, round-trips through its wire name and serde, and its
+    /// problem type is derived from that name.
+    #[test]
+    fn every_code_round_trips() {
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert!(!ErrorCode::ALL[..i].contains(&code), "{code} twice in ALL");
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{code}\""));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+            assert!((400..600).contains(&code.status()), "{code}");
+            let problem = crate::Problem::new(code, None);
+            assert_eq!(problem.status, code.status());
+            assert!(
+                problem
+                    .type_uri
+                    .ends_with(&code.as_str().to_ascii_lowercase().replace('_', "-"))
+            );
+        }
+        assert_eq!(ErrorCode::from_name("NO_SUCH_CODE"), None);
+        assert!(serde_json::from_str::<ErrorCode>("\"NO_SUCH_CODE\"").is_err());
     }
 }

@@ -32,15 +32,10 @@ pub fn payload_too_large(limit: usize) -> Problem {
 /// `415`: the body is not `application/json`.
 #[must_use]
 pub fn unsupported_media_type() -> Problem {
-    let mut p = Problem::new(
-        ErrorCode::BadRequest,
+    Problem::new(
+        ErrorCode::UnsupportedMediaType,
         Some("the request body must be application/json".to_owned()),
-    );
-    "urn:keyward:problem:unsupported-media-type".clone_into(&mut p.type_uri);
-    "Unsupported media type".clone_into(&mut p.title);
-    p.status = 415;
-    "UNSUPPORTED_MEDIA_TYPE".clone_into(&mut p.code);
-    p
+    )
 }
 
 /// `400`: a request the adapter could not interpret at all.
@@ -212,12 +207,22 @@ pub fn if_match(value: Option<&[u8]>) -> Result<Option<KeyVersion>, Problem> {
 /// `408`: a request (or its body) took longer than allowed.
 #[must_use]
 pub fn request_timeout(detail: impl Into<String>) -> Problem {
-    let mut p = bad_request(detail);
-    p.status = 408;
-    "REQUEST_TIMEOUT".clone_into(&mut p.code);
-    "Request timeout".clone_into(&mut p.title);
-    "urn:keyward:problem:request-timeout".clone_into(&mut p.type_uri);
-    p
+    Problem::new(ErrorCode::RequestTimeout, Some(detail.into()))
+}
+
+/// `405`: the route exists, but not for this method.
+#[must_use]
+pub fn method_not_allowed() -> Problem {
+    Problem::new(
+        ErrorCode::MethodNotAllowed,
+        Some("this method is not allowed on this route".to_owned()),
+    )
+}
+
+/// `404`: no route at this path.
+#[must_use]
+pub fn route_not_found() -> Problem {
+    Problem::new(ErrorCode::NotFound, Some("no such route".to_owned()))
 }
 
 /// The `Cache-Control` value of every answer that carries a raw key (DESIGN.md §11).
@@ -286,7 +291,7 @@ mod tests {
     fn wrong_content_type_is_415() {
         let e = json_body::<CreateKeyRequest>(Some(b"text/plain"), br#"{"name":"a"}"#).unwrap_err();
         assert_eq!(e.status, 415);
-        assert_eq!(e.code, "UNSUPPORTED_MEDIA_TYPE");
+        assert_eq!(e.code, ErrorCode::UnsupportedMediaType);
     }
 
     #[test]
@@ -366,6 +371,6 @@ mod tests {
     fn path_ids() {
         assert!(path_key_id("AbCdEf012345").is_ok());
         assert_eq!(path_key_id("../etc").unwrap_err().status, 404);
-        assert_eq!(path_key_id("").unwrap_err().code, "API_KEY_NOT_FOUND");
+        assert_eq!(path_key_id("").unwrap_err().code, ErrorCode::ApiKeyNotFound);
     }
 }

@@ -370,6 +370,7 @@ pub fn document(prefix: &str, admin: bool, signing: bool) -> OpenApi {
         .schema_from::<Credits>()
         .schema_from::<Usage>()
         .schema_from::<Problem>()
+        .schema_from::<ErrorCode>()
         .schema_from::<FieldError>()
         .security_scheme(
             BEARER_SCHEME,

@@ -23,7 +23,7 @@ pub struct Problem {
     /// The HTTP status.
     pub status: u16,
     /// The stable machine code, e.g. `API_KEY_INVALID`.
-    pub code: String,
+    pub code: ErrorCode,
     /// Human detail for this occurrence. Never contains secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -50,7 +50,7 @@ impl Problem {
             ),
             title: code.title().to_owned(),
             status: code.status(),
-            code: code.as_str().to_owned(),
+            code,
             detail: detail.into(),
             errors: Vec::new(),
             missing_scopes: Vec::new(),

@@ -333,12 +333,7 @@ async fn authenticate_management(State(app): State<Shared>, req: Request, next: 
 }
 
 async fn method_not_allowed() -> Response {
-    let mut p = khttp::bad_request("this method is not allowed on this route");
-    p.status = 405;
-    "METHOD_NOT_ALLOWED".clone_into(&mut p.code);
-    "Method not allowed".clone_into(&mut p.title);
-    "urn:keyward:problem:method-not-allowed".clone_into(&mut p.type_uri);
-    problem(&p)
+    problem(&khttp::method_not_allowed())
 }
 
 async fn count_requests(State(app): State<Shared>, req: Request, next: Next) -> Response {

@@ -107,7 +107,7 @@ impl App {
             Err(rejection) => {
                 let p = rejection.into_problem();
                 self.metrics
-                    .verify(outcome_of_code(&p.code), started.elapsed());
+                    .verify(outcome_of_code(p.code.as_str()), started.elapsed());
                 Err(p)
             }
         }

@@ -36,12 +36,7 @@ pub(super) fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
 }
 
 pub(super) async fn not_found() -> Response {
-    let mut p = khttp::bad_request("no such route");
-    p.status = 404;
-    "NOT_FOUND".clone_into(&mut p.code);
-    "Not found".clone_into(&mut p.title);
-    "urn:keyward:problem:not-found".clone_into(&mut p.type_uri);
-    problem(&p)
+    problem(&khttp::route_not_found())
 }
 
 pub(super) fn outcome(e: &VerifyError) -> &'static str {
