@@ -8,7 +8,6 @@ pub mod rejection;
 pub mod routes;
 pub mod scopes;
 mod signed;
-pub mod usage;
 
 #[doc(inline)]
 pub use crate::credentials::CredentialHeaders;
@@ -29,4 +28,5 @@ pub use crate::routes::{
 #[doc(inline)]
 pub use crate::scopes::RequireScopes;
 #[doc(inline)]
-pub use crate::usage::spawn_usage_flusher;
+/// The background task that flushes batched usage and retries cache invalidations (keyward-core's).
+pub use keyward_core::maintenance::spawn_usage_flusher;

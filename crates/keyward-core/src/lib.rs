@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod key;
+pub mod maintenance;
 pub mod memory;
 pub mod model;
 #[cfg(feature = "openapi")]

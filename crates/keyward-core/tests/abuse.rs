@@ -425,3 +425,31 @@ async fn uploads_that_fail_throttle_signed_bodies_of_the_address() {
         Err(VerifyError::SignatureInvalid)
     ));
 }
+
+/// The background task every stack runs (`maintenance::spawn_usage_flusher`) retries
+/// unpublished invalidations, so a revocation reaches the other instances once the bus is back.
+#[cfg(feature = "tokio")]
+#[tokio::test]
+async fn the_background_round_publishes_what_failed() {
+    let f = fixture();
+    let k = create(&f).await;
+    f.bus.down.store(true, Ordering::SeqCst);
+    f.kw.revoke_key(&Actor::admin(), &k.key.id, None)
+        .await
+        .unwrap();
+    assert_eq!(f.kw.maintain().await.invalidations, 1, "bus still down");
+    f.bus.down.store(false, Ordering::SeqCst);
+    let task = keyward_core::maintenance::spawn_usage_flusher(
+        f.kw.clone(),
+        std::time::Duration::from_millis(10),
+    );
+    for _ in 0..200 {
+        if f.kw.pending_invalidations() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    task.abort();
+    assert_eq!(f.kw.pending_invalidations(), 0);
+    assert_eq!(f.bus.published.lock().unwrap().last(), Some(&k.key.id));
+}

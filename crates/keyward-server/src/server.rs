@@ -163,7 +163,8 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
     ));
 
     let signals = Signals::install()?;
-    let flusher = tokio::spawn(flush_loop(kw.clone(), settings.flush_interval));
+    let flusher =
+        keyward_core::maintenance::spawn_usage_flusher(kw.clone(), settings.flush_interval);
     tracing::info!(
         self_service = settings.owner_header.as_ref().map(HeaderName::as_str),
         "listening on {base_url}"
@@ -179,26 +180,6 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
     served.map_err(|e| AppError::Io(format!("server error: {e}")))?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn flush_loop(kw: Keyward, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        if kw.pending_invalidations() > 0 {
-            let left = kw.retry_invalidations().await;
-            if left > 0 {
-                tracing::warn!(pending = left, "cache invalidations still not published");
-            }
-        }
-        match kw.flush_usage().await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(keys = n, "usage flushed"),
-            Err(e) => tracing::warn!(error = %e, "usage flush failed; kept for the next attempt"),
-        }
-    }
 }
 
 /// Flushes what is left, retrying a few times while the store recovers.
