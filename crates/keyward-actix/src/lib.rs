@@ -17,14 +17,14 @@ pub use crate::extract::Authenticated;
 pub use crate::middleware::KeywardAuth;
 #[doc(inline)]
 pub use crate::rejection::Rejection;
-#[cfg(feature = "openapi")]
-#[doc(inline)]
-pub use crate::routes::openapi_resource;
 #[doc(inline)]
 pub use crate::routes::{
-    AdminCheck, ManagementConfig, OwnerResolver, admin_scope, configure, json_config,
+    AdminCheck, ManagementConfig, OwnerResolver, admin_scope, json_config, management_routes,
     management_scope,
 };
+#[cfg(feature = "openapi")]
+#[doc(inline)]
+pub use crate::routes::{openapi_document, openapi_route};
 #[doc(inline)]
 pub use crate::scopes::RequireScopes;
 #[doc(inline)]

@@ -275,8 +275,9 @@ fn six_routes(scope: Scope) -> Scope {
 }
 
 /// Mounts [`management_scope`] and, when an admin check is set, [`admin_scope`]:
-/// `App::new().configure(keyward_actix::configure(keyward, config))`.
-pub fn configure(
+/// `App::new().configure(keyward_actix::management_routes(keyward, config))` (the same name and
+/// arguments as keyward-axum's `management_routes`).
+pub fn management_routes(
     keyward: Keyward,
     config: ManagementConfig,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
@@ -290,16 +291,15 @@ pub fn configure(
     }
 }
 
-/// A `GET` resource at `path` serving the OpenAPI document of the management routes
-/// (`keyward_core::openapi::document`) as JSON. With `signing`, the `apiKeyHmacAuth` scheme is
-/// described too.
+/// The OpenAPI document of the routes `config` mounts, with the SigV4 scheme when `keyward`
+/// verifies signed requests (the same name and arguments as keyward-axum's).
 #[cfg(feature = "openapi")]
 #[must_use]
-pub fn openapi_resource(
-    path: &str,
+pub fn openapi_document(
     config: &ManagementConfig,
-    signing: bool,
-) -> actix_web::Resource {
+    keyward: &Keyward,
+) -> keyward_core::openapi::OpenApi {
+    let signing = keyward.signing_enabled();
     let mut doc = keyward_core::openapi::document(&config.prefix, config.has_admin(), signing);
     if !config.self_service {
         let own = |path: &str| {
@@ -308,7 +308,14 @@ pub fn openapi_resource(
         };
         doc.paths.paths.retain(|path, _| !own(path));
     }
-    let body = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    doc
+}
+
+/// A `GET` resource at `path` serving `document` (from [`openapi_document`]) as JSON.
+#[cfg(feature = "openapi")]
+#[must_use]
+pub fn openapi_route(path: &str, document: &keyward_core::openapi::OpenApi) -> actix_web::Resource {
+    let body = Bytes::from(serde_json::to_vec(document).unwrap_or_default());
     web::resource(path).route(web::get().to(move || {
         let body = body.clone();
         async move {

@@ -375,7 +375,7 @@ async fn api_key_callers_may_manage_keys_only_when_allowed() {
     };
     // No KeywardAuth: the routes verify the key themselves.
     let app = test::init_service(
-        App::new().configure(keyward_actix::configure(kw.clone(), by_key(true))),
+        App::new().configure(keyward_actix::management_routes(kw.clone(), by_key(true))),
     )
     .await;
     let res = test::call_service(
@@ -402,7 +402,7 @@ async fn api_key_callers_may_manage_keys_only_when_allowed() {
     assert_eq!(body["code"], "API_KEY_INVALID");
 
     let app = test::init_service(
-        App::new().configure(keyward_actix::configure(kw.clone(), by_key(false))),
+        App::new().configure(keyward_actix::management_routes(kw.clone(), by_key(false))),
     )
     .await;
     let res = test::call_service(

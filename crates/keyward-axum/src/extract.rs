@@ -13,6 +13,12 @@ use crate::rejection::Rejection;
 pub struct Authenticated(pub Principal);
 
 impl Authenticated {
+    /// The principal.
+    #[must_use]
+    pub fn into_inner(self) -> Principal {
+        self.0
+    }
+
     /// Checks a requirement inside a handler (for scopes that depend on the request).
     ///
     /// # Errors

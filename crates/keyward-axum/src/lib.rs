@@ -16,10 +16,10 @@ pub use crate::layer::{CredentialHeaders, KeywardLayer};
 #[doc(inline)]
 pub use crate::rejection::Rejection;
 #[doc(inline)]
-pub use crate::routes::{AdminCheck, ManagementConfig, OwnerResolver, management_router};
+pub use crate::routes::{AdminCheck, ManagementConfig, OwnerResolver, management_routes};
 #[cfg(feature = "openapi")]
 #[doc(inline)]
-pub use crate::routes::{openapi_document, openapi_router};
+pub use crate::routes::{openapi_document, openapi_route};
 #[doc(inline)]
 pub use crate::scopes::RequireScopes;
 #[doc(inline)]

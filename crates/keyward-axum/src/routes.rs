@@ -229,8 +229,9 @@ struct Mgmt {
 
 type Shared = State<Arc<Mgmt>>;
 
-/// A router with the management routes, to `merge` into the application's router.
-pub fn management_router<S>(keyward: Keyward, config: ManagementConfig) -> Router<S>
+/// A router with the management routes, to `merge` into the application's router (the same
+/// name and arguments as keyward-actix's `management_routes`).
+pub fn management_routes<S>(keyward: Keyward, config: ManagementConfig) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -557,10 +558,9 @@ async fn handle(m: Arc<Mgmt>, req: Request, at: Mount, op: Op) -> Response {
         .unwrap_or_else(|r: Rejection| r.into_response())
 }
 
-/// A router serving `document` (for example `keyward_core::openapi::document`) as JSON at
-/// `path`.
+/// A router serving `document` (from [`openapi_document`]) as JSON at `path`.
 #[cfg(feature = "openapi")]
-pub fn openapi_router<S>(path: &str, document: &utoipa::openapi::OpenApi) -> Router<S>
+pub fn openapi_route<S>(path: &str, document: &utoipa::openapi::OpenApi) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -582,10 +582,12 @@ where
     )
 }
 
-/// The OpenAPI document of the routes `config` mounts.
+/// The OpenAPI document of the routes `config` mounts, with the SigV4 scheme when `keyward`
+/// verifies signed requests.
 #[cfg(feature = "openapi")]
 #[must_use]
-pub fn openapi_document(config: &ManagementConfig, signing: bool) -> utoipa::openapi::OpenApi {
+pub fn openapi_document(config: &ManagementConfig, keyward: &Keyward) -> utoipa::openapi::OpenApi {
+    let signing = keyward.signing_enabled();
     let mut doc = keyward_core::openapi::document(&config.prefix, config.admin.is_some(), signing);
     if !config.self_service {
         let own = |path: &str| {

@@ -11,8 +11,8 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ComponentsBuilder, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
-    Content, HeaderBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr,
-    Required, ResponseBuilder,
+    Content, HeaderBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required,
+    ResponseBuilder,
 };
 use utoipa::{PartialSchema, ToSchema};
 
@@ -22,6 +22,10 @@ use crate::problem::{CONTENT_TYPE as PROBLEM, Problem};
 use crate::service::{
     CreateKeyRequest, CreatedKey, FieldError, KeyPage, RotateKeyRequest, UpdateKeyRequest,
 };
+
+/// The document type (utoipa's), re-exported so that adapters and applications name it
+/// without depending on utoipa.
+pub use utoipa::openapi::OpenApi;
 
 /// Name of the bearer security scheme.
 pub const BEARER_SCHEME: &str = "apiKeyAuth";

@@ -256,7 +256,7 @@ fn router(app: Shared) -> Router {
     // always, the self-service set with --owner-header. Keys (bearer or signed) are verified by
     // the adapter's layer in front; the static admin token is the adapter's admin check.
     let management =
-        keyward_axum::management_router(app.kw.clone(), management_config(&app)).layer(
+        keyward_axum::management_routes(app.kw.clone(), management_config(&app)).layer(
             middleware::from_fn_with_state(Arc::clone(&app), authenticate_management),
         );
     own.merge(management)

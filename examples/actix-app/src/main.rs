@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let auth = KeywardAuth::new(kw.clone());
         let reports = web::resource("/reports").wrap(read.clone()).wrap(auth);
         App::new()
-            .configure(keyward_actix::configure(
+            .configure(keyward_actix::management_routes(
                 kw.clone(),
                 ManagementConfig::new(current_user),
             ))

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::request::Parts;
 use axum::{Json, Router, routing::get};
 use keyward_axum::{Authenticated, KeywardLayer, ManagementConfig, Rejection, RequireScopes};
-use keyward_axum::{management_router, spawn_usage_flusher};
+use keyward_axum::{management_routes, spawn_usage_flusher};
 use keyward_core::{Keyring, Keyward, Pepper};
 use keyward_sea_orm::SeaOrmKeyStore;
 
@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route_layer(RequireScopes::all_of(["reports:read"])?)
         .route("/health", get(|| async { "ok" }))
         .layer(KeywardLayer::new(keyward.clone()))
-        .merge(management_router(
+        .merge(management_routes(
             keyward.clone(),
             ManagementConfig::new(current_user),
         ));

@@ -67,9 +67,11 @@ pub fn configure(keyward: Keyward) -> impl FnOnce(&mut web::ServiceConfig) {
                 Err(Rejection::forbidden("administrator rights are required"))
             }
         });
-        let openapi =
-            keyward_actix::openapi_resource("/openapi.json", &config, keyward.signing_enabled());
-        cfg.configure(keyward_actix::configure(keyward.clone(), config))
+        let openapi = keyward_actix::openapi_route(
+            "/openapi.json",
+            &keyward_actix::openapi_document(&config, &keyward),
+        );
+        cfg.configure(keyward_actix::management_routes(keyward.clone(), config))
             .service(openapi)
             .service(
                 web::resource("/protected")

@@ -8,8 +8,8 @@ use axum::Router;
 use axum::routing::{get, post};
 use http::request::Parts;
 use keyward_axum::{
-    Authenticated, KeywardLayer, ManagementConfig, Rejection, RequireScopes, management_router,
-    openapi_document, openapi_router,
+    Authenticated, KeywardLayer, ManagementConfig, Rejection, RequireScopes, management_routes,
+    openapi_document, openapi_route,
 };
 use keyward_core::Keyward;
 
@@ -37,7 +37,7 @@ pub fn app(keyward: Keyward) -> Router {
             }
         }
     });
-    let doc = openapi_document(&config, keyward.signing_enabled());
+    let doc = openapi_document(&config, &keyward);
     let principal = |Authenticated(p): Authenticated| async move { axum::Json(p) };
     let protected = Router::new()
         .route("/protected", get(principal))
@@ -57,8 +57,8 @@ pub fn app(keyward: Keyward) -> Router {
         .merge(echo)
         .layer(KeywardLayer::new(keyward.clone()))
         .route("/open", get(|| async { "open" }))
-        .merge(management_router(keyward, config))
-        .merge(openapi_router("/openapi.json", &doc))
+        .merge(management_routes(keyward, config))
+        .merge(openapi_route("/openapi.json", &doc))
 }
 
 /// Serves the app on 127.0.0.1:0 in the background; returns the address.
