@@ -25,6 +25,8 @@ pub mod security_md {}
 pub mod key_format_md {}
 #[doc = include_str!("../../../docs/performance.md")]
 pub mod performance_md {}
+#[doc = include_str!("../../../docs/architecture.md")]
+pub mod architecture_md {}
 
 #[cfg(test)]
 mod tests {
