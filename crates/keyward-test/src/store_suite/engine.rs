@@ -1,0 +1,162 @@
+//! Cases that run the engine over the store: a key's whole life, and expiry.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use keyward_core::cache::CacheConfig;
+use keyward_core::clock::ManualClock;
+use keyward_core::engine::{InvalidReason, VerifyError};
+use keyward_core::model::Metadata;
+use keyward_core::service::{CreateKeyRequest, RotateKeyRequest};
+use keyward_core::store::KeyStore;
+use keyward_core::{Actor, Keyring, Keyward, ScopeRequirement, VerifyContext};
+
+use super::*;
+
+pub(crate) fn engine(store: &Arc<dyn KeyStore>, cache: usize) -> Keyward {
+    Keyward::builder(store.clone(), Keyring::insecure_test_keyring())
+        .cache(CacheConfig {
+            capacity: cache,
+            ttl: std::time::Duration::from_secs(30),
+            ..CacheConfig::default()
+        })
+        .build()
+        .expect("engine")
+}
+
+/// Through the full engine, with and without its cache: create → verify → usage flush →
+/// rotate (both keys work during the grace) → revoke → verify fails as revoked.
+pub async fn case_engine_lifecycle(store: Arc<dyn KeyStore>) {
+    for cache in [0, 1000] {
+        let kw = engine(&store, cache);
+        let owner = format!("engine-owner-{cache}");
+        let created = kw
+            .create_key(
+                &owner,
+                CreateKeyRequest {
+                    name: "engine".to_owned(),
+                    scopes: vec!["reports:read".to_owned()],
+                    metadata: Some(Metadata::from_iter([(
+                        "plan".to_owned(),
+                        serde_json::json!("pro"),
+                    )])),
+                    ..CreateKeyRequest::default()
+                },
+            )
+            .await
+            .expect("create_key");
+        let raw = created.api_key.expose_secret().to_owned();
+        let key_id = created.key.id;
+        let need = ScopeRequirement::all_of(["reports:read"]).unwrap();
+        let ctx = VerifyContext::default();
+
+        let p = kw.verify(&raw, &need, &ctx).await.expect("verify");
+        assert_eq!(p.key_id(), key_id);
+        assert_eq!(p.owner_id(), owner);
+        assert_eq!(p.metadata().get("plan"), Some(&serde_json::json!("pro")));
+        let denied = kw
+            .verify(&raw, &ScopeRequirement::all_of(["admin"]).unwrap(), &ctx)
+            .await;
+        assert!(matches!(denied, Err(VerifyError::ScopeDenied { .. })));
+
+        kw.flush_usage().await.expect("flush");
+        let stored = get(&store, &key_id).await;
+        assert!(
+            stored.usage.request_count >= 1,
+            "usage flushed to the store"
+        );
+
+        let rotated = kw
+            .rotate_key(
+                &Actor::owner(&owner),
+                &key_id,
+                RotateKeyRequest::default(),
+                None,
+            )
+            .await
+            .expect("rotate");
+        let new_raw = rotated.api_key.expose_secret().to_owned();
+        let new_id = rotated.key.id;
+        assert_eq!(
+            get(&store, &new_id).await.rotated_from,
+            Some(key_id),
+            "successor remembers its predecessor"
+        );
+        assert!(
+            get(&store, &key_id).await.expires_at.is_some(),
+            "old key expires"
+        );
+        kw.verify(&new_raw, &need, &ctx)
+            .await
+            .expect("successor works");
+        kw.verify(&raw, &need, &ctx)
+            .await
+            .expect("old key works during the grace");
+        let page = kw
+            .list_keys(&Actor::owner(&owner), None, None)
+            .await
+            .expect("list");
+        assert_eq!(page.items.len(), 2);
+
+        let view = kw
+            .revoke_key(&Actor::owner(&owner), &new_id, None)
+            .await
+            .expect("revoke");
+        assert!(view.revoked_at.is_some());
+        let again = kw
+            .revoke_key(&Actor::owner(&owner), &new_id, None)
+            .await
+            .expect("revoke again");
+        assert_eq!(again.revoked_at, view.revoked_at, "idempotent");
+        assert!(matches!(
+            kw.verify(&new_raw, &need, &ctx).await,
+            Err(VerifyError::Invalid(InvalidReason::Revoked))
+        ));
+        kw.verify(&raw, &need, &ctx)
+            .await
+            .expect("the predecessor is unaffected");
+        assert!(
+            kw.revoke_key(&Actor::owner("intruder"), &key_id, None)
+                .await
+                .is_err()
+        );
+        kw.verify(&raw, &need, &ctx)
+            .await
+            .expect("another owner cannot revoke it");
+    }
+}
+
+/// Through the engine with a manual clock: a key with a TTL stops verifying when it expires.
+pub async fn case_engine_expiry(store: Arc<dyn KeyStore>) {
+    let clock = Arc::new(ManualClock::new(keyward_core::clock::micros(Utc::now())));
+    let kw = Keyward::builder(store.clone(), Keyring::insecure_test_keyring())
+        .cache(CacheConfig {
+            capacity: 0,
+            ttl: std::time::Duration::from_secs(30),
+            ..CacheConfig::default()
+        })
+        .clock(clock.clone())
+        .build()
+        .expect("engine");
+    let created = kw
+        .create_key(
+            "expiring",
+            CreateKeyRequest {
+                name: "short".to_owned(),
+                ttl_seconds: Some(60),
+                ..CreateKeyRequest::default()
+            },
+        )
+        .await
+        .expect("create");
+    let raw = created.api_key.expose_secret().to_owned();
+    let ctx = VerifyContext::default();
+    kw.verify(&raw, &ScopeRequirement::none(), &ctx)
+        .await
+        .expect("fresh key");
+    clock.advance(Duration::seconds(61));
+    assert!(matches!(
+        kw.verify(&raw, &ScopeRequirement::none(), &ctx).await,
+        Err(VerifyError::Invalid(InvalidReason::Expired))
+    ));
+}

@@ -1,0 +1,276 @@
+//! Cases about an owner's keys together: pagination, stability under inserts, the maximum, concurrent creates.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use keyward_core::store::{Cursor, KeyStore, StoreErrorKind};
+use keyward_core::{KeyId, KeyRecord};
+
+use super::*;
+
+pub(crate) fn sorted(mut v: Vec<KeyRecord>) -> Vec<KeyRecord> {
+    v.sort_by_key(|r| (r.created_at, r.key_id));
+    v
+}
+
+pub(crate) async fn list_all(store: &Arc<dyn KeyStore>, owner: &str, limit: u32) -> Vec<KeyRecord> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    for _ in 0..1000 {
+        let page = must("list", store.list_by_owner(owner, cursor, limit).await).await;
+        assert!(
+            page.items.len() <= usize::try_from(limit).unwrap(),
+            "page larger than the limit"
+        );
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+    panic!("pagination did not end");
+}
+
+/// Lists are ordered by `(created_at, key_id)` (key ids byte-wise, so `A` < `a`), pages follow
+/// the cursor, the last page has no cursor, and owners are isolated exactly (no prefix or case
+/// folding).
+pub async fn case_list_pagination(store: Arc<dyn KeyStore>) {
+    let owner = "alice";
+    let mut mine = Vec::new();
+    // Ties on created_at, with ids that sort differently under a case-insensitive collation.
+    for s in [
+        "aaaaaaaaaaaa",
+        "AAAAAAAAAAAA",
+        "Baaaaaaaaaaa",
+        "baaaaaaaaaaa",
+        "0aaaaaaaaaaa",
+        "zzzzzzzzzzzz",
+        "Zzzzzzzzzzzz",
+    ] {
+        mine.push(record_with_id(id(s), owner, at(0, 0)));
+    }
+    // Sub-second values of every width, and whole seconds.
+    for (s, us) in [
+        (0, 500_000),
+        (0, 5),
+        (0, 50),
+        (1, 0),
+        (1, 123_456),
+        (1, 123),
+        (2, 999_999),
+        (-1, 999_999),
+        (3600, 100_000),
+    ] {
+        mine.push(record(owner, at(s, us)));
+    }
+    let mut others = Vec::new();
+    for o in ["bob", "alice2", "ALICE", "alic", "alice "] {
+        for us in [0, 1, 2] {
+            others.push(record(o, at(0, us)));
+        }
+    }
+    // Insert in an order unrelated to the listing order.
+    let mut all: Vec<&KeyRecord> = mine.iter().chain(others.iter()).collect();
+    all.sort_by_key(|r| r.key_id.as_str().chars().rev().collect::<String>());
+    for r in all {
+        create(&store, r, None, at(0, 0)).await;
+    }
+    let expected = sorted(mine.clone());
+
+    for limit in [1, 3, 4, 16, 17, 100] {
+        assert_eq!(
+            list_all(&store, owner, limit).await,
+            expected,
+            "listing with page size {limit}"
+        );
+    }
+    // Exact multiple of the page size: the last full page has no cursor.
+    let page = must("list", store.list_by_owner(owner, None, 16).await).await;
+    assert_eq!(page.items.len(), 16);
+    assert!(page.next_cursor.is_none(), "no cursor after the last key");
+    let page = must("list", store.list_by_owner(owner, None, 15).await).await;
+    assert_eq!(page.next_cursor, Some(Cursor::after(&expected[14])));
+
+    // A cursor pointing between stored keys (not at one) still works.
+    let c = Cursor {
+        created_at: at(0, 6),
+        key_id: KeyId::MIN,
+    };
+    let page = must("list", store.list_by_owner(owner, Some(c), 100).await).await;
+    let tail: Vec<KeyRecord> = expected
+        .iter()
+        .filter(|r| (r.created_at, r.key_id) > (c.created_at, c.key_id))
+        .cloned()
+        .collect();
+    assert_eq!(page.items, tail);
+
+    for o in ["bob", "alice2", "ALICE", "alic", "alice "] {
+        let want = sorted(others.iter().filter(|r| r.owner_id == o).cloned().collect());
+        assert_eq!(list_all(&store, o, 2).await, want, "owner {o:?} isolated");
+    }
+    let page = must("list", store.list_by_owner("nobody", None, 10).await).await;
+    assert!(page.items.is_empty() && page.next_cursor.is_none());
+    let page = must("list", store.list_by_owner("", None, 10).await).await;
+    assert!(page.items.is_empty());
+}
+
+/// Keys inserted between pages never shift the listing: one created before the cursor is not
+/// seen by the remaining pages, one created after the last is.
+pub async fn case_list_stable_under_inserts(store: Arc<dyn KeyStore>) {
+    let owner = "paging";
+    let mut mine: Vec<KeyRecord> = (0..10).map(|i| record(owner, at(i, 0))).collect();
+    for r in &mine {
+        create(&store, r, None, at(0, 0)).await;
+    }
+    let expected = sorted(mine.clone());
+    let p1 = must("list", store.list_by_owner(owner, None, 4).await).await;
+    assert_eq!(p1.items, expected[..4]);
+    let early = record(owner, at(-100, 0));
+    let tie_before = record_with_id(KeyId::MIN, owner, expected[2].created_at);
+    let late = record(owner, at(1000, 0));
+    for r in [&early, &tie_before, &late] {
+        create(&store, r, None, at(0, 0)).await;
+    }
+    let mut rest = Vec::new();
+    let mut cursor = p1.next_cursor;
+    while let Some(c) = cursor {
+        let p = must("list", store.list_by_owner(owner, Some(c), 4).await).await;
+        rest.extend(p.items);
+        cursor = p.next_cursor;
+    }
+    let mut want: Vec<KeyRecord> = expected[4..].to_vec();
+    want.push(late.clone());
+    assert_eq!(rest, want, "pages after the cursor");
+    mine.extend([early, tie_before, late]);
+    assert_eq!(list_all(&store, owner, 5).await, sorted(mine));
+}
+
+/// The max-keys check counts keys that are neither revoked nor expired at `now` (inactive keys
+/// count), and a refused create stores nothing.
+pub async fn case_max_keys(store: Arc<dyn KeyStore>) {
+    let owner = "limited";
+    let now = at(1000, 0);
+    let k1 = record(owner, at(1, 0));
+    let mut k2 = record(owner, at(2, 0));
+    k2.is_active = false;
+    let mut k3 = record(owner, at(3, 0));
+    k3.expires_at = Some(now + Duration::seconds(1));
+    for k in [&k1, &k2, &k3] {
+        create(&store, k, Some(3), now).await;
+    }
+    let k4 = record(owner, at(4, 0));
+    expect_kind(
+        "fourth key",
+        store.create(&k4, Some(3), now).await,
+        StoreErrorKind::LimitReached,
+    );
+    assert!(
+        must("get", store.get(&k4.key_id).await).await.is_none(),
+        "refused create stored nothing"
+    );
+    expect_kind(
+        "max 0",
+        store.create(&record("fresh", at(0, 0)), Some(0), now).await,
+        StoreErrorKind::LimitReached,
+    );
+    // A revoked key frees a slot.
+    must("revoke", store.revoke(&k1.key_id, now).await).await;
+    create(&store, &k4, Some(3), now).await;
+    let k5 = record(owner, at(5, 0));
+    expect_kind(
+        "after the freed slot is used",
+        store.create(&k5, Some(3), now).await,
+        StoreErrorKind::LimitReached,
+    );
+    // Expired keys (including one expiring exactly now) don't count; unlimited creates pass.
+    let mut gone = record(owner, at(6, 0));
+    gone.expires_at = Some(now - Duration::microseconds(1));
+    let mut edge = record(owner, at(7, 0));
+    edge.expires_at = Some(now);
+    create(&store, &gone, None, now).await;
+    create(&store, &edge, None, now).await;
+    expect_kind(
+        "expired keys don't free more than they hold",
+        store.create(&k5, Some(3), now).await,
+        StoreErrorKind::LimitReached,
+    );
+    create(&store, &k5, Some(4), now).await; // k2, k3, k4 count: 3 < 4
+    // Two seconds later k3 has expired.
+    let later = now + Duration::seconds(2);
+    let k6 = record(owner, at(8, 0));
+    create(&store, &k6, Some(4), later).await; // k2, k4, k5
+    expect_kind(
+        "full again",
+        store.create(&record(owner, at(9, 0)), Some(4), later).await,
+        StoreErrorKind::LimitReached,
+    );
+    // Other owners are unaffected.
+    create(&store, &record("limited-2", at(0, 0)), Some(1), now).await;
+    create(&store, &record("LIMITED", at(0, 0)), Some(1), now).await;
+    assert_eq!(list_all(&store, owner, 100).await.len(), 8);
+}
+
+/// 50 concurrent creates for one owner with a maximum of 5: exactly 5 succeed, 45 are refused
+/// with `LimitReached`, and 5 keys are stored.
+pub async fn case_concurrent_limit(store: Arc<dyn KeyStore>) {
+    let owner = "racer";
+    let now = at(100, 0);
+    let records: Vec<KeyRecord> = (0..50).map(|i| record(owner, at(i, 0))).collect();
+    let tasks: Vec<_> = records
+        .iter()
+        .cloned()
+        .map(|r| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create(&r, Some(5), now).await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut limited = 0;
+    for t in futures::future::join_all(tasks).await {
+        match t.expect("task") {
+            Ok(()) => ok += 1,
+            Err(e) if e.kind() == StoreErrorKind::LimitReached => limited += 1,
+            Err(e) => panic!("concurrent create: unexpected {:?}: {e}", e.kind()),
+        }
+    }
+    assert_eq!((ok, limited), (5, 45), "exactly 5 creates succeed");
+    assert_eq!(list_all(&store, owner, 100).await.len(), 5);
+    // Another owner racing at the same time is independent.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            let owner = if i % 2 == 0 { "racer-a" } else { "racer-b" };
+            let r = record(owner, at(i, 0));
+            tokio::spawn(async move { store.create(&r, Some(3), now).await.is_ok() })
+        })
+        .collect();
+    let n = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(true)))
+        .count();
+    assert_eq!(n, 6, "3 per owner");
+}
+
+/// Concurrent creates of one key id: exactly one wins, the rest are `Conflict`.
+pub async fn case_concurrent_duplicates(store: Arc<dyn KeyStore>) {
+    let r = record("dups", at(0, 0));
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            let mut r = r.clone();
+            r.name = format!("copy {i}");
+            let max = if i % 2 == 0 { Some(100) } else { None };
+            tokio::spawn(async move { store.create(&r, max, at(0, 0)).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in futures::future::join_all(tasks).await {
+        match t.expect("task") {
+            Ok(()) => ok += 1,
+            Err(e) => assert_eq!(e.kind(), StoreErrorKind::Conflict, "{e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(list_all(&store, "dups", 10).await.len(), 1);
+}
