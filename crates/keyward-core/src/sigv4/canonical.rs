@@ -1,4 +1,5 @@
-//! The SigV4 canonical request: method, normalized path, sorted query, signed headers, payload hash.
+//! The SigV4 canonical request: method, normalized path, sorted query, signed headers and
+//! payload hash.
 
 use super::*;
 
