@@ -5,7 +5,7 @@
 //! - [`admin_scope`]: `/admin/owners/{owner_id}/api-keys…`, the same six routes (prefixes
 //!   configurable); the caller must hold `keyward:admin` (a key, by name) or pass the
 //!   application's [`AdminCheck`], and the owner comes from the path.
-//! - [`configure`]: mounts both (the admin scope only when an admin check is set).
+//! - [`management_routes`]: mounts both (the admin scope only when an admin check is set, the self-service scope unless [`ManagementConfig::admin_only`]).
 //!
 //! Requests that carry an API key are refused (403) unless the application opted in with
 //! [`ManagementConfig::allow_api_key_callers`]: a leaked key must not be able to mint more.

@@ -76,7 +76,7 @@ pub enum VerifyError {
     #[error("client address not in the key's allowlist")]
     IpDenied,
     /// The key has an IP allowlist, and the request reached verification without a client
-    /// address: the application did not pass one ([`VerifyContext::client_ip`]), for example
+    /// address: the application did not pass one ([`VerifyContext::client_ip`](super::VerifyContext::client_ip)), for example
     /// axum served without `into_make_service_with_connect_info`.
     #[error("the key has an IP allowlist but the client address is unknown to the server")]
     IpUnknown,
@@ -164,7 +164,7 @@ impl VerifyError {
     }
 }
 
-/// Why a [`Keyward`] could not be built.
+/// Why a [`Keyward`](super::Keyward) could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {

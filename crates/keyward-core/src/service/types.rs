@@ -1,0 +1,262 @@
+//! What the management service takes and gives: requests, answers, versions, errors.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::ErrorCode;
+use crate::key::{ApiKey, KeyId};
+use crate::model::{Credits, KeyRecord, KeyView, Metadata, RateLimit};
+use crate::store::{StoreError, StoreErrorKind};
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldError {
+    /// The field, as named in the request body (`scopes`, `expires_at`, …).
+    pub field: String,
+    /// A stable machine code (`required`, `too_long`, `in_past`, `not_in_catalog`, …).
+    pub code: String,
+    /// A human explanation. Never contains secrets.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    #[must_use]
+    pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a management call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The request is invalid; one entry per bad field.
+    #[error("validation failed: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Validation(Vec<FieldError>),
+    /// No such key for this owner.
+    #[error("API key not found")]
+    NotFound,
+    /// The owner has the maximum number of keys.
+    #[error("the owner already has the maximum of {0} keys")]
+    LimitReached(u32),
+    /// The actor may not make this change (DESIGN.md §11); one entry per refused field, naming
+    /// the refused scopes where scopes are refused.
+    #[error("not allowed: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Forbidden(Vec<FieldError>),
+    /// The key was rotated already; this is its successor.
+    #[error("the API key was already rotated (successor {0})")]
+    AlreadyRotated(KeyId),
+    /// `If-Match` named another version of the key than the current one.
+    #[error("the API key changed since the version given in If-Match")]
+    PreconditionFailed,
+    /// A backend did not answer.
+    #[error("key store unavailable: {0}")]
+    Unavailable(#[source] StoreError),
+    /// Something that should not happen (random source failure, corrupt data).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// The stable code (and with it the HTTP status).
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Validation(_) => ErrorCode::ValidationFailed,
+            Self::NotFound => ErrorCode::ApiKeyNotFound,
+            Self::LimitReached(_) => ErrorCode::ApiKeyLimitReached,
+            Self::Forbidden(_) => ErrorCode::ManagementForbidden,
+            Self::AlreadyRotated(_) => ErrorCode::ApiKeyAlreadyRotated,
+            Self::PreconditionFailed => ErrorCode::PreconditionFailed,
+            Self::Unavailable(_) | Self::Internal(_) => ErrorCode::AuthUnavailable,
+        }
+    }
+
+    pub(super) fn field(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, code, message)])
+    }
+}
+
+/// Maps a store failure of a management call.
+pub(crate) fn store_err(e: StoreError) -> ServiceError {
+    match e.kind() {
+        StoreErrorKind::NotFound => ServiceError::NotFound,
+        StoreErrorKind::Corrupt
+        | StoreErrorKind::Conflict
+        | StoreErrorKind::Stale
+        | StoreErrorKind::Other => ServiceError::Internal(e.to_string()),
+        _ => ServiceError::Unavailable(e),
+    }
+}
+
+/// Body of `POST /api-keys`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// Human name (1–128 characters).
+    pub name: String,
+    /// Optional description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Scopes to grant; must be allowed by the catalog.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Absolute expiry (must be in the future). Exclusive with `ttl_seconds`.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Lifetime in seconds from now. Exclusive with `expires_at`.
+    #[serde(default)]
+    pub ttl_seconds: Option<i64>,
+    /// Application metadata (a JSON object).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metadata: Option<Metadata>,
+    /// Networks (CIDR or addresses) the key may be used from.
+    #[serde(default)]
+    pub ip_allowlist: Vec<String>,
+    /// Per-key rate limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Usage credits.
+    #[serde(default)]
+    pub credits: Option<Credits>,
+    /// A signing-only key (SigV4); needs an encryption keyring.
+    #[serde(default)]
+    pub signing: bool,
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is absent.
+pub(super) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Body of `PATCH /api-keys/{key_id}`. Absent fields are left alone; `null` clears.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyRequest {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New description; `null` clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub description: Option<Option<String>>,
+    /// New scopes, validated against the catalog exactly as on create.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Deactivate or re-activate.
+    #[serde(default)]
+    pub is_active: Option<bool>,
+    /// New expiry (in the future); `null` removes it (within the policy's maximum lifetime).
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// New metadata.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metadata: Option<Metadata>,
+    /// New allowlist.
+    #[serde(default)]
+    pub ip_allowlist: Option<Vec<String>>,
+    /// New rate limit; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub rate_limit: Option<Option<RateLimit>>,
+    /// New credits; `null` removes them.
+    #[serde(default, deserialize_with = "double_option")]
+    pub credits: Option<Option<Credits>>,
+}
+
+/// Body of `POST /api-keys/{key_id}/rotate`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyRequest {
+    /// How long the old key keeps working (default: the policy's, one hour).
+    #[serde(default)]
+    pub grace_seconds: Option<i64>,
+}
+
+/// A created (or rotated) key: the raw key, this once, and its safe view.
+#[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedKey {
+    /// The raw key. Shown once; keyward cannot show it again.
+    #[serde(serialize_with = "expose")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "kw_live_AbCdEf012345_…"))]
+    pub api_key: ApiKey,
+    /// The safe view.
+    pub key: KeyView,
+}
+
+pub(super) fn expose<S: serde::Serializer>(k: &ApiKey, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(k.expose_secret())
+}
+
+impl fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("api_key", &self.api_key)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// A page of keys for the list route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyPage {
+    /// The keys, oldest first.
+    pub items: Vec<KeyView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The version of a key that management writes are checked against: sent as the `ETag` of a
+/// key and honoured in `If-Match` (`"v<micros>"`). Every management write moves it forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyVersion(i64);
+
+impl KeyVersion {
+    /// The current version of `record`.
+    #[must_use]
+    pub fn of(record: &KeyRecord) -> Self {
+        Self(record.version())
+    }
+
+    /// The version of a key's safe view.
+    #[must_use]
+    pub fn of_view(view: &KeyView) -> Self {
+        Self(view.updated_at.timestamp_micros())
+    }
+
+    /// The entity tag, quotes included: `"v1732876543123456"`.
+    #[must_use]
+    pub fn etag(self) -> String {
+        format!("\"v{}\"", self.0)
+    }
+
+    /// Parses one entity tag as [`KeyVersion::etag`] writes it (a weak `W/` tag never matches a
+    /// strong comparison, so it is refused too).
+    #[must_use]
+    pub fn parse_etag(tag: &str) -> Option<Self> {
+        let inner = tag.trim().strip_prefix("\"v")?.strip_suffix('"')?;
+        if inner.is_empty() || inner.len() > 20 || !inner.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        inner.parse().ok().map(Self)
+    }
+}
