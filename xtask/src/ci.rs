@@ -175,11 +175,7 @@ pub(crate) fn steps(options: Options, tools: &Tools) -> Vec<Step> {
     if !options.quick {
         // Every published crate packages and builds from its package alone (nothing read from
         // the workspace at build time), as `cargo publish` would check it.
-        let mut args = vec!["package", "--allow-dirty"];
-        for name in PUBLISHED {
-            args.extend(["--package", name]);
-        }
-        steps.push(Step::cargo("package", &args));
+        steps.push(Step::cargo("package", &["xtask", "package"]));
     }
 
     if !options.quick {

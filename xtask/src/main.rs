@@ -26,6 +26,7 @@ mod bench;
 mod ci;
 mod fuzz;
 mod migrations;
+mod package;
 mod tidy;
 
 /// A subcommand: its name, a one-line summary, and its entry point.
@@ -50,6 +51,11 @@ const COMMANDS: &[Command] = &[
         name: "migrations",
         about: "generate the SQL migrations under migrations/ [--check]",
         run: migrations::run,
+    },
+    Command {
+        name: "package",
+        about: "cargo package of every published crate, each built from its package alone",
+        run: package::run,
     },
     Command {
         name: "bench",
