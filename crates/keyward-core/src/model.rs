@@ -51,12 +51,11 @@ pub struct Usage {
     pub credits_period: u64,
 }
 
-/// An IPv4 or IPv6 network in CIDR notation (a bare address is a /32 or /128).
+/// An IPv4 or IPv6 network in CIDR notation (a bare address is a /32 or /128), on the `ipnet`
+/// crate. keyward adds what an allowlist needs around it: bare addresses, IPv4-mapped IPv6
+/// clients matching IPv4 networks, and the text form in stores and JSON.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 /// A malformed CIDR or address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,21 +70,19 @@ impl IpNet {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
+    }
+
+    /// The network as the `ipnet` crate's type.
+    #[must_use]
+    pub fn as_ipnet(&self) -> ipnet::IpNet {
+        self.0
+    }
+}
+
+impl From<ipnet::IpNet> for IpNet {
+    fn from(net: ipnet::IpNet) -> Self {
+        Self(net)
     }
 }
 
@@ -94,26 +91,18 @@ impl FromStr for IpNet {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || IpNetError(s.chars().take(64).collect());
-        let (a, p) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = a.trim().parse().map_err(|_| err())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            Some(p) => p.trim().parse::<u8>().map_err(|_| err())?,
-            None => max,
-        };
-        if prefix > max {
-            return Err(err());
+        let s = s.trim();
+        if let Ok(net) = s.parse::<ipnet::IpNet>() {
+            return Ok(Self(net));
         }
-        Ok(Self { addr, prefix })
+        let addr: IpAddr = s.parse().map_err(|_| err())?;
+        Ok(Self(ipnet::IpNet::from(addr)))
     }
 }
 
 impl fmt::Display for IpNet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -614,6 +603,43 @@ impl Default for Policy {
             default_rotation_grace: chrono::Duration::hours(1),
             max_rotation_grace: chrono::Duration::days(30),
             self_service: SelfServiceDefaults::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Allowlist entries: bare addresses are single hosts, CIDR networks match what they cover,
+    /// IPv4-mapped IPv6 clients match IPv4 networks, and the text round-trips.
+    #[test]
+    fn ip_networks() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        assert!(net("10.1.2.3").contains(ip("10.1.2.3")));
+        assert!(!net("10.1.2.3").contains(ip("10.1.2.4")));
+        assert!(net("10.0.0.0/8").contains(ip("10.255.0.1")));
+        assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(net("0.0.0.0/0").contains(ip("192.0.2.1")));
+        assert!(net("10.0.0.0/8").contains(ip("::ffff:10.9.9.9")));
+        assert!(net("2001:db8::/32").contains(ip("2001:db8:1::1")));
+        assert!(!net("2001:db8::/32").contains(ip("10.0.0.1")));
+        assert!(net(" ::1 ").contains(ip("::1")));
+        for text in ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1/32"] {
+            assert_eq!(net(text).to_string(), text);
+        }
+        assert_eq!(net("192.0.2.1").to_string(), "192.0.2.1/32");
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0",
+            "example.com",
+            "10.0.0.0/x",
+        ] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad:?}");
         }
     }
 }

@@ -478,6 +478,16 @@ mod tests {
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("5h3").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
+        assert_eq!(
+            parse_duration(" 1h 30m ").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert!(parse_duration("500ms").is_err(), "whole seconds only");
+        assert!(parse_duration("101y").is_err(), "at most 100 years");
         assert_eq!(parse_optional_duration("none").unwrap(), None);
         assert!(parse_optional_duration("0s").is_err());
     }

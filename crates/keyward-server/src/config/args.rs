@@ -445,7 +445,8 @@ pub(crate) fn parse_bind(s: &str) -> Result<SocketAddr, String> {
     Err("expected HOST:PORT, e.g. 127.0.0.1:8080".into())
 }
 
-/// A duration like `90s`, `30m`, `12h`, `365d`, `2w` or a sum `1h30m`. A bare number is seconds.
+/// A duration like `90s`, `30m`, `12h`, `365d`, `2w` or a sum `1h30m` (humantime's syntax, whole
+/// seconds). A bare number is seconds.
 ///
 /// # Errors
 /// A human-readable reason.
@@ -457,38 +458,16 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(n) = s.parse::<u64>() {
         return Ok(Duration::from_secs(n));
     }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    let mut saw_unit = false;
-    let bad = || format!("expected a duration like 30s, 15m, 12h, 365d (got {s:?})");
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let mult: u64 = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return Err(bad()),
-        };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        total = n
-            .checked_mul(mult)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| "duration too long".to_owned())?;
-        saw_unit = true;
+    let d = humantime::parse_duration(s).map_err(|e| {
+        format!("expected a duration like 30s, 15m, 12h, 365d or 1h30m ({e}: {s:?})")
+    })?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!("durations are whole seconds (got {s:?})"));
     }
-    if !num.is_empty() || !saw_unit {
-        return Err(bad());
-    }
-    if total > 100 * 365 * 86_400 {
+    if d > Duration::from_secs(100 * 365 * 86_400) {
         return Err("duration too long (at most 100 years)".into());
     }
-    Ok(Duration::from_secs(total))
+    Ok(d)
 }
 
 /// A duration or `none`/`never`.

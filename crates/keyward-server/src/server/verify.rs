@@ -138,11 +138,10 @@ pub(super) async fn verify(
 pub(super) fn authz_query(q: Option<&str>) -> Result<ScopeRequirement, Problem> {
     let mut scopes = Vec::new();
     let mut mode = Mode::AllOf;
-    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v)
-            .ok_or_else(|| keyward_core::problem::validation("scope", "invalid", "not UTF-8"))?;
-        match k {
+    // `application/x-www-form-urlencoded`, as nginx and Traefik pass the query on: `+` is a
+    // space, and a malformed or non-UTF-8 escape decodes to text no scope can match (422).
+    for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
             "scope" | "scopes" => scopes.extend(
                 v.split([',', ' '])
                     .map(str::trim)
@@ -150,7 +149,7 @@ pub(super) fn authz_query(q: Option<&str>) -> Result<ScopeRequirement, Problem> 
                     .map(str::to_owned),
             ),
             "mode" => {
-                mode = match v.as_str() {
+                mode = match v.as_ref() {
                     "all_of" => Mode::AllOf,
                     "any_of" => Mode::AnyOf,
                     _ => {
@@ -166,26 +165,6 @@ pub(super) fn authz_query(q: Option<&str>) -> Result<ScopeRequirement, Problem> 
         }
     }
     requirement(&scopes, mode)
-}
-
-pub(super) fn percent_decode(v: &str) -> Option<String> {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let s = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(s, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Headers naming the original method, target and host of a forward-auth request, in order of
