@@ -16,15 +16,16 @@ use crate::rejection::Rejection;
 /// or `Scope` with it (inside an app wrapped by `KeywardAuth`):
 ///
 /// ```no_run
-/// # fn demo() -> Result<(), keyward_core::scope::ScopeError> {
 /// use actix_web::{web, HttpResponse};
 /// use keyward_actix::RequireScopes;
 ///
 /// let reports = web::resource("/reports")
-///     .wrap(RequireScopes::all_of(["reports:read"])?)
+///     .wrap(RequireScopes::all_of_static(["reports:read"]))
 ///     .route(web::get().to(HttpResponse::Ok));
-/// # Ok(()) }
 /// ```
+///
+/// `all_of_static`/`any_of_static` take literals and panic on a malformed one (a bug, found at
+/// startup); `all_of`/`any_of` take scopes from input and return a `Result`.
 ///
 /// Without a caller the answer is 401 `API_KEY_MISSING`; with a caller lacking scopes, 403
 /// `API_KEY_SCOPE_DENIED` listing them.
@@ -56,6 +57,26 @@ impl RequireScopes {
     /// A [`ScopeError`] when a scope is not well formed.
     pub fn any_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
         ScopeRequirement::any_of(scopes).map(Self::new)
+    }
+
+    /// Requires all of `scopes`, written as literals: no `?` where the layer is built.
+    ///
+    /// # Panics
+    /// When a literal is not a well-formed scope (see [`ScopeRequirement::all_of_static`]).
+    #[must_use]
+    #[track_caller]
+    pub fn all_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
+        Self::new(ScopeRequirement::all_of_static(scopes))
+    }
+
+    /// Requires at least one of `scopes`, written as literals.
+    ///
+    /// # Panics
+    /// When a literal is not a well-formed scope (see [`ScopeRequirement::any_of_static`]).
+    #[must_use]
+    #[track_caller]
+    pub fn any_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
+        Self::new(ScopeRequirement::any_of_static(scopes))
     }
 
     /// The requirement.

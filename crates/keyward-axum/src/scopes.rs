@@ -51,6 +51,26 @@ impl RequireScopes {
         ScopeRequirement::any_of(scopes).map(Self::new)
     }
 
+    /// Requires all of `scopes`, written as literals: no `?` where the layer is built.
+    ///
+    /// # Panics
+    /// When a literal is not a well-formed scope (see [`ScopeRequirement::all_of_static`]).
+    #[must_use]
+    #[track_caller]
+    pub fn all_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
+        Self::new(ScopeRequirement::all_of_static(scopes))
+    }
+
+    /// Requires at least one of `scopes`, written as literals.
+    ///
+    /// # Panics
+    /// When a literal is not a well-formed scope (see [`ScopeRequirement::any_of_static`]).
+    #[must_use]
+    #[track_caller]
+    pub fn any_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
+        Self::new(ScopeRequirement::any_of_static(scopes))
+    }
+
     /// The requirement.
     #[must_use]
     pub fn requirement(&self) -> &ScopeRequirement {

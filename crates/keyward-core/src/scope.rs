@@ -276,6 +276,44 @@ impl ScopeRequirement {
         })
     }
 
+    /// All of `scopes`, written as literals in the program: no `Result` to handle where the
+    /// requirement is built (a layer, an actix factory). For scopes from input, use
+    /// [`all_of`](Self::all_of).
+    ///
+    /// # Panics
+    /// When a literal is not a well-formed scope: a bug in the program, found the first time
+    /// the line runs (at startup, where layers are built), with the scope in the message.
+    #[must_use]
+    #[track_caller]
+    pub fn all_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
+        Self::from_literals(Mode::AllOf, &scopes)
+    }
+
+    /// At least one of `scopes`, written as literals (see [`all_of_static`](Self::all_of_static)).
+    ///
+    /// # Panics
+    /// When a literal is not a well-formed scope.
+    #[must_use]
+    #[track_caller]
+    pub fn any_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
+        Self::from_literals(Mode::AnyOf, &scopes)
+    }
+
+    #[track_caller]
+    #[allow(
+        clippy::panic,
+        reason = "a malformed scope literal is a bug in the program"
+    )]
+    fn from_literals(mode: Mode, scopes: &[&'static str]) -> Self {
+        match ScopeSet::parse(scopes) {
+            Ok(set) => Self {
+                mode,
+                scopes: set.0,
+            },
+            Err(e) => panic!("a scope literal is not a well-formed scope: {e}"),
+        }
+    }
+
     /// The combination mode.
     #[must_use]
     pub fn mode(&self) -> Mode {
@@ -380,6 +418,20 @@ mod tests {
 
     fn s(x: &str) -> Scope {
         x.parse().unwrap()
+    }
+
+    #[test]
+    fn static_literals() {
+        let r = ScopeRequirement::all_of_static(["reports:read", "a:x"]);
+        assert_eq!((r.mode(), r.scopes().len()), (Mode::AllOf, 2));
+        let r = ScopeRequirement::any_of_static(["a:x"]);
+        assert_eq!(r.mode(), Mode::AnyOf);
+    }
+
+    #[test]
+    #[should_panic(expected = "a scope literal is not a well-formed scope")]
+    fn a_malformed_static_literal_panics() {
+        let _ = ScopeRequirement::all_of_static(["BAD SCOPE"]);
     }
 
     #[test]

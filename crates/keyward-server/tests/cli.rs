@@ -272,7 +272,11 @@ fn bad_input_is_one_clear_line() {
             vec![],
             "--last-used",
         ),
-        (vec!["serve", "--cache-ttl", "1fortnight"], vec![], "--cache-ttl"),
+        (
+            vec!["serve", "--cache-ttl", "1fortnight"],
+            vec![],
+            "--cache-ttl",
+        ),
         (vec!["serve", "--prefix", "Not-Valid"], vec![], "--prefix"),
         (
             vec!["serve", "--allowed-scopes", "BAD SCOPE"],

@@ -41,10 +41,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flusher = keyward_actix::spawn_usage_flusher(keyward.clone(), Duration::from_secs(10));
 
     let port: u16 = std::env::var("PORT").map_or(Ok(8080), |p| p.parse())?;
-    let (read, kw) = (RequireScopes::all_of(["reports:read"])?, keyward.clone());
+    let kw = keyward.clone();
     HttpServer::new(move || {
-        let auth = KeywardAuth::new(kw.clone());
-        let reports = web::resource("/reports").wrap(read.clone()).wrap(auth);
+        // The factory runs once per worker and cannot use `?`: scope literals need none.
+        let reports = web::resource("/reports")
+            .wrap(RequireScopes::all_of_static(["reports:read"]))
+            .wrap(KeywardAuth::new(kw.clone()));
         App::new()
             .configure(keyward_actix::management_routes(
                 kw.clone(),
