@@ -84,6 +84,7 @@ impl Clock for ManualClock {
 
 /// `t` truncated to microseconds, the precision every store keeps.
 #[must_use]
+#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
 }

@@ -325,6 +325,7 @@ pub trait CreditLedger: Send + Sync + fmt::Debug {
 
 /// The credit period `now` falls in for a key created at `created_at`.
 #[must_use]
+#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub fn credit_period(credits: &Credits, created_at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
     match credits.refill_seconds {
         Some(r) if r > 0 => {
