@@ -171,7 +171,7 @@ fn build(root: &Path, target_dir: &Path, host: &str, opts: &Options) -> Result<(
     if status.success() {
         Ok(())
     } else {
-        Err("building the fuzz targets failed (a C++ compiler is needed for libFuzzer)".into())
+        Err("building the fuzz targets failed: cargo's message is above (libFuzzer also needs a C++ compiler; a dependency change in keyward-core needs fuzz/Cargo.lock updated: `cargo update --manifest-path fuzz/Cargo.toml -p keyward-core`)".into())
     }
 }
 
