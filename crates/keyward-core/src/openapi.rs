@@ -221,7 +221,12 @@ fn list(id: &str, tag: &str) -> Operation {
                 .parameter_in(ParameterIn::Query)
                 .required(Required::False)
                 .description(Some("Page size, 1–100 (default 50)"))
-                .schema(Some(u32::schema())),
+                .schema(Some(
+                    utoipa::openapi::schema::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::Integer)
+                        .minimum(Some(1))
+                        .maximum(Some(crate::store::MAX_PAGE_SIZE)),
+                )),
         )
         .parameter(
             ParameterBuilder::new()
@@ -469,6 +474,13 @@ mod tests {
             paths["/api-keys"]["post"]["responses"]["201"]["headers"]["Cache-Control"].is_object()
         );
         assert!(paths["/api-keys/{key_id}"]["patch"]["responses"]["412"].is_object());
+        // What the server enforces on `limit` is in the document (schemathesis found it missing).
+        let limit = &paths["/api-keys"]["get"]["parameters"][0];
+        assert_eq!(limit["name"], "limit");
+        assert_eq!(
+            (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+            (&serde_json::json!(1), &serde_json::json!(100))
+        );
         let schemas = v["components"]["schemas"].as_object().unwrap();
         for name in [
             "CreateKeyRequest",
