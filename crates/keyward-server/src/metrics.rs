@@ -1,12 +1,18 @@
-//! Prometheus metrics, written by hand in the text exposition format. Every name starts with
-//! `keyward_`: verifications by outcome, a verification latency histogram, cache hits and
-//! misses, pending usage.
+//! Metrics in the OpenMetrics text format (which Prometheus scrapes), on `prometheus-client`,
+//! the official Rust client. Every name starts with `keyward_`: verifications on the `/v1`
+//! routes by outcome and their latency, HTTP requests, and the engine's cache and usage figures,
+//! read at scrape time.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keyward_core::Keyward;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Outcomes of a verification, as label values.
 pub(crate) const OUTCOMES: [&str; 9] = [
@@ -26,115 +32,127 @@ const BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
-/// The counters. Lock-free; one per process.
-#[derive(Debug, Default)]
+/// The media type of [`Metrics::render`]'s text.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
+}
+
+/// The server's metrics. One per process.
+#[derive(Debug)]
 pub(crate) struct Metrics {
-    outcomes: [AtomicU64; OUTCOMES.len()],
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
-    http_requests: AtomicU64,
+    registry: Registry,
+    verify: Family<Outcome, Counter>,
+    latency: Histogram,
+    http_requests: Counter,
 }
 
 impl Metrics {
-    /// Counts one verification with its outcome label (one of [`OUTCOMES`]) and latency.
-    pub(crate) fn verify(&self, outcome: &str, took: Duration) {
-        let i = OUTCOMES
-            .iter()
-            .position(|o| *o == outcome)
-            .unwrap_or(OUTCOMES.len() - 1);
-        if let Some(c) = self.outcomes.get(i) {
-            c.fetch_add(1, Ordering::Relaxed);
+    /// The metrics of a server over `keyward`, every outcome present from the start (at 0).
+    pub(crate) fn new(keyward: Keyward) -> Self {
+        let verify = Family::<Outcome, Counter>::default();
+        for outcome in OUTCOMES {
+            let _ = verify.get_or_create(&Outcome { outcome });
         }
-        let secs = took.as_secs_f64();
-        for (b, bound) in self.buckets.iter().zip(BUCKETS) {
-            if secs <= bound {
-                b.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(
-            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
+        let latency = Histogram::new(BUCKETS);
+        let http_requests = Counter::default();
+        let mut registry = Registry::default();
+        registry.register(
+            "keyward_verify",
+            "Key verifications on the /v1 routes, by outcome",
+            verify.clone(),
         );
+        registry.register(
+            "keyward_verify_duration_seconds",
+            "Time to verify a key",
+            latency.clone(),
+        );
+        registry.register(
+            "keyward_http_requests",
+            "HTTP requests served",
+            http_requests.clone(),
+        );
+        registry.register_collector(Box::new(Engine(keyward)));
+        Self {
+            registry,
+            verify,
+            latency,
+            http_requests,
+        }
+    }
+
+    /// Counts one verification with its outcome label (one of [`OUTCOMES`], else `other`) and
+    /// latency.
+    pub(crate) fn verify(&self, outcome: &str, took: Duration) {
+        let outcome = OUTCOMES
+            .into_iter()
+            .find(|o| *o == outcome)
+            .unwrap_or("other");
+        self.verify.get_or_create(&Outcome { outcome }).inc();
+        self.latency.observe(took.as_secs_f64());
     }
 
     /// Counts one HTTP request.
     pub(crate) fn request(&self) {
-        self.http_requests.fetch_add(1, Ordering::Relaxed);
+        self.http_requests.inc();
     }
 
     /// The exposition text.
-    pub(crate) fn render(&self, kw: &Keyward) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "# HELP keyward_verify_total Key verifications on the /v1 routes, by outcome."
-        );
-        let _ = writeln!(s, "# TYPE keyward_verify_total counter");
-        for (o, c) in OUTCOMES.iter().zip(&self.outcomes) {
-            let _ = writeln!(
-                s,
-                "keyward_verify_total{{outcome=\"{o}\"}} {}",
-                c.load(Ordering::Relaxed)
-            );
+    pub(crate) fn render(&self) -> String {
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %e, "could not encode the metrics");
         }
-        let _ = writeln!(
-            s,
-            "# HELP keyward_verify_duration_seconds Time to verify a key."
-        );
-        let _ = writeln!(s, "# TYPE keyward_verify_duration_seconds histogram");
-        for (b, bound) in self.buckets.iter().zip(BUCKETS) {
-            let _ = writeln!(
-                s,
-                "keyward_verify_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                b.load(Ordering::Relaxed)
-            );
+        text
+    }
+}
+
+/// The engine's own figures, read on each scrape.
+#[derive(Debug)]
+struct Engine(Keyward);
+
+impl Collector for Engine {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let stats = self.0.cache_stats();
+        let counters = [
+            (
+                "keyward_cache_hits",
+                "Key lookups answered from the in-process cache.",
+                stats.hits,
+            ),
+            (
+                "keyward_cache_misses",
+                "Key lookups that went to the store.",
+                stats.misses,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
         }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            s,
-            "keyward_verify_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        #[allow(clippy::cast_precision_loss)]
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        let _ = writeln!(s, "keyward_verify_duration_seconds_sum {sum}");
-        let _ = writeln!(s, "keyward_verify_duration_seconds_count {count}");
-        let stats = kw.cache_stats();
-        let _ = writeln!(
-            s,
-            "# HELP keyward_cache_hits_total Key lookups answered from the in-process cache."
-        );
-        let _ = writeln!(s, "# TYPE keyward_cache_hits_total counter");
-        let _ = writeln!(s, "keyward_cache_hits_total {}", stats.hits);
-        let _ = writeln!(
-            s,
-            "# HELP keyward_cache_misses_total Key lookups that went to the store."
-        );
-        let _ = writeln!(s, "# TYPE keyward_cache_misses_total counter");
-        let _ = writeln!(s, "keyward_cache_misses_total {}", stats.misses);
-        let _ = writeln!(
-            s,
-            "# HELP keyward_cache_entries Key records in the in-process cache."
-        );
-        let _ = writeln!(s, "# TYPE keyward_cache_entries gauge");
-        let _ = writeln!(s, "keyward_cache_entries {}", stats.entries);
-        let _ = writeln!(
-            s,
-            "# HELP keyward_usage_pending Keys with usage waiting to be flushed."
-        );
-        let _ = writeln!(s, "# TYPE keyward_usage_pending gauge");
-        let _ = writeln!(s, "keyward_usage_pending {}", kw.pending_usage());
-        let _ = writeln!(
-            s,
-            "# HELP keyward_http_requests_total HTTP requests served."
-        );
-        let _ = writeln!(s, "# TYPE keyward_http_requests_total counter");
-        let _ = writeln!(
-            s,
-            "keyward_http_requests_total {}",
-            self.http_requests.load(Ordering::Relaxed)
-        );
-        s
+        let gauges = [
+            (
+                "keyward_cache_entries",
+                "Key records in the in-process cache.",
+                stats.entries,
+            ),
+            (
+                "keyward_usage_pending",
+                "Keys with usage waiting to be flushed.",
+                self.0.pending_usage(),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
     }
 }

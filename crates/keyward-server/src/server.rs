@@ -155,7 +155,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
         admin_token,
         owner_header: settings.owner_header.clone(),
         client_ip_header: settings.client_ip_header.clone(),
-        metrics: Metrics::default(),
+        metrics: Metrics::new(kw.clone()),
     });
     let router = router(Arc::clone(&app)).layer(middleware::from_fn_with_state(
         crate::abuse::Guard::new(settings.max_concurrent_requests, settings.request_timeout),

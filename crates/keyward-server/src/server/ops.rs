@@ -51,15 +51,8 @@ pub(super) async fn readyz(State(app): State<Shared>) -> Response {
 }
 
 pub(super) async fn metrics(State(app): State<Shared>) -> Response {
-    let body = app.metrics.render(&app.kw);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    let body = app.metrics.render();
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 pub(super) async fn openapi(State(app): State<Shared>) -> Response {
