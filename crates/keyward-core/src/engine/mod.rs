@@ -31,6 +31,7 @@ use crate::throttle::{FailureThrottle, Throttle};
 mod builder;
 mod cache;
 mod errors;
+mod signed;
 mod usage;
 
 pub use builder::KeywardBuilder;
