@@ -396,22 +396,6 @@ impl ScopeCatalog {
     }
 }
 
-/// Downscopes a key at verify time from its owner's current rights, so a key never outlives
-/// them. Called with the owner and the key's granted scopes; returns the effective scopes.
-#[async_trait::async_trait]
-pub trait ScopeAuthority: Send + Sync + fmt::Debug {
-    /// The scopes the key may use now; typically `key_scopes.intersect(&owner_rights)`.
-    ///
-    /// # Errors
-    /// A [`crate::store::StoreError`] when the owner's rights cannot be read (the request then
-    /// fails closed with 503).
-    async fn effective_scopes(
-        &self,
-        owner_id: &str,
-        key_scopes: &ScopeSet,
-    ) -> Result<ScopeSet, crate::store::StoreError>;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

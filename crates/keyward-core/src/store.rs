@@ -1,5 +1,5 @@
-//! The seams: [`KeyStore`], [`NonceStore`], [`RateLimiter`], [`CreditLedger`] and
-//! [`InvalidationBus`]. Backends live in their own crates; in-memory ones are in
+//! The seams: [`KeyStore`], [`NonceStore`], [`RateLimiter`], [`CreditLedger`],
+//! [`InvalidationBus`], [`FailureLedger`] and [`ScopeAuthority`]. Backends live in their own crates; in-memory ones are in
 //! [`crate::memory`].
 
 use std::borrow::Cow;
@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::digest::KeyDigest;
 use crate::key::KeyId;
 use crate::model::{Credits, KeyRecord, RateLimit};
+use crate::scope::ScopeSet;
 
 /// What went wrong in a backend, in terms the engine can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,4 +385,20 @@ pub trait FailureLedger: Send + Sync + fmt::Debug {
     /// # Errors
     /// `Unavailable`.
     async fn failures(&self, bucket: &str) -> Result<Option<(u32, Duration)>, StoreError>;
+}
+
+/// Downscopes a key at verify time from its owner's current rights, so a key never outlives
+/// them. Called with the owner and the key's granted scopes; returns the effective scopes.
+#[async_trait::async_trait]
+pub trait ScopeAuthority: Send + Sync + fmt::Debug {
+    /// The scopes the key may use now; typically `key_scopes.intersect(&owner_rights)`.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the owner's rights cannot be read (the request then
+    /// fails closed with 503).
+    async fn effective_scopes(
+        &self,
+        owner_id: &str,
+        key_scopes: &ScopeSet,
+    ) -> Result<ScopeSet, StoreError>;
 }

@@ -9,7 +9,7 @@ use crate::crypto::EncryptionKeyring;
 use crate::digest::Keyring;
 use crate::memory::{MemoryCreditLedger, MemoryNonceStore, MemoryRateLimiter};
 use crate::model::Policy;
-use crate::scope::ScopeAuthority;
+use crate::store::ScopeAuthority;
 use crate::store::{
     CreditLedger, FailureLedger, InvalidationBus, KeyStore, NonceStore, RateLimiter,
 };

@@ -21,7 +21,8 @@ use crate::crypto::EncryptionKeyring;
 use crate::digest::{DigestAlgorithm, DigestMatch, Keyring};
 use crate::key::{KeyId, ParsedKey};
 use crate::model::{KeyState, LastUsedStrategy, Policy, Principal};
-use crate::scope::{ScopeAuthority, ScopeRequirement};
+use crate::scope::ScopeRequirement;
+use crate::store::ScopeAuthority;
 use crate::store::{
     Admission, CreditLedger, FailureLedger, InvalidationBus, KeyStore, NonceStore, RateLimiter,
     UsageDelta,
