@@ -10,7 +10,6 @@ use keyward_core::{CacheConfig, KeyStore, Keyring, Keyward, Policy};
 use keyward_redis::RedisBackend;
 use keyward_sea_orm::SeaOrmKeyStore;
 
-use crate::config::redact_url;
 use crate::error::AppError;
 
 /// An open store.
@@ -223,3 +222,26 @@ pub(crate) fn redis(url: &str) -> Result<RedisBackend, AppError> {
 
 /// Namespace of keyward's Redis keys and channels.
 const REDIS_PREFIX: &str = "keyward";
+
+/// A URL with any password replaced, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.chars().take(200).collect();
+    };
+    let (authority, tail) = rest
+        .split_once('/')
+        .map_or((rest, None), |(a, t)| (a, Some(t)));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let mut out = format!("{scheme}://{authority}");
+    if let Some(t) = tail {
+        out.push('/');
+        out.push_str(t);
+    }
+    out.chars().take(200).collect()
+}

@@ -19,6 +19,7 @@ use keyward_core::sigv4::SignatureError;
 use keyward_core::{CacheConfig, KeyFormat, Policy};
 use serde::Deserialize;
 
+use crate::backend::redact_url;
 use crate::error::AppError;
 
 /// Scopes the server itself uses; always grantable, whatever `--allowed-scopes` says.
@@ -432,29 +433,6 @@ fn header_name(
             .map(Some)
             .map_err(|_| AppError::config(format!("invalid {flag} {h:?}: not a header name"))),
     }
-}
-
-/// A URL with any password replaced, for messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.chars().take(200).collect();
-    };
-    let (authority, tail) = rest
-        .split_once('/')
-        .map_or((rest, None), |(a, t)| (a, Some(t)));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let mut out = format!("{scheme}://{authority}");
-    if let Some(t) = tail {
-        out.push('/');
-        out.push_str(t);
-    }
-    out.chars().take(200).collect()
 }
 
 #[cfg(test)]

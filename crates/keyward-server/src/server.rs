@@ -31,7 +31,8 @@ use keyward_core::{Keyward, Problem};
 use tower::ServiceExt as _;
 
 use crate::admin::{self, AdminToken};
-use crate::config::{ADMIN_SCOPE, Settings, redact_url};
+use crate::backend::redact_url;
+use crate::config::{ADMIN_SCOPE, Settings};
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::{backend, pepper};

@@ -395,7 +395,7 @@ impl std::ops::Deref for SecretUrl {
 
 impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", super::redact_url(&self.0))
+        write!(f, "{:?}", crate::backend::redact_url(&self.0))
     }
 }
 
