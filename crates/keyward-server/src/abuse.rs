@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use keyward_core::Problem;
 use keyward_core::error::ErrorCode;
 use keyward_core::throttle::FailureThrottle;
 use tokio::sync::Semaphore;
 
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 
 /// Default of `--failure-throttle`.
 pub(crate) const DEFAULT_FAILURE_THROTTLE: &str = "50/60s";
@@ -67,7 +67,7 @@ fn problem(code: ErrorCode, status: u16, title: &str, detail: &str) -> Response 
     let mut p = Problem::new(code, Some(detail.to_owned()));
     p.status = status;
     title.clone_into(&mut p.title);
-    crate::server::problem(&p)
+    keyward_axum::Rejection::from(p).into_response()
 }
 
 /// Refuses a request beyond `--max-concurrent-requests` at once (`503`, `Retry-After: 1`), and
@@ -93,7 +93,7 @@ pub(crate) async fn guard(State(guard): State<Guard>, req: Request, next: Next) 
             let p = keyward_core::http::request_timeout(
                 "the request (with its body) took longer than the server allows",
             );
-            let mut res = crate::server::problem(&p);
+            let mut res = keyward_axum::Rejection::from(p).into_response();
             res.headers_mut().insert(
                 axum::http::header::CONNECTION,
                 axum::http::HeaderValue::from_static("close"),

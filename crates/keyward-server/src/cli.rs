@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use keyward_core::service::{CreateKeyRequest, CreatedKey, RotateKeyRequest};
 use keyward_core::{Actor, KeyId, KeyView, Keyward};
 
-use crate::config::{KeysArgs, KeysCommand, MigrateArgs, parse_duration};
+use crate::config::{KeysArgs, KeysCommand, MigrateArgs};
+use crate::duration::parse_duration;
 use crate::error::AppError;
 use crate::{backend, config, pepper};
 

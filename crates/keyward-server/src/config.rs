@@ -20,6 +20,7 @@ use keyward_core::{CacheConfig, KeyFormat, Policy};
 use serde::Deserialize;
 
 use crate::backend::redact_url;
+use crate::duration::parse_duration;
 use crate::error::AppError;
 
 /// Scopes the server itself uses; always grantable, whatever `--allowed-scopes` says.

@@ -13,6 +13,7 @@ mod admin;
 mod backend;
 mod cli;
 mod config;
+mod duration;
 mod encryption;
 mod error;
 mod metrics;

@@ -5,7 +5,7 @@
 
 use keyward_core::model::{Credits, RateLimit, SelfServiceDefaults};
 
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 use crate::error::AppError;
 
 /// `REQUESTS/WINDOW`, e.g. `100/60s` or `1000/1h`.

@@ -43,7 +43,7 @@ mod reply;
 mod verify;
 
 use ops::{healthz, metrics, openapi, openapi_document, readyz};
-pub(crate) use reply::problem;
+use reply::problem;
 use reply::{json, not_found};
 use verify::{authz, verify, whoami};
 

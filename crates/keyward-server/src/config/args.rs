@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use keyward_core::model::LastUsedStrategy;
 use serde::Deserialize;
 
+use crate::duration::parse_duration;
+
 /// keyward: API-key authentication server and admin CLI.
 #[derive(Debug, Parser)]
 #[command(name = "keyward", version, about, long_about = None, propagate_version = true)]
@@ -443,31 +445,6 @@ pub(crate) fn parse_bind(s: &str) -> Result<SocketAddr, String> {
         ));
     }
     Err("expected HOST:PORT, e.g. 127.0.0.1:8080".into())
-}
-
-/// A duration like `90s`, `30m`, `12h`, `365d`, `2w` or a sum `1h30m` (humantime's syntax, whole
-/// seconds). A bare number is seconds.
-///
-/// # Errors
-/// A human-readable reason.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(n));
-    }
-    let d = humantime::parse_duration(s).map_err(|e| {
-        format!("expected a duration like 30s, 15m, 12h, 365d or 1h30m ({e}: {s:?})")
-    })?;
-    if d.subsec_nanos() != 0 {
-        return Err(format!("durations are whole seconds (got {s:?})"));
-    }
-    if d > Duration::from_secs(100 * 365 * 86_400) {
-        return Err("duration too long (at most 100 years)".into());
-    }
-    Ok(d)
 }
 
 /// A duration or `none`/`never`.
