@@ -10,9 +10,9 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::management::{CreateKeyRequest, FieldError, ServiceError, UpdateKeyRequest};
 use crate::model::{Deactivator, KeyRecord, Principal};
 use crate::scope::{RESERVED_NAMESPACE, ScopeSet};
-use crate::service::{CreateKeyRequest, FieldError, ServiceError, UpdateKeyRequest};
 
 /// What kind of caller an [`Actor`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod key;
 pub mod maintenance;
+mod management;
 pub mod memory;
 pub mod model;
 #[cfg(feature = "openapi")]

@@ -11,10 +11,9 @@ use crate::model::{Deactivator, KeyRecord, KeyView, Usage};
 use crate::scope::ScopeSet;
 use crate::store::{Cursor, MAX_PAGE_SIZE, StoreError, StoreErrorKind};
 
-mod types;
 mod validate;
 
-pub use types::*;
+pub use crate::management::*;
 use validate::*;
 
 impl Keyward {

@@ -1,4 +1,6 @@
-//! What the management service takes and gives: requests, answers, versions, errors.
+//! What the management service takes and gives: requests, answers, versions, errors. Public as
+//! `keyward_core::service::*`; a module of its own so that the rules (`authz`) and the service
+//! share the types without importing each other.
 
 use std::fmt;
 
