@@ -587,14 +587,10 @@ where
 #[cfg(feature = "openapi")]
 #[must_use]
 pub fn openapi_document(config: &ManagementConfig, keyward: &Keyward) -> utoipa::openapi::OpenApi {
-    let signing = keyward.signing_enabled();
-    let mut doc = keyward_core::openapi::document(&config.prefix, config.admin.is_some(), signing);
-    if !config.self_service {
-        let own = |path: &str| {
-            path.strip_prefix(config.prefix.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        };
-        doc.paths.paths.retain(|path, _| !own(path));
-    }
-    doc
+    keyward_core::openapi::document(&keyward_core::openapi::Mounted {
+        prefix: &config.prefix,
+        self_service: config.self_service,
+        admin: config.admin.is_some(),
+        signing: keyward.signing_enabled(),
+    })
 }

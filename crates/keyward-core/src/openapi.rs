@@ -346,15 +346,35 @@ fn six_routes(
     paths
 }
 
-/// The management routes' OpenAPI document.
-///
-/// `prefix` is where the self-service routes are mounted (default `/api-keys`); with `admin`,
-/// the admin routes under `/admin/owners/{owner_id}{prefix}` (the same six) are described too;
-/// with `signing`, the `apiKeyHmacAuth` (SigV4) security scheme is added beside `apiKeyAuth`.
+/// Which management routes a document describes: what an adapter (or the server) mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mounted<'a> {
+    /// Where the self-service routes are (default `/api-keys`); the admin routes are under
+    /// `/admin/owners/{owner_id}{prefix}`.
+    pub prefix: &'a str,
+    /// The six self-service routes are mounted.
+    pub self_service: bool,
+    /// The six admin routes are mounted.
+    pub admin: bool,
+    /// Signed requests are verified: the `apiKeyHmacAuth` (SigV4) security scheme is added
+    /// beside `apiKeyAuth`.
+    pub signing: bool,
+}
+
+/// The OpenAPI document of the management routes `mounted` describes.
 #[must_use]
-pub fn document(prefix: &str, admin: bool, signing: bool) -> OpenApi {
+pub fn document(mounted: &Mounted<'_>) -> OpenApi {
+    let Mounted {
+        prefix,
+        self_service,
+        admin,
+        signing,
+    } = *mounted;
     let prefix = prefix.trim_end_matches('/');
-    let mut paths = six_routes(PathsBuilder::new(), prefix, "", "api-keys", &Vec::new);
+    let mut paths = PathsBuilder::new();
+    if self_service {
+        paths = six_routes(paths, prefix, "", "api-keys", &Vec::new);
+    }
     if admin {
         let owner_id = || vec![path_param("owner_id", "The owner whose keys are managed")];
         paths = six_routes(
@@ -435,13 +455,22 @@ fn path_item(ops: Vec<(HttpMethod, Operation)>, params: Vec<ParameterBuilder>) -
 mod tests {
     use super::*;
 
+    fn mounted(prefix: &str, admin: bool, signing: bool) -> Mounted<'_> {
+        Mounted {
+            prefix,
+            self_service: true,
+            admin,
+            signing,
+        }
+    }
+
     fn json_of(doc: &OpenApi) -> serde_json::Value {
         serde_json::to_value(doc).unwrap()
     }
 
     #[test]
     fn describes_every_route_and_schema() {
-        let v = json_of(&document("/api-keys", true, false));
+        let v = json_of(&document(&mounted("/api-keys", true, false)));
         let paths = v["paths"].as_object().unwrap();
         assert!(paths["/api-keys"]["post"].is_object());
         assert!(paths["/api-keys"]["get"].is_object());
@@ -510,7 +539,7 @@ mod tests {
 
     #[test]
     fn every_ref_resolves() {
-        let v = json_of(&document("/keys/", true, true));
+        let v = json_of(&document(&mounted("/keys/", true, true)));
         let text = v.to_string();
         let schemas = v["components"]["schemas"].as_object().unwrap();
         for part in text.split("#/components/schemas/").skip(1) {
@@ -525,7 +554,7 @@ mod tests {
 
     #[test]
     fn signing_adds_the_hmac_scheme_and_admin_is_optional() {
-        let v = json_of(&document("/api-keys", false, true));
+        let v = json_of(&document(&mounted("/api-keys", false, true)));
         assert_eq!(
             v["components"]["securitySchemes"][HMAC_SCHEME]["in"],
             "header"

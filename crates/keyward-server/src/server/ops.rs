@@ -65,15 +65,17 @@ pub(super) async fn openapi(State(app): State<Shared>) -> Response {
 
 /// The management document from core, plus the server's own routes.
 pub(super) fn openapi_document(self_service: bool, signing: bool) -> Bytes {
-    let doc = keyward_core::openapi::document("/api-keys", true, signing);
+    let doc = keyward_core::openapi::document(&keyward_core::openapi::Mounted {
+        prefix: "/api-keys",
+        self_service,
+        admin: true,
+        signing,
+    });
     let mut v = serde_json::to_value(&doc).unwrap_or_default();
     if let Some(paths) = v
         .get_mut("paths")
         .and_then(serde_json::Value::as_object_mut)
     {
-        if !self_service {
-            paths.retain(|k, _| !k.starts_with("/api-keys"));
-        }
         let problem = serde_json::json!({
             "description": "Problem document",
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
