@@ -256,9 +256,10 @@ fn router(app: Shared) -> Router {
     // The management routes are keyward-axum's, as in any axum application: the admin set
     // always, the self-service set with --owner-header. Keys (bearer or signed) are verified by
     // the adapter's layer in front; the static admin token is the adapter's admin check.
+    let keys = keyward_axum::KeywardLayer::new(app.kw.clone()).client_ip(client_ip_fn(&app));
     let management =
         keyward_axum::management_routes(app.kw.clone(), management_config(&app)).layer(
-            middleware::from_fn_with_state(Arc::clone(&app), authenticate_management),
+            middleware::from_fn_with_state((Arc::clone(&app), keys), authenticate_management),
         );
     own.merge(management)
         .fallback(not_found)
@@ -295,20 +296,33 @@ fn management_config(app: &Shared) -> keyward_axum::ManagementConfig {
         }
         None => keyward_axum::ManagementConfig::admin_only(admin),
     };
-    let ips = Arc::clone(app);
-    config.client_ip(move |headers, extensions| ips.client_ip_of(headers, extensions))
+    config.client_ip(client_ip_fn(app))
 }
 
-/// keyward-axum's `KeywardLayer` in front of the management routes, except for requests that
-/// carry the static admin token: that token is no API key, and the layer would refuse it.
-async fn authenticate_management(State(app): State<Shared>, req: Request, next: Next) -> Response {
+/// The client address as this server decides it (`--client-ip-header`, else the peer), in the
+/// form keyward-axum's layer and management routes take.
+fn client_ip_fn(
+    app: &Shared,
+) -> impl Fn(&axum::http::HeaderMap, &axum::http::Extensions) -> Option<std::net::IpAddr>
++ Send
++ Sync
++ 'static {
+    let app = Arc::clone(app);
+    move |headers, extensions| app.client_ip_of(headers, extensions)
+}
+
+/// keyward-axum's `KeywardLayer` (`keys`, built once in [`router`]) in front of the management
+/// routes, except for requests that carry the static admin token: that token is no API key, and
+/// the layer would refuse it.
+async fn authenticate_management(
+    State((app, keys)): State<(Shared, keyward_axum::KeywardLayer)>,
+    req: Request,
+    next: Next,
+) -> Response {
     if app.token_presented(req.headers()) {
         return next.run(req).await;
     }
-    let ips = Arc::clone(&app);
-    let layer = keyward_axum::KeywardLayer::new(app.kw.clone())
-        .client_ip(move |headers, extensions| ips.client_ip_of(headers, extensions));
-    match tower::Layer::layer(&layer, next).oneshot(req).await {
+    match tower::Layer::layer(&keys, next).oneshot(req).await {
         Ok(res) => res,
         Err(never) => match never {},
     }
