@@ -5,58 +5,41 @@
 //! The tests below also check that each framework page shows its example program verbatim.
 #![forbid(unsafe_code)]
 
-#[doc = include_str!("../../../README.md")]
-pub mod readme {}
-#[doc = include_str!("../../../docs/axum.md")]
-pub mod axum_md {}
-#[doc = include_str!("../../../docs/actix.md")]
-pub mod actix_md {}
-#[doc = include_str!("../../../docs/databases.md")]
-pub mod databases_md {}
-#[doc = include_str!("../../../docs/redis.md")]
-pub mod redis_md {}
-#[doc = include_str!("../../../docs/signing.md")]
-pub mod signing_md {}
-#[doc = include_str!("../../../docs/server.md")]
-pub mod server_md {}
-#[doc = include_str!("../../../docs/security.md")]
-pub mod security_md {}
-#[doc = include_str!("../../../docs/key-format.md")]
-pub mod key_format_md {}
-#[doc = include_str!("../../../docs/performance.md")]
-pub mod performance_md {}
-#[doc = include_str!("../../../docs/architecture.md")]
-pub mod architecture_md {}
+/// One module per page, its text as the module's docs (so rustdoc compiles its snippets), and
+/// [`PAGES`] listing the same pages for the checks below: one list, so that no page is compiled
+/// without being checked, or the other way round.
+macro_rules! pages {
+    ($($module:ident => $path:literal,)*) => {
+        $(
+            #[doc = include_str!(concat!("../../../", $path))]
+            pub mod $module {}
+        )*
+
+        /// Every page whose snippets the doc tests compile: `(path, text)`.
+        pub const PAGES: &[(&str, &str)] = &[
+            $(($path, include_str!(concat!("../../../", $path))),)*
+        ];
+    };
+}
+
+pages! {
+    readme => "README.md",
+    axum_md => "docs/axum.md",
+    actix_md => "docs/actix.md",
+    databases_md => "docs/databases.md",
+    redis_md => "docs/redis.md",
+    signing_md => "docs/signing.md",
+    server_md => "docs/server.md",
+    security_md => "docs/security.md",
+    key_format_md => "docs/key-format.md",
+    performance_md => "docs/performance.md",
+    architecture_md => "docs/architecture.md",
+}
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::panic)]
-
-    /// Every page whose snippets the doc tests above compile.
-    const PAGES: &[(&str, &str)] = &[
-        ("README.md", include_str!("../../../README.md")),
-        ("docs/axum.md", include_str!("../../../docs/axum.md")),
-        ("docs/actix.md", include_str!("../../../docs/actix.md")),
-        (
-            "docs/databases.md",
-            include_str!("../../../docs/databases.md"),
-        ),
-        ("docs/redis.md", include_str!("../../../docs/redis.md")),
-        ("docs/signing.md", include_str!("../../../docs/signing.md")),
-        ("docs/server.md", include_str!("../../../docs/server.md")),
-        (
-            "docs/security.md",
-            include_str!("../../../docs/security.md"),
-        ),
-        (
-            "docs/key-format.md",
-            include_str!("../../../docs/key-format.md"),
-        ),
-        (
-            "docs/performance.md",
-            include_str!("../../../docs/performance.md"),
-        ),
-    ];
+    use super::PAGES;
 
     /// A Rust block the doc tests skip (`ignore`) is a snippet nobody checks; a bare fence is
     /// taken for Rust by rustdoc, so text blocks must say `text`.
