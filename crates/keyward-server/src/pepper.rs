@@ -205,10 +205,13 @@ fn refuse_shared(file: &Path) -> Result<(), AppError> {
 /// beside it, which is then hard-linked into place. Instances starting together never read a
 /// half-written file, and only one of them publishes (`false`: another did first).
 fn publish_pepper_file(path: &Path, pepper: &Pepper) -> Result<bool, AppError> {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(pepper.expose_secret());
+    let encoded = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD.encode(pepper.expose_secret()),
+    );
     let body = zeroize::Zeroizing::new(format!(
         "# keyward pepper for the SQLite database beside this file. Keep it secret and keep it:\n\
-         # without it no existing key verifies. Format: VERSION:BASE64 (one per line).\n1:{encoded}\n"
+         # without it no existing key verifies. Format: VERSION:BASE64 (one per line).\n1:{}\n",
+        encoded.as_str()
     ));
     let io = |what: &str, e: std::io::Error| {
         AppError::Io(format!("cannot {what} pepper file {}: {e}", path.display()))
