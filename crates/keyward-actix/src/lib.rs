@@ -19,8 +19,7 @@ pub use crate::middleware::KeywardAuth;
 pub use crate::rejection::Rejection;
 #[doc(inline)]
 pub use crate::routes::{
-    AdminCheck, ManagementConfig, OwnerResolver, admin_scope, json_config, management_routes,
-    management_scope,
+    AdminCheck, ManagementConfig, OwnerResolver, json_config, management_routes,
 };
 #[cfg(feature = "openapi")]
 #[doc(inline)]

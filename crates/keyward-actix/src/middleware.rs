@@ -27,9 +27,10 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forwar
 use actix_web::{Error, HttpMessage};
 use futures::FutureExt as _;
 use futures::future::{Either, LocalBoxFuture, Map, Ready, ready};
-use keyward_core::{Keyward, ScopeRequirement, VerifyContext, VerifyError};
+use keyward_core::http::{Decision, Gate};
+use keyward_core::{Keyward, ScopeRequirement, VerifyContext};
 
-use crate::credentials::{Credential, CredentialHeaders};
+use crate::credentials::CredentialHeaders;
 use crate::rejection::Rejection;
 use crate::signed;
 
@@ -37,24 +38,11 @@ use crate::signed;
 /// header behind a proxy).
 pub type ClientIpFn = dyn Fn(&ServiceRequest) -> Option<IpAddr> + Send + Sync;
 
+#[derive(Clone)]
 struct Config {
-    keyward: Keyward,
+    gate: Gate,
     headers: CredentialHeaders,
-    requirement: ScopeRequirement,
-    required: bool,
     client_ip: Option<Arc<ClientIpFn>>,
-}
-
-impl Config {
-    fn copy(&self) -> Self {
-        Self {
-            keyward: self.keyward.clone(),
-            headers: self.headers.clone(),
-            requirement: self.requirement.clone(),
-            required: self.required,
-            client_ip: self.client_ip.clone(),
-        }
-    }
 }
 
 /// The authentication middleware. Wrap an `App`, a `Scope` or a `Resource` with it:
@@ -85,10 +73,8 @@ pub struct KeywardAuth {
 impl std::fmt::Debug for KeywardAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeywardAuth")
-            .field("keyward", &self.config.keyward)
+            .field("gate", &self.config.gate)
             .field("headers", &self.config.headers)
-            .field("requirement", &self.config.requirement)
-            .field("required", &self.config.required)
             .field("custom_client_ip", &self.config.client_ip.is_some())
             .finish()
     }
@@ -103,10 +89,8 @@ impl KeywardAuth {
     pub fn new(keyward: Keyward) -> Self {
         Self {
             config: Arc::new(Config {
-                keyward,
+                gate: Gate::new(keyward),
                 headers: CredentialHeaders::default(),
-                requirement: ScopeRequirement::none(),
-                required: false,
                 client_ip: None,
             }),
         }
@@ -116,7 +100,7 @@ impl KeywardAuth {
         match Arc::get_mut(&mut self.config) {
             Some(c) => f(c),
             None => {
-                let mut c = self.config.copy();
+                let mut c = Config::clone(&self.config);
                 f(&mut c);
                 self.config = Arc::new(c);
             }
@@ -128,17 +112,14 @@ impl KeywardAuth {
     /// key's rate limit and credits are charged. Implies [`KeywardAuth::required`].
     #[must_use]
     pub fn require(self, requirement: ScopeRequirement) -> Self {
-        self.edit(|c| {
-            c.requirement = requirement;
-            c.required = true;
-        })
+        self.edit(|c| c.gate.set_requirement(requirement))
     }
 
     /// Answers `401 API_KEY_MISSING` when the request presents no keyward credential, instead
     /// of passing it on.
     #[must_use]
     pub fn required(self) -> Self {
-        self.edit(|c| c.required = true)
+        self.edit(|c| c.gate.set_required())
     }
 
     /// Reads credentials from these headers instead of `Authorization` / `X-API-Key`.
@@ -213,94 +194,52 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        self.config.headers.mark_sensitive(req.headers_mut());
+        let config = &self.config;
+        config.headers.mark_sensitive(req.headers_mut());
         // Nothing to check, or a key the engine settles without waiting (cached, no backends):
         // the inner service is called right here and its future returned as is.
-        let credential = self
-            .config
-            .headers
-            .extract(&self.config.keyward, req.headers());
-        if matches!(credential, Credential::None | Credential::NotOurs) && !self.config.required {
-            return Either::Left(self.service.call(req).map(into_left));
-        }
-        if let Credential::Key(key) = credential {
-            let ctx = VerifyContext {
-                client_ip: client_ip(&self.config, &req),
-            };
-            match self
-                .config
-                .keyward
-                .verify_cached(key, &self.config.requirement, &ctx)
-            {
-                Some(Ok(principal)) => {
-                    req.extensions_mut().insert(principal);
-                    return Either::Left(self.service.call(req).map(into_left));
+        let credential = config.headers.extract(config.gate.keyward(), req.headers());
+        let now = config.gate.decide_now(credential, || VerifyContext {
+            client_ip: client_ip(config, &req),
+        });
+        match now {
+            Some(Decision::Pass(principal)) => {
+                if let Some(p) = principal {
+                    req.extensions_mut().insert(p);
                 }
-                Some(Err(e)) => {
-                    let rejection = rejected(&e, key);
-                    let response = req.error_response(rejection).map_into_right_body();
-                    return Either::Right(Box::pin(ready(Ok(response))));
-                }
-                None => {}
+                return Either::Left(self.service.call(req).map(into_left));
             }
+            Some(Decision::Reject(problem)) => {
+                let response = req.error_response(Rejection::new(problem));
+                return Either::Right(Box::pin(ready(Ok(response.map_into_right_body()))));
+            }
+            _ => {}
         }
         let config = Arc::clone(&self.config);
         let service = Rc::clone(&self.service);
         Either::Right(Box::pin(async move {
-            // The key is borrowed from the request's own header while it is verified: no copy.
-            let credential = config.headers.extract(&config.keyward, req.headers());
-            let unverified_signature =
-                matches!(credential, Credential::Signed(_)) && !config.keyward.signing_enabled();
-            if matches!(credential, Credential::None | Credential::NotOurs) || unverified_signature
-            {
-                if config.required {
-                    let rejection = if unverified_signature {
-                        tracing::debug!(
-                            code = "SIGNATURE_INVALID",
-                            "signed request, but signing is not enabled"
-                        );
-                        signed::signing_disabled()
-                    } else {
-                        Rejection::missing()
-                    };
-                    return Ok(req.error_response(rejection).map_into_right_body());
-                }
-                if unverified_signature {
-                    req.extensions_mut().insert(signed::UnverifiedSignature);
-                }
-                return service
-                    .call(req)
-                    .await
-                    .map(ServiceResponse::map_into_left_body);
-            }
             let ctx = VerifyContext {
                 client_ip: client_ip(&config, &req),
             };
-            let outcome = match credential {
-                Credential::Key(key) => config
-                    .keyward
-                    .verify(key, &config.requirement, &ctx)
-                    .await
-                    .map_err(|e| rejected(&e, key)),
-                Credential::Signed(_) => {
-                    // Boxed: the buffering state stays out of every bearer request's future.
-                    Box::pin(signed::verify(
-                        &config.keyward,
-                        &mut req,
-                        &config.requirement,
-                        &ctx,
-                    ))
-                    .await
+            // The key is borrowed from the request's own header while it is verified: no copy.
+            let credential = config.headers.extract(config.gate.keyward(), req.headers());
+            let outcome = match config.gate.decide(credential, &ctx).await {
+                Decision::Pass(principal) => Ok(principal),
+                Decision::PassUnverifiedSignature => {
+                    req.extensions_mut().insert(signed::UnverifiedSignature);
+                    Ok(None)
                 }
-                Credential::Invalid(reason) => {
-                    keyward_core::credentials::log_unusable(reason);
-                    Err(Rejection::invalid())
-                }
-                Credential::None | Credential::NotOurs => Err(Rejection::missing()),
+                Decision::Reject(problem) => Err(Rejection::new(problem)),
+                // Boxed: the buffering state stays out of every bearer request's future.
+                Decision::Signed => Box::pin(signed::verify(&config.gate, &mut req, &ctx))
+                    .await
+                    .map(Some),
             };
             match outcome {
                 Ok(principal) => {
-                    req.extensions_mut().insert(principal);
+                    if let Some(p) = principal {
+                        req.extensions_mut().insert(p);
+                    }
                     service
                         .call(req)
                         .await
@@ -325,10 +264,4 @@ fn client_ip(config: &Config, req: &ServiceRequest) -> Option<IpAddr> {
         Some(f) => f(req),
         None => req.peer_addr().map(|a| a.ip()),
     }
-}
-
-/// Logs why a key was refused (never the secret) and gives the answer.
-fn rejected(e: &VerifyError, key: &str) -> Rejection {
-    keyward_core::credentials::log_rejected_key(e, key);
-    Rejection::from(e)
 }

@@ -5,10 +5,9 @@
 use std::fmt;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use keyward_core::error::ErrorCode;
-use keyward_core::problem::{self, CONTENT_TYPE};
+use keyward_core::http::Reply;
 use keyward_core::{Problem, ServiceError, VerifyError};
 
 /// A refused request. Implements [`ResponseError`]: the response is `application/problem+json`
@@ -72,7 +71,7 @@ impl Rejection {
     /// `422 VALIDATION_FAILED` for one field.
     #[must_use]
     pub fn validation(field: &str, code: &str, message: impl Into<String>) -> Self {
-        Self::new(problem::validation(field, code, message))
+        Self::new(keyward_core::problem::validation(field, code, message))
     }
 
     /// The stable code, e.g. `API_KEY_INVALID`.
@@ -132,7 +131,7 @@ impl From<VerifyError> for Rejection {
 
 impl From<&ServiceError> for Rejection {
     fn from(e: &ServiceError) -> Self {
-        Self::new(Problem::from(e))
+        Self::new(keyward_core::http::service_problem(e))
     }
 }
 
@@ -156,15 +155,15 @@ impl ResponseError for Rejection {
 /// no-store`, `WWW-Authenticate: Bearer` on 401 and `Retry-After` on 429.
 #[must_use]
 pub fn problem_response(problem: &Problem) -> HttpResponse {
-    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    render(Reply::from(problem))
+}
+
+/// keyward-core's framework-neutral answer as an actix response.
+pub(crate) fn render(reply: Reply) -> HttpResponse {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = HttpResponse::build(status);
-    res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)));
-    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    if problem.needs_www_authenticate() {
-        res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+    for (name, value) in reply.headers {
+        res.insert_header((name, value));
     }
-    if let Some(secs) = problem.retry_after {
-        res.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
-    }
-    res.body(problem.to_json())
+    res.body(reply.body)
 }

@@ -1,11 +1,9 @@
-//! The management routes of DESIGN.md §6 as actix [`Scope`]s.
-//!
-//! - [`management_scope`]: self-service under a prefix (default `/api-keys`); the owner comes
-//!   from the application's [`OwnerResolver`], never from the body.
-//! - [`admin_scope`]: `/admin/owners/{owner_id}/api-keys…`, the same six routes (prefixes
-//!   configurable); the caller must hold `keyward:admin` (a key, by name) or pass the
-//!   application's [`AdminCheck`], and the owner comes from the path.
-//! - [`management_routes`]: mounts both (the admin scope only when an admin check is set, the self-service scope unless [`ManagementConfig::admin_only`]).
+//! The management routes of DESIGN.md §6 for actix-web, from keyward-core's route table
+//! ([`keyward_core::http::management`]): [`management_routes`] mounts the self-service routes
+//! under a prefix (default `/api-keys`; the owner comes from the application's
+//! [`OwnerResolver`], never from the body) and, with an [`AdminCheck`], the same six routes
+//! under `{admin_prefix}/owners/{owner_id}{prefix}` (default `/admin`) for the owner in the
+//! path; the caller must hold `keyward:admin` (a key, by name) or pass the check.
 //!
 //! Requests that carry an API key are refused (403) unless the application opted in with
 //! [`ManagementConfig::allow_api_key_callers`]: a leaked key must not be able to mint more.
@@ -16,21 +14,20 @@
 //! strings, is an `application/problem+json` 4xx, never actix's plain-text default.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::web::{self, Bytes};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, Scope};
+use actix_web::web;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use futures::StreamExt;
-use keyward_core::error::ErrorCode;
-use keyward_core::http as core_http;
-use keyward_core::key::ApiKey;
-use keyward_core::service::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
-use keyward_core::{Actor, KeyId, Keyward, Principal, ScopeRequirement, VerifyContext};
+use keyward_core::http::management::{self, Call, Mount, ROUTES};
+use keyward_core::http::{self as core_http, BodyBudget, ManagementOptions, Operation, gate};
+use keyward_core::{Actor, Keyward, Principal, ScopeRequirement, VerifyContext};
 
-use crate::credentials::{Credential, CredentialHeaders};
-use crate::rejection::Rejection;
+use crate::credentials::CredentialHeaders;
+use crate::rejection::{Rejection, render};
 
 /// Resolves the owner of a self-service management request from the application's own
 /// authentication (a session cookie, a JWT, a header set by a gateway).
@@ -83,26 +80,23 @@ where
 #[doc(inline)]
 pub use keyward_core::http::DEFAULT_BODY_LIMIT;
 
+/// Finds the client address for keys these routes verify themselves.
+type ClientIpFn = dyn Fn(&HttpRequest) -> Option<IpAddr> + Send + Sync;
+
 /// How the management routes are mounted and who may call them.
 #[derive(Clone)]
 pub struct ManagementConfig {
-    prefix: String,
-    self_service: bool,
-    admin_prefix: String,
-    body_limit: usize,
-    allow_api_key_callers: bool,
+    options: ManagementOptions,
     headers: CredentialHeaders,
     owner: Arc<dyn OwnerResolver>,
     admin: Option<Arc<dyn AdminCheck>>,
+    client_ip: Arc<ClientIpFn>,
 }
 
 impl std::fmt::Debug for ManagementConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ManagementConfig")
-            .field("prefix", &self.prefix)
-            .field("admin_prefix", &self.admin_prefix)
-            .field("body_limit", &self.body_limit)
-            .field("allow_api_key_callers", &self.allow_api_key_callers)
+            .field("options", &self.options)
             .field("headers", &self.headers)
             .field("admin", &self.admin.is_some())
             .finish_non_exhaustive()
@@ -115,14 +109,11 @@ impl ManagementConfig {
     #[must_use]
     pub fn new(owner: impl OwnerResolver) -> Self {
         Self {
-            prefix: "/api-keys".into(),
-            self_service: true,
-            admin_prefix: "/admin".into(),
-            body_limit: DEFAULT_BODY_LIMIT,
-            allow_api_key_callers: false,
+            options: ManagementOptions::default(),
             headers: CredentialHeaders::default(),
             owner: Arc::new(owner),
             admin: None,
+            client_ip: Arc::new(|req: &HttpRequest| req.peer_addr().map(|a| a.ip())),
         }
     }
 
@@ -132,23 +123,34 @@ impl ManagementConfig {
     pub fn admin_only(check: impl AdminCheck) -> Self {
         let nobody = |_: HttpRequest| std::future::ready(Err(Rejection::unauthenticated()));
         let mut config = Self::new(nobody).admin(check);
-        config.self_service = false;
+        config.options.set_self_service(false);
         config
+    }
+
+    /// The client address IP allowlists are checked against when these routes verify a key
+    /// themselves (as on [`crate::KeywardAuth::client_ip`]; default: the TCP peer).
+    #[must_use]
+    pub fn client_ip(
+        mut self,
+        f: impl Fn(&HttpRequest) -> Option<IpAddr> + Send + Sync + 'static,
+    ) -> Self {
+        self.client_ip = Arc::new(f);
+        self
     }
 
     /// Mounts the self-service routes under `prefix` (default `/api-keys`; a leading `/` is
     /// added and a trailing one dropped).
     #[must_use]
     pub fn prefix(mut self, prefix: &str) -> Self {
-        self.prefix = normalize(prefix);
+        self.options.set_prefix(prefix);
         self
     }
 
     /// Mounts the admin routes under `{admin_prefix}/owners/{owner_id}{prefix}` (default
     /// `/admin`).
     #[must_use]
-    pub fn admin_prefix(mut self, prefix: &str) -> Self {
-        self.admin_prefix = normalize(prefix);
+    pub fn admin_prefix(mut self, admin_prefix: &str) -> Self {
+        self.options.set_admin_prefix(admin_prefix);
         self
     }
 
@@ -162,16 +164,16 @@ impl ManagementConfig {
     /// Largest accepted request body in bytes (default 64 KiB); larger ones get 413.
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
+        self.options.body_limit = bytes;
         self
     }
 
     /// Lets requests that present an API key manage keys: the key is verified first (if no
-    /// [`crate::KeywardAuth`] did already) and its [`Principal`] is in the request extensions
-    /// for the [`OwnerResolver`]. Off by default: a leaked key must not mint more keys.
+    /// [`crate::KeywardAuth`] did already) and acts for its own owner. Off by default: a leaked
+    /// key must not mint more keys.
     #[must_use]
     pub fn allow_api_key_callers(mut self, allow: bool) -> Self {
-        self.allow_api_key_callers = allow;
+        self.options.allow_api_key_callers = allow;
         self
     }
 
@@ -182,19 +184,10 @@ impl ManagementConfig {
         self
     }
 
-    /// The self-service prefix.
+    /// Where the routes are mounted, and the rules for their callers.
     #[must_use]
-    pub fn self_prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// The full admin scope path, `{admin_prefix}/owners/{owner_id}/api-keys`.
-    #[must_use]
-    pub fn admin_path(&self) -> String {
-        format!(
-            "{}/owners/{{owner_id}}/api-keys",
-            self.admin_prefix.trim_end_matches('/')
-        )
+    pub fn options(&self) -> &ManagementOptions {
+        &self.options
     }
 
     /// Whether admin routes are enabled.
@@ -202,91 +195,43 @@ impl ManagementConfig {
     pub fn has_admin(&self) -> bool {
         self.admin.is_some()
     }
-
-    /// Whether the self-service routes are mounted (all but [`admin_only`](Self::admin_only)).
-    #[must_use]
-    pub fn has_self_service(&self) -> bool {
-        self.self_service
-    }
 }
 
-fn normalize(prefix: &str) -> String {
-    let p = prefix.trim_end_matches('/');
-    if p.starts_with('/') {
-        p.to_owned()
-    } else {
-        format!("/{p}")
-    }
-}
-
-#[derive(Clone)]
-struct State {
+struct Mgmt {
     keyward: Keyward,
     config: ManagementConfig,
-    admin: bool,
 }
 
-/// The self-service management routes (§6) under the configured prefix.
-#[must_use]
-pub fn management_scope(keyward: Keyward, config: ManagementConfig) -> Scope {
-    let prefix = config.prefix.clone();
-    six_routes(web::scope(&prefix).app_data(web::Data::new(State {
-        keyward,
-        config,
-        admin: false,
-    })))
-}
-
-/// The admin routes under `{admin_prefix}/owners/{owner_id}{prefix}`: the same six routes as
-/// [`management_scope`], for the owner in the path. The caller must hold `keyward:admin` (a
-/// key, by name) or pass the [`AdminCheck`] in `config`; without one, only such keys get in.
-#[must_use]
-pub fn admin_scope(keyward: Keyward, config: ManagementConfig) -> Scope {
-    let path = config.admin_path();
-    six_routes(web::scope(&path).app_data(web::Data::new(State {
-        keyward,
-        config,
-        admin: true,
-    })))
-}
-
-/// Create, list, get, update, revoke and rotate under `scope`.
-fn six_routes(scope: Scope) -> Scope {
-    scope
-        .service(
-            web::resource("")
-                .route(web::post().to(create))
-                .route(web::get().to(list))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/{key_id}")
-                .route(web::get().to(get))
-                .route(web::patch().to(update))
-                .route(web::delete().to(revoke))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/{key_id}/rotate")
-                .route(web::post().to(rotate))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .default_service(web::to(not_found))
-}
-
-/// Mounts [`management_scope`] and, when an admin check is set, [`admin_scope`]:
-/// `App::new().configure(keyward_actix::management_routes(keyward, config))` (the same name and
-/// arguments as keyward-axum's `management_routes`).
+/// Mounts the management routes: `App::new().configure(keyward_actix::management_routes(keyward,
+/// config))` (the same name and arguments as keyward-axum's `management_routes`).
 pub fn management_routes(
     keyward: Keyward,
     config: ManagementConfig,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        if config.has_admin() {
-            cfg.service(admin_scope(keyward.clone(), config.clone()));
-        }
-        if config.self_service {
-            cfg.service(management_scope(keyward, config));
+        let mounts = config.options.mounts(config.has_admin());
+        let m = Arc::new(Mgmt { keyward, config });
+        for (at, base) in mounts {
+            let mut scope = web::scope(&base);
+            for path in ["", "/{key_id}", "/{key_id}/rotate"] {
+                let mut resource = web::resource(path).default_service(web::to(|| async {
+                    Err::<HttpResponse, _>(Rejection::new(core_http::method_not_allowed()))
+                }));
+                for route in ROUTES.iter().filter(|r| r.path == path) {
+                    let (m, op) = (Arc::clone(&m), route.operation);
+                    let method =
+                        Method::from_bytes(route.method.as_bytes()).unwrap_or(Method::POST);
+                    resource = resource.route(web::method(method).to(
+                        move |req: HttpRequest, payload: web::Payload| {
+                            handle(Arc::clone(&m), req, payload, at, op)
+                        },
+                    ));
+                }
+                scope = scope.service(resource);
+            }
+            cfg.service(scope.default_service(web::to(|| async {
+                Err::<HttpResponse, _>(Rejection::not_found())
+            })));
         }
     }
 }
@@ -299,29 +244,17 @@ pub fn openapi_document(
     config: &ManagementConfig,
     keyward: &Keyward,
 ) -> keyward_core::openapi::OpenApi {
-    keyward_core::openapi::document(&keyward_core::openapi::Mounted {
-        prefix: &config.prefix,
-        self_service: config.self_service,
-        admin: config.has_admin(),
-        signing: keyward.signing_enabled(),
-    })
+    config.options.openapi(config.has_admin(), keyward)
 }
 
 /// A `GET` resource at `path` serving `document` (from [`openapi_document`]) as JSON.
 #[cfg(feature = "openapi")]
 #[must_use]
 pub fn openapi_route(path: &str, document: &keyward_core::openapi::OpenApi) -> actix_web::Resource {
-    let body = Bytes::from(serde_json::to_vec(document).unwrap_or_default());
+    let reply = core_http::Reply::json(200, document);
     web::resource(path).route(web::get().to(move || {
-        let body = body.clone();
-        async move {
-            HttpResponse::Ok()
-                .insert_header((
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                ))
-                .body(body)
-        }
+        let reply = reply.clone();
+        async move { render(reply) }
     }))
 }
 
@@ -339,300 +272,97 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
 #[must_use]
 pub fn json_payload_error(e: &actix_web::error::JsonPayloadError) -> Rejection {
     use actix_web::error::JsonPayloadError as E;
-    match e {
+    Rejection::new(match e {
         E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
-            Rejection::new(core_http::payload_too_large(*limit))
+            core_http::payload_too_large(*limit)
         }
-        E::ContentType => Rejection::new(core_http::unsupported_media_type()),
-        E::Deserialize(err) => {
-            // Re-run the shared classification on the error's category: core names the field.
-            use serde_json::error::Category;
-            match err.classify() {
-                Category::Data => {
-                    let msg = err.to_string();
-                    let field = |lead: &str| {
-                        msg.strip_prefix(lead)
-                            .and_then(|r| r.split('`').nth(1))
-                            .map(|f| f.chars().take(64).collect::<String>())
-                    };
-                    let (name, code) = if let Some(f) = field("unknown field") {
-                        (f, "unknown_field")
-                    } else if let Some(f) = field("missing field") {
-                        (f, "required")
-                    } else {
-                        ("body".to_owned(), "invalid")
-                    };
-                    let message: String =
-                        msg.chars().take(200).filter(|c| !c.is_control()).collect();
-                    Rejection::validation(&name, code, message)
-                }
-                _ => Rejection::new(core_http::bad_request("the request body is not valid JSON")),
-            }
-        }
-        _ => Rejection::new(core_http::bad_request("the request body could not be read")),
-    }
+        E::ContentType => core_http::unsupported_media_type(),
+        E::Deserialize(err) => core_http::json_error(err),
+        _ => BodyBudget::unreadable(),
+    })
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, Rejection> {
-    Err(Rejection::new(core_http::method_not_allowed()))
-}
-
-async fn not_found() -> Result<HttpResponse, Rejection> {
-    Err(Rejection::not_found())
-}
-
-/// The principal of a presented API key, verified here unless a middleware did already;
-/// `None` when no key was presented.
-async fn presented_key(state: &State, req: &HttpRequest) -> Result<Option<Principal>, Rejection> {
-    if let Some(p) = req.extensions().get::<Principal>() {
-        return Ok(Some(p.clone()));
-    }
-    let principal = match state.config.headers.extract(&state.keyward, req.headers()) {
-        Credential::Key(k) => {
-            let key = ApiKey::new(k.to_owned());
-            let ctx = VerifyContext {
-                client_ip: req.peer_addr().map(|a| a.ip()),
-            };
-            state.keyward.verify(key.expose_secret(), &ScopeRequirement::none(), &ctx).await.map_err(|e| {
-                tracing::debug!(reason = e.reason(), code = %e.code(), key = %key, "API key rejected");
-                Rejection::from(&e)
-            })?
-        }
-        Credential::Invalid(reason) => {
-            tracing::debug!(
-                reason = reason.as_str(),
-                code = "API_KEY_INVALID",
-                "API key rejected"
-            );
-            return Err(Rejection::invalid());
-        }
-        // Signed requests are verified by KeywardAuth's SignatureVerifier, not here.
-        Credential::Signed(_) | Credential::NotOurs | Credential::None => return Ok(None),
+/// Who the request acts as (keyward-core decides; the futures are this framework's).
+async fn actor(m: &Mgmt, req: &HttpRequest, at: Mount) -> Result<Actor, Rejection> {
+    let cfg = &m.config;
+    let credential = cfg.headers.extract(&m.keyward, req.headers());
+    let verified = req.extensions().get::<Principal>().cloned();
+    let verify = async {
+        let ctx = VerifyContext {
+            client_ip: (cfg.client_ip)(req),
+        };
+        gate::verify_presented(&m.keyward, credential, &ScopeRequirement::none(), &ctx)
+            .await
+            .map_err(Rejection::new)
     };
-    req.extensions_mut().insert(principal.clone());
-    Ok(Some(principal))
-}
-
-/// Who the request acts as (DESIGN.md §11). Self-service: the verified key when key callers are
-/// allowed, else the resolver's owner. Admin routes: an administrator of the path's owner, by a
-/// key holding `keyward:admin` or by the application's admin check.
-async fn actor(state: &State, req: &HttpRequest) -> Result<Actor, Rejection> {
-    let forbidden = || Rejection::new(core_http::api_key_management_forbidden());
-    if state.admin {
-        let owner = req
-            .match_info()
-            .get("owner_id")
-            .filter(|o| !o.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(Rejection::not_found)?;
-        let check = async || match &state.config.admin {
-            Some(check) => check.check(req).await,
-            None => Err(Rejection::new(core_http::admin_forbidden())),
-        };
-        // A key the middleware verified already decides first; otherwise the application's
-        // check runs before a presented key is verified, so that its own credential (a session,
-        // a static token) may ride in a header that also carries API keys.
-        let verified = req.extensions().get::<Principal>().cloned();
-        if let Some(p) = verified {
-            if p.is_admin() {
-                return Ok(Actor::admin_for(owner));
-            }
-            if !state.config.allow_api_key_callers {
-                return Err(forbidden());
-            }
-            check().await?;
-            return Ok(Actor::admin_for(owner));
+    match at {
+        Mount::Admin => {
+            let owner = req.match_info().get("owner_id").filter(|o| !o.is_empty());
+            let owner = owner.ok_or_else(Rejection::not_found)?.to_owned();
+            let check = cfg.admin.as_ref().map(|c| c.check(req));
+            management::admin_actor(&cfg.options, owner, verified.as_ref(), check, verify).await
         }
-        let refused = match check().await {
-            Ok(()) => return Ok(Actor::admin_for(owner)),
-            Err(r) => r,
-        };
-        return match presented_key(state, req).await? {
-            Some(p) if p.is_admin() => Ok(Actor::admin_for(owner)),
-            Some(_) if !state.config.allow_api_key_callers => Err(forbidden()),
-            _ => Err(refused),
-        };
-    }
-    let presented = req.extensions().contains::<Principal>()
-        || state
-            .config
-            .headers
-            .extract(&state.keyward, req.headers())
-            .is_presented();
-    if presented && !state.config.allow_api_key_callers {
-        return Err(forbidden());
-    }
-    match presented_key(state, req).await? {
-        Some(p) => Ok(Actor::key(&p)),
-        None => Ok(Actor::owner(state.config.owner.resolve(req).await?)),
-    }
-}
-
-fn key_id(req: &HttpRequest) -> Result<KeyId, Rejection> {
-    core_http::path_key_id(req.match_info().get("key_id").unwrap_or("")).map_err(Rejection::new)
-}
-
-/// A JSON answer; responses carrying a raw key are never cached, answers about one key carry
-/// its version as `ETag`.
-fn json_response<T: serde::Serialize>(
-    status: StatusCode,
-    body: &T,
-    secret: bool,
-    version: Option<KeyVersion>,
-) -> HttpResponse {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => {
-            let mut res = HttpResponse::build(status);
-            res.insert_header((
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ));
-            if secret {
-                res.insert_header((
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static(core_http::NO_STORE),
-                ));
-            }
-            if let Some(v) = version {
-                res.insert_header((header::ETAG, v.etag()));
-            }
-            res.body(bytes)
+        Mount::SelfService => {
+            let presented = credential.is_presented();
+            let resolve = cfg.owner.resolve(req);
+            management::self_service_actor(
+                &cfg.options,
+                verified.as_ref(),
+                presented,
+                verify,
+                resolve,
+            )
+            .await
         }
-        Err(_) => actix_web::ResponseError::error_response(&Rejection::with_code(
-            ErrorCode::AuthUnavailable,
-            "the response could not be encoded",
-        )),
     }
 }
 
-fn if_match(req: &HttpRequest) -> Result<Option<KeyVersion>, Rejection> {
-    core_http::if_match(
-        req.headers()
-            .get(header::IF_MATCH)
-            .map(HeaderValue::as_bytes),
-    )
-    .map_err(Rejection::new)
-}
-
-/// Reads at most `limit` bytes of body.
-///
-/// # Errors
-/// 413 `PAYLOAD_TOO_LARGE` past the limit (checked on `Content-Length` first), 400 on a broken
-/// stream.
+/// Reads the payload through a management [`BodyBudget`] of `limit` bytes.
 async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<Bytes, Rejection> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(Rejection::new(core_http::payload_too_large(limit)));
-    }
-    let mut body = web::BytesMut::new();
+) -> Result<Vec<u8>, Rejection> {
+    let mut budget = BodyBudget::management(limit);
+    budget.declared(
+        req.headers()
+            .get(header::CONTENT_LENGTH)
+            .map(HeaderValue::as_bytes),
+    )?;
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| {
-            Rejection::new(core_http::bad_request("the request body could not be read"))
-        })?;
-        if body.len().saturating_add(chunk.len()) > limit {
-            return Err(Rejection::new(core_http::payload_too_large(limit)));
-        }
-        body.extend_from_slice(&chunk);
+        budget.feed(&chunk.map_err(|_| BodyBudget::unreadable())?)?;
     }
-    Ok(body.freeze())
+    Ok(budget.finish()?)
 }
 
-fn content_type(req: &HttpRequest) -> Option<&[u8]> {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .map(HeaderValue::as_bytes)
-}
-
-async fn create(
-    state: web::Data<State>,
+async fn handle(
+    m: Arc<Mgmt>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, Rejection> {
-    let actor = actor(&state, &req).await?;
-    let bytes = read_body(&req, payload, state.config.body_limit).await?;
-    let body: CreateKeyRequest = core_http::json_body(content_type(&req), &bytes)?;
-    let created = state.keyward.create_key_as(&actor, body).await?;
-    let version = KeyVersion::of_view(&created.key);
-    Ok(json_response(
-        StatusCode::CREATED,
-        &created,
-        true,
-        Some(version),
-    ))
-}
-
-async fn list(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, Rejection> {
-    let actor = actor(&state, &req).await?;
-    let query = Some(req.query_string()).filter(|q| !q.is_empty());
-    let (cursor, limit) = core_http::list_query(query)?;
-    let page = state
-        .keyward
-        .list_keys(&actor, cursor.as_deref(), limit)
-        .await?;
-    Ok(json_response(StatusCode::OK, &page, false, None))
-}
-
-async fn get(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, Rejection> {
-    let actor = actor(&state, &req).await?;
-    let id = key_id(&req)?;
-    let view = state.keyward.get_key(&actor, &id).await?;
-    let version = KeyVersion::of_view(&view);
-    Ok(json_response(StatusCode::OK, &view, false, Some(version)))
-}
-
-async fn update(
-    state: web::Data<State>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, Rejection> {
-    let actor = actor(&state, &req).await?;
-    let id = key_id(&req)?;
-    let expected = if_match(&req)?;
-    let bytes = read_body(&req, payload, state.config.body_limit).await?;
-    let body: UpdateKeyRequest = core_http::json_body(content_type(&req), &bytes)?;
-    let view = state
-        .keyward
-        .update_key(&actor, &id, body, expected)
-        .await?;
-    let version = KeyVersion::of_view(&view);
-    Ok(json_response(StatusCode::OK, &view, false, Some(version)))
-}
-
-async fn revoke(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, Rejection> {
-    let actor = actor(&state, &req).await?;
-    let id = key_id(&req)?;
-    let expected = if_match(&req)?;
-    state.keyward.revoke_key(&actor, &id, expected).await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-async fn rotate(
-    state: web::Data<State>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, Rejection> {
-    let actor = actor(&state, &req).await?;
-    let id = key_id(&req)?;
-    let expected = if_match(&req)?;
-    let bytes = read_body(&req, payload, state.config.body_limit).await?;
-    let body: RotateKeyRequest = core_http::json_body_or_default(content_type(&req), &bytes)?;
-    let created = state
-        .keyward
-        .rotate_key(&actor, &id, body, expected)
-        .await?;
-    let version = KeyVersion::of_view(&created.key);
-    Ok(json_response(
-        StatusCode::CREATED,
-        &created,
-        true,
-        Some(version),
-    ))
+    at: Mount,
+    op: Operation,
+) -> HttpResponse {
+    let answer = async {
+        let actor = actor(&m, &req, at).await?;
+        let header = |name| req.headers().get(name).map(HeaderValue::as_bytes);
+        let query = Some(req.query_string()).filter(|q| !q.is_empty());
+        let call = Call::parse(
+            op,
+            req.match_info().get("key_id"),
+            query,
+            header(header::IF_MATCH),
+        )?;
+        let bytes = if op.reads_body() {
+            read_body(&req, payload, m.config.options.body_limit).await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, Rejection>(render(
+            call.run(&m.keyward, &actor, header(header::CONTENT_TYPE), &bytes)
+                .await,
+        ))
+    };
+    answer
+        .await
+        .unwrap_or_else(|r| actix_web::ResponseError::error_response(&r))
 }

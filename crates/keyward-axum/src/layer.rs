@@ -1,5 +1,5 @@
 //! [`KeywardLayer`]: a tower layer that authenticates the API key a request presents and
-//! inserts the verified [`Principal`] into the request extensions.
+//! inserts the verified [`Principal`](keyward_core::Principal) into the request extensions.
 //!
 //! Split as tower-http's `async_require_authorization`: the [`KeywardLayer`] builds a
 //! [`KeywardService`] around the inner service, whose futures are [`ResponseFuture`]s.
@@ -30,12 +30,13 @@ use axum::response::{IntoResponse, Response};
 use http::header::AUTHORIZATION;
 use http::{Extensions, HeaderMap, HeaderName, Request};
 use keyward_core::credentials::{self, Credential};
-use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext, VerifyError};
+use keyward_core::http::{Decision, Gate};
+use keyward_core::{Keyward, ScopeRequirement, VerifyContext};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::rejection::Rejection;
-use crate::signed::{UnverifiedSignature, signing_disabled, verify_signed_request};
+use crate::signed::{UnverifiedSignature, verify_signed_request};
 
 /// The default name of the API-key header.
 pub const DEFAULT_API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
@@ -101,56 +102,13 @@ pub fn peer_ip(_headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> 
         })
 }
 
-/// What authentication concluded.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// A verified key.
-    Verified(Principal),
-    /// No keyward credential (nothing, or someone else's token).
-    Anonymous,
-    /// A SigV4 signature while signing is not enabled: no principal, and where one is
-    /// required, `401 SIGNATURE_INVALID`.
-    UnverifiedSignature,
-}
-
-/// Verifies what a request presents. The key is borrowed from the request's own header for
-/// the whole verification, so no copy of it is ever made.
-pub(crate) async fn verify_credential(
-    credential: Credential<'_>,
-    keyward: &Keyward,
-    requirement: &ScopeRequirement,
-    ctx: VerifyContext,
-) -> Result<Outcome, Rejection> {
-    match credential {
-        Credential::None | Credential::NotOurs => Ok(Outcome::Anonymous),
-        // Signed requests need the body: `KeywardService` verifies them itself.
-        Credential::Signed(_) => Ok(Outcome::UnverifiedSignature),
-        Credential::Invalid(reason) => {
-            credentials::log_unusable(reason);
-            Err(Rejection::invalid())
-        }
-        Credential::Key(key) => match keyward.verify(key, requirement, &ctx).await {
-            Ok(p) => Ok(Outcome::Verified(p)),
-            Err(e) => Err(rejected(&e, key)),
-        },
-    }
-}
-
-/// Logs why a key was refused (never the secret) and gives the answer.
-fn rejected(e: &VerifyError, key: &str) -> Rejection {
-    credentials::log_rejected_key(e, key);
-    Rejection::from(e)
-}
-
 pub(crate) struct Shared {
-    pub(crate) keyward: Keyward,
+    pub(crate) gate: Gate,
     pub(crate) headers: CredentialHeaders,
-    pub(crate) requirement: ScopeRequirement,
-    pub(crate) required: bool,
     pub(crate) client_ip: ClientIpFn,
 }
 
-/// Authenticates API keys and inserts the [`Principal`] into the request extensions. See the
+/// Authenticates API keys and inserts the [`Principal`](keyward_core::Principal) into the request extensions. See the
 /// [module docs](self) for what happens to each kind of credential.
 #[derive(Clone)]
 pub struct KeywardLayer {
@@ -161,8 +119,7 @@ impl fmt::Debug for KeywardLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeywardLayer")
             .field("headers", &self.shared.headers)
-            .field("requirement", &self.shared.requirement)
-            .field("required", &self.shared.required)
+            .field("gate", &self.shared.gate)
             .finish_non_exhaustive()
     }
 }
@@ -175,10 +132,8 @@ impl KeywardLayer {
     pub fn new(keyward: Keyward) -> Self {
         Self {
             shared: Arc::new(Shared {
-                keyward,
+                gate: Gate::new(keyward),
                 headers: CredentialHeaders::default(),
-                requirement: ScopeRequirement::none(),
-                required: false,
                 client_ip: Arc::new(peer_ip),
             }),
         }
@@ -190,10 +145,8 @@ impl KeywardLayer {
             None => {
                 let s = &self.shared;
                 let mut copy = Shared {
-                    keyward: s.keyward.clone(),
+                    gate: s.gate.clone(),
                     headers: s.headers.clone(),
-                    requirement: s.requirement.clone(),
-                    required: s.required,
                     client_ip: Arc::clone(&s.client_ip),
                 };
                 f(&mut copy);
@@ -207,17 +160,14 @@ impl KeywardLayer {
     /// rate limit and credits are charged. Implies [`KeywardLayer::required`].
     #[must_use]
     pub fn require(self, requirement: ScopeRequirement) -> Self {
-        self.edit(|s| {
-            s.requirement = requirement;
-            s.required = true;
-        })
+        self.edit(|s| s.gate.set_requirement(requirement))
     }
 
     /// Answers `401 API_KEY_MISSING` when the request presents no keyward credential, instead of
     /// passing it on.
     #[must_use]
     pub fn required(self) -> Self {
-        self.edit(|s| s.required = true)
+        self.edit(|s| s.gate.set_required())
     }
 
     /// Reads credentials from other headers.
@@ -288,25 +238,22 @@ where
         // Nothing to check, or a key the engine settles without waiting (cached, no backends):
         // the inner service, driven to readiness by `poll_ready`, is called right here, and its
         // future returned as is: no clone of it, no future of ours.
-        let credential = shared.headers.extract(&shared.keyward, req.headers());
-        if matches!(credential, Credential::None | Credential::NotOurs) && !shared.required {
-            return ResponseFuture::inner(self.inner.call(req));
-        }
-        if let Credential::Key(key) = credential {
-            let ctx = VerifyContext {
-                client_ip: (shared.client_ip)(req.headers(), req.extensions()),
-            };
-            match shared.keyward.verify_cached(key, &shared.requirement, &ctx) {
-                Some(Ok(principal)) => {
-                    req.extensions_mut().insert(principal);
-                    return ResponseFuture::inner(self.inner.call(req));
+        let credential = shared.headers.extract(shared.gate.keyward(), req.headers());
+        let now = shared.gate.decide_now(credential, || VerifyContext {
+            client_ip: (shared.client_ip)(req.headers(), req.extensions()),
+        });
+        match now {
+            Some(Decision::Pass(principal)) => {
+                if let Some(p) = principal {
+                    req.extensions_mut().insert(p);
                 }
-                Some(Err(e)) => {
-                    let response = rejected(&e, key).into_response();
-                    return ResponseFuture::boxed(Box::pin(async move { Ok(response) }));
-                }
-                None => {}
+                return ResponseFuture::inner(self.inner.call(req));
             }
+            Some(Decision::Reject(problem)) => {
+                let response = Rejection::from(problem).into_response();
+                return ResponseFuture::boxed(Box::pin(async move { Ok(response) }));
+            }
+            _ => {}
         }
         // Take the service that was driven to readiness; leave a fresh clone in its place.
         let clone = self.inner.clone();
@@ -316,45 +263,39 @@ where
             let ctx = VerifyContext {
                 client_ip: (shared.client_ip)(req.headers(), req.extensions()),
             };
-            let credential = shared.headers.extract(&shared.keyward, req.headers());
-            if matches!(credential, Credential::Signed(_)) && shared.keyward.signing_enabled() {
-                let (mut parts, body) = req.into_parts();
-                // Boxed: the buffering state stays out of every bearer request's future.
-                let verified = Box::pin(verify_signed_request(
-                    &shared.keyward,
-                    &parts,
-                    body,
-                    &shared.requirement,
-                    &ctx,
-                ))
-                .await;
-                return match verified {
-                    Ok((principal, bytes)) => {
-                        parts.extensions.insert(principal);
-                        inner.call(Request::from_parts(parts, B::from(bytes))).await
+            let credential = shared.headers.extract(shared.gate.keyward(), req.headers());
+            match shared.gate.decide(credential, &ctx).await {
+                Decision::Pass(principal) => {
+                    if let Some(p) = principal {
+                        req.extensions_mut().insert(p);
                     }
-                    Err(rejection) => Ok(rejection.into_response()),
-                };
-            }
-            let outcome =
-                verify_credential(credential, &shared.keyward, &shared.requirement, ctx).await;
-            match outcome {
-                Ok(Outcome::Verified(principal)) => {
-                    req.extensions_mut().insert(principal);
                     inner.call(req).await
                 }
-                Ok(Outcome::UnverifiedSignature) if shared.required => {
-                    Ok(signing_disabled().into_response())
-                }
-                Ok(Outcome::UnverifiedSignature) => {
+                Decision::PassUnverifiedSignature => {
                     req.extensions_mut().insert(UnverifiedSignature);
                     inner.call(req).await
                 }
-                Ok(Outcome::Anonymous) if shared.required => {
-                    Ok(Rejection::missing().into_response())
+                Decision::Reject(problem) => Ok(Rejection::from(problem).into_response()),
+                Decision::Signed => {
+                    let (mut parts, body) = req.into_parts();
+                    let gate = &shared.gate;
+                    // Boxed: the buffering state stays out of every bearer request's future.
+                    let verified = Box::pin(verify_signed_request(
+                        gate.keyward(),
+                        &parts,
+                        body,
+                        gate.requirement(),
+                        &ctx,
+                    ))
+                    .await;
+                    match verified {
+                        Ok((principal, bytes)) => {
+                            parts.extensions.insert(principal);
+                            inner.call(Request::from_parts(parts, B::from(bytes))).await
+                        }
+                        Err(rejection) => Ok(rejection.into_response()),
+                    }
                 }
-                Ok(Outcome::Anonymous) => inner.call(req).await,
-                Err(rejection) => Ok(rejection.into_response()),
             }
         }))
     }

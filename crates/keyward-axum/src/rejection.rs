@@ -3,10 +3,10 @@
 use std::fmt;
 
 use axum::response::{IntoResponse, Response};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use keyward_core::error::ErrorCode;
-use keyward_core::problem::{self, Problem};
+use keyward_core::http::Reply;
+use keyward_core::problem::Problem;
 use keyward_core::{ServiceError, VerifyError};
 
 /// A refused request: an `application/problem+json` response with keyward's stable `code`,
@@ -116,10 +116,7 @@ impl From<VerifyError> for Rejection {
 
 impl From<&ServiceError> for Rejection {
     fn from(e: &ServiceError) -> Self {
-        if matches!(e, ServiceError::Unavailable(_) | ServiceError::Internal(_)) {
-            tracing::warn!(error = %e, "key management failed");
-        }
-        Self::from(Problem::from(e))
+        Self::from(keyward_core::http::service_problem(e))
     }
 }
 
@@ -131,55 +128,19 @@ impl From<ServiceError> for Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let p = *self.0;
-        let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut res = (status, p.to_json()).into_response();
-        let headers = res.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static(problem::CONTENT_TYPE),
-        );
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if p.needs_www_authenticate() {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if let Some(v) = p
-            .retry_after_header()
-            .and_then(|s| HeaderValue::from_str(&s).ok())
-        {
-            headers.insert(RETRY_AFTER, v);
-        }
-        res
+        render(Reply::from(&*self.0))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn statuses_and_headers() {
-        let r = Rejection::missing();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        let res = r.into_response();
-        assert_eq!(res.headers()[WWW_AUTHENTICATE], "Bearer");
-        assert_eq!(res.headers()[CONTENT_TYPE], problem::CONTENT_TYPE);
-
-        let r = Rejection::from(VerifyError::RateLimited {
-            retry_after: Some(Duration::from_millis(1500)),
-        });
-        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-        let res = r.into_response();
-        assert_eq!(res.headers()[RETRY_AFTER], "2");
-        assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
-
-        let r = Rejection::forbidden("no");
-        assert_eq!(
-            (r.status(), r.code()),
-            (StatusCode::FORBIDDEN, ErrorCode::Forbidden)
-        );
-        assert_eq!(r.to_string(), "403 FORBIDDEN: no");
+/// keyward-core's framework-neutral answer as an axum response.
+pub(crate) fn render(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = Response::new(axum::body::Body::from(reply.body));
+    *res.status_mut() = status;
+    for (name, value) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            res.headers_mut().insert(HeaderName::from_static(name), v);
+        }
     }
+    res
 }

@@ -42,14 +42,12 @@ use std::fmt;
 use axum::body::HttpBody;
 use axum::extract::OriginalUri;
 use bytes::{Buf, Bytes};
-use http::header::{CONTENT_LENGTH, HOST};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::request::Parts;
-use http::{HeaderMap, Version};
+use http::{HeaderValue, Version};
 use http_body_util::BodyExt;
-use keyward_core::error::ErrorCode;
-use keyward_core::http::{bad_request, payload_too_large};
-use keyward_core::problem::Problem;
-use keyward_core::sigv4::{Payload, SignableRequest};
+use keyward_core::http::BodyBudget;
+use keyward_core::http::gate::{self, SignedHead};
 use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext};
 
 use crate::rejection::Rejection;
@@ -74,10 +72,7 @@ pub(crate) fn missing(extensions: &http::Extensions) -> Rejection {
 /// (no `EncryptionKeyring`): no key can have signed it.
 #[must_use]
 pub fn signing_disabled() -> Rejection {
-    Rejection::from(Problem::new(
-        ErrorCode::SignatureInvalid,
-        Some("signed requests are not enabled".to_owned()),
-    ))
+    Rejection::from(gate::signing_disabled())
 }
 
 /// Verifies a SigV4-signed request: buffers `body` within the bounds of
@@ -103,42 +98,17 @@ where
     B: HttpBody,
     B::Error: fmt::Display,
 {
-    if !keyward.signing_enabled() {
-        tracing::debug!(
-            code = "SIGNATURE_INVALID",
-            "signed request, but signing is not enabled"
-        );
-        return Err(signing_disabled());
-    }
-    // Who signed is settled before the body is read: junk and made-up credentials never make
-    // this buffer anything.
     let authorization = parts
         .headers
-        .get(http::header::AUTHORIZATION)
-        .map_or(&b""[..], http::HeaderValue::as_bytes);
-    if let Err(e) = keyward.precheck_signed(authorization, ctx).await {
-        tracing::debug!(reason = e.reason(), code = %e.code(), "signed request refused before its body");
-        return Err(Rejection::from(&e));
-    }
-    let config = keyward.signing_config();
-    let buffered = tokio::time::timeout(
-        config.max_body_time,
-        buffer_body(
-            &parts.headers,
-            body,
-            config.max_body_bytes,
-            config.max_body_frames,
-        ),
-    )
-    .await
-    .map_err(|_| {
-        Rejection::from(keyward_core::http::request_timeout(
-            "the signed request's body did not arrive in time",
-        ))
-    })
-    .and_then(|r| r);
+        .get(AUTHORIZATION)
+        .map_or(&b""[..], HeaderValue::as_bytes);
+    let budget = gate::begin_signed(keyward, authorization, ctx).await?;
+    let time = keyward.signing_config().max_body_time;
+    let buffered = tokio::time::timeout(time, buffer(&parts.headers, body, budget))
+        .await
+        .unwrap_or_else(|_| Err(gate::signed_body_timeout().into()));
     let body = match buffered {
-        Ok(b) => b,
+        Ok(bytes) => Bytes::from(bytes),
         Err(rejection) => {
             // Too large, too slow or unreadable: counted against the address.
             keyward.signed_body_failed(ctx).await;
@@ -149,111 +119,42 @@ where
         .extensions
         .get::<OriginalUri>()
         .map_or(&parts.uri, |o| &o.0);
-    let mut headers: Vec<(&str, &[u8])> = parts
+    let headers = parts
         .headers
         .iter()
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        .collect();
-    if parts.version >= Version::HTTP_2
-        && !parts.headers.contains_key(HOST)
-        && let Some(a) = uri.authority()
-    {
-        headers.push((HOST.as_str(), a.as_str().as_bytes()));
-    }
-    let request = SignableRequest::new(
+        .map(|(n, v)| (n.as_str(), v.as_bytes()));
+    let authority = uri.authority().filter(|_| parts.version >= Version::HTTP_2);
+    let head = SignedHead::new(
         parts.method.as_str(),
         uri.path(),
         uri.query(),
-        &headers,
-        Payload::Bytes(&body),
+        headers,
+        authority.map(http::uri::Authority::as_str),
     );
-    match keyward.verify_signed(&request, requirement, ctx).await {
-        Ok(principal) => Ok((principal, body)),
-        Err(e) => {
-            tracing::debug!(reason = e.reason(), code = %e.code(), "signed request rejected");
-            Err(Rejection::from(&e))
-        }
-    }
+    let principal = gate::finish_signed(keyward, &head, &body, requirement, ctx).await?;
+    Ok((principal, body))
 }
 
-/// Reads `body` whole, refusing more than `max_bytes` bytes or `max_frames` data frames, and a
-/// `Content-Length` over `max_bytes` before reading anything.
-async fn buffer_body<B>(
-    headers: &HeaderMap,
+/// Feeds the data frames of `body` to `budget` (trailers are neither signed nor read).
+pub(crate) async fn buffer<B>(
+    headers: &http::HeaderMap,
     body: B,
-    max_bytes: usize,
-    max_frames: usize,
-) -> Result<Bytes, Rejection>
+    mut budget: BodyBudget,
+) -> Result<Vec<u8>, Rejection>
 where
     B: HttpBody,
     B::Error: fmt::Display,
 {
-    let too_large = || Rejection::from(payload_too_large(max_bytes));
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > u64::try_from(max_bytes).unwrap_or(u64::MAX)) {
-        return Err(too_large());
-    }
+    budget.declared(headers.get(CONTENT_LENGTH).map(HeaderValue::as_bytes))?;
     let mut body = std::pin::pin!(body);
-    let mut buf: Vec<u8> = Vec::new();
-    let mut frames = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
-            tracing::debug!(error = %e, "signed request body could not be read");
-            Rejection::from(bad_request("the request body could not be read"))
+            tracing::debug!(error = %e, "request body could not be read");
+            BodyBudget::unreadable()
         })?;
-        let Ok(mut data) = frame.into_data() else {
-            continue; // trailers are not signed
-        };
-        frames += 1;
-        if frames > max_frames {
-            return Err(too_large());
-        }
-        while data.has_remaining() {
-            let chunk = data.chunk();
-            if buf.len().saturating_add(chunk.len()) > max_bytes {
-                return Err(too_large());
-            }
-            buf.extend_from_slice(chunk);
-            let n = chunk.len();
-            data.advance(n);
+        if let Ok(mut data) = frame.into_data() {
+            budget.feed(&data.copy_to_bytes(data.remaining()))?;
         }
     }
-    Ok(Bytes::from(buf))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::convert::Infallible;
-
-    use axum::body::Body;
-    use futures::stream;
-    use http::HeaderValue;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn bounds() {
-        let h = HeaderMap::new();
-        let b = buffer_body(&h, Body::from("abc"), 3, 1).await.unwrap();
-        assert_eq!(&b[..], b"abc");
-        let e = buffer_body(&h, Body::from("abcd"), 3, 1).await.unwrap_err();
-        assert_eq!(e.status(), 413);
-        let mut h = HeaderMap::new();
-        h.insert(CONTENT_LENGTH, HeaderValue::from_static("4"));
-        let e = buffer_body(&h, Body::from("ab"), 3, 8).await.unwrap_err();
-        assert_eq!(e.code(), keyward_core::ErrorCode::PayloadTooLarge);
-        let chunks = stream::iter(["a", "b", "c"].map(|c| Ok::<_, Infallible>(Bytes::from(c))));
-        let e = buffer_body(&HeaderMap::new(), Body::from_stream(chunks), 10, 2)
-            .await
-            .unwrap_err();
-        assert_eq!(e.status(), 413);
-        let chunks = stream::iter(["a", "b"].map(|c| Ok::<_, Infallible>(Bytes::from(c))));
-        let b = buffer_body(&HeaderMap::new(), Body::from_stream(chunks), 10, 2)
-            .await
-            .unwrap();
-        assert_eq!(&b[..], b"ab");
-    }
+    Ok(budget.finish()?)
 }

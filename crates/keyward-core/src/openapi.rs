@@ -350,8 +350,10 @@ fn six_routes(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mounted<'a> {
     /// Where the self-service routes are (default `/api-keys`); the admin routes are under
-    /// `/admin/owners/{owner_id}{prefix}`.
+    /// `{admin_prefix}/owners/{owner_id}{prefix}`.
     pub prefix: &'a str,
+    /// The start of the admin routes' base (default `/admin`).
+    pub admin_prefix: &'a str,
     /// The six self-service routes are mounted.
     pub self_service: bool,
     /// The six admin routes are mounted.
@@ -366,6 +368,7 @@ pub struct Mounted<'a> {
 pub fn document(mounted: &Mounted<'_>) -> OpenApi {
     let Mounted {
         prefix,
+        admin_prefix,
         self_service,
         admin,
         signing,
@@ -379,7 +382,10 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
         let owner_id = || vec![path_param("owner_id", "The owner whose keys are managed")];
         paths = six_routes(
             paths,
-            &format!("/admin/owners/{{owner_id}}{prefix}"),
+            &format!(
+                "{}/owners/{{owner_id}}{prefix}",
+                admin_prefix.trim_end_matches('/')
+            ),
             "admin",
             "admin",
             &owner_id,
@@ -458,6 +464,7 @@ mod tests {
     fn mounted(prefix: &str, admin: bool, signing: bool) -> Mounted<'_> {
         Mounted {
             prefix,
+            admin_prefix: "/admin",
             self_service: true,
             admin,
             signing,

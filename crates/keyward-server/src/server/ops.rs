@@ -67,6 +67,7 @@ pub(super) async fn openapi(State(app): State<Shared>) -> Response {
 pub(super) fn openapi_document(self_service: bool, signing: bool) -> Bytes {
     let doc = keyward_core::openapi::document(&keyward_core::openapi::Mounted {
         prefix: "/api-keys",
+        admin_prefix: "/admin",
         self_service,
         admin: true,
         signing,

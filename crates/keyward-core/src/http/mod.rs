@@ -1,16 +1,31 @@
-//! Framework-neutral request parsing for the management routes, so that every adapter turns the
-//! same bad input into the same problem document (DESIGN.md §6, §9).
+//! The framework-neutral HTTP layer: everything a caller of keyward's routes can observe is
+//! decided here, so that keyward-axum, keyward-actix and any later adapter only translate
+//! between their framework's request and response and these types (DESIGN.md §6, §9).
 //!
-//! An adapter reads the body itself, bounded by its limit (over the limit:
-//! [`payload_too_large`]), then hands the bytes and the `Content-Type` to [`json_body`]. Query
-//! strings go through [`list_query`], path ids through [`path_key_id`].
+//! - [`gate`]: the credential decision of the authentication middleware, and the steps of a
+//!   signed request around its body;
+//! - [`BodyBudget`]: sans-IO bounds for request bodies, fed chunk by chunk;
+//! - [`management`]: the management route table, who the caller acts as, each operation;
+//! - [`Reply`]: an answer as status, headers and body, problems included;
+//! - below: parsing JSON bodies ([`json_body`]), list queries ([`list_query`]), path ids
+//!   ([`path_key_id`]) and `If-Match` ([`if_match`]), and the problems adapters answer with.
 
 #![allow(
     clippy::result_large_err,
     reason = "a Problem is built once per rejected request, on the cold path"
 )]
 
+mod body;
+pub mod gate;
+pub mod management;
+mod reply;
+
 use serde::de::DeserializeOwned;
+
+pub use body::BodyBudget;
+pub use gate::{Decision, Gate};
+pub use management::{ManagementOptions, Operation};
+pub use reply::{Reply, service_problem};
 
 use crate::error::ErrorCode;
 use crate::key::KeyId;
@@ -87,35 +102,42 @@ pub fn json_body<T: DeserializeOwned>(
     if !is_json(content_type) {
         return Err(unsupported_media_type());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => bad_request(format!(
-                "the request body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            )),
-            Category::Data => {
-                let msg = e.to_string();
-                let (field, code) = if msg.starts_with("unknown field") {
-                    (
-                        backticked(&msg).unwrap_or_else(|| "body".into()),
-                        "unknown_field",
-                    )
-                } else if msg.starts_with("missing field") {
-                    (
-                        backticked(&msg).unwrap_or_else(|| "body".into()),
-                        "required",
-                    )
-                } else {
-                    ("body".to_owned(), "invalid")
-                };
-                // serde's message may quote input; cut it short and keep it on one line.
-                let message: String = msg.chars().take(200).filter(|c| !c.is_control()).collect();
-                validation(&field, code, message)
-            }
+    serde_json::from_slice(body).map_err(|e| json_error(&e))
+}
+
+/// The problem for a body serde could not deserialize: `400 BAD_REQUEST` for bytes that are not
+/// JSON, `422 VALIDATION_FAILED` with one field error for JSON of the wrong shape (unknown
+/// fields: `unknown_field`, missing ones: `required`, wrong types: `invalid`). Adapters whose
+/// framework deserializes bodies itself (actix-web's `JsonConfig`) map its error here.
+#[must_use]
+pub fn json_error(e: &serde_json::Error) -> Problem {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => bad_request(format!(
+            "the request body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )),
+        Category::Data => {
+            let msg = e.to_string();
+            let (field, code) = if msg.starts_with("unknown field") {
+                (
+                    backticked(&msg).unwrap_or_else(|| "body".into()),
+                    "unknown_field",
+                )
+            } else if msg.starts_with("missing field") {
+                (
+                    backticked(&msg).unwrap_or_else(|| "body".into()),
+                    "required",
+                )
+            } else {
+                ("body".to_owned(), "invalid")
+            };
+            // serde's message may quote input; cut it short and keep it on one line.
+            let message: String = msg.chars().take(200).filter(|c| !c.is_control()).collect();
+            validation(&field, code, message)
         }
-    })
+    }
 }
 
 /// Like [`json_body`], but an empty body (no bytes at all) is `T::default()` whatever the
@@ -173,12 +195,16 @@ pub fn list_query(query: Option<&str>) -> Result<(Option<String>, Option<u32>), 
 /// # Errors
 /// `API_KEY_NOT_FOUND` for anything that is not a key id.
 pub fn path_key_id(segment: &str) -> Result<KeyId, Problem> {
-    segment.parse().map_err(|_| {
-        Problem::new(
-            ErrorCode::ApiKeyNotFound,
-            Some("API key not found".to_owned()),
-        )
-    })
+    segment.parse().map_err(|_| key_not_found())
+}
+
+/// `404 API_KEY_NOT_FOUND`: what a missing key, a foreign key and a malformed id all get.
+#[must_use]
+pub fn key_not_found() -> Problem {
+    Problem::new(
+        ErrorCode::ApiKeyNotFound,
+        Some("API key not found".to_owned()),
+    )
 }
 
 /// The version an `If-Match` header asks for: `None` without the header or for `*` (any

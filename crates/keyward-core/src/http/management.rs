@@ -1,0 +1,423 @@
+//! The management routes of DESIGN.md §6, written once: the route table, who the caller acts
+//! as, each operation's request parsing and its answer. An adapter mounts [`ROUTES`] under
+//! each of [`ManagementOptions::mounts`], and for a request on one of them:
+//!
+//! 1. finds the [`Actor`] with [`self_service_actor`] or [`admin_actor`], giving them its
+//!    framework's owner resolver, admin check and key verification as futures;
+//! 2. parses the head with [`Call::parse`] (path key id, query, `If-Match`);
+//! 3. reads the body through a [`super::BodyBudget`] when [`Operation::reads_body`];
+//! 4. answers with the [`Reply`] of [`Call::run`].
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST {prefix}` | `201 {api_key, key}`: the raw key, this once, `no-store` |
+//! | `GET {prefix}?limit=&cursor=` | `200 {items, next_cursor}` |
+//! | `GET {prefix}/{key_id}` | `200 key`; `404` for missing and foreign keys |
+//! | `PATCH {prefix}/{key_id}` | `200 key` |
+//! | `DELETE {prefix}/{key_id}` | `204`, soft revoke |
+//! | `POST {prefix}/{key_id}/rotate` | `201 {api_key, key}`, `no-store` |
+//! | `{admin_prefix}/owners/{owner_id}{prefix}…`, the same six | as above, owner from the path |
+//!
+//! Answers about one key carry its version as `ETag`; `PATCH`, `DELETE` and `rotate` honour
+//! `If-Match` (`412`).
+
+#![allow(
+    clippy::result_large_err,
+    reason = "a Problem is built once per rejected request, on the cold path"
+)]
+
+use std::future::Future;
+
+use crate::authz::Actor;
+use crate::key::KeyId;
+use crate::problem::Problem;
+use crate::service::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
+use crate::{Keyward, Principal};
+
+use super::{Reply, if_match, json_body, json_body_or_default, list_query, path_key_id};
+
+/// The six management operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `POST {base}`: create a key.
+    Create,
+    /// `GET {base}`: a page of keys.
+    List,
+    /// `GET {base}/{key_id}`.
+    Get,
+    /// `PATCH {base}/{key_id}`.
+    Update,
+    /// `DELETE {base}/{key_id}`: soft revoke.
+    Revoke,
+    /// `POST {base}/{key_id}/rotate`.
+    Rotate,
+}
+
+impl Operation {
+    /// Whether the operation reads a JSON body.
+    #[must_use]
+    pub fn reads_body(self) -> bool {
+        matches!(self, Self::Create | Self::Update | Self::Rotate)
+    }
+}
+
+/// Which set of routes a request came in on: who the actor can be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mount {
+    /// `{prefix}…`: an owner (or, when allowed, a key caller), through [`self_service_actor`].
+    SelfService,
+    /// `{admin_prefix}/owners/{owner_id}{prefix}…`: an administrator, through [`admin_actor`].
+    Admin,
+}
+
+/// One management route, relative to its mount's base path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The method, uppercase.
+    pub method: &'static str,
+    /// The path after the base: `""`, `"/{key_id}"` or `"/{key_id}/rotate"` (the `{name}`
+    /// template syntax both axum and actix-web use).
+    pub path: &'static str,
+    /// What the route does.
+    pub operation: Operation,
+}
+
+/// The six routes under each mount's base, grouped by path.
+pub const ROUTES: [Route; 6] = [
+    Route {
+        method: "POST",
+        path: "",
+        operation: Operation::Create,
+    },
+    Route {
+        method: "GET",
+        path: "",
+        operation: Operation::List,
+    },
+    Route {
+        method: "GET",
+        path: "/{key_id}",
+        operation: Operation::Get,
+    },
+    Route {
+        method: "PATCH",
+        path: "/{key_id}",
+        operation: Operation::Update,
+    },
+    Route {
+        method: "DELETE",
+        path: "/{key_id}",
+        operation: Operation::Revoke,
+    },
+    Route {
+        method: "POST",
+        path: "/{key_id}/rotate",
+        operation: Operation::Rotate,
+    },
+];
+
+/// Where the management routes are mounted and the framework-neutral rules for their callers;
+/// each adapter's `ManagementConfig` holds one beside its owner resolver and admin check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagementOptions {
+    prefix: String,
+    admin_prefix: String,
+    self_service: bool,
+    /// Whether requests presenting an API key may manage keys (off by default).
+    pub allow_api_key_callers: bool,
+    /// The largest request body, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for ManagementOptions {
+    fn default() -> Self {
+        Self {
+            prefix: "/api-keys".to_owned(),
+            admin_prefix: "/admin".to_owned(),
+            self_service: true,
+            allow_api_key_callers: false,
+            body_limit: super::DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+/// `/x` from `x`, `/x/` and `/x`.
+fn normalize(prefix: &str) -> String {
+    let p = prefix.trim_end_matches('/');
+    if p.starts_with('/') {
+        p.to_owned()
+    } else {
+        format!("/{p}")
+    }
+}
+
+impl ManagementOptions {
+    /// Mounts the self-service routes under `prefix` (a leading `/` is added, a trailing one
+    /// dropped). The admin routes follow it: `{admin_prefix}/owners/{owner_id}{prefix}`.
+    pub fn set_prefix(&mut self, prefix: &str) {
+        self.prefix = normalize(prefix);
+    }
+
+    /// Mounts the admin routes under `{admin_prefix}/owners/{owner_id}{prefix}` (default
+    /// `/admin`).
+    pub fn set_admin_prefix(&mut self, admin_prefix: &str) {
+        self.admin_prefix = normalize(admin_prefix);
+    }
+
+    /// Whether the self-service routes are mounted (default: yes).
+    pub fn set_self_service(&mut self, mounted: bool) {
+        self.self_service = mounted;
+    }
+
+    /// The self-service prefix.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether the self-service routes are mounted.
+    #[must_use]
+    pub fn self_service(&self) -> bool {
+        self.self_service
+    }
+
+    /// The base of the admin routes: `{admin_prefix}/owners/{owner_id}{prefix}`.
+    #[must_use]
+    pub fn admin_base(&self) -> String {
+        format!("{}/owners/{{owner_id}}{}", self.admin_prefix, self.prefix)
+    }
+
+    /// The mounts and their base paths, the admin one when `admin` (an admin check is set).
+    #[must_use]
+    pub fn mounts(&self, admin: bool) -> Vec<(Mount, String)> {
+        let mut mounts = Vec::with_capacity(2);
+        if self.self_service {
+            mounts.push((Mount::SelfService, self.prefix.clone()));
+        }
+        if admin {
+            mounts.push((Mount::Admin, self.admin_base()));
+        }
+        mounts
+    }
+
+    /// The OpenAPI document of these mounts, with the SigV4 scheme when `keyward` verifies
+    /// signed requests.
+    #[cfg(feature = "openapi")]
+    #[must_use]
+    pub fn openapi(&self, admin: bool, keyward: &Keyward) -> crate::openapi::OpenApi {
+        crate::openapi::document(&crate::openapi::Mounted {
+            prefix: &self.prefix,
+            admin_prefix: &self.admin_prefix,
+            self_service: self.self_service,
+            admin,
+            signing: keyward.signing_enabled(),
+        })
+    }
+}
+
+/// The actor of a self-service request (DESIGN.md §11).
+///
+/// - `verified`: a principal the authentication middleware in front already verified.
+/// - `presented`: whether the request presents a keyward credential itself.
+/// - `verify`: verifies that credential (`Ok(None)` when there is none to verify);
+///   polled only when a credential was presented and key callers are allowed.
+/// - `resolve`: the application's owner resolver; polled only when no key acts.
+///
+/// # Errors
+/// `403 FORBIDDEN` for a key caller when [`ManagementOptions::allow_api_key_callers`] is off;
+/// whatever `verify` and `resolve` refuse with.
+pub async fn self_service_actor<E: From<Problem>>(
+    options: &ManagementOptions,
+    verified: Option<&Principal>,
+    presented: bool,
+    verify: impl Future<Output = Result<Option<Principal>, E>>,
+    resolve: impl Future<Output = Result<String, E>>,
+) -> Result<Actor, E> {
+    if verified.is_none() && !presented {
+        return Ok(Actor::owner(resolve.await?));
+    }
+    if !options.allow_api_key_callers {
+        return Err(super::api_key_management_forbidden().into());
+    }
+    if let Some(p) = verified {
+        return Ok(Actor::key(p));
+    }
+    match verify.await? {
+        Some(p) => Ok(Actor::key(&p)),
+        None => Ok(Actor::owner(resolve.await?)),
+    }
+}
+
+/// The actor of an admin request: an administrator of `owner`, established by a key holding
+/// `keyward:admin` or by the application's admin check.
+///
+/// A key the middleware in front verified (`verified`) decides first. Otherwise `check` runs
+/// before a presented key is verified, so that the application's own credential (a session, a
+/// static token) may ride in a header that also carries API keys; only when it refuses is
+/// `verify` polled. Pass `check` as `None` when no admin check is configured.
+///
+/// # Errors
+/// The check's refusal (`403 FORBIDDEN` without a check); `403` for a non-admin key when key
+/// callers are not allowed; whatever `verify` refuses with.
+pub async fn admin_actor<E: From<Problem>>(
+    options: &ManagementOptions,
+    owner: String,
+    verified: Option<&Principal>,
+    check: Option<impl Future<Output = Result<(), E>>>,
+    verify: impl Future<Output = Result<Option<Principal>, E>>,
+) -> Result<Actor, E> {
+    let check = async move {
+        match check {
+            Some(check) => check.await,
+            None => Err(super::admin_forbidden().into()),
+        }
+    };
+    let key_forbidden = || E::from(super::api_key_management_forbidden());
+    if let Some(p) = verified {
+        if p.is_admin() {
+            return Ok(Actor::admin_for(owner));
+        }
+        if !options.allow_api_key_callers {
+            return Err(key_forbidden());
+        }
+        check.await?;
+        return Ok(Actor::admin_for(owner));
+    }
+    let refused = match check.await {
+        Ok(()) => return Ok(Actor::admin_for(owner)),
+        Err(r) => r,
+    };
+    match verify.await? {
+        Some(p) if p.is_admin() => Ok(Actor::admin_for(owner)),
+        Some(_) if !options.allow_api_key_callers => Err(key_forbidden()),
+        _ => Err(refused),
+    }
+}
+
+/// A management request whose head (path, query, `If-Match`) has been parsed.
+#[derive(Debug)]
+pub struct Call {
+    operation: Operation,
+    key_id: Option<KeyId>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+    if_match: Option<KeyVersion>,
+}
+
+impl Call {
+    /// Parses what `operation` reads of the request head: the path's `key_id` (routes under
+    /// `/{key_id}`), the query (`List`) and `If-Match` (`Update`, `Revoke`, `Rotate`).
+    ///
+    /// # Errors
+    /// `404` for a key id that cannot name a key, `422` for a bad query, `412` for an
+    /// `If-Match` that names no version.
+    pub fn parse(
+        operation: Operation,
+        key_id: Option<&str>,
+        query: Option<&str>,
+        if_match_header: Option<&[u8]>,
+    ) -> Result<Self, Problem> {
+        let needs_id = !matches!(operation, Operation::Create | Operation::List);
+        let key_id = if needs_id {
+            Some(path_key_id(key_id.unwrap_or(""))?)
+        } else {
+            None
+        };
+        let (cursor, limit) = if operation == Operation::List {
+            list_query(query)?
+        } else {
+            (None, None)
+        };
+        let if_match = if matches!(
+            operation,
+            Operation::Update | Operation::Revoke | Operation::Rotate
+        ) {
+            if_match(if_match_header)?
+        } else {
+            None
+        };
+        Ok(Self {
+            operation,
+            key_id,
+            cursor,
+            limit,
+            if_match,
+        })
+    }
+
+    /// The operation.
+    #[must_use]
+    pub fn operation(&self) -> Operation {
+        self.operation
+    }
+
+    /// Runs the operation as `actor` with the request's body (empty when the operation reads
+    /// none) and its `Content-Type`, and gives the answer: the success reply, or the problem of
+    /// a refusal (`415`, `400`, `422` for the body; the service's own).
+    pub async fn run(
+        self,
+        keyward: &Keyward,
+        actor: &Actor,
+        content_type: Option<&[u8]>,
+        body: &[u8],
+    ) -> Reply {
+        self.answer(keyward, actor, content_type, body)
+            .await
+            .unwrap_or_else(|p| Reply::from(&p))
+    }
+
+    async fn answer(
+        self,
+        keyward: &Keyward,
+        actor: &Actor,
+        content_type: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<Reply, Problem> {
+        let svc = |e: crate::ServiceError| super::service_problem(&e);
+        let id = self.key_id.as_ref();
+        let id = || id.ok_or_else(super::key_not_found);
+        Ok(match self.operation {
+            Operation::Create => {
+                let req: CreateKeyRequest = json_body(content_type, body)?;
+                let created = keyward.create_key_as(actor, req).await.map_err(svc)?;
+                let version = KeyVersion::of_view(&created.key);
+                Reply::json(201, &created).no_store().etag(version)
+            }
+            Operation::List => {
+                let page = keyward
+                    .list_keys(actor, self.cursor.as_deref(), self.limit)
+                    .await
+                    .map_err(svc)?;
+                Reply::json(200, &page)
+            }
+            Operation::Get => {
+                let view = keyward.get_key(actor, id()?).await.map_err(svc)?;
+                Reply::json(200, &view).etag(KeyVersion::of_view(&view))
+            }
+            Operation::Update => {
+                let req: UpdateKeyRequest = json_body(content_type, body)?;
+                let view = keyward
+                    .update_key(actor, id()?, req, self.if_match)
+                    .await
+                    .map_err(svc)?;
+                Reply::json(200, &view).etag(KeyVersion::of_view(&view))
+            }
+            Operation::Revoke => {
+                keyward
+                    .revoke_key(actor, id()?, self.if_match)
+                    .await
+                    .map_err(svc)?;
+                Reply::empty(204)
+            }
+            Operation::Rotate => {
+                let req: RotateKeyRequest = json_body_or_default(content_type, body)?;
+                let created = keyward
+                    .rotate_key(actor, id()?, req, self.if_match)
+                    .await
+                    .map_err(svc)?;
+                let version = KeyVersion::of_view(&created.key);
+                Reply::json(201, &created).no_store().etag(version)
+            }
+        })
+    }
+}
