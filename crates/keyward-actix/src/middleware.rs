@@ -97,14 +97,7 @@ impl KeywardAuth {
     }
 
     fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        match Arc::get_mut(&mut self.config) {
-            Some(c) => f(c),
-            None => {
-                let mut c = Config::clone(&self.config);
-                f(&mut c);
-                self.config = Arc::new(c);
-            }
-        }
+        f(Arc::make_mut(&mut self.config));
         self
     }
 

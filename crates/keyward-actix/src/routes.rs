@@ -22,7 +22,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use futures::StreamExt;
-use keyward_core::http::management::{self, Call, Mount, ROUTES};
+use keyward_core::http::management::{self, Call, Caller, Mount, ROUTES};
 use keyward_core::http::{self as core_http, BodyBudget, ManagementOptions, Operation, gate};
 use keyward_core::{Actor, Keyward, Principal, ScopeRequirement, VerifyContext};
 
@@ -104,6 +104,8 @@ impl std::fmt::Debug for ManagementConfig {
 }
 
 impl ManagementConfig {
+    keyward_core::management_config_options!(AdminCheck, CredentialHeaders);
+
     /// Routes under `/api-keys`, owners from `owner`, no admin routes, 64 KiB bodies, API-key
     /// callers refused.
     #[must_use]
@@ -136,64 +138,6 @@ impl ManagementConfig {
     ) -> Self {
         self.client_ip = Arc::new(f);
         self
-    }
-
-    /// Mounts the self-service routes under `prefix` (default `/api-keys`; a leading `/` is
-    /// added and a trailing one dropped).
-    #[must_use]
-    pub fn prefix(mut self, prefix: &str) -> Self {
-        self.options.set_prefix(prefix);
-        self
-    }
-
-    /// Mounts the admin routes under `{admin_prefix}/owners/{owner_id}{prefix}` (default
-    /// `/admin`).
-    #[must_use]
-    pub fn admin_prefix(mut self, admin_prefix: &str) -> Self {
-        self.options.set_admin_prefix(admin_prefix);
-        self
-    }
-
-    /// Enables the admin routes, guarded by `check`.
-    #[must_use]
-    pub fn admin(mut self, check: impl AdminCheck) -> Self {
-        self.admin = Some(Arc::new(check));
-        self
-    }
-
-    /// Largest accepted request body in bytes (default 64 KiB); larger ones get 413.
-    #[must_use]
-    pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.options.body_limit = bytes;
-        self
-    }
-
-    /// Lets requests that present an API key manage keys: the key is verified first (if no
-    /// [`crate::KeywardAuth`] did already) and acts for its own owner. Off by default: a leaked
-    /// key must not mint more keys.
-    #[must_use]
-    pub fn allow_api_key_callers(mut self, allow: bool) -> Self {
-        self.options.allow_api_key_callers = allow;
-        self
-    }
-
-    /// The credential headers, to recognise API-key callers (match [`crate::KeywardAuth::headers`]).
-    #[must_use]
-    pub fn credential_headers(mut self, headers: CredentialHeaders) -> Self {
-        self.headers = headers;
-        self
-    }
-
-    /// Where the routes are mounted, and the rules for their callers.
-    #[must_use]
-    pub fn options(&self) -> &ManagementOptions {
-        &self.options
-    }
-
-    /// Whether admin routes are enabled.
-    #[must_use]
-    pub fn has_admin(&self) -> bool {
-        self.admin.is_some()
     }
 }
 
@@ -287,34 +231,21 @@ async fn actor(m: &Mgmt, req: &HttpRequest, at: Mount) -> Result<Actor, Rejectio
     let cfg = &m.config;
     let credential = cfg.headers.extract(&m.keyward, req.headers());
     let verified = req.extensions().get::<Principal>().cloned();
+    let caller = Caller {
+        owner_in_path: req.match_info().get("owner_id"),
+        verified: verified.as_ref(),
+        presented: credential.is_presented(),
+    };
     let verify = async {
         let ctx = VerifyContext {
             client_ip: (cfg.client_ip)(req),
         };
-        gate::verify_presented(&m.keyward, credential, &ScopeRequirement::none(), &ctx)
-            .await
-            .map_err(Rejection::new)
+        let none = ScopeRequirement::none();
+        Ok(gate::verify_presented(&m.keyward, credential, &none, &ctx).await?)
     };
-    match at {
-        Mount::Admin => {
-            let owner = req.match_info().get("owner_id").filter(|o| !o.is_empty());
-            let owner = owner.ok_or_else(Rejection::not_found)?.to_owned();
-            let check = cfg.admin.as_ref().map(|c| c.check(req));
-            management::admin_actor(&cfg.options, owner, verified.as_ref(), check, verify).await
-        }
-        Mount::SelfService => {
-            let presented = credential.is_presented();
-            let resolve = cfg.owner.resolve(req);
-            management::self_service_actor(
-                &cfg.options,
-                verified.as_ref(),
-                presented,
-                verify,
-                resolve,
-            )
-            .await
-        }
-    }
+    let check = cfg.admin.as_ref().map(|c| c.check(req));
+    let resolve = cfg.owner.resolve(req);
+    management::actor(&cfg.options, at, caller, check, verify, resolve).await
 }
 
 /// Reads the payload through a management [`BodyBudget`] of `limit` bytes.

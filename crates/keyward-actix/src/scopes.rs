@@ -7,83 +7,13 @@ use actix_web::body::EitherBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{Error, HttpMessage};
 use futures::future::{Either, LocalBoxFuture, Ready, ready};
-use keyward_core::scope::ScopeError;
-use keyward_core::{Principal, ScopeRequirement, VerifyError};
+use keyward_core::ScopeRequirement;
 
-use crate::rejection::Rejection;
-
-/// Demands scopes of the caller that [`crate::KeywardAuth`] authenticated. Wrap a `Resource`
-/// or `Scope` with it (inside an app wrapped by `KeywardAuth`):
-///
-/// ```no_run
-/// use actix_web::{web, HttpResponse};
-/// use keyward_actix::RequireScopes;
-///
-/// let reports = web::resource("/reports")
-///     .wrap(RequireScopes::all_of_static(["reports:read"]))
-///     .route(web::get().to(HttpResponse::Ok));
-/// ```
-///
-/// `all_of_static`/`any_of_static` take literals and panic on a malformed one (a bug, found at
-/// startup); `all_of`/`any_of` take scopes from input and return a `Result`.
-///
-/// Without a caller the answer is 401 `API_KEY_MISSING`; with a caller lacking scopes, 403
-/// `API_KEY_SCOPE_DENIED` listing them.
-#[derive(Debug, Clone)]
-pub struct RequireScopes {
-    required: Arc<ScopeRequirement>,
-}
-
-impl RequireScopes {
-    /// Wraps an existing requirement.
-    #[must_use]
-    pub fn new(required: ScopeRequirement) -> Self {
-        Self {
-            required: Arc::new(required),
-        }
-    }
-
-    /// Every one of `scopes` is required.
-    ///
-    /// # Errors
-    /// A [`ScopeError`] when a scope is not well formed.
-    pub fn all_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
-        ScopeRequirement::all_of(scopes).map(Self::new)
-    }
-
-    /// At least one of `scopes` is required.
-    ///
-    /// # Errors
-    /// A [`ScopeError`] when a scope is not well formed.
-    pub fn any_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
-        ScopeRequirement::any_of(scopes).map(Self::new)
-    }
-
-    /// Requires all of `scopes`, written as literals: no `?` where the layer is built.
-    ///
-    /// # Panics
-    /// When a literal is not a well-formed scope (see [`ScopeRequirement::all_of_static`]).
-    #[must_use]
-    #[track_caller]
-    pub fn all_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
-        Self::new(ScopeRequirement::all_of_static(scopes))
-    }
-
-    /// Requires at least one of `scopes`, written as literals.
-    ///
-    /// # Panics
-    /// When a literal is not a well-formed scope (see [`ScopeRequirement::any_of_static`]).
-    #[must_use]
-    #[track_caller]
-    pub fn any_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
-        Self::new(ScopeRequirement::any_of_static(scopes))
-    }
-
-    /// The requirement.
-    #[must_use]
-    pub fn requirement(&self) -> &ScopeRequirement {
-        &self.required
-    }
+keyward_core::define_require_scopes! {
+    /// Requires scopes of the verified key: wrap routes (after [`crate::KeywardAuth`]) with it.
+    /// Without a principal it answers `401 API_KEY_MISSING`; with a principal lacking scopes,
+    /// `403 API_KEY_SCOPE_DENIED` listing them.
+    pub struct RequireScopes;
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequireScopes
@@ -100,7 +30,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(RequireScopesMiddleware {
             service: Rc::new(service),
-            required: Arc::clone(&self.required),
+            required: Arc::clone(&self.requirement),
         }))
     }
 }
@@ -133,13 +63,7 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let verdict = match req.extensions().get::<Principal>() {
-            None => Err(crate::signed::missing(&req.extensions())),
-            Some(p) => self
-                .required
-                .check(p.scopes())
-                .map_err(|missing| Rejection::from(&VerifyError::ScopeDenied { missing })),
-        };
+        let verdict = crate::signed::require(&req.extensions(), &self.required);
         match verdict {
             Ok(()) => {
                 let fut = self.service.call(req);

@@ -11,7 +11,7 @@ use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
 use futures::StreamExt;
 use keyward_core::http::BodyBudget;
 use keyward_core::http::gate::{self, Gate, SignedHead};
-use keyward_core::{Principal, VerifyContext};
+use keyward_core::{Principal, ScopeRequirement, VerifyContext};
 
 use crate::rejection::Rejection;
 
@@ -21,14 +21,24 @@ use crate::rejection::Rejection;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UnverifiedSignature;
 
-/// The `401` for a request without a verified principal: `SIGNATURE_INVALID` when it carried a
-/// signature that could not be verified, else `API_KEY_MISSING`.
+/// The `401` for a request without a verified principal (see [`gate::no_principal`]).
 pub(crate) fn missing(extensions: &actix_web::dev::Extensions) -> Rejection {
-    if extensions.get::<UnverifiedSignature>().is_some() {
-        Rejection::new(gate::signing_disabled())
-    } else {
-        Rejection::missing()
-    }
+    Rejection::from(gate::no_principal(
+        extensions.get::<UnverifiedSignature>().is_some(),
+    ))
+}
+
+/// Checks `requirement` on the principal in `extensions` (see [`gate::require_scopes`]).
+pub(crate) fn require(
+    extensions: &actix_web::dev::Extensions,
+    requirement: &ScopeRequirement,
+) -> Result<(), Rejection> {
+    let unverified = extensions.get::<UnverifiedSignature>().is_some();
+    Ok(gate::require_scopes(
+        extensions.get::<Principal>(),
+        unverified,
+        requirement,
+    )?)
 }
 
 /// Verifies the signed request `req` (signing enabled): buffers its payload within the bounds

@@ -102,6 +102,7 @@ pub fn peer_ip(_headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> 
         })
 }
 
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) gate: Gate,
     pub(crate) headers: CredentialHeaders,
@@ -140,19 +141,7 @@ impl KeywardLayer {
     }
 
     fn edit(mut self, f: impl FnOnce(&mut Shared)) -> Self {
-        match Arc::get_mut(&mut self.shared) {
-            Some(s) => f(s),
-            None => {
-                let s = &self.shared;
-                let mut copy = Shared {
-                    gate: s.gate.clone(),
-                    headers: s.headers.clone(),
-                    client_ip: Arc::clone(&s.client_ip),
-                };
-                f(&mut copy);
-                self.shared = Arc::new(copy);
-            }
-        }
+        f(Arc::make_mut(&mut self.shared));
         self
     }
 

@@ -36,7 +36,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use http::header::{CONTENT_TYPE, IF_MATCH};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue};
-use keyward_core::http::management::{self, Call, Mount, ROUTES};
+use keyward_core::http::management::{self, Call, Caller, Mount, Route};
 use keyward_core::http::{self as kwhttp, BodyBudget, ManagementOptions, Operation, gate};
 use keyward_core::{Actor, Keyward, Principal, ScopeRequirement, VerifyContext};
 
@@ -111,6 +111,8 @@ impl fmt::Debug for ManagementConfig {
 }
 
 impl ManagementConfig {
+    keyward_core::management_config_options!(AdminCheck, CredentialHeaders);
+
     /// Routes under `/api-keys` for the owners `owner` resolves; no admin routes; API keys may
     /// not manage keys; bodies up to 64 KiB.
     #[must_use]
@@ -146,63 +148,6 @@ impl ManagementConfig {
         self.client_ip = Arc::new(f);
         self
     }
-
-    /// Mounts the self-service routes under `prefix` (a leading `/` is added, a trailing one
-    /// dropped; the admin routes go under `{admin_prefix}/owners/{owner_id}{prefix}`).
-    #[must_use]
-    pub fn prefix(mut self, prefix: &str) -> Self {
-        self.options.set_prefix(prefix);
-        self
-    }
-
-    /// Mounts the admin routes under `{admin_prefix}/owners/{owner_id}{prefix}` (default
-    /// `/admin`).
-    #[must_use]
-    pub fn admin_prefix(mut self, admin_prefix: &str) -> Self {
-        self.options.set_admin_prefix(admin_prefix);
-        self
-    }
-
-    /// Mounts the admin routes, guarded by `check`.
-    #[must_use]
-    pub fn admin(mut self, check: impl AdminCheck) -> Self {
-        self.admin = Some(Arc::new(check));
-        self
-    }
-
-    /// Lets requests that present an API key manage keys (the key is verified first and acts
-    /// for its own owner). Off by default: a leaked key must not mint more keys.
-    #[must_use]
-    pub fn allow_api_key_callers(mut self, allow: bool) -> Self {
-        self.options.allow_api_key_callers = allow;
-        self
-    }
-
-    /// Largest request body, in bytes (default 64 KiB).
-    #[must_use]
-    pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.options.body_limit = bytes;
-        self
-    }
-
-    /// The credential headers, as configured on the [`crate::KeywardLayer`].
-    #[must_use]
-    pub fn credential_headers(mut self, headers: CredentialHeaders) -> Self {
-        self.headers = headers;
-        self
-    }
-
-    /// Where the routes are mounted, and the rules for their callers.
-    #[must_use]
-    pub fn options(&self) -> &ManagementOptions {
-        &self.options
-    }
-
-    /// Whether the admin routes are mounted.
-    #[must_use]
-    pub fn has_admin(&self) -> bool {
-        self.admin.is_some()
-    }
 }
 
 struct Mgmt {
@@ -216,26 +161,26 @@ pub fn management_routes<S>(keyward: Keyward, config: ManagementConfig) -> Route
 where
     S: Clone + Send + Sync + 'static,
 {
-    let mounts = config.options.mounts(config.has_admin());
+    let paths = config.options.paths(config.has_admin());
     let state = Arc::new(Mgmt { keyward, config });
     let mut router = Router::new();
-    for (at, base) in mounts {
-        for path in ["", "/{key_id}", "/{key_id}/rotate"] {
-            let mut methods = MethodRouter::new();
-            for route in ROUTES.iter().filter(|r| r.path == path) {
-                let op = route.operation;
-                let filter = match route.method {
-                    "GET" => MethodFilter::GET,
-                    "PATCH" => MethodFilter::PATCH,
-                    "DELETE" => MethodFilter::DELETE,
-                    _ => MethodFilter::POST,
-                };
-                methods = methods.on(filter, move |State(m): State<Arc<Mgmt>>, req: Request| {
-                    handle(m, req, at, op)
-                });
-            }
-            router = router.route(&format!("{base}{path}"), methods);
+    for (path, at, routes) in paths {
+        let mut methods = MethodRouter::new();
+        for Route {
+            method, operation, ..
+        } in routes
+        {
+            let filter = match method {
+                "GET" => MethodFilter::GET,
+                "PATCH" => MethodFilter::PATCH,
+                "DELETE" => MethodFilter::DELETE,
+                _ => MethodFilter::POST,
+            };
+            let handler =
+                move |State(m): State<Arc<Mgmt>>, req: Request| handle(m, req, at, operation);
+            methods = methods.on(filter, handler);
         }
+        router = router.route(&path, methods);
     }
     router
         .method_not_allowed_fallback(|| async {
@@ -255,37 +200,23 @@ async fn param(parts: &mut Parts, name: &str) -> Option<String> {
 
 /// Who the request acts as (keyward-core decides; the futures are this framework's).
 async fn actor(m: &Mgmt, parts: &mut Parts, at: Mount) -> Result<Actor, Rejection> {
-    let owner = match at {
-        Mount::Admin => Some(
-            param(parts, "owner_id")
-                .await
-                .ok_or_else(kwhttp::key_not_found)?,
-        ),
-        Mount::SelfService => None,
-    };
-    let parts = &*parts;
-    let cfg = &m.config;
+    let owner = param(parts, "owner_id").await;
+    let (parts, cfg) = (&*parts, &m.config);
     let credential = cfg.headers.extract(&m.keyward, &parts.headers);
-    let verified = parts.extensions.get::<Principal>();
-    let verify = async {
-        let ctx = VerifyContext {
-            client_ip: (cfg.client_ip)(&parts.headers, &parts.extensions),
-        };
-        gate::verify_presented(&m.keyward, credential, &ScopeRequirement::none(), &ctx)
-            .await
-            .map_err(Rejection::from)
+    let caller = Caller {
+        owner_in_path: owner.as_deref(),
+        verified: parts.extensions.get::<Principal>(),
+        presented: credential.is_presented(),
     };
-    match owner {
-        Some(owner) => {
-            let check = cfg.admin.as_ref().map(|c| c.check(parts));
-            management::admin_actor(&cfg.options, owner, verified, check, verify).await
-        }
-        None => {
-            let presented = credential.is_presented();
-            let resolve = cfg.owner.resolve(parts);
-            management::self_service_actor(&cfg.options, verified, presented, verify, resolve).await
-        }
-    }
+    let verify = async {
+        let client_ip = (cfg.client_ip)(&parts.headers, &parts.extensions);
+        let ctx = VerifyContext { client_ip };
+        let none = ScopeRequirement::none();
+        Ok(gate::verify_presented(&m.keyward, credential, &none, &ctx).await?)
+    };
+    let check = cfg.admin.as_ref().map(|c| c.check(parts));
+    let resolve = cfg.owner.resolve(parts);
+    management::actor(&cfg.options, at, caller, check, verify, resolve).await
 }
 
 /// Reads a request body of at most `limit` bytes with the management routes' rules: `413` for

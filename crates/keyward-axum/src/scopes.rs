@@ -11,71 +11,15 @@ use std::task::{Context, Poll};
 use axum::response::{IntoResponse, Response};
 use futures::future::{Either, Ready, ready};
 use http::Request;
-use keyward_core::scope::ScopeError;
-use keyward_core::{Principal, ScopeRequirement, VerifyError};
+use keyward_core::ScopeRequirement;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::rejection::Rejection;
-
-/// Requires scopes of the verified key. The check is on the principal's effective scopes;
-/// to check scopes before a key's rate limit is charged, give the requirement to
-/// [`crate::KeywardLayer::require`] instead.
-#[derive(Debug, Clone)]
-pub struct RequireScopes {
-    requirement: Arc<ScopeRequirement>,
-}
-
-impl RequireScopes {
-    /// Requires `requirement`.
-    #[must_use]
-    pub fn new(requirement: ScopeRequirement) -> Self {
-        Self {
-            requirement: Arc::new(requirement),
-        }
-    }
-
-    /// Requires every one of `scopes`.
-    ///
-    /// # Errors
-    /// A [`ScopeError`] for a malformed scope.
-    pub fn all_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
-        ScopeRequirement::all_of(scopes).map(Self::new)
-    }
-
-    /// Requires at least one of `scopes`.
-    ///
-    /// # Errors
-    /// A [`ScopeError`] for a malformed scope.
-    pub fn any_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
-        ScopeRequirement::any_of(scopes).map(Self::new)
-    }
-
-    /// Requires all of `scopes`, written as literals: no `?` where the layer is built.
-    ///
-    /// # Panics
-    /// When a literal is not a well-formed scope (see [`ScopeRequirement::all_of_static`]).
-    #[must_use]
-    #[track_caller]
-    pub fn all_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
-        Self::new(ScopeRequirement::all_of_static(scopes))
-    }
-
-    /// Requires at least one of `scopes`, written as literals.
-    ///
-    /// # Panics
-    /// When a literal is not a well-formed scope (see [`ScopeRequirement::any_of_static`]).
-    #[must_use]
-    #[track_caller]
-    pub fn any_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
-        Self::new(ScopeRequirement::any_of_static(scopes))
-    }
-
-    /// The requirement.
-    #[must_use]
-    pub fn requirement(&self) -> &ScopeRequirement {
-        &self.requirement
-    }
+keyward_core::define_require_scopes! {
+    /// Requires scopes of the verified key. The check is on the principal's effective scopes;
+    /// to check scopes before a key's rate limit is charged, give the requirement to
+    /// [`crate::KeywardLayer::require`] instead.
+    pub struct RequireScopes;
 }
 
 impl<S> Layer<S> for RequireScopes {
@@ -109,14 +53,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let verdict = match req.extensions().get::<Principal>() {
-            None => Err(crate::signed::missing(req.extensions())),
-            Some(p) => self
-                .requirement
-                .check(p.scopes())
-                .map_err(|missing| Rejection::from(VerifyError::ScopeDenied { missing })),
-        };
-        match verdict {
+        match crate::signed::require(req.extensions(), &self.requirement) {
             Ok(()) => Either::Right(self.inner.call(req)),
             Err(r) => Either::Left(ready(Ok(r.into_response()))),
         }

@@ -58,14 +58,24 @@ use crate::rejection::Rejection;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UnverifiedSignature;
 
-/// The `401` for a request without a verified principal: `SIGNATURE_INVALID` when it carried a
-/// signature that could not be verified, else `API_KEY_MISSING`.
+/// The `401` for a request without a verified principal (see [`gate::no_principal`]).
 pub(crate) fn missing(extensions: &http::Extensions) -> Rejection {
-    if extensions.get::<UnverifiedSignature>().is_some() {
-        signing_disabled()
-    } else {
-        Rejection::missing()
-    }
+    Rejection::from(gate::no_principal(
+        extensions.get::<UnverifiedSignature>().is_some(),
+    ))
+}
+
+/// Checks `requirement` on the principal in `extensions` (see [`gate::require_scopes`]).
+pub(crate) fn require(
+    extensions: &http::Extensions,
+    requirement: &ScopeRequirement,
+) -> Result<(), Rejection> {
+    let unverified = extensions.get::<UnverifiedSignature>().is_some();
+    Ok(gate::require_scopes(
+        extensions.get::<Principal>(),
+        unverified,
+        requirement,
+    )?)
 }
 
 /// `401 SIGNATURE_INVALID` for a signed request reaching an engine without signing enabled

@@ -289,3 +289,34 @@ pub async fn finish_signed(
             Problem::from(&e)
         })
 }
+
+/// The check of a route-level scope requirement (`RequireScopes`, the `Authenticated`
+/// extractor) on the principal the middleware left: `401 SIGNATURE_INVALID` for a request
+/// whose signature nothing could verify, `401 API_KEY_MISSING` without a principal, `403
+/// API_KEY_SCOPE_DENIED` listing what is missing.
+///
+/// # Errors
+/// The problem to answer with.
+pub fn require_scopes(
+    principal: Option<&Principal>,
+    unverified_signature: bool,
+    requirement: &ScopeRequirement,
+) -> Result<(), Problem> {
+    match principal {
+        Some(p) => requirement
+            .check(p.scopes())
+            .map_err(|missing| Problem::from(crate::VerifyError::ScopeDenied { missing })),
+        None => Err(no_principal(unverified_signature)),
+    }
+}
+
+/// The `401` for a request without a verified principal: `SIGNATURE_INVALID` when it carried a
+/// signature that nothing could verify, else `API_KEY_MISSING`.
+#[must_use]
+pub fn no_principal(unverified_signature: bool) -> Problem {
+    if unverified_signature {
+        signing_disabled()
+    } else {
+        Problem::missing()
+    }
+}

@@ -200,6 +200,20 @@ impl ManagementOptions {
         mounts
     }
 
+    /// Every path to register, with its mount and its routes (one to three methods): what an
+    /// adapter whose router takes one entry per path mounts.
+    #[must_use]
+    pub fn paths(&self, admin: bool) -> Vec<(String, Mount, Vec<Route>)> {
+        let mut paths = Vec::with_capacity(6);
+        for (mount, base) in self.mounts(admin) {
+            for path in ["", "/{key_id}", "/{key_id}/rotate"] {
+                let routes = ROUTES.iter().filter(|r| r.path == path).copied().collect();
+                paths.push((format!("{base}{path}"), mount, routes));
+            }
+        }
+        paths
+    }
+
     /// The OpenAPI document of these mounts, with the SigV4 scheme when `keyward` verifies
     /// signed requests.
     #[cfg(feature = "openapi")]
@@ -212,6 +226,43 @@ impl ManagementOptions {
             admin,
             signing: keyward.signing_enabled(),
         })
+    }
+}
+
+/// What the adapter knows of a management request's caller before anyone is asked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caller<'a> {
+    /// The `{owner_id}` of an admin route's path.
+    pub owner_in_path: Option<&'a str>,
+    /// A principal the authentication middleware in front already verified.
+    pub verified: Option<&'a Principal>,
+    /// Whether the request presents a keyward credential itself.
+    pub presented: bool,
+}
+
+/// Who a management request acts as (DESIGN.md §11): [`self_service_actor`] on
+/// [`Mount::SelfService`], [`admin_actor`] on [`Mount::Admin`]. The futures are the adapter's
+/// and are lazy: only those the decision needs are polled.
+///
+/// # Errors
+/// `404` for an admin route without an owner; as the two functions.
+pub async fn actor<E: From<Problem>>(
+    options: &ManagementOptions,
+    mount: Mount,
+    caller: Caller<'_>,
+    check: Option<impl Future<Output = Result<(), E>>>,
+    verify: impl Future<Output = Result<Option<Principal>, E>>,
+    resolve: impl Future<Output = Result<String, E>>,
+) -> Result<Actor, E> {
+    match mount {
+        Mount::SelfService => {
+            self_service_actor(options, caller.verified, caller.presented, verify, resolve).await
+        }
+        Mount::Admin => {
+            let owner = caller.owner_in_path.filter(|o| !o.is_empty());
+            let owner = owner.ok_or_else(super::key_not_found)?.to_owned();
+            admin_actor(options, owner, caller.verified, check, verify).await
+        }
     }
 }
 

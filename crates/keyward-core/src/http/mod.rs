@@ -15,6 +15,7 @@
     reason = "a Problem is built once per rejected request, on the cold path"
 )]
 
+mod adapter;
 mod body;
 pub mod gate;
 pub mod management;
