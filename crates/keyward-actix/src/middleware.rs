@@ -27,7 +27,7 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forwar
 use actix_web::{Error, HttpMessage};
 use futures::FutureExt as _;
 use futures::future::{Either, LocalBoxFuture, Map, Ready, ready};
-use keyward_core::http::{Decision, Gate};
+use keyward_core::http::{Decision, Gate, Observed};
 use keyward_core::{Keyward, ScopeRequirement, VerifyContext};
 
 use crate::credentials::CredentialHeaders;
@@ -113,6 +113,13 @@ impl KeywardAuth {
     #[must_use]
     pub fn required(self) -> Self {
         self.edit(|c| c.gate.set_required())
+    }
+
+    /// Calls `observer` with the outcome and duration of every verification the middleware
+    /// settles (for metrics; requests without a credential that pass on are not observed).
+    #[must_use]
+    pub fn observe(self, observer: impl Fn(Observed) + Send + Sync + 'static) -> Self {
+        self.edit(|c| c.gate.set_observer(Arc::new(observer)))
     }
 
     /// Reads credentials from these headers instead of `Authorization` / `X-API-Key`.
@@ -224,9 +231,13 @@ where
                 }
                 Decision::Reject(problem) => Err(Rejection::new(problem)),
                 // Boxed: the buffering state stays out of every bearer request's future.
-                Decision::Signed => Box::pin(signed::verify(&config.gate, &mut req, &ctx))
-                    .await
-                    .map(Some),
+                Decision::Signed => {
+                    let started = config.gate.start();
+                    let verified = Box::pin(signed::verify(&config.gate, &mut req, &ctx)).await;
+                    let outcome = verified.as_ref().map(|_| ()).map_err(Rejection::code);
+                    config.gate.observe(started, outcome);
+                    verified.map(Some)
+                }
             };
             match outcome {
                 Ok(principal) => {

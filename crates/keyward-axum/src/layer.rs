@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::AUTHORIZATION;
 use http::{Extensions, HeaderMap, HeaderName, Request};
 use keyward_core::credentials::{self, Credential};
-use keyward_core::http::{Decision, Gate};
+use keyward_core::http::{Decision, Gate, Observed};
 use keyward_core::{Keyward, ScopeRequirement, VerifyContext};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -159,6 +159,13 @@ impl KeywardLayer {
         self.edit(|s| s.gate.set_required())
     }
 
+    /// Calls `observer` with the outcome and duration of every verification the layer settles
+    /// (for metrics; requests without a credential that pass on are not observed).
+    #[must_use]
+    pub fn observe(self, observer: impl Fn(Observed) + Send + Sync + 'static) -> Self {
+        self.edit(|s| s.gate.set_observer(Arc::new(observer)))
+    }
+
     /// Reads credentials from other headers.
     #[must_use]
     pub fn credential_headers(self, headers: CredentialHeaders) -> Self {
@@ -268,6 +275,7 @@ where
                 Decision::Signed => {
                     let (mut parts, body) = req.into_parts();
                     let gate = &shared.gate;
+                    let started = gate.start();
                     // Boxed: the buffering state stays out of every bearer request's future.
                     let verified = Box::pin(verify_signed_request(
                         gate.keyward(),
@@ -277,6 +285,10 @@ where
                         &ctx,
                     ))
                     .await;
+                    gate.observe(
+                        started,
+                        verified.as_ref().map(|_| ()).map_err(Rejection::code),
+                    );
                     match verified {
                         Ok((principal, bytes)) => {
                             parts.extensions.insert(principal);

@@ -1,6 +1,6 @@
 //! Metrics in the OpenMetrics text format (which Prometheus scrapes), on `prometheus-client`,
-//! the official Rust client. Every name starts with `keyward_`: verifications on the `/v1`
-//! routes by outcome and their latency, HTTP requests, and the engine's cache and usage figures,
+//! the official Rust client. Every name starts with `keyward_`: key verifications by outcome
+//! and their latency (reported by keyward-core's gates), HTTP requests, and the engine's cache and usage figures,
 //! read at scrape time.
 
 use std::time::Duration;
@@ -61,7 +61,7 @@ impl Metrics {
         let mut registry = Registry::default();
         registry.register(
             "keyward_verify",
-            "Key verifications on the /v1 routes, by outcome",
+            "Key verifications, by outcome",
             verify.clone(),
         );
         registry.register(

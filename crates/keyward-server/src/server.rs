@@ -27,12 +27,13 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use keyward_core::http as khttp;
-use keyward_core::{Keyward, Problem};
+use keyward_core::http::Gate;
+use keyward_core::{Keyward, Problem, ScopeRequirement};
 use tower::ServiceExt as _;
 
 use crate::admin::{self, AdminToken};
 use crate::backend::redact_url;
-use crate::config::{ADMIN_SCOPE, Settings};
+use crate::config::{ADMIN_SCOPE, Settings, VERIFY_SCOPE};
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::{backend, pepper};
@@ -58,7 +59,9 @@ struct App {
     admin_token: Option<AdminToken>,
     owner_header: Option<HeaderName>,
     client_ip_header: Option<HeaderName>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
+    /// keyward-core's credential decision for `/v1/authz`, counted in the metrics.
+    gate: Gate,
     openapi: Bytes,
 }
 
@@ -149,14 +152,20 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
         );
     }
 
-    let app = Arc::new(App {
-        redis: invalidations,
-        openapi: openapi_document(settings.owner_header.is_some(), kw.signing_enabled()),
-        kw: kw.clone(),
-        admin_token,
-        owner_header: settings.owner_header.clone(),
-        client_ip_header: settings.client_ip_header.clone(),
-        metrics: Metrics::new(kw.clone()),
+    let app = Arc::new({
+        let metrics = Arc::new(Metrics::new(kw.clone()));
+        let mut gate = Gate::new(kw.clone());
+        gate.set_observer(Arc::new(auth::observer(&metrics)));
+        App {
+            redis: invalidations,
+            openapi: openapi_document(settings.owner_header.is_some(), kw.signing_enabled()),
+            kw: kw.clone(),
+            admin_token,
+            owner_header: settings.owner_header.clone(),
+            client_ip_header: settings.client_ip_header.clone(),
+            metrics,
+            gate,
+        }
     });
     let router = router(Arc::clone(&app)).layer(middleware::from_fn_with_state(
         crate::abuse::Guard::new(settings.max_concurrent_requests, settings.request_timeout),
@@ -243,23 +252,40 @@ impl Signals {
 }
 
 fn router(app: Shared) -> Router {
+    // keyward-axum's layer verifies keys (bearer or signed) in front of the routes that take
+    // them, each verification counted in the metrics.
+    let keys = keyward_axum::KeywardLayer::new(app.kw.clone())
+        .client_ip(client_ip_fn(&app))
+        .observe(auth::observer(&app.metrics));
+    let sidecar = match ScopeRequirement::any_of([VERIFY_SCOPE, ADMIN_SCOPE]) {
+        Ok(need) => keys.clone().require(need),
+        Err(_) => keys.clone().required(),
+    };
     let own = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .route("/v1/whoami", get(whoami))
-        .route("/v1/verify", post(verify))
+        .route(
+            "/v1/whoami",
+            get(whoami).route_layer(keys.clone().required()),
+        )
+        .route(
+            "/v1/verify",
+            post(verify).route_layer(middleware::from_fn_with_state(
+                (Arc::clone(&app), sidecar),
+                token_or_key,
+            )),
+        )
         .route("/v1/authz", get(authz))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::clone(&app));
     // The management routes are keyward-axum's, as in any axum application: the admin set
-    // always, the self-service set with --owner-header. Keys (bearer or signed) are verified by
-    // the adapter's layer in front; the static admin token is the adapter's admin check.
-    let keys = keyward_axum::KeywardLayer::new(app.kw.clone()).client_ip(client_ip_fn(&app));
+    // always, the self-service set with --owner-header. The static admin token is the
+    // adapter's admin check.
     let management =
         keyward_axum::management_routes(app.kw.clone(), management_config(&app)).layer(
-            middleware::from_fn_with_state((Arc::clone(&app), keys), authenticate_management),
+            middleware::from_fn_with_state((Arc::clone(&app), keys), token_or_key),
         );
     own.merge(management)
         .fallback(not_found)
@@ -311,10 +337,10 @@ fn client_ip_fn(
     move |headers, extensions| app.client_ip_of(headers, extensions)
 }
 
-/// keyward-axum's `KeywardLayer` (`keys`, built once in [`router`]) in front of the management
-/// routes, except for requests that carry the static admin token: that token is no API key, and
-/// the layer would refuse it.
-async fn authenticate_management(
+/// keyward-axum's `KeywardLayer` (built once in [`router`]) in front of the management routes
+/// and `/v1/verify`, except for requests that carry the static admin token: that token is no
+/// API key, and the layer would refuse it.
+async fn token_or_key(
     State((app, keys)): State<(Shared, keyward_axum::KeywardLayer)>,
     req: Request,
     next: Next,

@@ -12,6 +12,10 @@
 //! | a SigV4 signature, signing not enabled | `PassUnverifiedSignature`, or `Reject(401 SIGNATURE_INVALID)` when required |
 //! | a store outage | `Reject(503 AUTH_UNAVAILABLE)` |
 
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use crate::credentials::{self, Credential};
 use crate::error::ErrorCode;
 use crate::problem::Problem;
@@ -37,13 +41,37 @@ pub enum Decision {
     Signed,
 }
 
+/// One verification a [`Gate`] settled, for metrics: its outcome (`Ok` or the refusal's
+/// code) and how long it took. Requests without a credential that pass on are not observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    /// `Ok(())` for a verified principal, else the code answered.
+    pub outcome: Result<(), ErrorCode>,
+    /// From the start of the decision to its end (zero for refusals that read nothing).
+    pub elapsed: Duration,
+}
+
+/// Receives every [`Observed`] verification of a gate.
+pub type Observer = Arc<dyn Fn(Observed) + Send + Sync>;
+
 /// An authentication middleware's settings: the engine, the scopes it requires itself, and
 /// whether a request without a keyward credential is refused or passed on.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Gate {
     keyward: Keyward,
     requirement: ScopeRequirement,
     required: bool,
+    observer: Option<Observer>,
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gate")
+            .field("requirement", &self.requirement)
+            .field("required", &self.required)
+            .field("observed", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Gate {
@@ -54,7 +82,38 @@ impl Gate {
             keyward,
             requirement: ScopeRequirement::none(),
             required: false,
+            observer: None,
         }
+    }
+
+    /// Calls `observer` with every verification this gate settles (a service's metrics).
+    /// Without one, nothing is timed.
+    pub fn set_observer(&mut self, observer: Observer) {
+        self.observer = Some(observer);
+    }
+
+    /// The start of a decision, when someone observes it.
+    #[must_use]
+    pub fn start(&self) -> Option<Instant> {
+        self.observer.as_ref().map(|_| Instant::now())
+    }
+
+    /// Reports an outcome begun at `started` ([`Gate::start`]) to the observer; adapters call
+    /// it for the signed path, whose steps they drive.
+    pub fn observe(&self, started: Option<Instant>, outcome: Result<(), ErrorCode>) {
+        if let Some(observer) = &self.observer {
+            let elapsed = started.map(|t| t.elapsed()).unwrap_or_default();
+            observer(Observed { outcome, elapsed });
+        }
+    }
+
+    fn observed(&self, started: Option<Instant>, decision: Decision) -> Decision {
+        match &decision {
+            Decision::Pass(Some(_)) => self.observe(started, Ok(())),
+            Decision::Reject(p) => self.observe(started, Err(p.code)),
+            _ => {}
+        }
+        decision
     }
 
     /// Checks `requirement` during verification (scopes before limits and credits are charged).
@@ -114,6 +173,12 @@ impl Gate {
     /// The decision, verifying a key against the store where needed. Never waits for a body:
     /// a signed request is [`Decision::Signed`].
     pub async fn decide(&self, credential: Credential<'_>, ctx: &VerifyContext) -> Decision {
+        let started = self.start();
+        let decision = self.decide_unobserved(credential, ctx).await;
+        self.observed(started, decision)
+    }
+
+    async fn decide_unobserved(&self, credential: Credential<'_>, ctx: &VerifyContext) -> Decision {
         match credential {
             Credential::Signed(_) if self.keyward.signing_enabled() => Decision::Signed,
             Credential::Signed(_) if self.required => {

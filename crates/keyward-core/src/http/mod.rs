@@ -24,7 +24,7 @@ mod reply;
 use serde::de::DeserializeOwned;
 
 pub use body::BodyBudget;
-pub use gate::{Decision, Gate};
+pub use gate::{Decision, Gate, Observed};
 pub use management::{ManagementOptions, Operation};
 pub use reply::{Reply, service_problem};
 

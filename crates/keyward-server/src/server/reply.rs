@@ -1,28 +1,15 @@
 //! How the server's own routes answer: problem documents, JSON, and the outcome labels of
 //! the verification metrics.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward_core::http as khttp;
-use keyward_core::problem::CONTENT_TYPE as PROBLEM_JSON;
 use keyward_core::{ErrorCode, Problem, VerifyError};
 use serde::Serialize;
 
+/// A problem document, answered as keyward-axum answers it (keyward-core's `Reply`).
 pub(crate) fn problem(p: &Problem) -> Response {
-    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut res = (status, p.to_json()).into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    if p.needs_www_authenticate() {
-        h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    if let Some(v) = p
-        .retry_after_header()
-        .and_then(|v| HeaderValue::from_str(&v).ok())
-    {
-        h.insert(header::RETRY_AFTER, v);
-    }
-    res
+    keyward_axum::Rejection::from(p.clone()).into_response()
 }
 
 pub(super) fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
@@ -46,6 +33,7 @@ pub(super) fn outcome(e: &VerifyError) -> &'static str {
 /// The metrics label of an error code.
 pub(super) fn outcome_of_code(code: &str) -> &'static str {
     const LABELS: &[(ErrorCode, &str)] = &[
+        (ErrorCode::ApiKeyMissing, "missing"),
         (ErrorCode::ApiKeyInvalid, "invalid"),
         (ErrorCode::ApiKeyScopeDenied, "scope_denied"),
         (ErrorCode::ApiKeyIpDenied, "ip_denied"),

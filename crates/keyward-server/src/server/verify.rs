@@ -1,37 +1,27 @@
 //! The verification routes of a standalone service: `GET /v1/whoami`, `POST /v1/verify` for
 //! sidecars, `GET /v1/authz` for nginx `auth_request` and Traefik ForwardAuth.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyward_core::http as khttp;
+use keyward_axum::signed::verify_signed_request;
+use keyward_axum::{Authenticated, Rejection};
+use keyward_core::credentials;
+use keyward_core::http::{self as khttp, Decision};
 use keyward_core::scope::Mode;
 use keyward_core::{ErrorCode, Principal, Problem, ScopeRequirement, VerifyContext, VerifyError};
 use serde::{Deserialize, Serialize};
 
 use super::reply::outcome;
-use super::{Shared, json, problem};
-use crate::config::{ADMIN_SCOPE, VERIFY_SCOPE};
+use super::{API_KEY_HEADER, Shared, json, problem};
 
-pub(super) async fn whoami(
-    State(app): State<Shared>,
-    ConnectInfo(ip): ConnectInfo<SocketAddr>,
-    req: Request,
-) -> Response {
-    let (parts, body) = req.into_parts();
-    let mut body = Pending::Unread(body);
-    match app
-        .authenticate(&parts, &mut body, &ScopeRequirement::none(), ip)
-        .await
-    {
-        Ok(p) => json(StatusCode::OK, &p),
-        Err(p) => problem(&p),
-    }
+/// `GET /v1/whoami`: the caller's key, verified by keyward-axum's `KeywardLayer` in front.
+pub(super) async fn whoami(caller: Authenticated) -> Response {
+    json(StatusCode::OK, &*caller)
 }
 
 #[derive(Deserialize)]
@@ -68,27 +58,10 @@ pub(super) fn requirement(scopes: &[String], mode: Mode) -> Result<ScopeRequirem
     r.map_err(|e| keyward_core::problem::validation("scopes", "invalid", e.to_string()))
 }
 
-pub(super) async fn verify(
-    State(app): State<Shared>,
-    ConnectInfo(ip): ConnectInfo<SocketAddr>,
-    req: Request,
-) -> Response {
+/// `POST /v1/verify`: checks the key in the body for a sidecar. The caller (the admin token,
+/// or a key holding `keyward:verify` or `keyward:admin`) was authenticated in front of it.
+pub(super) async fn verify(State(app): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let mut body = Pending::Unread(body);
-    let caller_ok = if app.token_presented(&parts.headers) {
-        Ok(())
-    } else {
-        match ScopeRequirement::any_of([VERIFY_SCOPE, ADMIN_SCOPE]) {
-            Ok(need) => app
-                .authenticate(&parts, &mut body, &need, ip)
-                .await
-                .map(|_| ()),
-            Err(_) => Err(khttp::admin_forbidden()),
-        }
-    };
-    if let Err(p) = caller_ok {
-        return problem(&p);
-    }
     let body: VerifyRequest = match read_json(&parts.headers, body).await {
         Ok(b) => b,
         Err(p) => return problem(&p),
@@ -220,9 +193,12 @@ pub(super) fn original_request(parts: &Parts) -> Result<Parts, Problem> {
         .map_err(|_| bad("request"))
 }
 
+/// `GET /v1/authz`: the forward-auth check, with the scopes of the query. keyward-core's
+/// [`Gate`](keyward_core::http::Gate) decides as in the adapters' middleware; a signed request is checked as the client
+/// sent it, which the proxy describes in headers ([`original_request`]), and its body is
+/// whatever the proxy forwards (with the documented snippets: none).
 pub(super) async fn authz(
     State(app): State<Shared>,
-    ConnectInfo(ip): ConnectInfo<SocketAddr>,
     RawQuery(q): RawQuery,
     req: Request,
 ) -> Response {
@@ -231,60 +207,67 @@ pub(super) async fn authz(
         Err(p) => return problem(&p),
     };
     let (parts, body) = req.into_parts();
-    let signed = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .is_some_and(|v| keyward_core::sigv4::Authorization::is_sigv4(v.as_bytes()));
-    // A signed request is checked as the client sent it, which the proxy describes in headers;
-    // its body is whatever the proxy forwards (with the documented snippets: none).
-    let parts = if signed {
-        match original_request(&parts) {
-            Ok(p) => p,
-            Err(p) => return problem(&p),
-        }
-    } else {
-        parts
+    let mut gate = app.gate.clone();
+    gate.set_requirement(need);
+    let ctx = VerifyContext {
+        client_ip: app.client_ip_of(&parts.headers, &parts.extensions),
     };
-    let mut body = Pending::Unread(body);
-    match app.authenticate(&parts, &mut body, &need, ip).await {
-        Ok(p) => {
-            let mut res = StatusCode::NO_CONTENT.into_response();
-            let h = res.headers_mut();
-            if let Ok(v) = HeaderValue::from_bytes(p.owner_id().as_bytes()) {
-                h.insert("x-keyward-owner", v);
+    let credential = credentials::extract(
+        &app.kw.policy().format,
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+        parts.headers.get(API_KEY_HEADER).map(HeaderValue::as_bytes),
+    );
+    let principal = match gate.decide(credential, &ctx).await {
+        Decision::Pass(Some(p)) => p,
+        Decision::Reject(p) => return problem(&p),
+        Decision::Signed => {
+            let original = match original_request(&parts) {
+                Ok(p) => p,
+                Err(p) => return problem(&p),
+            };
+            let started = gate.start();
+            let r =
+                verify_signed_request(gate.keyward(), &original, body, gate.requirement(), &ctx)
+                    .await;
+            gate.observe(started, r.as_ref().map(|_| ()).map_err(Rejection::code));
+            match r {
+                Ok((p, _)) => p,
+                Err(r) => return r.into_response(),
             }
-            if let Ok(v) = HeaderValue::from_str(p.key_id().as_str()) {
-                h.insert("x-keyward-key-id", v);
-            }
-            let scopes: Vec<&str> = p.scopes().iter().map(keyward_core::Scope::as_str).collect();
-            if let Ok(v) = HeaderValue::from_str(&scopes.join(",")) {
-                h.insert("x-keyward-scopes", v);
-            }
-            res
         }
-        Err(p) => problem(&p),
+        // The gate requires a key: these do not happen.
+        Decision::Pass(None) | Decision::PassUnverifiedSignature => {
+            return problem(&Problem::missing());
+        }
+    };
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_bytes(principal.owner_id().as_bytes()) {
+        h.insert("x-keyward-owner", v);
     }
-}
-
-/// A request body: not read yet, or already buffered to verify a signature.
-pub(super) enum Pending {
-    /// Still on the connection.
-    Unread(Body),
-    /// Buffered (and verified) by a signature check.
-    Read(Bytes),
+    if let Ok(v) = HeaderValue::from_str(principal.key_id().as_str()) {
+        h.insert("x-keyward-key-id", v);
+    }
+    let scopes: Vec<&str> = principal
+        .scopes()
+        .iter()
+        .map(keyward_core::Scope::as_str)
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&scopes.join(",")) {
+        h.insert("x-keyward-scopes", v);
+    }
+    res
 }
 
 /// Reads a body of at most [`khttp::DEFAULT_BODY_LIMIT`] bytes, with the bounds and answers of
 /// keyward-axum's management routes.
-pub(super) async fn read_body(headers: &HeaderMap, body: Pending) -> Result<Bytes, Problem> {
-    let limit = khttp::DEFAULT_BODY_LIMIT;
-    match body {
-        Pending::Read(bytes) if bytes.len() > limit => Err(khttp::payload_too_large(limit)),
-        Pending::Read(bytes) => Ok(bytes),
-        Pending::Unread(body) => keyward_axum::routes::read_bounded_body(headers, body, limit)
-            .await
-            .map_err(keyward_axum::Rejection::into_problem),
-    }
+pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Problem> {
+    keyward_axum::routes::read_bounded_body(headers, body, khttp::DEFAULT_BODY_LIMIT)
+        .await
+        .map_err(keyward_axum::Rejection::into_problem)
 }
 
 pub(super) fn content_type(headers: &HeaderMap) -> Option<&[u8]> {
@@ -293,7 +276,7 @@ pub(super) fn content_type(headers: &HeaderMap) -> Option<&[u8]> {
 
 pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
-    body: Pending,
+    body: Body,
 ) -> Result<T, Problem> {
     let bytes = read_body(headers, body).await?;
     khttp::json_body(content_type(headers), &bytes)
