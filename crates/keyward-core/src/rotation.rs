@@ -37,7 +37,7 @@ impl Keyward {
         req: RotateKeyRequest,
         if_match: Option<KeyVersion>,
     ) -> Result<CreatedKey, ServiceError> {
-        let policy = &self.0.policy;
+        let policy = &self.policy();
         let grace = match req.grace_seconds.map(chrono::Duration::try_seconds) {
             None => policy.default_rotation_grace,
             Some(Some(d)) if d >= chrono::Duration::zero() && d <= policy.max_rotation_grace => d,
@@ -50,7 +50,7 @@ impl Keyward {
             }
         };
         for _ in 0..WRITE_ATTEMPTS {
-            let now = micros(self.0.clock.now());
+            let now = micros(self.now());
             let old = self.fetch(actor, key_id).await?;
             if let Some(successor) = old.rotated_to {
                 return Err(ServiceError::AlreadyRotated(successor));
@@ -83,7 +83,7 @@ impl Keyward {
                 marked.expires_at = Some(dies);
             }
             marked.updated_at = next_version_time(&old, now);
-            match self.0.store.update(&marked, old.updated_at).await {
+            match self.store().update(&marked, old.updated_at).await {
                 Ok(()) => {}
                 // Another writer got there first: look again (a rotation shows as
                 // `rotated_to`, answered above).
@@ -97,7 +97,7 @@ impl Keyward {
                 }
             }
             self.invalidate_everywhere(key_id).await;
-            if let Err(e) = self.0.store.create(&successor, None, now).await {
+            if let Err(e) = self.store().create(&successor, None, now).await {
                 self.unmark(&old, &marked).await;
                 return Err(match e.kind() {
                     StoreErrorKind::Conflict => {
@@ -107,10 +107,10 @@ impl Keyward {
                 });
             }
             // A revoke that landed between the mark and the insert must end the successor too.
-            if let Ok(Some(current)) = self.0.store.get(key_id).await
+            if let Ok(Some(current)) = self.store().get(key_id).await
                 && current.revoked_at.is_some()
             {
-                let _ = self.0.store.revoke(&successor.key_id, now).await;
+                let _ = self.store().revoke(&successor.key_id, now).await;
                 self.invalidate_everywhere(&successor.key_id).await;
                 return Err(ServiceError::Validation(vec![FieldError::new(
                     "key_id",
@@ -131,7 +131,7 @@ impl Keyward {
     async fn unmark(&self, old: &KeyRecord, marked: &KeyRecord) {
         let mut restored = old.clone();
         restored.updated_at = next_version_time(marked, marked.updated_at);
-        if let Err(e) = self.0.store.update(&restored, marked.updated_at).await {
+        if let Err(e) = self.store().update(&restored, marked.updated_at).await {
             tracing::error!(key_id = %old.key_id, error = %e, "a failed rotation could not be undone; the key stays marked as rotated");
         }
         self.invalidate_everywhere(&old.key_id).await;
@@ -141,7 +141,7 @@ impl Keyward {
     /// now, unless it is gone already.
     async fn end_grace(&self, key_id: &KeyId, now: DateTime<Utc>) -> Result<(), ServiceError> {
         for _ in 0..WRITE_ATTEMPTS {
-            let Some(mut record) = self.0.store.get(key_id).await.map_err(store_err)? else {
+            let Some(mut record) = self.store().get(key_id).await.map_err(store_err)? else {
                 return Ok(());
             };
             if record.revoked_at.is_some() || record.expires_at.is_some_and(|e| e <= now) {
@@ -150,7 +150,7 @@ impl Keyward {
             let expected = record.updated_at;
             record.expires_at = Some(now);
             record.updated_at = next_version_time(&record, now);
-            match self.0.store.update(&record, expected).await {
+            match self.store().update(&record, expected).await {
                 Ok(()) => {
                     self.invalidate_everywhere(key_id).await;
                     return Ok(());

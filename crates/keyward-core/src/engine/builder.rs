@@ -1,6 +1,5 @@
 //! [`KeywardBuilder`]: the store and keyring, and in-process defaults for everything else.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::cache::{CacheConfig, KeyCache};
@@ -160,10 +159,8 @@ impl KeywardBuilder {
             encryption: self.encryption,
             sigv4: self.signing.verify_options()?,
             signing: self.signing,
-            usage: Mutex::new(HashMap::new()),
-            counters: Mutex::new(HashMap::new()),
+            usage: super::usage::UsageBatcher::new(self.count_requests),
             unpublished: Mutex::new(std::collections::HashSet::new()),
-            count_requests: self.count_requests,
         })))
     }
 }

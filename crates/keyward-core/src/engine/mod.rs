@@ -6,10 +6,8 @@
 //! only told after its secret was proven: a wrong secret on a revoked key is "wrong secret".
 //! Side effects (limits, credits, usage) happen only once everything before them passed.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,14 +86,10 @@ pub(crate) struct Inner {
     pub(crate) encryption: Option<EncryptionKeyring>,
     pub(crate) sigv4: crate::sigv4::VerifyOptions,
     pub(crate) signing: crate::signing::SigningConfig,
-    /// Last-used times and credit states waiting for a flush (rare: throttled).
-    usage: Mutex<HashMap<KeyId, UsageDelta>>,
-    /// Per-key request counters; cache entries hold the same `Arc`, so the hot path is one
-    /// atomic add.
-    counters: Mutex<HashMap<KeyId, Arc<AtomicU64>>>,
+    /// Request counters, last-used times and credit states waiting for a flush.
+    usage: usage::UsageBatcher,
     /// Invalidations the bus refused, to publish again.
     unpublished: Mutex<std::collections::HashSet<KeyId>>,
-    count_requests: bool,
 }
 
 /// The keyward handle: verification engine and management service in one cheaply cloneable
@@ -146,6 +140,16 @@ impl Keyward {
     #[must_use]
     pub fn policy(&self) -> &Policy {
         &self.0.policy
+    }
+
+    /// The pepper keyring, for the management service.
+    pub(crate) fn keyring(&self) -> &Keyring {
+        &self.0.keyring
+    }
+
+    /// The keyring sealing signing secrets, when signing is enabled.
+    pub(crate) fn encryption(&self) -> Option<&EncryptionKeyring> {
+        self.0.encryption.as_ref()
     }
 
     /// How signed requests are checked (adapters read the body bounds from here).
@@ -408,7 +412,7 @@ impl Keyward {
         let epoch = self.0.cache.epoch();
         match self.0.store.get(key_id).await {
             Ok(Some(record)) => {
-                let counter = self.counter(key_id);
+                let counter = self.0.usage.counter(key_id);
                 let entry = Arc::new(Entry::new(record, now_us, self.0.cache.ttl(), counter));
                 self.0.cache.fill(*key_id, Arc::clone(&entry), epoch);
                 Ok(Lookup::Found(entry))
@@ -552,12 +556,12 @@ impl Keyward {
             let delta = UsageDelta {
                 key_id: record.key_id,
                 last_used_at: Some(now()),
-                requests: u64::from(self.0.count_requests),
+                requests: u64::from(self.0.usage.counts_requests()),
                 credits: credits_state,
             };
             if let Err(e) = self.0.store.record_usage(&[delta]).await {
                 tracing::warn!(error = %e, "immediate last-used write failed; queued instead");
-                self.queue(delta);
+                self.0.usage.queue(delta);
             }
         } else {
             self.record_batched_use(entry, now_us, precise, credits_state);

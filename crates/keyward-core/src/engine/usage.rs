@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 
@@ -12,18 +12,91 @@ use crate::key::KeyId;
 use crate::model::LastUsedStrategy;
 use crate::store::{StoreError, UsageDelta};
 
-use super::*;
+use super::Keyward;
 
-impl Keyward {
+/// What verification leaves for the store to record, batched between flushes: per-key request
+/// counters (cache entries hold the same `Arc`, so the hot path is one atomic add) and queued
+/// last-used times and credit states.
+#[derive(Debug)]
+pub(super) struct UsageBatcher {
+    queued: Mutex<HashMap<KeyId, UsageDelta>>,
+    counters: Mutex<HashMap<KeyId, Arc<AtomicU64>>>,
+    count_requests: bool,
+}
+
+impl UsageBatcher {
+    pub(super) fn new(count_requests: bool) -> Self {
+        Self {
+            queued: Mutex::new(HashMap::new()),
+            counters: Mutex::new(HashMap::new()),
+            count_requests,
+        }
+    }
+
+    /// Whether requests are counted per key.
+    pub(super) fn counts_requests(&self) -> bool {
+        self.count_requests
+    }
+
+    /// The request counter of `key_id`, for a new cache entry to hold.
     pub(super) fn counter(&self, key_id: &KeyId) -> Arc<AtomicU64> {
-        let mut map = self
-            .0
-            .counters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(map.entry(*key_id).or_default())
     }
 
+    /// Counts one request of `entry`.
+    pub(super) fn count(&self, entry: &Entry) {
+        if self.count_requests {
+            entry.requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues `delta`, merged with what is queued for its key.
+    pub(super) fn queue(&self, delta: UsageDelta) {
+        let mut map = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
+        merge(
+            map.entry(delta.key_id).or_insert(UsageDelta {
+                requests: 0,
+                ..delta
+            }),
+            &delta,
+        );
+    }
+
+    /// Takes everything batched: the queued deltas with the counters' requests added.
+    /// Counters no cache entry holds any more and that counted nothing are dropped.
+    pub(super) fn take(&self) -> Vec<UsageDelta> {
+        let mut pending: HashMap<KeyId, UsageDelta> = {
+            let mut map = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::take(&mut *map)
+        };
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        counters.retain(|key_id, counter| {
+            let n = counter.swap(0, Ordering::AcqRel);
+            if n > 0 {
+                let d = pending.entry(*key_id).or_insert(UsageDelta {
+                    key_id: *key_id,
+                    last_used_at: None,
+                    requests: 0,
+                    credits: None,
+                });
+                d.requests = d.requests.saturating_add(n);
+            }
+            n > 0 || Arc::strong_count(counter) > 1
+        });
+        pending.into_values().collect()
+    }
+
+    /// Keys with usage queued.
+    pub(super) fn pending(&self) -> usize {
+        self.queued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl Keyward {
     /// Counts the request and queues last-used (throttled) and credit states for the next
     /// [`Keyward::flush_usage`].
     pub(super) fn record_batched_use(
@@ -33,9 +106,7 @@ impl Keyward {
         precise: Option<DateTime<Utc>>,
         credits: Option<(u64, u64)>,
     ) {
-        if self.0.count_requests {
-            entry.requests.fetch_add(1, Ordering::Relaxed);
-        }
+        self.0.usage.count(entry);
         let last_used = match self.0.policy.last_used {
             LastUsedStrategy::Throttled(secs) => {
                 let window = i64::try_from(secs)
@@ -52,24 +123,13 @@ impl Keyward {
             LastUsedStrategy::Disabled | LastUsedStrategy::Immediate => None,
         };
         if last_used.is_some() || credits.is_some() {
-            self.queue(UsageDelta {
+            self.0.usage.queue(UsageDelta {
                 key_id: entry.record.key_id,
                 last_used_at: last_used,
                 requests: 0,
                 credits,
             });
         }
-    }
-
-    pub(super) fn queue(&self, delta: UsageDelta) {
-        let mut map = self.0.usage.lock().unwrap_or_else(PoisonError::into_inner);
-        merge(
-            map.entry(delta.key_id).or_insert(UsageDelta {
-                requests: 0,
-                ..delta
-            }),
-            &delta,
-        );
     }
 
     /// Writes the batched usage counters and last-used times to the store. Call it
@@ -79,32 +139,7 @@ impl Keyward {
     /// # Errors
     /// The store's error; the batch stays queued.
     pub async fn flush_usage(&self) -> Result<usize, StoreError> {
-        let mut pending: HashMap<KeyId, UsageDelta> = {
-            let mut map = self.0.usage.lock().unwrap_or_else(PoisonError::into_inner);
-            std::mem::take(&mut *map)
-        };
-        {
-            let mut counters = self
-                .0
-                .counters
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            counters.retain(|key_id, counter| {
-                let n = counter.swap(0, Ordering::AcqRel);
-                if n > 0 {
-                    let d = pending.entry(*key_id).or_insert(UsageDelta {
-                        key_id: *key_id,
-                        last_used_at: None,
-                        requests: 0,
-                        credits: None,
-                    });
-                    d.requests = d.requests.saturating_add(n);
-                }
-                // Keep counters a cache entry still holds; drop idle ones.
-                n > 0 || Arc::strong_count(counter) > 1
-            });
-        }
-        let batch: Vec<UsageDelta> = pending.into_values().collect();
+        let batch = self.0.usage.take();
         if batch.is_empty() {
             return Ok(0);
         }
@@ -112,7 +147,7 @@ impl Keyward {
             Ok(()) => Ok(batch.len()),
             Err(e) => {
                 for d in batch {
-                    self.queue(d);
+                    self.0.usage.queue(d);
                 }
                 Err(e)
             }
@@ -122,11 +157,7 @@ impl Keyward {
     /// Number of keys with usage waiting to be flushed.
     #[must_use]
     pub fn pending_usage(&self) -> usize {
-        self.0
-            .usage
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.0.usage.pending()
     }
 }
 

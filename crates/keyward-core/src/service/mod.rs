@@ -45,7 +45,7 @@ impl Keyward {
         actor: &Actor,
         req: CreateKeyRequest,
     ) -> Result<CreatedKey, ServiceError> {
-        self.create_capped(actor, req, self.0.policy.max_keys_per_owner)
+        self.create_capped(actor, req, self.policy().max_keys_per_owner)
             .await
     }
 
@@ -78,8 +78,8 @@ impl Keyward {
         cap: Option<u32>,
     ) -> Result<CreatedKey, ServiceError> {
         authz::check_actor(actor)?;
-        let now = micros(self.0.clock.now());
-        let policy = &self.0.policy;
+        let now = micros(self.now());
+        let policy = &self.policy();
         let mut errors = Vec::new();
         let owner_id = actor.owner_id().unwrap_or_default();
         if owner_id.is_empty()
@@ -168,7 +168,7 @@ impl Keyward {
         self.validate_limits(&mut errors, rate_limit.as_ref(), credits.as_ref());
         let metadata = req.metadata.unwrap_or_default();
         self.validate_metadata(&mut errors, &metadata);
-        if req.signing && self.0.encryption.is_none() {
+        if req.signing && self.encryption().is_none() {
             errors.push(FieldError::new(
                 "signing",
                 "unavailable",
@@ -188,7 +188,7 @@ impl Keyward {
                 .filter(|d| !d.is_empty()),
             env: policy.format.env().to_owned(),
             prefix: policy.format.prefix().to_owned(),
-            digest: self.0.keyring.digest(&KeyId::MIN, ""),
+            digest: self.keyring().digest(&KeyId::MIN, ""),
             sealed_secret: None,
             scopes,
             metadata,
@@ -229,7 +229,7 @@ impl Keyward {
             .0
             .keyring
             .digest(&generated.key_id, generated.secret().expose_secret());
-        record.sealed_secret = match (signing, &self.0.encryption) {
+        record.sealed_secret = match (signing, self.encryption()) {
             (true, Some(enc)) => Some(
                 enc.seal(
                     &generated.key_id,
@@ -253,7 +253,7 @@ impl Keyward {
         // A key id collision (62^12 space) is astronomically unlikely; retry a few times anyway.
         for _ in 0..3 {
             let api_key = self.mint(&mut record, signing)?;
-            match self.0.store.create(&record, max, now).await {
+            match self.store().create(&record, max, now).await {
                 Ok(()) => {
                     // An instance that answered "unknown" for this id a moment ago forgets it.
                     self.invalidate_everywhere(&record.key_id).await;
@@ -282,7 +282,7 @@ impl Keyward {
         key_id: &KeyId,
     ) -> Result<KeyRecord, ServiceError> {
         authz::check_actor(actor)?;
-        match self.0.store.get(key_id).await {
+        match self.store().get(key_id).await {
             Ok(Some(r)) if authz::reaches(actor, &r) => Ok(r),
             Ok(_) => Err(ServiceError::NotFound),
             Err(e) => Err(store_err(e)),
@@ -294,7 +294,7 @@ impl Keyward {
     /// # Errors
     /// `NotFound`, `Forbidden` (a reserved owner through self-service), `Unavailable`.
     pub async fn get_key(&self, actor: &Actor, key_id: &KeyId) -> Result<KeyView, ServiceError> {
-        let now = self.0.clock.now();
+        let now = self.now();
         Ok(self.fetch(actor, key_id).await?.view(now))
     }
 
@@ -333,7 +333,7 @@ impl Keyward {
             ),
             None => None,
         };
-        let now = self.0.clock.now();
+        let now = self.now();
         let page = self
             .0
             .store
@@ -384,7 +384,7 @@ impl Keyward {
             }
             let expected = record.updated_at;
             let updated = self.apply_update(actor, record, &req, scopes.as_ref())?;
-            match self.0.store.update(&updated, expected).await {
+            match self.store().update(&updated, expected).await {
                 Ok(()) => {
                     self.invalidate_everywhere(key_id).await;
                     tracing::info!(key_id = %key_id, "API key updated");
@@ -413,8 +413,8 @@ impl Keyward {
         req: &UpdateKeyRequest,
         scopes: Option<&ScopeSet>,
     ) -> Result<KeyRecord, ServiceError> {
-        let now = micros(self.0.clock.now());
-        let policy = &self.0.policy;
+        let now = micros(self.now());
+        let policy = &self.policy();
         let mut errors = Vec::new();
         if record.revoked_at.is_some() {
             return Err(ServiceError::field(
@@ -508,12 +508,12 @@ impl Keyward {
         key_id: &KeyId,
         if_match: Option<KeyVersion>,
     ) -> Result<KeyView, ServiceError> {
-        let now = micros(self.0.clock.now());
+        let now = micros(self.now());
         let record = self.fetch(actor, key_id).await?;
         if if_match.is_some_and(|v| v != KeyVersion::of(&record)) {
             return Err(ServiceError::PreconditionFailed);
         }
-        let revoked = self.0.store.revoke(key_id, now).await;
+        let revoked = self.store().revoke(key_id, now).await;
         // Whatever the store answered, this instance stops trusting its cached record now: a
         // revoke that reached the store but not a cache in front of it must not leave the key
         // working here until the cache TTL ends.

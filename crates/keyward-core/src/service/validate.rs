@@ -41,7 +41,7 @@ impl Keyward {
         errors: &mut Vec<FieldError>,
         scopes: &[String],
     ) -> ScopeSet {
-        let policy = &self.0.policy;
+        let policy = &self.policy();
         if scopes.len() > policy.max_scopes {
             errors.push(FieldError::new(
                 "scopes",
@@ -82,11 +82,11 @@ impl Keyward {
     }
 
     pub(super) fn validate_ips(&self, errors: &mut Vec<FieldError>, ips: &[String]) -> Vec<IpNet> {
-        if ips.len() > self.0.policy.max_ip_entries {
+        if ips.len() > self.policy().max_ip_entries {
             errors.push(FieldError::new(
                 "ip_allowlist",
                 "too_many",
-                format!("at most {} entries", self.0.policy.max_ip_entries),
+                format!("at most {} entries", self.policy().max_ip_entries),
             ));
             return Vec::new();
         }
@@ -114,7 +114,7 @@ impl Keyward {
             errors.push(FieldError::new(field, "in_past", "must be in the future"));
             return;
         }
-        if let Some(max) = self.0.policy.max_ttl {
+        if let Some(max) = self.policy().max_ttl {
             let limit = created_at
                 .checked_add_signed(max)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
@@ -152,11 +152,11 @@ impl Keyward {
 
     pub(super) fn validate_metadata(&self, errors: &mut Vec<FieldError>, m: &Metadata) {
         let size = serde_json::to_vec(m).map_or(usize::MAX, |v| v.len());
-        if size > self.0.policy.max_metadata_bytes {
+        if size > self.policy().max_metadata_bytes {
             errors.push(FieldError::new(
                 "metadata",
                 "too_large",
-                format!("at most {} bytes of JSON", self.0.policy.max_metadata_bytes),
+                format!("at most {} bytes of JSON", self.policy().max_metadata_bytes),
             ));
         }
     }
