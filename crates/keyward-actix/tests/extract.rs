@@ -611,3 +611,30 @@ async fn json_config_answers_like_keyward_on_app_routes() {
         }
     }
 }
+
+/// `Option<Authenticated>` on an open route: the caller when one is present, nobody for a
+/// foreign bearer token (a JWT falls through to other authentication).
+#[test]
+async fn optional_caller_on_open_routes() {
+    async fn open(caller: Option<Authenticated>) -> HttpResponse {
+        HttpResponse::Ok().body(if caller.is_some() { "yes" } else { "no" })
+    }
+    let (kw, _) = common::memory_keyward(Policy::default());
+    let good = key(&kw, &["reports:read"], &[]).await;
+    let app = test::init_service(
+        App::new()
+            .wrap(KeywardAuth::new(kw.clone()))
+            .route("/open", web::get().to(open)),
+    )
+    .await;
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+    for (bearer, expected) in [(jwt, "no"), (good.as_str(), "yes")] {
+        let req = test::TestRequest::get()
+            .uri("/open")
+            .insert_header(("authorization", format!("Bearer {bearer}")))
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(test::read_body(res).await, expected);
+    }
+}

@@ -67,7 +67,7 @@ pub async fn case_credential_forms(app: TestApp) {
     let c = app
         .create(&owner, json!({"name": "k", "scopes": ["reports:read"]}))
         .await;
-    for scheme in ["Bearer", "bearer", "BEARER"] {
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
         let res = app
             .client
             .get(app.url("/protected"))
@@ -88,15 +88,21 @@ pub async fn case_credential_forms(app: TestApp) {
         .await
         .expect("sent");
     assert_eq!(res.status(), 200);
-    let res = app
-        .client
-        .get(app.url("/protected"))
-        .header("authorization", "Bearer kw_live_junk")
-        .header("x-api-key", &c.api_key)
-        .send()
-        .await
-        .expect("sent");
-    assert_problem(res, 401, "API_KEY_INVALID").await;
+    // Even a near miss of the good key in Authorization is refused, whatever X-API-Key holds.
+    let mut near = c.api_key.clone();
+    let last = near.pop().unwrap_or('0');
+    near.push(if last == 'A' { 'B' } else { 'A' });
+    for bearer in ["kw_live_junk", near.as_str()] {
+        let res = app
+            .client
+            .get(app.url("/protected"))
+            .header("authorization", format!("Bearer {bearer}"))
+            .header("x-api-key", &c.api_key)
+            .send()
+            .await
+            .expect("sent");
+        assert_problem(res, 401, "API_KEY_INVALID").await;
+    }
     // A JWT is not ours: it falls through, and the X-API-Key decides.
     let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
     let res = app
@@ -180,7 +186,9 @@ pub async fn case_management_needs_owner_not_key(app: TestApp) {
 pub async fn case_foreign_key_is_404(app: TestApp) {
     let alice = app.owner("alice");
     let bob = app.owner("bob");
-    let c = app.create(&alice, json!({"name": "a"})).await;
+    let c = app
+        .create(&alice, json!({"name": "a", "scopes": ["reports:read"]}))
+        .await;
     let path = format!("/api-keys/{}", c.id);
     use reqwest::Method;
     for (method, path, body) in [
@@ -212,6 +220,7 @@ pub async fn case_foreign_key_is_404(app: TestApp) {
     let v: Value = res.json().await.expect("json");
     assert_eq!(v["name"], "a");
     assert!(v["revoked_at"].is_null());
+    assert_eq!(app.protected_status(&c.api_key).await, 200);
 }
 
 /// Revoke answers `204` and the key gets `401` at once; revoking again is `204`.

@@ -194,6 +194,7 @@ pub async fn case_body_transport_errors(app: TestApp) {
         b"not json",
         b"",
         b"{\"name\":\"\xff\"}",
+        b"\xff\xfe",
     ] {
         let res = post()
             .header("content-type", "application/json")
@@ -219,6 +220,24 @@ pub async fn case_body_transport_errors(app: TestApp) {
         .await
         .expect("sent");
     assert_problem(res, 413, "PAYLOAD_TOO_LARGE").await;
+    // A method the route does not have.
+    let res = app
+        .as_owner(reqwest::Method::PUT, "/api-keys", &owner)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(res, 405, "METHOD_NOT_ALLOWED").await;
+    // None of the refused bodies made a key.
+    let list: Value = app
+        .as_owner(reqwest::Method::GET, "/api-keys", &owner)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
     // The app still works.
     assert_eq!(
         app.create_raw(&owner, &json!({"name": "after"}))
@@ -292,7 +311,23 @@ pub async fn case_hostile_input(app: TestApp) {
         "API_KEY_INVALID",
     )
     .await;
-    // Non-UTF-8 bytes, over a raw socket.
+    // Non-UTF-8 bytes in either header: the whole problem, never a 5xx.
+    for bytes in [&b"\x80\x81"[..], b"Bearer \xc3\x28", b"kw_live_\xff\xfe"] {
+        for name in ["x-api-key", "authorization"] {
+            let Ok(value) = reqwest::header::HeaderValue::from_bytes(bytes) else {
+                continue;
+            };
+            let res = app
+                .client
+                .get(app.url("/protected"))
+                .header(name, value)
+                .send()
+                .await
+                .expect("sent");
+            assert_problem(res, 401, "API_KEY_INVALID").await;
+        }
+    }
+    // The same, over a raw socket.
     for header in [
         &b"X-API-Key: kw_live_\xff\xfe"[..],
         b"Authorization: Bearer kw_live_\xc3\x28",
@@ -319,6 +354,7 @@ pub async fn case_hostile_input(app: TestApp) {
         "/api-keys/%",
         "/api-keys?limit=%zz",
         "/api-keys?cursor=%ff%fe",
+        "/api-keys?cursor=%%%",
     ] {
         let res = app
             .as_owner(reqwest::Method::GET, path, &owner)
@@ -327,6 +363,14 @@ pub async fn case_hostile_input(app: TestApp) {
             .expect("sent");
         let s = res.status().as_u16();
         assert!((400..500).contains(&s), "{path} got {s}");
+        if path.contains('?') {
+            let ct = res.headers().get("content-type").cloned();
+            assert_eq!(
+                ct.as_ref().and_then(|v| v.to_str().ok()),
+                Some("application/problem+json"),
+                "{path}"
+            );
+        }
     }
     // The good key still works.
     assert_eq!(app.protected_status(&c.api_key).await, 200);
@@ -365,6 +409,13 @@ pub async fn case_admin_routes(app: TestApp) {
         .await
         .expect("sent");
     assert_problem(res, 403, "FORBIDDEN").await;
+    for check in [None, Some("no")] {
+        let mut req = app.client.get(app.url(&base));
+        if let Some(v) = check {
+            req = req.header("x-test-admin", v);
+        }
+        assert_problem(req.send().await.expect("sent"), 403, "FORBIDDEN").await;
+    }
     let admin = |m: reqwest::Method, p: &str| {
         app.client
             .request(m, app.url(p))
@@ -409,12 +460,22 @@ pub async fn case_admin_routes(app: TestApp) {
         .expect("sent");
     assert_problem(res, 422, "VALIDATION_FAILED").await;
     assert_eq!(app.protected_status(&c.api_key).await, 200);
+    let other = app
+        .create(&carol, json!({"name": "hers", "scopes": ["reports:read"]}))
+        .await;
     let res = admin(reqwest::Method::DELETE, &format!("{base}/{}", c.id))
         .send()
         .await
         .expect("sent");
     assert_eq!(res.status(), 204);
-    assert_eq!(app.protected_status(&c.api_key).await, 401);
+    assert_problem(
+        app.get_bearer("/protected", &c.api_key).await,
+        401,
+        "API_KEY_INVALID",
+    )
+    .await;
+    // Only that key: the owner's other key still works.
+    assert_eq!(app.protected_status(&other.api_key).await, 200);
 }
 
 /// Starts a signed upload that declares a body within the limit and sends only its first bytes,
@@ -519,6 +580,18 @@ pub async fn case_openapi(app: TestApp) {
         "/admin/owners/{owner_id}/api-keys",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    for (path, method) in [
+        ("/api-keys", "post"),
+        ("/api-keys", "get"),
+        ("/api-keys/{key_id}", "patch"),
+        ("/api-keys/{key_id}/rotate", "post"),
+        ("/admin/owners/{owner_id}/api-keys", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
     }
     assert_eq!(
         doc["components"]["securitySchemes"]["apiKeyAuth"]["scheme"],
