@@ -173,6 +173,11 @@ pub(crate) fn steps(options: Options, tools: &Tools) -> Vec<Step> {
     ));
 
     if !options.quick {
+        // Changes to keyward-core's public API are deliberate: they update the listing.
+        steps.push(Step::cargo("public-api", &["xtask", "public-api"]));
+    }
+
+    if !options.quick {
         // Every published crate packages and builds from its package alone (nothing read from
         // the workspace at build time), as `cargo publish` would check it.
         steps.push(Step::cargo("package", &["xtask", "package"]));
@@ -398,6 +403,7 @@ mod tests {
             "doctest",
             "doc",
             "migrations",
+            "public-api",
             "package",
             "fuzz",
             "deny",

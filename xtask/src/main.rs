@@ -27,6 +27,7 @@ mod ci;
 mod fuzz;
 mod migrations;
 mod package;
+mod public_api;
 mod tidy;
 
 /// A subcommand: its name, a one-line summary, and its entry point.
@@ -56,6 +57,11 @@ const COMMANDS: &[Command] = &[
         name: "package",
         about: "cargo package of every published crate, each built from its package alone",
         run: package::run,
+    },
+    Command {
+        name: "public-api",
+        about: "keyward-core's public API against crates/keyward-core/public-api.txt [--bless]",
+        run: public_api::run,
     },
     Command {
         name: "bench",
