@@ -12,7 +12,7 @@
 //!   (401 `API_KEY_INVALID` for every kind of bad key, 403, 429 or 503); the reason goes to
 //!   `tracing`, never the key.
 //! - `Authorization: AWS4-HMAC-SHA256 …` (a SigV4-signed request): when
-//!   [`Keyward::signing_enabled`], the body is buffered within `SigningConfig`'s bounds (over:
+//!   [`Keyward::signing_enabled`], the body is buffered within `SigningOptions`'s bounds (over:
 //!   `413`), the signature verified with [`Keyward::verify_signed`] (`401 SIGNATURE_INVALID`,
 //!   `SIGNATURE_EXPIRED`, `SIGNATURE_REPLAYED`, or the bearer path's 403/429/503) and the body
 //!   put back for the handler. Without signing, the request goes on without a principal and

@@ -1,5 +1,5 @@
 //! Signed requests (AWS Signature Version 4, DESIGN.md §7, `docs/signing.md`) in the
-//! middleware: the body is buffered within [`keyward_core::signing::SigningConfig`]'s bounds,
+//! middleware: the body is buffered within [`keyward_core::signing::SigningOptions`]'s bounds,
 //! the request rebuilt as received and verified with [`Keyward::verify_signed`], and the body
 //! put back with `ServiceRequest::set_payload` so the handler reads it unchanged. Answers as
 //! `keyward_axum::signed`, so both adapters agree.

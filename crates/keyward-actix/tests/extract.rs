@@ -438,7 +438,7 @@ fn signing_keyward() -> Keyward {
 
 /// Signs `POST /echo` with `body` for `host`, as the core client `Signer` does.
 fn signed_post(key_id: &str, secret: &str, body: &'static str) -> actix_web::test::TestRequest {
-    use keyward_core::sigv4::{Credentials, Payload, SignableRequest, Signer};
+    use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
     let headers: [(&str, &[u8]); 1] = [("host", b"example.test")];
     let request = SignableRequest::new(
         "POST",
@@ -450,7 +450,7 @@ fn signed_post(key_id: &str, secret: &str, body: &'static str) -> actix_web::tes
     let out = Signer::new("us-east-1", "keyward")
         .unwrap()
         .sign(
-            &Credentials::new(key_id, secret.as_bytes()).unwrap(),
+            &AccessKey::new(key_id, secret.as_bytes()).unwrap(),
             &request,
             chrono::Utc::now(),
         )

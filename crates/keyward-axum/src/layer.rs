@@ -103,7 +103,7 @@ pub fn peer_ip(_headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> 
 }
 
 #[derive(Clone)]
-pub(crate) struct Shared {
+pub(crate) struct LayerConfig {
     pub(crate) gate: Gate,
     pub(crate) headers: CredentialHeaders,
     pub(crate) client_ip: ClientIpFn,
@@ -113,7 +113,7 @@ pub(crate) struct Shared {
 /// [module docs](self) for what happens to each kind of credential.
 #[derive(Clone)]
 pub struct KeywardLayer {
-    shared: Arc<Shared>,
+    shared: Arc<LayerConfig>,
 }
 
 impl fmt::Debug for KeywardLayer {
@@ -132,7 +132,7 @@ impl KeywardLayer {
     #[must_use]
     pub fn new(keyward: Keyward) -> Self {
         Self {
-            shared: Arc::new(Shared {
+            shared: Arc::new(LayerConfig {
                 gate: Gate::new(keyward),
                 headers: CredentialHeaders::default(),
                 client_ip: Arc::new(peer_ip),
@@ -140,7 +140,7 @@ impl KeywardLayer {
         }
     }
 
-    fn edit(mut self, f: impl FnOnce(&mut Shared)) -> Self {
+    fn edit(mut self, f: impl FnOnce(&mut LayerConfig)) -> Self {
         f(Arc::make_mut(&mut self.shared));
         self
     }
@@ -201,7 +201,7 @@ impl<S> Layer<S> for KeywardLayer {
 #[derive(Clone)]
 pub struct KeywardService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Arc<LayerConfig>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for KeywardService<S> {

@@ -26,10 +26,10 @@
 //! | --- | --- |
 //! | signing not enabled (`Keyward::signing_enabled` is false) | `401 SIGNATURE_INVALID` ("signed requests are not enabled") |
 //! | `Authorization` unparsable, key id unknown, a key that does not sign, an address over its failures ([`Keyward::precheck_signed`]) | `401 SIGNATURE_INVALID` (`429` when throttled), **before one byte of the body is read** |
-//! | `Content-Length` over `SigningConfig::max_body_bytes` | `413 PAYLOAD_TOO_LARGE`, before reading |
+//! | `Content-Length` over `SigningOptions::max_body_bytes` | `413 PAYLOAD_TOO_LARGE`, before reading |
 //! | body over `max_body_bytes` or `max_body_frames` while reading | `413 PAYLOAD_TOO_LARGE` |
 //! | body cannot be read (client gone, transport error) | `400 BAD_REQUEST` |
-//! | body slower than `SigningConfig::max_body_time` | `408 REQUEST_TIMEOUT` |
+//! | body slower than `SigningOptions::max_body_time` | `408 REQUEST_TIMEOUT` |
 //! | anything [`Keyward::verify_signed`] refuses | its problem, as the bearer path (`401 SIGNATURE_*`, `403`, `429`, `503`) |
 //!
 //! The canonical request is rebuilt from the method, the path and query *as received* (from

@@ -232,7 +232,7 @@ impl<'a> IntoIterator for &'a ScopeSet {
 /// How a requirement combines its scopes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Mode {
+pub enum ScopeMode {
     /// Every scope is needed (the default).
     #[default]
     AllOf,
@@ -243,7 +243,7 @@ pub enum Mode {
 /// What a route requires of a key. The empty requirement asks only for a valid key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScopeRequirement {
-    mode: Mode,
+    mode: ScopeMode,
     scopes: Vec<Scope>,
 }
 
@@ -260,7 +260,7 @@ impl ScopeRequirement {
     /// A [`ScopeError`] for a malformed scope.
     pub fn all_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
         Ok(Self {
-            mode: Mode::AllOf,
+            mode: ScopeMode::AllOf,
             scopes: ScopeSet::parse(scopes)?.0,
         })
     }
@@ -271,7 +271,7 @@ impl ScopeRequirement {
     /// A [`ScopeError`] for a malformed scope.
     pub fn any_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
         Ok(Self {
-            mode: Mode::AnyOf,
+            mode: ScopeMode::AnyOf,
             scopes: ScopeSet::parse(scopes)?.0,
         })
     }
@@ -286,7 +286,7 @@ impl ScopeRequirement {
     #[must_use]
     #[track_caller]
     pub fn all_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
-        Self::from_literals(Mode::AllOf, &scopes)
+        Self::from_literals(ScopeMode::AllOf, &scopes)
     }
 
     /// At least one of `scopes`, written as literals (see [`all_of_static`](Self::all_of_static)).
@@ -296,7 +296,7 @@ impl ScopeRequirement {
     #[must_use]
     #[track_caller]
     pub fn any_of_static<const N: usize>(scopes: [&'static str; N]) -> Self {
-        Self::from_literals(Mode::AnyOf, &scopes)
+        Self::from_literals(ScopeMode::AnyOf, &scopes)
     }
 
     #[track_caller]
@@ -304,7 +304,7 @@ impl ScopeRequirement {
         clippy::panic,
         reason = "a malformed scope literal is a bug in the program"
     )]
-    fn from_literals(mode: Mode, scopes: &[&'static str]) -> Self {
+    fn from_literals(mode: ScopeMode, scopes: &[&'static str]) -> Self {
         match ScopeSet::parse(scopes) {
             Ok(set) => Self {
                 mode,
@@ -316,7 +316,7 @@ impl ScopeRequirement {
 
     /// The combination mode.
     #[must_use]
-    pub fn mode(&self) -> Mode {
+    pub fn mode(&self) -> ScopeMode {
         self.mode
     }
 
@@ -335,14 +335,14 @@ impl ScopeRequirement {
             return Ok(());
         }
         match self.mode {
-            Mode::AllOf if self.scopes.iter().all(|s| granted.covers(s)) => Ok(()),
-            Mode::AllOf => Err(self
+            ScopeMode::AllOf if self.scopes.iter().all(|s| granted.covers(s)) => Ok(()),
+            ScopeMode::AllOf => Err(self
                 .scopes
                 .iter()
                 .filter(|s| !granted.covers(s))
                 .cloned()
                 .collect()),
-            Mode::AnyOf => {
+            ScopeMode::AnyOf => {
                 if self.scopes.iter().any(|s| granted.covers(s)) {
                     Ok(())
                 } else {
@@ -407,9 +407,9 @@ mod tests {
     #[test]
     fn static_literals() {
         let r = ScopeRequirement::all_of_static(["reports:read", "a:x"]);
-        assert_eq!((r.mode(), r.scopes().len()), (Mode::AllOf, 2));
+        assert_eq!((r.mode(), r.scopes().len()), (ScopeMode::AllOf, 2));
         let r = ScopeRequirement::any_of_static(["a:x"]);
-        assert_eq!(r.mode(), Mode::AnyOf);
+        assert_eq!(r.mode(), ScopeMode::AnyOf);
     }
 
     #[test]

@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use crate::sigv4::VerifyOptions;
 
-/// How signed requests are checked.
+/// How this deployment checks signed requests: the engine's one set of signing options. The
+/// SigV4 part (region, service, skew) becomes the verifier's [`VerifyOptions`] through
+/// [`SigningOptions::verify_options`]; the rest bounds the body adapters buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SigningConfig {
+pub struct SigningOptions {
     /// SigV4 region expected in the credential scope (default `us-east-1`).
     pub region: String,
     /// SigV4 service expected in the credential scope (default `keyward`).
@@ -22,12 +24,12 @@ pub struct SigningConfig {
     pub max_body_time: Duration,
 }
 
-impl Default for SigningConfig {
+impl Default for SigningOptions {
     fn default() -> Self {
         Self {
             region: "us-east-1".into(),
             service: "keyward".into(),
-            max_skew: Duration::from_secs(300),
+            max_skew: crate::sigv4::DEFAULT_MAX_SKEW,
             max_body_bytes: 1 << 20,
             max_body_frames: 1024,
             max_body_time: Duration::from_secs(30),
@@ -35,7 +37,7 @@ impl Default for SigningConfig {
     }
 }
 
-impl SigningConfig {
+impl SigningOptions {
     /// The SigV4 verification options this configuration describes.
     ///
     /// # Errors

@@ -9,7 +9,7 @@ use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::engine::InvalidReason;
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::service::CreateKeyRequest;
-use keyward_core::sigv4::{Credentials, Payload, SignableRequest, Signer};
+use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
 use keyward_core::{Keyring, Keyward, ScopeRequirement, VerifyContext, VerifyError};
 use zeroize::Zeroizing;
 
@@ -97,7 +97,7 @@ fn sign(key_id: &str, secret: &str, at: DateTime<Utc>, nonce: Option<&str>, body
     let out = Signer::new("us-east-1", "keyward")
         .unwrap()
         .sign(
-            &Credentials::new(key_id, secret.as_bytes()).unwrap(),
+            &AccessKey::new(key_id, secret.as_bytes()).unwrap(),
             &req,
             at,
         )

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use keyward_core::sigv4::{
-    Authorization, AuthorizationFault, Credentials, HttpRequestFault, Limit, Limits, Payload,
+    AccessKey, Authorization, AuthorizationFault, HttpRequestFault, Limit, Limits, Payload,
     ScopeField, SignableRequest, SignatureError, SignatureErrorKind, Signer, SigningKey,
     VerifiedSignature, VerifyOptions, canonical_request, parse_amz_date, parse_http_request,
     verify_signature,
@@ -65,7 +65,7 @@ impl Wire {
     }
 
     fn sign_with(mut self, signer: &Signer, at: DateTime<Utc>) -> Result<Self, SignatureError> {
-        let credentials = Credentials::new(KEY_ID, SECRET)?;
+        let credentials = AccessKey::new(KEY_ID, SECRET)?;
         let pairs = self.pairs();
         let request = SignableRequest::new(
             &self.method,
@@ -520,11 +520,11 @@ fn signer_requires_host_and_valid_inputs() {
         SignatureError::InvalidService
     );
     assert_eq!(
-        Credentials::new("a/b", b"s").unwrap_err(),
+        AccessKey::new("a/b", b"s").unwrap_err(),
         SignatureError::InvalidAccessKeyId
     );
     assert_eq!(
-        Credentials::new("", b"s").unwrap_err(),
+        AccessKey::new("", b"s").unwrap_err(),
         SignatureError::InvalidAccessKeyId
     );
     let w = sample().header("Bad Name", b"x");
@@ -900,7 +900,7 @@ proptest! {
             let _ = canonical_request(&request, a.signed_headers(), &Limits::default());
         }
         let signer = Signer::new("us-east-1", "keyward").expect("signer");
-        let credentials = Credentials::new(KEY_ID, SECRET).expect("credentials");
+        let credentials = AccessKey::new(KEY_ID, SECRET).expect("credentials");
         let _ = signer.sign(&credentials, &request, t0());
     }
 

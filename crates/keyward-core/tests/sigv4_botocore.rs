@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use keyward_core::sigv4::{
-    Authorization, Credentials, Payload, SignableRequest, SignatureError, Signer, VerifyOptions,
+    AccessKey, Authorization, Payload, SignableRequest, SignatureError, Signer, VerifyOptions,
     parse_amz_date, parse_http_request, verify_signature,
 };
 
@@ -104,7 +104,7 @@ fn botocore_signed_requests_verify_and_reproduce() {
         );
         let signer = Signer::new("us-east-1", "keyward").unwrap();
         let ours = signer
-            .sign(&Credentials::new(KEY_ID, SECRET).unwrap(), &request, now)
+            .sign(&AccessKey::new(KEY_ID, SECRET).unwrap(), &request, now)
             .unwrap();
         let text = |ext| String::from_utf8(read(case, ext)).unwrap();
         assert_eq!(

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use keyward_core::sigv4::{
-    Authorization, Credentials, Payload, SignableRequest, Signer, VerifyOptions, parse_amz_date,
+    AccessKey, Authorization, Payload, SignableRequest, Signer, VerifyOptions, parse_amz_date,
     parse_http_request, verify_signature,
 };
 
@@ -114,7 +114,7 @@ fn run_case(case: &str, dir: &Path) -> Outcome {
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("x-amz-security-token"));
     let token = session_token(&creq, raw_has_token);
-    let mut credentials = Credentials::new(ACCESS_KEY_ID, SECRET).expect("credentials");
+    let mut credentials = AccessKey::new(ACCESS_KEY_ID, SECRET).expect("credentials");
     if let Some(token) = &token {
         credentials = credentials.with_session_token(token).expect("token");
     }

@@ -18,7 +18,7 @@ use keyward_core::store::{InvalidationBus, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{RedisConfig, Shared, redis_error};
+use crate::config::{Connections, RedisConfig, redis_error};
 
 /// Payload that clears every instance's whole cache.
 pub const CLEAR_ALL: &str = "*";
@@ -26,7 +26,7 @@ pub const CLEAR_ALL: &str = "*";
 /// Publishes invalidations on the `P:invalidate` channel.
 #[derive(Debug, Clone)]
 pub struct RedisInvalidationBus {
-    shared: Shared,
+    shared: Connections,
 }
 
 impl RedisInvalidationBus {
@@ -36,11 +36,11 @@ impl RedisInvalidationBus {
     /// `Other` for an invalid URL or prefix.
     pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
         Ok(Self {
-            shared: Shared::new(config)?,
+            shared: Connections::new(config)?,
         })
     }
 
-    pub(crate) fn from_shared(shared: Shared) -> Self {
+    pub(crate) fn from_shared(shared: Connections) -> Self {
         Self { shared }
     }
 
@@ -163,12 +163,12 @@ pub fn spawn_invalidation_listener_with(
     keyward: Keyward,
     options: ListenerOptions,
 ) -> Result<InvalidationListener, StoreError> {
-    let shared = Shared::new(config)?;
+    let shared = Connections::new(config)?;
     Ok(spawn_on(&shared, keyward, options))
 }
 
 pub(crate) fn spawn_on(
-    shared: &Shared,
+    shared: &Connections,
     keyward: Keyward,
     options: ListenerOptions,
 ) -> InvalidationListener {

@@ -21,7 +21,7 @@ use keyward_core::model::KeyRecord;
 use keyward_core::store::{Cursor, KeyStore, Page, StoreError, UsageDelta};
 
 use crate::codec;
-use crate::config::{RedisConfig, Shared, redis_error};
+use crate::config::{Connections, RedisConfig, redis_error};
 
 /// What the cache does when Redis fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,7 +56,7 @@ return 1
 #[derive(Debug, Clone)]
 pub struct RedisCachedStore {
     inner: Arc<dyn KeyStore>,
-    shared: Shared,
+    shared: Connections,
     ttl: Duration,
     on_failure: CacheFailure,
 }
@@ -72,10 +72,14 @@ impl RedisCachedStore {
         config: &RedisConfig,
         ttl: Duration,
     ) -> Result<Self, StoreError> {
-        Ok(Self::from_shared(inner, Shared::new(config)?, ttl))
+        Ok(Self::from_shared(inner, Connections::new(config)?, ttl))
     }
 
-    pub(crate) fn from_shared(inner: Arc<dyn KeyStore>, shared: Shared, ttl: Duration) -> Self {
+    pub(crate) fn from_shared(
+        inner: Arc<dyn KeyStore>,
+        shared: Connections,
+        ttl: Duration,
+    ) -> Self {
         Self {
             inner,
             shared,

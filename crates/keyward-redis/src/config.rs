@@ -84,7 +84,7 @@ fn valid_prefix(prefix: &str) -> bool {
 /// PING then discards it, and the next request on that lane checks out a healthy one. That is
 /// how the backends recover by themselves once Redis is back.
 #[derive(Clone)]
-pub(crate) struct Shared {
+pub(crate) struct Connections {
     pub(crate) pool: Pool,
     pub(crate) keys: Keys,
     pub(crate) client: redis::Client,
@@ -166,7 +166,7 @@ impl ConnectionLike for Conn {
     }
 }
 
-impl fmt::Debug for Shared {
+impl fmt::Debug for Connections {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisPool")
             .field("prefix", &self.keys.prefix)
@@ -175,7 +175,7 @@ impl fmt::Debug for Shared {
     }
 }
 
-impl Shared {
+impl Connections {
     /// Builds the pool. Does not touch the network: connections are made on first use, so an
     /// application can start while Redis is down (and fail closed until it returns).
     pub(crate) fn new(config: &RedisConfig) -> Result<Self, StoreError> {

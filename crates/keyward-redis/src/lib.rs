@@ -23,12 +23,12 @@ pub use crate::config::RedisConfig;
 pub use crate::limits::{RedisCreditLedger, RedisFailureLedger, RedisNonceStore, RedisRateLimiter};
 pub use crate::store::RedisKeyStore;
 
-use crate::config::Shared;
+use crate::config::Connections;
 
 /// Every Redis role over one connection pool: what a server wires with one `--redis-url`.
 #[derive(Debug, Clone)]
 pub struct RedisBackend {
-    shared: Shared,
+    shared: Connections,
     /// The key store.
     pub store: Arc<RedisKeyStore>,
     /// The per-key rate limiter.
@@ -58,7 +58,7 @@ impl RedisBackend {
     /// # Errors
     /// `Other` for an invalid URL or prefix.
     pub fn with_config(config: &RedisConfig) -> Result<Self, StoreError> {
-        let shared = Shared::new(config)?;
+        let shared = Connections::new(config)?;
         Ok(Self {
             store: Arc::new(RedisKeyStore::from_shared(shared.clone())),
             limiter: Arc::new(RedisRateLimiter::from_shared(shared.clone())),

@@ -20,7 +20,7 @@ use keyward_core::store::{
     credit_refill_in,
 };
 
-use crate::config::{RedisConfig, Shared, redis_error};
+use crate::config::{Connections, RedisConfig, redis_error};
 use crate::scripts;
 
 /// Longest nonce stored verbatim; longer ones are stored as their BLAKE3 hash.
@@ -30,7 +30,7 @@ const MAX_NONCE_LEN: usize = 128;
 /// after the secret matched). Same algorithm and answers as `keyward_core::memory::gcra`.
 #[derive(Debug, Clone)]
 pub struct RedisRateLimiter {
-    shared: Shared,
+    shared: Connections,
 }
 
 impl RedisRateLimiter {
@@ -40,11 +40,11 @@ impl RedisRateLimiter {
     /// `Other` for an invalid URL or prefix.
     pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
         Ok(Self {
-            shared: Shared::new(config)?,
+            shared: Connections::new(config)?,
         })
     }
 
-    pub(crate) fn from_shared(shared: Shared) -> Self {
+    pub(crate) fn from_shared(shared: Connections) -> Self {
         Self { shared }
     }
 }
@@ -84,7 +84,7 @@ impl RateLimiter for RedisRateLimiter {
 /// [`credit_period`]).
 #[derive(Debug, Clone)]
 pub struct RedisCreditLedger {
-    shared: Shared,
+    shared: Connections,
 }
 
 impl RedisCreditLedger {
@@ -94,11 +94,11 @@ impl RedisCreditLedger {
     /// `Other` for an invalid URL or prefix.
     pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
         Ok(Self {
-            shared: Shared::new(config)?,
+            shared: Connections::new(config)?,
         })
     }
 
-    pub(crate) fn from_shared(shared: Shared) -> Self {
+    pub(crate) fn from_shared(shared: Connections) -> Self {
         Self { shared }
     }
 }
@@ -145,7 +145,7 @@ impl CreditLedger for RedisCreditLedger {
 /// Replay protection: `SET <nonce> 1 NX PX <ttl>` under a per-namespace (per key id) hash tag.
 #[derive(Debug, Clone)]
 pub struct RedisNonceStore {
-    shared: Shared,
+    shared: Connections,
 }
 
 impl RedisNonceStore {
@@ -155,11 +155,11 @@ impl RedisNonceStore {
     /// `Other` for an invalid URL or prefix.
     pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
         Ok(Self {
-            shared: Shared::new(config)?,
+            shared: Connections::new(config)?,
         })
     }
 
-    pub(crate) fn from_shared(shared: Shared) -> Self {
+    pub(crate) fn from_shared(shared: Connections) -> Self {
         Self { shared }
     }
 }
@@ -207,7 +207,7 @@ impl NonceStore for RedisNonceStore {
 /// and `PEXPIRE` in one script.
 #[derive(Debug, Clone)]
 pub struct RedisFailureLedger {
-    shared: Shared,
+    shared: Connections,
 }
 
 impl RedisFailureLedger {
@@ -217,11 +217,11 @@ impl RedisFailureLedger {
     /// `Other` for an invalid URL or prefix.
     pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
         Ok(Self {
-            shared: Shared::new(config)?,
+            shared: Connections::new(config)?,
         })
     }
 
-    pub(crate) fn from_shared(shared: Shared) -> Self {
+    pub(crate) fn from_shared(shared: Connections) -> Self {
         Self { shared }
     }
 }

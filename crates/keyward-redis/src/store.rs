@@ -27,7 +27,7 @@ use keyward_core::store::{
 };
 
 use crate::codec;
-use crate::config::{RedisConfig, Shared, redis_error};
+use crate::config::{Connections, RedisConfig, redis_error};
 use crate::scripts;
 
 /// Usage deltas sent per pipeline.
@@ -36,7 +36,7 @@ const USAGE_CHUNK: usize = 256;
 /// A [`KeyStore`] in Redis. Cheap to clone; clones share the pool.
 #[derive(Debug, Clone)]
 pub struct RedisKeyStore {
-    shared: Shared,
+    shared: Connections,
 }
 
 impl RedisKeyStore {
@@ -46,11 +46,11 @@ impl RedisKeyStore {
     /// `Other` for an invalid URL or prefix.
     pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
         Ok(Self {
-            shared: Shared::new(config)?,
+            shared: Connections::new(config)?,
         })
     }
 
-    pub(crate) fn from_shared(shared: Shared) -> Self {
+    pub(crate) fn from_shared(shared: Connections) -> Self {
         Self { shared }
     }
 

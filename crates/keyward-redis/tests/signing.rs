@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use keyward_core::clock::Clock;
 use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::service::CreateKeyRequest;
-use keyward_core::sigv4::{Credentials, Payload, SignableRequest, Signer};
+use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
 use keyward_core::{CacheConfig, Keyring, Keyward, ScopeRequirement, VerifyContext, VerifyError};
 use keyward_redis::RedisBackend;
 use zeroize::Zeroizing;
@@ -45,7 +45,7 @@ fn signed(id: &str, raw: &str, at: DateTime<Utc>, nonce: Option<&str>) -> Vec<(S
     let req = SignableRequest::new("POST", "/v1/jobs", None, &view, Payload::Bytes(b"{}"));
     let out = Signer::new("us-east-1", "keyward")
         .unwrap()
-        .sign(&Credentials::new(id, raw.as_bytes()).unwrap(), &req, at)
+        .sign(&AccessKey::new(id, raw.as_bytes()).unwrap(), &req, at)
         .unwrap();
     let added: Vec<(String, Vec<u8>)> = out
         .headers()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::memory::MemoryKeyStore;
-use keyward_core::signing::SigningConfig;
+use keyward_core::signing::SigningOptions;
 use keyward_core::{CacheConfig, KeyStore, Keyring, Keyward, Policy};
 use keyward_redis::RedisBackend;
 use keyward_sea_orm::SeaOrmKeyStore;
@@ -172,7 +172,7 @@ pub(crate) async fn migrate(url: &str) -> Result<MigrateReport, AppError> {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Signing {
     /// SigV4 region, service, skew and body bounds.
-    pub(crate) config: SigningConfig,
+    pub(crate) config: SigningOptions,
     /// The encryption keyring.
     pub(crate) encryption: Option<EncryptionKeyring>,
 }

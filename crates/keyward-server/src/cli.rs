@@ -79,7 +79,7 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
         },
         redis.as_ref(),
         backend::Signing {
-            config: keyward_core::signing::SigningConfig::default(),
+            config: keyward_core::signing::SigningOptions::default(),
             encryption,
         },
         // The CLI verifies nothing: no client to throttle.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::model::LastUsedStrategy;
 use keyward_core::scope::ScopeCatalog;
-use keyward_core::signing::SigningConfig;
+use keyward_core::signing::SigningOptions;
 use keyward_core::sigv4::SignatureError;
 use keyward_core::{CacheConfig, KeyFormat, Policy};
 use serde::Deserialize;
@@ -128,7 +128,7 @@ pub(crate) struct Settings {
     /// Usage flush period.
     pub(crate) flush_interval: Duration,
     /// SigV4 region, service and bounds of signed requests.
-    pub(crate) signing: SigningConfig,
+    pub(crate) signing: SigningOptions,
     /// Seals the secrets of signing keys; `None` disables request signing.
     pub(crate) encryption: Option<EncryptionKeyring>,
 }
@@ -394,8 +394,8 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
 pub(crate) fn resolve_signing(
     args: &SigningArgs,
     file: &FileConfig,
-) -> Result<SigningConfig, AppError> {
-    let mut config = SigningConfig::default();
+) -> Result<SigningOptions, AppError> {
+    let mut config = SigningOptions::default();
     if let Some(r) = args
         .sigv4_region
         .clone()

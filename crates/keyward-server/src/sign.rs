@@ -10,9 +10,9 @@ use std::io::{IsTerminal as _, Read as _};
 
 use chrono::{DateTime, Utc};
 use keyward_core::key::ParsedKey;
-use keyward_core::signing::SigningConfig;
+use keyward_core::signing::SigningOptions;
 use keyward_core::sigv4::{
-    Credentials, MAX_HTTP_REQUEST_LEN, Payload, SignableRequest, Signer, parse_amz_date,
+    AccessKey, MAX_HTTP_REQUEST_LEN, Payload, SignableRequest, Signer, parse_amz_date,
     parse_http_request,
 };
 
@@ -70,7 +70,7 @@ fn sign_bytes(args: &SignArgs, input: &[u8], now: DateTime<Utc>) -> Result<Strin
             ));
         }
     };
-    let mut credentials = Credentials::new(&access_key_id, secret.as_bytes())
+    let mut credentials = AccessKey::new(&access_key_id, secret.as_bytes())
         .map_err(|e| AppError::config(format!("invalid credentials: {e}")))?;
     if let Some(token) = &args.session_token {
         credentials = credentials
@@ -81,7 +81,7 @@ fn sign_bytes(args: &SignArgs, input: &[u8], now: DateTime<Utc>) -> Result<Strin
         None => now,
         Some(d) => parse_date(d)?,
     };
-    let defaults = SigningConfig::default();
+    let defaults = SigningOptions::default();
     let region = args.region.as_deref().unwrap_or(&defaults.region);
     let service = args.service.as_deref().unwrap_or(&defaults.service);
     let signer = Signer::new(region, service).map_err(|e| {

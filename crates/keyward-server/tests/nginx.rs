@@ -211,7 +211,7 @@ fn nginx_auth_request() {
 /// empty body pass.
 #[test]
 fn nginx_auth_request_signed() {
-    use keyward_core::sigv4::{Credentials, Payload, SignableRequest, Signer};
+    use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
     let Some(bin) = nginx_binary() else {
         assert!(
             !keyward_test::services::ci(),
@@ -253,7 +253,7 @@ fn nginx_auth_request_signed() {
             Signer::new("us-east-1", "keyward")
                 .unwrap()
                 .sign(
-                    &Credentials::new(&id, raw.as_bytes()).unwrap(),
+                    &AccessKey::new(&id, raw.as_bytes()).unwrap(),
                     &req,
                     chrono::Utc::now(),
                 )

@@ -11,7 +11,7 @@ mod common;
 use std::io::{Read as _, Write as _};
 
 use common::{Env, Server, assert_one_line_error, rt};
-use keyward_core::sigv4::{Credentials, Payload, SignableRequest, Signer};
+use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
 use keyward_test::stock_signer::{self, StockRequest};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -251,7 +251,7 @@ fn oversize_signed_body_is_413() {
             let out = Signer::new("us-east-1", "keyward")
                 .unwrap()
                 .sign(
-                    &Credentials::new(&id, raw.as_bytes()).unwrap(),
+                    &AccessKey::new(&id, raw.as_bytes()).unwrap(),
                     &req,
                     chrono::Utc::now(),
                 )

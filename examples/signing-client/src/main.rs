@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)]
 
-use keyward_core::sigv4::{Credentials, Payload, SignableRequest, Signer};
+use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Payload::Bytes(b""),
     );
     let signed = Signer::new("us-east-1", "keyward")?.sign(
-        &Credentials::new(key_id, raw_key.as_bytes())?,
+        &AccessKey::new(key_id, raw_key.as_bytes())?,
         &request,
         chrono::Utc::now(),
     )?;

@@ -33,7 +33,7 @@ pub struct KeywardBuilder {
     pub(super) authority: Option<Arc<dyn ScopeAuthority>>,
     pub(super) bus: Option<Arc<dyn InvalidationBus>>,
     pub(super) encryption: Option<EncryptionKeyring>,
-    pub(super) signing: crate::signing::SigningConfig,
+    pub(super) signing: crate::signing::SigningOptions,
     pub(super) count_requests: bool,
 }
 
@@ -103,7 +103,7 @@ impl KeywardBuilder {
 
     /// SigV4 region, service, skew and body bounds for signed requests.
     #[must_use]
-    pub fn signing(mut self, config: crate::signing::SigningConfig) -> Self {
+    pub fn signing(mut self, config: crate::signing::SigningOptions) -> Self {
         self.signing = config;
         self
     }

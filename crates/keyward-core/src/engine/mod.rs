@@ -85,7 +85,7 @@ pub(crate) struct Inner {
     pub(crate) bus: Option<Arc<dyn InvalidationBus>>,
     pub(crate) encryption: Option<EncryptionKeyring>,
     pub(crate) sigv4: crate::sigv4::VerifyOptions,
-    pub(crate) signing: crate::signing::SigningConfig,
+    pub(crate) signing: crate::signing::SigningOptions,
     /// Request counters, last-used times and credit states waiting for a flush.
     usage: usage::UsageBatcher,
     /// Invalidations the bus refused, to publish again.
@@ -131,7 +131,7 @@ impl Keyward {
             authority: None,
             bus: None,
             encryption: None,
-            signing: crate::signing::SigningConfig::default(),
+            signing: crate::signing::SigningOptions::default(),
             count_requests: true,
         }
     }
@@ -154,7 +154,7 @@ impl Keyward {
 
     /// How signed requests are checked (adapters read the body bounds from here).
     #[must_use]
-    pub fn signing_config(&self) -> &crate::signing::SigningConfig {
+    pub fn signing_config(&self) -> &crate::signing::SigningOptions {
         &self.0.signing
     }
 

@@ -1,5 +1,5 @@
 //! Verifying signed requests (AWS SigV4, `docs/signing.md`) with the engine's lookup, limits
-//! and replay state; the settings are [`crate::signing::SigningConfig`].
+//! and replay state; the settings are [`crate::signing::SigningOptions`].
 
 use crate::engine::{InvalidReason, Lookup, VerifyError};
 use crate::key::KeyId;
@@ -56,11 +56,11 @@ impl Keyward {
     }
 
     /// Counts a signed request whose body failed (over the bounds, slower than
-    /// [`SigningConfig::max_body_time`], unreadable) against the caller's address, as a failed
+    /// [`SigningOptions::max_body_time`], unreadable) against the caller's address, as a failed
     /// verification: an address whose uploads never complete soon has no more bodies buffered
     /// ([`Keyward::precheck_signed`]). Adapters call it when buffering fails.
     ///
-    /// [`SigningConfig::max_body_time`]: crate::signing::SigningConfig::max_body_time
+    /// [`SigningOptions::max_body_time`]: crate::signing::SigningOptions::max_body_time
     pub async fn signed_body_failed(&self, ctx: &VerifyContext) {
         let now_us = self.0.clock.now().timestamp_micros();
         self.count_failure(ctx, now_us).await;

@@ -3,7 +3,7 @@
 //! then hold for axum, actix-web and any later adapter.
 
 use crate::problem::Problem;
-use crate::signing::SigningConfig;
+use crate::signing::SigningOptions;
 
 /// How much of an oversize management body is read and thrown away before answering `413`, so
 /// that a client still sending sees the answer instead of a reset connection. Beyond it the
@@ -51,11 +51,11 @@ impl BodyBudget {
         }
     }
 
-    /// A signed request's body, within [`SigningConfig::max_body_bytes`] and
-    /// [`SigningConfig::max_body_frames`]: nothing past them is read. The caller bounds the
-    /// time with [`SigningConfig::max_body_time`].
+    /// A signed request's body, within [`SigningOptions::max_body_bytes`] and
+    /// [`SigningOptions::max_body_frames`]: nothing past them is read. The caller bounds the
+    /// time with [`SigningOptions::max_body_time`].
     #[must_use]
-    pub fn signed(config: &SigningConfig) -> Self {
+    pub fn signed(config: &SigningOptions) -> Self {
         Self {
             limit: config.max_body_bytes,
             drain: config.max_body_bytes,
@@ -124,10 +124,10 @@ mod tests {
     use super::*;
 
     fn signed(bytes: usize, frames: usize) -> BodyBudget {
-        BodyBudget::signed(&SigningConfig {
+        BodyBudget::signed(&SigningOptions {
             max_body_bytes: bytes,
             max_body_frames: frames,
-            ..SigningConfig::default()
+            ..SigningOptions::default()
         })
     }
 

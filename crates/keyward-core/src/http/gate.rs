@@ -37,7 +37,7 @@ pub enum Decision {
     /// Answer with this problem.
     Reject(Problem),
     /// A signed request, signing enabled: [`begin_signed`], feed the body to the budget within
-    /// [`crate::signing::SigningConfig::max_body_time`], then [`finish_signed`].
+    /// [`crate::signing::SigningOptions::max_body_time`], then [`finish_signed`].
     Signed,
 }
 
@@ -260,7 +260,7 @@ pub fn signing_disabled() -> Problem {
 }
 
 /// `408`: the signed request's body did not arrive within
-/// [`crate::signing::SigningConfig::max_body_time`].
+/// [`crate::signing::SigningOptions::max_body_time`].
 #[must_use]
 pub fn signed_body_timeout() -> Problem {
     super::request_timeout("the signed request's body did not arrive in time")

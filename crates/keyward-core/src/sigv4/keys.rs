@@ -1,18 +1,18 @@
-//! Credentials, the derived signing key, and the string to sign.
+//! The access key (id and secret), the derived signing key, and the string to sign.
 
 use super::*;
 
 /// A SigV4 access key id and secret (for keyward: the `key_id` and the raw API key), with an
 /// optional STS session token for use with other SigV4 services. `Debug` redacts the secret.
 #[derive(Clone, Copy)]
-pub struct Credentials<'a> {
+pub struct AccessKey<'a> {
     pub(super) access_key_id: &'a str,
     pub(super) secret: &'a [u8],
     pub(super) session_token: Option<&'a str>,
 }
 
-impl<'a> Credentials<'a> {
-    /// Credentials for `access_key_id` and `secret`.
+impl<'a> AccessKey<'a> {
+    /// The access key `access_key_id` with `secret`.
     ///
     /// # Errors
     ///
@@ -52,9 +52,9 @@ impl<'a> Credentials<'a> {
     }
 }
 
-impl fmt::Debug for Credentials<'_> {
+impl fmt::Debug for AccessKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
+        f.debug_struct("AccessKey")
             .field("access_key_id", &self.access_key_id)
             .field("secret", &"<redacted>")
             .field("session_token", &self.session_token.map(|_| "<redacted>"))

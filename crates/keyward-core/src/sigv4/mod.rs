@@ -65,7 +65,7 @@
 //!
 //! ```
 //! use keyward_core::sigv4::{
-//!     verify_signature, Authorization, Credentials, Payload, SignableRequest, Signer,
+//!     verify_signature, Authorization, AccessKey, Payload, SignableRequest, Signer,
 //!     VerifyOptions,
 //! };
 //! use chrono::{TimeZone, Utc};
@@ -76,7 +76,7 @@
 //!
 //! // Client: sign.
 //! let signer = Signer::new("us-east-1", "keyward")?;
-//! let credentials = Credentials::new("AKIDEXAMPLE", b"raw-api-key")?;
+//! let credentials = AccessKey::new("AKIDEXAMPLE", b"raw-api-key")?;
 //! let headers: &[(&str, &[u8])] = &[("Host", b"api.example.com")];
 //! let request = SignableRequest::new("POST", "/reports", Some("year=2025"), headers, Payload::Bytes(body));
 //! let signed = signer.sign(&credentials, &request, now)?;

@@ -60,7 +60,7 @@ impl Signer {
     /// [`SignatureError::TimestampOutOfRange`]; and the errors of [`canonical_request`].
     pub fn sign(
         &self,
-        credentials: &Credentials<'_>,
+        credentials: &AccessKey<'_>,
         request: &SignableRequest<'_>,
         timestamp: DateTime<Utc>,
     ) -> Result<SigningOutput, SignatureError> {

@@ -12,7 +12,7 @@ use keyward_axum::signed::verify_signed_request;
 use keyward_axum::{Authenticated, Rejection};
 use keyward_core::credentials;
 use keyward_core::http::{self as khttp, Decision};
-use keyward_core::scope::Mode;
+use keyward_core::scope::ScopeMode;
 use keyward_core::{ErrorCode, Principal, Problem, ScopeRequirement, VerifyContext, VerifyError};
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +31,7 @@ pub(super) struct VerifyRequest {
     #[serde(default)]
     scopes: Vec<String>,
     #[serde(default)]
-    mode: Option<Mode>,
+    mode: Option<ScopeMode>,
     /// The address the key's holder called from, for keys with an IP allowlist.
     #[serde(default)]
     client_ip: Option<std::net::IpAddr>,
@@ -50,10 +50,10 @@ pub(super) struct VerifyResponse {
     key: Option<Principal>,
 }
 
-pub(super) fn requirement(scopes: &[String], mode: Mode) -> Result<ScopeRequirement, Problem> {
+pub(super) fn requirement(scopes: &[String], mode: ScopeMode) -> Result<ScopeRequirement, Problem> {
     let r = match mode {
-        Mode::AllOf => ScopeRequirement::all_of(scopes),
-        Mode::AnyOf => ScopeRequirement::any_of(scopes),
+        ScopeMode::AllOf => ScopeRequirement::all_of(scopes),
+        ScopeMode::AnyOf => ScopeRequirement::any_of(scopes),
     };
     r.map_err(|e| keyward_core::problem::validation("scopes", "invalid", e.to_string()))
 }
@@ -110,7 +110,7 @@ pub(super) async fn verify(State(app): State<Shared>, req: Request) -> Response 
 /// `scope` (comma-separated or repeated) and `mode` from a query string.
 pub(super) fn authz_query(q: Option<&str>) -> Result<ScopeRequirement, Problem> {
     let mut scopes = Vec::new();
-    let mut mode = Mode::AllOf;
+    let mut mode = ScopeMode::AllOf;
     // `application/x-www-form-urlencoded`, as nginx and Traefik pass the query on: `+` is a
     // space, and a malformed or non-UTF-8 escape decodes to text no scope can match (422).
     for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
@@ -123,8 +123,8 @@ pub(super) fn authz_query(q: Option<&str>) -> Result<ScopeRequirement, Problem> 
             ),
             "mode" => {
                 mode = match v.as_ref() {
-                    "all_of" => Mode::AllOf,
-                    "any_of" => Mode::AnyOf,
+                    "all_of" => ScopeMode::AllOf,
+                    "any_of" => ScopeMode::AnyOf,
                     _ => {
                         return Err(keyward_core::problem::validation(
                             "mode",
@@ -292,7 +292,7 @@ mod tests {
         assert!(authz_query(None).unwrap().scopes().is_empty());
         let r = authz_query(Some("scope=reports%3Aread,billing:write&mode=any_of")).unwrap();
         assert_eq!(r.scopes().len(), 2);
-        assert_eq!(r.mode(), Mode::AnyOf);
+        assert_eq!(r.mode(), ScopeMode::AnyOf);
         assert_eq!(
             authz_query(Some("scope=a:b&scope=c:d"))
                 .unwrap()

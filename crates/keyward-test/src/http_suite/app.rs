@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use keyward_core::Keyward;
 use keyward_core::key::KeyId;
-use keyward_core::sigv4::{Credentials, Payload, SignableRequest, Signer};
+use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
 use keyward_core::store::KeyStore;
 use serde_json::{Value, json};
 
@@ -210,7 +210,7 @@ impl TestApp {
         let out = Signer::new(&config.region, &config.service)
             .expect("suite region and service are valid")
             .sign(
-                &Credentials::new(&key.id, key.api_key.as_bytes()).expect("credentials"),
+                &AccessKey::new(&key.id, key.api_key.as_bytes()).expect("credentials"),
                 &request,
                 at,
             )

@@ -18,7 +18,7 @@
 //! | `GET /open` | no authentication; answers `200` |
 //! | `GET /openapi.json` | `keyward_core::openapi::document` for the self-service and admin routes under `/api-keys`, signing as the engine does, as JSON |
 //!
-//! Credentials are `Authorization: Bearer <key>` and `X-API-Key: <key>` (default names), and
+//! AccessKey are `Authorization: Bearer <key>` and `X-API-Key: <key>` (default names), and
 //! SigV4-signed requests (`Authorization: AWS4-HMAC-SHA256 …`, DESIGN.md §7): the suite's
 //! [`Keyward`] has an [`EncryptionKeyring`] (signing enabled, default region and service, real
 //! clock) and a signed-body limit of [`SIGNED_BODY_LIMIT`] bytes. The signing cases create
@@ -58,7 +58,7 @@ use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::key::KeyId;
 use keyward_core::model::Policy;
 use keyward_core::scope::ScopeCatalog;
-use keyward_core::signing::SigningConfig;
+use keyward_core::signing::SigningOptions;
 use keyward_core::store::{Cursor, KeyStore, Page, StoreError, UsageDelta};
 use keyward_core::{KeyRecord, Keyring, Keyward};
 
@@ -107,10 +107,10 @@ fn suite_builder(store: Arc<dyn KeyStore>) -> keyward_core::KeywardBuilder {
 pub fn suite_keyward(store: Arc<dyn KeyStore>) -> Keyward {
     suite_builder(store)
         .encryption(suite_encryption_keyring())
-        .signing(SigningConfig {
+        .signing(SigningOptions {
             max_body_bytes: SIGNED_BODY_LIMIT,
             max_body_time: SIGNED_BODY_TIME,
-            ..SigningConfig::default()
+            ..SigningOptions::default()
         })
         .build()
         .expect("keyward builds")
