@@ -43,6 +43,8 @@ pub enum ErrorCode {
     ManagementForbidden,
     /// Rotating a key that already has a successor (409).
     ApiKeyAlreadyRotated,
+    /// Rotating a revoked or expired key: its state forbids it (409).
+    ApiKeyNotRotatable,
     /// `If-Match` does not name the key's current version (412).
     PreconditionFailed,
     /// A management route found no owner session (the application's owner resolver found
@@ -81,6 +83,7 @@ impl ErrorCode {
             Self::AuthUnavailable => "AUTH_UNAVAILABLE",
             Self::ManagementForbidden => "MANAGEMENT_FORBIDDEN",
             Self::ApiKeyAlreadyRotated => "API_KEY_ALREADY_ROTATED",
+            Self::ApiKeyNotRotatable => "API_KEY_NOT_ROTATABLE",
             Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::OwnerUnauthenticated => "OWNER_UNAUTHENTICATED",
             Self::NotFound => "NOT_FOUND",
@@ -108,7 +111,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
             Self::UnsupportedMediaType => 415,
-            Self::ApiKeyLimitReached | Self::ApiKeyAlreadyRotated => 409,
+            Self::ApiKeyLimitReached | Self::ApiKeyAlreadyRotated | Self::ApiKeyNotRotatable => 409,
             Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::ValidationFailed => 422,
@@ -140,6 +143,7 @@ impl ErrorCode {
             Self::AuthUnavailable => "Authentication unavailable",
             Self::ManagementForbidden => "Management action forbidden",
             Self::ApiKeyAlreadyRotated => "API key already rotated",
+            Self::ApiKeyNotRotatable => "API key cannot be rotated",
             Self::PreconditionFailed => "Precondition failed",
             Self::OwnerUnauthenticated => "Owner not authenticated",
             Self::NotFound => "Not found",
@@ -150,7 +154,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::ApiKeyMissing,
         Self::ApiKeyInvalid,
         Self::ApiKeyScopeDenied,
@@ -169,6 +173,7 @@ impl ErrorCode {
         Self::AuthUnavailable,
         Self::ManagementForbidden,
         Self::ApiKeyAlreadyRotated,
+        Self::ApiKeyNotRotatable,
         Self::PreconditionFailed,
         Self::OwnerUnauthenticated,
         Self::NotFound,

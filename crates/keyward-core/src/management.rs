@@ -56,6 +56,9 @@ pub enum ServiceError {
     /// The key was rotated already; this is its successor.
     #[error("the API key was already rotated (successor {0})")]
     AlreadyRotated(KeyId),
+    /// The key is revoked or expired: its state forbids a rotation.
+    #[error("revoked or expired keys cannot be rotated")]
+    NotRotatable,
     /// `If-Match` named another version of the key than the current one.
     #[error("the API key changed since the version given in If-Match")]
     PreconditionFailed,
@@ -77,6 +80,7 @@ impl ServiceError {
             Self::LimitReached(_) => ErrorCode::ApiKeyLimitReached,
             Self::Forbidden(_) => ErrorCode::ManagementForbidden,
             Self::AlreadyRotated(_) => ErrorCode::ApiKeyAlreadyRotated,
+            Self::NotRotatable => ErrorCode::ApiKeyNotRotatable,
             Self::PreconditionFailed => ErrorCode::PreconditionFailed,
             Self::Unavailable(_) | Self::Internal(_) => ErrorCode::AuthUnavailable,
         }

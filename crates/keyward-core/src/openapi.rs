@@ -158,7 +158,9 @@ fn if_match(op: OperationBuilder) -> OperationBuilder {
             .parameter_in(ParameterIn::Header)
             .required(Required::False)
             .description(Some(
-                "Act only if the key is still at this version (its `ETag`); `*` for any",
+                "Act only if the key is still at this version (its `ETag`); `*` for any. Which \
+                 version is current depends on the key's history: a well-formed tag of another \
+                 version is `412`",
             ))
             .schema(Some(String::schema())),
     );
@@ -234,7 +236,11 @@ fn list(id: &str, tag: &str) -> Operation {
                 .parameter_in(ParameterIn::Query)
                 .required(Required::False)
                 .description(Some("`next_cursor` of the previous page"))
-                .schema(Some(String::schema())),
+                .schema(Some(
+                    utoipa::openapi::schema::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::String)
+                        .pattern(Some(crate::store::CURSOR_PATTERN)),
+                )),
         );
     let o = ok::<KeyPage>(o, 200, "A page of keys");
     let o = problem_response(o, ErrorCode::ValidationFailed, "Bad `limit` or `cursor`");
@@ -286,7 +292,8 @@ fn rotate(id: &str, tag: &str) -> Operation {
     let o = problem_response(
         o,
         ErrorCode::ApiKeyAlreadyRotated,
-        "The key was rotated already",
+        "The key was rotated already (`API_KEY_ALREADY_ROTATED`), or it is revoked or expired \
+         (`API_KEY_NOT_ROTATABLE`)",
     );
     common_errors(not_found(o)).build()
 }

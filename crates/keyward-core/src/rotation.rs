@@ -59,11 +59,7 @@ impl Keyward {
                 return Err(ServiceError::PreconditionFailed);
             }
             if matches!(old.state(now), KeyState::Revoked | KeyState::Expired) {
-                return Err(ServiceError::Validation(vec![FieldError::new(
-                    "key_id",
-                    "not_rotatable",
-                    "revoked or expired keys cannot be rotated",
-                )]));
+                return Err(ServiceError::NotRotatable);
             }
             let refusals = authz::rotate_refusals(actor, &old);
             if !refusals.is_empty() {
@@ -112,11 +108,7 @@ impl Keyward {
             {
                 let _ = self.store().revoke(&successor.key_id, now).await;
                 self.invalidate_everywhere(&successor.key_id).await;
-                return Err(ServiceError::Validation(vec![FieldError::new(
-                    "key_id",
-                    "not_rotatable",
-                    "the key was revoked while it was being rotated",
-                )]));
+                return Err(ServiceError::NotRotatable);
             }
             tracing::info!(old = %key_id, new = %successor.key_id, "API key rotated");
             return Ok(CreatedKey {

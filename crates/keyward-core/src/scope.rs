@@ -15,6 +15,10 @@ use std::str::FromStr;
 /// Longest scope accepted.
 pub const MAX_SCOPE_LEN: usize = 128;
 
+/// One scope as a regular expression (with [`MAX_SCOPE_LEN`] as its length bound), for
+/// OpenAPI documents: exactly what [`Scope`]'s `FromStr` accepts.
+pub const SCOPE_PATTERN: &str = r"^(\*|[a-z0-9:._-]+(:\*)?)$";
+
 /// The namespace keyward reserves for its own scopes: granted only by an administrator, only by
 /// exact name, and never covered by a wildcard.
 pub const RESERVED_NAMESPACE: &str = "keyward:";
@@ -231,6 +235,7 @@ impl<'a> IntoIterator for &'a ScopeSet {
 
 /// How a requirement combines its scopes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeMode {
     /// Every scope is needed (the default).
@@ -399,6 +404,46 @@ impl ScopeCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documented pattern (with the length bound) accepts exactly what `FromStr` does.
+    #[test]
+    fn the_documented_pattern_is_the_parser() {
+        let re = regex::Regex::new(SCOPE_PATTERN).unwrap();
+        let samples = [
+            "*",
+            "a",
+            "a:*",
+            "a::*",
+            ":*",
+            "",
+            "A",
+            "a*",
+            "a:*:b",
+            "**",
+            "a b",
+            "keyward:admin",
+            "reports:read",
+            "a-b_c.d:e",
+            "é",
+            "a:\u{0}",
+        ];
+        for s in samples
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(["x".repeat(129), "x".repeat(128)])
+        {
+            let by_pattern = re.is_match(&s) && s.len() <= MAX_SCOPE_LEN;
+            assert_eq!(s.parse::<Scope>().is_ok(), by_pattern, "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pattern_and_parser_agree(s in "[a-z:*. A_-]{0,12}") {
+            let re = regex::Regex::new(SCOPE_PATTERN).unwrap();
+            proptest::prop_assert_eq!(s.parse::<Scope>().is_ok(), re.is_match(&s));
+        }
+    }
 
     fn s(x: &str) -> Scope {
         x.parse().unwrap()

@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 
 use crate::digest::KeyDigest;
@@ -112,6 +111,11 @@ pub struct Cursor {
     pub key_id: KeyId,
 }
 
+/// What a cursor looks like, for the OpenAPI document: every string it admits is a cursor
+/// [`Cursor::decode`] reads (it may name a position past every key: an empty page), or empty,
+/// which the list routes read as "from the start".
+pub const CURSOR_PATTERN: &str = r"^([0-9]{1,18}\.[0-9A-Za-z]{12})?$";
+
 /// A malformed cursor string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed cursor")]
@@ -127,11 +131,11 @@ impl Cursor {
         }
     }
 
-    /// Opaque URL-safe encoding.
+    /// The cursor as text: `<created_at in µs since the epoch>.<key_id>`, URL-safe and
+    /// matching [`CURSOR_PATTERN`]. Clients pass it back as they got it.
     #[must_use]
     pub fn encode(&self) -> String {
-        let raw = format!("{}.{}", self.created_at.timestamp_micros(), self.key_id);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+        format!("{}.{}", self.created_at.timestamp_micros(), self.key_id)
     }
 
     /// Decodes [`Cursor::encode`]'s output.
@@ -139,14 +143,11 @@ impl Cursor {
     /// # Errors
     /// [`CursorError`] for anything else.
     pub fn decode(s: &str) -> Result<Self, CursorError> {
-        if s.len() > 64 {
+        let (t, id) = s.split_once('.').ok_or(CursorError)?;
+        // Digits only (no sign), at most 18: every string CURSOR_PATTERN admits decodes.
+        if t.is_empty() || t.len() > 18 || !t.bytes().all(|b| b.is_ascii_digit()) {
             return Err(CursorError);
         }
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| CursorError)?;
-        let raw = std::str::from_utf8(&raw).map_err(|_| CursorError)?;
-        let (t, id) = raw.split_once('.').ok_or(CursorError)?;
         let micros: i64 = t.parse().map_err(|_| CursorError)?;
         let created_at = DateTime::from_timestamp_micros(micros).ok_or(CursorError)?;
         Ok(Self {
@@ -401,4 +402,40 @@ pub trait ScopeAuthority: Send + Sync + fmt::Debug {
         owner_id: &str,
         key_scopes: &ScopeSet,
     ) -> Result<ScopeSet, StoreError>;
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Cursors round-trip, match the documented pattern, and what the pattern admits decodes.
+    #[test]
+    fn cursors_and_their_pattern() {
+        let re = regex::Regex::new(CURSOR_PATTERN).unwrap();
+        let c = Cursor {
+            created_at: DateTime::from_timestamp_micros(1_732_876_543_123_456).unwrap(),
+            key_id: "AbCdEf012345".parse().unwrap(),
+        };
+        let text = c.encode();
+        assert_eq!(text, "1732876543123456.AbCdEf012345");
+        assert!(re.is_match(&text));
+        assert_eq!(Cursor::decode(&text).unwrap(), c);
+        for admitted in ["0.AAAAAAAAAAAA", "999999999999999999.zzzzzzzzzzzz"] {
+            assert!(re.is_match(admitted));
+            assert!(Cursor::decode(admitted).is_ok(), "{admitted}");
+        }
+        for refused in [
+            "-1.AbCdEf012345",
+            "1.AbCdEf01234",
+            "x.AbCdEf012345",
+            "1",
+            "1.",
+            ".a",
+        ] {
+            assert!(!re.is_match(refused), "{refused}");
+            assert!(Cursor::decode(refused).is_err(), "{refused}");
+        }
+    }
 }

@@ -352,7 +352,9 @@ pub struct Call {
     key_id: Option<KeyId>,
     cursor: Option<String>,
     limit: Option<u32>,
-    if_match: Option<KeyVersion>,
+    /// Parsed with the head, answered after the body: a malformed body is `400`/`422` whatever
+    /// the precondition says.
+    if_match: Result<Option<KeyVersion>, Problem>,
 }
 
 impl Call {
@@ -360,8 +362,8 @@ impl Call {
     /// `/{key_id}`), the query (`List`) and `If-Match` (`Update`, `Revoke`, `Rotate`).
     ///
     /// # Errors
-    /// `404` for a key id that cannot name a key, `422` for a bad query, `412` for an
-    /// `If-Match` that names no version.
+    /// `404` for a key id that cannot name a key, `422` for a bad query. An `If-Match` that
+    /// names no version is answered `412` by [`Call::run`], after the body was read.
     pub fn parse(
         operation: Operation,
         key_id: Option<&str>,
@@ -383,9 +385,9 @@ impl Call {
             operation,
             Operation::Update | Operation::Revoke | Operation::Rotate
         ) {
-            if_match(if_match_header)?
+            if_match(if_match_header)
         } else {
-            None
+            Ok(None)
         };
         Ok(Self {
             operation,
@@ -448,14 +450,14 @@ impl Call {
             Operation::Update => {
                 let req: UpdateKeyRequest = json_body(content_type, body)?;
                 let view = keyward
-                    .update_key(actor, id()?, req, self.if_match)
+                    .update_key(actor, id()?, req, self.if_match?)
                     .await
                     .map_err(svc)?;
                 Reply::json(200, &view).etag(KeyVersion::of_view(&view))
             }
             Operation::Revoke => {
                 keyward
-                    .revoke_key(actor, id()?, self.if_match)
+                    .revoke_key(actor, id()?, self.if_match?)
                     .await
                     .map_err(svc)?;
                 Reply::empty(204)
@@ -463,7 +465,7 @@ impl Call {
             Operation::Rotate => {
                 let req: RotateKeyRequest = json_body_or_default(content_type, body)?;
                 let created = keyward
-                    .rotate_key(actor, id()?, req, self.if_match)
+                    .rotate_key(actor, id()?, req, self.if_match?)
                     .await
                     .map_err(svc)?;
                 let version = KeyVersion::of_view(&created.key);

@@ -5,21 +5,32 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyward_core::problem::CONTENT_TYPE as PROBLEM_JSON;
 use keyward_core::{ErrorCode, Problem};
 use serde::Serialize;
 
 use super::{Shared, json, problem};
 
-#[derive(Serialize)]
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Status {
+    /// `ok` (live) or `ready`.
     status: &'static str,
 }
 
+/// `GET /healthz`: the process answers.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "Alive", body = Status)))]
 pub(super) async fn healthz() -> Response {
     json(StatusCode::OK, &Status { status: "ok" })
 }
 
+/// `GET /readyz`: the key store (and Redis, when configured) answers.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
+    summary = "Readiness: the key store answers",
+    responses(
+        (status = 200, description = "Ready", body = Status),
+        (status = 503, description = "The key store or Redis is unreachable, or invalidations are unpublished", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn readyz(State(app): State<Shared>) -> Response {
     if app.redis.as_ref().is_some_and(|l| !l.is_subscribed()) {
         return problem(&Problem::new(
@@ -50,6 +61,11 @@ pub(super) async fn readyz(State(app): State<Shared>) -> Response {
     }
 }
 
+/// `GET /metrics`: OpenMetrics text for Prometheus.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "OpenMetrics text",
+        body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub(super) async fn metrics(State(app): State<Shared>) -> Response {
     let body = app.metrics.render();
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
@@ -63,79 +79,95 @@ pub(super) async fn openapi(State(app): State<Shared>) -> Response {
         .into_response()
 }
 
-/// The management document from core, plus the server's own routes.
+/// The server's own routes, described by utoipa's derives on their handlers.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        super::verify::whoami,
+        super::verify::verify,
+        super::verify::authz,
+        healthz,
+        readyz,
+        metrics
+    ),
+    components(schemas(
+        PrincipalSchema,
+        super::verify::VerifyRequest,
+        super::verify::VerifyResponse,
+        Status,
+        keyward_core::scope::ScopeMode
+    ))
+)]
+struct ServerApi;
+
+/// What a verified key's principal serializes to (`Principal`'s own `Serialize`; the
+/// `principal_schema_matches_its_json` test holds the two together).
+#[derive(utoipa::ToSchema)]
+#[schema(as = Principal)]
+#[allow(dead_code, reason = "a schema only: Principal serializes itself")]
+pub(super) struct PrincipalSchema {
+    /// The key that authenticated.
+    key_id: String,
+    /// Its owner.
+    owner_id: String,
+    /// The key's effective scopes.
+    scopes: Vec<String>,
+    /// The key's environment marker (`live`, `test`, …).
+    env: String,
+    /// The key's metadata.
+    #[schema(value_type = Object)]
+    metadata: serde_json::Value,
+}
+
+/// The management document from core for what this server mounts, merged with the server's
+/// own routes. Without signing, the SigV4 scheme is dropped from the server's routes as core
+/// drops it from the management routes.
 pub(super) fn openapi_document(self_service: bool, signing: bool) -> Bytes {
-    let doc = keyward_core::openapi::document(&keyward_core::openapi::Mounted {
+    let mut doc = keyward_core::openapi::document(&keyward_core::openapi::Mounted {
         prefix: "/api-keys",
         admin_prefix: "/admin",
         self_service,
         admin: true,
         signing,
     });
-    let mut v = serde_json::to_value(&doc).unwrap_or_default();
-    if let Some(paths) = v
-        .get_mut("paths")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        let problem = serde_json::json!({
-            "description": "Problem document",
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        });
-        let bearer = if signing {
-            serde_json::json!([{"apiKeyAuth": []}, {"apiKeyHmacAuth": []}])
-        } else {
-            serde_json::json!([{"apiKeyAuth": []}])
-        };
-        paths.insert("/v1/whoami".into(), serde_json::json!({"get": {
-            "operationId": "whoami", "summary": "The principal of the presented key", "tags": ["verify"],
-            "security": bearer,
-            "responses": {"200": {"description": "The key's principal", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Principal"}}}},
-                          "401": problem, "403": problem, "429": problem, "503": problem}}}));
-        paths.insert("/v1/verify".into(), serde_json::json!({"post": {
-            "operationId": "verifyKey", "summary": "Verify a key for a sidecar (admin credential or a key with keyward:verify)", "tags": ["verify"],
-            "security": bearer,
-            "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VerifyRequest"}}}},
-            "responses": {"200": {"description": "The verdict", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VerifyResponse"}}}},
-                          "400": problem, "401": problem, "403": problem, "415": problem, "422": problem, "503": problem}}}));
-        paths.insert("/v1/authz".into(), serde_json::json!({"get": {
-            "operationId": "authz", "summary": "Forward-auth check for nginx auth_request and Traefik ForwardAuth", "tags": ["verify"],
-            "security": bearer,
-            "parameters": [
-                {"name": "scope", "in": "query", "required": false, "description": "Required scopes, comma-separated or repeated", "schema": {"type": "string"}},
-                {"name": "mode", "in": "query", "required": false, "schema": {"type": "string", "enum": ["all_of", "any_of"]}}],
-            "responses": {"204": {"description": "Allowed", "headers": {
-                    "X-Keyward-Owner": {"schema": {"type": "string"}},
-                    "X-Keyward-Key-Id": {"schema": {"type": "string"}},
-                    "X-Keyward-Scopes": {"schema": {"type": "string"}, "description": "comma-separated"}}},
-                "401": problem, "403": problem, "422": problem, "429": problem, "503": problem}}}));
-        for (path, id, summary) in [
-            ("/healthz", "healthz", "Liveness"),
-            ("/readyz", "readyz", "Readiness: the key store answers"),
-        ] {
-            paths.insert(path.into(), serde_json::json!({"get": {"operationId": id, "summary": summary, "tags": ["operations"],
-                "responses": {"200": {"description": "OK"}, "503": problem}}}));
+    let mut own = <ServerApi as utoipa::OpenApi>::openapi();
+    if !signing {
+        for item in own.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                if let Some(security) = &mut op.security {
+                    security.retain(|r| {
+                        serde_json::to_value(r)
+                            .ok()
+                            .and_then(|v| v.get(keyward_core::openapi::HMAC_SCHEME).map(|_| ()))
+                            .is_none()
+                    });
+                }
+            }
         }
-        paths.insert("/metrics".into(), serde_json::json!({"get": {"operationId": "metrics", "summary": "Prometheus metrics", "tags": ["operations"],
-            "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}));
     }
-    if let Some(schemas) = v
-        .pointer_mut("/components/schemas")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        schemas.insert("Principal".into(), serde_json::json!({"type": "object", "required": ["key_id", "owner_id", "scopes", "env", "metadata"], "properties": {
-            "key_id": {"type": "string"}, "owner_id": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}},
-            "env": {"type": "string"}, "metadata": {"type": "object"}}}));
-        schemas.insert("VerifyRequest".into(), serde_json::json!({"type": "object", "required": ["key"], "additionalProperties": false, "properties": {
-            "key": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}},
-            "mode": {"type": "string", "enum": ["all_of", "any_of"]}, "client_ip": {"type": "string"}}}));
-        schemas.insert(
-            "VerifyResponse".into(),
-            serde_json::json!({"type": "object", "required": ["valid"], "properties": {
-            "valid": {"type": "boolean"}, "code": {"type": "string"},
-            "missing_scopes": {"type": "array", "items": {"type": "string"}},
-            "retry_after": {"type": "integer"},
-            "key": {"$ref": "#/components/schemas/Principal"}}}),
-        );
+    doc.merge(own);
+    Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn principal_schema_matches_its_json() {
+        let doc = <ServerApi as utoipa::OpenApi>::openapi();
+        let v = serde_json::to_value(&doc).unwrap();
+        let mut documented: Vec<String> = v["components"]["schemas"]["Principal"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        documented.sort();
+        let mut serialized = vec!["env", "key_id", "metadata", "owner_id", "scopes"];
+        serialized.sort_unstable();
+        assert_eq!(documented, serialized);
     }
-    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
 }

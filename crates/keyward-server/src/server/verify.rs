@@ -16,37 +16,91 @@ use keyward_core::scope::ScopeMode;
 use keyward_core::{ErrorCode, Principal, Problem, ScopeRequirement, VerifyContext, VerifyError};
 use serde::{Deserialize, Serialize};
 
+use super::ops::PrincipalSchema;
 use super::reply::outcome;
 use super::{API_KEY_HEADER, Shared, json, problem};
 
 /// `GET /v1/whoami`: the caller's key, verified by keyward-axum's `KeywardLayer` in front.
+#[utoipa::path(get, path = "/v1/whoami", operation_id = "whoami", tag = "verify",
+    summary = "The principal of the presented key",
+    security(("apiKeyAuth" = []), ("apiKeyHmacAuth" = [])),
+    responses(
+        (status = 200, description = "The key's principal", body = PrincipalSchema),
+        (status = 401, description = "No key, or a bad one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not be used from this address", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A signed body over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited, out of credits, or throttled", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn whoami(caller: Authenticated) -> Response {
     json(StatusCode::OK, &*caller)
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/verify`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct VerifyRequest {
+    /// The key to check, as its holder presented it.
     key: String,
+    /// Scopes the key must hold.
     #[serde(default)]
+    #[schema(schema_with = scope_list)]
     scopes: Vec<String>,
+    /// How the scopes combine (default `all_of`).
     #[serde(default)]
     mode: Option<ScopeMode>,
     /// The address the key's holder called from, for keys with an IP allowlist.
     #[serde(default)]
+    #[schema(schema_with = ip_address)]
     client_ip: Option<std::net::IpAddr>,
 }
 
-#[derive(Serialize)]
+/// An array of scopes, each as [`keyward_core::scope::SCOPE_PATTERN`] states.
+fn scope_list() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(keyward_core::scope::SCOPE_PATTERN))
+                .max_length(Some(keyward_core::scope::MAX_SCOPE_LEN)),
+        )
+        .build()
+        .into()
+}
+
+/// An IPv4 or IPv6 address, or null.
+fn ip_address() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    let string = |f| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(f)))
+    };
+    OneOfBuilder::new()
+        .item(string(KnownFormat::Ipv4))
+        .item(string(KnownFormat::Ipv6))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
+}
+
+/// The verdict of `POST /v1/verify`.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct VerifyResponse {
+    /// Whether the key passed every check.
     valid: bool,
+    /// Why not: the code the key's holder would have got.
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<&'static str>,
+    /// The scopes the key lacks, for `API_KEY_SCOPE_DENIED`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     missing_scopes: Vec<String>,
+    /// Seconds to wait, for `429` codes.
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
+    /// The key's principal, when valid.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PrincipalSchema>)]
     key: Option<Principal>,
 }
 
@@ -60,6 +114,20 @@ pub(super) fn requirement(scopes: &[String], mode: ScopeMode) -> Result<ScopeReq
 
 /// `POST /v1/verify`: checks the key in the body for a sidecar. The caller (the admin token,
 /// or a key holding `keyward:verify` or `keyward:admin`) was authenticated in front of it.
+#[utoipa::path(post, path = "/v1/verify", operation_id = "verifyKey", tag = "verify",
+    summary = "Verify a key for a sidecar (admin credential or a key with keyward:verify)",
+    security(("apiKeyAuth" = []), ("apiKeyHmacAuth" = [])),
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The verdict", body = VerifyResponse),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No caller credential, or a bad one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks keyward:verify", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The caller's own key is limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn verify(State(app): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body: VerifyRequest = match read_json(&parts.headers, body).await {
@@ -197,6 +265,23 @@ pub(super) fn original_request(parts: &Parts) -> Result<Parts, Problem> {
 /// [`Gate`](keyward_core::http::Gate) decides as in the adapters' middleware; a signed request is checked as the client
 /// sent it, which the proxy describes in headers ([`original_request`]), and its body is
 /// whatever the proxy forwards (with the documented snippets: none).
+#[utoipa::path(get, path = "/v1/authz", operation_id = "authz", tag = "verify",
+    summary = "Forward-auth check for nginx auth_request and Traefik ForwardAuth",
+    security(("apiKeyAuth" = []), ("apiKeyHmacAuth" = [])),
+    params(
+        ("scope" = Option<String>, Query, description = "Required scopes, separated by commas or spaces (or the parameter repeated)",
+            pattern = r"^[a-z0-9:._*, -]*$"),
+        ("mode" = Option<ScopeMode>, Query, description = "How the scopes combine (default all_of)")),
+    responses(
+        (status = 204, description = "Allowed", headers(
+            ("X-Keyward-Owner" = String, description = "The key's owner"),
+            ("X-Keyward-Key-Id" = String, description = "The key id"),
+            ("X-Keyward-Scopes" = String, description = "The key's scopes, comma-separated"))),
+        (status = 401, description = "No key, or a bad one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks a scope, or may not be used from this address", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A scope that is not well formed (each as `^(\\*|[a-z0-9:._-]+(:\\*)?)$`, up to 128 characters)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited, out of credits, or throttled", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The key store is unavailable", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn authz(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
