@@ -43,8 +43,9 @@ pub enum ErrorCode {
     ManagementForbidden,
     /// Rotating a key that already has a successor (409).
     ApiKeyAlreadyRotated,
-    /// Rotating a revoked or expired key: its state forbids it (409).
-    ApiKeyNotRotatable,
+    /// The key's state forbids the change: changing a revoked key, rotating a revoked or
+    /// expired one (409).
+    ApiKeyStateConflict,
     /// `If-Match` does not name the key's current version (412).
     PreconditionFailed,
     /// A management route found no owner session (the application's owner resolver found
@@ -83,7 +84,7 @@ impl ErrorCode {
             Self::AuthUnavailable => "AUTH_UNAVAILABLE",
             Self::ManagementForbidden => "MANAGEMENT_FORBIDDEN",
             Self::ApiKeyAlreadyRotated => "API_KEY_ALREADY_ROTATED",
-            Self::ApiKeyNotRotatable => "API_KEY_NOT_ROTATABLE",
+            Self::ApiKeyStateConflict => "API_KEY_STATE_CONFLICT",
             Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::OwnerUnauthenticated => "OWNER_UNAUTHENTICATED",
             Self::NotFound => "NOT_FOUND",
@@ -111,7 +112,9 @@ impl ErrorCode {
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
             Self::UnsupportedMediaType => 415,
-            Self::ApiKeyLimitReached | Self::ApiKeyAlreadyRotated | Self::ApiKeyNotRotatable => 409,
+            Self::ApiKeyLimitReached | Self::ApiKeyAlreadyRotated | Self::ApiKeyStateConflict => {
+                409
+            }
             Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::ValidationFailed => 422,
@@ -143,7 +146,7 @@ impl ErrorCode {
             Self::AuthUnavailable => "Authentication unavailable",
             Self::ManagementForbidden => "Management action forbidden",
             Self::ApiKeyAlreadyRotated => "API key already rotated",
-            Self::ApiKeyNotRotatable => "API key cannot be rotated",
+            Self::ApiKeyStateConflict => "The key's state forbids this change",
             Self::PreconditionFailed => "Precondition failed",
             Self::OwnerUnauthenticated => "Owner not authenticated",
             Self::NotFound => "Not found",
@@ -173,7 +176,7 @@ impl ErrorCode {
         Self::AuthUnavailable,
         Self::ManagementForbidden,
         Self::ApiKeyAlreadyRotated,
-        Self::ApiKeyNotRotatable,
+        Self::ApiKeyStateConflict,
         Self::PreconditionFailed,
         Self::OwnerUnauthenticated,
         Self::NotFound,

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod engine;
 pub mod error;
 pub mod http;
+mod integral;
 pub mod key;
 pub mod maintenance;
 mod management;

@@ -56,9 +56,9 @@ pub enum ServiceError {
     /// The key was rotated already; this is its successor.
     #[error("the API key was already rotated (successor {0})")]
     AlreadyRotated(KeyId),
-    /// The key is revoked or expired: its state forbids a rotation.
-    #[error("revoked or expired keys cannot be rotated")]
-    NotRotatable,
+    /// The key's state forbids the change: it is revoked (or, for a rotation, expired).
+    #[error("{0}")]
+    StateConflict(&'static str),
     /// `If-Match` named another version of the key than the current one.
     #[error("the API key changed since the version given in If-Match")]
     PreconditionFailed,
@@ -80,7 +80,7 @@ impl ServiceError {
             Self::LimitReached(_) => ErrorCode::ApiKeyLimitReached,
             Self::Forbidden(_) => ErrorCode::ManagementForbidden,
             Self::AlreadyRotated(_) => ErrorCode::ApiKeyAlreadyRotated,
-            Self::NotRotatable => ErrorCode::ApiKeyNotRotatable,
+            Self::StateConflict(_) => ErrorCode::ApiKeyStateConflict,
             Self::PreconditionFailed => ErrorCode::PreconditionFailed,
             Self::Unavailable(_) | Self::Internal(_) => ErrorCode::AuthUnavailable,
         }
@@ -108,19 +108,31 @@ pub(crate) fn store_err(e: StoreError) -> ServiceError {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
-    /// Human name (1–128 characters).
+    /// Human name: not blank, no control characters, at most the policy's length (128 by
+    /// default).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub name: String,
-    /// Optional description.
+    /// Optional description (no control characters).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
     pub description: Option<String>,
     /// Scopes to grant; must be allowed by the catalog.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::scope_list))]
     pub scopes: Vec<String>,
     /// Absolute expiry (must be in the future). Exclusive with `ttl_seconds`.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
-    /// Lifetime in seconds from now. Exclusive with `expires_at`.
-    #[serde(default)]
+    /// Lifetime in seconds from now (at most 100 years, and the policy's maximum lifetime).
+    /// Exclusive with `expires_at`.
+    #[serde(default, deserialize_with = "crate::integral::opt_i64")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3_155_760_000_i64))]
     pub ttl_seconds: Option<i64>,
     /// Application metadata (a JSON object).
     #[serde(default)]
@@ -128,6 +140,7 @@ pub struct CreateKeyRequest {
     pub metadata: Option<Metadata>,
     /// Networks (CIDR or addresses) the key may be used from.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::ip_list))]
     pub ip_allowlist: Vec<String>,
     /// Per-key rate limit.
     #[serde(default)]
@@ -154,15 +167,23 @@ where
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRequest {
-    /// New name.
+    /// New name (as on create).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub name: Option<String>,
     /// New description; `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>), schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
     pub description: Option<Option<String>>,
     /// New scopes, validated against the catalog exactly as on create.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::nullable_scope_list))]
     pub scopes: Option<Vec<String>>,
     /// Deactivate or re-activate.
     #[serde(default)]
@@ -177,6 +198,7 @@ pub struct UpdateKeyRequest {
     pub metadata: Option<Metadata>,
     /// New allowlist.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::nullable_ip_list))]
     pub ip_allowlist: Option<Vec<String>>,
     /// New rate limit; `null` removes it.
     #[serde(default, deserialize_with = "double_option")]
@@ -191,8 +213,10 @@ pub struct UpdateKeyRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyRequest {
-    /// How long the old key keeps working (default: the policy's, one hour).
-    #[serde(default)]
+    /// How long the old key keeps working, up to the policy's maximum (default: the policy's,
+    /// one hour).
+    #[serde(default, deserialize_with = "crate::integral::opt_i64")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub grace_seconds: Option<i64>,
 }
 
@@ -254,6 +278,11 @@ impl KeyVersion {
     pub fn etag(self) -> String {
         format!("\"v{}\"", self.0)
     }
+
+    /// A version no key ever has (versions are times since the epoch): what an `If-Match` that
+    /// names no version keyward issued stands for, so that it fails the precondition where the
+    /// service checks it, after the request itself was judged.
+    pub(crate) const UNMATCHABLE: Self = Self(-1);
 
     /// Parses one entity tag as [`KeyVersion::etag`] writes it (a weak `W/` tag never matches a
     /// strong comparison, so it is refused too).

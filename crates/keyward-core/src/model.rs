@@ -22,8 +22,12 @@ pub type Metadata = serde_json::Map<String, serde_json::Value>;
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Requests allowed per window (≥ 1).
+    #[serde(deserialize_with = "crate::integral::u32")]
+    #[cfg_attr(feature = "openapi", schema(format = Int64, minimum = 1, maximum = 4_294_967_295_i64))]
     pub requests: u32,
     /// Window length in seconds (≥ 1).
+    #[serde(deserialize_with = "crate::integral::u32")]
+    #[cfg_attr(feature = "openapi", schema(format = Int64, minimum = 1, maximum = 4_294_967_295_i64))]
     pub window_seconds: u32,
 }
 
@@ -32,10 +36,23 @@ pub struct RateLimit {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Credits {
-    /// Credits per period (or in total when there is no refill).
+    /// Credits per period (or in total when there is no refill), at most 2^63 − 1.
+    #[serde(deserialize_with = "crate::integral::u64")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)
+    )]
     pub limit: u64,
     /// Refill period in seconds; periods start at the key's creation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::integral::opt_u64"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)
+    )]
     pub refill_seconds: Option<u64>,
 }
 
@@ -86,12 +103,37 @@ impl From<ipnet::IpNet> for IpNet {
     }
 }
 
+/// An allowlist entry as a regular expression, for OpenAPI documents: an IPv4 or IPv6 address,
+/// or either in CIDR notation; what [`IpNet`]'s `FromStr` accepts (a test holds them together).
+pub const IP_NETWORK_PATTERN: &str = concat!(
+    r"^[ \t\n\f\r]*(",
+    // IPv4, optionally /0–32.
+    r"((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])",
+    r"(/(3[0-2]|[012]?[0-9]))?",
+    r"|",
+    // IPv6 (RFC 4291 text forms, with an embedded IPv4 after `::` or `::ffff:`), optionally /0–128.
+    r"(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}",
+    r"|([0-9a-fA-F]{1,4}:){1,7}:",
+    r"|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}",
+    r"|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}",
+    r"|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}",
+    r"|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}",
+    r"|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}",
+    r"|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}",
+    r"|:((:[0-9a-fA-F]{1,4}){1,7}|:)",
+    r"|::([fF]{4}:)?((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))",
+    r"(/(12[0-8]|1[01][0-9]|0[0-9]{2}|[0-9]{1,2}))?",
+    r")[ \t\n\f\r]*$"
+);
+
 impl FromStr for IpNet {
     type Err = IpNetError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || IpNetError(s.chars().take(64).collect());
-        let s = s.trim();
+        // ASCII whitespace around an entry is forgiven (lists typed by hand), exactly as
+        // IP_NETWORK_PATTERN states.
+        let s = s.trim_matches(|c: char| c.is_ascii_whitespace());
         if let Ok(net) = s.parse::<ipnet::IpNet>() {
             return Ok(Self(net));
         }
@@ -611,6 +653,52 @@ impl Default for Policy {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The documented pattern accepts what the parser does, on every form an allowlist sees.
+    #[test]
+    fn the_documented_ip_pattern_is_the_parser() {
+        let re = regex::Regex::new(IP_NETWORK_PATTERN).unwrap();
+        for s in [
+            "10.0.0.1",
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "255.255.255.255/32",
+            "1.2.3.4/33",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4/08",
+            "1.2.3.4/+8",
+            "1.2.3.4/008",
+            "::/0128",
+            "::/099",
+            "::/08",
+            "1.2.3.4/3",
+            " 1.2.3.4",
+            "1.2.3.4 ",
+            "::",
+            "::1",
+            "::/0",
+            "2001:db8::/32",
+            "2001:db8::1/128",
+            "2001:db8::1/129",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8:9",
+            "1::2::3",
+            "12345::",
+            "g::",
+            "2001:DB8::A",
+            "",
+            "x",
+            "1.2.3.4/",
+            "::1/",
+        ] {
+            assert_eq!(s.parse::<IpNet>().is_ok(), re.is_match(s), "{s:?}");
+        }
+    }
 
     /// Allowlist entries: bare addresses are single hosts, CIDR networks match what they cover,
     /// IPv4-mapped IPv6 clients match IPv4 networks, and the text round-trips.

@@ -17,7 +17,7 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::ErrorCode;
-use crate::model::{Credits, Deactivator, KeyState, KeyView, RateLimit, Usage};
+use crate::model::{Credits, Deactivator, KeyState, KeyView, Policy, RateLimit, Usage};
 use crate::problem::{CONTENT_TYPE as PROBLEM, Problem};
 use crate::service::{
     CreateKeyRequest, CreatedKey, FieldError, KeyPage, RotateKeyRequest, UpdateKeyRequest,
@@ -31,6 +31,52 @@ pub use utoipa::openapi::OpenApi;
 pub const BEARER_SCHEME: &str = "apiKeyAuth";
 /// Name of the SigV4 security scheme (present when signing is enabled).
 pub const HMAC_SCHEME: &str = "apiKeyHmacAuth";
+
+/// A string matching `pattern`, at most `max_length` characters.
+fn patterned(pattern: &str, max_length: Option<usize>) -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(pattern))
+        .max_length(max_length)
+        .build()
+}
+
+fn array_of(items: utoipa::openapi::schema::Object, nullable: bool) -> Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    let mut array = ArrayBuilder::new().items(items);
+    if nullable {
+        array = array.schema_type(SchemaType::from_iter([Type::Array, Type::Null]));
+    }
+    Schema::Array(array.build())
+}
+
+/// A list of scopes, each as [`crate::scope::SCOPE_PATTERN`] states.
+pub(crate) fn scope_list() -> Schema {
+    let scope = patterned(
+        crate::scope::SCOPE_PATTERN,
+        Some(crate::scope::MAX_SCOPE_LEN),
+    );
+    array_of(scope, false)
+}
+
+/// [`scope_list`], or `null`.
+pub(crate) fn nullable_scope_list() -> Schema {
+    let scope = patterned(
+        crate::scope::SCOPE_PATTERN,
+        Some(crate::scope::MAX_SCOPE_LEN),
+    );
+    array_of(scope, true)
+}
+
+/// A list of allowlist entries, each as [`crate::model::IP_NETWORK_PATTERN`] states.
+pub(crate) fn ip_list() -> Schema {
+    array_of(patterned(crate::model::IP_NETWORK_PATTERN, None), false)
+}
+
+/// [`ip_list`], or `null`.
+pub(crate) fn nullable_ip_list() -> Schema {
+    array_of(patterned(crate::model::IP_NETWORK_PATTERN, None), true)
+}
 
 fn schema_ref<T: ToSchema>() -> RefOr<Schema> {
     RefOr::Ref(Ref::from_schema_name(T::name()))
@@ -89,10 +135,14 @@ fn common_errors(op: OperationBuilder) -> OperationBuilder {
 }
 
 fn with_body<T: ToSchema>(op: OperationBuilder) -> OperationBuilder {
+    with_body_required::<T>(op, Required::True)
+}
+
+fn with_body_required<T: ToSchema>(op: OperationBuilder, required: Required) -> OperationBuilder {
     let op = op.request_body(Some(
         RequestBodyBuilder::new()
             .content("application/json", json::<T>())
-            .required(Some(Required::True))
+            .required(Some(required))
             .build(),
     ));
     let op = problem_response(op, ErrorCode::BadRequest, "The body is not valid JSON");
@@ -266,6 +316,11 @@ fn update(id: &str, tag: &str) -> Operation {
         "The changed key",
         false,
     );
+    let o = problem_response(
+        o,
+        ErrorCode::ApiKeyStateConflict,
+        "The key is revoked: it cannot be changed",
+    );
     common_errors(not_found(o)).build()
 }
 
@@ -283,8 +338,9 @@ fn rotate(id: &str, tag: &str) -> Operation {
          predecessor's grace)",
         tag,
     );
+    // Every field of the body is optional, and so is the body.
     let o = ok_key::<CreatedKey>(
-        if_match(with_body::<RotateKeyRequest>(o)),
+        if_match(with_body_required::<RotateKeyRequest>(o, Required::False)),
         201,
         "The successor, with its raw key this once",
         true,
@@ -293,7 +349,7 @@ fn rotate(id: &str, tag: &str) -> Operation {
         o,
         ErrorCode::ApiKeyAlreadyRotated,
         "The key was rotated already (`API_KEY_ALREADY_ROTATED`), or it is revoked or expired \
-         (`API_KEY_NOT_ROTATABLE`)",
+         (`API_KEY_STATE_CONFLICT`)",
     );
     common_errors(not_found(o)).build()
 }
@@ -354,7 +410,7 @@ fn six_routes(
 }
 
 /// Which management routes a document describes: what an adapter (or the server) mounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Mounted<'a> {
     /// Where the self-service routes are (default `/api-keys`); the admin routes are under
     /// `{admin_prefix}/owners/{owner_id}{prefix}`.
@@ -368,6 +424,10 @@ pub struct Mounted<'a> {
     /// Signed requests are verified: the `apiKeyHmacAuth` (SigV4) security scheme is added
     /// beside `apiKeyAuth`.
     pub signing: bool,
+    /// The deployment's limits (name and description lengths, scopes and allowlist entries
+    /// per key, the longest grace and lifetime), stated in the request schemas; `None` leaves
+    /// them unstated.
+    pub policy: Option<&'a Policy>,
 }
 
 /// The OpenAPI document of the management routes `mounted` describes.
@@ -379,6 +439,7 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
         self_service,
         admin,
         signing,
+        policy,
     } = *mounted;
     let prefix = prefix.trim_end_matches('/');
     let mut paths = PathsBuilder::new();
@@ -437,7 +498,7 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
             ))),
         );
     }
-    OpenApiBuilder::new()
+    let mut doc = OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
                 .title("keyward API key management")
@@ -450,7 +511,75 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
         )
         .paths(paths.build())
         .components(Some(components.build()))
-        .build()
+        .build();
+    if let Some(policy) = policy {
+        state_limits(&mut doc, policy);
+    }
+    if !signing {
+        // Without an encryption keyring no key can be a signing key.
+        limit(&mut doc, "CreateKeyRequest", "signing", |s| {
+            if let Schema::Object(o) = s {
+                o.enum_values = Some(vec![false.into()]);
+            }
+        });
+    }
+    doc
+}
+
+/// The policy's limits on the request bodies, where the server checks them.
+fn state_limits(doc: &mut OpenApi, policy: &Policy) {
+    let seconds = |d: chrono::Duration| d.num_seconds();
+    let max_ttl = policy.max_ttl.map_or(crate::service::MAX_TTL_SECONDS, |d| {
+        seconds(d).min(crate::service::MAX_TTL_SECONDS)
+    });
+    for body in ["CreateKeyRequest", "UpdateKeyRequest"] {
+        limit(doc, body, "name", |s| {
+            set_max_length(s, policy.max_name_len)
+        });
+        limit(doc, body, "description", |s| {
+            set_max_length(s, policy.max_description_len);
+        });
+        limit(doc, body, "scopes", |s| set_max_items(s, policy.max_scopes));
+        limit(doc, body, "ip_allowlist", |s| {
+            set_max_items(s, policy.max_ip_entries);
+        });
+    }
+    limit(doc, "CreateKeyRequest", "ttl_seconds", |s| {
+        set_maximum(s, max_ttl)
+    });
+    limit(doc, "RotateKeyRequest", "grace_seconds", |s| {
+        set_maximum(s, seconds(policy.max_rotation_grace));
+    });
+}
+
+fn limit(doc: &mut OpenApi, schema: &str, property: &str, f: impl FnOnce(&mut Schema)) {
+    let body = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut(schema));
+    if let Some(RefOr::T(Schema::Object(o))) = body
+        && let Some(RefOr::T(p)) = o.properties.get_mut(property)
+    {
+        f(p);
+    }
+}
+
+fn set_max_length(s: &mut Schema, n: usize) {
+    if let Schema::Object(o) = s {
+        o.max_length = Some(n);
+    }
+}
+
+fn set_max_items(s: &mut Schema, n: usize) {
+    if let Schema::Array(a) = s {
+        a.max_items = Some(n);
+    }
+}
+
+fn set_maximum(s: &mut Schema, n: i64) {
+    if let Schema::Object(o) = s {
+        o.maximum = Some(n.into());
+    }
 }
 
 fn path_item(ops: Vec<(HttpMethod, Operation)>, params: Vec<ParameterBuilder>) -> PathItem {
@@ -475,6 +604,7 @@ mod tests {
             self_service: true,
             admin,
             signing,
+            policy: None,
         }
     }
 

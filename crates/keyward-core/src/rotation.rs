@@ -59,7 +59,9 @@ impl Keyward {
                 return Err(ServiceError::PreconditionFailed);
             }
             if matches!(old.state(now), KeyState::Revoked | KeyState::Expired) {
-                return Err(ServiceError::NotRotatable);
+                return Err(ServiceError::StateConflict(
+                    "revoked or expired keys cannot be rotated",
+                ));
             }
             let refusals = authz::rotate_refusals(actor, &old);
             if !refusals.is_empty() {
@@ -108,7 +110,9 @@ impl Keyward {
             {
                 let _ = self.store().revoke(&successor.key_id, now).await;
                 self.invalidate_everywhere(&successor.key_id).await;
-                return Err(ServiceError::NotRotatable);
+                return Err(ServiceError::StateConflict(
+                    "the key was revoked while it was being rotated",
+                ));
             }
             tracing::info!(old = %key_id, new = %successor.key_id, "API key rotated");
             return Ok(CreatedKey {

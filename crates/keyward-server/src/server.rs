@@ -158,7 +158,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
         gate.set_observer(Arc::new(auth::observer(&metrics)));
         App {
             redis: invalidations,
-            openapi: openapi_document(settings.owner_header.is_some(), kw.signing_enabled()),
+            openapi: openapi_document(settings.owner_header.is_some(), &kw),
             kw: kw.clone(),
             admin_token,
             owner_header: settings.owner_header.clone(),

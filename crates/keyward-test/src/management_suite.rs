@@ -626,11 +626,15 @@ pub async fn case_rotation_cannot_multiply(app: MgmtApp) {
         live, 2,
         "the chain has the latest key and its predecessor in grace"
     );
-    // A revoked key's state forbids a rotation: a conflict, not a bad request.
+    // A revoked key's state forbids a rotation or a change: a conflict, not a bad request.
     let gone = app.owner_create(&o, json!({"name": "gone"})).await;
     let res = send(app.as_owner(Method::DELETE, &format!("/api-keys/{}", gone.id), &o)).await;
     assert_eq!(res.status(), 204);
-    assert_problem(rotate(gone.id.clone()).await, 409, "API_KEY_NOT_ROTATABLE").await;
+    assert_problem(rotate(gone.id.clone()).await, 409, "API_KEY_STATE_CONFLICT").await;
+    let res = app
+        .owner_patch(&o, &gone.id, json!({"name": "again"}))
+        .await;
+    assert_problem(res, 409, "API_KEY_STATE_CONFLICT").await;
     // Concurrent rotations of one key: exactly one wins.
     let c = app.owner_create(&o, json!({"name": "race"})).await;
     let answers = futures::future::join_all((0..6).map(|_| rotate(c.id.clone()))).await;

@@ -225,6 +225,7 @@ impl ManagementOptions {
             self_service: self.self_service,
             admin,
             signing: keyward.signing_enabled(),
+            policy: Some(keyward.policy()),
         })
     }
 }
@@ -352,9 +353,10 @@ pub struct Call {
     key_id: Option<KeyId>,
     cursor: Option<String>,
     limit: Option<u32>,
-    /// Parsed with the head, answered after the body: a malformed body is `400`/`422` whatever
-    /// the precondition says.
-    if_match: Result<Option<KeyVersion>, Problem>,
+    /// An `If-Match` that names no version keyward issued is [`KeyVersion::UNMATCHABLE`]: the
+    /// service answers `412` for it after judging the request, so that an invalid body is
+    /// `400`/`422` whatever the precondition says.
+    if_match: Option<KeyVersion>,
 }
 
 impl Call {
@@ -363,7 +365,7 @@ impl Call {
     ///
     /// # Errors
     /// `404` for a key id that cannot name a key, `422` for a bad query. An `If-Match` that
-    /// names no version is answered `412` by [`Call::run`], after the body was read.
+    /// names no version is answered `412` by [`Call::run`], after the request was judged.
     pub fn parse(
         operation: Operation,
         key_id: Option<&str>,
@@ -385,9 +387,9 @@ impl Call {
             operation,
             Operation::Update | Operation::Revoke | Operation::Rotate
         ) {
-            if_match(if_match_header)
+            if_match(if_match_header).unwrap_or(Some(KeyVersion::UNMATCHABLE))
         } else {
-            Ok(None)
+            None
         };
         Ok(Self {
             operation,
@@ -450,14 +452,14 @@ impl Call {
             Operation::Update => {
                 let req: UpdateKeyRequest = json_body(content_type, body)?;
                 let view = keyward
-                    .update_key(actor, id()?, req, self.if_match?)
+                    .update_key(actor, id()?, req, self.if_match)
                     .await
                     .map_err(svc)?;
                 Reply::json(200, &view).etag(KeyVersion::of_view(&view))
             }
             Operation::Revoke => {
                 keyward
-                    .revoke_key(actor, id()?, self.if_match?)
+                    .revoke_key(actor, id()?, self.if_match)
                     .await
                     .map_err(svc)?;
                 Reply::empty(204)
@@ -465,7 +467,7 @@ impl Call {
             Operation::Rotate => {
                 let req: RotateKeyRequest = json_body_or_default(content_type, body)?;
                 let created = keyward
-                    .rotate_key(actor, id()?, req, self.if_match?)
+                    .rotate_key(actor, id()?, req, self.if_match)
                     .await
                     .map_err(svc)?;
                 let version = KeyVersion::of_view(&created.key);

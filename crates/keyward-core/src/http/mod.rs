@@ -103,7 +103,16 @@ pub fn json_body<T: DeserializeOwned>(
     if !is_json(content_type) {
         return Err(unsupported_media_type());
     }
-    serde_json::from_slice(body).map_err(|e| json_error(&e))
+    // Every body keyward reads is an object: serde would also fill a struct from an array.
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
+    if !value.is_object() {
+        return Err(validation(
+            "body",
+            "invalid",
+            "the request body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| json_error(&e))
 }
 
 /// The problem for a body serde could not deserialize: `400 BAD_REQUEST` for bytes that are not
@@ -277,7 +286,7 @@ pub fn admin_forbidden() -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::{CreateKeyRequest, RotateKeyRequest};
+    use crate::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 
     const JSON: Option<&[u8]> = Some(b"application/json");
 
@@ -352,6 +361,9 @@ mod tests {
         assert_eq!((e.status, e.errors[0].code.as_str()), (422, "invalid"));
         let e = json_body::<RotateKeyRequest>(JSON, br#""x""#).unwrap_err();
         assert_eq!(e.status, 422);
+        // serde fills a struct from an array too; a body must be an object.
+        let e = json_body::<UpdateKeyRequest>(JSON, b"[null, null]").unwrap_err();
+        assert_eq!((e.status, e.errors[0].field.as_str()), (422, "body"));
     }
 
     #[test]

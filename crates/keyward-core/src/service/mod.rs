@@ -16,6 +16,10 @@ mod validate;
 pub use crate::management::*;
 use validate::*;
 
+/// The longest `ttl_seconds` a key may ask for: 100 years (the policy's `max_ttl` may be
+/// shorter).
+pub const MAX_TTL_SECONDS: i64 = 3_155_760_000;
+
 impl Keyward {
     /// Creates a key for `owner_id` as the application itself, that is as an administrator
     /// ([`Actor::admin_for`]). The returned [`CreatedKey`] holds the raw key: the only time it
@@ -122,6 +126,14 @@ impl Keyward {
                 None
             }
             (Some(e), None) => Some(micros(e)),
+            (None, Some(t)) if t > MAX_TTL_SECONDS => {
+                errors.push(FieldError::new(
+                    "ttl_seconds",
+                    "out_of_range",
+                    format!("at most {MAX_TTL_SECONDS} seconds (100 years)"),
+                ));
+                None
+            }
             (None, Some(t)) if t <= 0 => {
                 errors.push(FieldError::new(
                     "ttl_seconds",
@@ -375,15 +387,18 @@ impl Keyward {
         };
         for _ in 0..WRITE_ATTEMPTS {
             let record = self.fetch(actor, key_id).await?;
-            if if_match.is_some_and(|v| v != KeyVersion::of(&record)) {
-                return Err(ServiceError::PreconditionFailed);
-            }
             let refusals = authz::update_refusals(actor, &req, scopes.as_ref(), &record);
             if !refusals.is_empty() {
                 return Err(ServiceError::Forbidden(refusals));
             }
             let expected = record.updated_at;
+            let version = KeyVersion::of(&record);
+            // The request is judged before the precondition: an invalid change is refused as
+            // such whatever version it names.
             let updated = self.apply_update(actor, record, &req, scopes.as_ref())?;
+            if if_match.is_some_and(|v| v != version) {
+                return Err(ServiceError::PreconditionFailed);
+            }
             match self.store().update(&updated, expected).await {
                 Ok(()) => {
                     self.invalidate_everywhere(key_id).await;
@@ -417,9 +432,7 @@ impl Keyward {
         let policy = &self.policy();
         let mut errors = Vec::new();
         if record.revoked_at.is_some() {
-            return Err(ServiceError::field(
-                "key_id",
-                "revoked",
+            return Err(ServiceError::StateConflict(
                 "a revoked key cannot be changed",
             ));
         }

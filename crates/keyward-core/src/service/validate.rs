@@ -148,6 +148,15 @@ impl Keyward {
                 "refill_seconds must be at least 1",
             ));
         }
+        // SQL stores keep them as signed 64-bit integers.
+        let too_big = |v: u64| i64::try_from(v).is_err();
+        if credits.is_some_and(|c| too_big(c.limit) || c.refill_seconds.is_some_and(too_big)) {
+            errors.push(FieldError::new(
+                "credits",
+                "out_of_range",
+                "limit and refill_seconds must be at most 9223372036854775807",
+            ));
+        }
     }
 
     pub(super) fn validate_metadata(&self, errors: &mut Vec<FieldError>, m: &Metadata) {

@@ -122,13 +122,15 @@ pub(super) struct PrincipalSchema {
 /// The management document from core for what this server mounts, merged with the server's
 /// own routes. Without signing, the SigV4 scheme is dropped from the server's routes as core
 /// drops it from the management routes.
-pub(super) fn openapi_document(self_service: bool, signing: bool) -> Bytes {
+pub(super) fn openapi_document(self_service: bool, kw: &keyward_core::Keyward) -> Bytes {
+    let signing = kw.signing_enabled();
     let mut doc = keyward_core::openapi::document(&keyward_core::openapi::Mounted {
         prefix: "/api-keys",
         admin_prefix: "/admin",
         self_service,
         admin: true,
         signing,
+        policy: Some(kw.policy()),
     });
     let mut own = <ServerApi as utoipa::OpenApi>::openapi();
     if !signing {

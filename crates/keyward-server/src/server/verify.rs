@@ -270,7 +270,7 @@ pub(super) fn original_request(parts: &Parts) -> Result<Parts, Problem> {
     security(("apiKeyAuth" = []), ("apiKeyHmacAuth" = [])),
     params(
         ("scope" = Option<String>, Query, description = "Required scopes, separated by commas or spaces (or the parameter repeated)",
-            pattern = r"^[a-z0-9:._*, -]*$"),
+            pattern = r"^[, ]*((\*|[a-z0-9:._-]{1,128}|[a-z0-9:._-]{1,126}:\*)([, ]+(\*|[a-z0-9:._-]{1,128}|[a-z0-9:._-]{1,126}:\*))*)?[, ]*$"),
         ("mode" = Option<ScopeMode>, Query, description = "How the scopes combine (default all_of)")),
     responses(
         (status = 204, description = "Allowed", headers(

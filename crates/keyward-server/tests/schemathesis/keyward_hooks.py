@@ -4,7 +4,13 @@ cannot state, and that the OpenAPI document therefore states in words.
 - `expires_at` must lie in the future ("Absolute expiry (must be in the future)"): a
   generated date-time in the past is moved a year ahead of now, so that a schema-valid body is
   one keyward accepts. Values that are not date-times (negative testing) are left alone.
+- `expires_at` and `ttl_seconds` are exclusive ("Exclusive with `ttl_seconds`"): when a
+  body gives both, `ttl_seconds` is dropped.
+- `metadata` is at most the policy's bytes of JSON (8 KiB by default), a size JSON Schema
+  cannot bound: a larger generated object is replaced by an empty one.
 """
+
+import json
 
 from datetime import datetime, timedelta, timezone
 
@@ -26,8 +32,25 @@ def _future(value):
     return (now + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+METADATA_BYTES = 8192
+
+
 @schemathesis.hook
 def map_body(ctx, body):
-    if isinstance(body, dict) and "expires_at" in body:
-        body["expires_at"] = _future(body["expires_at"])
+    if isinstance(body, dict):
+        if "expires_at" in body:
+            body["expires_at"] = _future(body["expires_at"])
+            if body.get("expires_at") is not None and body.get("ttl_seconds") is not None:
+                del body["ttl_seconds"]
+        meta = body.get("metadata")
+        if isinstance(meta, dict) and len(json.dumps(meta, separators=(",", ":"))) > METADATA_BYTES:
+            body["metadata"] = {}
     return body
+
+
+@schemathesis.hook
+def before_call(ctx, case, kwargs):
+    # The coverage phase builds its cases without the data-generation hooks above; the same
+    # rules are applied to every case right before it is sent.
+    if isinstance(case.body, dict):
+        case.body = map_body(ctx, case.body)
