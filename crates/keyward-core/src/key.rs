@@ -8,6 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use rand_core::TryCryptoRng;
 use zeroize::Zeroizing;
 
 /// Length of a key id, in base62 characters.
@@ -73,12 +74,15 @@ pub fn os_random(buf: &mut [u8]) -> Result<(), RngError> {
     getrandom::fill(buf).map_err(|_| RngError)
 }
 
-/// `len` characters of base62 from the OS CSPRNG, without modulo bias.
-fn random_base62(len: usize) -> Result<Zeroizing<String>, RngError> {
+/// `len` characters of base62 from `rng`, without modulo bias.
+fn random_base62<R: TryCryptoRng + ?Sized>(
+    rng: &mut R,
+    len: usize,
+) -> Result<Zeroizing<String>, RngError> {
     let mut out = Zeroizing::new(String::with_capacity(len));
     let mut pool = Zeroizing::new([0u8; 64]);
     while out.len() < len {
-        os_random(&mut pool[..])?;
+        rng.try_fill_bytes(&mut pool[..]).map_err(|_| RngError)?;
         for &b in pool.iter() {
             // 248 = 4 * 62: values at or above it would bias the low digits.
             if b < 248 && out.len() < len {
@@ -136,12 +140,20 @@ impl KeyId {
     /// The smallest key id, `000000000000` (for range bounds).
     pub const MIN: KeyId = KeyId([b'0'; KEY_ID_LEN]);
 
-    /// A fresh random key id.
+    /// A fresh random key id, from the OS CSPRNG.
     ///
     /// # Errors
     /// [`RngError`] when the OS random source fails.
     pub fn generate() -> Result<Self, RngError> {
-        let s = random_base62(KEY_ID_LEN)?;
+        Self::generate_with(&mut rand_core::OsRng)
+    }
+
+    /// A fresh random key id from `rng` (any `rand_core` `CryptoRng`, or a fallible one).
+    ///
+    /// # Errors
+    /// [`RngError`] when `rng` fails.
+    pub fn generate_with<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, RngError> {
+        let s = random_base62(rng, KEY_ID_LEN)?;
         let mut id = [0u8; KEY_ID_LEN];
         id.copy_from_slice(s.as_bytes());
         Ok(Self(id))
@@ -440,8 +452,20 @@ impl KeyFormat {
     /// # Errors
     /// [`RngError`] when the OS random source fails.
     pub fn generate(&self) -> Result<GeneratedKey, RngError> {
-        let key_id = KeyId::generate()?;
-        let secret = random_base62(SECRET_LEN)?;
+        self.generate_with(&mut rand_core::OsRng)
+    }
+
+    /// Generates a new key of this format from `rng`: any `rand_core` `CryptoRng` (tests inject
+    /// a seeded one; an HSM-backed source fits too), or a fallible `TryCryptoRng`.
+    ///
+    /// # Errors
+    /// [`RngError`] when `rng` fails.
+    pub fn generate_with<R: TryCryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Result<GeneratedKey, RngError> {
+        let key_id = KeyId::generate_with(rng)?;
+        let secret = random_base62(rng, SECRET_LEN)?;
         let mut raw = String::with_capacity(
             self.prefix.len() + self.env.len() + KEY_ID_LEN + SECRET_LEN + CHECK_LEN + 3,
         );

@@ -956,3 +956,68 @@ async fn verify_cached_answers_what_verify_answers_or_defers() {
     }
     f.kw.verify(&limited, &none(), &ctx()).await.unwrap();
 }
+
+/// A deterministic generator, for this test only (it is no CSPRNG): the same seed mints the
+/// same keys, which is what injecting a `rand_core` source is for.
+struct Seeded(u64);
+
+impl rand_core::RngCore for Seeded {
+    fn next_u32(&mut self) -> u32 {
+        u32::try_from(self.next_u64() >> 32).unwrap()
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0
+    }
+
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        for b in dst {
+            *b = self.next_u64().to_le_bytes()[7];
+        }
+    }
+}
+
+impl rand_core::CryptoRng for Seeded {}
+
+#[tokio::test]
+async fn keys_are_minted_from_the_injected_rng() {
+    let engine = |seed: Option<u64>| {
+        let b = Keyward::builder(
+            Arc::new(keyward_core::memory::MemoryKeyStore::new()),
+            Keyring::insecure_test_keyring(),
+        );
+        match seed {
+            Some(s) => b.rng(Seeded(s)),
+            None => b,
+        }
+        .build()
+        .unwrap()
+    };
+    let mint = |kw: Keyward| async move {
+        let req = keyward_core::service::CreateKeyRequest {
+            name: "k".into(),
+            ..Default::default()
+        };
+        let c = kw.create_key("o", req).await.unwrap();
+        (c.key.id.to_string(), c.api_key.expose_secret().to_owned())
+    };
+    let (a, b) = (mint(engine(Some(7))).await, mint(engine(Some(7))).await);
+    assert_eq!(a, b, "the same seed mints the same key");
+    assert_ne!(a, mint(engine(Some(8))).await);
+    let (c, d) = (mint(engine(None)).await, mint(engine(None)).await);
+    assert_ne!(c, d, "the OS source by default");
+    // A minted key verifies as any other.
+    let kw = engine(Some(9));
+    let (_, raw) = mint(kw.clone()).await;
+    kw.verify(
+        &raw,
+        &keyward_core::ScopeRequirement::none(),
+        &keyward_core::VerifyContext::default(),
+    )
+    .await
+    .unwrap();
+}

@@ -35,6 +35,7 @@ pub struct KeywardBuilder {
     pub(super) encryption: Option<EncryptionKeyring>,
     pub(super) signing: crate::signing::SigningOptions,
     pub(super) count_requests: bool,
+    pub(super) rng: Option<super::KeyRng>,
 }
 
 impl KeywardBuilder {
@@ -125,6 +126,16 @@ impl KeywardBuilder {
         self
     }
 
+    /// Mints keys from `rng` instead of the OS CSPRNG: any `rand_core` `CryptoRng` (or fallible
+    /// `TryCryptoRng`), such as a seeded generator in tests or a hardware source.
+    #[must_use]
+    pub fn rng<R: rand_core::TryCryptoRng + Send + 'static>(mut self, mut rng: R) -> Self {
+        self.rng = Some(super::KeyRng(std::sync::Mutex::new(Box::new(move |buf| {
+            rng.try_fill_bytes(buf).map_err(|_| crate::key::RngError)
+        }))));
+        self
+    }
+
     /// Whether to count verified requests per key (default on; batched).
     #[must_use]
     pub fn count_requests(mut self, on: bool) -> Self {
@@ -160,6 +171,7 @@ impl KeywardBuilder {
             sigv4: self.signing.verify_options()?,
             signing: self.signing,
             usage: super::usage::UsageBatcher::new(self.count_requests),
+            rng: self.rng,
             unpublished: Mutex::new(std::collections::HashSet::new()),
         })))
     }

@@ -34,6 +34,43 @@ mod signed;
 mod usage;
 
 pub use builder::KeywardBuilder;
+
+/// A random source given to [`KeywardBuilder::rng`], behind a lock: keys are minted rarely.
+pub(crate) struct KeyRng(Mutex<Box<RngFn>>);
+
+type RngFn = dyn FnMut(&mut [u8]) -> Result<(), crate::key::RngError> + Send;
+
+impl fmt::Debug for KeyRng {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyRng(..)")
+    }
+}
+
+/// The locked source as `rand_core` sees it, for [`crate::key::KeyFormat::generate_with`].
+struct LockedRng<'a>(std::sync::MutexGuard<'a, Box<RngFn>>);
+
+impl rand_core::TryRngCore for LockedRng<'_> {
+    type Error = crate::key::RngError;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        (self.0)(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        (self.0)(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        (self.0)(dst)
+    }
+}
+
+/// Only `TryCryptoRng` sources are ever boxed ([`KeywardBuilder::rng`]).
+impl rand_core::TryCryptoRng for LockedRng<'_> {}
 pub use errors::{BuildError, InvalidReason, VerifyError};
 
 /// Says once per process, at warn, why IP-allowlisted keys fail: the application passes no
@@ -88,6 +125,8 @@ pub(crate) struct Inner {
     pub(crate) signing: crate::signing::SigningOptions,
     /// Request counters, last-used times and credit states waiting for a flush.
     usage: usage::UsageBatcher,
+    /// Where keys are minted from, when not the OS CSPRNG.
+    rng: Option<KeyRng>,
     /// Invalidations the bus refused, to publish again.
     unpublished: Mutex<std::collections::HashSet<KeyId>>,
 }
@@ -133,6 +172,7 @@ impl Keyward {
             encryption: None,
             signing: crate::signing::SigningOptions::default(),
             count_requests: true,
+            rng: None,
         }
     }
 
@@ -145,6 +185,20 @@ impl Keyward {
     /// The pepper keyring, for the management service.
     pub(crate) fn keyring(&self) -> &Keyring {
         &self.0.keyring
+    }
+
+    /// A new key of the policy's format, from the builder's random source or the OS CSPRNG.
+    pub(crate) fn generate_key(&self) -> Result<crate::key::GeneratedKey, crate::key::RngError> {
+        let format = &self.0.policy.format;
+        match &self.0.rng {
+            None => format.generate(),
+            Some(KeyRng(lock)) => {
+                let guard = lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                format.generate_with(&mut LockedRng(guard))
+            }
+        }
     }
 
     /// The keyring sealing signing secrets, when signing is enabled.

@@ -231,10 +231,7 @@ impl Keyward {
         signing: bool,
     ) -> Result<ApiKey, ServiceError> {
         let generated = self
-            .0
-            .policy
-            .format
-            .generate()
+            .generate_key()
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         record.key_id = generated.key_id;
         record.digest = self
