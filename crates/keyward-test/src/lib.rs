@@ -14,5 +14,6 @@ pub mod example_app;
 pub mod http_suite;
 pub mod management_suite;
 pub mod services;
+pub mod sql_suites;
 pub mod stock_signer;
 pub mod store_suite;
