@@ -4,12 +4,30 @@
 //! - every `.rs` file under `crates/*/src` (and `xtask/src`) opens with `//!` module docs (or
 //!   `#![doc = …]`, for a crate that includes its README);
 //! - no `TODO`, `FIXME` or `dbg!` in any `.rs` file under `crates/`: file an issue instead;
-//! - every crate's `Cargo.toml` (`crates/*` and `xtask`) has `[lints] workspace = true`.
+//! - every crate's `Cargo.toml` (`crates/*` and `xtask`) has `[lints] workspace = true`;
+//! - no file under `crates/*/src` is over 800 lines, and each web adapter's `src/` stays under
+//!   700 lines of code (comments and blank lines left out): what decides an answer belongs in
+//!   `keyward_core::http` (issue 15, docs/architecture.md).
 
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// The longest file under `crates/*/src`.
+const MAX_FILE_LINES: usize = 800;
+/// The web adapters, and the lines of code each `src/` stays under.
+const ADAPTERS: &[&str] = &["keyward-axum", "keyward-actix"];
+const MAX_ADAPTER_CODE: usize = 700;
+
+/// Lines that are neither blank nor comments (`//`, `///`, `//!`), as docs/architecture.md
+/// counts them.
+fn lines_of_code(text: &str) -> usize {
+    text.lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .count()
+}
 
 /// One broken rule, with where it is.
 #[derive(Debug, PartialEq, Eq)]
@@ -95,6 +113,31 @@ fn violations(root: &Path) -> Vec<Violation> {
                 let message = format!("`{marker}` left in the source (file an issue instead)");
                 found.push(Violation::new(root, &file, Some(line), &message));
             }
+        }
+    }
+
+    for dir in &crate_dirs {
+        let mut code = 0;
+        for file in rust_files(&dir.join("src")) {
+            let Some(text) = read(root, &file, &mut found) else {
+                continue;
+            };
+            let lines = text.lines().count();
+            if lines > MAX_FILE_LINES {
+                let message = format!("{lines} lines: split it (at most {MAX_FILE_LINES})");
+                found.push(Violation::new(root, &file, None, &message));
+            }
+            code += lines_of_code(&text);
+        }
+        let adapter = dir
+            .file_name()
+            .is_some_and(|n| ADAPTERS.iter().any(|a| n == *a));
+        if adapter && code >= MAX_ADAPTER_CODE {
+            let message = format!(
+                "{code} lines of code in src/ (under {MAX_ADAPTER_CODE}): move what decides an \
+                 answer into keyward_core::http"
+            );
+            found.push(Violation::new(root, &dir.join("src"), None, &message));
         }
     }
 
@@ -278,6 +321,13 @@ mod tests {
         );
         assert!(stray_markers("const MASTODON: u8 = 1; // todo in lower case is prose").is_empty());
         assert!(stray_markers("my_dbg!(x); TODO_LIST; XFIXME").is_empty());
+    }
+
+    #[test]
+    fn lines_of_code_leave_out_comments_and_blanks() {
+        let text = "//! Module.\n\nuse x;\n    /// Doc.\n    fn f() {} // trailing\n\n";
+        assert_eq!(lines_of_code(text), 2);
+        assert_eq!(lines_of_code(""), 0);
     }
 
     #[test]

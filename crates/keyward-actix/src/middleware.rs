@@ -234,8 +234,7 @@ where
                 Decision::Signed => {
                     let started = config.gate.start();
                     let verified = Box::pin(signed::verify(&config.gate, &mut req, &ctx)).await;
-                    let outcome = verified.as_ref().map(|_| ()).map_err(Rejection::code);
-                    config.gate.observe(started, outcome);
+                    Gate::observe_result(&config.gate, started, &verified, Rejection::code);
                     verified.map(Some)
                 }
             };

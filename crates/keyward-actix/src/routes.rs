@@ -240,8 +240,7 @@ async fn actor(m: &Mgmt, req: &HttpRequest, at: Mount) -> Result<Actor, Rejectio
         let ctx = VerifyContext {
             client_ip: (cfg.client_ip)(req),
         };
-        let none = ScopeRequirement::none();
-        Ok(gate::verify_presented(&m.keyward, credential, &none, &ctx).await?)
+        Ok(gate::verify_presented(&m.keyward, credential, &ScopeRequirement::none(), &ctx).await?)
     };
     let check = cfg.admin.as_ref().map(|c| c.check(req));
     let resolve = cfg.owner.resolve(req);

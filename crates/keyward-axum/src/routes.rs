@@ -167,18 +167,17 @@ where
     for (path, at, routes) in paths {
         let mut methods = MethodRouter::new();
         for Route {
-            method, operation, ..
+            method,
+            operation: op,
+            ..
         } in routes
         {
-            let filter = match method {
-                "GET" => MethodFilter::GET,
-                "PATCH" => MethodFilter::PATCH,
-                "DELETE" => MethodFilter::DELETE,
-                _ => MethodFilter::POST,
-            };
-            let handler =
-                move |State(m): State<Arc<Mgmt>>, req: Request| handle(m, req, at, operation);
-            methods = methods.on(filter, handler);
+            // The table's methods are all standard: the conversion cannot fail.
+            let method = http::Method::from_bytes(method.as_bytes()).unwrap_or(http::Method::POST);
+            let filter = MethodFilter::try_from(method).unwrap_or(MethodFilter::POST);
+            methods = methods.on(filter, move |State(m): State<Arc<Mgmt>>, req: Request| {
+                handle(m, req, at, op)
+            });
         }
         router = router.route(&path, methods);
     }
@@ -211,8 +210,7 @@ async fn actor(m: &Mgmt, parts: &mut Parts, at: Mount) -> Result<Actor, Rejectio
     let verify = async {
         let client_ip = (cfg.client_ip)(&parts.headers, &parts.extensions);
         let ctx = VerifyContext { client_ip };
-        let none = ScopeRequirement::none();
-        Ok(gate::verify_presented(&m.keyward, credential, &none, &ctx).await?)
+        Ok(gate::verify_presented(&m.keyward, credential, &ScopeRequirement::none(), &ctx).await?)
     };
     let check = cfg.admin.as_ref().map(|c| c.check(parts));
     let resolve = cfg.owner.resolve(parts);

@@ -107,6 +107,16 @@ impl Gate {
         }
     }
 
+    /// [`Gate::observe`] for a result whose error knows its code (an adapter's rejection).
+    pub fn observe_result<T, E>(
+        &self,
+        started: Option<Instant>,
+        result: &Result<T, E>,
+        code: impl FnOnce(&E) -> ErrorCode,
+    ) {
+        self.observe(started, result.as_ref().map(|_| ()).map_err(code));
+    }
+
     fn observed(&self, started: Option<Instant>, decision: Decision) -> Decision {
         match &decision {
             Decision::Pass(Some(_)) => self.observe(started, Ok(())),

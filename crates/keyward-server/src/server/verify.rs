@@ -317,7 +317,7 @@ pub(super) async fn authz(
             let r =
                 verify_signed_request(gate.keyward(), &original, body, gate.requirement(), &ctx)
                     .await;
-            gate.observe(started, r.as_ref().map(|_| ()).map_err(Rejection::code));
+            gate.observe_result(started, &r, Rejection::code);
             match r {
                 Ok((p, _)) => p,
                 Err(r) => return r.into_response(),
