@@ -1,12 +1,12 @@
-//! [`sql_suites!`](crate::sql_suites): the shared HTTP and management suites over the SQL store,
+//! [`sql_suites!`](macro@crate::sql_suites): the shared HTTP and management suites over the SQL store,
 //! one instantiation per backend, for an adapter's test crate.
 //!
 //! keyward-test does not depend on keyward-sea-orm (whose own tests depend on keyward-test):
 //! the macro expands in the calling test crate, which names `keyward_sea_orm` and `tempfile`
 //! among its dev-dependencies.
 
-/// Instantiates [`http_suite!`](crate::http_suite) and
-/// [`management_suite!`](crate::management_suite) over SQLite (a fresh file per test) and
+/// Instantiates [`http_suite!`](macro@crate::http_suite) and
+/// [`management_suite!`](macro@crate::management_suite) over SQLite (a fresh file per test) and
 /// PostgreSQL (tables with `prefix`, shared by the cases, which use owners of their own; skipped
 /// loudly when the server is not there, failed under `CI=true`), in modules `sqlite` and
 /// `postgres`:

@@ -33,8 +33,8 @@ pub(super) struct Measured {
     pub(super) cpu_ratio: f64,
 }
 
-/// Round by round, per route ([`PLAIN`] first, then [`GUARDED`]): requests per second and server
-/// CPU microseconds per request.
+/// Round by round, per route ([`PLAIN`](super::load::PLAIN) first, then [`GUARDED`]):
+/// requests per second and server CPU microseconds per request.
 #[derive(Default)]
 pub(super) struct Rounds {
     pub(super) rps: [Vec<f64>; ROUTES],
