@@ -21,7 +21,6 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use futures::StreamExt;
 use keyward_core::http::management::{self, Call, Caller, Mount, ROUTES};
 use keyward_core::http::{self as core_http, BodyBudget, ManagementOptions, Operation, gate};
 use keyward_core::{Actor, Keyward, Principal, ScopeRequirement, VerifyContext};
@@ -247,24 +246,6 @@ async fn actor(m: &Mgmt, req: &HttpRequest, at: Mount) -> Result<Actor, Rejectio
     management::actor(&cfg.options, at, caller, check, verify, resolve).await
 }
 
-/// Reads the payload through a management [`BodyBudget`] of `limit` bytes.
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Vec<u8>, Rejection> {
-    let mut budget = BodyBudget::management(limit);
-    budget.declared(
-        req.headers()
-            .get(header::CONTENT_LENGTH)
-            .map(HeaderValue::as_bytes),
-    )?;
-    while let Some(chunk) = payload.next().await {
-        budget.feed(&chunk.map_err(|_| BodyBudget::unreadable())?)?;
-    }
-    Ok(budget.finish()?)
-}
-
 async fn handle(
     m: Arc<Mgmt>,
     req: HttpRequest,
@@ -283,7 +264,8 @@ async fn handle(
             header(header::IF_MATCH),
         )?;
         let bytes = if op.reads_body() {
-            read_body(&req, payload, m.config.options.body_limit).await?
+            let budget = BodyBudget::management(m.config.options.body_limit);
+            crate::signed::read_within(req.headers(), payload, budget).await?
         } else {
             Vec::new()
         };

@@ -7,7 +7,7 @@
 use actix_web::HttpMessage;
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::http::Version;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
+use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderMap, HeaderValue};
 use futures::StreamExt;
 use keyward_core::http::BodyBudget;
 use keyward_core::http::gate::{self, Gate, SignedHead};
@@ -56,7 +56,8 @@ pub(crate) async fn verify(
         .map_or(&b""[..], HeaderValue::as_bytes);
     let budget = gate::begin_signed(keyward, authorization, ctx).await?;
     let time = keyward.signing_config().max_body_time;
-    let buffered = actix_web::rt::time::timeout(time, buffer(req, budget))
+    let payload = req.take_payload();
+    let buffered = actix_web::rt::time::timeout(time, read_within(req.headers(), payload, budget))
         .await
         .unwrap_or_else(|_| Err(gate::signed_body_timeout().into()));
     let body = match buffered {
@@ -87,10 +88,19 @@ pub(crate) async fn verify(
     Ok(result?)
 }
 
-/// Feeds the payload's chunks to `budget`.
-async fn buffer(req: &mut ServiceRequest, mut budget: BodyBudget) -> Result<Vec<u8>, Rejection> {
-    budget.declared(req.headers().get(CONTENT_LENGTH).map(HeaderValue::as_bytes))?;
-    let mut payload = req.take_payload();
+/// Feeds `payload`'s chunks to `budget`, after its `Content-Length` in `headers`: the one body
+/// loop of this adapter (signed bodies here, management bodies in [`crate::routes`]).
+pub(crate) async fn read_within<S, E>(
+    headers: &HeaderMap,
+    payload: S,
+    mut budget: BodyBudget,
+) -> Result<Vec<u8>, Rejection>
+where
+    S: futures::Stream<Item = Result<actix_web::web::Bytes, E>>,
+    E: std::fmt::Display,
+{
+    budget.declared(headers.get(CONTENT_LENGTH).map(HeaderValue::as_bytes))?;
+    let mut payload = std::pin::pin!(payload);
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
             tracing::debug!(error = %e, "request body could not be read");
