@@ -452,7 +452,7 @@ fn signed_post(key_id: &str, secret: &str, body: &'static str) -> actix_web::tes
         .sign(
             &AccessKey::new(key_id, secret.as_bytes()).unwrap(),
             &request,
-            chrono::Utc::now(),
+            time::OffsetDateTime::now_utc(),
         )
         .unwrap();
     let mut req = test::TestRequest::post()

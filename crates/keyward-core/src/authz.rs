@@ -8,7 +8,7 @@
 //! | owner | the application's owner resolver | its own keys; no owner id starting `keyward` | name, description, narrow scopes, shorten expiry, deactivate, reactivate what it deactivated |
 //! | key | a verified key, when the application lets keys manage keys | its owner's keys | as an owner, and grant at most the scopes it holds |
 
-use chrono::{DateTime, Utc};
+use time::OffsetDateTime;
 
 use crate::management::{CreateKeyRequest, FieldError, ServiceError, UpdateKeyRequest};
 use crate::model::{Deactivator, KeyRecord, Principal};
@@ -301,7 +301,7 @@ pub(crate) fn rotate_refusals(actor: &Actor, record: &KeyRecord) -> Vec<FieldErr
 }
 
 /// Whether moving the expiry from `current` to `wanted` lengthens the key's life.
-fn extends(current: Option<DateTime<Utc>>, wanted: Option<DateTime<Utc>>) -> bool {
+fn extends(current: Option<OffsetDateTime>, wanted: Option<OffsetDateTime>) -> bool {
     match (current, wanted) {
         (_, None) => current.is_some(),
         (None, Some(_)) => false,
@@ -325,7 +325,7 @@ mod tests {
 
     #[test]
     fn expiry_moves() {
-        let t = |s: i64| DateTime::from_timestamp(s, 0);
+        let t = |s: i64| OffsetDateTime::from_unix_timestamp(s).ok();
         assert!(extends(t(10), None));
         assert!(!extends(None, None));
         assert!(!extends(None, t(10)));

@@ -67,7 +67,7 @@ impl Entry {
         let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
         let mark = record
             .last_used_at
-            .map_or(i64::MIN, |t| t.timestamp_micros());
+            .map_or(i64::MIN, crate::clock::unix_micros);
         Self {
             principal: Principal::new(&record, record.scopes.clone()),
             window: ValidityWindow::of(&record),

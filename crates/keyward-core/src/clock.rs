@@ -3,12 +3,12 @@
 use std::fmt;
 use std::sync::Mutex;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use time::OffsetDateTime;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Now, in UTC.
-    fn now(&self) -> DateTime<Utc>;
+    fn now(&self) -> OffsetDateTime;
 
     /// Now, in microseconds since the Unix epoch, possibly a few milliseconds behind
     /// [`Clock::now`].
@@ -18,7 +18,7 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// [`Clock::now`]. The default is [`Clock::now`] in microseconds, so a test clock that only
     /// implements `now` controls both.
     fn coarse_micros(&self) -> i64 {
-        self.now().timestamp_micros()
+        unix_micros(self.now())
     }
 }
 
@@ -31,8 +31,8 @@ pub trait Clock: Send + Sync + fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -46,17 +46,17 @@ impl Clock for SystemClock {
 
 /// A clock that only moves when told to. For tests.
 #[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
+pub struct ManualClock(Mutex<OffsetDateTime>);
 
 impl ManualClock {
     /// A clock standing at `at`.
     #[must_use]
-    pub fn new(at: DateTime<Utc>) -> Self {
+    pub fn new(at: OffsetDateTime) -> Self {
         Self(Mutex::new(at))
     }
 
     /// Moves the clock forward (or back, with a negative duration).
-    pub fn advance(&self, by: chrono::Duration) {
+    pub fn advance(&self, by: time::Duration) {
         let mut t = self
             .0
             .lock()
@@ -65,7 +65,7 @@ impl ManualClock {
     }
 
     /// Sets the clock.
-    pub fn set(&self, at: DateTime<Utc>) {
+    pub fn set(&self, at: OffsetDateTime) {
         *self
             .0
             .lock()
@@ -74,7 +74,7 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
+    fn now(&self) -> OffsetDateTime {
         *self
             .0
             .lock()
@@ -82,12 +82,41 @@ impl Clock for ManualClock {
     }
 }
 
-/// `t` truncated to microseconds, the precision every store keeps.
+/// `t` in UTC, truncated to microseconds: the precision every store keeps.
 #[must_use]
 #[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
-pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.trunc_subsecs(6)
+pub fn micros(t: OffsetDateTime) -> OffsetDateTime {
+    // An instant that has no UTC form inside `time`'s range stays in its own offset.
+    let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+    // `microsecond()` is below 10^6, so the replacement cannot fail.
+    t.replace_microsecond(t.microsecond()).unwrap_or(t)
 }
+
+/// `t` in microseconds since the Unix epoch (sub-microseconds dropped, toward the past).
+///
+/// Written from the seconds and the microsecond field rather than through
+/// `unix_timestamp_nanos`: no 128-bit division on the verification path.
+#[must_use]
+#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
+pub fn unix_micros(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond())
+}
+
+/// The instant `us` microseconds after the Unix epoch, in UTC; `None` outside years
+/// -9999..=9999.
+#[must_use]
+#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
+pub fn from_unix_micros(us: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok()
+}
+
+/// The latest instant `time` represents (the end of year 9999, UTC): where a sum saturates.
+#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
+pub const LATEST: OffsetDateTime = time::PrimitiveDateTime::MAX.assume_utc();
+
+/// The earliest instant `time` represents (the start of year -9999, UTC).
+#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
+pub const EARLIEST: OffsetDateTime = time::PrimitiveDateTime::MIN.assume_utc();
 
 #[cfg(test)]
 mod tests {
@@ -97,9 +126,9 @@ mod tests {
     fn the_coarse_system_clock_lags_by_a_few_milliseconds_at_most() {
         let clock = SystemClock;
         for _ in 0..100 {
-            let before = clock.now().timestamp_micros();
+            let before = unix_micros(clock.now());
             let coarse = clock.coarse_micros();
-            let after = clock.now().timestamp_micros();
+            let after = unix_micros(clock.now());
             // Behind by a tick (1–4 ms) at most, never ahead of the full clock.
             assert!(coarse <= after, "coarse {coarse} ahead of {after}");
             assert!(
@@ -111,10 +140,31 @@ mod tests {
 
     #[test]
     fn a_test_clock_controls_the_coarse_reading_too() {
-        let at = DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap();
+        let at = from_unix_micros(1_700_000_000_123_456).unwrap();
         let clock = ManualClock::new(at);
-        assert_eq!(clock.coarse_micros(), at.timestamp_micros());
-        clock.advance(chrono::Duration::seconds(5));
-        assert_eq!(clock.coarse_micros(), at.timestamp_micros() + 5_000_000);
+        assert_eq!(clock.coarse_micros(), 1_700_000_000_123_456);
+        clock.advance(time::Duration::seconds(5));
+        assert_eq!(clock.coarse_micros(), 1_700_000_005_123_456);
+    }
+
+    #[test]
+    fn microseconds_round_trip_on_both_sides_of_the_epoch() {
+        for us in [
+            0,
+            1,
+            -1,
+            -1_000_001,
+            1_732_876_543_123_456,
+            -62_135_596_800_000_000,
+        ] {
+            let t = from_unix_micros(us).unwrap();
+            assert_eq!(unix_micros(t), us, "{us}");
+            assert_eq!(micros(t), t);
+        }
+        let t = from_unix_micros(5).unwrap() + time::Duration::nanoseconds(999);
+        assert_eq!(unix_micros(t), 5);
+        assert_eq!(micros(t), from_unix_micros(5).unwrap());
+        assert!(from_unix_micros(i64::MAX).is_none());
+        assert_eq!(unix_micros(LATEST), 253_402_300_799_999_999);
     }
 }

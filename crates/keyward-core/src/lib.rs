@@ -20,6 +20,7 @@ pub mod model;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod problem;
+mod rfc3339;
 mod rotation;
 pub mod scope;
 pub mod service;

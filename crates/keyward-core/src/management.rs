@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
 
 use crate::error::ErrorCode;
 use crate::key::{ApiKey, KeyId};
@@ -127,8 +127,8 @@ pub struct CreateKeyRequest {
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::scope_list))]
     pub scopes: Vec<String>,
     /// Absolute expiry (must be in the future). Exclusive with `ttl_seconds`.
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
     /// Lifetime in seconds from now (at most 100 years, and the policy's maximum lifetime).
     /// Exclusive with `expires_at`.
     #[serde(default, deserialize_with = "crate::integral::opt_i64")]
@@ -189,9 +189,9 @@ pub struct UpdateKeyRequest {
     #[serde(default)]
     pub is_active: Option<bool>,
     /// New expiry (in the future); `null` removes it (within the policy's maximum lifetime).
-    #[serde(default, deserialize_with = "double_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
-    pub expires_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, with = "crate::rfc3339::double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<OffsetDateTime>))]
+    pub expires_at: Option<Option<OffsetDateTime>>,
     /// New metadata.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
@@ -270,7 +270,7 @@ impl KeyVersion {
     /// The version of a key's safe view.
     #[must_use]
     pub fn of_view(view: &KeyView) -> Self {
-        Self(view.updated_at.timestamp_micros())
+        Self(crate::clock::unix_micros(view.updated_at))
     }
 
     /// The entity tag, quotes included: `"v1732876543123456"`.

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use time::OffsetDateTime;
 
 use crate::digest::KeyDigest;
 use crate::key::KeyId;
@@ -24,7 +24,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct State {
     by_id: HashMap<KeyId, KeyRecord>,
     /// `(owner, created_at, key_id)`, ordered for cursor pagination.
-    by_owner: BTreeSet<(String, DateTime<Utc>, KeyId)>,
+    by_owner: BTreeSet<(String, OffsetDateTime, KeyId)>,
 }
 
 /// A [`KeyStore`] in a mutex-guarded map. The max-keys check and the insert happen under one
@@ -48,7 +48,7 @@ impl KeyStore for MemoryKeyStore {
         &self,
         record: &KeyRecord,
         max_per_owner: Option<u32>,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut st = lock(&self.state);
         if st.by_id.contains_key(&record.key_id) {
@@ -61,7 +61,7 @@ impl KeyStore for MemoryKeyStore {
             let owner = record.owner_id.as_str();
             let count = st
                 .by_owner
-                .range((owner.to_owned(), DateTime::<Utc>::MIN_UTC, KeyId::MIN)..)
+                .range((owner.to_owned(), crate::clock::EARLIEST, KeyId::MIN)..)
                 .take_while(|(o, _, _)| o == owner)
                 .filter(|(_, _, id)| st.by_id.get(id).is_some_and(|r| r.counts_toward_limit(now)))
                 .count();
@@ -92,7 +92,7 @@ impl KeyStore for MemoryKeyStore {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let start = match cursor {
             Some(c) => (owner_id.to_owned(), c.created_at, c.key_id),
-            None => (owner_id.to_owned(), DateTime::<Utc>::MIN_UTC, KeyId::MIN),
+            None => (owner_id.to_owned(), crate::clock::EARLIEST, KeyId::MIN),
         };
         let mut items: Vec<KeyRecord> = st
             .by_owner
@@ -111,7 +111,7 @@ impl KeyStore for MemoryKeyStore {
         Ok(Page { items, next_cursor })
     }
 
-    async fn update(&self, record: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn update(&self, record: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
         let mut st = lock(&self.state);
         let Some(stored) = st.by_id.get_mut(&record.key_id) else {
             return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
@@ -150,7 +150,7 @@ impl KeyStore for MemoryKeyStore {
     async fn revoke(
         &self,
         key_id: &KeyId,
-        at: DateTime<Utc>,
+        at: OffsetDateTime,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let mut st = lock(&self.state);
         Ok(st.by_id.get_mut(key_id).map(|r| {
@@ -208,13 +208,13 @@ pub struct MemoryNonceStore {
 
 #[derive(Debug, Default)]
 struct Nonces {
-    by_namespace: HashMap<String, HashMap<String, DateTime<Utc>>>,
+    by_namespace: HashMap<String, HashMap<String, OffsetDateTime>>,
     total: usize,
 }
 
 impl Nonces {
     /// Drops the expired nonces of every namespace, and namespaces left empty.
-    fn purge(&mut self, now: DateTime<Utc>) {
+    fn purge(&mut self, now: OffsetDateTime) {
         let mut total = 0;
         self.by_namespace.retain(|_, seen| {
             seen.retain(|_, exp| *exp > now);
@@ -258,7 +258,7 @@ impl NonceStore for MemoryNonceStore {
         namespace: &str,
         nonce: &str,
         ttl: Duration,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut st = lock(&self.seen);
         if let Some(exp) = st.by_namespace.get(namespace).and_then(|s| s.get(nonce))
@@ -308,10 +308,8 @@ impl NonceStore for MemoryNonceStore {
                 st.total -= 1;
             }
         }
-        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-        let expires = now
-            .checked_add_signed(ttl)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let ttl = time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX);
+        let expires = now.checked_add(ttl).unwrap_or(crate::clock::LATEST);
         let previous = st
             .by_namespace
             .entry(namespace.to_owned())
@@ -370,10 +368,14 @@ impl RateLimiter for MemoryRateLimiter {
         &self,
         key_id: &KeyId,
         limit: &RateLimit,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<Admission, StoreError> {
         let mut map = lock(&self.tat);
-        match gcra(map.get(key_id).copied(), now.timestamp_micros(), limit) {
+        match gcra(
+            map.get(key_id).copied(),
+            crate::clock::unix_micros(now),
+            limit,
+        ) {
             Ok(next) => {
                 map.insert(*key_id, next);
                 Ok(Admission::Allowed)
@@ -407,7 +409,7 @@ impl CreditLedger for MemoryCreditLedger {
         &self,
         record: &KeyRecord,
         credits: &Credits,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<(Admission, Option<(u64, u64)>), StoreError> {
         let period = credit_period(credits, record.quota_since(), now);
         let mut map = lock(&self.used);
@@ -435,7 +437,7 @@ mod tests {
     #[tokio::test]
     async fn one_key_cannot_fill_the_replay_state_of_others() {
         let store = MemoryNonceStore::with_limits(100, 10);
-        let now = Utc::now();
+        let now = OffsetDateTime::now_utc();
         let ttl = Duration::from_secs(300);
         for i in 0..10 {
             assert!(
@@ -464,7 +466,7 @@ mod tests {
                 .unwrap()
         );
         // The flooding key's share frees up as its nonces expire.
-        let later = now + chrono::Duration::seconds(301);
+        let later = now + time::Duration::seconds(301);
         assert!(
             store
                 .check_and_store("flood", "n10", ttl, later)
@@ -476,7 +478,7 @@ mod tests {
     #[tokio::test]
     async fn keys_filling_it_together_deny_only_themselves() {
         let store = MemoryNonceStore::with_limits(4, 4);
-        let now = Utc::now();
+        let now = OffsetDateTime::now_utc();
         let ttl = Duration::from_secs(10);
         for n in ["1", "2", "3", "4"] {
             assert!(store.check_and_store("flood", n, ttl, now).await.unwrap());
@@ -494,7 +496,7 @@ mod tests {
             StoreErrorKind::LimitReached,
             "the flooding key waits"
         );
-        let later = now + chrono::Duration::seconds(11);
+        let later = now + time::Duration::seconds(11);
         assert!(
             store
                 .check_and_store("flood", "5", ttl, later)

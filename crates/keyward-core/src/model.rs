@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::digest::KeyDigest;
 use crate::key::{KeyFormat, KeyId};
@@ -220,17 +220,17 @@ pub struct KeyRecord {
     /// Deactivated keys fail verification but can be re-activated.
     pub is_active: bool,
     /// Creation time (microsecond precision).
-    pub created_at: DateTime<Utc>,
+    pub created_at: OffsetDateTime,
     /// Last management change.
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: OffsetDateTime,
     /// The key is not valid before this instant.
-    pub not_before: Option<DateTime<Utc>>,
+    pub not_before: Option<OffsetDateTime>,
     /// The key is not valid from this instant on.
-    pub expires_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<OffsetDateTime>,
     /// Last verified use (per the last-used strategy).
-    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<OffsetDateTime>,
     /// Soft revocation time; final.
-    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<OffsetDateTime>,
     /// The key this one replaced by rotation.
     pub rotated_from: Option<KeyId>,
     /// The key that replaced this one by rotation: a key is rotated at most once.
@@ -282,7 +282,8 @@ pub struct Lineage {
     /// The chain's first key.
     pub root: KeyId,
     /// When the chain's first key was created: credit periods start there.
-    pub started_at: DateTime<Utc>,
+    #[serde(with = "crate::rfc3339")]
+    pub started_at: OffsetDateTime,
 }
 
 /// The lifecycle state of a key at an instant.
@@ -305,8 +306,8 @@ pub enum KeyState {
 impl KeyRecord {
     /// The state at `now`, most final first: revoked, inactive, expired, not yet valid, active.
     #[must_use]
-    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
-        self.state_at(now.timestamp_micros(), &ValidityWindow::of(self))
+    pub fn state(&self, now: OffsetDateTime) -> KeyState {
+        self.state_at(crate::clock::unix_micros(now), &ValidityWindow::of(self))
     }
 
     /// [`KeyRecord::state`] at `now_us` (microseconds since the epoch, the precision every
@@ -333,7 +334,7 @@ impl KeyRecord {
 
     /// Where its credit periods start: the creation of the rotation chain's first key.
     #[must_use]
-    pub fn quota_since(&self) -> DateTime<Utc> {
+    pub fn quota_since(&self) -> OffsetDateTime {
         self.lineage.map_or(self.created_at, |l| l.started_at)
     }
 
@@ -350,12 +351,12 @@ impl KeyRecord {
     /// `updated_at` in microseconds, which every management write moves strictly forward.
     #[must_use]
     pub fn version(&self) -> i64 {
-        self.updated_at.timestamp_micros()
+        crate::clock::unix_micros(self.updated_at)
     }
 
     /// Whether the key counts against the owner's maximum at `now`: not revoked, not expired.
     #[must_use]
-    pub fn counts_toward_limit(&self, now: DateTime<Utc>) -> bool {
+    pub fn counts_toward_limit(&self, now: OffsetDateTime) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
     }
 
@@ -367,7 +368,7 @@ impl KeyRecord {
 
     /// The safe view.
     #[must_use]
-    pub fn view(&self, now: DateTime<Utc>) -> KeyView {
+    pub fn view(&self, now: OffsetDateTime) -> KeyView {
         KeyView {
             id: self.key_id,
             name: self.name.clone(),
@@ -423,17 +424,23 @@ pub struct KeyView {
     /// Whether this is a signing-only key.
     pub signing: bool,
     /// Creation time.
-    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::rfc3339")]
+    pub created_at: OffsetDateTime,
     /// Last management change.
-    pub updated_at: DateTime<Utc>,
+    #[serde(with = "crate::rfc3339")]
+    pub updated_at: OffsetDateTime,
     /// Start of validity.
-    pub not_before: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::rfc3339::option")]
+    pub not_before: Option<OffsetDateTime>,
     /// End of validity.
-    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
     /// Last verified use.
-    pub last_used_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
     /// Revocation time.
-    pub revoked_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
     /// Predecessor, for rotated keys.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub rotated_from: Option<KeyId>,
@@ -470,8 +477,8 @@ pub(crate) struct ValidityWindow {
 impl ValidityWindow {
     pub(crate) fn of(record: &KeyRecord) -> Self {
         Self {
-            from_us: record.not_before.map(|t| t.timestamp_micros()),
-            until_us: record.expires_at.map(|t| t.timestamp_micros()),
+            from_us: record.not_before.map(crate::clock::unix_micros),
+            until_us: record.expires_at.map(crate::clock::unix_micros),
         }
     }
 }
@@ -588,9 +595,9 @@ pub struct Policy {
     /// Key prefix and environment.
     pub format: KeyFormat,
     /// Expiry given to keys created without one; `None` for no default.
-    pub default_ttl: Option<chrono::Duration>,
+    pub default_ttl: Option<time::Duration>,
     /// Longest lifetime a key may be given; `None` for unbounded.
-    pub max_ttl: Option<chrono::Duration>,
+    pub max_ttl: Option<time::Duration>,
     /// Maximum keys per owner that are neither revoked nor expired; enforced atomically.
     pub max_keys_per_owner: Option<u32>,
     /// How last use is recorded.
@@ -608,9 +615,9 @@ pub struct Policy {
     /// Most allowlist entries per key.
     pub max_ip_entries: usize,
     /// Grace period of a rotation when the request gives none.
-    pub default_rotation_grace: chrono::Duration,
+    pub default_rotation_grace: time::Duration,
     /// Longest grace period a rotation may ask for.
-    pub max_rotation_grace: chrono::Duration,
+    pub max_rotation_grace: time::Duration,
     /// What operators impose on keys created through self-service (DESIGN.md §11).
     pub self_service: SelfServiceDefaults,
 }
@@ -625,7 +632,7 @@ pub struct SelfServiceDefaults {
     /// Credits given to every self-service key.
     pub credits: Option<Credits>,
     /// Longest lifetime of a self-service key; a key asked for without an expiry gets this one.
-    pub max_ttl: Option<chrono::Duration>,
+    pub max_ttl: Option<time::Duration>,
 }
 
 impl Default for Policy {
@@ -642,8 +649,8 @@ impl Default for Policy {
             max_scopes: 64,
             max_metadata_bytes: 8192,
             max_ip_entries: 64,
-            default_rotation_grace: chrono::Duration::hours(1),
-            max_rotation_grace: chrono::Duration::days(30),
+            default_rotation_grace: time::Duration::hours(1),
+            max_rotation_grace: time::Duration::days(30),
             self_service: SelfServiceDefaults::default(),
         }
     }

@@ -528,7 +528,7 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
 
 /// The policy's limits on the request bodies, where the server checks them.
 fn state_limits(doc: &mut OpenApi, policy: &Policy) {
-    let seconds = |d: chrono::Duration| d.num_seconds();
+    let seconds = |d: time::Duration| d.whole_seconds();
     let max_ttl = policy.max_ttl.map_or(crate::service::MAX_TTL_SECONDS, |d| {
         seconds(d).min(crate::service::MAX_TTL_SECONDS)
     });

@@ -7,7 +7,7 @@
 //! rotations racing on one key exactly one wins that write, the other answers
 //! `API_KEY_ALREADY_ROTATED`. The successor is stored next; should that fail, the mark is undone.
 
-use chrono::{DateTime, Utc};
+use time::OffsetDateTime;
 
 use crate::Keyward;
 use crate::authz::{self, Actor};
@@ -38,14 +38,14 @@ impl Keyward {
         if_match: Option<KeyVersion>,
     ) -> Result<CreatedKey, ServiceError> {
         let policy = &self.policy();
-        let grace = match req.grace_seconds.map(chrono::Duration::try_seconds) {
+        let grace = match req.grace_seconds.map(time::Duration::seconds) {
             None => policy.default_rotation_grace,
-            Some(Some(d)) if d >= chrono::Duration::zero() && d <= policy.max_rotation_grace => d,
+            Some(d) if d >= time::Duration::ZERO && d <= policy.max_rotation_grace => d,
             Some(_) => {
                 return Err(ServiceError::Validation(vec![FieldError::new(
                     "grace_seconds",
                     "out_of_range",
-                    format!("0–{} seconds", policy.max_rotation_grace.num_seconds()),
+                    format!("0–{} seconds", policy.max_rotation_grace.whole_seconds()),
                 )]));
             }
         };
@@ -76,7 +76,7 @@ impl Keyward {
             let api_key = self.mint(&mut successor, signing)?;
             let mut marked = old.clone();
             marked.rotated_to = Some(successor.key_id);
-            let dies = now.checked_add_signed(grace).unwrap_or(now);
+            let dies = now.checked_add(grace).unwrap_or(now);
             if marked.expires_at.is_none_or(|e| e > dies) {
                 marked.expires_at = Some(dies);
             }
@@ -135,7 +135,7 @@ impl Keyward {
 
     /// Ends the grace of `key_id` (a predecessor whose successor is being rotated): it expires
     /// now, unless it is gone already.
-    async fn end_grace(&self, key_id: &KeyId, now: DateTime<Utc>) -> Result<(), ServiceError> {
+    async fn end_grace(&self, key_id: &KeyId, now: OffsetDateTime) -> Result<(), ServiceError> {
         for _ in 0..WRITE_ATTEMPTS {
             let Some(mut record) = self.store().get(key_id).await.map_err(store_err)? else {
                 return Ok(());
@@ -162,7 +162,7 @@ impl Keyward {
 /// The successor record of `old` (without id and digest yet) and whether it signs. It lives as
 /// long as `old` was given to live; for a caller other than an administrator, never past
 /// `old`'s own expiry (rotating must not undo an expiry an administrator shortened).
-fn successor_of(old: &KeyRecord, now: DateTime<Utc>, admin: bool) -> (KeyRecord, bool) {
+fn successor_of(old: &KeyRecord, now: OffsetDateTime, admin: bool) -> (KeyRecord, bool) {
     let lifetime = old.expires_at.map(|e| e - old.created_at);
     let mut successor = old.clone();
     successor.rotated_from = Some(old.key_id);
@@ -172,7 +172,7 @@ fn successor_of(old: &KeyRecord, now: DateTime<Utc>, admin: bool) -> (KeyRecord,
     successor.updated_at = now;
     successor.last_used_at = None;
     successor.revoked_at = None;
-    successor.expires_at = lifetime.and_then(|l| now.checked_add_signed(l));
+    successor.expires_at = lifetime.and_then(|l| now.checked_add(l));
     if !admin && let (Some(s), Some(o)) = (successor.expires_at, old.expires_at) {
         successor.expires_at = Some(s.min(o));
     }

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use time::OffsetDateTime;
 
 use crate::digest::KeyDigest;
 use crate::key::KeyId;
@@ -106,7 +106,7 @@ impl std::error::Error for StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor {
     /// Creation time of the last key returned.
-    pub created_at: DateTime<Utc>,
+    pub created_at: OffsetDateTime,
     /// Its id.
     pub key_id: KeyId,
 }
@@ -135,7 +135,11 @@ impl Cursor {
     /// matching [`CURSOR_PATTERN`]. Clients pass it back as they got it.
     #[must_use]
     pub fn encode(&self) -> String {
-        format!("{}.{}", self.created_at.timestamp_micros(), self.key_id)
+        format!(
+            "{}.{}",
+            crate::clock::unix_micros(self.created_at),
+            self.key_id
+        )
     }
 
     /// Decodes [`Cursor::encode`]'s output.
@@ -149,7 +153,9 @@ impl Cursor {
             return Err(CursorError);
         }
         let micros: i64 = t.parse().map_err(|_| CursorError)?;
-        let created_at = DateTime::from_timestamp_micros(micros).ok_or(CursorError)?;
+        // Past the year 9999 no key was created: such a cursor is after every key.
+        let created_at = crate::clock::from_unix_micros(micros)
+            .unwrap_or_else(|| crate::clock::micros(crate::clock::LATEST));
         Ok(Self {
             created_at,
             key_id: id.parse().map_err(|_| CursorError)?,
@@ -175,7 +181,7 @@ pub struct UsageDelta {
     /// The key.
     pub key_id: KeyId,
     /// Latest use to record, if the last-used strategy asked for one.
-    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<OffsetDateTime>,
     /// Verified requests to add to `usage.request_count`.
     pub requests: u64,
     /// Credits used: the period and the absolute count used in it (the ledger is authoritative).
@@ -199,7 +205,7 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         &self,
         record: &KeyRecord,
         max_per_owner: Option<u32>,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
     /// The key with this id, if any. One indexed lookup.
@@ -229,7 +235,7 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// `NotFound`, `Stale` when the stored key is revoked or its `updated_at` is not `expected`,
     /// `Unavailable`.
-    async fn update(&self, record: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn update(&self, record: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError>;
 
     /// Replaces the stored digest (lazy re-digest under a newer pepper version). Nothing else
     /// changes.
@@ -246,7 +252,7 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     async fn revoke(
         &self,
         key_id: &KeyId,
-        at: DateTime<Utc>,
+        at: OffsetDateTime,
     ) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Applies usage deltas: adds requests, moves `last_used_at` forward (never back), and
@@ -278,7 +284,7 @@ pub trait NonceStore: Send + Sync + fmt::Debug {
         namespace: &str,
         nonce: &str,
         ttl: Duration,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 }
 
@@ -305,7 +311,7 @@ pub trait RateLimiter: Send + Sync + fmt::Debug {
         &self,
         key_id: &KeyId,
         limit: &RateLimit,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<Admission, StoreError>;
 }
 
@@ -321,17 +327,17 @@ pub trait CreditLedger: Send + Sync + fmt::Debug {
         &self,
         record: &KeyRecord,
         credits: &Credits,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<(Admission, Option<(u64, u64)>), StoreError>;
 }
 
 /// The credit period `now` falls in for a key created at `created_at`.
 #[must_use]
 #[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
-pub fn credit_period(credits: &Credits, created_at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+pub fn credit_period(credits: &Credits, created_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
     match credits.refill_seconds {
         Some(r) if r > 0 => {
-            let elapsed = (now - created_at).num_seconds().max(0).unsigned_abs();
+            let elapsed = (now - created_at).whole_seconds().max(0).unsigned_abs();
             elapsed / r
         }
         _ => 0,
@@ -342,11 +348,11 @@ pub fn credit_period(credits: &Credits, created_at: DateTime<Utc>, now: DateTime
 #[must_use]
 pub fn credit_refill_in(
     credits: &Credits,
-    created_at: DateTime<Utc>,
-    now: DateTime<Utc>,
+    created_at: OffsetDateTime,
+    now: OffsetDateTime,
 ) -> Option<Duration> {
     let r = credits.refill_seconds.filter(|r| *r > 0)?;
-    let elapsed = (now - created_at).num_seconds().max(0).unsigned_abs();
+    let elapsed = (now - created_at).whole_seconds().max(0).unsigned_abs();
     Some(Duration::from_secs(r - elapsed % r))
 }
 
@@ -415,7 +421,7 @@ mod cursor_tests {
     fn cursors_and_their_pattern() {
         let re = regex::Regex::new(CURSOR_PATTERN).unwrap();
         let c = Cursor {
-            created_at: DateTime::from_timestamp_micros(1_732_876_543_123_456).unwrap(),
+            created_at: crate::clock::from_unix_micros(1_732_876_543_123_456).unwrap(),
             key_id: "AbCdEf012345".parse().unwrap(),
         };
         let text = c.encode();

@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
 use keyward_core::clock::ManualClock;
 use keyward_core::engine::InvalidReason;
 use keyward_core::key::KeyFormat;
@@ -19,6 +18,8 @@ use keyward_core::{
     Actor, CacheConfig, KeyId, KeyRecord, Keyring, Keyward, ScopeRequirement, VerifyContext,
     VerifyError,
 };
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 
 /// The memory store, counting reads; its `revoke` can be told to fail *after* it wrote, as a
 /// cache in front of a store that could not be told does.
@@ -35,7 +36,7 @@ impl KeyStore for Counting {
         &self,
         r: &KeyRecord,
         max: Option<u32>,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.inner.create(r, max, now).await
     }
@@ -46,7 +47,7 @@ impl KeyStore for Counting {
     async fn list_by_owner(&self, o: &str, c: Option<Cursor>, l: u32) -> Result<Page, StoreError> {
         self.inner.list_by_owner(o, c, l).await
     }
-    async fn update(&self, r: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn update(&self, r: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
         self.inner.update(r, expected).await
     }
     async fn set_digest(
@@ -56,7 +57,11 @@ impl KeyStore for Counting {
     ) -> Result<(), StoreError> {
         self.inner.set_digest(id, d).await
     }
-    async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<KeyRecord>, StoreError> {
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: OffsetDateTime,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         let r = self.inner.revoke(id, at).await?;
         if self.fail_after_revoke.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable(
@@ -95,8 +100,8 @@ struct Fixture {
     clock: Arc<ManualClock>,
 }
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 9, 1, 0, 0, 0).unwrap()
+fn t0() -> OffsetDateTime {
+    datetime!(2026-09-01 00:00:00 UTC)
 }
 
 fn fixture_with(throttle: FailureThrottle) -> Fixture {

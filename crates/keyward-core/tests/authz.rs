@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
 use keyward_core::clock::ManualClock;
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::model::{Credits, RateLimit, SelfServiceDefaults};
@@ -15,9 +14,11 @@ use keyward_core::service::{
 use keyward_core::{
     Actor, Keyring, Keyward, Policy, ScopeRequirement, ServiceError, VerifyContext, VerifyError,
 };
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap()
+fn t0() -> OffsetDateTime {
+    datetime!(2026-06-01 00:00:00 UTC)
 }
 
 struct Fixture {
@@ -232,7 +233,7 @@ async fn owners_narrow_scopes_and_shorten_expiry() {
     r.ttl_seconds = Some(3600);
     let k = f.kw.create_key_as(&owner, r).await.unwrap();
     let id = k.key.id;
-    let upd = |scopes: Option<&[&str]>, expires: Option<Option<DateTime<Utc>>>| UpdateKeyRequest {
+    let upd = |scopes: Option<&[&str]>, expires: Option<Option<OffsetDateTime>>| UpdateKeyRequest {
         scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect()),
         expires_at: expires,
         ..Default::default()

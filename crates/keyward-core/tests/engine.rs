@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
 use keyward_core::clock::ManualClock;
 use keyward_core::digest::{DigestAlgorithm, Pepper};
 use keyward_core::engine::InvalidReason;
@@ -19,6 +18,8 @@ use keyward_core::{
     Actor, ErrorCode, KeyId, KeyRecord, Keyring, Keyward, Policy, Problem, ScopeRequirement,
     ServiceError, VerifyContext, VerifyError,
 };
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 
 /// A store wrapper that counts reads and can be switched off.
 #[derive(Debug)]
@@ -51,7 +52,7 @@ impl KeyStore for Probe {
         &self,
         r: &KeyRecord,
         max: Option<u32>,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.check()?;
         self.inner.create(r, max, now).await
@@ -65,7 +66,7 @@ impl KeyStore for Probe {
         self.check()?;
         self.inner.list_by_owner(o, c, l).await
     }
-    async fn update(&self, r: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn update(&self, r: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
         self.check()?;
         self.inner.update(r, expected).await
     }
@@ -77,7 +78,11 @@ impl KeyStore for Probe {
         self.check()?;
         self.inner.set_digest(id, d).await
     }
-    async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<KeyRecord>, StoreError> {
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: OffsetDateTime,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         self.check()?;
         self.inner.revoke(id, at).await
     }
@@ -102,8 +107,8 @@ fn varied_pepper(seed: u8) -> Pepper {
     )
 }
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+fn t0() -> OffsetDateTime {
+    datetime!(2026-01-01 00:00:00 UTC)
 }
 
 fn fixture_with(policy: Policy, keyring: Keyring) -> Fixture {

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
 use keyward_core::clock::ManualClock;
 use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::engine::InvalidReason;
@@ -11,10 +10,12 @@ use keyward_core::memory::MemoryKeyStore;
 use keyward_core::service::CreateKeyRequest;
 use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
 use keyward_core::{Keyring, Keyward, ScopeRequirement, VerifyContext, VerifyError};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+fn t0() -> OffsetDateTime {
+    datetime!(2026-03-01 12:00:00 UTC)
 }
 
 struct Fx {
@@ -78,7 +79,13 @@ impl Signed {
     }
 }
 
-fn sign(key_id: &str, secret: &str, at: DateTime<Utc>, nonce: Option<&str>, body: &[u8]) -> Signed {
+fn sign(
+    key_id: &str,
+    secret: &str,
+    at: OffsetDateTime,
+    nonce: Option<&str>,
+    body: &[u8],
+) -> Signed {
     let mut headers: Vec<(String, Vec<u8>)> = vec![("host".into(), b"api.example.com".to_vec())];
     if let Some(n) = nonce {
         headers.push(("x-keyward-nonce".into(), n.as_bytes().to_vec()));

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
 use keyward_core::sigv4::{
     AccessKey, Authorization, AuthorizationFault, HttpRequestFault, Limit, Limits, Payload,
     ScopeField, SignableRequest, SignatureError, SignatureErrorKind, Signer, SigningKey,
@@ -14,11 +13,12 @@ use keyward_core::sigv4::{
     verify_signature,
 };
 use proptest::prelude::*;
+use time::{Duration as TimeDelta, OffsetDateTime};
 
 const KEY_ID: &str = "AbCdEf123456";
 const SECRET: &[u8] = b"kw_test_AbCdEf123456_q0uBbV2mZ9yTfJ4wXk7sLr1pHc3dGe8nA5vQ0zW6oIu";
 
-fn t0() -> DateTime<Utc> {
+fn t0() -> OffsetDateTime {
     parse_amz_date(b"20250115T093000Z").expect("date")
 }
 
@@ -64,7 +64,7 @@ impl Wire {
             .push((name.to_owned(), value.as_bytes().to_vec()));
     }
 
-    fn sign_with(mut self, signer: &Signer, at: DateTime<Utc>) -> Result<Self, SignatureError> {
+    fn sign_with(mut self, signer: &Signer, at: OffsetDateTime) -> Result<Self, SignatureError> {
         let credentials = AccessKey::new(KEY_ID, SECRET)?;
         let pairs = self.pairs();
         let request = SignableRequest::new(
@@ -86,7 +86,7 @@ impl Wire {
         Ok(self)
     }
 
-    fn signed(self, at: DateTime<Utc>) -> Self {
+    fn signed(self, at: OffsetDateTime) -> Self {
         let signer = Signer::new("us-east-1", "keyward").expect("signer");
         self.sign_with(&signer, at).expect("sign")
     }
@@ -95,7 +95,7 @@ impl Wire {
         &self,
         secret: &[u8],
         options: &VerifyOptions,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<VerifiedSignature, SignatureError> {
         let pairs = self.pairs();
         let request = SignableRequest::new(
@@ -110,7 +110,7 @@ impl Wire {
         verify_signature(&request, &authorization, secret, options, now)
     }
 
-    fn verify(&self, now: DateTime<Utc>) -> Result<VerifiedSignature, SignatureError> {
+    fn verify(&self, now: OffsetDateTime) -> Result<VerifiedSignature, SignatureError> {
         self.verify_with(SECRET, &VerifyOptions::default(), now)
     }
 }
@@ -240,7 +240,7 @@ fn skew_boundary_is_inclusive_both_ways() {
         VerifyOptions::default().replay_ttl(),
         Duration::from_secs(600)
     );
-    // A window too large for chrono saturates instead of overflowing.
+    // A window too large for `time::Duration` saturates instead of overflowing.
     let huge = VerifyOptions::default().with_max_skew(Duration::MAX);
     assert!(
         wire.verify_with(SECRET, &huge, t0() + TimeDelta::days(365 * 100))

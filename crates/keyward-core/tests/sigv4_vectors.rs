@@ -12,11 +12,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
 use keyward_core::sigv4::{
     AccessKey, Authorization, Payload, SignableRequest, Signer, VerifyOptions, parse_amz_date,
     parse_http_request, verify_signature,
 };
+use time::OffsetDateTime;
 
 const ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
 const SECRET: &[u8] = b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -34,7 +34,7 @@ fn suite_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/aws-sig-v4-test-suite")
 }
 
-fn suite_date() -> DateTime<Utc> {
+fn suite_date() -> OffsetDateTime {
     parse_amz_date(DATE.as_bytes()).expect("suite date")
 }
 

@@ -13,12 +13,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use deadpool_redis::redis;
 use keyward_core::digest::KeyDigest;
 use keyward_core::key::KeyId;
 use keyward_core::model::KeyRecord;
 use keyward_core::store::{Cursor, KeyStore, Page, StoreError, UsageDelta};
+use time::OffsetDateTime;
 
 use crate::codec;
 use crate::config::{Connections, RedisConfig, redis_error};
@@ -177,7 +177,7 @@ impl KeyStore for RedisCachedStore {
         &self,
         record: &KeyRecord,
         max_per_owner: Option<u32>,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         // Unknown ids are never cached, so there is nothing to invalidate.
         self.inner.create(record, max_per_owner, now).await
@@ -217,7 +217,7 @@ impl KeyStore for RedisCachedStore {
     /// Updates the store, then drops the cached entry. When Redis cannot be told, the change
     /// is stored but this returns `Unavailable`, so the caller retries (and the entry expires
     /// by TTL meanwhile).
-    async fn update(&self, record: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn update(&self, record: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
         self.inner.update(record, expected).await?;
         self.invalidate(&[record.key_id]).await
     }
@@ -232,7 +232,7 @@ impl KeyStore for RedisCachedStore {
     async fn revoke(
         &self,
         key_id: &KeyId,
-        at: DateTime<Utc>,
+        at: OffsetDateTime,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let record = self.inner.revoke(key_id, at).await?;
         if record.is_some() {

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use keyward_core::clock::{from_unix_micros, unix_micros};
 use keyward_core::digest::{DIGEST_LEN, DigestAlgorithm, KeyDigest};
 use keyward_core::key::KeyId;
 use keyward_core::model::{
@@ -28,6 +28,7 @@ use keyward_core::model::{
 use keyward_core::scope::ScopeSet;
 use keyward_core::store::{StoreError, StoreErrorKind};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD_NO_PAD;
 
@@ -93,8 +94,8 @@ pub(crate) fn management_json(record: &KeyRecord) -> Result<String, StoreError> 
         is_active: record.is_active,
         deactivated_by: record.deactivated_by,
         rotated_to: record.rotated_to,
-        not_before: record.not_before.map(|t| t.timestamp_micros()),
-        expires_at: record.expires_at.map(|t| t.timestamp_micros()),
+        not_before: record.not_before.map(unix_micros),
+        expires_at: record.expires_at.map(unix_micros),
     })
 }
 
@@ -132,25 +133,24 @@ fn parse_digest(s: &str) -> Result<KeyDigest, StoreError> {
 }
 
 /// Score of an expiry in the owner's live set: microseconds, `+inf` for none.
-pub(crate) fn expiry_score(expires_at: Option<DateTime<Utc>>) -> String {
-    expires_at.map_or_else(|| "+inf".to_owned(), |t| t.timestamp_micros().to_string())
+pub(crate) fn expiry_score(expires_at: Option<OffsetDateTime>) -> String {
+    expires_at.map_or_else(|| "+inf".to_owned(), |t| unix_micros(t).to_string())
 }
 
 /// The owner-index member: a fixed-width, order-preserving encoding of `created_at` then the
 /// key id, so lexicographic order is `(created_at, key_id)` order.
-pub(crate) fn index_member(created_at: DateTime<Utc>, key_id: &KeyId) -> String {
+pub(crate) fn index_member(created_at: OffsetDateTime, key_id: &KeyId) -> String {
     // Flip the sign bit: i64 order becomes u64 order.
-    let t = created_at.timestamp_micros().cast_unsigned() ^ (1 << 63);
+    let t = unix_micros(created_at).cast_unsigned() ^ (1 << 63);
     format!("{t:020}:{key_id}")
 }
 
 /// The `(created_at, key_id)` an index member encodes.
-pub(crate) fn parse_member(member: &str) -> Result<(DateTime<Utc>, KeyId), StoreError> {
+pub(crate) fn parse_member(member: &str) -> Result<(OffsetDateTime, KeyId), StoreError> {
     let bad = || corrupt("malformed owner index entry");
     let (t, id) = member.split_once(':').ok_or_else(bad)?;
     let t: u64 = t.parse().map_err(|_| bad())?;
-    let created_at =
-        DateTime::from_timestamp_micros((t ^ (1 << 63)).cast_signed()).ok_or_else(bad)?;
+    let created_at = from_unix_micros((t ^ (1 << 63)).cast_signed()).ok_or_else(bad)?;
     Ok((created_at, id.parse().map_err(|_| bad())?))
 }
 
@@ -159,37 +159,35 @@ pub(crate) fn encode(record: &KeyRecord) -> Result<Vec<(&'static str, String)>, 
     let immutable = json(&Immutable {
         env: record.env.clone(),
         prefix: record.prefix.clone(),
-        created_at: record.created_at.timestamp_micros(),
+        created_at: unix_micros(record.created_at),
         sealed: record
             .sealed_secret
             .as_ref()
             .map(|s| (s.key_version, B64.encode(&s.bytes))),
         rotated_from: record.rotated_from,
-        lineage: record
-            .lineage
-            .map(|l| (l.root, l.started_at.timestamp_micros())),
+        lineage: record.lineage.map(|l| (l.root, unix_micros(l.started_at))),
     })?;
     let mut fields = vec![
         ("o", record.owner_id.clone()),
         ("i", immutable),
         ("m", management_json(record)?),
-        ("u", record.updated_at.timestamp_micros().to_string()),
+        ("u", unix_micros(record.updated_at).to_string()),
         ("d", digest_string(&record.digest)),
         ("n", record.usage.request_count.to_string()),
         ("cp", record.usage.credits_period.to_string()),
         ("cu", record.usage.credits_used.to_string()),
     ];
     if let Some(t) = record.revoked_at {
-        fields.push(("r", t.timestamp_micros().to_string()));
+        fields.push(("r", unix_micros(t).to_string()));
     }
     if let Some(t) = record.last_used_at {
-        fields.push(("l", t.timestamp_micros().to_string()));
+        fields.push(("l", unix_micros(t).to_string()));
     }
     Ok(fields)
 }
 
-fn time(us: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(us).ok_or_else(|| corrupt("stored time out of range"))
+fn time(us: i64) -> Result<OffsetDateTime, StoreError> {
+    from_unix_micros(us).ok_or_else(|| corrupt("stored time out of range"))
 }
 
 fn field<'a>(h: &'a HashMap<String, String>, name: &'static str) -> Result<&'a str, StoreError> {
@@ -275,16 +273,13 @@ mod tests {
     #[test]
     fn index_members_sort_like_created_at_then_key_id() {
         let id: KeyId = "AAAAAAAAAAAA".parse().unwrap_or(KeyId::MIN);
-        let a = index_member(DateTime::from_timestamp_micros(-5).unwrap_or_default(), &id);
-        let b = index_member(
-            DateTime::from_timestamp_micros(3).unwrap_or_default(),
-            &KeyId::MIN,
-        );
-        let c = index_member(DateTime::from_timestamp_micros(3).unwrap_or_default(), &id);
+        let a = index_member(from_unix_micros(-5).unwrap(), &id);
+        let b = index_member(from_unix_micros(3).unwrap(), &KeyId::MIN);
+        let c = index_member(from_unix_micros(3).unwrap(), &id);
         assert!(a < b && b < c);
-        let at = DateTime::from_timestamp_micros(3).unwrap_or_default();
+        let at = from_unix_micros(3).unwrap();
         assert_eq!(parse_member(&c).ok(), Some((at, id)));
-        let neg = DateTime::from_timestamp_micros(-5).unwrap_or_default();
+        let neg = from_unix_micros(-5).unwrap();
         assert_eq!(parse_member(&a).ok().map(|m| m.0), Some(neg));
         assert!(parse_member("x:y").is_err());
     }

@@ -11,14 +11,15 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use deadpool_redis::redis;
+use keyward_core::clock::unix_micros;
 use keyward_core::key::KeyId;
 use keyward_core::model::{Credits, KeyRecord, RateLimit};
 use keyward_core::store::{
     Admission, CreditLedger, FailureLedger, NonceStore, RateLimiter, StoreError, credit_period,
     credit_refill_in,
 };
+use time::OffsetDateTime;
 
 use crate::config::{Connections, RedisConfig, redis_error};
 use crate::scripts;
@@ -55,14 +56,14 @@ impl RateLimiter for RedisRateLimiter {
         &self,
         key_id: &KeyId,
         limit: &RateLimit,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<Admission, StoreError> {
         let period = i64::from(limit.window_seconds.max(1)) * 1_000_000;
         let emission = (period / i64::from(limit.requests.max(1))).max(1);
         let mut c = self.shared.conn().await?;
         let (allowed, wait_us): (i64, i64) = scripts::GCRA
             .key(self.shared.keys.rate(key_id))
-            .arg(now.timestamp_micros())
+            .arg(unix_micros(now))
             .arg(period)
             .arg(emission)
             .invoke_async(&mut c)
@@ -115,7 +116,7 @@ impl CreditLedger for RedisCreditLedger {
         &self,
         record: &KeyRecord,
         credits: &Credits,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<(Admission, Option<(u64, u64)>), StoreError> {
         let period = credit_period(credits, record.quota_since(), now);
         let mut c = self.shared.conn().await?;
@@ -171,7 +172,7 @@ impl NonceStore for RedisNonceStore {
         namespace: &str,
         nonce: &str,
         ttl: Duration,
-        _now: DateTime<Utc>,
+        _now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let hashed;
         let nonce = if nonce.len() > MAX_NONCE_LEN {

@@ -17,14 +17,15 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use deadpool_redis::redis::{self, AsyncCommands};
+use keyward_core::clock::unix_micros;
 use keyward_core::digest::KeyDigest;
 use keyward_core::key::KeyId;
 use keyward_core::model::KeyRecord;
 use keyward_core::store::{
     Cursor, KeyStore, MAX_PAGE_SIZE, Page, StoreError, StoreErrorKind, UsageDelta,
 };
+use time::OffsetDateTime;
 
 use crate::codec;
 use crate::config::{Connections, RedisConfig, redis_error};
@@ -71,7 +72,7 @@ impl KeyStore for RedisKeyStore {
         &self,
         record: &KeyRecord,
         max_per_owner: Option<u32>,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let keys = &self.shared.keys;
         let rkey = keys.record(&record.key_id);
@@ -97,7 +98,7 @@ impl KeyStore for RedisKeyStore {
             .key(keys.owner_live(&record.owner_id))
             .arg(codec::index_member(record.created_at, &record.key_id))
             .arg(record.key_id.as_str())
-            .arg(now.timestamp_micros())
+            .arg(unix_micros(now))
             .arg(max_per_owner.map_or(-1, i64::from))
             .arg(if live {
                 codec::expiry_score(record.expires_at)
@@ -208,15 +209,15 @@ impl KeyStore for RedisKeyStore {
         Ok(Page { items, next_cursor })
     }
 
-    async fn update(&self, record: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn update(&self, record: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
         let keys = &self.shared.keys;
         let mut c = self.shared.conn().await?;
         let rkey = keys.record(&record.key_id);
         let answer: Option<(String, i64)> = scripts::UPDATE
             .key(&rkey)
             .arg(codec::management_json(record)?)
-            .arg(record.updated_at.timestamp_micros())
-            .arg(expected.timestamp_micros())
+            .arg(unix_micros(record.updated_at))
+            .arg(unix_micros(expected))
             .invoke_async(&mut c)
             .await
             .map_err(redis_error)?;
@@ -268,13 +269,13 @@ impl KeyStore for RedisKeyStore {
     async fn revoke(
         &self,
         key_id: &KeyId,
-        at: DateTime<Utc>,
+        at: OffsetDateTime,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let h: HashMap<String, String> = {
             let mut c = self.shared.conn().await?;
             scripts::REVOKE
                 .key(self.shared.keys.record(key_id))
-                .arg(at.timestamp_micros())
+                .arg(unix_micros(at))
                 .invoke_async(&mut c)
                 .await
                 .map_err(redis_error)?
@@ -312,7 +313,7 @@ impl KeyStore for RedisKeyStore {
                     .arg(d.requests)
                     .arg(
                         d.last_used_at
-                            .map_or(String::new(), |t| t.timestamp_micros().to_string()),
+                            .map_or(String::new(), |t| unix_micros(t).to_string()),
                     )
                     .arg(period)
                     .arg(used)

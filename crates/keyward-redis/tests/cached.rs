@@ -9,7 +9,6 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use keyward_core::KeyStore;
 use keyward_core::digest::KeyDigest;
 use keyward_core::key::KeyId;
@@ -17,6 +16,7 @@ use keyward_core::memory::MemoryKeyStore;
 use keyward_core::model::KeyRecord;
 use keyward_core::store::{Cursor, Page, StoreError, StoreErrorKind, UsageDelta};
 use keyward_redis::{CacheFailure, RedisCachedStore, RedisConfig};
+use time::OffsetDateTime;
 
 async fn make() -> Option<Arc<dyn KeyStore>> {
     let url = keyward_test::services::redis_url().await?;
@@ -31,8 +31,8 @@ mod suite {
     keyward_test::store_suite!(super::make);
 }
 
-fn t(secs: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(1_900_000_000 + secs, 0).unwrap()
+fn t(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_900_000_000 + secs).unwrap()
 }
 
 /// A store whose reads can be held back, to open the window between a read and a fill.
@@ -48,7 +48,7 @@ impl KeyStore for Slow {
         &self,
         r: &KeyRecord,
         m: Option<u32>,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.inner.create(r, m, now).await
     }
@@ -61,13 +61,17 @@ impl KeyStore for Slow {
     async fn list_by_owner(&self, o: &str, c: Option<Cursor>, l: u32) -> Result<Page, StoreError> {
         self.inner.list_by_owner(o, c, l).await
     }
-    async fn update(&self, r: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn update(&self, r: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
         self.inner.update(r, expected).await
     }
     async fn set_digest(&self, id: &KeyId, d: &KeyDigest) -> Result<(), StoreError> {
         self.inner.set_digest(id, d).await
     }
-    async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<KeyRecord>, StoreError> {
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: OffsetDateTime,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         self.inner.revoke(id, at).await
     }
     async fn record_usage(&self, b: &[UsageDelta]) -> Result<(), StoreError> {

@@ -188,7 +188,7 @@ async fn rate_limit_counts_verified_requests_only() {
         "{retry:?}"
     );
     // One emission interval (60 s / 3) later, exactly one more request fits.
-    clock.advance(chrono::Duration::seconds(20));
+    clock.advance(time::Duration::seconds(20));
     verify(&a, key).await.unwrap();
     assert!(matches!(
         verify(&a, key).await,
@@ -240,7 +240,7 @@ async fn credits_are_exact_shared_and_refill() {
     assert_eq!((view.usage.credits_period, view.usage.credits_used), (0, 4));
 
     // Next period: a full allowance again, exactly.
-    clock.advance(chrono::Duration::seconds(3600));
+    clock.advance(time::Duration::seconds(3600));
     for _ in 0..4 {
         verify(&b, key).await.unwrap();
     }
@@ -301,7 +301,7 @@ async fn nonces_are_single_use_per_namespace_and_expire() {
     };
     let prefix = common::unique_prefix();
     let backend = RedisBackend::connect(&url, &prefix).unwrap();
-    let now = chrono::Utc::now();
+    let now = time::OffsetDateTime::now_utc();
     let ttl = Duration::from_millis(300);
     let n = &backend.nonces;
     assert!(

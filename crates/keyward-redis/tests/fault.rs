@@ -164,7 +164,7 @@ async fn limiter_ledger_and_nonces_never_allow_while_redis_is_down() {
             "KEYAAAAAAAAA",
             "n",
             Duration::from_secs(5),
-            chrono::Utc::now(),
+            time::OffsetDateTime::now_utc(),
         )
         .await;
     assert_eq!(nonce.unwrap_err().kind(), StoreErrorKind::Unavailable);
@@ -181,7 +181,7 @@ async fn limiter_ledger_and_nonces_never_allow_while_redis_is_down() {
                 "KEYAAAAAAAAA",
                 "n",
                 Duration::from_secs(5),
-                chrono::Utc::now()
+                time::OffsetDateTime::now_utc()
             )
             .await
             .unwrap()

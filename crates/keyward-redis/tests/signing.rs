@@ -8,13 +8,13 @@ mod common;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use keyward_core::clock::Clock;
 use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::service::CreateKeyRequest;
 use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
 use keyward_core::{CacheConfig, Keyring, Keyward, ScopeRequirement, VerifyContext, VerifyError};
 use keyward_redis::RedisBackend;
+use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 /// An instance: its own Redis pool and cache, every Redis role, and the shared encryption key.
@@ -33,7 +33,7 @@ fn instance(backend: &RedisBackend, clock: Arc<dyn Clock>) -> Keyward {
 }
 
 /// `(headers, body)` of a POST signed at `at`, with an optional signed nonce.
-fn signed(id: &str, raw: &str, at: DateTime<Utc>, nonce: Option<&str>) -> Vec<(String, Vec<u8>)> {
+fn signed(id: &str, raw: &str, at: OffsetDateTime, nonce: Option<&str>) -> Vec<(String, Vec<u8>)> {
     let mut headers: Vec<(String, Vec<u8>)> = vec![("host".into(), b"api.example.com".to_vec())];
     if let Some(n) = nonce {
         headers.push(("x-keyward-nonce".into(), n.as_bytes().to_vec()));

@@ -8,19 +8,20 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
 use keyward_core::Keyring;
 use keyward_core::key::KeyId;
 use keyward_core::model::{Credits, KeyRecord, RateLimit, Usage};
 use keyward_core::scope::ScopeSet;
 use keyward_core::store::{Cursor, KeyStore, StoreErrorKind, UsageDelta};
 use keyward_redis::RedisKeyStore;
+use time::{Duration, OffsetDateTime};
 
-fn t(secs: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(1_900_000_000 + secs, 123_456_000).unwrap()
+fn t(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_900_000_000 + secs).unwrap()
+        + Duration::nanoseconds(123_456_000)
 }
 
-fn record(owner: &str, created: DateTime<Utc>) -> KeyRecord {
+fn record(owner: &str, created: OffsetDateTime) -> KeyRecord {
     let key_id = KeyId::generate().unwrap();
     KeyRecord {
         key_id,

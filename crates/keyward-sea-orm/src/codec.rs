@@ -6,7 +6,8 @@ use keyward_core::model::{
 };
 use keyward_core::store::StoreError;
 use keyward_core::{KeyId, KeyRecord, ScopeSet};
-use sea_orm::Value;
+use sea_orm::{DbBackend, Value};
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::entity::api_key::{self, Column};
 use crate::error::corrupt;
@@ -29,8 +30,52 @@ fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
+/// An instant as a bound value on `backend`.
+///
+/// SQLite keeps instants as text and compares them as text (`expires_at > ?`, the listing
+/// cursor, the `updated_at = ?` of an update), so the text must be one fixed form that sorts
+/// like the instants it writes. keyward has always written `2026-11-29T20:13:01.123456+00:00`:
+/// RFC 3339 in UTC with `+00:00`, the fraction in 0, 3, 6 or 9 digits (chrono's form, which
+/// sorts right because `+` sorts before `.` and the digits). sqlx's encoding of `time` writes
+/// `Z` and the shortest fraction instead, under which `…:01Z` sorts after `…:01.5Z` and rows
+/// already stored would stop matching `updated_at = ?`; so SQLite gets the text written here.
+/// The other backends bind a typed timestamp.
+pub(crate) fn instant(backend: DbBackend, t: Option<OffsetDateTime>) -> Value {
+    match backend {
+        DbBackend::Sqlite => Value::String(t.map(sqlite_text)),
+        _ => Value::TimeDateTimeWithTimeZone(t),
+    }
+}
+
+/// [`instant`]'s SQLite text.
+pub(crate) fn sqlite_text(t: OffsetDateTime) -> String {
+    // Instants come from `time` (years -9999..=9999); one outside 0000-9999 in UTC cannot be
+    // stored by any backend and is written as it is, to be refused or kept as text.
+    let t = t.checked_to_offset(UtcOffset::UTC).unwrap_or(t);
+    let nanos = t.nanosecond();
+    let fraction = if nanos == 0 {
+        String::new()
+    } else if nanos.is_multiple_of(1_000_000) {
+        format!(".{:03}", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        format!(".{:06}", nanos / 1_000)
+    } else {
+        format!(".{nanos:09}")
+    };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}+00:00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 /// The management columns and their values (what `update` writes).
-pub(crate) fn management_values(r: &KeyRecord) -> Vec<(Column, Value)> {
+pub(crate) fn management_values(r: &KeyRecord, backend: DbBackend) -> Vec<(Column, Value)> {
+    let at = |t| instant(backend, t);
     let scopes: Vec<&str> = r.scopes.iter().map(|s| s.as_str()).collect();
     let ips: Vec<String> = r.ip_allowlist.iter().map(ToString::to_string).collect();
     vec![
@@ -64,9 +109,9 @@ pub(crate) fn management_values(r: &KeyRecord) -> Vec<(Column, Value)> {
             Column::RotatedTo,
             r.rotated_to.map(|k| k.as_str().to_owned()).into(),
         ),
-        (Column::NotBefore, r.not_before.into()),
-        (Column::ExpiresAt, r.expires_at.into()),
-        (Column::UpdatedAt, r.updated_at.into()),
+        (Column::NotBefore, at(r.not_before)),
+        (Column::ExpiresAt, at(r.expires_at)),
+        (Column::UpdatedAt, at(Some(r.updated_at))),
     ]
 }
 
@@ -83,7 +128,8 @@ pub(crate) fn digest_values(d: &KeyDigest) -> Vec<(Column, Value)> {
 }
 
 /// Every column but `id`, with its value, for an insert.
-pub(crate) fn insert_values(r: &KeyRecord) -> Vec<(Column, Value)> {
+pub(crate) fn insert_values(r: &KeyRecord, backend: DbBackend) -> Vec<(Column, Value)> {
+    let at = |t| instant(backend, t);
     let mut v = vec![
         (Column::KeyId, r.key_id.as_str().to_owned().into()),
         (Column::OwnerId, r.owner_id.clone().into()),
@@ -103,9 +149,9 @@ pub(crate) fn insert_values(r: &KeyRecord) -> Vec<(Column, Value)> {
         (Column::RequestCount, clamp(r.usage.request_count).into()),
         (Column::CreditsUsed, clamp(r.usage.credits_used).into()),
         (Column::CreditsPeriod, clamp(r.usage.credits_period).into()),
-        (Column::CreatedAt, r.created_at.into()),
-        (Column::LastUsedAt, r.last_used_at.into()),
-        (Column::RevokedAt, r.revoked_at.into()),
+        (Column::CreatedAt, at(Some(r.created_at))),
+        (Column::LastUsedAt, at(r.last_used_at)),
+        (Column::RevokedAt, at(r.revoked_at)),
         (
             Column::RotatedFrom,
             r.rotated_from.map(|k| k.as_str().to_owned()).into(),
@@ -116,11 +162,11 @@ pub(crate) fn insert_values(r: &KeyRecord) -> Vec<(Column, Value)> {
         ),
         (
             Column::LineageStartedAt,
-            r.lineage.map(|l| l.started_at).into(),
+            at(r.lineage.map(|l| l.started_at)),
         ),
     ];
     v.extend(digest_values(&r.digest));
-    v.extend(management_values(r));
+    v.extend(management_values(r, backend));
     v
 }
 
@@ -231,4 +277,55 @@ pub(crate) fn decode(m: api_key::Model) -> Result<KeyRecord, StoreError> {
             _ => return Err(corrupt("lineage half set")),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use keyward_core::clock::from_unix_micros;
+
+    use super::*;
+
+    fn at(us: i64) -> OffsetDateTime {
+        from_unix_micros(us).unwrap()
+    }
+
+    #[test]
+    fn sqlite_text_is_the_form_keyward_has_always_stored() {
+        // Rows written before the move to `time` hold exactly these strings (chrono's
+        // `to_rfc3339_opts(AutoSi, false)`, which sqlx wrote for a `DateTime<Utc>`).
+        for (us, text) in [
+            (1_732_876_543_123_456, "2024-11-29T10:35:43.123456+00:00"),
+            (1_732_876_543_000_000, "2024-11-29T10:35:43+00:00"),
+            (1_732_876_543_120_000, "2024-11-29T10:35:43.120+00:00"),
+            (1_732_876_543_000_001, "2024-11-29T10:35:43.000001+00:00"),
+        ] {
+            assert_eq!(sqlite_text(at(us)), text);
+        }
+        let offset = at(1_732_876_543_000_000).to_offset(UtcOffset::from_hms(2, 0, 0).unwrap());
+        assert_eq!(sqlite_text(offset), "2024-11-29T10:35:43+00:00");
+    }
+
+    #[test]
+    fn sqlite_text_sorts_like_the_instants() {
+        let base = 1_732_876_543_000_000;
+        let mut instants: Vec<i64> = [0, 1, 10, 120_000, 123_000, 123_456, 500_000, 999_999]
+            .iter()
+            .flat_map(|d| [base + d, base + 1_000_000 + d])
+            .collect();
+        instants.sort_unstable();
+        let texts: Vec<String> = instants.iter().map(|&us| sqlite_text(at(us))).collect();
+        let mut sorted = texts.clone();
+        sorted.sort();
+        assert_eq!(texts, sorted);
+    }
+
+    #[test]
+    fn other_backends_bind_a_typed_instant() {
+        let t = at(1_732_876_543_123_456);
+        assert_eq!(
+            instant(DbBackend::Postgres, Some(t)),
+            Value::TimeDateTimeWithTimeZone(Some(t))
+        );
+        assert_eq!(instant(DbBackend::Sqlite, None), Value::String(None));
+    }
 }

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use keyward_core::digest::KeyDigest;
 use keyward_core::store::{Cursor, KeyStore, Page, StoreError, StoreErrorKind, UsageDelta};
 use keyward_core::{KeyId, KeyRecord};
@@ -15,8 +14,9 @@ use sea_orm::{
     DbErr, FromQueryResult, IsolationLevel, Iterable, SqliteTransactionMode, TransactionOptions,
     TransactionTrait, Value,
 };
+use time::OffsetDateTime;
 
-use crate::codec::{clamp, decode, digest_values, insert_values, management_values};
+use crate::codec::{clamp, decode, digest_values, insert_values, instant, management_values};
 use crate::entity::api_key::{self, Column};
 use crate::entity::api_key_owner;
 use crate::error::{retryable, store_err};
@@ -122,6 +122,11 @@ impl SeaOrmKeyStore {
         self.db.get_database_backend()
     }
 
+    /// `t` bound as this backend stores instants ([`instant`]).
+    fn at(&self, t: OffsetDateTime) -> Value {
+        instant(self.backend(), Some(t))
+    }
+
     fn select(&self) -> SelectStatement {
         Query::select()
             .columns(Column::iter())
@@ -144,7 +149,8 @@ impl SeaOrmKeyStore {
     }
 
     fn insert_stmt(&self, record: &KeyRecord) -> Result<InsertStatement, StoreError> {
-        let (cols, vals): (Vec<Column>, Vec<Value>) = insert_values(record).into_iter().unzip();
+        let (cols, vals): (Vec<Column>, Vec<Value>) =
+            insert_values(record, self.backend()).into_iter().unzip();
         let mut stmt = Query::insert();
         stmt.into_table(self.tables.keys_iden()).columns(cols);
         stmt.values(vals.into_iter().map(Expr::val))
@@ -176,7 +182,7 @@ impl SeaOrmKeyStore {
         record: &KeyRecord,
         insert: &InsertStatement,
         max: u32,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<Result<(), StoreErrorKind>, DbErr> {
         let txn = self.begin_write().await?;
         match self.create_in(&txn, record, insert, max, now).await {
@@ -202,7 +208,7 @@ impl SeaOrmKeyStore {
         record: &KeyRecord,
         insert: &InsertStatement,
         max: u32,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<Result<(), StoreErrorKind>, DbErr> {
         let owner = record.owner_id.as_str();
         if self.backend() != DbBackend::Sqlite {
@@ -243,13 +249,13 @@ impl SeaOrmKeyStore {
             .cond_where(
                 Condition::any()
                     .add(Expr::col(Column::ExpiresAt).is_null())
-                    .add(Expr::col(Column::ExpiresAt).gt(now)),
+                    .add(Expr::col(Column::ExpiresAt).gt(self.at(now))),
             )
             .to_owned();
         let mut count: u64 = 0;
         for row in txn.query_all(&live).await? {
             let o: String = row.try_get("", "owner_id")?;
-            let e: Option<DateTime<Utc>> = row.try_get("", "expires_at")?;
+            let e: Option<OffsetDateTime> = row.try_get("", "expires_at")?;
             if o == owner && e.is_none_or(|e| now < e) {
                 count += 1;
             }
@@ -286,8 +292,8 @@ impl SeaOrmKeyStore {
                     Expr::case(
                         Condition::any()
                             .add(Expr::col(Column::LastUsedAt).is_null())
-                            .add(Expr::col(Column::LastUsedAt).lt(t)),
-                        Expr::val(t),
+                            .add(Expr::col(Column::LastUsedAt).lt(self.at(t))),
+                        Expr::val(self.at(t)),
                     )
                     .finally(Expr::col(Column::LastUsedAt)),
                 );
@@ -357,7 +363,7 @@ impl KeyStore for SeaOrmKeyStore {
         &self,
         record: &KeyRecord,
         max_per_owner: Option<u32>,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let insert = self.insert_stmt(record)?;
         let Some(max) = max_per_owner else {
@@ -419,10 +425,10 @@ impl KeyStore for SeaOrmKeyStore {
         if let Some(c) = cursor {
             stmt.cond_where(
                 Condition::any()
-                    .add(Expr::col(Column::CreatedAt).gt(c.created_at))
+                    .add(Expr::col(Column::CreatedAt).gt(self.at(c.created_at)))
                     .add(
                         Condition::all()
-                            .add(Expr::col(Column::CreatedAt).eq(c.created_at))
+                            .add(Expr::col(Column::CreatedAt).eq(self.at(c.created_at)))
                             .add(Expr::col(Column::KeyId).gt(c.key_id.as_str())),
                     ),
             );
@@ -454,16 +460,16 @@ impl KeyStore for SeaOrmKeyStore {
         Ok(Page { items, next_cursor })
     }
 
-    async fn update(&self, record: &KeyRecord, expected: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn update(&self, record: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
         let stmt = Query::update()
             .table(self.tables.keys_iden())
             .values(
-                management_values(record)
+                management_values(record, self.backend())
                     .into_iter()
                     .map(|(c, v)| (c, Expr::val(v))),
             )
             .and_where(Expr::col(Column::KeyId).eq(record.key_id.as_str()))
-            .and_where(Expr::col(Column::UpdatedAt).eq(expected))
+            .and_where(Expr::col(Column::UpdatedAt).eq(self.at(expected)))
             .and_where(Expr::col(Column::RevokedAt).is_null())
             .to_owned();
         let res = self
@@ -492,12 +498,12 @@ impl KeyStore for SeaOrmKeyStore {
     async fn revoke(
         &self,
         key_id: &KeyId,
-        at: DateTime<Utc>,
+        at: OffsetDateTime,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let stmt = Query::update()
             .table(self.tables.keys_iden())
-            .value(Column::RevokedAt, at)
-            .value(Column::UpdatedAt, at)
+            .value(Column::RevokedAt, self.at(at))
+            .value(Column::UpdatedAt, self.at(at))
             .and_where(Expr::col(Column::KeyId).eq(key_id.as_str()))
             .and_where(Expr::col(Column::RevokedAt).is_null())
             .to_owned();

@@ -191,3 +191,81 @@ async fn sqlite_sql_files_then_migrate() {
         .unwrap();
     support::sql_files_then_migrate(&db).await;
 }
+
+/// Instants are stored as the text keyward has always written (RFC 3339, `+00:00`, a fraction
+/// of 0, 3 or 6 digits), so databases written before the move from chrono to `time` keep
+/// working: `update` matches `updated_at` by text, and the listing cursor and the live-key
+/// count compare instants as text.
+#[tokio::test]
+async fn instants_are_stored_in_the_text_form_older_databases_hold() {
+    use keyward_core::store::Cursor;
+    use keyward_sea_orm::sea_orm::{ConnectionTrait, Statement};
+    use keyward_test::store_suite::{at, record};
+
+    let store = store_at(&fresh_path(), Tables::default()).await;
+    // One second, three fractions: with `Z` and the shortest fraction, `…:08Z` would sort
+    // after `…:08.5Z`.
+    let (whole, millis, micros) = (at(1, 0), at(1, 500_000), at(1, 123_456));
+    let mut expiring = record("owner-a", whole);
+    expiring.expires_at = Some(at(2, 0));
+    for r in [
+        expiring.clone(),
+        record("owner-a", millis),
+        record("owner-a", micros),
+    ] {
+        store.create(&r, Some(3), whole).await.unwrap();
+    }
+    let rows = store
+        .connection()
+        .query_all_raw(Statement::from_string(
+            store.connection().get_database_backend(),
+            "SELECT created_at, expires_at FROM api_keys ORDER BY created_at",
+        ))
+        .await
+        .unwrap();
+    let text: Vec<(String, Option<String>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "created_at").unwrap(),
+                r.try_get("", "expires_at").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        text,
+        [
+            (
+                "2026-03-04T05:06:08+00:00".to_owned(),
+                Some("2026-03-04T05:06:09+00:00".to_owned())
+            ),
+            ("2026-03-04T05:06:08.123456+00:00".to_owned(), None),
+            ("2026-03-04T05:06:08.500+00:00".to_owned(), None),
+        ]
+    );
+
+    // The cursor after the first key, in that same second, finds the other two in order.
+    let page = store
+        .list_by_owner("owner-a", Some(Cursor::after(&expiring)), 10)
+        .await
+        .unwrap();
+    let created: Vec<_> = page.items.iter().map(|r| r.created_at).collect();
+    assert_eq!(created, [micros, millis]);
+
+    // The key expiring at 05:06:09 no longer counts toward the cap from then on.
+    store
+        .create(&record("owner-a", at(2, 0)), Some(3), at(2, 0))
+        .await
+        .unwrap();
+
+    // `update` finds the row by its stored `updated_at` text.
+    let mut changed = store.get(&expiring.key_id).await.unwrap().unwrap();
+    let expected = changed.updated_at;
+    changed.name = "renamed".to_owned();
+    changed.updated_at = at(3, 120_000);
+    store.update(&changed, expected).await.unwrap();
+    assert_eq!(
+        store.get(&expiring.key_id).await.unwrap().unwrap().name,
+        "renamed"
+    );
+}

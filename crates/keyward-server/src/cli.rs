@@ -4,9 +4,11 @@
 
 use std::io::Write as _;
 
-use chrono::{DateTime, Utc};
 use keyward_core::service::{CreateKeyRequest, CreatedKey, RotateKeyRequest};
 use keyward_core::{Actor, KeyId, KeyView, Keyward};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
 
 use crate::config::{KeysArgs, KeysCommand, MigrateArgs};
 use crate::duration::parse_duration;
@@ -109,11 +111,11 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
             };
             let expires_at = match expires_at {
                 None => None,
-                Some(t) => Some(
-                    DateTime::parse_from_rfc3339(t.trim())
-                        .map_err(|e| AppError::config(format!("invalid --expires-at {t:?}: {e} (use RFC 3339, e.g. 2027-01-31T00:00:00Z)")))?
-                        .with_timezone(&Utc),
-                ),
+                Some(t) => Some(OffsetDateTime::parse(t.trim(), &Rfc3339).map_err(|e| {
+                    AppError::config(format!(
+                        "invalid --expires-at {t:?}: {e} (use RFC 3339, e.g. 2027-01-31T00:00:00Z)"
+                    ))
+                })?),
             };
             let req = CreateKeyRequest {
                 name,
@@ -301,10 +303,16 @@ fn scopes(k: &KeyView) -> String {
 }
 
 /// `2026-01-31 12:00:00Z`, or `-`.
-pub(crate) fn time(t: Option<DateTime<Utc>>) -> String {
+pub(crate) fn time(t: Option<OffsetDateTime>) -> String {
     t.map_or_else(
         || "-".to_owned(),
-        |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        |t| {
+            let utc = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+            utc.format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+            ))
+            .unwrap_or_else(|_| utc.to_string())
+        },
     )
 }
 

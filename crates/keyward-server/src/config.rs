@@ -204,7 +204,7 @@ pub(crate) fn resolve_policy(
     let default_ttl = match default_ttl {
         None => None,
         Some(d) => Some(
-            chrono::Duration::from_std(d)
+            time::Duration::try_from(d)
                 .map_err(|_| AppError::config("invalid --default-ttl: too long".to_owned()))?,
         ),
     };

@@ -80,7 +80,7 @@ pub(crate) fn resolve(
                 return Err(invalid("max-ttl", v, "must be more than 0s".into()));
             }
             Some(
-                chrono::Duration::from_std(d)
+                time::Duration::try_from(d)
                     .map_err(|_| invalid("max-ttl", v, "too long".into()))?,
             )
         }
@@ -135,7 +135,7 @@ mod tests {
         let d = resolve(Some("10/1m"), Some("100"), Some("30d")).unwrap();
         assert_eq!(d.rate_limit.unwrap().requests, 10);
         assert_eq!(d.credits.unwrap().limit, 100);
-        assert_eq!(d.max_ttl.unwrap().num_days(), 30);
+        assert_eq!(d.max_ttl.unwrap().whole_days(), 30);
         assert_eq!(
             resolve(None, None, None).unwrap(),
             SelfServiceDefaults::default()

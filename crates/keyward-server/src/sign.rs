@@ -8,13 +8,14 @@
 
 use std::io::{IsTerminal as _, Read as _};
 
-use chrono::{DateTime, Utc};
 use keyward_core::key::ParsedKey;
 use keyward_core::signing::SigningOptions;
 use keyward_core::sigv4::{
     AccessKey, MAX_HTTP_REQUEST_LEN, Payload, SignableRequest, Signer, parse_amz_date,
     parse_http_request,
 };
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::cli::out;
 use crate::config::SignArgs;
@@ -45,12 +46,12 @@ pub(crate) fn run(args: &SignArgs) -> Result<(), AppError> {
             "no request on stdin: pipe in a raw HTTP/1.1 request (request line, headers, blank line, body)",
         ));
     }
-    let output = sign_bytes(args, &input, Utc::now())?;
+    let output = sign_bytes(args, &input, OffsetDateTime::now_utc())?;
     out(&output)
 }
 
 /// Signs `input` as `args` say, `now` being the default signing time; returns what to print.
-fn sign_bytes(args: &SignArgs, input: &[u8], now: DateTime<Utc>) -> Result<String, AppError> {
+fn sign_bytes(args: &SignArgs, input: &[u8], now: OffsetDateTime) -> Result<String, AppError> {
     let parsed = parse_http_request(input)
         .map_err(|e| AppError::config(format!("cannot parse the request on stdin: {e}")))?;
     let (access_key_id, secret) = match (&args.key, &args.access_key_id, &args.secret) {
@@ -130,15 +131,11 @@ fn sign_bytes(args: &SignArgs, input: &[u8], now: DateTime<Utc>) -> Result<Strin
 }
 
 /// `YYYYMMDDTHHMMSSZ` or RFC 3339.
-fn parse_date(s: &str) -> Result<DateTime<Utc>, AppError> {
+fn parse_date(s: &str) -> Result<OffsetDateTime, AppError> {
     let s = s.trim();
     parse_amz_date(s.as_bytes())
         .ok()
-        .or_else(|| {
-            DateTime::parse_from_rfc3339(s)
-                .ok()
-                .map(|d| d.with_timezone(&Utc))
-        })
+        .or_else(|| OffsetDateTime::parse(s, &Rfc3339).ok())
         .ok_or_else(|| {
             AppError::config(format!(
                 "invalid --date {s:?}: use YYYYMMDDTHHMMSSZ (20150830T123600Z) or RFC 3339"
@@ -170,7 +167,7 @@ mod tests {
         let out = sign_bytes(
             &args(),
             b"POST /x HTTP/1.1\nHost: example.com\n\nabc",
-            Utc::now(),
+            OffsetDateTime::now_utc(),
         )
         .unwrap();
         assert!(out.starts_with("POST /x HTTP/1.1\r\nHost: example.com\r\n"));
@@ -183,15 +180,30 @@ mod tests {
     fn refusals() {
         let mut a = args();
         a.date = Some("yesterday".into());
-        let e = sign_bytes(&a, b"GET / HTTP/1.1\nHost: h\n\n", Utc::now()).unwrap_err();
+        let e = sign_bytes(
+            &a,
+            b"GET / HTTP/1.1\nHost: h\n\n",
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("--date"), "{e}");
-        let e = sign_bytes(&args(), b"GET / HTTP/1.1\nX: y\n\n", Utc::now()).unwrap_err();
+        let e = sign_bytes(
+            &args(),
+            b"GET / HTTP/1.1\nX: y\n\n",
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("cannot sign"), "{e}");
         let mut a = args();
         a.access_key_id = None;
         a.secret = None;
         a.key = Some("kw_live_notakey".parse().unwrap());
-        let e = sign_bytes(&a, b"GET / HTTP/1.1\nHost: h\n\n", Utc::now()).unwrap_err();
+        let e = sign_bytes(
+            &a,
+            b"GET / HTTP/1.1\nHost: h\n\n",
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap_err();
         assert!(!e.to_string().contains("notakey"), "{e}");
     }
 }

@@ -255,7 +255,7 @@ fn nginx_auth_request_signed() {
                 .sign(
                     &AccessKey::new(&id, raw.as_bytes()).unwrap(),
                     &req,
-                    chrono::Utc::now(),
+                    time::OffsetDateTime::now_utc(),
                 )
                 .unwrap()
                 .headers()

@@ -253,7 +253,7 @@ fn oversize_signed_body_is_413() {
                 .sign(
                     &AccessKey::new(&id, raw.as_bytes()).unwrap(),
                     &req,
-                    chrono::Utc::now(),
+                    time::OffsetDateTime::now_utc(),
                 )
                 .unwrap();
             let mut h: Vec<(String, String)> = out

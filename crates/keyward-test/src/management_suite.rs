@@ -34,12 +34,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use keyward_core::key::KeyId;
 use keyward_core::model::{Credits, Policy, RateLimit, SelfServiceDefaults};
 use keyward_core::{KeyStore, Keyring, Keyward};
 use reqwest::Method;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::http_suite::{Created, assert_problem, created};
 
@@ -80,7 +81,7 @@ pub fn management_keyward(store: Arc<dyn KeyStore>) -> Keyward {
                 limit: SELF_SERVICE_CREDITS,
                 refill_seconds: None,
             }),
-            max_ttl: Some(chrono::Duration::days(SELF_SERVICE_MAX_TTL_DAYS)),
+            max_ttl: Some(time::Duration::days(SELF_SERVICE_MAX_TTL_DAYS)),
         },
         ..Policy::default()
     };
@@ -258,15 +259,15 @@ pub async fn assert_refused(res: reqwest::Response, field: &str) -> Value {
     body
 }
 
-fn time(v: &Value) -> DateTime<Utc> {
+fn time(v: &Value) -> OffsetDateTime {
     v.as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
+        .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
         .unwrap_or_else(|| panic!("not a timestamp: {v}"))
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339)
+        .unwrap_or_else(|e| panic!("{t} has no RFC 3339 form: {e}"))
 }
 
 /// Owners and key-less callers never grant `keyward:` scopes; nobody grants them by wildcard.
@@ -490,18 +491,18 @@ pub async fn case_owners_narrow_and_shorten(app: MgmtApp) {
         .owner_patch(&o, &c.id, json!({"expires_at": null}))
         .await;
     assert_refused(res, "expires_at").await;
-    let later = rfc3339(expires + chrono::Duration::days(1));
+    let later = rfc3339(expires + time::Duration::days(1));
     let res = app
         .owner_patch(&o, &c.id, json!({"expires_at": later}))
         .await;
     assert_refused(res, "expires_at").await;
-    let sooner = Utc::now() + chrono::Duration::days(1);
+    let sooner = OffsetDateTime::now_utc() + time::Duration::days(1);
     let res = app
         .owner_patch(&o, &c.id, json!({"expires_at": rfc3339(sooner)}))
         .await;
     assert_eq!(res.status(), 200);
     let v: Value = res.json().await.unwrap();
-    assert!((time(&v["expires_at"]) - sooner).num_seconds().abs() <= 1);
+    assert!((time(&v["expires_at"]) - sooner).whole_seconds().abs() <= 1);
     // The administrator widens and extends.
     let res = app
         .admin_patch(
@@ -527,7 +528,7 @@ pub async fn case_self_service_defaults(app: MgmtApp) {
     );
     assert_eq!(key["credits"]["limit"], SELF_SERVICE_CREDITS);
     let lives = time(&key["expires_at"]) - time(&key["created_at"]);
-    assert_eq!(lives.num_days(), SELF_SERVICE_MAX_TTL_DAYS, "{key}");
+    assert_eq!(lives.whole_days(), SELF_SERVICE_MAX_TTL_DAYS, "{key}");
     let res = send(app.as_owner(Method::POST, "/api-keys", &o).json(&json!({
         "name": "long",
         "ttl_seconds": (SELF_SERVICE_MAX_TTL_DAYS + 1) * 86_400
@@ -539,7 +540,7 @@ pub async fn case_self_service_defaults(app: MgmtApp) {
         .owner_create(&o, json!({"name": "short", "ttl_seconds": 3600}))
         .await;
     let lives = time(&short.body["key"]["expires_at"]) - time(&short.body["key"]["created_at"]);
-    assert_eq!(lives.num_seconds(), 3600);
+    assert_eq!(lives.whole_seconds(), 3600);
     let a = app.admin_create(&o, json!({"name": "by-admin"})).await;
     for field in ["rate_limit", "credits", "expires_at"] {
         assert!(

@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let signed = Signer::new("us-east-1", "keyward")?.sign(
         &AccessKey::new(key_id, raw_key.as_bytes())?,
         &request,
-        chrono::Utc::now(),
+        time::OffsetDateTime::now_utc(),
     )?;
 
     let mut call = reqwest::Client::new().get(url);

@@ -20,7 +20,7 @@ use keyward_core::{Keyring, Keyward, Policy};
 
 /// A keyward over the in-memory store with a manual clock.
 pub fn memory_keyward(policy: Policy) -> (Keyward, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
     let kw = Keyward::builder(
         Arc::new(MemoryKeyStore::new()),
         Keyring::insecure_test_keyring(),

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use time::OffsetDateTime;
 
 use crate::cache::{CacheConfig, Entry, KeyCache};
 use crate::clock::{Clock, SystemClock};
@@ -226,7 +226,7 @@ impl Keyward {
 
     /// The clock.
     #[must_use]
-    pub fn now(&self) -> DateTime<Utc> {
+    pub fn now(&self) -> OffsetDateTime {
         self.0.clock.now()
     }
 
@@ -542,7 +542,7 @@ impl Keyward {
         required: &ScopeRequirement,
         ctx: &VerifyContext,
         now_us: i64,
-        precise: Option<DateTime<Utc>>,
+        precise: Option<OffsetDateTime>,
         nonce: Option<(&str, Duration)>,
     ) -> Result<Principal, VerifyError> {
         let record = &entry.record;

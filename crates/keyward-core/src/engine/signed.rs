@@ -27,7 +27,7 @@ impl Keyward {
         authorization: &[u8],
         ctx: &VerifyContext,
     ) -> Result<(), VerifyError> {
-        let now_us = self.0.clock.now().timestamp_micros();
+        let now_us = crate::clock::unix_micros(self.0.clock.now());
         // Even for a known signing key: buffering bodies is what an address over its failures
         // (uploads that never finished, among them) may not make this instance do.
         if let Some(wait) = self.0.throttle.refused(ctx.client_ip, now_us) {
@@ -62,7 +62,7 @@ impl Keyward {
     ///
     /// [`SigningOptions::max_body_time`]: crate::signing::SigningOptions::max_body_time
     pub async fn signed_body_failed(&self, ctx: &VerifyContext) {
-        let now_us = self.0.clock.now().timestamp_micros();
+        let now_us = crate::clock::unix_micros(self.0.clock.now());
         self.count_failure(ctx, now_us).await;
     }
 
@@ -100,7 +100,7 @@ impl Keyward {
             .parse()
             .map_err(|_| VerifyError::SignatureInvalid)?;
         let now = self.0.clock.now();
-        let now_us = now.timestamp_micros();
+        let now_us = crate::clock::unix_micros(now);
         let entry = match self.lookup(&key_id, now_us, ctx).await? {
             Lookup::Found(e) => e,
             Lookup::Unknown => {
@@ -144,7 +144,7 @@ impl Keyward {
             &entry,
             required,
             ctx,
-            now.timestamp_micros(),
+            crate::clock::unix_micros(now),
             Some(now),
             Some((&replay_key, options.replay_ttl())),
         )

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, Utc};
+use time::OffsetDateTime;
 
 use crate::cache::Entry;
 use crate::key::KeyId;
@@ -103,7 +103,7 @@ impl Keyward {
         &self,
         entry: &Entry,
         now_us: i64,
-        precise: Option<DateTime<Utc>>,
+        precise: Option<OffsetDateTime>,
         credits: Option<(u64, u64)>,
     ) {
         self.0.usage.count(entry);

@@ -1,7 +1,7 @@
 //! The management service: create (the raw key is returned once), get, list, update, revoke,
 //! rotate. Every call names the owner it acts for; a key of another owner is "not found".
 
-use chrono::{DateTime, Utc};
+use time::OffsetDateTime;
 
 use crate::Keyward;
 use crate::authz::{self, Actor};
@@ -142,33 +142,29 @@ impl Keyward {
                 ));
                 None
             }
-            (None, Some(t)) => {
-                match chrono::Duration::try_seconds(t).and_then(|d| now.checked_add_signed(d)) {
-                    Some(e) => Some(e),
-                    None => {
-                        errors.push(FieldError::new(
-                            "ttl_seconds",
-                            "out_of_range",
-                            "too far in the future",
-                        ));
-                        None
-                    }
+            (None, Some(t)) => match now.checked_add(time::Duration::seconds(t)) {
+                Some(e) => Some(e),
+                None => {
+                    errors.push(FieldError::new(
+                        "ttl_seconds",
+                        "out_of_range",
+                        "too far in the future",
+                    ));
+                    None
                 }
-            }
-            (None, None) => default_ttl.and_then(|d| now.checked_add_signed(d)),
+            },
+            (None, None) => default_ttl.and_then(|d| now.checked_add(d)),
         };
         self.validate_expiry(&mut errors, "expires_at", expires_at, now, now);
         if let Some(max) = self_service.and_then(|s| s.max_ttl) {
-            let limit = now
-                .checked_add_signed(max)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let limit = now.checked_add(max).unwrap_or(crate::clock::LATEST);
             if expires_at.is_none_or(|e| e > limit) {
                 errors.push(FieldError::new(
                     "expires_at",
                     "too_far",
                     format!(
                         "self-service keys live at most {} seconds",
-                        max.num_seconds()
+                        max.whole_seconds()
                     ),
                 ));
             }
@@ -257,7 +253,7 @@ impl Keyward {
         mut record: KeyRecord,
         signing: bool,
         max: Option<u32>,
-        now: DateTime<Utc>,
+        now: OffsetDateTime,
     ) -> Result<CreatedKey, ServiceError> {
         // A key id collision (62^12 space) is astronomically unlikely; retry a few times anyway.
         for _ in 0..3 {
@@ -539,10 +535,10 @@ pub(crate) const WRITE_ATTEMPTS: usize = 8;
 
 /// The `updated_at` of a write at `now`: strictly after the record's, so that every write makes
 /// a new version even within one microsecond.
-pub(crate) fn next_version_time(record: &KeyRecord, now: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn next_version_time(record: &KeyRecord, now: OffsetDateTime) -> OffsetDateTime {
     let after = record
         .updated_at
-        .checked_add_signed(chrono::Duration::microseconds(1))
+        .checked_add(time::Duration::microseconds(1))
         .unwrap_or(record.updated_at);
     now.max(after)
 }

@@ -1,7 +1,7 @@
 //! Checking a request's fields before any store call: text lengths, scopes, addresses,
 //! expiry, limits and metadata. Every problem is collected, not just the first.
 
-use chrono::{DateTime, Utc};
+use time::OffsetDateTime;
 
 use crate::Keyward;
 use crate::model::{Credits, IpNet, Metadata, RateLimit};
@@ -104,9 +104,9 @@ impl Keyward {
         &self,
         errors: &mut Vec<FieldError>,
         field: &str,
-        expires_at: Option<DateTime<Utc>>,
-        created_at: DateTime<Utc>,
-        now: DateTime<Utc>,
+        expires_at: Option<OffsetDateTime>,
+        created_at: OffsetDateTime,
+        now: OffsetDateTime,
     ) {
         if let Some(e) = expires_at
             && e <= now
@@ -115,14 +115,12 @@ impl Keyward {
             return;
         }
         if let Some(max) = self.policy().max_ttl {
-            let limit = created_at
-                .checked_add_signed(max)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let limit = created_at.checked_add(max).unwrap_or(crate::clock::LATEST);
             if expires_at.is_none_or(|e| e > limit) {
                 errors.push(FieldError::new(
                     field,
                     "too_far",
-                    format!("keys may live at most {} seconds", max.num_seconds()),
+                    format!("keys may live at most {} seconds", max.whole_seconds()),
                 ));
             }
         }

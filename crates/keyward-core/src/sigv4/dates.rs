@@ -8,7 +8,7 @@ use super::*;
 ///
 /// [`SignatureError::MalformedDate`] for anything else, including impossible dates and leap
 /// seconds.
-pub fn parse_amz_date(value: &[u8]) -> Result<DateTime<Utc>, SignatureError> {
+pub fn parse_amz_date(value: &[u8]) -> Result<OffsetDateTime, SignatureError> {
     let bad = SignatureError::MalformedDate;
     let [
         y0,
@@ -45,14 +45,17 @@ pub fn parse_amz_date(value: &[u8]) -> Result<DateTime<Utc>, SignatureError> {
 /// # Errors
 ///
 /// [`SignatureError::TimestampOutOfRange`] when the year is outside 0..=9999.
-pub fn format_amz_date(timestamp: DateTime<Utc>) -> Result<String, SignatureError> {
+pub fn format_amz_date(timestamp: OffsetDateTime) -> Result<String, SignatureError> {
+    let timestamp = timestamp
+        .checked_to_offset(UtcOffset::UTC)
+        .ok_or(SignatureError::TimestampOutOfRange)?;
     let year = timestamp.year();
     if !(0..=9999).contains(&year) {
         return Err(SignatureError::TimestampOutOfRange);
     }
     Ok(format!(
         "{year:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        timestamp.month(),
+        u8::from(timestamp.month()),
         timestamp.day(),
         timestamp.hour(),
         timestamp.minute(),
@@ -62,7 +65,7 @@ pub fn format_amz_date(timestamp: DateTime<Utc>) -> Result<String, SignatureErro
 
 /// Parses a `date` header: the SigV4 basic format, or an RFC 9110 IMF-fixdate
 /// (`Sun, 30 Aug 2015 12:36:00 GMT`).
-pub(super) fn parse_date_header(value: &[u8]) -> Result<DateTime<Utc>, SignatureError> {
+pub(super) fn parse_date_header(value: &[u8]) -> Result<OffsetDateTime, SignatureError> {
     if value.len() == 16 {
         return parse_amz_date(value);
     }
@@ -121,7 +124,7 @@ pub(super) fn parse_date_header(value: &[u8]) -> Result<DateTime<Utc>, Signature
     let minute = digits(&[mi0, mi1]).ok_or(bad.clone())?;
     let second = digits(&[s0, s1]).ok_or(bad.clone())?;
     let time = utc(year, month, day, hour, minute, second).ok_or(bad.clone())?;
-    if time.weekday().num_days_from_monday() as usize != weekday {
+    if usize::from(time.weekday().number_days_from_monday()) != weekday {
         return Err(bad);
     }
     Ok(time)
@@ -134,10 +137,20 @@ pub(super) fn utc(
     hour: u32,
     minute: u32,
     second: u32,
-) -> Option<DateTime<Utc>> {
-    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
-    let naive = date.and_hms_opt(hour, minute, second)?;
-    Some(Utc.from_utc_datetime(&naive))
+) -> Option<OffsetDateTime> {
+    let date = calendar_date(year, month, day)?;
+    let time = Time::from_hms(
+        u8::try_from(hour).ok()?,
+        u8::try_from(minute).ok()?,
+        u8::try_from(second).ok()?,
+    )
+    .ok()?;
+    Some(PrimitiveDateTime::new(date, time).assume_utc())
+}
+
+fn calendar_date(year: u32, month: u32, day: u32) -> Option<Date> {
+    let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
+    Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()
 }
 
 pub(super) fn digits(bytes: &[u8]) -> Option<u32> {
@@ -151,6 +164,6 @@ pub(super) fn is_scope_date(value: &str) -> bool {
     bytes.len() == 8
         && matches!(
             (digits(bytes.get(0..4).unwrap_or_default()), digits(bytes.get(4..6).unwrap_or_default()), digits(bytes.get(6..8).unwrap_or_default())),
-            (Some(y), Some(m), Some(d)) if i32::try_from(y).ok().and_then(|y| NaiveDate::from_ymd_opt(y, m, d)).is_some()
+            (Some(y), Some(m), Some(d)) if calendar_date(y, m, d).is_some()
         )
 }

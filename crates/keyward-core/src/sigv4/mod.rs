@@ -68,10 +68,10 @@
 //!     verify_signature, Authorization, AccessKey, Payload, SignableRequest, Signer,
 //!     VerifyOptions,
 //! };
-//! use chrono::{TimeZone, Utc};
+//! use time::macros::datetime;
 //!
 //! # fn main() -> Result<(), keyward_core::sigv4::SignatureError> {
-//! let now = Utc.with_ymd_and_hms(2015, 8, 30, 12, 36, 0).single().unwrap_or_default();
+//! let now = datetime!(2015-08-30 12:36:00 UTC);
 //! let body = br#"{"report":"q3"}"#;
 //!
 //! // Client: sign.
@@ -100,10 +100,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use ring::{digest, hmac};
 use subtle::ConstantTimeEq;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// The only signing algorithm accepted: `AWS4-HMAC-SHA256`.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";

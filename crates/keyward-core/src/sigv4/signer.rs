@@ -62,7 +62,7 @@ impl Signer {
         &self,
         credentials: &AccessKey<'_>,
         request: &SignableRequest<'_>,
-        timestamp: DateTime<Utc>,
+        timestamp: OffsetDateTime,
     ) -> Result<SigningOutput, SignatureError> {
         let limits = &self.limits;
         if request.headers.len() > limits.max_headers {

@@ -2,8 +2,8 @@
 
 use super::*;
 
-fn at(s: &str) -> DateTime<Utc> {
-    parse_amz_date(s.as_bytes()).unwrap_or_default()
+fn at(s: &str) -> OffsetDateTime {
+    parse_amz_date(s.as_bytes()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[test]

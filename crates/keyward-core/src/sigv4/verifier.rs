@@ -94,7 +94,7 @@ pub struct VerifiedSignature {
     pub(super) signed_headers: Vec<String>,
     pub(super) signature: [u8; 32],
     pub(super) nonce: Option<String>,
-    pub(super) timestamp: DateTime<Utc>,
+    pub(super) timestamp: OffsetDateTime,
 }
 
 impl VerifiedSignature {
@@ -124,7 +124,7 @@ impl VerifiedSignature {
 
     /// The request date.
     #[must_use]
-    pub fn timestamp(&self) -> DateTime<Utc> {
+    pub fn timestamp(&self) -> OffsetDateTime {
         self.timestamp
     }
 
@@ -170,7 +170,7 @@ pub fn verify_signature(
     authorization: &Authorization,
     secret: &[u8],
     options: &VerifyOptions,
-    now: DateTime<Utc>,
+    now: OffsetDateTime,
 ) -> Result<VerifiedSignature, SignatureError> {
     let limits = &options.limits;
     if request.headers.len() > limits.max_headers {
@@ -253,11 +253,11 @@ pub fn verify_signature(
     }
 
     // Only an authentic request learns that it is stale.
-    let max_skew = TimeDelta::from_std(options.max_skew).unwrap_or(TimeDelta::MAX);
-    let offset = timestamp.signed_duration_since(now);
+    let max_skew = time::Duration::try_from(options.max_skew).unwrap_or(time::Duration::MAX);
+    let offset = timestamp - now;
     if offset > max_skew || offset < -max_skew {
         return Err(SignatureError::Expired {
-            offset_seconds: offset.num_seconds(),
+            offset_seconds: offset.whole_seconds(),
         });
     }
 

@@ -182,7 +182,7 @@ pub fn engine(store: Arc<dyn KeyStore>, backend: &RedisBackend, clock: Arc<dyn C
 
 /// A manual clock at a fixed, microsecond-aligned instant.
 pub fn manual_clock() -> Arc<ManualClock> {
-    let t = chrono::DateTime::from_timestamp(1_900_000_000, 0).expect("time");
+    let t = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).expect("time");
     Arc::new(ManualClock::new(t))
 }
 

@@ -72,17 +72,17 @@ pub struct Model {
     /// Deactivated keys fail verification.
     pub is_active: bool,
     /// Creation time.
-    pub created_at: DateTimeUtc,
+    pub created_at: TimeDateTimeWithTimeZone,
     /// Last management change.
-    pub updated_at: DateTimeUtc,
+    pub updated_at: TimeDateTimeWithTimeZone,
     /// Not valid before.
-    pub not_before: Option<DateTimeUtc>,
+    pub not_before: Option<TimeDateTimeWithTimeZone>,
     /// Not valid from.
-    pub expires_at: Option<DateTimeUtc>,
+    pub expires_at: Option<TimeDateTimeWithTimeZone>,
     /// Last verified use.
-    pub last_used_at: Option<DateTimeUtc>,
+    pub last_used_at: Option<TimeDateTimeWithTimeZone>,
     /// Soft revocation time.
-    pub revoked_at: Option<DateTimeUtc>,
+    pub revoked_at: Option<TimeDateTimeWithTimeZone>,
     /// The key this one replaced by rotation.
     #[sea_orm(column_type = "String(StringLen::N(12))", nullable)]
     pub rotated_from: Option<String>,
@@ -97,7 +97,7 @@ pub struct Model {
     #[sea_orm(column_type = "String(StringLen::N(12))", nullable)]
     pub lineage_root: Option<String>,
     /// When the chain's first key was created: credit periods start there (migration 0002).
-    pub lineage_started_at: Option<DateTimeUtc>,
+    pub lineage_started_at: Option<TimeDateTimeWithTimeZone>,
 }
 
 /// No relations.

@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use keyward_core::Keyward;
 use keyward_core::key::KeyId;
 use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
 use keyward_core::store::KeyStore;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
 use super::*;
 
@@ -195,7 +195,7 @@ impl TestApp {
         &self,
         req: &ToSign<'_>,
         key: &Created,
-        at: DateTime<Utc>,
+        at: OffsetDateTime,
     ) -> Vec<(String, String)> {
         let host = self.addr.to_string();
         let mut headers: Vec<(&str, &[u8])> = vec![("host", host.as_bytes())];
@@ -243,7 +243,7 @@ impl TestApp {
 
     /// Signs `req` with `key` now and sends it.
     pub async fn signed(&self, req: &ToSign<'_>, key: &Created) -> reqwest::Response {
-        let auth = self.sign(req, key, Utc::now());
+        let auth = self.sign(req, key, OffsetDateTime::now_utc());
         self.send_signed(req, &auth).await
     }
 

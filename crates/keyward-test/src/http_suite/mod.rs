@@ -53,7 +53,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::key::KeyId;
 use keyward_core::model::Policy;
@@ -61,6 +60,7 @@ use keyward_core::scope::ScopeCatalog;
 use keyward_core::signing::SigningOptions;
 use keyward_core::store::{Cursor, KeyStore, Page, StoreError, UsageDelta};
 use keyward_core::{KeyRecord, Keyring, Keyward};
+use time::OffsetDateTime;
 
 mod app;
 mod keys;
@@ -136,7 +136,7 @@ impl KeyStore for FailingStore {
         &self,
         _: &KeyRecord,
         _: Option<u32>,
-        _: DateTime<Utc>,
+        _: OffsetDateTime,
     ) -> Result<(), StoreError> {
         Err(down())
     }
@@ -146,7 +146,7 @@ impl KeyStore for FailingStore {
     async fn list_by_owner(&self, _: &str, _: Option<Cursor>, _: u32) -> Result<Page, StoreError> {
         Err(down())
     }
-    async fn update(&self, _: &KeyRecord, _: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn update(&self, _: &KeyRecord, _: OffsetDateTime) -> Result<(), StoreError> {
         Err(down())
     }
     async fn set_digest(
@@ -156,7 +156,7 @@ impl KeyStore for FailingStore {
     ) -> Result<(), StoreError> {
         Err(down())
     }
-    async fn revoke(&self, _: &KeyId, _: DateTime<Utc>) -> Result<Option<KeyRecord>, StoreError> {
+    async fn revoke(&self, _: &KeyId, _: OffsetDateTime) -> Result<Option<KeyRecord>, StoreError> {
         Err(down())
     }
     async fn record_usage(&self, _: &[UsageDelta]) -> Result<(), StoreError> {

@@ -4,9 +4,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use chrono::Utc;
 use keyward_core::{KeyFormat, Keyward};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
 use super::*;
 
@@ -543,7 +543,7 @@ pub async fn case_signed_refused_before_body(app: TestApp) {
         app.addr,
         body.len()
     );
-    for (n, v) in app.sign(&req, &signer, Utc::now()) {
+    for (n, v) in app.sign(&req, &signer, OffsetDateTime::now_utc()) {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
     head.push_str("\r\n");

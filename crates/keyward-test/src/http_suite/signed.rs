@@ -4,11 +4,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use chrono::Utc;
 use keyward_core::Keyward;
 use keyward_core::key::KeyId;
 use keyward_core::store::KeyStore;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
 use super::*;
 
@@ -71,7 +71,7 @@ pub async fn case_signed_round_trip(app: TestApp) {
 pub async fn case_signed_tampering(app: TestApp) {
     let owner = app.owner("tamper");
     let k = app.create_signing(&owner, &["reports:read", "a:x"]).await;
-    let now = Utc::now();
+    let now = OffsetDateTime::now_utc();
     let body = b"amount=10";
     let signed_put = ToSign {
         method: "PUT",
@@ -176,7 +176,11 @@ pub async fn case_signed_expired(app: TestApp) {
     let k = app.create_signing(&owner, &["reports:read"]).await;
     let req = ToSign::new("GET", "/protected");
     for off in [-600i64, 600] {
-        let auth = app.sign(&req, &k, Utc::now() + chrono::Duration::seconds(off));
+        let auth = app.sign(
+            &req,
+            &k,
+            OffsetDateTime::now_utc() + time::Duration::seconds(off),
+        );
         assert_problem(app.send_signed(&req, &auth).await, 401, "SIGNATURE_EXPIRED").await;
     }
     assert_eq!(app.signed(&req, &k).await.status(), 200);
@@ -188,7 +192,7 @@ pub async fn case_signed_replay(app: TestApp) {
     let owner = app.owner("replay");
     let k = app.create_signing(&owner, &["reports:read"]).await;
     let req = ToSign::new("GET", "/protected?r=1");
-    let auth = app.sign(&req, &k, Utc::now());
+    let auth = app.sign(&req, &k, OffsetDateTime::now_utc());
     assert_eq!(app.send_signed(&req, &auth).await.status(), 200);
     assert_problem(
         app.send_signed(&req, &auth).await,
@@ -197,7 +201,7 @@ pub async fn case_signed_replay(app: TestApp) {
     )
     .await;
     // Same instant, same everything but the signed nonce: both accepted, each once.
-    let at = Utc::now();
+    let at = OffsetDateTime::now_utc();
     let (n1, n2) = (nonce(), nonce());
     let (h1, h2) = (
         [("x-keyward-nonce", n1.as_str())],
@@ -214,7 +218,7 @@ pub async fn case_signed_replay(app: TestApp) {
     assert_problem(app.send_signed(&r2, &a2).await, 401, "SIGNATURE_REPLAYED").await;
     // A tampered copy is refused as invalid and does not consume the original.
     let r3 = ToSign::new("GET", "/protected?r=3");
-    let a3 = app.sign(&r3, &k, Utc::now());
+    let a3 = app.sign(&r3, &k, OffsetDateTime::now_utc());
     assert_problem(
         app.send_signed(&ToSign::new("GET", "/protected?r=4"), &a3)
             .await,
@@ -246,7 +250,7 @@ pub async fn case_signed_body_limit(app: TestApp) {
     };
     assert_problem(app.signed(&req, &k).await, 413, "PAYLOAD_TOO_LARGE").await;
     // Chunked, no Content-Length: refused while reading.
-    let auth = app.sign(&req, &k, Utc::now());
+    let auth = app.sign(&req, &k, OffsetDateTime::now_utc());
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         over.chunks(1024).map(|c| Ok(c.to_vec())).collect();
     let mut b = app
@@ -266,7 +270,7 @@ pub async fn case_signed_body_limit(app: TestApp) {
         body: &few,
         ..ToSign::new("POST", "/echo")
     };
-    let auth = app.sign(&req, &k, Utc::now());
+    let auth = app.sign(&req, &k, OffsetDateTime::now_utc());
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         few.chunks(1).map(|c| Ok(c.to_vec())).collect();
     let mut b = app
@@ -346,14 +350,18 @@ pub async fn case_signed_keys_and_scopes(app: TestApp) {
     )
     .await;
     // Malformed and non-UTF-8 paths, queries and signed header values, over a raw socket.
-    let plain = app.sign(&ToSign::new("GET", "/protected"), &k, Utc::now());
+    let plain = app.sign(
+        &ToSign::new("GET", "/protected"),
+        &k,
+        OffsetDateTime::now_utc(),
+    );
     let with_nonce = app.sign(
         &ToSign {
             headers: &[("x-keyward-nonce", "x")],
             ..ToSign::new("GET", "/protected")
         },
         &k,
-        Utc::now(),
+        OffsetDateTime::now_utc(),
     );
     let cases: [(&[u8], &[u8], &SignedHeaders); 7] = [
         (b"/protected?%zz=%ff", b"", &plain),

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
 use keyward_core::cache::CacheConfig;
 use keyward_core::clock::ManualClock;
 use keyward_core::engine::{InvalidReason, VerifyError};
@@ -10,6 +9,7 @@ use keyward_core::model::Metadata;
 use keyward_core::service::{CreateKeyRequest, RotateKeyRequest};
 use keyward_core::store::KeyStore;
 use keyward_core::{Actor, Keyring, Keyward, ScopeRequirement, VerifyContext};
+use time::{Duration, OffsetDateTime};
 
 use super::*;
 
@@ -128,7 +128,9 @@ pub async fn case_engine_lifecycle(store: Arc<dyn KeyStore>) {
 
 /// Through the engine with a manual clock: a key with a TTL stops verifying when it expires.
 pub async fn case_engine_expiry(store: Arc<dyn KeyStore>) {
-    let clock = Arc::new(ManualClock::new(keyward_core::clock::micros(Utc::now())));
+    let clock = Arc::new(ManualClock::new(keyward_core::clock::micros(
+        OffsetDateTime::now_utc(),
+    )));
     let kw = Keyward::builder(store.clone(), Keyring::insecure_test_keyring())
         .cache(CacheConfig {
             capacity: 0,

@@ -2,18 +2,19 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
 use keyward_core::digest::{DigestAlgorithm, KeyDigest};
 use keyward_core::model::{
     Credits, Deactivator, IpNet, Lineage, Metadata, RateLimit, SealedSecret, Usage,
 };
 use keyward_core::store::{KeyStore, StoreError, StoreErrorKind};
 use keyward_core::{KeyId, KeyRecord, ScopeSet};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 
 /// `2026-03-04T05:06:07Z` plus `secs` seconds and `micros` microseconds.
 #[must_use]
-pub fn at(secs: i64, micros: u32) -> DateTime<Utc> {
-    let base = Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap();
+pub fn at(secs: i64, micros: u32) -> OffsetDateTime {
+    let base = datetime!(2026-03-04 05:06:07 UTC);
     base + Duration::seconds(secs) + Duration::microseconds(i64::from(micros))
 }
 
@@ -44,13 +45,13 @@ pub fn digest(seed: u8, version: u32) -> KeyDigest {
 
 /// A minimal record: no optional field set, fresh random key id.
 #[must_use]
-pub fn record(owner: &str, created_at: DateTime<Utc>) -> KeyRecord {
+pub fn record(owner: &str, created_at: OffsetDateTime) -> KeyRecord {
     record_with_id(new_id(), owner, created_at)
 }
 
 /// A minimal record with a given id.
 #[must_use]
-pub fn record_with_id(key_id: KeyId, owner: &str, created_at: DateTime<Utc>) -> KeyRecord {
+pub fn record_with_id(key_id: KeyId, owner: &str, created_at: OffsetDateTime) -> KeyRecord {
     KeyRecord {
         key_id,
         owner_id: owner.to_owned(),
@@ -82,7 +83,7 @@ pub fn record_with_id(key_id: KeyId, owner: &str, created_at: DateTime<Utc>) -> 
 
 /// A record with every field set to something a store could get wrong.
 #[must_use]
-pub fn full_record(owner: &str, created_at: DateTime<Utc>) -> KeyRecord {
+pub fn full_record(owner: &str, created_at: OffsetDateTime) -> KeyRecord {
     let metadata = serde_json::json!({
         "tier": "gold",
         "n": 42,
@@ -177,7 +178,7 @@ pub(crate) async fn create(
     store: &Arc<dyn KeyStore>,
     r: &KeyRecord,
     max: Option<u32>,
-    now: DateTime<Utc>,
+    now: OffsetDateTime,
 ) {
     must("create", store.create(r, max, now).await).await;
 }

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use chrono::Duration;
 use keyward_core::store::{Cursor, KeyStore, StoreErrorKind};
 use keyward_core::{KeyId, KeyRecord};
+use time::Duration;
 
 use super::*;
 

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
 use keyward_core::digest::DigestAlgorithm;
 use keyward_core::memory::apply_usage;
 use keyward_core::model::{Credits, Deactivator, Metadata, RateLimit, SealedSecret, Usage};
 use keyward_core::store::{KeyStore, StoreErrorKind, UsageDelta};
 use keyward_core::{KeyId, ScopeSet};
+use time::{Duration, OffsetDateTime};
 
 use super::*;
 
@@ -289,7 +289,7 @@ pub async fn case_record_usage(store: Arc<dyn KeyStore>) {
     create(&store, &bystander, None, at(0, 1)).await;
     let mut expected = r.clone();
 
-    let d = |requests, last: Option<DateTime<Utc>>, credits| UsageDelta {
+    let d = |requests, last: Option<OffsetDateTime>, credits| UsageDelta {
         key_id: r.key_id,
         last_used_at: last,
         requests,
