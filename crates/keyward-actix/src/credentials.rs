@@ -7,7 +7,7 @@
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use keyward_core::Keyward;
 #[doc(inline)]
-pub use keyward_core::credentials::{Credential, InvalidCredential, SIGV4_SCHEME};
+pub use keyward_core::credentials::{Credential, InvalidCredential};
 
 /// The default name of the API-key header.
 pub const DEFAULT_API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");

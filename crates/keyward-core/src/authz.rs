@@ -98,7 +98,7 @@ impl Actor {
 /// Whether `owner_id` is reserved for keyward itself (`keyward-admin`, …): such owners are never
 /// acted on through self-service.
 #[must_use]
-pub fn is_reserved_owner(owner_id: &str) -> bool {
+pub(crate) fn is_reserved_owner(owner_id: &str) -> bool {
     owner_id.starts_with("keyward")
 }
 

@@ -20,7 +20,7 @@ use std::fmt;
 use crate::key::KeyFormat;
 
 /// The scheme of SigV4-signed requests.
-pub const SIGV4_SCHEME: &str = "AWS4-HMAC-SHA256";
+pub(crate) const SIGV4_SCHEME: &str = "AWS4-HMAC-SHA256";
 
 /// Why a presented credential cannot even be looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

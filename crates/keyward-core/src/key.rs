@@ -70,7 +70,7 @@ pub struct RngError;
 ///
 /// # Errors
 /// [`RngError`] when the operating system cannot provide randomness.
-pub fn os_random(buf: &mut [u8]) -> Result<(), RngError> {
+pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), RngError> {
     getrandom::fill(buf).map_err(|_| RngError)
 }
 
@@ -227,12 +227,6 @@ impl ApiKey {
     #[must_use]
     pub fn expose_secret(&self) -> &str {
         &self.0
-    }
-
-    /// The non-secret part: `prefix_env_keyid…`.
-    #[must_use]
-    pub fn display_prefix(&self) -> String {
-        redacted(&self.0)
     }
 }
 
@@ -585,15 +579,6 @@ pub fn find_keys(text: &str) -> Vec<std::ops::Range<usize>> {
     found
 }
 
-/// Masks the secret of a key string for display: `prefix_env_keyid_****…`.
-#[must_use]
-pub fn mask_key(raw: &str) -> String {
-    let mut s = redacted(raw);
-    s.pop();
-    s.push_str("_****");
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -766,6 +751,6 @@ mod tests {
         let found = find_keys(&text);
         assert_eq!(found.len(), 1);
         assert_eq!(&text[found[0].clone()], raw);
-        assert!(!mask_key(raw).contains(k.secret().expose_secret()));
+        assert!(!redacted(raw).contains(k.secret().expose_secret()));
     }
 }

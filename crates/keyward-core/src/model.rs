@@ -105,7 +105,8 @@ impl From<ipnet::IpNet> for IpNet {
 
 /// An allowlist entry as a regular expression, for OpenAPI documents: an IPv4 or IPv6 address,
 /// or either in CIDR notation; what [`IpNet`]'s `FromStr` accepts (a test holds them together).
-pub const IP_NETWORK_PATTERN: &str = concat!(
+#[cfg_attr(not(feature = "openapi"), allow(dead_code))] // read by the document and tests
+pub(crate) const IP_NETWORK_PATTERN: &str = concat!(
     r"^[ \t\n\f\r]*(",
     // IPv4, optionally /0–32.
     r"((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])",
@@ -340,7 +341,7 @@ impl KeyRecord {
 
     /// The lineage a successor of this key belongs to.
     #[must_use]
-    pub fn successor_lineage(&self) -> Lineage {
+    pub(crate) fn successor_lineage(&self) -> Lineage {
         self.lineage.unwrap_or(Lineage {
             root: self.key_id,
             started_at: self.created_at,
@@ -350,7 +351,7 @@ impl KeyRecord {
     /// The version management writes are checked against (`ETag` / `If-Match`): its
     /// `updated_at` in microseconds, which every management write moves strictly forward.
     #[must_use]
-    pub fn version(&self) -> i64 {
+    pub(crate) fn version(&self) -> i64 {
         crate::clock::unix_micros(self.updated_at)
     }
 
@@ -499,7 +500,7 @@ struct PrincipalInner {
 impl Principal {
     /// Builds a principal from a verified record with its effective scopes.
     #[must_use]
-    pub fn new(record: &KeyRecord, scopes: ScopeSet) -> Self {
+    pub(crate) fn new(record: &KeyRecord, scopes: ScopeSet) -> Self {
         Self(Arc::new(PrincipalInner {
             key_id: record.key_id,
             owner_id: record.owner_id.clone(),

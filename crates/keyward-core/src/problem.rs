@@ -69,13 +69,13 @@ impl Problem {
 
     /// Whether the response needs `WWW-Authenticate: Bearer`.
     #[must_use]
-    pub fn needs_www_authenticate(&self) -> bool {
+    pub(crate) fn needs_www_authenticate(&self) -> bool {
         self.status == 401
     }
 
     /// The `Retry-After` header value, if any.
     #[must_use]
-    pub fn retry_after_header(&self) -> Option<String> {
+    pub(crate) fn retry_after_header(&self) -> Option<String> {
         self.retry_after.map(|s| s.to_string())
     }
 

@@ -114,12 +114,13 @@ pub struct Cursor {
 /// What a cursor looks like, for the OpenAPI document: every string it admits is a cursor
 /// [`Cursor::decode`] reads (it may name a position past every key: an empty page), or empty,
 /// which the list routes read as "from the start".
-pub const CURSOR_PATTERN: &str = r"^([0-9]{1,18}\.[0-9A-Za-z]{12})?$";
+#[cfg(test)] // the document writes it as a literal; tests hold the two and `decode` together
+pub(crate) const CURSOR_PATTERN: &str = r"^([0-9]{1,18}\.[0-9A-Za-z]{12})?$";
 
 /// A malformed cursor string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed cursor")]
-pub struct CursorError;
+pub(crate) struct CursorError;
 
 impl Cursor {
     /// The cursor after `record`.
@@ -134,7 +135,7 @@ impl Cursor {
     /// The cursor as text: `<created_at in µs since the epoch>.<key_id>`, URL-safe and
     /// matching [`CURSOR_PATTERN`]. Clients pass it back as they got it.
     #[must_use]
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         format!(
             "{}.{}",
             crate::clock::unix_micros(self.created_at),
@@ -146,7 +147,7 @@ impl Cursor {
     ///
     /// # Errors
     /// [`CursorError`] for anything else.
-    pub fn decode(s: &str) -> Result<Self, CursorError> {
+    pub(crate) fn decode(s: &str) -> Result<Self, CursorError> {
         let (t, id) = s.split_once('.').ok_or(CursorError)?;
         // Digits only (no sign), at most 18: every string CURSOR_PATTERN admits decodes.
         if t.is_empty() || t.len() > 18 || !t.bytes().all(|b| b.is_ascii_digit()) {
@@ -346,6 +347,7 @@ pub fn credit_period(credits: &Credits, created_at: OffsetDateTime, now: OffsetD
 
 /// When the credit period after `period` starts (for `Retry-After`), if credits refill.
 #[must_use]
+#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub fn credit_refill_in(
     credits: &Credits,
     created_at: OffsetDateTime,

@@ -31,7 +31,7 @@ async fn cached_after_create(k: &keyward_core::Keyward, key: &str, entries: usiz
     loop {
         verify(k, key).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if k.cached_entries() == entries {
+        if k.cache_stats().entries == entries {
             return;
         }
         assert!(
@@ -124,7 +124,7 @@ async fn revocation_through_a_reaches_b_within_a_second() {
     println!("update propagation delay A -> B: {:?}", started.elapsed());
     // Junk on the channel is ignored; `*` clears every instance's cache.
     let (key3, _) = common::create(&a, "owner", common::named("third")).await;
-    let cached = b.cached_entries();
+    let cached = b.cache_stats().entries;
     cached_after_create(&b, key3.expose_secret(), cached + 1).await;
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
@@ -136,7 +136,7 @@ async fn revocation_through_a_reaches_b_within_a_second() {
         .unwrap();
     backend_a.bus.publish_clear_all().await.unwrap();
     let started = Instant::now();
-    while b.cached_entries() > 0 {
+    while b.cache_stats().entries > 0 {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "clear-all never arrived"

@@ -214,7 +214,7 @@ async fn listener_clears_cache_on_loss_and_resubscribes() {
     loop {
         verify(&b, key).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if b.cached_entries() == 1 {
+        if b.cache_stats().entries == 1 {
             break;
         }
         assert!(
@@ -229,7 +229,7 @@ async fn listener_clears_cache_on_loss_and_resubscribes() {
     server.kill();
     assert!(listener.wait_unsubscribed(Duration::from_secs(5)).await);
     assert_eq!(
-        b.cached_entries(),
+        b.cache_stats().entries,
         0,
         "the cache is cleared when invalidations may be missed"
     );
@@ -241,7 +241,7 @@ async fn listener_clears_cache_on_loss_and_resubscribes() {
         "resubscribed by itself"
     );
     assert_eq!(
-        b.cached_entries(),
+        b.cache_stats().entries,
         0,
         "entries filled while unsubscribed are dropped on resubscribe"
     );

@@ -9,7 +9,7 @@
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use keyward_core::key::{find_keys, mask_key};
+use keyward_core::key::{find_keys, redacted};
 use serde::Serialize;
 
 use crate::cli::out;
@@ -215,4 +215,12 @@ impl Scanner {
             }
         }
     }
+}
+
+/// A found key for display, its secret masked: `prefix_env_keyid_****`.
+fn mask_key(raw: &str) -> String {
+    let mut s = redacted(raw);
+    s.pop(); // the `…`
+    s.push_str("_****");
+    s
 }

@@ -228,7 +228,7 @@ impl Keyring {
     /// costs. Under Argon2id it is the fast keyed hash instead: an unknown id then answers
     /// sooner than a wrong secret on a known one (key ids are public, the lever of making
     /// every made-up id cost an Argon2 run is not; see docs/security.md).
-    pub fn burn(&self, key_id: &KeyId, secret: &str) {
+    pub(crate) fn burn(&self, key_id: &KeyId, secret: &str) {
         let v = self.current();
         let d = v
             .burner

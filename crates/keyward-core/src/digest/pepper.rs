@@ -18,6 +18,7 @@ pub(super) const MIN_DISTINCT_BYTES: usize = 12;
 /// may be one: a single repeated byte, too few distinct bytes (a short pattern repeated), or a
 /// value published in keyward's own code. A check against mistakes, not a randomness test.
 #[must_use]
+#[doc(hidden)] // shared with keyward-server's key-file checks; not part of the everyday API
 pub fn weakness(secret: &[u8]) -> Option<&'static str> {
     let mut seen = [false; 256];
     let mut distinct = 0usize;

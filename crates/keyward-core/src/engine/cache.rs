@@ -17,12 +17,6 @@ impl Keyward {
         self.0.cache.clear();
     }
 
-    /// Entries currently cached.
-    #[must_use]
-    pub fn cached_entries(&self) -> usize {
-        self.0.cache.len()
-    }
-
     /// Cache hits, misses and size since the engine was built (for metrics).
     #[must_use]
     pub fn cache_stats(&self) -> crate::cache::CacheStats {

@@ -150,12 +150,6 @@ impl Gate {
         &self.requirement
     }
 
-    /// Whether a credential is required.
-    #[must_use]
-    pub fn is_required(&self) -> bool {
-        self.required
-    }
-
     /// The decision, when it needs no waiting: nothing presented (and none required), or a key
     /// the engine settles from its cache. `None`: call [`Gate::decide`]. `ctx` is only built
     /// for keys.

@@ -2,7 +2,7 @@
 //! as, each operation's request parsing and its answer. An adapter mounts [`ROUTES`] under
 //! each of [`ManagementOptions::mounts`], and for a request on one of them:
 //!
-//! 1. finds the [`Actor`] with [`self_service_actor`] or [`admin_actor`], giving them its
+//! 1. finds the [`Actor`] with `self_service_actor` or `admin_actor`, giving them its
 //!    framework's owner resolver, admin check and key verification as futures;
 //! 2. parses the head with [`Call::parse`] (path key id, query, `If-Match`);
 //! 3. reads the body through a [`super::BodyBudget`] when [`Operation::reads_body`];
@@ -64,9 +64,9 @@ impl Operation {
 /// Which set of routes a request came in on: who the actor can be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mount {
-    /// `{prefix}…`: an owner (or, when allowed, a key caller), through [`self_service_actor`].
+    /// `{prefix}…`: an owner (or, when allowed, a key caller), through `self_service_actor`.
     SelfService,
-    /// `{admin_prefix}/owners/{owner_id}{prefix}…`: an administrator, through [`admin_actor`].
+    /// `{admin_prefix}/owners/{owner_id}{prefix}…`: an administrator, through `admin_actor`.
     Admin,
 }
 
@@ -183,7 +183,7 @@ impl ManagementOptions {
 
     /// The base of the admin routes: `{admin_prefix}/owners/{owner_id}{prefix}`.
     #[must_use]
-    pub fn admin_base(&self) -> String {
+    pub(crate) fn admin_base(&self) -> String {
         format!("{}/owners/{{owner_id}}{}", self.admin_prefix, self.prefix)
     }
 
@@ -241,8 +241,8 @@ pub struct Caller<'a> {
     pub presented: bool,
 }
 
-/// Who a management request acts as (DESIGN.md §11): [`self_service_actor`] on
-/// [`Mount::SelfService`], [`admin_actor`] on [`Mount::Admin`]. The futures are the adapter's
+/// Who a management request acts as (DESIGN.md §11): `self_service_actor` on
+/// [`Mount::SelfService`], `admin_actor` on [`Mount::Admin`]. The futures are the adapter's
 /// and are lazy: only those the decision needs are polled.
 ///
 /// # Errors
@@ -278,7 +278,7 @@ pub async fn actor<E: From<Problem>>(
 /// # Errors
 /// `403 FORBIDDEN` for a key caller when [`ManagementOptions::allow_api_key_callers`] is off;
 /// whatever `verify` and `resolve` refuse with.
-pub async fn self_service_actor<E: From<Problem>>(
+pub(crate) async fn self_service_actor<E: From<Problem>>(
     options: &ManagementOptions,
     verified: Option<&Principal>,
     presented: bool,
@@ -311,7 +311,7 @@ pub async fn self_service_actor<E: From<Problem>>(
 /// # Errors
 /// The check's refusal (`403 FORBIDDEN` without a check); `403` for a non-admin key when key
 /// callers are not allowed; whatever `verify` refuses with.
-pub async fn admin_actor<E: From<Problem>>(
+pub(crate) async fn admin_actor<E: From<Problem>>(
     options: &ManagementOptions,
     owner: String,
     verified: Option<&Principal>,

@@ -7,8 +7,9 @@
 //! - [`BodyBudget`]: sans-IO bounds for request bodies, fed chunk by chunk;
 //! - [`management`]: the management route table, who the caller acts as, each operation;
 //! - [`Reply`]: an answer as status, headers and body, problems included;
-//! - below: parsing JSON bodies ([`json_body`]), list queries ([`list_query`]), path ids
-//!   ([`path_key_id`]) and `If-Match` ([`if_match`]), and the problems adapters answer with.
+//! - below: the problems adapters answer with ([`payload_too_large`], [`json_error`], …);
+//!   parsing bodies, list queries, path ids and `If-Match` is part of
+//!   [`management::Call::parse`].
 
 #![allow(
     clippy::result_large_err,
@@ -26,7 +27,9 @@ use serde::de::DeserializeOwned;
 pub use body::BodyBudget;
 pub use gate::{Decision, Gate, Observed};
 pub use management::{ManagementOptions, Operation};
-pub use reply::{Reply, service_problem};
+pub use reply::Reply;
+#[doc(hidden)] // for `define_rejection!`; `Problem::from(&ServiceError)` is the public way
+pub use reply::service_problem;
 
 use crate::error::ErrorCode;
 use crate::key::KeyId;
@@ -56,14 +59,14 @@ pub fn unsupported_media_type() -> Problem {
 
 /// `400`: a request the adapter could not interpret at all.
 #[must_use]
-pub fn bad_request(detail: impl Into<String>) -> Problem {
+pub(crate) fn bad_request(detail: impl Into<String>) -> Problem {
     Problem::new(ErrorCode::BadRequest, Some(detail.into()))
 }
 
 /// Whether `content_type` is JSON: `application/json` or `application/<anything>+json`, any
 /// parameters, case-insensitive.
 #[must_use]
-pub fn is_json(content_type: Option<&[u8]>) -> bool {
+pub(crate) fn is_json(content_type: Option<&[u8]>) -> bool {
     let Some(raw) = content_type else {
         return false;
     };
@@ -96,6 +99,7 @@ fn backticked(msg: &str) -> Option<String> {
 /// - `400` `BAD_REQUEST` for bytes that are not JSON (syntax errors, truncation, bad UTF-8);
 /// - `422` `VALIDATION_FAILED` for JSON of the wrong shape, with one field error: unknown
 ///   fields (`unknown_field`), missing fields (`required`), wrong types (`invalid`).
+#[doc(hidden)] // shared with keyward-server's `/v1/verify`
 pub fn json_body<T: DeserializeOwned>(
     content_type: Option<&[u8]>,
     body: &[u8],
@@ -155,7 +159,7 @@ pub fn json_error(e: &serde_json::Error) -> Problem {
 ///
 /// # Errors
 /// As [`json_body`] for a non-empty body.
-pub fn json_body_or_default<T: DeserializeOwned + Default>(
+pub(crate) fn json_body_or_default<T: DeserializeOwned + Default>(
     content_type: Option<&[u8]>,
     body: &[u8],
 ) -> Result<T, Problem> {
@@ -171,7 +175,7 @@ pub fn json_body_or_default<T: DeserializeOwned + Default>(
 /// # Errors
 /// `422` with a field error for a `limit` that is not a number (range checks happen in
 /// [`crate::Keyward::list_keys`]) and for a query that is not valid percent-encoding.
-pub fn list_query(query: Option<&str>) -> Result<(Option<String>, Option<u32>), Problem> {
+pub(crate) fn list_query(query: Option<&str>) -> Result<(Option<String>, Option<u32>), Problem> {
     let mut cursor = None;
     let mut limit = None;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -204,12 +208,13 @@ pub fn list_query(query: Option<&str>) -> Result<(Option<String>, Option<u32>), 
 ///
 /// # Errors
 /// `API_KEY_NOT_FOUND` for anything that is not a key id.
-pub fn path_key_id(segment: &str) -> Result<KeyId, Problem> {
+pub(crate) fn path_key_id(segment: &str) -> Result<KeyId, Problem> {
     segment.parse().map_err(|_| key_not_found())
 }
 
 /// `404 API_KEY_NOT_FOUND`: what a missing key, a foreign key and a malformed id all get.
 #[must_use]
+#[doc(hidden)] // for `define_rejection!`, which expands in the adapters
 pub fn key_not_found() -> Problem {
     Problem::new(
         ErrorCode::ApiKeyNotFound,
@@ -223,7 +228,7 @@ pub fn key_not_found() -> Problem {
 /// # Errors
 /// `412 PRECONDITION_FAILED` for a header that names no version keyward issued (a malformed or
 /// weak tag, several tags): it cannot match the key's current version.
-pub fn if_match(value: Option<&[u8]>) -> Result<Option<KeyVersion>, Problem> {
+pub(crate) fn if_match(value: Option<&[u8]>) -> Result<Option<KeyVersion>, Problem> {
     let Some(raw) = value else {
         return Ok(None);
     };
@@ -242,6 +247,7 @@ pub fn if_match(value: Option<&[u8]>) -> Result<Option<KeyVersion>, Problem> {
 
 /// `408`: a request (or its body) took longer than allowed.
 #[must_use]
+#[doc(hidden)] // shared with keyward-server; adapters use `gate::signed_body_timeout`
 pub fn request_timeout(detail: impl Into<String>) -> Problem {
     Problem::new(ErrorCode::RequestTimeout, Some(detail.into()))
 }
@@ -255,19 +261,13 @@ pub fn method_not_allowed() -> Problem {
     )
 }
 
-/// `404`: no route at this path.
-#[must_use]
-pub fn route_not_found() -> Problem {
-    Problem::new(ErrorCode::NotFound, Some("no such route".to_owned()))
-}
-
 /// The `Cache-Control` value of every answer that carries a raw key (DESIGN.md §11).
-pub const NO_STORE: &str = "no-store";
+pub(crate) const NO_STORE: &str = "no-store";
 
 /// `403`: the request presents an API key, and the application did not allow API keys to
 /// manage keys.
 #[must_use]
-pub fn api_key_management_forbidden() -> Problem {
+pub(crate) fn api_key_management_forbidden() -> Problem {
     Problem::new(
         ErrorCode::Forbidden,
         Some("API keys cannot manage API keys on this server".to_owned()),
@@ -276,7 +276,7 @@ pub fn api_key_management_forbidden() -> Problem {
 
 /// `403`: the admin check refused.
 #[must_use]
-pub fn admin_forbidden() -> Problem {
+pub(crate) fn admin_forbidden() -> Problem {
     Problem::new(
         ErrorCode::Forbidden,
         Some("administrator rights are required".to_owned()),

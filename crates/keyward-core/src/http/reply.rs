@@ -21,7 +21,7 @@ pub struct Reply {
 impl Reply {
     /// A bodiless answer.
     #[must_use]
-    pub fn empty(status: u16) -> Self {
+    pub(crate) fn empty(status: u16) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -48,13 +48,13 @@ impl Reply {
 
     /// Adds `Cache-Control: no-store`: every answer carrying a raw key has it (DESIGN.md §11).
     #[must_use]
-    pub fn no_store(self) -> Self {
+    pub(crate) fn no_store(self) -> Self {
         self.header("cache-control", super::NO_STORE.to_owned())
     }
 
     /// Adds the key's version as `ETag`.
     #[must_use]
-    pub fn etag(self, version: KeyVersion) -> Self {
+    pub(crate) fn etag(self, version: KeyVersion) -> Self {
         self.header("etag", version.etag())
     }
 

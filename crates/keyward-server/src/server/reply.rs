@@ -3,7 +3,6 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyward_core::http as khttp;
 use keyward_core::{ErrorCode, Problem, VerifyError};
 use serde::Serialize;
 
@@ -23,7 +22,10 @@ pub(super) fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
 }
 
 pub(super) async fn not_found() -> Response {
-    problem(&khttp::route_not_found())
+    problem(&Problem::new(
+        ErrorCode::NotFound,
+        Some("no such route".to_owned()),
+    ))
 }
 
 pub(super) fn outcome(e: &VerifyError) -> &'static str {
