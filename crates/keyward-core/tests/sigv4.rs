@@ -7,10 +7,9 @@
 use std::time::Duration;
 
 use keyward_core::sigv4::{
-    AccessKey, Authorization, AuthorizationFault, HttpRequestFault, Limit, Limits, Payload,
-    ScopeField, SignableRequest, SignatureError, SignatureErrorKind, Signer, SigningKey,
-    VerifiedSignature, VerifyOptions, canonical_request, parse_amz_date, parse_http_request,
-    verify_signature,
+    AccessKey, Authorization, AuthorizationFault, Limit, Limits, Payload, ScopeField,
+    SignableRequest, SignatureError, SignatureErrorKind, Signer, SigningKey, VerifiedSignature,
+    VerifyOptions, canonical_request, parse_amz_date, verify_signature,
 };
 use proptest::prelude::*;
 use time::{Duration as TimeDelta, OffsetDateTime};
@@ -775,76 +774,6 @@ fn authorization_parsing() {
     assert_eq!(Authorization::parse(&[0xff, 0x00]), Err(m(F::Syntax)));
 }
 
-#[test]
-fn http_request_parser() {
-    let raw = b"POST /a/b?x=1&y HTTP/1.1\r\nHost: h\r\nX-Folded: one\r\n  two\r\n\r\nbody\r\nmore";
-    let p = parse_http_request(raw).expect("parses");
-    assert_eq!(p.method(), "POST");
-    assert_eq!(p.path(), "/a/b");
-    assert_eq!(p.query(), Some("x=1&y"));
-    assert_eq!(p.version(), "HTTP/1.1");
-    assert_eq!(
-        p.header_pairs(),
-        vec![("Host", &b"h"[..]), ("X-Folded", &b"one two"[..])]
-    );
-    assert_eq!(p.body(), b"body\r\nmore");
-
-    let out = p.to_bytes_with(&[("Host", "h2"), ("Authorization", "AWS4-HMAC-SHA256 x")]);
-    let again = parse_http_request(&out).expect("reparses");
-    assert_eq!(
-        again.header_pairs(),
-        vec![
-            ("Host", &b"h2"[..]),
-            ("X-Folded", &b"one two"[..]),
-            ("Authorization", &b"AWS4-HMAC-SHA256 x"[..])
-        ]
-    );
-    assert_eq!(again.body(), p.body());
-
-    let m = SignatureError::MalformedHttpRequest;
-    assert_eq!(
-        parse_http_request(b""),
-        Err(m(HttpRequestFault::RequestLine))
-    );
-    assert_eq!(
-        parse_http_request(b"GET /"),
-        Err(m(HttpRequestFault::RequestLine))
-    );
-    assert_eq!(
-        parse_http_request(b"GET / FTP/1"),
-        Err(m(HttpRequestFault::Version))
-    );
-    assert_eq!(
-        parse_http_request(b"GET x HTTP/1.1"),
-        Err(m(HttpRequestFault::Target))
-    );
-    assert_eq!(
-        parse_http_request(b"G(T / HTTP/1.1"),
-        Err(SignatureError::MalformedMethod)
-    );
-    assert_eq!(
-        parse_http_request(b"GET /\xff HTTP/1.1"),
-        Err(m(HttpRequestFault::NotUtf8))
-    );
-    assert_eq!(
-        parse_http_request(b"GET / HTTP/1.1\n folded"),
-        Err(m(HttpRequestFault::HeaderLine))
-    );
-    assert_eq!(
-        parse_http_request(b"GET / HTTP/1.1\nnocolon"),
-        Err(m(HttpRequestFault::HeaderLine))
-    );
-    assert_eq!(
-        parse_http_request(b"GET / HTTP/1.1\nBad Name: x"),
-        Err(SignatureError::MalformedHeaderName)
-    );
-    let many: String = (0..200).map(|i| format!("h{i}: v\n")).collect();
-    assert_eq!(
-        parse_http_request(format!("GET / HTTP/1.1\n{many}").as_bytes()),
-        Err(SignatureError::TooLarge(Limit::Headers))
-    );
-}
-
 // -------------------------------------------------------------------------------------------
 // Properties
 // -------------------------------------------------------------------------------------------
@@ -871,7 +800,6 @@ proptest! {
 
     #[test]
     fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = parse_http_request(&bytes);
         let _ = Authorization::parse(&bytes);
         let _ = parse_amz_date(&bytes);
     }

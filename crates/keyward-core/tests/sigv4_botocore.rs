@@ -10,13 +10,16 @@
 // Test helpers outside #[test] fns: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use keyward_core::sigv4::{
     AccessKey, Authorization, Payload, SignableRequest, SignatureError, Signer, VerifyOptions,
-    parse_amz_date, parse_http_request, verify_signature,
+    parse_amz_date, verify_signature,
 };
+use support::Fixture;
 
 const KEY_ID: &str = "AbCdEf123456";
 const SECRET: &[u8] = b"kw_test_AbCdEf123456_q0uBbV2mZ9yTfJ4wXk7sLr1pHc3dGe8nA5vQ0zW6oIu";
@@ -36,7 +39,7 @@ fn read(case: &str, ext: &str) -> Vec<u8> {
 fn botocore_signed_requests_verify_and_reproduce() {
     let now = parse_amz_date(b"20250115T093000Z").unwrap();
     for case in CASES {
-        let wire = parse_http_request(&read(case, "sreq")).expect("sreq parses");
+        let wire = Fixture::read(&read(case, "sreq")).expect("sreq parses");
         let headers = wire.header_pairs();
         let request = SignableRequest::new(
             wire.method(),

@@ -2,20 +2,23 @@
 //! (`testdata/aws-sig-v4-test-suite`, see its README.md for source, licence and exclusions).
 //!
 //! For every case directory holding `<case>.req`, the request is parsed with
-//! `parse_http_request`, signed with the suite's credentials, and the canonical request, string
+//! the fixture reader (`tests/support`), signed with the suite's credentials, and the canonical request, string
 //! to sign and `Authorization` value must equal `.creq`, `.sts` and `.authz` byte for byte. The
 //! signed request must then pass `verify_signature` at the suite's date.
 
 // Test helpers outside #[test] fns: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use keyward_core::sigv4::{
     AccessKey, Authorization, Payload, SignableRequest, Signer, VerifyOptions, parse_amz_date,
-    parse_http_request, verify_signature,
+    verify_signature,
 };
+use support::Fixture;
 use time::OffsetDateTime;
 
 const ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
@@ -99,7 +102,7 @@ fn run_case(case: &str, dir: &Path) -> Outcome {
     let sts = read_string(dir, "sts");
     let authz = read_string(dir, "authz");
 
-    let parsed = match parse_http_request(&raw) {
+    let parsed = match Fixture::read(&raw) {
         Ok(p) => p,
         Err(e) => {
             problems.push(format!(".req does not parse: {e}"));

@@ -83,9 +83,6 @@ pub enum SignatureError {
     /// The timestamp cannot be written as `YYYYMMDD'T'HHMMSS'Z'` (year outside 0..=9999).
     #[error("timestamp out of range")]
     TimestampOutOfRange,
-    /// A raw HTTP request given to [`parse_http_request`] is malformed.
-    #[error("malformed HTTP request: {0}")]
-    MalformedHttpRequest(HttpRequestFault),
 }
 
 /// What a [`SignatureError`] means to a caller: the two answers a server gives.
@@ -109,7 +106,7 @@ impl SignatureError {
     }
 }
 
-/// Which limit of [`Limits`] (or of [`parse_http_request`]) was exceeded.
+/// Which limit of [`Limits`] was exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Limit {
@@ -133,8 +130,6 @@ pub enum Limit {
     Authorization,
     /// [`Limits::max_nonce_len`].
     Nonce,
-    /// [`MAX_HTTP_REQUEST_LEN`].
-    HttpRequest,
 }
 
 impl fmt::Display for Limit {
@@ -150,7 +145,6 @@ impl fmt::Display for Limit {
             Self::SignedHeaders => "signed header count",
             Self::Authorization => "authorization header",
             Self::Nonce => "nonce",
-            Self::HttpRequest => "raw HTTP request",
         })
     }
 }
@@ -216,34 +210,6 @@ impl fmt::Display for ScopeField {
             Self::Date => "date",
             Self::Region => "region",
             Self::Service => "service",
-        })
-    }
-}
-
-/// The part of a raw HTTP request that [`parse_http_request`] could not parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum HttpRequestFault {
-    /// The request line is not `METHOD SP target SP HTTP/x.y`.
-    RequestLine,
-    /// The request line is not UTF-8.
-    NotUtf8,
-    /// The request target is not in origin form (`/path?query`).
-    Target,
-    /// The protocol version is not `HTTP/` followed by digits and dots.
-    Version,
-    /// A header line has no `:`, or a continuation line has no header to continue.
-    HeaderLine,
-}
-
-impl fmt::Display for HttpRequestFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::RequestLine => "request line",
-            Self::NotUtf8 => "request line is not UTF-8",
-            Self::Target => "request target",
-            Self::Version => "protocol version",
-            Self::HeaderLine => "header line",
         })
     }
 }

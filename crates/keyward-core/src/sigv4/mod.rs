@@ -11,13 +11,12 @@
 //! * [`Signer`], the client side: request in, headers to set out;
 //! * [`Authorization::parse`] and [`verify_signature`], the server side, split so that the engine
 //!   can parse the header, look up the secret by [`Authorization::access_key_id`], and then decide
-//!   the outcome once;
-//! * [`parse_http_request`], a parser for raw HTTP/1.1 requests in the `.req` format of the AWS
-//!   test suite (used by the tests and by `keyward sign`).
+//!   the outcome once.
 //!
 //! The parts live in one file each: `request` (the view and its payload), `canonical`,
 //! `dates`, `keys` (credentials, signing key, string to sign), `signer`, `authorization`,
-//! `verifier`, `raw_http`, with `errors` and `limits` shared by all.
+//! `verifier`, with `errors` and `limits` shared by all. Raw requests in the `.req` format of
+//! the AWS test suite are read by `keyward sign` (keyward-server), not here.
 //!
 //! # The rules, and the choices keyward makes where SigV4 leaves room
 //!
@@ -39,7 +38,7 @@
 //! * **Headers**: names are lower-cased; each value is trimmed and every run of ASCII whitespace
 //!   (space, tab, CR, LF, VT, FF) inside it collapsed to one space; repeated headers are joined
 //!   with `,` in the order received. Obsolete line folding is not special-cased here: HTTP
-//!   servers reject it, and [`parse_http_request`] replaces a fold by one space. Values of signed
+//!   servers reject it, and `keyward sign` replaces a fold by one space. Values of signed
 //!   headers must be UTF-8. Only the headers named in `SignedHeaders` take part; all others are
 //!   never inspected.
 //! * **Payload**: the lower-case hex SHA-256 of the body as received. `UNSIGNED-PAYLOAD` and the
@@ -120,8 +119,6 @@ pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 /// Hex SHA-256 of the empty body.
 pub const EMPTY_PAYLOAD_SHA256: &str =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-/// Largest raw request [`parse_http_request`] accepts (16 MiB).
-pub const MAX_HTTP_REQUEST_LEN: usize = 16 * 1024 * 1024;
 
 const SCOPE_TERMINATOR: &str = "aws4_request";
 const MAX_METHOD_LEN: usize = 32;
@@ -148,7 +145,6 @@ mod errors;
 mod helpers;
 mod keys;
 mod limits;
-mod raw_http;
 mod request;
 mod signer;
 #[cfg(test)]
@@ -162,7 +158,6 @@ pub use errors::*;
 use helpers::*;
 pub use keys::*;
 pub use limits::*;
-pub use raw_http::*;
 pub use request::*;
 pub use signer::*;
 pub use verifier::*;

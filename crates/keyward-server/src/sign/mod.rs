@@ -10,16 +10,15 @@ use std::io::{IsTerminal as _, Read as _};
 
 use keyward_core::key::ParsedKey;
 use keyward_core::signing::SigningOptions;
-use keyward_core::sigv4::{
-    AccessKey, MAX_HTTP_REQUEST_LEN, Payload, SignableRequest, Signer, parse_amz_date,
-    parse_http_request,
-};
+use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer, parse_amz_date};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::out;
 use crate::config::SignArgs;
 use crate::error::AppError;
+
+mod req;
 
 /// Runs `keyward sign`.
 ///
@@ -33,7 +32,7 @@ pub(crate) fn run(args: &SignArgs) -> Result<(), AppError> {
         );
     }
     let mut input = Vec::new();
-    let limit = u64::try_from(MAX_HTTP_REQUEST_LEN)
+    let limit = u64::try_from(req::MAX_LEN)
         .unwrap_or(u64::MAX)
         .saturating_add(1);
     std::io::stdin()
@@ -52,7 +51,7 @@ pub(crate) fn run(args: &SignArgs) -> Result<(), AppError> {
 
 /// Signs `input` as `args` say, `now` being the default signing time; returns what to print.
 fn sign_bytes(args: &SignArgs, input: &[u8], now: OffsetDateTime) -> Result<String, AppError> {
-    let parsed = parse_http_request(input)
+    let parsed = req::parse(input)
         .map_err(|e| AppError::config(format!("cannot parse the request on stdin: {e}")))?;
     let (access_key_id, secret) = match (&args.key, &args.access_key_id, &args.secret) {
         (Some(key), _, _) => {
@@ -92,11 +91,11 @@ fn sign_bytes(args: &SignArgs, input: &[u8], now: OffsetDateTime) -> Result<Stri
     })?;
     let headers = parsed.header_pairs();
     let request = SignableRequest::new(
-        parsed.method(),
-        parsed.path(),
-        parsed.query(),
+        &parsed.method,
+        &parsed.path,
+        parsed.query.as_deref(),
         &headers,
-        Payload::Bytes(parsed.body()),
+        Payload::Bytes(&parsed.body),
     );
     let signed = signer
         .sign(&credentials, &request, date)
@@ -117,11 +116,11 @@ fn sign_bytes(args: &SignArgs, input: &[u8], now: OffsetDateTime) -> Result<Stri
     }
     let mut set: Vec<(&str, &str)> = signed.headers();
     // A body needs a length on the wire; added after signing, so not signed.
-    let length = parsed.body().len().to_string();
+    let length = parsed.body.len().to_string();
     let has_framing = headers.iter().any(|(n, _)| {
         n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding")
     });
-    if !parsed.body().is_empty() && !has_framing {
+    if !parsed.body.is_empty() && !has_framing {
         set.push(("Content-Length", &length));
     }
     let bytes = parsed.to_bytes_with(&set);
