@@ -23,6 +23,7 @@
 //! (`400`) of the right shape (`422`, unknown fields included); every error is
 //! `application/problem+json`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -188,22 +189,16 @@ where
         .with_state(state)
 }
 
-/// Path parameters by name; a path that does not decode names no key.
-async fn param(parts: &mut Parts, name: &str) -> Option<String> {
-    let Path(params) =
-        <Path<Vec<(String, String)>> as FromRequestParts<()>>::from_request_parts(parts, &())
-            .await
-            .ok()?;
-    params.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
-}
+/// What [`actor`] answers.
+type ActorResult = Result<Actor, Rejection>;
 
-/// Who the request acts as (keyward-core decides; the futures are this framework's).
-async fn actor(m: &Mgmt, parts: &mut Parts, at: Mount) -> Result<Actor, Rejection> {
-    let owner = param(parts, "owner_id").await;
-    let (parts, cfg) = (&*parts, &m.config);
+/// Who the request acts as (keyward-core decides; the futures are this framework's), `owner`
+/// being the path's `owner_id` (admin routes only).
+async fn actor(m: &Mgmt, parts: &Parts, at: Mount, owner: Option<&str>) -> ActorResult {
+    let cfg = &m.config;
     let credential = cfg.headers.extract(&m.keyward, &parts.headers);
     let caller = Caller {
-        owner_in_path: owner.as_deref(),
+        owner_in_path: owner,
         verified: parts.extensions.get::<Principal>(),
         presented: credential.is_presented(),
     };
@@ -237,10 +232,14 @@ pub async fn read_bounded_body(
 async fn handle(m: Arc<Mgmt>, req: Request, at: Mount, op: Operation) -> Response {
     let answer = async {
         let (mut parts, body) = req.into_parts();
-        let actor = actor(&m, &mut parts, at).await?;
-        let key_id = param(&mut parts, "key_id").await;
+        // The path parameters (`owner_id`, `key_id`), read once; a path that does not decode
+        // has none.
+        let params = Path::<HashMap<String, String>>::from_request_parts(&mut parts, &()).await;
+        let params = params.map_or_else(|_| HashMap::new(), |Path(p)| p);
+        let param = |name| params.get(name).map(String::as_str);
+        let actor = actor(&m, &parts, at, param("owner_id")).await?;
         let header = |name| parts.headers.get(name).map(HeaderValue::as_bytes);
-        let call = Call::parse(op, key_id.as_deref(), parts.uri.query(), header(IF_MATCH))?;
+        let call = Call::parse(op, param("key_id"), parts.uri.query(), header(IF_MATCH))?;
         let bytes = if op.reads_body() {
             read_bounded_body(&parts.headers, body, m.config.options.body_limit).await?
         } else {
