@@ -82,14 +82,51 @@ impl Clock for ManualClock {
     }
 }
 
-/// `t` in UTC, truncated to microseconds: the precision every store keeps.
+/// `t` in UTC; an instant with no UTC form inside `time`'s range (`9999-12-31T23:00:00-05:00`)
+/// is clamped to [`LATEST`] or [`EARLIEST`], so that no store's encoder (which converts to UTC
+/// and would panic) ever sees it.
+#[must_use]
+#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
+pub fn utc(t: OffsetDateTime) -> OffsetDateTime {
+    t.checked_to_offset(time::UtcOffset::UTC)
+        .unwrap_or(if t.year() > 0 { LATEST } else { EARLIEST })
+}
+
+/// `t` in UTC ([`utc`]), truncated to microseconds: the precision every store keeps.
 #[must_use]
 #[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub fn micros(t: OffsetDateTime) -> OffsetDateTime {
-    // An instant that has no UTC form inside `time`'s range stays in its own offset.
-    let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+    let t = utc(t);
     // `microsecond()` is below 10^6, so the replacement cannot fail.
     t.replace_microsecond(t.microsecond()).unwrap_or(t)
+}
+
+/// `t` in UTC as RFC 3339 with the fraction in 0, 3, 6 or 9 digits (the fewest of those that
+/// hold it) and `zone` after it (`Z` in JSON, `+00:00` in SQLite): the form keyward has always
+/// written, which sorts like the instants within a year of four digits.
+#[must_use]
+#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
+pub fn utc_text(t: OffsetDateTime, zone: &str) -> String {
+    let t = utc(t);
+    let nanos = t.nanosecond();
+    let fraction = if nanos == 0 {
+        String::new()
+    } else if nanos.is_multiple_of(1_000_000) {
+        format!(".{:03}", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        format!(".{:06}", nanos / 1_000)
+    } else {
+        format!(".{nanos:09}")
+    };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}{zone}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// `t` in microseconds since the Unix epoch (sub-microseconds dropped, toward the past).
@@ -110,9 +147,10 @@ pub fn from_unix_micros(us: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok()
 }
 
-/// The latest instant `time` represents (the end of year 9999, UTC): where a sum saturates.
+/// The latest instant every store keeps (the last microsecond of year 9999, UTC): where a sum
+/// saturates.
 #[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
-pub const LATEST: OffsetDateTime = time::PrimitiveDateTime::MAX.assume_utc();
+pub const LATEST: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999_999 UTC);
 
 /// The earliest instant `time` represents (the start of year -9999, UTC).
 #[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
@@ -166,5 +204,17 @@ mod tests {
         assert_eq!(micros(t), from_unix_micros(5).unwrap());
         assert!(from_unix_micros(i64::MAX).is_none());
         assert_eq!(unix_micros(LATEST), 253_402_300_799_999_999);
+    }
+
+    #[test]
+    fn instants_without_a_utc_form_are_clamped_not_panicked_on() {
+        use time::macros::datetime;
+        assert_eq!(utc(datetime!(9999-12-31 23:00 -5)), LATEST);
+        assert_eq!(utc(datetime!(-9999-01-01 0:00 +1)), EARLIEST);
+        let t = datetime!(2030-01-01 02:00:00.5 +2);
+        assert_eq!(utc(t), datetime!(2030-01-01 00:00:00.5 UTC));
+        assert_eq!(utc(t).offset(), time::UtcOffset::UTC);
+        assert_eq!(utc_text(t, "Z"), "2030-01-01T00:00:00.500Z");
+        assert_eq!(micros(datetime!(9999-12-31 23:00 -5)), LATEST);
     }
 }

@@ -12,13 +12,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-/// Writes `t` as RFC 3339 in UTC.
+/// Writes `t` as RFC 3339 in UTC, the fraction in 0, 3, 6 or 9 digits
+/// ([`crate::clock::utc_text`]).
 pub(crate) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    let utc = t
-        .checked_to_offset(UtcOffset::UTC)
-        .ok_or_else(|| S::Error::custom("instant out of range"))?;
-    let text = utc.format(&Rfc3339).map_err(S::Error::custom)?;
-    s.serialize_str(&text)
+    let utc = crate::clock::utc(*t);
+    if !(0..=9999).contains(&utc.year()) {
+        return Err(S::Error::custom("instant outside the years 0000-9999"));
+    }
+    s.serialize_str(&crate::clock::utc_text(utc, "Z"))
 }
 
 /// Reads an RFC 3339 instant, in UTC.

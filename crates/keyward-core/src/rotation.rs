@@ -172,7 +172,7 @@ fn successor_of(old: &KeyRecord, now: OffsetDateTime, admin: bool) -> (KeyRecord
     successor.updated_at = now;
     successor.last_used_at = None;
     successor.revoked_at = None;
-    successor.expires_at = lifetime.and_then(|l| now.checked_add(l));
+    successor.expires_at = lifetime.map(|l| now.checked_add(l).unwrap_or(crate::clock::LATEST));
     if !admin && let (Some(s), Some(o)) = (successor.expires_at, old.expires_at) {
         successor.expires_at = Some(s.min(o));
     }

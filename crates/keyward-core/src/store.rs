@@ -155,8 +155,7 @@ impl Cursor {
         }
         let micros: i64 = t.parse().map_err(|_| CursorError)?;
         // Past the year 9999 no key was created: such a cursor is after every key.
-        let created_at = crate::clock::from_unix_micros(micros)
-            .unwrap_or_else(|| crate::clock::micros(crate::clock::LATEST));
+        let created_at = crate::clock::from_unix_micros(micros).unwrap_or(crate::clock::LATEST);
         Ok(Self {
             created_at,
             key_id: id.parse().map_err(|_| CursorError)?,

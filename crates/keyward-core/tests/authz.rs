@@ -614,3 +614,38 @@ async fn huge_durations_are_refused_not_a_panic() {
         }
     }
 }
+
+/// A key that expires at the end of time still has an expiry after rotation: the successor's
+/// lifetime saturates at the last representable instant instead of overflowing into "never".
+#[tokio::test]
+async fn a_successor_of_a_key_near_the_end_of_time_still_expires() {
+    let f = fixture();
+    let mut r = req(&[]);
+    r.expires_at = Some(datetime!(9999-12-31 00:00 UTC));
+    let k = f.kw.create_key_as(&Actor::owner("zed"), r).await.unwrap();
+    f.clock.advance(Duration::days(30));
+    let s =
+        f.kw.rotate_key(
+            &Actor::admin_for("zed"),
+            &k.key.id,
+            RotateKeyRequest::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    let expires = s.key.expires_at.expect("the successor expires");
+    assert_eq!(expires, keyward_core::clock::LATEST);
+}
+
+/// An expiry given in an offset that has no UTC form inside the representable years (a library
+/// caller's request; HTTP refuses it at parsing) is clamped, not handed to a store that would
+/// panic converting it.
+#[tokio::test]
+async fn an_expiry_past_the_representable_range_in_utc_is_clamped() {
+    let f = fixture();
+    let mut r = req(&[]);
+    r.expires_at = Some(datetime!(9999-12-31 23:00 -5));
+    let k = f.kw.create_key("amy", r).await.unwrap();
+    assert_eq!(k.key.expires_at, Some(keyward_core::clock::LATEST));
+    assert!(serde_json::to_string(&k.key).is_ok());
+}

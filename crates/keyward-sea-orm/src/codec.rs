@@ -7,7 +7,7 @@ use keyward_core::model::{
 use keyward_core::store::StoreError;
 use keyward_core::{KeyId, KeyRecord, ScopeSet};
 use sea_orm::{DbBackend, Value};
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
 use crate::entity::api_key::{self, Column};
 use crate::error::corrupt;
@@ -30,17 +30,21 @@ fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
-/// An instant as a bound value on `backend`.
+/// An instant as a value to bind on `backend`: what keyward's store binds for every instant,
+/// and what an application querying [`crate::entity::api_key`] itself must bind too.
 ///
 /// SQLite keeps instants as text and compares them as text (`expires_at > ?`, the listing
 /// cursor, the `updated_at = ?` of an update), so the text must be one fixed form that sorts
 /// like the instants it writes. keyward has always written `2026-11-29T20:13:01.123456+00:00`:
 /// RFC 3339 in UTC with `+00:00`, the fraction in 0, 3, 6 or 9 digits (chrono's form, which
-/// sorts right because `+` sorts before `.` and the digits). sqlx's encoding of `time` writes
-/// `Z` and the shortest fraction instead, under which `…:01Z` sorts after `…:01.5Z` and rows
-/// already stored would stop matching `updated_at = ?`; so SQLite gets the text written here.
-/// The other backends bind a typed timestamp.
-pub(crate) fn instant(backend: DbBackend, t: Option<OffsetDateTime>) -> Value {
+/// sorts right because `+` sorts before `.` and the digits). sqlx's encoding of `time`, which
+/// the entity's `TimeDateTimeWithTimeZone` fields would get, writes `Z` and the shortest
+/// fraction instead, under which `…:01Z` sorts after `…:01.5Z` and rows already stored would
+/// stop matching `updated_at = ?`; so SQLite gets the text written here. The other backends
+/// bind a typed timestamp, in UTC.
+#[must_use]
+pub fn instant(backend: DbBackend, t: Option<OffsetDateTime>) -> Value {
+    let t = t.map(keyward_core::clock::utc);
     match backend {
         DbBackend::Sqlite => Value::String(t.map(sqlite_text)),
         _ => Value::TimeDateTimeWithTimeZone(t),
@@ -49,28 +53,7 @@ pub(crate) fn instant(backend: DbBackend, t: Option<OffsetDateTime>) -> Value {
 
 /// [`instant`]'s SQLite text.
 pub(crate) fn sqlite_text(t: OffsetDateTime) -> String {
-    // Instants come from `time` (years -9999..=9999); one outside 0000-9999 in UTC cannot be
-    // stored by any backend and is written as it is, to be refused or kept as text.
-    let t = t.checked_to_offset(UtcOffset::UTC).unwrap_or(t);
-    let nanos = t.nanosecond();
-    let fraction = if nanos == 0 {
-        String::new()
-    } else if nanos.is_multiple_of(1_000_000) {
-        format!(".{:03}", nanos / 1_000_000)
-    } else if nanos.is_multiple_of(1_000) {
-        format!(".{:06}", nanos / 1_000)
-    } else {
-        format!(".{nanos:09}")
-    };
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}+00:00",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    keyward_core::clock::utc_text(t, "+00:00")
 }
 
 /// The management columns and their values (what `update` writes).
@@ -301,7 +284,8 @@ mod tests {
         ] {
             assert_eq!(sqlite_text(at(us)), text);
         }
-        let offset = at(1_732_876_543_000_000).to_offset(UtcOffset::from_hms(2, 0, 0).unwrap());
+        let offset =
+            at(1_732_876_543_000_000).to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap());
         assert_eq!(sqlite_text(offset), "2024-11-29T10:35:43+00:00");
     }
 

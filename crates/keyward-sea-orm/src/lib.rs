@@ -12,6 +12,7 @@ pub mod migration;
 pub mod schema;
 mod store;
 
+pub use crate::codec::instant;
 #[doc(inline)]
 pub use crate::files::MigrationFiles;
 #[doc(inline)]

@@ -42,6 +42,17 @@ pub(super) enum CommonErrors {
         content_type = "application/problem+json"
     )]
     Forbidden(Problem),
+    /// 429
+    #[response(
+        status = 429,
+        description = "An API key presented to these routes (an administrator's, or a key \
+                       caller's where keys may manage keys) is over its rate limit or credits \
+                       (`RATE_LIMITED`, `USAGE_EXHAUSTED`), or its address is throttled after \
+                       failed attempts",
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "seconds to wait"))
+    )]
+    Throttled(Problem),
     /// 503
     #[response(
         status = 503,
@@ -305,7 +316,12 @@ mod tests {
     /// as the error table ([`ErrorCode::status`]) gives them.
     #[test]
     fn documented_statuses_are_the_error_table_s() {
-        let common = [OwnerUnauthenticated, ManagementForbidden, AuthUnavailable];
+        let common = [
+            OwnerUnauthenticated,
+            ManagementForbidden,
+            RateLimited,
+            AuthUnavailable,
+        ];
         let body = [
             BadRequest,
             PayloadTooLarge,

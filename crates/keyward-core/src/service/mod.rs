@@ -153,7 +153,7 @@ impl Keyward {
                     None
                 }
             },
-            (None, None) => default_ttl.and_then(|d| now.checked_add(d)),
+            (None, None) => default_ttl.map(|d| now.checked_add(d).unwrap_or(crate::clock::LATEST)),
         };
         self.validate_expiry(&mut errors, "expires_at", expires_at, now, now);
         if let Some(max) = self_service.and_then(|s| s.max_ttl) {

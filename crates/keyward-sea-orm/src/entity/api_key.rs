@@ -5,6 +5,11 @@
 //! portable across the three databases. Counters are `BIGINT` (values above `i64::MAX` are
 //! clamped). Timestamps keep microseconds: `timestamptz` on PostgreSQL, `DATETIME(6)` on MySQL,
 //! RFC 3339 text on SQLite.
+//!
+//! An application that queries or writes this table itself binds instants with
+//! [`crate::instant`], as keyward's store does: on SQLite the text form matters (instants are
+//! compared as text), and the `TimeDateTimeWithTimeZone` fields below, bound as they are, would
+//! be written in another form.
 
 use sea_orm::entity::prelude::*;
 
