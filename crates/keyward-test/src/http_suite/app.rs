@@ -102,6 +102,17 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `GET /api-keys` as `owner`: the first page of the owner's keys, as JSON.
+    pub async fn list(&self, owner: &str) -> Value {
+        self.as_owner(reqwest::Method::GET, "/api-keys", owner)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json")
+    }
+
     /// Creates a key, asserting `201`.
     pub async fn create(&self, owner: &str, body: Value) -> Created {
         let res = self.create_raw(owner, &body).await;

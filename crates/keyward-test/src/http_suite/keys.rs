@@ -30,14 +30,7 @@ pub async fn case_create_shows_key_once(app: TestApp) {
     );
     fields_free_of_secrets(key, secret_of(&c.api_key));
 
-    let list: Value = app
-        .as_owner(reqwest::Method::GET, "/api-keys", &alice)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.list(&alice).await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["items"][0]["id"], c.id.as_str());
     fields_free_of_secrets(&list, secret_of(&c.api_key));
@@ -396,14 +389,7 @@ pub async fn case_max_keys_concurrent(app: TestApp) {
     let refused = results.iter().filter(|s| **s == 409).count();
     assert_eq!((ok, refused), (MAX_KEYS, 20 - MAX_KEYS), "{results:?}");
     // Revoking one makes room for one more.
-    let list: Value = app
-        .as_owner(reqwest::Method::GET, "/api-keys", &owner)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.list(&owner).await;
     let id = list["items"][0]["id"].as_str().expect("id").to_owned();
     let res = app
         .as_owner(reqwest::Method::DELETE, &format!("/api-keys/{id}"), &owner)

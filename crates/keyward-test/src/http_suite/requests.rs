@@ -53,14 +53,7 @@ pub async fn case_pagination(app: TestApp) {
     }
     assert_eq!(seen, ids, "every key once, oldest first");
     // Another owner's list is empty.
-    let other: Value = app
-        .as_owner(reqwest::Method::GET, "/api-keys", &app.owner("nobody"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let other: Value = app.list(&app.owner("nobody")).await;
     assert_eq!(other["items"], json!([]));
     assert!(other["next_cursor"].is_null());
     for (query, field) in [
@@ -146,14 +139,7 @@ pub async fn case_validation(app: TestApp) {
     let res = app.create_raw(&owner, &json!({"name": 5})).await;
     assert_problem(res, 422, "VALIDATION_FAILED").await;
     // Nothing was created.
-    let list: Value = app
-        .as_owner(reqwest::Method::GET, "/api-keys", &owner)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.list(&owner).await;
     assert_eq!(list["items"], json!([]));
     // PATCH validates the same way.
     let c = app.create(&owner, json!({"name": "ok"})).await;
@@ -229,14 +215,7 @@ pub async fn case_body_transport_errors(app: TestApp) {
         .expect("sent");
     assert_problem(res, 405, "METHOD_NOT_ALLOWED").await;
     // None of the refused bodies made a key.
-    let list: Value = app
-        .as_owner(reqwest::Method::GET, "/api-keys", &owner)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.list(&owner).await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
     // The app still works.
     assert_eq!(
