@@ -7,11 +7,11 @@
 //!
 //! Only with the `openapi` feature.
 
-use utoipa::PartialSchema;
-use utoipa::openapi::path::{ParameterBuilder, ParameterIn, PathItem, Paths};
+use utoipa::IntoParams as _;
+use utoipa::openapi::path::{PathItem, Paths};
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{InfoBuilder, OpenApiBuilder, RefOr, Required};
+use utoipa::openapi::{InfoBuilder, OpenApiBuilder, RefOr};
 
 use crate::model::Policy;
 
@@ -181,13 +181,7 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
 /// `owner_id` path parameter first, the `admin` tag, and `admin` before the operation id
 /// (`createApiKey` becomes `adminCreateApiKey`).
 fn for_admin(mut item: PathItem) -> PathItem {
-    let owner_id = ParameterBuilder::new()
-        .name("owner_id")
-        .parameter_in(ParameterIn::Path)
-        .required(Required::True)
-        .description(Some("The owner whose keys are managed"))
-        .schema(Some(String::schema()))
-        .build();
+    let owner_id = paths::OwnerPath::into_params(|| None);
     for op in [
         &mut item.get,
         &mut item.post,
@@ -204,7 +198,7 @@ fn for_admin(mut item: PathItem) -> PathItem {
             format!("admin{first}{}", c.as_str())
         });
         let params = op.parameters.get_or_insert_with(Vec::new);
-        params.insert(0, owner_id.clone());
+        params.splice(0..0, owner_id.iter().cloned());
     }
     item
 }

@@ -121,6 +121,14 @@ pub(super) struct KeyPath {
     key_id: String,
 }
 
+/// The owner an admin route acts on; [`super::document`] puts it first on every admin route.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct OwnerPath {
+    /// The owner whose keys are managed
+    owner_id: String,
+}
+
 /// The optional precondition of the routes that change a key.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
