@@ -307,7 +307,7 @@ pub(crate) fn time(t: Option<OffsetDateTime>) -> String {
     t.map_or_else(
         || "-".to_owned(),
         |t| {
-            let utc = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+            let utc = keyward_core::clock::utc(t);
             utc.format(format_description!(
                 "[year]-[month]-[day] [hour]:[minute]:[second]Z"
             ))
