@@ -41,7 +41,7 @@ mod load;
 mod rounds;
 mod stats;
 
-use load::{cores, have, load_suite, on_core};
+use load::{cores, have, load_suite, on_core, pinning};
 use stats::{median, median_ci};
 
 /// The ratio guarded/unguarded the issue asks for.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{Options, cores, have, median, median_ci, on_core};
+use super::{Options, cores, have, median, median_ci, on_core, pinning};
 
 /// The ratio both floods must keep against the valid key.
 const TARGET: f64 = 0.5;
@@ -253,11 +253,7 @@ pub(super) fn run(opts: &Options) -> Result<(), String> {
         opts.connections,
         opts.duration,
         opts.rounds,
-        if pin {
-            "server core 0, load core 1"
-        } else {
-            "off"
-        }
+        pinning(pin)
     );
 
     println!(

@@ -31,11 +31,7 @@ pub(super) fn load_suite(opts: &Options) -> Result<(), String> {
         opts.connections,
         opts.duration,
         opts.rounds,
-        if pin {
-            "server core 0, load core 1"
-        } else {
-            "off"
-        }
+        pinning(pin)
     );
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -292,6 +288,15 @@ impl Server {
     pub(super) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// How the runs are pinned, for the banner.
+pub(super) fn pinning(pin: bool) -> &'static str {
+    if pin {
+        "server core 0, load core 1"
+    } else {
+        "off"
     }
 }
 
