@@ -10,8 +10,9 @@
 
 use time::OffsetDateTime;
 
+use crate::key::KeyId;
 use crate::management::{CreateKeyRequest, FieldError, ServiceError, UpdateKeyRequest};
-use crate::model::{Deactivator, KeyRecord, Principal};
+use crate::model::{Credits, Deactivator, KeyRecord, Principal, RateLimit};
 use crate::scope::{RESERVED_NAMESPACE, ScopeSet};
 
 /// What kind of caller an [`Actor`] is.
@@ -33,6 +34,8 @@ pub struct Actor {
     role: Role,
     owner: Option<String>,
     scopes: ScopeSet,
+    /// The calling key, for a key caller: its restrictions are the ceiling of what it creates.
+    key: Option<KeyId>,
 }
 
 impl Actor {
@@ -43,6 +46,7 @@ impl Actor {
             role: Role::Admin,
             owner: None,
             scopes: ScopeSet::new(),
+            key: None,
         }
     }
 
@@ -63,17 +67,25 @@ impl Actor {
             role: Role::Owner,
             owner: Some(owner_id.into()),
             scopes: ScopeSet::new(),
+            key: None,
         }
     }
 
-    /// A verified key managing its owner's keys; it grants at most the scopes it holds.
+    /// A verified key managing its owner's keys; it grants at most the scopes it holds, and
+    /// the keys it creates inherit at most its allowlist, rate limit, credits and expiry.
     #[must_use]
     pub fn key(principal: &Principal) -> Self {
         Self {
             role: Role::Key,
             owner: Some(principal.owner_id().to_owned()),
             scopes: principal.scopes().clone(),
+            key: Some(principal.key_id()),
         }
+    }
+
+    /// The calling key, for a key caller.
+    pub(crate) fn key_id(&self) -> Option<&KeyId> {
+        self.key.as_ref()
     }
 
     /// What kind of caller this is.
@@ -95,6 +107,28 @@ impl Actor {
     }
 }
 
+/// The longest owner id, in bytes.
+pub const MAX_OWNER_ID_LEN: usize = 255;
+
+/// The grammar of an owner id, as a regular expression: a letter or digit, then letters,
+/// digits and `. _ : @ + / = | ~ -`, at most [`MAX_OWNER_ID_LEN`] in all. User ids, emails,
+/// UUIDs, `org:42`, `auth0|5f7c…` fit. No whitespace, no comma, no quote, nothing outside
+/// ASCII: an owner id travels in headers (`X-Keyward-Owner`, an owner header a proxy sets),
+/// and every HTTP parser must read the same id from it (review finding 4: ` alice` and `alice `
+/// were distinct owners in the stores, and one upstream after header trimming).
+pub const OWNER_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._:@+/=|~-]{0,254}$";
+
+/// Whether `owner_id` follows [`OWNER_ID_PATTERN`]. Every management call checks it, whoever
+/// the actor is and whatever path (admin route, owner resolver, CLI) named the owner.
+#[must_use]
+pub fn is_valid_owner_id(owner_id: &str) -> bool {
+    let b = owner_id.as_bytes();
+    (1..=MAX_OWNER_ID_LEN).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"._:@+/=|~-".contains(&c))
+}
+
 /// Whether `owner_id` is reserved for keyward itself (`keyward-admin`, …): such owners are never
 /// acted on through self-service.
 #[must_use]
@@ -106,8 +140,19 @@ fn forbidden(field: &str, code: &str, message: impl Into<String>) -> FieldError 
     FieldError::new(field, code, message)
 }
 
-/// Refuses a non-admin actor on a reserved owner id.
+/// Refuses an owner id outside [`OWNER_ID_PATTERN`], and a non-admin actor on a reserved one.
 pub(crate) fn check_actor(actor: &Actor) -> Result<(), ServiceError> {
+    if let Some(owner) = actor.owner_id()
+        && !is_valid_owner_id(owner)
+    {
+        return Err(ServiceError::Validation(vec![FieldError::new(
+            "owner_id",
+            "invalid",
+            format!(
+                "1–{MAX_OWNER_ID_LEN} of A-Z a-z 0-9 . _ : @ + / = | ~ -, starting with a letter or digit"
+            ),
+        )]));
+    }
     match actor.owner_id() {
         Some(owner) if !actor.is_admin() && is_reserved_owner(owner) => {
             Err(ServiceError::Forbidden(vec![forbidden(
@@ -300,6 +345,65 @@ pub(crate) fn rotate_refusals(actor: &Actor, record: &KeyRecord) -> Vec<FieldErr
     refusals
 }
 
+/// What a key `caller` may pass on to a key it creates (review finding 7: a key must not shed
+/// its own restrictions by minting a fresh one): its allowlist, the tighter of its rate limit
+/// and `rate`, at most its credits, and no later expiry than its own. `explicit` says whether
+/// the request itself named `expires_at`: a later one than the caller's is refused, a default
+/// is cut to the caller's.
+pub(crate) struct Ceiling<'a> {
+    pub(crate) caller: &'a KeyRecord,
+}
+
+impl Ceiling<'_> {
+    pub(crate) fn rate_limit(&self, rate: Option<RateLimit>) -> Option<RateLimit> {
+        match (self.caller.rate_limit, rate) {
+            (Some(c), Some(r)) => {
+                // The lower rate: requests per second compared without division.
+                let c_rate = u64::from(c.requests) * u64::from(r.window_seconds);
+                let r_rate = u64::from(r.requests) * u64::from(c.window_seconds);
+                Some(if c_rate <= r_rate { c } else { r })
+            }
+            (c, r) => c.or(r),
+        }
+    }
+
+    pub(crate) fn credits(&self, credits: Option<Credits>) -> Option<Credits> {
+        match (self.caller.credits, credits) {
+            (Some(c), Some(d)) => Some(Credits {
+                limit: c.limit.min(d.limit),
+                // A one-time allowance is at most what a refilling one gives; of two refills,
+                // the slower.
+                refill_seconds: match (c.refill_seconds, d.refill_seconds) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                },
+            }),
+            (c, d) => c.or(d),
+        }
+    }
+
+    pub(crate) fn expiry(
+        &self,
+        wanted: Option<OffsetDateTime>,
+        explicit: bool,
+    ) -> Result<Option<OffsetDateTime>, FieldError> {
+        match (self.caller.expires_at, wanted) {
+            (Some(c), w) if w.is_none_or(|w| w > c) => {
+                if explicit {
+                    Err(forbidden(
+                        "expires_at",
+                        "beyond_caller",
+                        "a key creates keys that expire no later than itself",
+                    ))
+                } else {
+                    Ok(Some(c))
+                }
+            }
+            (_, w) => Ok(w),
+        }
+    }
+}
+
 /// Whether moving the expiry from `current` to `wanted` lengthens the key's life.
 fn extends(current: Option<OffsetDateTime>, wanted: Option<OffsetDateTime>) -> bool {
     match (current, wanted) {
@@ -312,6 +416,45 @@ fn extends(current: Option<OffsetDateTime>, wanted: Option<OffsetDateTime>) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_id_grammar() {
+        for ok in [
+            "alice",
+            "a",
+            "user_2abc",
+            "a@b.example",
+            "org:42",
+            "auth0|5f7c",
+            "t/ops",
+        ] {
+            assert!(is_valid_owner_id(ok), "{ok:?}");
+            assert!(check_actor(&Actor::owner(ok)).is_ok(), "{ok:?}");
+        }
+        let long = "a".repeat(MAX_OWNER_ID_LEN + 1);
+        for bad in [
+            "",
+            " alice",
+            "alice ",
+            "al ice",
+            "alice\t",
+            "a,b",
+            "a\"b",
+            "élise",
+            "-x",
+            ".x",
+            long.as_str(),
+        ] {
+            assert!(!is_valid_owner_id(bad), "{bad:?}");
+            for actor in [Actor::owner(bad), Actor::admin_for(bad)] {
+                assert!(
+                    matches!(check_actor(&actor), Err(ServiceError::Validation(_))),
+                    "{bad:?}"
+                );
+            }
+        }
+        assert!(is_valid_owner_id(&long[1..]));
+    }
 
     #[test]
     fn reserved_owners() {

@@ -458,3 +458,45 @@ async fn the_background_round_publishes_what_failed() {
     assert_eq!(f.kw.pending_invalidations(), 0);
     assert_eq!(f.bus.published.lock().unwrap().last(), Some(&k.key.id));
 }
+
+/// Review finding 6: a client whose address a server could not read
+/// ([`VerifyContext::UNKNOWN_CLIENT`]) passes no IP allowlist, not even one that admits every
+/// address, and such clients' failures are throttled together, apart from everyone else.
+#[tokio::test]
+async fn an_unknown_client_passes_no_allowlist_and_is_throttled_apart() {
+    let f = fixture_with(FailureThrottle {
+        max_failures: 3,
+        window: std::time::Duration::from_secs(60),
+        capacity: 1000,
+    });
+    let open =
+        f.kw.create_key(
+            "alice",
+            CreateKeyRequest {
+                name: "anywhere".into(),
+                ip_allowlist: vec!["0.0.0.0/0".into(), "::/0".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let unknown = VerifyContext::with_ip(VerifyContext::UNKNOWN_CLIENT);
+    assert!(matches!(
+        verify(&f, open.api_key.expose_secret(), &unknown).await,
+        Err(VerifyError::IpUnknown)
+    ));
+    verify(&f, open.api_key.expose_secret(), &from("192.0.2.1"))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let _ = verify(&f, &made_up(), &unknown).await;
+    }
+    assert!(matches!(
+        verify(&f, &made_up(), &unknown).await,
+        Err(VerifyError::Throttled { .. })
+    ));
+    assert!(matches!(
+        verify(&f, &made_up(), &from("192.0.2.1")).await,
+        Err(VerifyError::Invalid(InvalidReason::Unknown))
+    ));
+}

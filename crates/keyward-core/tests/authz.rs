@@ -173,6 +173,98 @@ async fn key_callers_grant_at_most_what_they_hold() {
     ));
 }
 
+/// Review finding 7: a key caller's keys inherit at most its own allowlist, credits, rate
+/// limit and expiry, the ceiling its scopes already follow; a key cannot shed its restrictions
+/// by minting a fresh one.
+#[tokio::test]
+async fn key_callers_pass_on_their_restrictions() {
+    let f = fixture_with(SelfServiceDefaults {
+        rate_limit: Some(RateLimit {
+            requests: 100,
+            window_seconds: 60,
+        }),
+        credits: Some(Credits {
+            limit: 1000,
+            refill_seconds: Some(3600),
+        }),
+        max_ttl: None,
+    });
+    let expiry = t0() + Duration::days(2);
+    let mut restricted = req(&["reports:*"]);
+    restricted.ip_allowlist = vec!["10.0.0.0/8".into()];
+    restricted.rate_limit = Some(RateLimit {
+        requests: 5,
+        window_seconds: 60,
+    });
+    restricted.credits = Some(Credits {
+        limit: 10,
+        refill_seconds: None,
+    });
+    restricted.expires_at = Some(expiry);
+    let caller = f.kw.create_key("erin", restricted).await.unwrap();
+    let principal =
+        f.kw.verify(
+            caller.api_key.expose_secret(),
+            &ScopeRequirement::none(),
+            &VerifyContext::with_ip("10.1.2.3".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+    let actor = Actor::key(&principal);
+
+    let child =
+        f.kw.create_key_as(&actor, req(&["reports:read"]))
+            .await
+            .unwrap();
+    assert_eq!(
+        child.key.ip_allowlist,
+        ["10.0.0.0/8"],
+        "the allowlist is passed on"
+    );
+    assert_eq!(
+        child.key.rate_limit,
+        Some(RateLimit {
+            requests: 5,
+            window_seconds: 60
+        }),
+        "the tighter rate limit"
+    );
+    assert_eq!(
+        child.key.credits,
+        Some(Credits {
+            limit: 10,
+            refill_seconds: None
+        }),
+        "at most the caller's credits"
+    );
+    assert_eq!(
+        child.key.expires_at,
+        Some(expiry),
+        "no longer than the caller"
+    );
+    // A child with the caller's restrictions verifies only where the caller does.
+    assert!(
+        f.kw.verify(
+            child.api_key.expose_secret(),
+            &ScopeRequirement::none(),
+            &VerifyContext::with_ip("192.0.2.1".parse().unwrap()),
+        )
+        .await
+        .is_err()
+    );
+    // Asking for a longer life than the caller's is refused, like a wider scope.
+    let mut longer = req(&["reports:read"]);
+    longer.ttl_seconds = Some(Duration::days(3).whole_seconds());
+    assert_eq!(
+        refused(f.kw.create_key_as(&actor, longer).await),
+        ["expires_at:beyond_caller"]
+    );
+    let mut shorter = req(&["reports:read"]);
+    shorter.ttl_seconds = Some(3600);
+    let made = f.kw.create_key_as(&actor, shorter).await.unwrap();
+    assert_eq!(made.key.expires_at, Some(t0() + Duration::hours(1)));
+}
+
 #[tokio::test]
 async fn owners_set_no_limits_and_lift_none() {
     let f = fixture();

@@ -29,6 +29,10 @@ pub enum InvalidReason {
     NotYetValid,
     /// A signing-only key presented as a bearer token.
     SigningOnly,
+    /// The secret matched, but the key was issued under another prefix or environment than
+    /// the one presented (two deployments sharing a store and pepper; the checksum is public,
+    /// so anyone can re-head a key they hold).
+    OtherDeployment,
 }
 
 impl InvalidReason {
@@ -49,6 +53,7 @@ impl InvalidReason {
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::SigningOnly => "signing_only",
+            Self::OtherDeployment => "other_deployment",
         }
     }
 }

@@ -96,6 +96,13 @@ pub struct VerifyContext {
 }
 
 impl VerifyContext {
+    /// The address of a client the application expected to learn the address of and could
+    /// not: a trusted proxy sent no usable client-address header. It is the unspecified
+    /// address (`::`), which no packet comes from: an IP allowlist never admits it (not even
+    /// `::/0`), and failures from all such clients are throttled together, in a bucket of
+    /// their own (review finding 6).
+    pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+
     /// A context with a client address.
     #[must_use]
     pub fn with_ip(ip: IpAddr) -> Self {
@@ -369,8 +376,22 @@ impl Keyward {
                     .failed(ctx.client_ip, slow.then_some(&parsed.key_id), now_us);
                 Err(VerifyError::Invalid(InvalidReason::WrongSecret))
             }
+            // The digest covers key id and secret only: the head presented must also be the
+            // one the key was issued under (review finding 3).
+            DigestMatch::Match { .. }
+                if entry.record.env != parsed.env || entry.record.prefix != parsed.prefix =>
+            {
+                Err(VerifyError::Invalid(InvalidReason::OtherDeployment))
+            }
             DigestMatch::Match { obsolete } => Ok(obsolete),
         }
+    }
+
+    /// Whether `record` was issued under this deployment's prefix and environment: what a
+    /// signed request, which presents no head, is held to.
+    pub(crate) fn issued_here(&self, record: &crate::model::KeyRecord) -> bool {
+        let format = &self.0.policy.format;
+        record.env == format.env() && record.prefix == format.prefix()
     }
 
     /// Cache, then store. Store failures are `Unavailable`, never "unknown". The store read is
@@ -503,8 +524,10 @@ impl Keyward {
             KeyState::NotYetValid => return Err(VerifyError::Invalid(InvalidReason::NotYetValid)),
         }
         if !record.ip_allowlist.is_empty() {
-            let Some(ip) = ctx.client_ip else {
-                warn_no_client_address();
+            let Some(ip) = ctx.client_ip.filter(|ip| !ip.is_unspecified()) else {
+                if ctx.client_ip.is_none() {
+                    warn_no_client_address();
+                }
                 return Err(VerifyError::IpUnknown);
             };
             if !record.ip_allowlist.iter().any(|net| net.contains(ip)) {

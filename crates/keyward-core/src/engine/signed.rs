@@ -139,6 +139,10 @@ impl Keyward {
             }
         };
         drop(secret);
+        if !self.issued_here(&entry.record) {
+            tracing::debug!(key_id = %key_id, "signed request with a key of another deployment");
+            return Err(VerifyError::Invalid(InvalidReason::OtherDeployment));
+        }
         let replay_key = verified.replay_key();
         self.admit(
             &entry,

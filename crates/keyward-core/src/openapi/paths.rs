@@ -126,6 +126,7 @@ pub(super) struct KeyPath {
 #[into_params(parameter_in = Path)]
 pub(super) struct OwnerPath {
     /// The owner whose keys are managed
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9._:@+/=|~-]{0,254}$")]
     owner_id: String,
 }
 
@@ -318,6 +319,14 @@ mod tests {
             rotate["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/RotateKeyRequest"
         );
+    }
+
+    /// The documented owner-id pattern is the grammar the service enforces.
+    #[test]
+    fn owner_path_states_the_owner_id_grammar() {
+        let params = <OwnerPath as IntoParams>::into_params(|| None);
+        let param = serde_json::to_value(&params[0]).unwrap();
+        assert_eq!(param["schema"]["pattern"], crate::authz::OWNER_ID_PATTERN);
     }
 
     /// Each route's documented error statuses are exactly those of the codes it answers with,

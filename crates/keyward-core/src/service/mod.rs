@@ -85,17 +85,14 @@ impl Keyward {
         let now = micros(self.now());
         let policy = &self.policy();
         let mut errors = Vec::new();
-        let owner_id = actor.owner_id().unwrap_or_default();
-        if owner_id.is_empty()
-            || owner_id.len() > MAX_OWNER_LEN
-            || owner_id.chars().any(char::is_control)
-        {
-            errors.push(FieldError::new(
+        // `check_actor` proved it well formed; an admin of every owner names none.
+        let Some(owner_id) = actor.owner_id() else {
+            return Err(ServiceError::field(
                 "owner_id",
-                "invalid",
-                format!("1–{MAX_OWNER_LEN} printable characters"),
+                "required",
+                "name the owner to create the key for",
             ));
-        }
+        };
         check_text(&mut errors, "name", &req.name, policy.max_name_len, true);
         if let Some(d) = &req.description {
             check_text(
@@ -169,10 +166,23 @@ impl Keyward {
                 ));
             }
         }
-        let (rate_limit, credits) = match self_service {
+        let (mut rate_limit, mut credits) = match self_service {
             Some(s) => (s.rate_limit, s.credits),
             None => (req.rate_limit, req.credits),
         };
+        let mut expires_at = expires_at;
+        let mut ip_allowlist = ip_allowlist;
+        if let Some(caller) = self.calling_key(actor).await? {
+            let ceiling = authz::Ceiling { caller: &caller };
+            rate_limit = ceiling.rate_limit(rate_limit);
+            credits = ceiling.credits(credits);
+            ip_allowlist.clone_from(&caller.ip_allowlist);
+            let explicit = req.expires_at.is_some() || req.ttl_seconds.is_some();
+            match ceiling.expiry(expires_at, explicit) {
+                Ok(e) => expires_at = e,
+                Err(refusal) => return Err(ServiceError::Forbidden(vec![refusal])),
+            }
+        }
         self.validate_limits(&mut errors, rate_limit.as_ref(), credits.as_ref());
         let metadata = req.metadata.unwrap_or_default();
         self.validate_metadata(&mut errors, &metadata);
@@ -280,12 +290,37 @@ impl Keyward {
         ))
     }
 
+    /// The record of the key a key caller acts with, as stored now (its restrictions may have
+    /// changed since it was verified); `None` for other actors.
+    async fn calling_key(&self, actor: &Actor) -> Result<Option<KeyRecord>, ServiceError> {
+        let Some(key_id) = actor.key_id() else {
+            return Ok(None);
+        };
+        match self.store().get(key_id).await {
+            Ok(Some(r)) if authz::reaches(actor, &r) && r.revoked_at.is_none() => Ok(Some(r)),
+            Ok(_) => Err(ServiceError::Forbidden(vec![FieldError::new(
+                "key_id",
+                "caller_gone",
+                "the calling key no longer exists",
+            )])),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
     /// The key, if `actor` may see it; missing and out-of-reach keys are both `NotFound`.
     pub(crate) async fn fetch(
         &self,
         actor: &Actor,
         key_id: &KeyId,
     ) -> Result<KeyRecord, ServiceError> {
+        // No key belongs to an owner id outside the grammar: such a key is not found, as a
+        // foreign one is (creating and listing answer `422`).
+        if actor
+            .owner_id()
+            .is_some_and(|o| !authz::is_valid_owner_id(o))
+        {
+            return Err(ServiceError::NotFound);
+        }
         authz::check_actor(actor)?;
         match self.store().get(key_id).await {
             Ok(Some(r)) if authz::reaches(actor, &r) => Ok(r),

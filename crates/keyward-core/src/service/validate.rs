@@ -9,8 +9,6 @@ use crate::scope::{ScopeError, ScopeSet};
 
 use super::*;
 
-pub(super) const MAX_OWNER_LEN: usize = 255;
-
 pub(super) fn check_text(
     errors: &mut Vec<FieldError>,
     field: &str,

@@ -162,3 +162,74 @@ pub async fn case_engine_expiry(store: Arc<dyn KeyStore>) {
         Err(VerifyError::Invalid(InvalidReason::Expired))
     ));
 }
+
+/// `raw` re-headed as `prefix_env_`, its checksum recomputed: what anyone can do to a key they
+/// hold, since the checksum is public (DESIGN.md §2: a filter, never a boundary).
+#[must_use]
+pub fn reheaded(raw: &str, prefix: &str, env: &str) -> String {
+    const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut parts = raw.splitn(3, '_');
+    let (_, _, rest) = (parts.next(), parts.next(), parts.next().expect("a key"));
+    let body = format!("{prefix}_{env}_{}", &rest[..rest.len() - 6]);
+    let crc = crc32fast::hash(body.as_bytes());
+    let (mut hi, mut lo) = (crc / (62 * 62 * 62), crc % (62 * 62 * 62));
+    let mut check = [b'0'; 6];
+    for i in (0..3).rev() {
+        check[i] = BASE62[(hi % 62) as usize];
+        check[i + 3] = BASE62[(lo % 62) as usize];
+        hi /= 62;
+        lo /= 62;
+    }
+    format!("{body}{}", String::from_utf8_lossy(&check))
+}
+
+/// Review finding 3: two deployments on one store and pepper, `test` and `live`. A `test` key
+/// re-headed `kw_live_…` with its checksum recomputed is invalid on the `live` one, and so is a
+/// key re-headed with another prefix: the presented environment and prefix must be the
+/// record's, with and without the cache.
+pub async fn case_engine_env_bound(store: Arc<dyn KeyStore>) {
+    let deployment = |prefix: &str, env: &str| {
+        Keyward::builder(store.clone(), Keyring::insecure_test_keyring())
+            .policy(keyward_core::model::Policy {
+                format: keyward_core::key::KeyFormat::new(prefix, env).expect("format"),
+                ..keyward_core::model::Policy::default()
+            })
+            .build()
+            .expect("engine")
+    };
+    let test = deployment("kw", "test");
+    let created = test
+        .create_key(
+            "env-owner",
+            CreateKeyRequest {
+                name: "test key".to_owned(),
+                ..CreateKeyRequest::default()
+            },
+        )
+        .await
+        .expect("create");
+    let raw = created.api_key.expose_secret().to_owned();
+    let any = ScopeRequirement::none();
+    let ctx = VerifyContext::default();
+    test.verify(&raw, &any, &ctx).await.expect("at home");
+    for (prefix, env) in [("kw", "live"), ("zz", "test")] {
+        let foreign = deployment(prefix, env);
+        let forged = reheaded(&raw, prefix, env);
+        for round in ["store", "cache"] {
+            let got = foreign.verify(&forged, &any, &ctx).await;
+            assert!(
+                matches!(
+                    got,
+                    Err(VerifyError::Invalid(InvalidReason::OtherDeployment))
+                ),
+                "{prefix}_{env}_ from the {round}: {got:?}"
+            );
+            assert!(
+                foreign
+                    .verify_cached(&forged, &any, &ctx)
+                    .is_none_or(|r| r.is_err()),
+                "{prefix}_{env}_ answered from the cache"
+            );
+        }
+    }
+}

@@ -87,6 +87,7 @@ pub const CASES: &[(&str, Case)] = &[
     }),
     ("engine_lifecycle", |s| Box::pin(case_engine_lifecycle(s))),
     ("engine_expiry", |s| Box::pin(case_engine_expiry(s))),
+    ("engine_env_bound", |s| Box::pin(case_engine_env_bound(s))),
 ];
 
 /// Runs every case, each on a fresh store from `make`. Stops (returns) when `make` skips.
@@ -121,7 +122,7 @@ macro_rules! store_suite {
             case_revoke,
             case_record_usage, case_list_pagination, case_list_stable_under_inserts,
             case_max_keys, case_concurrent_limit, case_concurrent_duplicates,
-            case_engine_lifecycle, case_engine_expiry);
+            case_engine_lifecycle, case_engine_expiry, case_engine_env_bound);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -28,21 +28,17 @@
     reason = "test support: a case fails by panicking on a broken expectation"
 )]
 
-use std::any::Any;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
-
-use keyward_core::key::KeyId;
-use keyward_core::model::{Credits, Policy, RateLimit, SelfServiceDefaults};
-use keyward_core::{KeyStore, Keyring, Keyward};
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::http_suite::{Created, assert_problem, created};
+use crate::http_suite::{assert_problem, created};
+
+mod app;
+mod review;
+pub use app::*;
+pub use review::*;
 
 /// Most keys per owner in the suite's policy.
 pub const MAX_KEYS: u32 = 4;
@@ -66,184 +62,6 @@ pub const SERVER_FLAGS: &[&str] = &[
     "--self-service-max-ttl",
     "30d",
 ];
-
-/// The engine the adapters' apps run over: the suite's policy, the in-process test keyring.
-#[must_use]
-pub fn management_keyward(store: Arc<dyn KeyStore>) -> Keyward {
-    let policy = Policy {
-        max_keys_per_owner: Some(MAX_KEYS),
-        self_service: SelfServiceDefaults {
-            rate_limit: Some(RateLimit {
-                requests: SELF_SERVICE_RATE.0,
-                window_seconds: SELF_SERVICE_RATE.1,
-            }),
-            credits: Some(Credits {
-                limit: SELF_SERVICE_CREDITS,
-                refill_seconds: None,
-            }),
-            max_ttl: Some(time::Duration::days(SELF_SERVICE_MAX_TTL_DAYS)),
-        },
-        ..Policy::default()
-    };
-    Keyward::builder(store, Keyring::insecure_test_keyring())
-        .policy(policy)
-        .build()
-        .expect("keyward builds")
-}
-
-/// A running stack and how to talk to it as an owner and as an administrator.
-#[derive(Clone)]
-pub struct MgmtApp {
-    /// `http://127.0.0.1:<port>`.
-    pub base: String,
-    /// An HTTP client.
-    pub client: reqwest::Client,
-    admin: (&'static str, String),
-    /// A `GET` route that answers `200` for a valid key holding `reports:read`.
-    probe: &'static str,
-    tag: String,
-    _guard: Option<Arc<dyn Any + Send + Sync>>,
-}
-
-impl std::fmt::Debug for MgmtApp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MgmtApp")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client builds")
-}
-
-fn tag() -> String {
-    KeyId::generate().expect("os random").to_string()
-}
-
-impl MgmtApp {
-    /// An adapter's app (the [`mod@crate::http_suite`] contract) over [`management_keyward`].
-    pub async fn adapter<A, AFut>(store: Arc<dyn KeyStore>, spawn: A) -> Self
-    where
-        A: FnOnce(Keyward) -> AFut,
-        AFut: Future<Output = SocketAddr>,
-    {
-        let addr = spawn(management_keyward(store)).await;
-        Self {
-            base: format!("http://{addr}"),
-            client: client(),
-            admin: ("x-test-admin", "yes".to_owned()),
-            probe: "/protected",
-            tag: tag(),
-            _guard: None,
-        }
-    }
-
-    /// A `keyward serve` at `base`, started with [`SERVER_FLAGS`] and `admin_token`;
-    /// `guard` keeps it running as long as the app lives.
-    #[must_use]
-    pub fn server(base: String, admin_token: &str, guard: Arc<dyn Any + Send + Sync>) -> Self {
-        Self {
-            base,
-            client: client(),
-            admin: ("authorization", format!("Bearer {admin_token}")),
-            probe: "/v1/whoami",
-            tag: tag(),
-            _guard: Some(guard),
-        }
-    }
-
-    /// An owner id unique to this run.
-    #[must_use]
-    pub fn owner(&self, name: &str) -> String {
-        format!("{name}-{}", self.tag)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// A self-service request as `owner`.
-    pub fn as_owner(&self, method: Method, path: &str, owner: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, self.url(path))
-            .header("x-test-owner", owner)
-    }
-
-    /// An admin request.
-    pub fn as_admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, self.url(path))
-            .header(self.admin.0, &self.admin.1)
-    }
-
-    /// A request with `key` as the bearer credential, nothing else.
-    pub fn with_key(&self, method: Method, path: &str, key: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(key)
-    }
-
-    /// The status a verified request with `key` gets (the adapters' `/protected`, the server's
-    /// `/v1/whoami`).
-    pub async fn probe(&self, key: &str) -> u16 {
-        send(self.with_key(Method::GET, self.probe, key))
-            .await
-            .status()
-            .as_u16()
-    }
-
-    /// Creates a key as `owner` through self-service, asserting `201`.
-    pub async fn owner_create(&self, owner: &str, body: Value) -> Created {
-        let res = send(self.as_owner(Method::POST, "/api-keys", owner).json(&body)).await;
-        assert_eq!(res.status(), 201, "owner create {body}");
-        created(res).await
-    }
-
-    /// Creates a key for `owner` through the admin routes, asserting `201`.
-    pub async fn admin_create(&self, owner: &str, body: Value) -> Created {
-        let res = send(
-            self.as_admin(Method::POST, &format!("/admin/owners/{owner}/api-keys"))
-                .json(&body),
-        )
-        .await;
-        assert_eq!(res.status(), 201, "admin create {body}");
-        created(res).await
-    }
-
-    /// `PATCH /api-keys/{id}` as `owner`.
-    pub async fn owner_patch(&self, owner: &str, id: &str, body: Value) -> reqwest::Response {
-        send(
-            self.as_owner(Method::PATCH, &format!("/api-keys/{id}"), owner)
-                .json(&body),
-        )
-        .await
-    }
-
-    /// `PATCH /admin/owners/{owner}/api-keys/{id}`.
-    pub async fn admin_patch(&self, owner: &str, id: &str, body: Value) -> reqwest::Response {
-        send(
-            self.as_admin(
-                Method::PATCH,
-                &format!("/admin/owners/{owner}/api-keys/{id}"),
-            )
-            .json(&body),
-        )
-        .await
-    }
-
-    /// The key as its owner sees it.
-    pub async fn owner_get(&self, owner: &str, id: &str) -> Value {
-        let res = send(self.as_owner(Method::GET, &format!("/api-keys/{id}"), owner)).await;
-        assert_eq!(res.status(), 200, "get {id}");
-        res.json().await.expect("json")
-    }
-}
-
-async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
-    req.send().await.expect("request sent")
-}
 
 /// Asserts a `403 MANAGEMENT_FORBIDDEN` that names `field` among its refused fields.
 pub async fn assert_refused(res: reqwest::Response, field: &str) -> Value {
@@ -778,7 +596,8 @@ macro_rules! management_suite {
     (app = $app:expr $(,)?) => {
         $crate::management_suite!(@cases $app;
             case_reserved_scopes_need_an_admin, case_wildcards_make_no_admin,
-            case_reserved_owners_closed_to_self_service, case_admin_limits_stay,
+            case_reserved_owners_closed_to_self_service, case_owner_ids_follow_one_grammar,
+            case_admin_limits_stay,
             case_owners_narrow_and_shorten, case_self_service_defaults,
             case_reactivation_by_whom, case_rotation_cannot_multiply, case_rotation_keeps_credits,
             case_if_match,
