@@ -290,14 +290,9 @@ impl Keys {
         format!("{{{}:cr:{}}}", self.prefix, key_id)
     }
 
-    /// A seen nonce: `{P:n:<namespace>}:<nonce>`.
-    pub(crate) fn nonce(&self, namespace: &str, nonce: &str) -> String {
-        format!(
-            "{{{}:n:{}}}:{}",
-            self.prefix,
-            escape_owner(namespace),
-            nonce
-        )
+    /// A namespace's seen nonces, a sorted set: `{P:n:<namespace>}`.
+    pub(crate) fn nonces(&self, namespace: &str) -> String {
+        format!("{{{}:n:{}}}", self.prefix, escape_owner(namespace))
     }
 
     /// A client address's failed verifications in the current window: `{P:f:<bucket>}`.

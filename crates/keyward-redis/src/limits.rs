@@ -11,13 +11,12 @@
 
 use std::time::Duration;
 
-use deadpool_redis::redis;
 use keyward_core::clock::unix_micros;
 use keyward_core::key::KeyId;
 use keyward_core::model::{Credits, KeyRecord, RateLimit};
 use keyward_core::store::{
-    Admission, CreditLedger, FailureLedger, NonceStore, RateLimiter, StoreError, credit_period,
-    credit_refill_in,
+    Admission, CreditLedger, FailureLedger, NonceStore, RateLimiter, StoreError, StoreErrorKind,
+    credit_period, credit_refill_in,
 };
 use time::OffsetDateTime;
 
@@ -143,25 +142,42 @@ impl CreditLedger for RedisCreditLedger {
     }
 }
 
-/// Replay protection: `SET <nonce> 1 NX PX <ttl>` under a per-namespace (per key id) hash tag.
+/// Replay protection: each namespace (the engine's is the key id) keeps its live nonces in one
+/// sorted set under its own hash tag, checked and written by one script. A namespace holds at
+/// most [`RedisNonceStore::DEFAULT_MAX_PER_NAMESPACE`] live nonces (or what
+/// [`RedisNonceStore::max_per_namespace`] sets): a key that signs more within the replay window
+/// is refused for itself ([`StoreErrorKind::LimitReached`], which the engine answers `429`), and
+/// no key holder can fill Redis.
 #[derive(Debug, Clone)]
 pub struct RedisNonceStore {
     shared: Connections,
+    max_per_namespace: u64,
 }
 
 impl RedisNonceStore {
+    /// Live nonces one namespace may hold by default: as the in-memory store.
+    pub const DEFAULT_MAX_PER_NAMESPACE: u64 = 100_000;
+
     /// A nonce store with its own pool. Does not connect yet.
     ///
     /// # Errors
     /// `Other` for an invalid URL or prefix.
     pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
-        Ok(Self {
-            shared: Connections::new(config)?,
-        })
+        Ok(Self::from_shared(Connections::new(config)?))
     }
 
     pub(crate) fn from_shared(shared: Connections) -> Self {
-        Self { shared }
+        Self {
+            shared,
+            max_per_namespace: Self::DEFAULT_MAX_PER_NAMESPACE,
+        }
+    }
+
+    /// The most live nonces one namespace (key) may hold (at least 1).
+    #[must_use]
+    pub fn max_per_namespace(mut self, max: u64) -> Self {
+        self.max_per_namespace = max.max(1);
+        self
     }
 }
 
@@ -190,16 +206,22 @@ impl NonceStore for RedisNonceStore {
         };
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut c = self.shared.conn().await?;
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.shared.keys.nonce(namespace, nonce))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
+        let answer: i64 = scripts::CHECK_NONCE
+            .key(self.shared.keys.nonces(namespace))
+            .arg(nonce)
             .arg(ttl_ms)
-            .query_async(&mut c)
+            .arg(self.max_per_namespace)
+            .invoke_async(&mut c)
             .await
             .map_err(redis_error)?;
-        Ok(set.is_some())
+        match answer {
+            1 => Ok(true),
+            0 => Ok(false),
+            _ => Err(StoreError::new(
+                StoreErrorKind::LimitReached,
+                "replay state for this key is full",
+            )),
+        }
     }
 }
 

@@ -360,6 +360,51 @@ async fn nonces_are_single_use_per_namespace_and_expire() {
     common::cleanup(&url, &prefix).await;
 }
 
+/// Review: a key holder could fill Redis with nonces. One namespace (key) holds a bounded
+/// number of live nonces; past it that key is refused (`LimitReached`, answered `429`), while a
+/// replay is still a replay and other keys are untouched.
+#[tokio::test]
+async fn nonces_are_bounded_per_namespace() {
+    use keyward_core::store::StoreErrorKind;
+    let Some(url) = common::shared_redis("nonces_are_bounded_per_namespace").await else {
+        return;
+    };
+    let prefix = common::unique_prefix();
+    let n = keyward_redis::RedisNonceStore::new(&keyward_redis::RedisConfig::new(&url, &prefix))
+        .unwrap()
+        .max_per_namespace(3);
+    let now = time::OffsetDateTime::now_utc();
+    let ttl = Duration::from_millis(400);
+    for i in 0..3 {
+        assert!(
+            n.check_and_store("KEYAAAAAAAAA", &format!("n{i}"), ttl, now)
+                .await
+                .unwrap()
+        );
+    }
+    let full = n.check_and_store("KEYAAAAAAAAA", "n3", ttl, now).await;
+    assert_eq!(full.unwrap_err().kind(), StoreErrorKind::LimitReached);
+    assert!(
+        !n.check_and_store("KEYAAAAAAAAA", "n0", ttl, now)
+            .await
+            .unwrap(),
+        "a replay"
+    );
+    assert!(
+        n.check_and_store("KEYBBBBBBBBB", "n0", ttl, now)
+            .await
+            .unwrap()
+    );
+    // The window passes: room again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        n.check_and_store("KEYAAAAAAAAA", "n3", ttl, now)
+            .await
+            .unwrap()
+    );
+    common::cleanup(&url, &prefix).await;
+}
+
 /// Two instances share one failure budget per client address through Redis: failures split
 /// between them throttle the address on both, and a key each has cached still verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
