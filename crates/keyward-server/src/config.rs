@@ -56,9 +56,14 @@ pub(crate) struct FileConfig {
     failure_throttle: Option<String>,
     max_concurrent_requests: Option<usize>,
     request_timeout: Option<String>,
+    header_read_timeout: Option<String>,
+    max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
     owner_header: Option<String>,
     admin_key_file: Option<PathBuf>,
     client_ip_header: Option<String>,
+    trusted_proxy: Option<String>,
+    forwarded_headers: Option<String>,
     log_format: Option<LogFormat>,
     flush_interval: Option<String>,
     sigv4_region: Option<String>,
@@ -121,8 +126,18 @@ pub(crate) struct Settings {
     pub(crate) max_concurrent_requests: usize,
     /// Deadline of one request, body included.
     pub(crate) request_timeout: Duration,
+    /// Longest wait for headers (and on an idle connection), and the connection caps.
+    pub(crate) header_read_timeout: Duration,
+    /// Most connections open at once.
+    pub(crate) max_connections: usize,
+    /// Most connections open at once from one client address.
+    pub(crate) max_connections_per_client: usize,
     /// Trusted header carrying the client address.
     pub(crate) client_ip_header: Option<axum::http::HeaderName>,
+    /// The peers whose `client_ip_header` is believed.
+    pub(crate) trusted_proxies: Vec<keyward_core::model::IpNet>,
+    /// Where the proxy names the original request of a signed `/v1/authz` call.
+    pub(crate) forwarded_headers: Option<ForwardedHeaders>,
     /// Log format.
     pub(crate) log_format: LogFormat,
     /// Usage flush period.
@@ -292,6 +307,40 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
             }
         },
     };
+    let header_read_timeout = match args
+        .header_read_timeout
+        .as_deref()
+        .or(file.header_read_timeout.as_deref())
+    {
+        None => crate::server::DEFAULT_HEADER_READ_TIMEOUT,
+        Some(s) => match parse_duration(s) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                return Err(AppError::config(format!(
+                    "invalid --header-read-timeout {s:?}: must be more than 0s"
+                )));
+            }
+            Err(e) => {
+                return Err(AppError::config(format!(
+                    "invalid --header-read-timeout {s:?}: {e}"
+                )));
+            }
+        },
+    };
+    let max_connections = args
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or(crate::server::DEFAULT_MAX_CONNECTIONS);
+    let max_connections_per_client = args
+        .max_connections_per_client
+        .or(file.max_connections_per_client)
+        .unwrap_or(crate::server::DEFAULT_MAX_CONNECTIONS_PER_CLIENT);
+    if max_connections == 0 || max_connections_per_client == 0 {
+        return Err(AppError::config(
+            "invalid --max-connections or --max-connections-per-client 0: allow at least one"
+                .to_owned(),
+        ));
+    }
     let max_concurrent_requests = args
         .max_concurrent_requests
         .or(file.max_concurrent_requests)
@@ -341,6 +390,32 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
             .clone()
             .or_else(|| file.client_ip_header.clone()),
     )?;
+    let trusted = args
+        .trusted_proxy
+        .clone()
+        .or_else(|| file.trusted_proxy.clone())
+        .unwrap_or_else(|| DEFAULT_TRUSTED_PROXIES.to_owned());
+    let trusted_proxies = trusted
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<keyward_core::model::IpNet>()
+                .map_err(|e| AppError::config(format!("invalid --trusted-proxy {s:?}: {}", e.0)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let forwarded_headers = match args
+        .forwarded_headers
+        .clone()
+        .or_else(|| file.forwarded_headers.clone())
+        .filter(|s| !s.trim().is_empty())
+    {
+        None => None,
+        Some(s) => Some(
+            ForwardedHeaders::parse(&s)
+                .map_err(|e| AppError::config(format!("invalid --forwarded-headers {s:?}: {e}")))?,
+        ),
+    };
     let log_format = args
         .log_format
         .or(file.log_format)
@@ -378,7 +453,12 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         throttle,
         max_concurrent_requests,
         request_timeout,
+        header_read_timeout,
+        max_connections,
+        max_connections_per_client,
         client_ip_header,
+        trusted_proxies,
+        forwarded_headers,
         log_format,
         flush_interval,
         signing,
@@ -420,6 +500,50 @@ pub(crate) fn resolve_signing(
             "invalid --sigv4-region {:?}: 1 to 64 of A-Z a-z 0-9 - . _",
             config.region
         ))),
+    }
+}
+
+/// The peers whose client-address header is believed by default: a proxy on the same host.
+pub(crate) const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1";
+
+/// The headers a forward-auth proxy names the original request in (`--forwarded-headers`):
+/// exactly these are read, never another set (review finding 2: a client adds the headers a
+/// proxy does not set, and the proxy passes them on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForwardedHeaders {
+    /// The original method.
+    pub(crate) method: axum::http::HeaderName,
+    /// The original path and query.
+    pub(crate) uri: axum::http::HeaderName,
+    /// The original host, if the proxy names it (else `Host`).
+    pub(crate) host: Option<axum::http::HeaderName>,
+}
+
+impl ForwardedHeaders {
+    /// `nginx`, `traefik`, or `METHOD,URI[,HOST]` header names.
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        let names: Vec<&str> = match s.trim().to_ascii_lowercase().as_str() {
+            "nginx" => vec!["x-original-method", "x-original-uri", "x-forwarded-host"],
+            "traefik" => vec!["x-forwarded-method", "x-forwarded-uri", "x-forwarded-host"],
+            _ => s.split(',').map(str::trim).collect(),
+        };
+        let name = |n: &str| {
+            axum::http::HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| format!("{n:?} is not a header name"))
+        };
+        match names.as_slice() {
+            [m, u] => Ok(Self {
+                method: name(m)?,
+                uri: name(u)?,
+                host: None,
+            }),
+            [m, u, h] => Ok(Self {
+                method: name(m)?,
+                uri: name(u)?,
+                host: Some(name(h)?),
+            }),
+            _ => Err("expected nginx, traefik, or METHOD,URI[,HOST] header names".to_owned()),
+        }
     }
 }
 

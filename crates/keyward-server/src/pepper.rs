@@ -123,6 +123,7 @@ pub(crate) fn load_keyring(database_url: &str) -> Result<(Keyring, PepperSource)
         return Ok((build(vec![(1, pepper)])?, PepperSource::Ephemeral));
     };
     let file = pepper_file_for(&db);
+    refuse_open_directory(&file)?;
     // Twice at most: when another instance publishes the file between our read and our write,
     // the second round reads theirs.
     for _ in 0..2 {
@@ -216,24 +217,46 @@ fn publish_pepper_file(path: &Path, pepper: &Pepper) -> Result<bool, AppError> {
     let io = |what: &str, e: std::io::Error| {
         AppError::Io(format!("cannot {what} pepper file {}: {e}", path.display()))
     };
-    let tmp = path.with_extension(format!("pepper.{}.tmp", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    // A fresh name, created exclusively (`O_EXCL`, 0600): a link planted in the directory is
+    // never followed (review finding 5; the name used to be predictable and truncated).
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".keyward-pepper.")
+        .tempfile_in(dir.unwrap_or(Path::new(".")))
+        .map_err(|e| io("create", e))?;
+    tmp.write_all(body.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| io("write", e))?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io("create", e.error)),
+    }
+}
+
+/// Refuses a pepper file in a directory other users can write to: they could plant the file
+/// (and so choose the pepper) or swap it (review finding 5).
+fn refuse_open_directory(file: &Path) -> Result<(), AppError> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mode = std::fs::metadata(dir)
+            .map_err(|e| AppError::Io(format!("cannot read directory {}: {e}", dir.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o022 != 0 {
+            return Err(AppError::config(format!(
+                "the pepper file {} is in a directory other users can write to (mode {:o}):                  keep the database in a directory only you can write to, or set {PEPPER_ENV}",
+                file.display(),
+                mode & 0o777
+            )));
+        }
     }
-    let written = opts
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(body.as_bytes()).and_then(|()| f.sync_all()));
-    let published = written.and_then(|()| std::fs::hard_link(&tmp, path));
-    let _ = std::fs::remove_file(&tmp);
-    match published {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(io("create", e)),
-    }
+    Ok(())
 }
 
 fn build(entries: Vec<(u32, Pepper)>) -> Result<Keyring, AppError> {
@@ -292,5 +315,42 @@ mod tests {
         assert!(parse_pepper("t", "c2hvcnQ=", 1).is_err());
         assert!(parse_pepper("t", "not base64 !!", 1).is_err());
         assert!(parse_pepper("t", &format!("0:{hex}"), 1).is_err());
+    }
+
+    /// Review finding 5: a link planted where the pepper is written (the old temporary name
+    /// was `<file>.<pid>.tmp`, opened with create+truncate) does not capture the pepper.
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_does_not_capture_the_pepper() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keyward.pepper");
+        let capture = dir.path().join("captured");
+        std::fs::write(&capture, "").unwrap();
+        let planted = file.with_extension(format!("pepper.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&capture, &planted).unwrap();
+        let (_, source) = read_or_create(&file).unwrap().unwrap();
+        assert_eq!(source, PepperSource::Generated(file.clone()));
+        assert_eq!(std::fs::read_to_string(&capture).unwrap(), "", "captured");
+        assert!(std::fs::read_to_string(&file).unwrap().contains("1:"));
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 3, "no temporary file left: {leftovers:?}");
+    }
+
+    /// Review finding 5: a pepper file in a directory others can write to is refused.
+    #[cfg(unix)]
+    #[test]
+    fn a_pepper_in_a_directory_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keyward.pepper");
+        refuse_open_directory(&file).unwrap();
+        for mode in [0o777, 0o1777, 0o770] {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = refuse_open_directory(&file).unwrap_err().to_string();
+            assert!(err.contains("other users can write"), "{mode:o}: {err}");
+        }
     }
 }

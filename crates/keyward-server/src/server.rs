@@ -14,7 +14,6 @@
 // Handlers answer with `Problem` documents by value; boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +38,7 @@ use crate::metrics::Metrics;
 use crate::{backend, pepper};
 
 mod auth;
+mod listen;
 mod ops;
 mod reply;
 mod verify;
@@ -47,6 +47,10 @@ use ops::{healthz, metrics, openapi, openapi_document, readyz};
 use reply::problem;
 use reply::{json, not_found};
 use verify::{authz, verify, whoami};
+
+pub(crate) use listen::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+};
 
 const API_KEY_HEADER: &str = "x-api-key";
 
@@ -59,6 +63,10 @@ struct App {
     admin_token: Option<AdminToken>,
     owner_header: Option<HeaderName>,
     client_ip_header: Option<HeaderName>,
+    /// The peers whose `client_ip_header` is believed.
+    trusted_proxies: Vec<keyward_core::model::IpNet>,
+    /// Where the proxy names the original request of a signed `/v1/authz` call.
+    forwarded: Option<crate::config::ForwardedHeaders>,
     metrics: Arc<Metrics>,
     /// keyward-core's credential decision for `/v1/authz`, counted in the metrics.
     gate: Gate,
@@ -123,6 +131,13 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
         }
     };
 
+    let open_files = listen::raise_open_file_limit();
+    let limits = listen::ConnectionLimits {
+        header_read_timeout: settings.header_read_timeout,
+        max_connections: listen::effective_max_connections(settings.max_connections, open_files),
+        max_per_client: settings.max_connections_per_client,
+        trusted: settings.trusted_proxies.clone(),
+    };
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| AppError::Io(format!("cannot listen on {}: {e}", settings.bind)))?;
@@ -163,6 +178,8 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
             admin_token,
             owner_header: settings.owner_header.clone(),
             client_ip_header: settings.client_ip_header.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            forwarded: settings.forwarded_headers.clone(),
             metrics,
             gate,
         }
@@ -179,11 +196,19 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
         self_service = settings.owner_header.as_ref().map(HeaderName::as_str),
         "listening on {base_url}"
     );
-    let served = axum::serve(
+    tracing::info!(
+        header_read_timeout = ?limits.header_read_timeout,
+        max_connections = limits.max_connections,
+        max_connections_per_client = limits.max_per_client,
+        "connection limits"
+    );
+    let served = listen::serve(
         listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        router,
+        limits,
+        settings.request_timeout,
+        signals.recv(),
     )
-    .with_graceful_shutdown(signals.recv())
     .await;
     flusher.abort();
     final_flush(&kw).await;
@@ -308,14 +333,14 @@ fn management_config(app: &Shared) -> keyward_axum::ManagementConfig {
     };
     let config = match app.owner_header.clone() {
         Some(name) => {
+            // Exactly one value, taken as the proxy sent it: keyward-core judges its grammar,
+            // and two values (the client's and the proxy's) name no one owner.
             let resolver = move |parts: &Parts| {
-                let owner = parts
-                    .headers
-                    .get(&name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_owned);
+                let mut values = parts.headers.get_all(&name).iter();
+                let owner = match (values.next(), values.next()) {
+                    (Some(v), None) => v.to_str().ok().map(str::to_owned),
+                    _ => None,
+                };
                 async move { owner.ok_or_else(keyward_axum::Rejection::unauthenticated) }
             };
             keyward_axum::ManagementConfig::new(resolver).admin(admin)

@@ -224,7 +224,7 @@ fn nginx_auth_request_signed() {
     };
     let env = Env::sqlite();
     let s = env.serve(
-        &[],
+        &["--forwarded-headers", "nginx"],
         &[(
             "KEYWARD_ENCRYPTION_KEY",
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",

@@ -851,6 +851,106 @@ fn ip_allowlists_and_the_client_ip_header() {
     s.terminate();
 }
 
+/// Review finding 6: with `--client-ip-header`, a missing or malformed header is no client
+/// address, never the proxy's own; `ip:port` and `[v6]:port` are read; and the header counts
+/// only from `--trusted-proxy` peers.
+#[test]
+fn a_client_ip_header_never_falls_back_to_the_proxy() {
+    let env = Env::sqlite();
+    let s = env.serve(&["--client-ip-header", "X-Forwarded-For"], &[]);
+    let admin = s.bootstrap_key().unwrap();
+    let create = |nets: &[&str]| {
+        let req = s
+            .http
+            .post(s.url("/admin/owners/kim/api-keys"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "net", "ip_allowlist": nets}));
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            r.json::<Value>().await.unwrap()["api_key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let authz = |key: &str, xff: Option<&str>| {
+        let mut req = s.http.get(s.url("/v1/authz")).bearer_auth(key);
+        if let Some(v) = xff {
+            req = req.header("X-Forwarded-For", v);
+        }
+        async move { status_of(req).await.0 }
+    };
+    rt().block_on(async {
+        // Allowlisted to the proxy's own network (the test client is the proxy, 127.0.0.1).
+        let proxy_net = create(&["127.0.0.0/8", "::/0"]).await;
+        for junk in [
+            None,
+            Some("unknown"),
+            Some(""),
+            Some("_hidden"),
+            Some("127.0.0.1:x"),
+        ] {
+            assert_eq!(
+                authz(&proxy_net, junk).await,
+                StatusCode::FORBIDDEN,
+                "{junk:?} passed as the proxy's address"
+            );
+        }
+        let office = create(&["10.1.2.0/24", "2001:db8::/32"]).await;
+        for form in [
+            "10.1.2.3",
+            "10.1.2.3:4711",
+            "[2001:db8::7]",
+            "[2001:db8::7]:443",
+        ] {
+            assert_eq!(
+                authz(&office, Some(form)).await,
+                StatusCode::NO_CONTENT,
+                "{form}"
+            );
+        }
+    });
+    s.terminate();
+    // A peer outside --trusted-proxy is the client itself: its header is not believed.
+    let s = env.serve(
+        &[
+            "--client-ip-header",
+            "X-Forwarded-For",
+            "--trusted-proxy",
+            "192.0.2.0/24",
+        ],
+        &[],
+    );
+    rt().block_on(async {
+        let r = s
+            .http
+            .post(s.url("/admin/owners/kim/api-keys"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "office", "ip_allowlist": ["10.1.2.0/24"]}))
+            .send()
+            .await
+            .unwrap();
+        let key = r.json::<Value>().await.unwrap()["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (st, _, _) = status_of(
+            s.http
+                .get(s.url("/v1/authz"))
+                .bearer_auth(&key)
+                .header("X-Forwarded-For", "10.1.2.3"),
+        )
+        .await;
+        assert_eq!(
+            st,
+            StatusCode::FORBIDDEN,
+            "an untrusted peer chose its address"
+        );
+    });
+    s.terminate();
+}
+
 /// The periodic flush writes batched usage while the server runs.
 #[test]
 fn periodic_flush_writes_usage() {

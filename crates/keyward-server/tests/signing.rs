@@ -330,7 +330,7 @@ fn forward_auth_checks_the_original_request_without_a_body() {
         return;
     }
     let env = Env::sqlite();
-    let s = serve(&env, &[], Some(ENC1));
+    let s = serve(&env, &["--forwarded-headers", "nginx"], Some(ENC1));
     rt().block_on(async {
         let (raw, id) = create_signing(&s, "alice", &["reports:read"]).await;
         let authz = s.url("/v1/authz?scope=reports:read");
@@ -365,6 +365,98 @@ fn forward_auth_checks_the_original_request_without_a_body() {
         assert_eq!(
             (st, code(&v)),
             (StatusCode::UNAUTHORIZED, "SIGNATURE_INVALID")
+        );
+    });
+}
+
+/// Review finding 2: a request signed for `GET /reports/q3`, forwarded by Traefik as
+/// `DELETE /reports/all?confirm=yes` with the client's own `X-Original-*` headers added (Traefik
+/// passes them on), is refused: keyward reads the set the operator named and no other. Without
+/// a named set, or with one of its headers missing or doubled, signed requests are refused.
+#[test]
+fn forward_auth_reads_only_the_named_proxy_headers() {
+    if !stock_signer::available() {
+        return;
+    }
+    let env = Env::sqlite();
+    let s = serve(&env, &["--forwarded-headers", "traefik"], Some(ENC1));
+    rt().block_on(async {
+        let (raw, id) = create_signing(&s, "alice", &["reports:read"]).await;
+        let authz = s.url("/v1/authz?scope=reports:read");
+        let signed = Boto::get("http://app.example/reports/q3")
+            .sign(&id, &raw)
+            .unwrap();
+        let traefik = |method: &str, uri: &str, extra: &[(&str, &str)]| {
+            let mut h = signed.clone();
+            h.push(("X-Forwarded-Method".into(), method.into()));
+            h.push(("X-Forwarded-Uri".into(), uri.into()));
+            h.push(("X-Forwarded-Host".into(), "app.example".into()));
+            h.extend(
+                extra
+                    .iter()
+                    .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+            );
+            h
+        };
+        let (st, _, v) = send(
+            &s,
+            "GET",
+            &authz,
+            &traefik("GET", "/reports/q3", &[]),
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+        let injected = traefik(
+            "DELETE",
+            "/reports/all?confirm=yes",
+            &[
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/reports/q3"),
+            ],
+        );
+        let (st, _, v) = send(&s, "GET", &authz, &injected, Vec::new()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNAUTHORIZED, "SIGNATURE_INVALID"),
+            "the client's X-Original-* spoke for Traefik"
+        );
+        // A header of the set missing, or sent twice: refused, never another source.
+        let (st, _, v) = send(&s, "GET", &authz, &signed, Vec::new()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNAUTHORIZED, "SIGNATURE_INVALID")
+        );
+        let doubled = traefik("GET", "/reports/q3", &[("X-Forwarded-Method", "GET")]);
+        let (st, _, v) = send(&s, "GET", &authz, &doubled, Vec::new()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNAUTHORIZED, "SIGNATURE_INVALID")
+        );
+    });
+    drop(s);
+    // No set named: signed requests cannot be checked on /v1/authz, and are refused.
+    let s = serve(&env, &[], Some(ENC1));
+    rt().block_on(async {
+        let (raw, id) = create_signing(&s, "bob", &["reports:read"]).await;
+        let h = Boto::get("http://app.example/reports/q3")
+            .sign(&id, &raw)
+            .unwrap();
+        let mut h = h.clone();
+        h.push(("X-Original-Method".into(), "GET".into()));
+        h.push(("X-Original-URI".into(), "/reports/q3".into()));
+        h.push(("X-Forwarded-Host".into(), "app.example".into()));
+        let (st, _, v) = send(&s, "GET", &s.url("/v1/authz"), &h, Vec::new()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNAUTHORIZED, "SIGNATURE_INVALID")
+        );
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("--forwarded-headers"),
+            "{v}"
         );
     });
 }

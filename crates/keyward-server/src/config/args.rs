@@ -215,6 +215,15 @@ pub(crate) struct ServeArgs {
     /// Longest a request may take, reading its body included; then 408 [default: 30s]
     #[arg(long, env = "KEYWARD_REQUEST_TIMEOUT", value_name = "DURATION")]
     pub(crate) request_timeout: Option<String>,
+    /// Longest wait for a request's headers, and for the next request on an idle keep-alive connection [default: 10s]
+    #[arg(long, env = "KEYWARD_HEADER_READ_TIMEOUT", value_name = "DURATION")]
+    pub(crate) header_read_timeout: Option<String>,
+    /// Most connections open at once (cut to what the open-file limit allows); more are closed at once [default: 10000]
+    #[arg(long, env = "KEYWARD_MAX_CONNECTIONS", value_name = "N")]
+    pub(crate) max_connections: Option<usize>,
+    /// Most connections open at once from one client address (--trusted-proxy peers are exempt) [default: 256]
+    #[arg(long, env = "KEYWARD_MAX_CONNECTIONS_PER_CLIENT", value_name = "N")]
+    pub(crate) max_connections_per_client: Option<usize>,
     /// Where the first start writes the admin key it creates (0600) [default: beside a SQLite database, else ./keyward.admin-key]
     #[arg(long, env = "KEYWARD_ADMIN_KEY_FILE", value_name = "PATH")]
     pub(crate) admin_key_file: Option<PathBuf>,
@@ -224,6 +233,12 @@ pub(crate) struct ServeArgs {
     /// Take the client address (for IP allowlists) from this header, e.g. X-Real-IP or X-Forwarded-For (its last entry); only behind a proxy that sets it
     #[arg(long, env = "KEYWARD_CLIENT_IP_HEADER", value_name = "NAME")]
     pub(crate) client_ip_header: Option<String>,
+    /// Peers whose --client-ip-header is believed, comma-separated addresses or CIDRs; from others the peer address is the client [default: 127.0.0.0/8,::1]
+    #[arg(long, env = "KEYWARD_TRUSTED_PROXY", value_name = "CIDRS")]
+    pub(crate) trusted_proxy: Option<String>,
+    /// The headers in which the proxy in front names the original request of a signed /v1/authz call: nginx (X-Original-Method, X-Original-URI, X-Forwarded-Host), traefik (X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Host), or METHOD,URI[,HOST] header names; without it signed requests are refused there
+    #[arg(long, env = "KEYWARD_FORWARDED_HEADERS", value_name = "SET")]
+    pub(crate) forwarded_headers: Option<String>,
     /// Log format [default: human]
     #[arg(long, env = "KEYWARD_LOG_FORMAT", value_enum, value_name = "FORMAT")]
     pub(crate) log_format: Option<LogFormat>,

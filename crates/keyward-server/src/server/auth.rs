@@ -1,11 +1,12 @@
 //! What the server adds to keyward-core's authentication: the verification metrics, the client
 //! address (`--client-ip-header`), the static admin token.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, header};
+use keyward_core::VerifyContext;
 use keyward_core::http::Observed;
 
 use super::reply::outcome_of_code;
@@ -25,18 +26,26 @@ pub(super) fn observer(metrics: &Arc<Metrics>) -> impl Fn(Observed) + Send + Syn
 }
 
 impl App {
-    /// The client address: from the trusted header when configured and well formed (the last
-    /// entry of a list, the one the nearest proxy added), else the peer.
-    pub(super) fn client_ip(&self, headers: &HeaderMap, peer: SocketAddr) -> SocketAddr {
-        let from_header = self.client_ip_header.as_ref().and_then(|name| {
-            let v = headers.get_all(name).iter().next_back()?.to_str().ok()?;
-            v.rsplit(',')
-                .next()?
-                .trim()
-                .parse::<std::net::IpAddr>()
-                .ok()
-        });
-        from_header.map_or(peer, |ip| SocketAddr::new(ip, 0))
+    /// The client address. Without `--client-ip-header`, or from a peer outside
+    /// `--trusted-proxy`, the peer's. From a trusted proxy, the header's (the last entry of a
+    /// list: the one the nearest proxy added; `ip`, `ip:port`, `[v6]` or `[v6]:port`); a
+    /// missing or malformed one is no address at all, [`VerifyContext::UNKNOWN_CLIENT`], never
+    /// the proxy's own (review finding 6).
+    pub(super) fn client_ip(&self, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
+        let Some(name) = &self.client_ip_header else {
+            return peer;
+        };
+        if !self.trusted_proxies.iter().any(|net| net.contains(peer)) {
+            return peer;
+        }
+        headers
+            .get_all(name)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| forwarded_ip(v.trim()))
+            .unwrap_or(VerifyContext::UNKNOWN_CLIENT)
     }
 
     /// The client address from a request's headers and its `ConnectInfo`, as
@@ -45,9 +54,9 @@ impl App {
         &self,
         headers: &HeaderMap,
         extensions: &axum::http::Extensions,
-    ) -> Option<std::net::IpAddr> {
+    ) -> Option<IpAddr> {
         let peer = extensions.get::<ConnectInfo<SocketAddr>>()?.0;
-        Some(self.client_ip(headers, peer).ip())
+        Some(self.client_ip(headers, peer.ip()))
     }
 
     /// The static admin token, if configured and presented.
@@ -68,5 +77,45 @@ impl App {
         let a = bearer.is_some_and(|b| token.matches(b));
         let b = api_key.is_some_and(|k| token.matches(k));
         a | b
+    }
+}
+
+/// An address as proxies write it: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
+fn forwarded_ip(v: &str) -> Option<IpAddr> {
+    v.parse::<IpAddr>()
+        .ok()
+        .or_else(|| v.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            v.strip_prefix('[')?
+                .strip_suffix(']')?
+                .parse::<std::net::Ipv6Addr>()
+                .ok()
+                .map(IpAddr::V6)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn forwarded_addresses() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(forwarded_ip("192.0.2.7"), ip("192.0.2.7"));
+        assert_eq!(forwarded_ip("192.0.2.7:4711"), ip("192.0.2.7"));
+        assert_eq!(forwarded_ip("2001:db8::1"), ip("2001:db8::1"));
+        assert_eq!(forwarded_ip("[2001:db8::1]"), ip("2001:db8::1"));
+        assert_eq!(forwarded_ip("[2001:db8::1]:443"), ip("2001:db8::1"));
+        for junk in [
+            "",
+            "unknown",
+            "_hidden",
+            "192.0.2.7:x",
+            "[192.0.2.7]",
+            "2001:db8::1:",
+        ] {
+            assert_eq!(forwarded_ip(junk), None, "{junk:?}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward_axum::signed::verify_signed_request;
 use keyward_axum::{Authenticated, Rejection};
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::ops::PrincipalSchema;
 use super::reply::outcome;
 use super::{API_KEY_HEADER, Shared, json, problem};
+use crate::config::ForwardedHeaders;
 
 /// `GET /v1/whoami`: the caller's key, verified by keyward-axum's `KeywardLayer` in front.
 #[utoipa::path(get, path = "/v1/whoami", operation_id = "whoami", tag = "verify",
@@ -208,44 +209,48 @@ pub(super) fn authz_query(q: Option<&str>) -> Result<ScopeRequirement, Problem> 
     requirement(&scopes, mode)
 }
 
-/// Headers naming the original method, target and host of a forward-auth request, in order of
-/// preference: nginx snippets conventionally set `X-Original-*`, Traefik sends `X-Forwarded-*`.
-pub(super) const ORIGINAL_METHOD: [&str; 2] = ["x-original-method", "x-forwarded-method"];
-pub(super) const ORIGINAL_URI: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
-pub(super) const ORIGINAL_HOST: &str = "x-forwarded-host";
-
 /// The request a forward-auth call stands for, to check a signature against: the method, path
-/// and query the proxy names in [`ORIGINAL_METHOD`] / [`ORIGINAL_URI`] (else those of the call
-/// itself, which no client signed), and the host of [`ORIGINAL_HOST`] (else `Host`). The other
-/// headers are the call's own: the proxy forwards the client's.
-pub(super) fn original_request(parts: &Parts) -> Result<Parts, Problem> {
-    let first = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| parts.headers.get(*n))
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
+/// and query the proxy names in the headers `--forwarded-headers` names, and the host it names
+/// (else `Host`). The other headers are the call's own: the proxy forwards the client's.
+///
+/// Exactly the configured set is read, never another (a client adds the headers its proxy
+/// does not set, and the proxy passes them on: review finding 2), and each must be there
+/// once; without a configured set a signed request cannot be checked here and is refused.
+pub(super) fn original_request(
+    parts: &Parts,
+    set: Option<&ForwardedHeaders>,
+) -> Result<Parts, Problem> {
+    let refused = |detail: String| Problem::new(ErrorCode::SignatureInvalid, Some(detail));
+    let Some(set) = set else {
+        return Err(refused(
+            "signed requests are not accepted on /v1/authz: the server names no proxy headers \
+             (--forwarded-headers)"
+                .to_owned(),
+        ));
     };
-    let bad = |what: &str| {
-        Problem::new(
-            ErrorCode::SignatureInvalid,
-            Some(format!(
-                "the forwarded {what} of the signed request is malformed"
-            )),
-        )
+    let one = |name: &HeaderName| {
+        let mut values = parts.headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(v), None) => v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| refused(format!("the forwarded {name} is malformed"))),
+            (None, _) => Err(refused(format!("the proxy sent no {name}"))),
+            (Some(_), Some(_)) => Err(refused(format!("{name} is sent more than once"))),
+        }
     };
-    let method = match first(&ORIGINAL_METHOD) {
-        Some(m) => axum::http::Method::from_bytes(m.as_bytes()).map_err(|_| bad("method"))?,
-        None => parts.method.clone(),
-    };
-    let uri = match first(&ORIGINAL_URI) {
-        Some(u) if u.starts_with('/') => u.parse::<axum::http::Uri>().map_err(|_| bad("URI"))?,
-        Some(_) => return Err(bad("URI")),
-        None => parts.uri.clone(),
-    };
+    let method = axum::http::Method::from_bytes(one(&set.method)?.as_bytes())
+        .map_err(|_| refused(format!("the forwarded {} is malformed", set.method)))?;
+    let uri = Some(one(&set.uri)?)
+        .filter(|u| u.starts_with('/'))
+        .and_then(|u| u.parse::<axum::http::Uri>().ok())
+        .ok_or_else(|| refused(format!("the forwarded {} is malformed", set.uri)))?;
     let mut headers = parts.headers.clone();
-    if let Some(host) = parts.headers.get(ORIGINAL_HOST).cloned() {
+    if let Some(name) = &set.host {
+        let host = HeaderValue::from_str(one(name)?)
+            .map_err(|_| refused(format!("the forwarded {name} is malformed")))?;
         headers.insert(header::HOST, host);
     }
     let mut builder = axum::http::Request::builder()
@@ -258,7 +263,7 @@ pub(super) fn original_request(parts: &Parts) -> Result<Parts, Problem> {
     builder
         .body(())
         .map(|r| r.into_parts().0)
-        .map_err(|_| bad("request"))
+        .map_err(|_| refused("the forwarded request is malformed".to_owned()))
 }
 
 /// `GET /v1/authz`: the forward-auth check, with the scopes of the query. keyward-core's
@@ -309,7 +314,7 @@ pub(super) async fn authz(
         Decision::Pass(Some(p)) => p,
         Decision::Reject(p) => return problem(&p),
         Decision::Signed => {
-            let original = match original_request(&parts) {
+            let original = match original_request(&parts, app.forwarded.as_ref()) {
                 Ok(p) => p,
                 Err(p) => return problem(&p),
             };
@@ -328,11 +333,18 @@ pub(super) async fn authz(
             return problem(&Problem::missing());
         }
     };
+    // Ids are checked when keys are created; one stored before the grammar existed that an
+    // upstream could read otherwise is refused, never passed on mangled or left out.
+    let owner = match HeaderValue::from_str(principal.owner_id()) {
+        Ok(v) if keyward_core::authz::is_valid_owner_id(principal.owner_id()) => v,
+        _ => {
+            tracing::warn!(key_id = %principal.key_id(), "the key's owner id cannot be passed on in X-Keyward-Owner; refused");
+            return problem(&Problem::new(ErrorCode::ApiKeyInvalid, None));
+        }
+    };
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_bytes(principal.owner_id().as_bytes()) {
-        h.insert("x-keyward-owner", v);
-    }
+    h.insert("x-keyward-owner", owner);
     if let Ok(v) = HeaderValue::from_str(principal.key_id().as_str()) {
         h.insert("x-keyward-key-id", v);
     }
