@@ -67,11 +67,18 @@ pub fn configure(keyward: Keyward) -> impl FnOnce(&mut web::ServiceConfig) {
                 Err(Rejection::forbidden("administrator rights are required"))
             }
         });
+        // The suite's second set of self-service routes, where only API keys manage keys.
+        let by_key = ManagementConfig::new(|_: HttpRequest| {
+            std::future::ready(Err::<String, _>(Rejection::unauthenticated()))
+        })
+        .prefix(keyward_test::management_suite::KEY_ROUTES)
+        .allow_api_key_callers(true);
         let openapi = keyward_actix::openapi_route(
             "/openapi.json",
             &keyward_actix::openapi_document(&config, &keyward),
         );
         cfg.configure(keyward_actix::management_routes(keyward.clone(), config))
+            .configure(keyward_actix::management_routes(keyward.clone(), by_key))
             .service(openapi)
             .service(
                 web::resource("/protected")

@@ -37,6 +37,12 @@ pub fn app(keyward: Keyward) -> Router {
             }
         }
     });
+    // The suite's second set of self-service routes, where only API keys manage keys.
+    let by_key = ManagementConfig::new(|_: &Parts| {
+        std::future::ready(Err::<String, _>(Rejection::unauthenticated()))
+    })
+    .prefix(keyward_test::management_suite::KEY_ROUTES)
+    .allow_api_key_callers(true);
     let doc = openapi_document(&config, &keyward);
     let principal = |Authenticated(p): Authenticated| async move { axum::Json(p) };
     let protected = Router::new()
@@ -57,7 +63,8 @@ pub fn app(keyward: Keyward) -> Router {
         .merge(echo)
         .layer(KeywardLayer::new(keyward.clone()))
         .route("/open", get(|| async { "open" }))
-        .merge(management_routes(keyward, config))
+        .merge(management_routes(keyward.clone(), config))
+        .merge(management_routes(keyward, by_key))
         .merge(openapi_route("/openapi.json", &doc))
 }
 

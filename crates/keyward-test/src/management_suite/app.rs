@@ -40,6 +40,10 @@ pub fn management_keyward(store: Arc<dyn KeyStore>) -> Keyward {
         .expect("keyward builds")
 }
 
+/// Where the adapters' apps mount a second set of self-service routes on which API keys (and
+/// only they) manage their owner's keys (`allow_api_key_callers`).
+pub const KEY_ROUTES: &str = "/by-key";
+
 /// A running stack and how to talk to it as an owner and as an administrator.
 #[derive(Clone)]
 pub struct MgmtApp {
@@ -50,6 +54,8 @@ pub struct MgmtApp {
     admin: (&'static str, String),
     /// A `GET` route that answers `200` for a valid key holding `reports:read`.
     probe: &'static str,
+    /// Where API keys may manage their owner's keys (`None`: nowhere, as on the server).
+    pub key_routes: Option<&'static str>,
     tag: String,
     _guard: Option<Arc<dyn Any + Send + Sync>>,
 }
@@ -86,6 +92,7 @@ impl MgmtApp {
             client: client(),
             admin: ("x-test-admin", "yes".to_owned()),
             probe: "/protected",
+            key_routes: Some(KEY_ROUTES),
             tag: tag(),
             _guard: None,
         }
@@ -100,6 +107,7 @@ impl MgmtApp {
             client: client(),
             admin: ("authorization", format!("Bearer {admin_token}")),
             probe: "/v1/whoami",
+            key_routes: None,
             tag: tag(),
             _guard: Some(guard),
         }

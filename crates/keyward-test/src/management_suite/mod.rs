@@ -10,6 +10,7 @@
 //! | what | adapters ([`MgmtApp::adapter`]) | server ([`MgmtApp::server`]) |
 //! | --- | --- | --- |
 //! | self-service routes under `/api-keys` | owner from `x-test-owner`, key callers refused | `--owner-header x-test-owner` |
+//! | routes where keys manage their owner's keys | under [`KEY_ROUTES`], key callers only | none: key callers are refused everywhere |
 //! | admin routes `/admin/owners/{owner_id}/api-keys…`, all six | admin when `x-test-admin: yes`, or a key holding `keyward:admin` | the admin token as a bearer, or such a key |
 //! | policy | [`management_keyward`] | [`SERVER_FLAGS`] |
 //!
@@ -597,6 +598,7 @@ macro_rules! management_suite {
         $crate::management_suite!(@cases $app;
             case_reserved_scopes_need_an_admin, case_wildcards_make_no_admin,
             case_reserved_owners_closed_to_self_service, case_owner_ids_follow_one_grammar,
+            case_key_callers_pass_on_their_restrictions,
             case_admin_limits_stay,
             case_owners_narrow_and_shorten, case_self_service_defaults,
             case_reactivation_by_whom, case_rotation_cannot_multiply, case_rotation_keeps_credits,
