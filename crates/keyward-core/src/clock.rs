@@ -217,4 +217,58 @@ mod tests {
         assert_eq!(utc_text(t, "Z"), "2030-01-01T00:00:00.500Z");
         assert_eq!(micros(datetime!(9999-12-31 23:00 -5)), LATEST);
     }
+
+    #[test]
+    fn sampled_logs_once_a_second_with_the_count() {
+        let log = SampledLog::new();
+        assert_eq!(log.note(10_000_000), Some(1));
+        for us in 0..99 {
+            assert_eq!(log.note(10_000_001 + us), None);
+        }
+        assert_eq!(log.note(11_000_000), Some(100));
+        assert_eq!(log.note(11_000_001), None);
+    }
+}
+
+/// A warning an unauthenticated client can cause on every request (the store or Redis down
+/// while junk keys arrive), logged at most once a second with the number of times it happened:
+/// each site keeps one in a `static`.
+#[derive(Debug, Default)]
+#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
+pub struct SampledLog {
+    last_us: std::sync::atomic::AtomicI64,
+    pending: std::sync::atomic::AtomicU64,
+}
+
+impl SampledLog {
+    /// A site that has logged nothing yet.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            last_us: std::sync::atomic::AtomicI64::new(i64::MIN),
+            pending: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one occurrence at `now_us`; `Some(n)` when it is to be logged now, standing for
+    /// `n` occurrences (this one and those held back since the last line).
+    pub fn note(&self, now_us: i64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.pending.fetch_add(1, Relaxed);
+        let last = self.last_us.load(Relaxed);
+        if now_us.saturating_sub(last) < 1_000_000
+            || self
+                .last_us
+                .compare_exchange(last, now_us, Relaxed, Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        Some(self.pending.swap(0, Relaxed).max(1))
+    }
+
+    /// [`SampledLog::note`] at the system clock's now.
+    pub fn note_now(&self) -> Option<u64> {
+        self.note(unix_micros(OffsetDateTime::now_utc()))
+    }
 }

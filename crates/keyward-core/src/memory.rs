@@ -151,10 +151,11 @@ impl KeyStore for MemoryKeyStore {
         &self,
         key_id: &KeyId,
         at: OffsetDateTime,
+        expected: Option<OffsetDateTime>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let mut st = lock(&self.state);
         Ok(st.by_id.get_mut(key_id).map(|r| {
-            if r.revoked_at.is_none() {
+            if r.revoked_at.is_none() && expected.is_none_or(|e| e == r.updated_at) {
                 r.revoked_at = Some(at);
                 r.updated_at = at;
             }

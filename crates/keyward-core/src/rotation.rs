@@ -67,6 +67,16 @@ impl Keyward {
             if !refusals.is_empty() {
                 return Err(ServiceError::Forbidden(refusals));
             }
+            // A signing key's successor seals its secret: without a keyring it would come out a
+            // bearer key, silently.
+            if old.is_signing() && self.encryption().is_none() {
+                return Err(ServiceError::field(
+                    "signing",
+                    "unavailable",
+                    "request signing is not enabled on this server (no encryption key): a \
+                     signing key cannot be rotated here",
+                ));
+            }
             // The predecessor's grace ends first: should anything after fail, the chain has
             // lost a key on its way out, never gained a third live one.
             if let Some(predecessor) = old.rotated_from {
@@ -108,7 +118,7 @@ impl Keyward {
             if let Ok(Some(current)) = self.store().get(key_id).await
                 && current.revoked_at.is_some()
             {
-                let _ = self.store().revoke(&successor.key_id, now).await;
+                let _ = self.store().revoke(&successor.key_id, now, None).await;
                 self.invalidate_everywhere(&successor.key_id).await;
                 return Err(ServiceError::StateConflict(
                     "the key was revoked while it was being rotated",

@@ -244,8 +244,10 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// `NotFound`, `Unavailable`.
     async fn set_digest(&self, key_id: &KeyId, digest: &KeyDigest) -> Result<(), StoreError>;
 
-    /// Soft-revokes: sets `revoked_at = at` unless already set (the first time is kept), and
-    /// returns the record as stored afterwards; `None` when there is no such key.
+    /// Soft-revokes: sets `revoked_at = at` (and `updated_at`) unless already set (the first
+    /// time is kept), and, with `expected`, only if `updated_at` is still `expected`: the
+    /// version check of `DELETE` with `If-Match`, atomic with the write. Returns the record as
+    /// stored afterwards (unrevoked when the check failed); `None` when there is no such key.
     ///
     /// # Errors
     /// `Unavailable`.
@@ -253,6 +255,7 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         &self,
         key_id: &KeyId,
         at: OffsetDateTime,
+        expected: Option<OffsetDateTime>,
     ) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Applies usage deltas: adds requests, moves `last_used_at` forward (never back), and

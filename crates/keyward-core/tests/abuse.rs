@@ -61,8 +61,9 @@ impl KeyStore for Counting {
         &self,
         id: &KeyId,
         at: OffsetDateTime,
+        expected: Option<OffsetDateTime>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let r = self.inner.revoke(id, at).await?;
+        let r = self.inner.revoke(id, at, expected).await?;
         if self.fail_after_revoke.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable(
                 "the cache in front could not be told",

@@ -82,9 +82,10 @@ impl KeyStore for Probe {
         &self,
         id: &KeyId,
         at: OffsetDateTime,
+        expected: Option<OffsetDateTime>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         self.check()?;
-        self.inner.revoke(id, at).await
+        self.inner.revoke(id, at, expected).await
     }
     async fn record_usage(&self, b: &[UsageDelta]) -> Result<(), StoreError> {
         self.check()?;

@@ -283,3 +283,40 @@ async fn scopes_and_revocation_apply_to_signed_requests() {
         Err(VerifyError::Invalid(InvalidReason::Revoked))
     ));
 }
+
+/// Review: rotating a signing key on an engine without an encryption keyring used to make a
+/// bearer successor without a word. It is refused, and nothing changes.
+#[tokio::test]
+async fn rotating_a_signing_key_without_encryption_is_refused() {
+    let store = Arc::new(MemoryKeyStore::new());
+    let enc = EncryptionKeyring::new(vec![(1, Zeroizing::new(vec![9; 32]))]).unwrap();
+    let with = Keyward::builder(store.clone(), Keyring::insecure_test_keyring())
+        .encryption(enc)
+        .build()
+        .unwrap();
+    let (id, _) = signing_key(&with, &[]).await;
+    let id: keyward_core::KeyId = id.parse().unwrap();
+    let without = Keyward::builder(store.clone(), Keyring::insecure_test_keyring())
+        .build()
+        .unwrap();
+    let r = without
+        .rotate_key(
+            &keyward_core::Actor::admin(),
+            &id,
+            keyward_core::service::RotateKeyRequest::default(),
+            None,
+        )
+        .await;
+    match r {
+        Err(keyward_core::ServiceError::Validation(errors)) => {
+            assert_eq!(errors[0].field, "signing", "{errors:?}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let stored = keyward_core::KeyStore::get(&*store, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.rotated_to, None, "the key was marked rotated");
+    assert_eq!(stored.expires_at, None);
+}

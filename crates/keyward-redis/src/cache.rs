@@ -163,7 +163,11 @@ impl RedisCachedStore {
     fn redis_failed(&self, e: StoreError) -> Result<(), StoreError> {
         match self.on_failure {
             CacheFailure::FallBackToStore => {
-                tracing::warn!(error = %e, "Redis record cache unavailable; reading the store");
+                static DOWN: keyward_core::clock::SampledLog =
+                    keyward_core::clock::SampledLog::new();
+                if let Some(times) = DOWN.note_now() {
+                    tracing::warn!(error = %e, times, "Redis record cache unavailable; reading the store");
+                }
                 Ok(())
             }
             CacheFailure::FailClosed => Err(e),
@@ -233,8 +237,9 @@ impl KeyStore for RedisCachedStore {
         &self,
         key_id: &KeyId,
         at: OffsetDateTime,
+        expected: Option<OffsetDateTime>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let record = self.inner.revoke(key_id, at).await?;
+        let record = self.inner.revoke(key_id, at, expected).await?;
         if record.is_some() {
             self.invalidate(&[*key_id]).await?;
         }

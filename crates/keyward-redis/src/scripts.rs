@@ -61,12 +61,16 @@ return 1
     )
 });
 
-/// KEYS[1] record. ARGV: revoked_at (µs). Sets `r` (and `u`) the first time only; returns the
-/// hash afterwards (empty when there is no such key).
+/// KEYS[1] record. ARGV: revoked_at (µs), expected `u` ('' for any). Sets `r` (and `u`) the
+/// first time only, and only while `u` is the expected one; returns the hash afterwards (empty
+/// when there is no such key).
 pub(crate) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'u') ~= ARGV[2] then
+  return redis.call('HGETALL', KEYS[1])
+end
 if redis.call('HSETNX', KEYS[1], 'r', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'u', ARGV[1])
 end

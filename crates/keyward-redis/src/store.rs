@@ -270,12 +270,18 @@ impl KeyStore for RedisKeyStore {
         &self,
         key_id: &KeyId,
         at: OffsetDateTime,
+        expected: Option<OffsetDateTime>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let h: HashMap<String, String> = {
             let mut c = self.shared.conn().await?;
             scripts::REVOKE
                 .key(self.shared.keys.record(key_id))
                 .arg(unix_micros(at))
+                .arg(
+                    expected
+                        .map(|e| unix_micros(e).to_string())
+                        .unwrap_or_default(),
+                )
                 .invoke_async(&mut c)
                 .await
                 .map_err(redis_error)?

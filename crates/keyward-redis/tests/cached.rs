@@ -71,8 +71,9 @@ impl KeyStore for Slow {
         &self,
         id: &KeyId,
         at: OffsetDateTime,
+        expected: Option<OffsetDateTime>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.revoke(id, at).await
+        self.inner.revoke(id, at, expected).await
     }
     async fn record_usage(&self, b: &[UsageDelta]) -> Result<(), StoreError> {
         self.inner.record_usage(b).await
@@ -97,14 +98,14 @@ async fn reads_are_cached_and_writes_invalidate() {
     cached.create(&r, None, t(0)).await.unwrap();
     assert_eq!(cached.get(&r.key_id).await.unwrap(), Some(r.clone()));
     // Change the inner store behind the cache's back: the cache still answers.
-    inner.revoke(&r.key_id, t(5)).await.unwrap();
+    inner.revoke(&r.key_id, t(5), None).await.unwrap();
     assert_eq!(
         cached.get(&r.key_id).await.unwrap().unwrap().revoked_at,
         None,
         "served from Redis"
     );
     // A write through the wrapper invalidates.
-    let revoked = cached.revoke(&r.key_id, t(6)).await.unwrap().unwrap();
+    let revoked = cached.revoke(&r.key_id, t(6), None).await.unwrap().unwrap();
     assert_eq!(revoked.revoked_at, Some(t(5)));
     assert_eq!(
         cached.get(&r.key_id).await.unwrap().unwrap().revoked_at,
@@ -152,7 +153,7 @@ async fn a_read_racing_a_revoke_never_caches_the_stale_record() {
         tokio::spawn(async move { cached.get(&id).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    cached.revoke(&r.key_id, t(1)).await.unwrap();
+    cached.revoke(&r.key_id, t(1), None).await.unwrap();
     let stale = reader.await.unwrap().unwrap().unwrap();
     assert_eq!(
         stale.revoked_at, None,
@@ -199,7 +200,11 @@ async fn redis_failure_falls_back_or_fails_closed_as_configured() {
     assert!(strict.ping().await.is_err());
     // A revoke is stored, but reported unavailable so the caller retries the invalidation.
     assert_eq!(
-        lenient.revoke(&r.key_id, t(1)).await.unwrap_err().kind(),
+        lenient
+            .revoke(&r.key_id, t(1), None)
+            .await
+            .unwrap_err()
+            .kind(),
         StoreErrorKind::Unavailable
     );
     assert_eq!(

@@ -111,7 +111,7 @@ async fn max_keys_counts_only_live_keys() {
         store.create(&d, Some(2), t(11)).await.unwrap_err().kind(),
         StoreErrorKind::LimitReached
     );
-    store.revoke(&a.key_id, t(11)).await.unwrap();
+    store.revoke(&a.key_id, t(11), None).await.unwrap();
     store.create(&d, Some(2), t(11)).await.unwrap();
     // Another owner is unaffected.
     store
@@ -285,14 +285,14 @@ async fn set_digest_and_revoke() {
         StoreErrorKind::NotFound
     );
 
-    let revoked = store.revoke(&r.key_id, t(3)).await.unwrap().unwrap();
+    let revoked = store.revoke(&r.key_id, t(3), None).await.unwrap().unwrap();
     assert_eq!(revoked.revoked_at, Some(t(3)));
     assert_eq!(revoked.updated_at, t(3));
     // The first revocation time is kept.
-    let again = store.revoke(&r.key_id, t(9)).await.unwrap().unwrap();
+    let again = store.revoke(&r.key_id, t(9), None).await.unwrap().unwrap();
     assert_eq!(again.revoked_at, Some(t(3)));
     assert_eq!(again.updated_at, t(3));
-    assert_eq!(store.revoke(&missing, t(9)).await.unwrap(), None);
+    assert_eq!(store.revoke(&missing, t(9), None).await.unwrap(), None);
     // Update refuses a revoked key (revocation is final) and does not bring it back into the
     // count.
     assert_eq!(

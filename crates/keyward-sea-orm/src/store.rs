@@ -499,14 +499,18 @@ impl KeyStore for SeaOrmKeyStore {
         &self,
         key_id: &KeyId,
         at: OffsetDateTime,
+        expected: Option<OffsetDateTime>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let stmt = Query::update()
+        let mut stmt = Query::update()
             .table(self.tables.keys_iden())
             .value(Column::RevokedAt, self.at(at))
             .value(Column::UpdatedAt, self.at(at))
             .and_where(Expr::col(Column::KeyId).eq(key_id.as_str()))
             .and_where(Expr::col(Column::RevokedAt).is_null())
             .to_owned();
+        if let Some(expected) = expected {
+            stmt.and_where(Expr::col(Column::UpdatedAt).eq(self.at(expected)));
+        }
         self.db
             .execute(&stmt)
             .await

@@ -951,6 +951,41 @@ fn a_client_ip_header_never_falls_back_to_the_proxy() {
     s.terminate();
 }
 
+/// Review: during a Redis outage every failed verification logged a WARN line, so any client
+/// with made-up keys wrote the log as fast as it liked. The line comes once a second, with the
+/// number of times it stands for.
+#[test]
+fn a_redis_outage_is_logged_once_a_second_not_once_a_request() {
+    let env = Env::sqlite();
+    // Nothing listens on the discard port: every Redis call fails at once.
+    let s = env.serve(&["--redis-url", "redis://127.0.0.1:9/0"], &[]);
+    let started = std::time::Instant::now();
+    rt().block_on(async {
+        for _ in 0..60 {
+            let made_up = keyward_core::KeyFormat::default().generate().unwrap();
+            let _ = s
+                .http
+                .get(s.url("/v1/whoami"))
+                .bearer_auth(made_up.api_key.expose_secret())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let seconds = started.elapsed().as_secs();
+    let log = s.terminate();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("shared failure count unavailable"))
+        .count();
+    assert!(lines >= 1, "the outage was not logged at all:\n{log}");
+    assert!(
+        u64::try_from(lines).unwrap() <= seconds + 2,
+        "{lines} lines in {seconds}s:\n{log}"
+    );
+    assert!(log.contains("times="), "no count on the line:\n{log}");
+}
+
 /// The periodic flush writes batched usage while the server runs.
 #[test]
 fn periodic_flush_writes_usage() {

@@ -87,6 +87,11 @@ fn warn_no_client_address() {
     }
 }
 
+/// Outages that every request, a made-up key's too, runs into: logged once a second with a
+/// count ([`crate::clock::SampledLog`]), not once a request.
+static SHARED_FAILURES_DOWN: crate::clock::SampledLog = crate::clock::SampledLog::new();
+static STORE_DOWN: crate::clock::SampledLog = crate::clock::SampledLog::new();
+
 /// Facts about the request that verification needs beyond the key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VerifyContext {
@@ -431,7 +436,9 @@ impl Keyward {
                     .apply_shared(ctx.client_ip, failures, left, now_us);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "shared failure count unavailable; counting locally");
+                if let Some(times) = SHARED_FAILURES_DOWN.note(now_us) {
+                    tracing::warn!(error = %e, times, "shared failure count unavailable; counting locally");
+                }
             }
         }
     }
@@ -449,7 +456,9 @@ impl Keyward {
             }
             Ok(None) => None,
             Err(e) => {
-                tracing::warn!(error = %e, "shared failure count unavailable; counting locally");
+                if let Some(times) = SHARED_FAILURES_DOWN.note(now_us) {
+                    tracing::warn!(error = %e, times, "shared failure count unavailable; counting locally");
+                }
                 None
             }
         }
@@ -497,7 +506,9 @@ impl Keyward {
                 Ok(Lookup::Unknown)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "key store unavailable during verification");
+                if let Some(times) = STORE_DOWN.note(now_us) {
+                    tracing::warn!(error = %e, times, "key store unavailable during verification");
+                }
                 Err(VerifyError::Unavailable(e))
             }
         }

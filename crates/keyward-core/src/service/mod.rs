@@ -554,12 +554,20 @@ impl Keyward {
         if if_match.is_some_and(|v| v != KeyVersion::of(&record)) {
             return Err(ServiceError::PreconditionFailed);
         }
-        let revoked = self.store().revoke(key_id, now).await;
+        // The version read is checked again by the write itself: a change between the read
+        // and the revoke fails the precondition instead of being revoked unseen.
+        let expected = if_match.map(|_| record.updated_at);
+        let revoked = self.store().revoke(key_id, now, expected).await;
         // Whatever the store answered, this instance stops trusting its cached record now: a
         // revoke that reached the store but not a cache in front of it must not leave the key
         // working here until the cache TTL ends.
         self.invalidate_everywhere(key_id).await;
         let record = revoked.map_err(store_err)?.ok_or(ServiceError::NotFound)?;
+        // Not revoked by this call, and moved on from the version asked for: the check failed.
+        if if_match.is_some_and(|v| record.revoked_at != Some(now) && v != KeyVersion::of(&record))
+        {
+            return Err(ServiceError::PreconditionFailed);
+        }
         tracing::info!(key_id = %key_id, "API key revoked");
         Ok(record.view(now))
     }

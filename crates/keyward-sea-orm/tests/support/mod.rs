@@ -422,7 +422,7 @@ pub async fn assert_store_down(store: &Arc<dyn KeyStore>, presented_key: &str) {
     assert_unavailable("create limited", store.create(&record, Some(5), now).await);
     assert_unavailable("list", store.list_by_owner("down", None, 10).await);
     assert_unavailable("update", store.update(&record, record.updated_at).await);
-    assert_unavailable("revoke", store.revoke(&id, now).await);
+    assert_unavailable("revoke", store.revoke(&id, now, None).await);
     assert_unavailable(
         "record_usage",
         store

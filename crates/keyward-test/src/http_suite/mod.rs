@@ -156,7 +156,12 @@ impl KeyStore for FailingStore {
     ) -> Result<(), StoreError> {
         Err(down())
     }
-    async fn revoke(&self, _: &KeyId, _: OffsetDateTime) -> Result<Option<KeyRecord>, StoreError> {
+    async fn revoke(
+        &self,
+        _: &KeyId,
+        _: OffsetDateTime,
+        _: Option<OffsetDateTime>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         Err(down())
     }
     async fn record_usage(&self, _: &[UsageDelta]) -> Result<(), StoreError> {

@@ -174,7 +174,7 @@ pub async fn case_max_keys(store: Arc<dyn KeyStore>) {
         StoreErrorKind::LimitReached,
     );
     // A revoked key frees a slot.
-    must("revoke", store.revoke(&k1.key_id, now).await).await;
+    must("revoke", store.revoke(&k1.key_id, now, None).await).await;
     create(&store, &k4, Some(3), now).await;
     let k5 = record(owner, at(5, 0));
     expect_kind(

@@ -75,6 +75,9 @@ pub const CASES: &[(&str, Case)] = &[
     }),
     ("set_digest", |s| Box::pin(case_set_digest(s))),
     ("revoke", |s| Box::pin(case_revoke(s))),
+    ("revoke_version_check", |s| {
+        Box::pin(case_revoke_version_check(s))
+    }),
     ("record_usage", |s| Box::pin(case_record_usage(s))),
     ("list_pagination", |s| Box::pin(case_list_pagination(s))),
     ("list_stable_under_inserts", |s| {
@@ -119,7 +122,7 @@ macro_rules! store_suite {
         $crate::store_suite!(@cases $make;
             case_round_trip_full, case_round_trip_minimal, case_get_unknown,
             case_duplicate_conflict, case_update, case_update_version_check, case_set_digest,
-            case_revoke,
+            case_revoke, case_revoke_version_check,
             case_record_usage, case_list_pagination, case_list_stable_under_inserts,
             case_max_keys, case_concurrent_limit, case_concurrent_duplicates,
             case_engine_lifecycle, case_engine_expiry, case_engine_env_bound);

@@ -174,7 +174,7 @@ pub async fn case_update_version_check(store: Arc<dyn KeyStore>) {
     );
     assert_eq!(get(&store, &r.key_id).await.name, "first");
 
-    must("revoke", store.revoke(&r.key_id, at(2, 0)).await).await;
+    must("revoke", store.revoke(&r.key_id, at(2, 0), None).await).await;
     let fresh = get(&store, &r.key_id).await;
     let mut after = fresh.clone();
     after.is_active = false;
@@ -251,24 +251,33 @@ pub async fn case_revoke(store: Arc<dyn KeyStore>) {
     create(&store, &r, None, at(0, 0)).await;
     create(&store, &other, None, at(0, 1)).await;
 
-    let first = must("revoke", store.revoke(&r.key_id, at(10, 123_457)).await)
-        .await
-        .expect("revoke of an existing key returns it");
+    let first = must(
+        "revoke",
+        store.revoke(&r.key_id, at(10, 123_457), None).await,
+    )
+    .await
+    .expect("revoke of an existing key returns it");
     assert_eq!(first.revoked_at, Some(at(10, 123_457)));
     assert_eq!(first.key_id, r.key_id);
     assert_eq!(first, get(&store, &r.key_id).await, "returned = stored");
 
-    let second = must("revoke again", store.revoke(&r.key_id, at(20, 0)).await)
-        .await
-        .expect("still there");
+    let second = must(
+        "revoke again",
+        store.revoke(&r.key_id, at(20, 0), None).await,
+    )
+    .await
+    .expect("still there");
     assert_eq!(second.revoked_at, Some(at(10, 123_457)), "first time kept");
     assert_eq!(second, first);
     assert_eq!(get(&store, &r.key_id).await, first);
 
     assert!(
-        must("revoke unknown", store.revoke(&new_id(), at(1, 0)).await)
-            .await
-            .is_none()
+        must(
+            "revoke unknown",
+            store.revoke(&new_id(), at(1, 0), None).await
+        )
+        .await
+        .is_none()
     );
     assert_eq!(
         get(&store, &other.key_id).await,
@@ -343,4 +352,30 @@ pub async fn case_record_usage(store: Arc<dyn KeyStore>) {
         bystander,
         "other keys untouched"
     );
+}
+
+/// A revocation with an expected version (`DELETE` with `If-Match`) is one conditional write:
+/// while `updated_at` is another, nothing changes; at the expected one, the key is revoked.
+pub async fn case_revoke_version_check(store: Arc<dyn KeyStore>) {
+    let r = record("owner-rvc", at(0, 0));
+    create(&store, &r, None, at(0, 0)).await;
+    let stale = must(
+        "revoke at a stale version",
+        store.revoke(&r.key_id, at(5, 0), Some(at(0, 1))).await,
+    )
+    .await
+    .expect("still there");
+    assert_eq!(
+        stale.revoked_at, None,
+        "revoked past a failed version check"
+    );
+    assert_eq!(get(&store, &r.key_id).await, r, "unchanged");
+    let revoked = must(
+        "revoke at the current version",
+        store.revoke(&r.key_id, at(6, 0), Some(r.updated_at)).await,
+    )
+    .await
+    .expect("still there");
+    assert_eq!(revoked.revoked_at, Some(at(6, 0)));
+    assert_eq!(revoked.updated_at, at(6, 0));
 }
