@@ -320,3 +320,34 @@ async fn rotating_a_signing_key_without_encryption_is_refused() {
     assert_eq!(stored.rotated_to, None, "the key was marked rotated");
     assert_eq!(stored.expires_at, None);
 }
+
+/// Review finding 3, signed: a signing key of the `test` deployment sharing a store, pepper
+/// and encryption key with `live` signs a request that verifies on `test` only. A signed
+/// request presents no key head, so the record is held to the deployment's own.
+#[tokio::test]
+async fn a_signing_key_of_another_environment_is_refused() {
+    let store = Arc::new(MemoryKeyStore::new());
+    let clock = Arc::new(ManualClock::new(t0()));
+    let deployment = |env: &str| {
+        let enc = EncryptionKeyring::new(vec![(1, Zeroizing::new(vec![9; 32]))]).unwrap();
+        Keyward::builder(store.clone(), Keyring::insecure_test_keyring())
+            .policy(keyward_core::Policy {
+                format: keyward_core::KeyFormat::new("kw", env).unwrap(),
+                ..keyward_core::Policy::default()
+            })
+            .clock(clock.clone())
+            .encryption(enc)
+            .build()
+            .unwrap()
+    };
+    let (test, live) = (deployment("test"), deployment("live"));
+    let (id, raw) = signing_key(&test, &[]).await;
+    let need = ScopeRequirement::none();
+    let at_home = sign(&id, &raw, t0(), Some("home"), b"{}");
+    check(&test, &at_home, &need).await.unwrap();
+    let abroad = sign(&id, &raw, t0(), Some("abroad"), b"{}");
+    assert!(matches!(
+        check(&live, &abroad, &need).await,
+        Err(VerifyError::Invalid(InvalidReason::OtherDeployment))
+    ));
+}
