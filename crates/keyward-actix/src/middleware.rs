@@ -129,7 +129,10 @@ impl KeywardAuth {
     }
 
     /// Takes the client address (for IP allowlists) from `f` instead of the TCP peer address.
-    /// Behind a reverse proxy, read a forwarded header *that the proxy sets*.
+    /// Behind a reverse proxy, read a forwarded header *that the proxy sets*, only when the
+    /// peer is the proxy; answer
+    /// [`VerifyContext::UNKNOWN_CLIENT`](keyward_core::VerifyContext::UNKNOWN_CLIENT) when it
+    /// is missing or malformed, never the proxy's own address.
     #[must_use]
     pub fn client_ip(
         self,

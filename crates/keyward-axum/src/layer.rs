@@ -173,7 +173,9 @@ impl KeywardLayer {
     }
 
     /// Decides the client address for IP allowlists (default: [`peer_ip`]). Behind a proxy,
-    /// read a forwarded header here — only one the proxy sets.
+    /// read a forwarded header here — only one the proxy sets, and only when the peer is the
+    /// proxy; answer [`VerifyContext::UNKNOWN_CLIENT`](keyward_core::VerifyContext::UNKNOWN_CLIENT)
+    /// when it is missing or malformed, never the proxy's own address.
     #[must_use]
     pub fn client_ip(
         self,

@@ -287,46 +287,20 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         .unwrap_or(crate::abuse::DEFAULT_FAILURE_THROTTLE);
     let throttle = crate::abuse::parse_throttle(throttle_s)
         .map_err(|e| AppError::config(format!("invalid --failure-throttle {throttle_s:?}: {e}")))?;
-    let request_timeout = match args
-        .request_timeout
-        .as_deref()
-        .or(file.request_timeout.as_deref())
-    {
-        None => crate::abuse::DEFAULT_REQUEST_TIMEOUT,
-        Some(s) => match parse_duration(s) {
-            Ok(d) if !d.is_zero() => d,
-            Ok(_) => {
-                return Err(AppError::config(format!(
-                    "invalid --request-timeout {s:?}: must be more than 0s"
-                )));
-            }
-            Err(e) => {
-                return Err(AppError::config(format!(
-                    "invalid --request-timeout {s:?}: {e}"
-                )));
-            }
-        },
-    };
-    let header_read_timeout = match args
-        .header_read_timeout
-        .as_deref()
-        .or(file.header_read_timeout.as_deref())
-    {
-        None => crate::server::DEFAULT_HEADER_READ_TIMEOUT,
-        Some(s) => match parse_duration(s) {
-            Ok(d) if !d.is_zero() => d,
-            Ok(_) => {
-                return Err(AppError::config(format!(
-                    "invalid --header-read-timeout {s:?}: must be more than 0s"
-                )));
-            }
-            Err(e) => {
-                return Err(AppError::config(format!(
-                    "invalid --header-read-timeout {s:?}: {e}"
-                )));
-            }
-        },
-    };
+    let request_timeout = positive_duration(
+        "--request-timeout",
+        args.request_timeout
+            .as_deref()
+            .or(file.request_timeout.as_deref()),
+        crate::abuse::DEFAULT_REQUEST_TIMEOUT,
+    )?;
+    let header_read_timeout = positive_duration(
+        "--header-read-timeout",
+        args.header_read_timeout
+            .as_deref()
+            .or(file.header_read_timeout.as_deref()),
+        crate::server::DEFAULT_HEADER_READ_TIMEOUT,
+    )?;
     let max_connections = args
         .max_connections
         .or(file.max_connections)
@@ -420,23 +394,13 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         .log_format
         .or(file.log_format)
         .unwrap_or(LogFormat::Human);
-    let flush_interval = match args
-        .flush_interval
-        .as_deref()
-        .or(file.flush_interval.as_deref())
-    {
-        None => Duration::from_secs(10),
-        Some(s) => {
-            let d = parse_duration(s)
-                .map_err(|e| AppError::config(format!("invalid --flush-interval {s:?}: {e}")))?;
-            if d.is_zero() {
-                return Err(AppError::config(
-                    "invalid --flush-interval: must be more than 0s".to_owned(),
-                ));
-            }
-            d
-        }
-    };
+    let flush_interval = positive_duration(
+        "--flush-interval",
+        args.flush_interval
+            .as_deref()
+            .or(file.flush_interval.as_deref()),
+        Duration::from_secs(10),
+    )?;
     let signing = resolve_signing(&args.signing, file)?;
     let encryption = crate::encryption::keyring_from_env()?;
     Ok(Settings {
@@ -499,6 +463,26 @@ pub(crate) fn resolve_signing(
         Err(_) => Err(AppError::config(format!(
             "invalid --sigv4-region {:?}: 1 to 64 of A-Z a-z 0-9 - . _",
             config.region
+        ))),
+    }
+}
+
+/// A duration flag that must be more than zero: `value`, or `default` when it is not given.
+fn positive_duration(
+    flag: &str,
+    value: Option<&str>,
+    default: Duration,
+) -> Result<Duration, AppError> {
+    match value.map(parse_duration) {
+        None => Ok(default),
+        Some(Ok(d)) if !d.is_zero() => Ok(d),
+        Some(Ok(_)) => Err(AppError::config(format!(
+            "invalid {flag} {:?}: must be more than 0s",
+            value.unwrap_or_default()
+        ))),
+        Some(Err(e)) => Err(AppError::config(format!(
+            "invalid {flag} {:?}: {e}",
+            value.unwrap_or_default()
         ))),
     }
 }
