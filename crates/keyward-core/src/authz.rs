@@ -346,23 +346,24 @@ pub(crate) fn rotate_refusals(actor: &Actor, record: &KeyRecord) -> Vec<FieldErr
 }
 
 /// What a key `caller` may pass on to a key it creates (review finding 7: a key must not shed
-/// its own restrictions by minting a fresh one): its allowlist, the tighter of its rate limit
-/// and `rate`, at most its credits, and no later expiry than its own. `explicit` says whether
-/// the request itself named `expires_at`: a later one than the caller's is refused, a default
-/// is cut to the caller's.
+/// its own restrictions by minting a fresh one): its allowlist, the stricter of its rate limit
+/// and the defaults, at most its credits, no later expiry than its own, and signing if it
+/// signs. A child of a caller with a rate limit or credits counts against the caller's own
+/// bucket and counter (its lineage is the caller's, as a rotation successor's is), so that
+/// many children are not many budgets.
 pub(crate) struct Ceiling<'a> {
     pub(crate) caller: &'a KeyRecord,
 }
 
 impl Ceiling<'_> {
+    /// The stricter of two limits in both fields: the fewer requests over the longer window
+    /// (the lower average rate alone would let a long window's burst through).
     pub(crate) fn rate_limit(&self, rate: Option<RateLimit>) -> Option<RateLimit> {
         match (self.caller.rate_limit, rate) {
-            (Some(c), Some(r)) => {
-                // The lower rate: requests per second compared without division.
-                let c_rate = u64::from(c.requests) * u64::from(r.window_seconds);
-                let r_rate = u64::from(r.requests) * u64::from(c.window_seconds);
-                Some(if c_rate <= r_rate { c } else { r })
-            }
+            (Some(c), Some(r)) => Some(RateLimit {
+                requests: c.requests.min(r.requests),
+                window_seconds: c.window_seconds.max(r.window_seconds),
+            }),
             (c, r) => c.or(r),
         }
     }
@@ -380,6 +381,45 @@ impl Ceiling<'_> {
             }),
             (c, d) => c.or(d),
         }
+    }
+
+    /// The refusals for a key caller rotating `record`: one per restriction of the caller's
+    /// that `record` is without (a wider allowlist, a faster rate limit, more credits, a later
+    /// expiry).
+    pub(crate) fn wider_in(&self, record: &KeyRecord) -> Vec<FieldError> {
+        let caller = self.caller;
+        let within_allowlist = caller.ip_allowlist.is_empty()
+            || (!record.ip_allowlist.is_empty()
+                && record.ip_allowlist.iter().all(|net| {
+                    caller
+                        .ip_allowlist
+                        .iter()
+                        .any(|c| c.as_ipnet().contains(&net.as_ipnet()))
+                }));
+        let within_expiry = match (caller.expires_at, record.expires_at) {
+            (Some(c), Some(e)) => e <= c,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        [
+            ("ip_allowlist", within_allowlist),
+            (
+                "rate_limit",
+                self.rate_limit(record.rate_limit) == record.rate_limit,
+            ),
+            ("credits", self.credits(record.credits) == record.credits),
+            ("expires_at", within_expiry),
+        ]
+        .into_iter()
+        .filter(|(_, within)| !within)
+        .map(|(field, _)| {
+            forbidden(
+                field,
+                "beyond_caller",
+                format!("a key rotates only keys whose `{field}` is within its own"),
+            )
+        })
+        .collect()
     }
 
     pub(crate) fn expiry(

@@ -63,7 +63,12 @@ impl Keyward {
                     "revoked or expired keys cannot be rotated",
                 ));
             }
-            let refusals = authz::rotate_refusals(actor, &old);
+            let mut refusals = authz::rotate_refusals(actor, &old);
+            // A successor is a fresh raw key with the old key's restrictions: a key caller
+            // rotating a less restricted sibling would hold a key without its own.
+            if let Some(caller) = self.calling_key(actor).await? {
+                refusals.extend(authz::Ceiling { caller: &caller }.wider_in(&old));
+            }
             if !refusals.is_empty() {
                 return Err(ServiceError::Forbidden(refusals));
             }

@@ -131,10 +131,14 @@ pub(crate) struct Throttle {
     max_failures: u32,
 }
 
-/// The bucket of an address: IPv4 as is, IPv6 by its /64 (IPv4-mapped as IPv4).
-fn bucket(ip: IpAddr) -> IpAddr {
+/// The bucket a client address is counted in: IPv4 as is, IPv6 by its /64 (one subscriber's
+/// network; IPv4-mapped as IPv4), and the unspecified address
+/// ([`VerifyContext::UNKNOWN_CLIENT`](crate::VerifyContext::UNKNOWN_CLIENT)) in one of its own.
+#[must_use]
+pub fn bucket(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) if v6.is_unspecified() => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
             None => {

@@ -252,6 +252,27 @@ async fn key_callers_pass_on_their_restrictions() {
         .await
         .is_err()
     );
+    // Its quota is the caller's: the caller spent 1 of its 10 credits, the child gets the 9 left
+    // between them, not 10 of its own.
+    let office = VerifyContext::with_ip("10.1.2.3".parse().unwrap());
+    let mut served = 0;
+    for _ in 0..40 {
+        match f
+            .kw
+            .verify(
+                child.api_key.expose_secret(),
+                &ScopeRequirement::none(),
+                &office,
+            )
+            .await
+        {
+            Ok(_) => served += 1,
+            Err(VerifyError::RateLimited { .. }) => f.clock.advance(Duration::seconds(61)),
+            Err(VerifyError::UsageExhausted { .. }) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(served, 9, "the child had a budget of its own");
     // Asking for a longer life than the caller's is refused, like a wider scope.
     let mut longer = req(&["reports:read"]);
     longer.ttl_seconds = Some(Duration::days(3).whole_seconds());
@@ -262,7 +283,34 @@ async fn key_callers_pass_on_their_restrictions() {
     let mut shorter = req(&["reports:read"]);
     shorter.ttl_seconds = Some(3600);
     let made = f.kw.create_key_as(&actor, shorter).await.unwrap();
-    assert_eq!(made.key.expires_at, Some(t0() + Duration::hours(1)));
+    assert_eq!(made.key.expires_at, Some(f.kw.now() + Duration::hours(1)));
+
+    // Nor by rotating a less restricted sibling: the successor would be a fresh raw key
+    // without the caller's restrictions. Its own children it may rotate.
+    f.kw.revoke_key(&Actor::admin(), &made.key.id, None)
+        .await
+        .unwrap();
+    let sibling =
+        f.kw.create_key("erin", req(&["reports:read"]))
+            .await
+            .unwrap();
+    let mut wider = refused(
+        f.kw.rotate_key(&actor, &sibling.key.id, RotateKeyRequest::default(), None)
+            .await,
+    );
+    wider.sort();
+    assert_eq!(
+        wider,
+        [
+            "credits:beyond_caller",
+            "expires_at:beyond_caller",
+            "ip_allowlist:beyond_caller",
+            "rate_limit:beyond_caller"
+        ]
+    );
+    f.kw.rotate_key(&actor, &child.key.id, RotateKeyRequest::default(), None)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -351,3 +351,43 @@ async fn a_signing_key_of_another_environment_is_refused() {
         Err(VerifyError::Invalid(InvalidReason::OtherDeployment))
     ));
 }
+
+/// Review finding 7: a signing key, whose secret never crosses the wire, creates signing keys
+/// only; a bearer key it minted would shed that protection.
+#[tokio::test]
+async fn a_signing_key_creates_signing_keys_only() {
+    let f = fx();
+    let (id, raw) = signing_key(&f.kw, &["reports:write"]).await;
+    let signed = sign(&id, &raw, t0(), Some("mint"), b"{}");
+    let principal = check(&f.kw, &signed, &ScopeRequirement::none())
+        .await
+        .unwrap();
+    let actor = keyward_core::Actor::key(&principal);
+    let bearer =
+        f.kw.create_key_as(
+            &actor,
+            CreateKeyRequest {
+                name: "bearer".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    match bearer {
+        Err(keyward_core::ServiceError::Forbidden(refused)) => {
+            assert_eq!(refused[0].field, "signing", "{refused:?}");
+        }
+        other => panic!("a signing key minted a bearer key: {other:?}"),
+    }
+    let signing =
+        f.kw.create_key_as(
+            &actor,
+            CreateKeyRequest {
+                name: "signer too".into(),
+                signing: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(signing.key.signing);
+}

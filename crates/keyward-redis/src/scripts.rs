@@ -168,20 +168,23 @@ return {tonumber(n), redis.call('PTTL', KEYS[1])}
 });
 
 /// KEYS[1] a namespace's (a key's) seen nonces, a sorted set scored by expiry (ms, Redis's own
-/// clock). ARGV: nonce, ttl (ms), most live nonces. Forgets the expired, then returns 0 for a
+/// clock: `TIME` before writes needs effect replication, the default from Redis 5, asked for
+/// where older servers have it). Numbers go to commands as integer text, never in Lua's
+/// number format. ARGV: nonce, ttl (ms, an integer), most live nonces. Forgets the expired, then returns 0 for a
 /// replay, -1 when the namespace holds its most (review: a key holder could fill Redis with
 /// nonces), else records the nonce and returns 1.
 pub(crate) static CHECK_NONCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
-if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+redis.call('ZADD', KEYS[1], string.format('%d', now + ttl), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 ",
     )

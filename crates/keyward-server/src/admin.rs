@@ -109,31 +109,25 @@ pub(crate) fn write_key_file(path: &Path, created: &CreatedKey) -> Result<(), Ap
             path.display()
         ))
     };
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(io)?;
-    let body = format!(
+    // A fresh name created exclusively (0600), then moved into place: a link planted in the
+    // directory is never followed.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".keyward-admin-key.")
+        .tempfile_in(dir.unwrap_or(Path::new(".")))
+        .map_err(io)?;
+    let body = zeroize::Zeroizing::new(format!(
         "{key}\n# keyward admin key {id} (owner {owner}, scope {scope}). Store it in a secret \
          manager, then delete this file.\n",
         key = created.api_key.expose_secret(),
         id = created.key.id,
         owner = ADMIN_OWNER,
         scope = ADMIN_SCOPE,
-    );
-    let written = f
-        .write_all(body.as_bytes())
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
-    }
+    ));
+    tmp.write_all(body.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }
 

@@ -20,6 +20,7 @@ mod metrics;
 mod pepper;
 mod reencrypt;
 mod scan;
+mod secret_file;
 mod self_service;
 mod server;
 mod sign;

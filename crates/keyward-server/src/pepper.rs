@@ -123,7 +123,7 @@ pub(crate) fn load_keyring(database_url: &str) -> Result<(Keyring, PepperSource)
         return Ok((build(vec![(1, pepper)])?, PepperSource::Ephemeral));
     };
     let file = pepper_file_for(&db);
-    refuse_open_directory(&file)?;
+    crate::secret_file::refuse_open_directory(&file, "the pepper file")?;
     // Twice at most: when another instance publishes the file between our read and our write,
     // the second round reads theirs.
     for _ in 0..2 {
@@ -203,7 +203,7 @@ fn refuse_shared(file: &Path) -> Result<(), AppError> {
 }
 
 /// Writes the pepper file whole, or not at all: the text goes to a private temporary file
-/// beside it, which is then hard-linked into place. Instances starting together never read a
+/// beside it, which is then moved into place unless the file exists. Instances starting together never read a
 /// half-written file, and only one of them publishes (`false`: another did first).
 fn publish_pepper_file(path: &Path, pepper: &Pepper) -> Result<bool, AppError> {
     let encoded = zeroize::Zeroizing::new(
@@ -232,31 +232,6 @@ fn publish_pepper_file(path: &Path, pepper: &Pepper) -> Result<bool, AppError> {
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(io("create", e.error)),
     }
-}
-
-/// Refuses a pepper file in a directory other users can write to: they could plant the file
-/// (and so choose the pepper) or swap it (review finding 5).
-fn refuse_open_directory(file: &Path) -> Result<(), AppError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mode = std::fs::metadata(dir)
-            .map_err(|e| AppError::Io(format!("cannot read directory {}: {e}", dir.display())))?
-            .permissions()
-            .mode();
-        if mode & 0o022 != 0 {
-            return Err(AppError::config(format!(
-                "the pepper file {} is in a directory other users can write to (mode {:o}):                  keep the database in a directory only you can write to, or set {PEPPER_ENV}",
-                file.display(),
-                mode & 0o777
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn build(entries: Vec<(u32, Pepper)>) -> Result<Keyring, AppError> {
@@ -346,10 +321,12 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("keyward.pepper");
-        refuse_open_directory(&file).unwrap();
+        crate::secret_file::refuse_open_directory(&file, "the pepper file").unwrap();
         for mode in [0o777, 0o1777, 0o770] {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
-            let err = refuse_open_directory(&file).unwrap_err().to_string();
+            let err = crate::secret_file::refuse_open_directory(&file, "the pepper file")
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("other users can write"), "{mode:o}: {err}");
         }
     }

@@ -148,23 +148,28 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
 
     if admin_token.is_some() {
         tracing::info!("admin credential: KEYWARD_ADMIN_TOKEN (and keys with scope {ADMIN_SCOPE})");
-    } else if let Some(created) = admin::bootstrap(&kw).await? {
-        // Handed over outside the log stream: a 0600 file, and the terminal if there is one.
-        let file = admin::key_file_for(settings.admin_key_file.as_deref(), url);
-        admin::write_key_file(&file, &created)?;
-        tracing::info!(
-            key_id = %created.key.id,
-            file = %file.display(),
-            "created the admin key (scope {ADMIN_SCOPE}); it is in the file, readable by this user only"
-        );
-        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            eprint!("{}", admin::banner(&created, &base_url));
-        }
     } else {
-        tracing::info!(
-            "admin credential: keys with scope {ADMIN_SCOPE} (owner {})",
-            admin::ADMIN_OWNER
-        );
+        let file = admin::key_file_for(settings.admin_key_file.as_deref(), url);
+        // Checked before a key exists: a write refused after it would lose the key.
+        crate::secret_file::refuse_open_directory(&file, "the admin key file")?;
+        match admin::bootstrap(&kw).await? {
+            Some(created) => {
+                // Handed over outside the log stream: a 0600 file, and the terminal if any.
+                admin::write_key_file(&file, &created)?;
+                tracing::info!(
+                    key_id = %created.key.id,
+                    file = %file.display(),
+                    "created the admin key (scope {ADMIN_SCOPE}); it is in the file, readable by this user only"
+                );
+                if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    eprint!("{}", admin::banner(&created, &base_url));
+                }
+            }
+            None => tracing::info!(
+                "admin credential: keys with scope {ADMIN_SCOPE} (owner {})",
+                admin::ADMIN_OWNER
+            ),
+        }
     }
 
     let app = Arc::new({
@@ -196,6 +201,14 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
         self_service = settings.owner_header.as_ref().map(HeaderName::as_str),
         "listening on {base_url}"
     );
+    if let Some(header) = &settings.client_ip_header {
+        let proxies: Vec<String> = limits.trusted.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            header = %header,
+            trusted_proxies = %proxies.join(","),
+            "client addresses from the header, when the peer is a trusted proxy (--trusted-proxy); from other peers, the peer's"
+        );
+    }
     tracing::info!(
         header_read_timeout = ?limits.header_read_timeout,
         max_connections = limits.max_connections,
@@ -333,12 +346,16 @@ fn management_config(app: &Shared) -> keyward_axum::ManagementConfig {
     };
     let config = match app.owner_header.clone() {
         Some(name) => {
-            // Exactly one value, taken as the proxy sent it: keyward-core judges its grammar,
-            // and two values (the client's and the proxy's) name no one owner.
+            // Only from a trusted proxy (anyone else who reaches the port could name any
+            // owner); exactly one value, taken as the proxy sent it: keyward-core judges its
+            // grammar, and two values (the client's and the proxy's) name no one owner.
+            let proxies = Arc::clone(app);
             let resolver = move |parts: &Parts| {
                 let mut values = parts.headers.get_all(&name).iter();
                 let owner = match (values.next(), values.next()) {
-                    (Some(v), None) => v.to_str().ok().map(str::to_owned),
+                    (Some(v), None) if proxies.peer_is_trusted_proxy(&parts.extensions) => {
+                        v.to_str().ok().map(str::to_owned)
+                    }
                     _ => None,
                 };
                 async move { owner.ok_or_else(keyward_axum::Rejection::unauthenticated) }

@@ -951,6 +951,27 @@ fn a_client_ip_header_never_falls_back_to_the_proxy() {
     s.terminate();
 }
 
+/// The owner header is a proxy's word: from a peer outside `--trusted-proxy` it names no one,
+/// or anyone who reaches the port could act as any owner.
+#[test]
+fn the_owner_header_counts_only_from_a_trusted_proxy() {
+    let env = Env::sqlite();
+    for (trusted, status) in [
+        ("127.0.0.1", StatusCode::OK),
+        ("192.0.2.1/32", StatusCode::UNAUTHORIZED),
+    ] {
+        let s = env.serve(
+            &["--owner-header", "x-user", "--trusted-proxy", trusted],
+            &[],
+        );
+        let (st, _, v) = rt().block_on(status_of(
+            s.http.get(s.url("/api-keys")).header("x-user", "alice"),
+        ));
+        assert_eq!(st, status, "trusted {trusted}: {v}");
+        s.terminate();
+    }
+}
+
 /// Review: during a Redis outage every failed verification logged a WARN line, so any client
 /// with made-up keys wrote the log as fast as it liked. The line comes once a second, with the
 /// number of times it stands for.

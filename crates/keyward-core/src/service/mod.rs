@@ -172,15 +172,30 @@ impl Keyward {
         };
         let mut expires_at = expires_at;
         let mut ip_allowlist = ip_allowlist;
+        let mut lineage = None;
         if let Some(caller) = self.calling_key(actor).await? {
             let ceiling = authz::Ceiling { caller: &caller };
             rate_limit = ceiling.rate_limit(rate_limit);
             credits = ceiling.credits(credits);
             ip_allowlist.clone_from(&caller.ip_allowlist);
+            if caller.rate_limit.is_some() || caller.credits.is_some() {
+                lineage = Some(caller.successor_lineage());
+            }
             let explicit = req.expires_at.is_some() || req.ttl_seconds.is_some();
+            let mut refusals = Vec::new();
             match ceiling.expiry(expires_at, explicit) {
                 Ok(e) => expires_at = e,
-                Err(refusal) => return Err(ServiceError::Forbidden(vec![refusal])),
+                Err(refusal) => refusals.push(refusal),
+            }
+            if caller.is_signing() && !req.signing {
+                refusals.push(FieldError::new(
+                    "signing",
+                    "beyond_caller",
+                    "a signing key creates signing keys only",
+                ));
+            }
+            if !refusals.is_empty() {
+                return Err(ServiceError::Forbidden(refusals));
             }
         }
         self.validate_limits(&mut errors, rate_limit.as_ref(), credits.as_ref());
@@ -224,7 +239,7 @@ impl Keyward {
             rotated_from: None,
             rotated_to: None,
             deactivated_by: None,
-            lineage: None,
+            lineage,
         };
         self.insert_new(template, req.signing, cap, now).await
     }
@@ -292,7 +307,10 @@ impl Keyward {
 
     /// The record of the key a key caller acts with, as stored now (its restrictions may have
     /// changed since it was verified); `None` for other actors.
-    async fn calling_key(&self, actor: &Actor) -> Result<Option<KeyRecord>, ServiceError> {
+    pub(crate) async fn calling_key(
+        &self,
+        actor: &Actor,
+    ) -> Result<Option<KeyRecord>, ServiceError> {
         let Some(key_id) = actor.key_id() else {
             return Ok(None);
         };

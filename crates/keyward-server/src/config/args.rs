@@ -236,7 +236,7 @@ pub(crate) struct ServeArgs {
     /// Peers whose --client-ip-header is believed, comma-separated addresses or CIDRs; from others the peer address is the client [default: 127.0.0.0/8,::1]
     #[arg(long, env = "KEYWARD_TRUSTED_PROXY", value_name = "CIDRS")]
     pub(crate) trusted_proxy: Option<String>,
-    /// The headers in which the proxy in front names the original request of a signed /v1/authz call: nginx (X-Original-Method, X-Original-URI, X-Forwarded-Host), traefik (X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Host), or METHOD,URI[,HOST] header names; without it signed requests are refused there
+    /// The headers in which the proxy in front names the original request of a signed /v1/authz call: nginx (X-Original-Method, X-Original-URI, X-Forwarded-Host), traefik (X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Host), or header names METHOD,URI or METHOD,URI,HOST; without it signed requests are refused there
     #[arg(long, env = "KEYWARD_FORWARDED_HEADERS", value_name = "SET")]
     pub(crate) forwarded_headers: Option<String>,
     /// Log format [default: human]

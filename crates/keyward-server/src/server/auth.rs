@@ -48,6 +48,13 @@ impl App {
             .unwrap_or(VerifyContext::UNKNOWN_CLIENT)
     }
 
+    /// Whether the request's peer is one of `--trusted-proxy`.
+    pub(super) fn peer_is_trusted_proxy(&self, extensions: &axum::http::Extensions) -> bool {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|peer| self.trusted_proxies.iter().any(|n| n.contains(peer.0.ip())))
+    }
+
     /// The client address from a request's headers and its `ConnectInfo`, as
     /// [`client_ip`](Self::client_ip) decides it; `None` without a peer address.
     pub(super) fn client_ip_of(

@@ -9,9 +9,11 @@
 //!   `--header-read-timeout`, and since hyper 1.6 the same timer bounds an idle keep-alive
 //!   connection waiting for its next request;
 //! - at most `--max-connections` open at once, and `--max-connections-per-client` from one
-//!   address (peers in `--trusted-proxy` count only against the first): a connection over
-//!   either is closed at once, before anything is read;
-//! - accept errors (`EMFILE` above all) are logged once a second with a count, not per error.
+//!   address (an IPv6 /64 is one address, as for the failure throttle; peers in
+//!   `--trusted-proxy` count only against the first): a connection over either is closed at
+//!   once, before anything is read;
+//! - accept errors (`EMFILE` above all) and refused connections are logged once a second with
+//!   a count, not each time.
 //!
 //! The soft open-file limit is raised to the hard one at start-up ([`raise_open_file_limit`]).
 
@@ -19,13 +21,15 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use keyward_core::clock::SampledLog;
 use keyward_core::model::IpNet;
+use keyward_core::throttle::bucket;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
@@ -138,33 +142,6 @@ impl Drop for ClientSlot {
     }
 }
 
-/// Counts events of one kind and logs them at most once a second, with the count.
-#[derive(Debug)]
-struct Sampled {
-    what: &'static str,
-    since: Instant,
-    count: u64,
-}
-
-impl Sampled {
-    fn new(what: &'static str) -> Self {
-        Self {
-            what,
-            since: Instant::now(),
-            count: 0,
-        }
-    }
-
-    fn note(&mut self, detail: &dyn std::fmt::Display) {
-        self.count += 1;
-        if self.since.elapsed() >= Duration::from_secs(1) {
-            tracing::warn!(count = self.count, last = %detail, "{}", self.what);
-            self.since = Instant::now();
-            self.count = 0;
-        }
-    }
-}
-
 /// Serves `router` on `listener` under `limits` until `shutdown` completes, then lets open
 /// requests finish (at most `drain`).
 ///
@@ -181,17 +158,21 @@ pub(crate) async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
-    let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let open = Arc::new(Semaphore::new(
+        limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     let per_client = Arc::new(PerClient::default());
-    let mut accept_errors = Sampled::new("accept failed (open-file limit?)");
-    let mut refused = Sampled::new("connections refused over --max-connections[-per-client]");
+    let accept_errors = SampledLog::new();
+    let refused = SampledLog::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    accept_errors.note(&e);
+                    if let Some(times) = accept_errors.note_now() {
+                        tracing::warn!(error = %e, times, "accept failed (open-file limit?)");
+                    }
                     // Out of descriptors: let closing connections give some back.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
@@ -199,17 +180,23 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let over = |what: &str| {
+            if let Some(times) = refused.note_now() {
+                tracing::warn!(peer = %peer, times, "connection closed over {what}");
+            }
+        };
         let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
-            refused.note(&peer);
+            over("--max-connections");
             continue;
         };
         let slot = if limits.trusted.iter().any(|n| n.contains(peer.ip())) {
             None
         } else {
-            match per_client.claim(peer.ip(), limits.max_per_client) {
+            // By the throttle's bucket: one IPv6 /64 is one client, not 2^64 of them.
+            match per_client.claim(bucket(peer.ip()), limits.max_per_client) {
                 Some(s) => Some(s),
                 None => {
-                    refused.note(&peer);
+                    over("--max-connections-per-client");
                     continue;
                 }
             }

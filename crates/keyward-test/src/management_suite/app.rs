@@ -98,7 +98,7 @@ impl MgmtApp {
         }
     }
 
-    /// A `keyward serve` at `base`, started with [`SERVER_FLAGS`] and `admin_token`;
+    /// A `keyward serve` at `base`, started with [`SERVER_FLAGS`](super::SERVER_FLAGS) and `admin_token`;
     /// `guard` keeps it running as long as the app lives.
     #[must_use]
     pub fn server(base: String, admin_token: &str, guard: Arc<dyn Any + Send + Sync>) -> Self {

@@ -112,4 +112,15 @@ pub async fn case_key_callers_pass_on_their_restrictions(app: MgmtApp) {
     );
     let res = mint(json!({"name": "longer", "ttl_seconds": 3 * 86_400})).await;
     super::assert_refused(res, "expires_at").await;
+    // Nor by rotating a less restricted sibling, whose successor would be a fresh raw key.
+    let sibling = app
+        .admin_create(&owner, json!({"name": "free", "scopes": ["reports:read"]}))
+        .await;
+    let res = send(app.with_key(
+        Method::POST,
+        &format!("{routes}/{}/rotate", sibling.id),
+        &parent.api_key,
+    ))
+    .await;
+    super::assert_refused(res, "ip_allowlist").await;
 }
