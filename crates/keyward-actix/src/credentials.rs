@@ -10,7 +10,8 @@ use keyward_core::Keyward;
 pub use keyward_core::credentials::{Credential, InvalidCredential};
 
 /// The default name of the API-key header.
-pub const DEFAULT_API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+pub const DEFAULT_API_KEY_HEADER: HeaderName =
+    HeaderName::from_static(keyward_core::credentials::API_KEY_HEADER);
 
 /// Which headers carry credentials. Defaults: `Authorization` and `X-API-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]

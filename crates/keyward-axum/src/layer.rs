@@ -39,7 +39,8 @@ use crate::rejection::Rejection;
 use crate::signed::{UnverifiedSignature, verify_signed_request};
 
 /// The default name of the API-key header.
-pub const DEFAULT_API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+pub const DEFAULT_API_KEY_HEADER: HeaderName =
+    HeaderName::from_static(keyward_core::credentials::API_KEY_HEADER);
 
 /// Which headers carry credentials. Defaults: `Authorization` and `X-API-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]

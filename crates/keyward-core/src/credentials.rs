@@ -22,6 +22,21 @@ use crate::key::KeyFormat;
 /// The scheme of SigV4-signed requests.
 pub(crate) const SIGV4_SCHEME: &str = "AWS4-HMAC-SHA256";
 
+/// The default name of the header that carries a keyward key, lower-case as HTTP/2 writes it.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The token of an `Authorization: Bearer <token>` value (scheme matched case-insensitively,
+/// spaces and tabs around it ignored), whatever the token is: `None` for another scheme, a
+/// blank token, or bytes that are not UTF-8. For credentials that are not keys (a server's
+/// static admin token); keys go through [`extract`].
+#[must_use]
+pub fn bearer_token(raw: &[u8]) -> Option<&str> {
+    let value = trim_sp(std::str::from_utf8(raw).ok()?);
+    let (scheme, rest) = value.split_at(value.bytes().position(is_sp)?);
+    let token = trim_sp(rest);
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Why a presented credential cannot even be looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -219,6 +234,22 @@ mod tests {
 
     fn bearer(v: &str) -> Credential<'_> {
         extract(&fmt(), Some(v.as_bytes()), None)
+    }
+
+    #[test]
+    fn bearer_tokens_of_any_shape() {
+        assert_eq!(bearer_token(b"Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token(b" bEaReR \t abc  "), Some("abc"));
+        for none in [
+            &b"Bearer"[..],
+            b"Bearer  ",
+            b"Basic abc",
+            b"Bearerabc",
+            b"",
+            b"Bearer \xff",
+        ] {
+            assert_eq!(bearer_token(none), None, "{none:?}");
+        }
     }
 
     #[test]

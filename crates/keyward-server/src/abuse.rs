@@ -10,8 +10,6 @@ use std::time::Duration;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
-use keyward_core::Problem;
-use keyward_core::error::ErrorCode;
 use keyward_core::throttle::FailureThrottle;
 use tokio::sync::Semaphore;
 
@@ -63,28 +61,11 @@ impl Guard {
     }
 }
 
-fn problem(code: ErrorCode, status: u16, title: &str, detail: &str) -> Response {
-    let mut p = Problem::new(code, Some(detail.to_owned()));
-    p.status = status;
-    title.clone_into(&mut p.title);
-    keyward_axum::Rejection::from(p).into_response()
-}
-
 /// Refuses a request beyond `--max-concurrent-requests` at once (`503`, `Retry-After: 1`), and
 /// answers `408` when a request, reading its body included, outlives `--request-timeout`.
 pub(crate) async fn guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
     let Ok(_permit) = guard.permits.clone().try_acquire_owned() else {
-        let mut res = problem(
-            ErrorCode::AuthUnavailable,
-            503,
-            "Overloaded",
-            "too many requests in flight; retry shortly",
-        );
-        res.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-        return res;
+        return keyward_axum::Rejection::from(keyward_core::http::overloaded()).into_response();
     };
     match tokio::time::timeout(guard.timeout, next.run(req)).await {
         Ok(res) => res,

@@ -52,8 +52,6 @@ pub(crate) use listen::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
 };
 
-const API_KEY_HEADER: &str = "x-api-key";
-
 /// Shared state of every handler.
 #[derive(Debug)]
 struct App {

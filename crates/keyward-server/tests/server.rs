@@ -1127,14 +1127,16 @@ fn slow_uploads_time_out_and_excess_is_refused() {
         let drips = [drip(), drip()];
         let shed =
             keyward_test::http_suite::eventually(std::time::Duration::from_secs(2), || async {
-                s.http
-                    .get(s.url("/healthz"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE)
+                s.http.get(s.url("/healthz")).send().await.is_ok_and(|r| {
+                    r.status() == StatusCode::SERVICE_UNAVAILABLE
+                        && r.headers().get("retry-after").is_some_and(|v| v == "1")
+                })
             })
             .await;
-        assert!(shed, "a third request while two hang is refused");
+        assert!(
+            shed,
+            "a third request while two hang is refused, with Retry-After: 1"
+        );
         for d in drips {
             assert_eq!(d.await.unwrap(), Some(408), "the hanging upload times out");
         }

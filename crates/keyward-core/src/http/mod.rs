@@ -245,11 +245,25 @@ pub(crate) fn if_match(value: Option<&[u8]>) -> Result<Option<KeyVersion>, Probl
     KeyVersion::parse_etag(text).map(Some).ok_or_else(failed)
 }
 
-/// `408`: a request (or its body) took longer than allowed.
+/// `408`: a request (or its body) took longer than a server allows it (a server's own request
+/// deadline; the adapters' signed bodies use `gate::signed_body_timeout`).
 #[must_use]
-#[doc(hidden)] // shared with keyward-server; adapters use `gate::signed_body_timeout`
 pub fn request_timeout(detail: impl Into<String>) -> Problem {
     Problem::new(ErrorCode::RequestTimeout, Some(detail.into()))
+}
+
+/// `503 AUTH_UNAVAILABLE`, titled `Overloaded`, with `Retry-After: 1`: more requests in flight
+/// than a server serves at once.
+#[must_use]
+pub fn overloaded() -> Problem {
+    Problem {
+        title: "Overloaded".to_owned(),
+        retry_after: Some(1),
+        ..Problem::new(
+            ErrorCode::AuthUnavailable,
+            Some("too many requests in flight; retry shortly".to_owned()),
+        )
+    }
 }
 
 /// `405`: the route exists, but not for this method.

@@ -44,8 +44,10 @@ fn array_of(items: utoipa::openapi::schema::Object, nullable: bool) -> Schema {
     Schema::Array(array.build())
 }
 
-/// A list of scopes, each as [`crate::scope::SCOPE_PATTERN`] states.
-pub(crate) fn scope_list() -> Schema {
+/// A list of scopes, each as [`crate::scope::SCOPE_PATTERN`] states: the schema of every
+/// field or parameter that takes scopes (utoipa's `schema_with`).
+#[must_use]
+pub fn scope_list() -> Schema {
     let scope = patterned(
         crate::scope::SCOPE_PATTERN,
         Some(crate::scope::MAX_SCOPE_LEN),

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, header};
-use keyward_core::VerifyContext;
 use keyward_core::http::Observed;
+use keyward_core::{VerifyContext, credentials};
 
+use super::App;
 use super::reply::outcome_of_code;
-use super::{API_KEY_HEADER, App};
 use crate::metrics::Metrics;
 
 /// What keyward-core's gates report about each verification, counted in `metrics` by outcome
@@ -73,13 +73,10 @@ impl App {
         };
         let bearer = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let v = v.trim();
-                let (scheme, rest) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
-            });
-        let api_key = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok());
+            .and_then(|v| credentials::bearer_token(v.as_bytes()));
+        let api_key = headers
+            .get(credentials::API_KEY_HEADER)
+            .and_then(|v| v.to_str().ok());
         // Evaluate both so the timing does not reveal which header carried it.
         let a = bearer.is_some_and(|b| token.matches(b));
         let b = api_key.is_some_and(|k| token.matches(k));

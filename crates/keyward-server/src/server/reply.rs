@@ -3,7 +3,7 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyward_core::{ErrorCode, Problem, VerifyError};
+use keyward_core::{ErrorCode, Problem};
 use serde::Serialize;
 
 /// A problem document, answered as keyward-axum answers it (keyward-core's `Reply`).
@@ -26,10 +26,6 @@ pub(super) async fn not_found() -> Response {
         ErrorCode::NotFound,
         Some("no such route".to_owned()),
     ))
-}
-
-pub(super) fn outcome(e: &VerifyError) -> &'static str {
-    outcome_of_code(e.code().as_str())
 }
 
 /// The metrics label of an error code.

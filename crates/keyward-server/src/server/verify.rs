@@ -1,8 +1,6 @@
 //! The verification routes of a standalone service: `GET /v1/whoami`, `POST /v1/verify` for
 //! sidecars, `GET /v1/authz` for nginx `auth_request` and Traefik ForwardAuth.
 
-use std::time::Instant;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, Request, State};
 use axum::http::request::Parts;
@@ -17,8 +15,7 @@ use keyward_core::{ErrorCode, Principal, Problem, ScopeRequirement, VerifyContex
 use serde::{Deserialize, Serialize};
 
 use super::ops::PrincipalSchema;
-use super::reply::outcome;
-use super::{API_KEY_HEADER, Shared, json, problem};
+use super::{Shared, json, problem};
 use crate::config::ForwardedHeaders;
 
 /// `GET /v1/whoami`: the caller's key, verified by keyward-axum's `KeywardLayer` in front.
@@ -44,7 +41,7 @@ pub(super) struct VerifyRequest {
     key: String,
     /// Scopes the key must hold.
     #[serde(default)]
-    #[schema(schema_with = scope_list)]
+    #[schema(schema_with = keyward_core::openapi::scope_list)]
     scopes: Vec<String>,
     /// How the scopes combine (default `all_of`).
     #[serde(default)]
@@ -53,20 +50,6 @@ pub(super) struct VerifyRequest {
     #[serde(default)]
     #[schema(schema_with = ip_address)]
     client_ip: Option<std::net::IpAddr>,
-}
-
-/// An array of scopes, each as [`keyward_core::scope::SCOPE_PATTERN`] states.
-fn scope_list() -> utoipa::openapi::schema::Schema {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-    ArrayBuilder::new()
-        .items(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some(keyward_core::scope::SCOPE_PATTERN))
-                .max_length(Some(keyward_core::scope::MAX_SCOPE_LEN)),
-        )
-        .build()
-        .into()
 }
 
 /// An IPv4 or IPv6 address, or null.
@@ -144,10 +127,10 @@ pub(super) async fn verify(State(app): State<Shared>, req: Request) -> Response 
     let ctx = VerifyContext {
         client_ip: body.client_ip,
     };
-    let started = Instant::now();
+    // Counted as every verification is: through the gate's observer.
+    let started = app.gate.start();
     let r = app.kw.verify(&body.key, &need, &ctx).await;
-    app.metrics
-        .verify(r.as_ref().map_or_else(outcome, |_| "ok"), started.elapsed());
+    app.gate.observe_result(started, &r, VerifyError::code);
     match r {
         Ok(p) => json(
             StatusCode::OK,
@@ -308,7 +291,10 @@ pub(super) async fn authz(
             .headers
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes),
-        parts.headers.get(API_KEY_HEADER).map(HeaderValue::as_bytes),
+        parts
+            .headers
+            .get(credentials::API_KEY_HEADER)
+            .map(HeaderValue::as_bytes),
     );
     let principal = match gate.decide(credential, &ctx).await {
         Decision::Pass(Some(p)) => p,
