@@ -558,6 +558,40 @@ impl fmt::Debug for Principal {
     }
 }
 
+/// What a [`Principal`] serializes to, for OpenAPI documents (`Principal` implements
+/// `utoipa::ToSchema` with it; a test holds the two together).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(as = Principal)]
+#[allow(dead_code, reason = "a schema only: Principal serializes itself")]
+struct PrincipalSchema {
+    /// The key that authenticated.
+    key_id: String,
+    /// Its owner.
+    owner_id: String,
+    /// The key's effective scopes.
+    scopes: Vec<String>,
+    /// The key's environment marker (`live`, `test`, …).
+    env: String,
+    /// The key's metadata.
+    #[schema(value_type = Object)]
+    metadata: serde_json::Value,
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Principal {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <PrincipalSchema as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Principal {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Principal")
+    }
+}
+
 impl Serialize for Principal {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;

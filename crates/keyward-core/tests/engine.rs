@@ -1027,3 +1027,46 @@ async fn keys_are_minted_from_the_injected_rng() {
     .await
     .unwrap();
 }
+
+/// The OpenAPI schema of a `Principal` names exactly the fields its JSON has.
+#[cfg(feature = "openapi")]
+#[tokio::test]
+async fn the_principal_schema_is_its_json() {
+    let kw = Keyward::builder(
+        Arc::new(keyward_core::memory::MemoryKeyStore::new()),
+        Keyring::insecure_test_keyring(),
+    )
+    .build()
+    .unwrap();
+    let created = kw
+        .create_key(
+            "alice",
+            keyward_core::service::CreateKeyRequest {
+                name: "k".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let principal = kw
+        .verify(
+            created.api_key.expose_secret(),
+            &ScopeRequirement::none(),
+            &VerifyContext::default(),
+        )
+        .await
+        .unwrap();
+    let json = serde_json::to_value(&principal).unwrap();
+    let schema =
+        serde_json::to_value(<keyward_core::Principal as utoipa::PartialSchema>::schema()).unwrap();
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&schema["properties"]), keys(&json));
+    assert_eq!(
+        <keyward_core::Principal as utoipa::ToSchema>::name(),
+        "Principal"
+    );
+}

@@ -14,7 +14,6 @@ use keyward_core::scope::ScopeMode;
 use keyward_core::{ErrorCode, Principal, Problem, ScopeRequirement, VerifyContext, VerifyError};
 use serde::{Deserialize, Serialize};
 
-use super::ops::PrincipalSchema;
 use super::{Shared, json, problem};
 use crate::config::ForwardedHeaders;
 
@@ -23,7 +22,7 @@ use crate::config::ForwardedHeaders;
     summary = "The principal of the presented key",
     security(("apiKeyAuth" = []), ("apiKeyHmacAuth" = [])),
     responses(
-        (status = 200, description = "The key's principal", body = PrincipalSchema),
+        (status = 200, description = "The key's principal", body = Principal),
         (status = 401, description = "No key, or a bad one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key may not be used from this address", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "A signed body over the limit", body = Problem, content_type = "application/problem+json"),
@@ -84,7 +83,7 @@ pub(super) struct VerifyResponse {
     retry_after: Option<u64>,
     /// The key's principal, when valid.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<PrincipalSchema>)]
+    #[schema(value_type = Option<Principal>)]
     key: Option<Principal>,
 }
 
