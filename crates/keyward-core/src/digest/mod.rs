@@ -21,8 +21,9 @@ mod pepper;
 #[cfg(test)]
 mod tests;
 
-pub use keyring::*;
-pub use pepper::*;
+pub use keyring::{DigestMatch, Keyring, KeyringBuilder, KeyringError};
+use pepper::INSECURE_TEST_PEPPER;
+pub use pepper::{Pepper, PepperDecodeError, decode_secret, weakness};
 
 /// Shortest pepper accepted outside insecure test mode.
 pub const MIN_PEPPER_LEN: usize = 32;

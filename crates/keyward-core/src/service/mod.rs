@@ -13,7 +13,11 @@ use crate::store::{Cursor, MAX_PAGE_SIZE, StoreError, StoreErrorKind};
 
 mod validate;
 
-pub use crate::management::*;
+pub(crate) use crate::management::store_err;
+pub use crate::management::{
+    CreateKeyRequest, CreatedKey, FieldError, KeyPage, KeyVersion, RotateKeyRequest, ServiceError,
+    UpdateKeyRequest,
+};
 use validate::*;
 
 /// The longest `ttl_seconds` a key may ask for: 100 years (the policy's `max_ttl` may be

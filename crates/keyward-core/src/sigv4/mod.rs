@@ -151,13 +151,22 @@ mod signer;
 mod tests;
 mod verifier;
 
-pub use authorization::*;
-pub use canonical::*;
-pub use dates::*;
-pub use errors::*;
+pub use authorization::Authorization;
+pub use canonical::canonical_request;
+pub use dates::{format_amz_date, parse_amz_date};
+pub use errors::{AuthorizationFault, Limit, ScopeField, SignatureError, SignatureErrorKind};
 use helpers::*;
-pub use keys::*;
-pub use limits::*;
-pub use request::*;
-pub use signer::*;
-pub use verifier::*;
+pub use keys::{AccessKey, SigningKey};
+pub use limits::Limits;
+pub use request::{Payload, PayloadHasher, SignableRequest};
+pub use signer::{Signer, SigningOutput};
+pub use verifier::{VerifiedSignature, VerifyOptions, verify_signature};
+// The steps the signer, the verifier and the tests share.
+use canonical::{
+    build_canonical_request, canonical_header_value, check_signed_header_list, push_joined,
+};
+#[cfg(test)]
+use canonical::{push_canonical_query, push_canonical_uri, push_collapsed};
+use dates::{is_scope_date, parse_date_header};
+use keys::string_to_sign;
+use verifier::check_content_sha256;
