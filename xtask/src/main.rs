@@ -24,6 +24,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod ci;
+mod cycles;
 mod fuzz;
 mod migrations;
 mod package;

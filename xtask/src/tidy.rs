@@ -5,6 +5,7 @@
 //!   `#![doc = …]`, for a crate that includes its README);
 //! - no `TODO`, `FIXME` or `dbg!` in any `.rs` file under `crates/`: file an issue instead;
 //! - every crate's `Cargo.toml` (`crates/*` and `xtask`) has `[lints] workspace = true`;
+//! - no import loop between the top-level modules of any crate (`cycles`);
 //! - no file under `crates/*/src` is over 800 lines, and each web adapter's `src/` stays under
 //!   700 lines of code (comments and blank lines left out): what decides an answer belongs in
 //!   `keyward_core::http` (issue 15, docs/architecture.md).
@@ -138,6 +139,18 @@ fn violations(root: &Path) -> Vec<Violation> {
                  answer into keyward_core::http"
             );
             found.push(Violation::new(root, &dir.join("src"), None, &message));
+        }
+    }
+
+    for dir in &crate_dirs {
+        let src = dir.join("src");
+        let files: Vec<(PathBuf, String)> = rust_files(&src)
+            .into_iter()
+            .filter_map(|f| read(root, &f, &mut found).map(|text| (f, text)))
+            .collect();
+        for cycle in crate::cycles::module_loops(&src, &files) {
+            let message = format!("modules import each other: {cycle}");
+            found.push(Violation::new(root, &src, None, &message));
         }
     }
 

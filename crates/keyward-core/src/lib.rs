@@ -22,6 +22,8 @@ pub mod openapi;
 pub mod problem;
 mod rfc3339;
 mod rotation;
+#[cfg(feature = "openapi")]
+mod schemas;
 pub mod scope;
 pub mod service;
 pub mod signing;

@@ -124,7 +124,7 @@ pub struct CreateKeyRequest {
     pub description: Option<String>,
     /// Scopes to grant; must be allowed by the catalog.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::scope_list))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schemas::scope_list))]
     pub scopes: Vec<String>,
     /// Absolute expiry (must be in the future). Exclusive with `ttl_seconds`.
     #[serde(default, with = "crate::rfc3339::option")]
@@ -140,7 +140,7 @@ pub struct CreateKeyRequest {
     pub metadata: Option<Metadata>,
     /// Networks (CIDR or addresses) the key may be used from.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::ip_list))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schemas::ip_list))]
     pub ip_allowlist: Vec<String>,
     /// Per-key rate limit.
     #[serde(default)]
@@ -183,7 +183,7 @@ pub struct UpdateKeyRequest {
     pub description: Option<Option<String>>,
     /// New scopes, validated against the catalog exactly as on create.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::nullable_scope_list))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schemas::nullable_scope_list))]
     pub scopes: Option<Vec<String>>,
     /// Deactivate or re-activate.
     #[serde(default)]
@@ -198,7 +198,7 @@ pub struct UpdateKeyRequest {
     pub metadata: Option<Metadata>,
     /// New allowlist.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::nullable_ip_list))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schemas::nullable_ip_list))]
     pub ip_allowlist: Option<Vec<String>>,
     /// New rate limit; `null` removes it.
     #[serde(default, deserialize_with = "double_option")]

@@ -2,7 +2,8 @@
 //! (`--failure-throttle`), remembered unknown key ids (`--unknown-key-ttl`), a cap on requests
 //! in flight (`--max-concurrent-requests`, `503` beyond it) and a deadline for each request,
 //! body included (`--request-timeout`, `408`), so slow-drip uploads cannot pin connections or
-//! memory. See docs/security.md, "Abuse resistance".
+//! memory; and the defaults of the connection limits the accept loop enforces
+//! (`server/listen.rs`). See docs/security.md, "Abuse resistance".
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,12 @@ use crate::duration::parse_duration;
 pub(crate) const DEFAULT_FAILURE_THROTTLE: &str = "50/60s";
 /// Default of `--max-concurrent-requests`.
 pub(crate) const DEFAULT_MAX_CONCURRENT: usize = 1024;
+/// Default of `--header-read-timeout`.
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of `--max-connections`.
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default of `--max-connections-per-client`.
+pub(crate) const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 /// Default of `--request-timeout`.
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

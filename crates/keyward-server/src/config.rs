@@ -299,16 +299,16 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         args.header_read_timeout
             .as_deref()
             .or(file.header_read_timeout.as_deref()),
-        crate::server::DEFAULT_HEADER_READ_TIMEOUT,
+        crate::abuse::DEFAULT_HEADER_READ_TIMEOUT,
     )?;
     let max_connections = args
         .max_connections
         .or(file.max_connections)
-        .unwrap_or(crate::server::DEFAULT_MAX_CONNECTIONS);
+        .unwrap_or(crate::abuse::DEFAULT_MAX_CONNECTIONS);
     let max_connections_per_client = args
         .max_connections_per_client
         .or(file.max_connections_per_client)
-        .unwrap_or(crate::server::DEFAULT_MAX_CONNECTIONS_PER_CLIENT);
+        .unwrap_or(crate::abuse::DEFAULT_MAX_CONNECTIONS_PER_CLIENT);
     if max_connections == 0 || max_connections_per_client == 0 {
         return Err(AppError::config(
             "invalid --max-connections or --max-connections-per-client 0: allow at least one"

@@ -48,10 +48,6 @@ use reply::problem;
 use reply::{json, not_found};
 use verify::{authz, verify, whoami};
 
-pub(crate) use listen::{
-    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-};
-
 /// Shared state of every handler.
 #[derive(Debug)]
 struct App {

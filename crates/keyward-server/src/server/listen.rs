@@ -34,12 +34,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
-/// Default of `--header-read-timeout`.
-pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default of `--max-connections`.
-pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-/// Default of `--max-connections-per-client`.
-pub(crate) const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 /// Descriptors kept for everything but client connections (database pool, Redis, files).
 const RESERVED_DESCRIPTORS: u64 = 128;
 
