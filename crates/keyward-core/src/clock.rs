@@ -1,4 +1,7 @@
-//! Time, behind a trait so tests control it.
+//! Time, behind a trait so tests control it; and the instants a store keeps: in UTC
+//! ([`utc`]), to the microsecond ([`micros`], [`unix_micros`], [`from_unix_micros`]), between
+//! [`EARLIEST`] and [`LATEST`], written as [`utc_text`] writes them. A store of its own uses
+//! these to keep what keyward's stores keep (the store suite checks it).
 
 use std::fmt;
 use std::sync::Mutex;
@@ -86,7 +89,6 @@ impl Clock for ManualClock {
 /// is clamped to [`LATEST`] or [`EARLIEST`], so that no store's encoder (which converts to UTC
 /// and would panic) ever sees it.
 #[must_use]
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub fn utc(t: OffsetDateTime) -> OffsetDateTime {
     t.checked_to_offset(time::UtcOffset::UTC)
         .unwrap_or(if t.year() > 0 { LATEST } else { EARLIEST })
@@ -94,7 +96,6 @@ pub fn utc(t: OffsetDateTime) -> OffsetDateTime {
 
 /// `t` in UTC ([`utc`]), truncated to microseconds: the precision every store keeps.
 #[must_use]
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub fn micros(t: OffsetDateTime) -> OffsetDateTime {
     let t = utc(t);
     // `microsecond()` is below 10^6, so the replacement cannot fail.
@@ -105,7 +106,6 @@ pub fn micros(t: OffsetDateTime) -> OffsetDateTime {
 /// hold it) and `zone` after it (`Z` in JSON, `+00:00` in SQLite): the form keyward has always
 /// written, which sorts like the instants within a year of four digits.
 #[must_use]
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub fn utc_text(t: OffsetDateTime, zone: &str) -> String {
     let t = utc(t);
     let nanos = t.nanosecond();
@@ -134,7 +134,6 @@ pub fn utc_text(t: OffsetDateTime, zone: &str) -> String {
 /// Written from the seconds and the microsecond field rather than through
 /// `unix_timestamp_nanos`: no 128-bit division on the verification path.
 #[must_use]
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub fn unix_micros(t: OffsetDateTime) -> i64 {
     t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond())
 }
@@ -142,18 +141,15 @@ pub fn unix_micros(t: OffsetDateTime) -> i64 {
 /// The instant `us` microseconds after the Unix epoch, in UTC; `None` outside years
 /// -9999..=9999.
 #[must_use]
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub fn from_unix_micros(us: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok()
 }
 
 /// The latest instant every store keeps (the last microsecond of year 9999, UTC): where a sum
 /// saturates.
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub const LATEST: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999_999 UTC);
 
 /// The earliest instant `time` represents (the start of year -9999, UTC).
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub const EARLIEST: OffsetDateTime = time::PrimitiveDateTime::MIN.assume_utc();
 
 #[cfg(test)]
@@ -234,7 +230,6 @@ mod tests {
 /// while junk keys arrive), logged at most once a second with the number of times it happened:
 /// each site keeps one in a `static`.
 #[derive(Debug, Default)]
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub struct SampledLog {
     last_us: std::sync::atomic::AtomicI64,
     pending: std::sync::atomic::AtomicU64,

@@ -334,9 +334,9 @@ pub trait CreditLedger: Send + Sync + fmt::Debug {
     ) -> Result<(Admission, Option<(u64, u64)>), StoreError>;
 }
 
-/// The credit period `now` falls in for a key created at `created_at`.
+/// The credit period `now` falls in for a key created at `created_at`: what a
+/// [`CreditLedger`] counts credits under.
 #[must_use]
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub fn credit_period(credits: &Credits, created_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
     match credits.refill_seconds {
         Some(r) if r > 0 => {
@@ -347,9 +347,9 @@ pub fn credit_period(credits: &Credits, created_at: OffsetDateTime, now: OffsetD
     }
 }
 
-/// When the credit period after `period` starts (for `Retry-After`), if credits refill.
+/// How long until the next credit period starts (a [`CreditLedger`]'s `Retry-After`), if
+/// credits refill.
 #[must_use]
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
 pub fn credit_refill_in(
     credits: &Credits,
     created_at: OffsetDateTime,
