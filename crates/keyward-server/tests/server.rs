@@ -29,6 +29,23 @@ async fn create(
     (v["api_key"].as_str().unwrap().to_owned(), v["key"].clone())
 }
 
+/// Creates a key for owner `kim` that may be used from `nets` only: its raw key.
+async fn allowlisted_key(s: &Server, admin: &str, nets: &[&str]) -> String {
+    let r = s
+        .http
+        .post(s.url("/admin/owners/kim/api-keys"))
+        .bearer_auth(admin)
+        .json(&json!({"name": "office", "ip_allowlist": nets}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json::<Value>().await.unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn status_of(r: reqwest::RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let r = r.send().await.unwrap();
     let status = r.status();
@@ -768,26 +785,11 @@ fn rate_limited_keys_get_429() {
 #[test]
 fn ip_allowlists_and_the_client_ip_header() {
     let env = Env::sqlite();
-    let body = json!({"name": "office", "ip_allowlist": ["10.1.2.0/24"]});
-    let create_key = |s: &Server, admin: &str| {
-        let req = s
-            .http
-            .post(s.url("/admin/owners/kim/api-keys"))
-            .bearer_auth(admin)
-            .json(&body);
-        async move {
-            let r = req.send().await.unwrap();
-            assert_eq!(r.status(), StatusCode::CREATED);
-            r.json::<Value>().await.unwrap()["api_key"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
+    let office = ["10.1.2.0/24"];
     let s = env.serve(&[], &[]);
     let admin = s.bootstrap_key().unwrap();
     rt().block_on(async {
-        let key = create_key(&s, &admin).await;
+        let key = allowlisted_key(&s, &admin, &office).await;
         // Without the flag the header is ignored: the peer is 127.0.0.1.
         let (st, _, v) = status_of(
             s.http
@@ -804,7 +806,7 @@ fn ip_allowlists_and_the_client_ip_header() {
     s.terminate();
     let s = env.serve(&["--client-ip-header", "X-Forwarded-For"], &[]);
     rt().block_on(async {
-        let key = create_key(&s, &admin).await;
+        let key = allowlisted_key(&s, &admin, &office).await;
         let (st, _, _) = status_of(
             s.http
                 .get(s.url("/v1/authz"))
@@ -859,21 +861,6 @@ fn a_client_ip_header_never_falls_back_to_the_proxy() {
     let env = Env::sqlite();
     let s = env.serve(&["--client-ip-header", "X-Forwarded-For"], &[]);
     let admin = s.bootstrap_key().unwrap();
-    let create = |nets: &[&str]| {
-        let req = s
-            .http
-            .post(s.url("/admin/owners/kim/api-keys"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": "net", "ip_allowlist": nets}));
-        async move {
-            let r = req.send().await.unwrap();
-            assert_eq!(r.status(), StatusCode::CREATED);
-            r.json::<Value>().await.unwrap()["api_key"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
     let authz = |key: &str, xff: Option<&str>| {
         let mut req = s.http.get(s.url("/v1/authz")).bearer_auth(key);
         if let Some(v) = xff {
@@ -883,7 +870,7 @@ fn a_client_ip_header_never_falls_back_to_the_proxy() {
     };
     rt().block_on(async {
         // Allowlisted to the proxy's own network (the test client is the proxy, 127.0.0.1).
-        let proxy_net = create(&["127.0.0.0/8", "::/0"]).await;
+        let proxy_net = allowlisted_key(&s, &admin, &["127.0.0.0/8", "::/0"]).await;
         for junk in [
             None,
             Some("unknown"),
@@ -897,7 +884,7 @@ fn a_client_ip_header_never_falls_back_to_the_proxy() {
                 "{junk:?} passed as the proxy's address"
             );
         }
-        let office = create(&["10.1.2.0/24", "2001:db8::/32"]).await;
+        let office = allowlisted_key(&s, &admin, &["10.1.2.0/24", "2001:db8::/32"]).await;
         for form in [
             "10.1.2.3",
             "10.1.2.3:4711",
@@ -923,18 +910,7 @@ fn a_client_ip_header_never_falls_back_to_the_proxy() {
         &[],
     );
     rt().block_on(async {
-        let r = s
-            .http
-            .post(s.url("/admin/owners/kim/api-keys"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": "office", "ip_allowlist": ["10.1.2.0/24"]}))
-            .send()
-            .await
-            .unwrap();
-        let key = r.json::<Value>().await.unwrap()["api_key"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let key = allowlisted_key(&s, &admin, &["10.1.2.0/24"]).await;
         let (st, _, _) = status_of(
             s.http
                 .get(s.url("/v1/authz"))
