@@ -18,7 +18,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::{App, HttpServer, web};
-use keyward_actix::{KeywardAuth, RequireScopes};
+use keyward_actix::{Gate, KeywardAuth, RequireScopes};
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::service::CreateKeyRequest;
 use keyward_core::{Keyring, Keyward, ScopeRequirement};
@@ -56,7 +56,9 @@ fn main() {
                 .route("/plain", web::get().to(hello))
                 .service(
                     web::resource("/guarded")
-                        .wrap(KeywardAuth::new(kw.clone()).require(scope.clone()))
+                        .wrap(KeywardAuth::new(
+                            Gate::new(kw.clone()).require(scope.clone()),
+                        ))
                         .route(web::get().to(hello)),
                 )
                 .service(

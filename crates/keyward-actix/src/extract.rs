@@ -2,12 +2,13 @@
 
 use std::ops::Deref;
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::dev::{Extensions, Payload};
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
 use futures::future::{Ready, ready};
-use keyward_core::{Principal, ScopeRequirement, VerifyError};
+use keyward_core::http::{UnverifiedSignature, gate};
+use keyward_core::{Principal, ScopeRequirement};
 
-use crate::rejection::Rejection;
+use crate::rejection::error;
 
 /// The verified caller, put into the request by [`crate::KeywardAuth`].
 ///
@@ -32,15 +33,12 @@ impl Authenticated {
         self.0
     }
 
-    /// Checks `required` against the caller's scopes, for handlers that decide scopes at run
-    /// time.
+    /// Checks a requirement inside a handler (for scopes that depend on the request).
     ///
     /// # Errors
     /// 403 `API_KEY_SCOPE_DENIED` listing the missing scopes.
-    pub fn require(&self, required: &ScopeRequirement) -> Result<(), Rejection> {
-        required
-            .check(self.0.scopes())
-            .map_err(|missing| Rejection::from(&VerifyError::ScopeDenied { missing }))
+    pub fn require(&self, requirement: &ScopeRequirement) -> Result<(), Error> {
+        gate::require_scopes(Some(&self.0), false, requirement).map_err(error)
     }
 }
 
@@ -52,17 +50,20 @@ impl Deref for Authenticated {
     }
 }
 
+/// Checks `requirement` on the principal the middleware left in `ext`.
+pub(crate) fn require(ext: &Extensions, requirement: &ScopeRequirement) -> Result<(), Error> {
+    let unverified = ext.get::<UnverifiedSignature>().is_some();
+    gate::require_scopes(ext.get::<Principal>(), unverified, requirement).map_err(error)
+}
+
 impl FromRequest for Authenticated {
-    type Error = Rejection;
-    type Future = Ready<Result<Self, Rejection>>;
+    type Error = Error;
+    type Future = Ready<Result<Self, Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            req.extensions()
-                .get::<Principal>()
-                .cloned()
-                .map(Self)
-                .ok_or_else(|| crate::signed::missing(&req.extensions())),
-        )
+        let ext = req.extensions();
+        let principal = require(&ext, &ScopeRequirement::none()).map(|()| ext.get().cloned());
+        let missing = || error(keyward_core::http::Rejection::missing());
+        ready(principal.and_then(|p| p.map(Self).ok_or_else(missing)))
     }
 }

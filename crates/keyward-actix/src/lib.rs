@@ -1,31 +1,27 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
-pub mod credentials;
 pub mod extract;
+pub mod head;
 pub mod middleware;
 pub mod rejection;
 pub mod routes;
 pub mod scopes;
-mod signed;
 
-#[doc(inline)]
-pub use crate::credentials::CredentialHeaders;
-#[doc(inline)]
-pub use crate::extract::Authenticated;
-#[doc(inline)]
-pub use crate::middleware::KeywardAuth;
-#[doc(inline)]
-pub use crate::rejection::Rejection;
-#[doc(inline)]
-pub use crate::routes::{
-    AdminCheck, ManagementConfig, OwnerResolver, json_config, management_routes,
-};
 #[cfg(feature = "openapi")]
 #[doc(inline)]
-pub use crate::routes::{openapi_document, openapi_route};
+pub use crate::routes::openapi_route;
 #[doc(inline)]
-pub use crate::scopes::RequireScopes;
+pub use crate::{
+    extract::Authenticated,
+    head::Head,
+    middleware::KeywardAuth,
+    rejection::{Rejection, error, respond},
+    routes::{ManagementConfig, ManagementOptions, json_config, management_routes},
+    scopes::RequireScopes,
+};
+#[doc(inline)]
+pub use keyward_core::http::{CredentialHeaders, Gate};
 #[doc(inline)]
 /// The background task that flushes batched usage and retries cache invalidations (keyward-core's).
 pub use keyward_core::maintenance::spawn_usage_flusher;

@@ -18,32 +18,19 @@
 //!   put back for the handler. Without signing, the request goes on without a principal and
 //!   where a key is required the answer is `401 SIGNATURE_INVALID`.
 
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::body::EitherBody;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::{Error, HttpMessage};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::HeaderName;
+use actix_web::{Error, HttpMessage, HttpRequest};
 use futures::FutureExt as _;
 use futures::future::{Either, LocalBoxFuture, Map, Ready, ready};
-use keyward_core::http::{Decision, Gate, Observed};
-use keyward_core::{Keyward, ScopeRequirement, VerifyContext};
+use keyward_core::http::{Gate, Outcome, UnverifiedSignature};
 
-use crate::credentials::CredentialHeaders;
-use crate::rejection::Rejection;
-use crate::signed;
-
-/// Finds the client address the application trusts (peer address, or a vetted forwarded
-/// header behind a proxy).
-pub type ClientIpFn = dyn Fn(&ServiceRequest) -> Option<IpAddr> + Send + Sync;
-
-#[derive(Clone)]
-struct Config {
-    gate: Gate,
-    headers: CredentialHeaders,
-    client_ip: Option<Arc<ClientIpFn>>,
-}
+use crate::head::Head;
+use crate::rejection::respond;
 
 /// The authentication middleware. Wrap an `App`, a `Scope` or a `Resource` with it:
 ///
@@ -56,95 +43,29 @@ struct Config {
 /// # }
 /// ```
 ///
-/// | request presents | result |
-/// | --- | --- |
-/// | a valid key | `Principal` inserted, inner service called |
-/// | a bad key (any reason), a blank or non-UTF-8 credential header | `401 API_KEY_INVALID` |
-/// | a valid key lacking the middleware's own requirement ([`KeywardAuth::require`]) | `403 API_KEY_SCOPE_DENIED` |
-/// | nothing, or someone else's bearer token (a JWT) | passed on without a principal (or `401 API_KEY_MISSING` with [`KeywardAuth::required`]) |
-/// | a SigV4 signature, signing enabled | body buffered and put back, signature verified: `Principal` inserted, or `401 SIGNATURE_*`, `413`, … |
-/// | a SigV4 signature, signing not enabled | passed on without a principal (or `401 SIGNATURE_INVALID` where a key is required) |
-/// | a store outage | `503 AUTH_UNAVAILABLE` |
-#[derive(Clone)]
+/// What happens to each kind of credential is keyward-core's [`Gate`]
+/// ([`keyward_core::http::gate`]).
+#[derive(Debug, Clone)]
 pub struct KeywardAuth {
-    config: Arc<Config>,
-}
-
-impl std::fmt::Debug for KeywardAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeywardAuth")
-            .field("gate", &self.config.gate)
-            .field("headers", &self.config.headers)
-            .field("custom_client_ip", &self.config.client_ip.is_some())
-            .finish()
-    }
+    gate: Arc<Gate<HttpRequest>>,
+    /// The credential headers, parsed once, whose values are marked sensitive.
+    sensitive: Arc<[HeaderName]>,
 }
 
 impl KeywardAuth {
-    /// Authenticates with `keyward`, reading `Authorization` and `X-API-Key`, taking the client
-    /// address from the TCP peer. A request without a keyward credential passes on without a
-    /// principal ([`crate::Authenticated`] and [`crate::RequireScopes`] answer 401 where one is
-    /// needed).
+    /// Authenticates with `gate`: a [`Keyward`](keyward_core::Keyward) for the defaults (a
+    /// request without a keyward credential passes on without a principal, and
+    /// [`crate::Authenticated`] and [`crate::RequireScopes`] answer 401 where one is needed;
+    /// the client address is the TCP peer's), or a [`Gate`] with its requirement, observer,
+    /// credential headers and client address.
     #[must_use]
-    pub fn new(keyward: Keyward) -> Self {
-        Self {
-            config: Arc::new(Config {
-                gate: Gate::new(keyward),
-                headers: CredentialHeaders::default(),
-                client_ip: None,
-            }),
-        }
-    }
-
-    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(Arc::make_mut(&mut self.config));
-        self
-    }
-
-    /// Checks `requirement` during verification, in the engine's order: scopes before the
-    /// key's rate limit and credits are charged. Implies [`KeywardAuth::required`].
-    #[must_use]
-    pub fn require(self, requirement: ScopeRequirement) -> Self {
-        self.edit(|c| c.gate.set_requirement(requirement))
-    }
-
-    /// Answers `401 API_KEY_MISSING` when the request presents no keyward credential, instead
-    /// of passing it on.
-    #[must_use]
-    pub fn required(self) -> Self {
-        self.edit(|c| c.gate.set_required())
-    }
-
-    /// Calls `observer` with the outcome and duration of every verification the middleware
-    /// settles (for metrics; requests without a credential that pass on are not observed).
-    #[must_use]
-    pub fn observe(self, observer: impl Fn(Observed) + Send + Sync + 'static) -> Self {
-        self.edit(|c| c.gate.set_observer(Arc::new(observer)))
-    }
-
-    /// Reads credentials from these headers instead of `Authorization` / `X-API-Key`.
-    #[must_use]
-    pub fn credential_headers(self, headers: CredentialHeaders) -> Self {
-        self.edit(|c| c.headers = headers)
-    }
-
-    /// Takes the client address (for IP allowlists) from `f` instead of the TCP peer address.
-    /// Behind a reverse proxy, read a forwarded header *that the proxy sets*, only when the
-    /// peer is the proxy; answer
-    /// [`VerifyContext::UNKNOWN_CLIENT`](keyward_core::VerifyContext::UNKNOWN_CLIENT) when it
-    /// is missing or malformed, never the proxy's own address.
-    #[must_use]
-    pub fn client_ip(
-        self,
-        f: impl Fn(&ServiceRequest) -> Option<IpAddr> + Send + Sync + 'static,
-    ) -> Self {
-        self.edit(|c| c.client_ip = Some(Arc::new(f)))
-    }
-
-    /// The credential headers in use.
-    #[must_use]
-    pub fn headers(&self) -> &CredentialHeaders {
-        &self.config.headers
+    pub fn new(gate: impl Into<Gate<HttpRequest>>) -> Self {
+        let gate: Gate<HttpRequest> = gate.into();
+        let names = [&gate.headers().authorization, &gate.headers().api_key];
+        let parsed = names.map(|n| HeaderName::from_bytes(n.as_bytes()));
+        let sensitive = parsed.into_iter().flatten().collect();
+        let gate = Arc::new(gate);
+        Self { gate, sensitive }
     }
 }
 
@@ -162,22 +83,23 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(KeywardAuthMiddleware {
             service: Rc::new(service),
-            config: Arc::clone(&self.config),
+            auth: self.clone(),
         }))
     }
 }
 
 /// The per-worker service built by [`KeywardAuth`].
+#[derive(Debug)]
 pub struct KeywardAuthMiddleware<S> {
     service: Rc<S>,
-    config: Arc<Config>,
+    auth: KeywardAuth,
 }
 
-impl<S> std::fmt::Debug for KeywardAuthMiddleware<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeywardAuthMiddleware")
-            .finish_non_exhaustive()
-    }
+type Answer<B> = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+/// What the inner service answered, in the left arm of the middleware's body.
+pub(crate) fn into_left<B>(r: Result<ServiceResponse<B>, Error>) -> Answer<B> {
+    r.map(ServiceResponse::map_into_left_body)
 }
 
 impl<S, B> Service<ServiceRequest> for KeywardAuthMiddleware<S>
@@ -190,84 +112,68 @@ where
     /// The inner service's own future when the key was settled without waiting, a boxed one
     /// otherwise.
     type Future = Either<
-        Map<S::Future, fn(Result<ServiceResponse<B>, Error>) -> Result<Self::Response, Error>>,
-        LocalBoxFuture<'static, Result<Self::Response, Self::Error>>,
+        Map<S::Future, fn(Result<ServiceResponse<B>, Error>) -> Answer<B>>,
+        LocalBoxFuture<'static, Answer<B>>,
     >;
 
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let config = &self.config;
-        config.headers.mark_sensitive(req.headers_mut());
+        let gate = &self.auth.gate;
+        let headers = req.headers_mut();
+        for name in self.auth.sensitive.iter() {
+            if headers.get_all(name).len() > 1 {
+                // actix's map has no `get_all_mut`: take every value out and put it back marked.
+                let values: Vec<_> = headers.get_all(name).cloned().collect();
+                headers.remove(name);
+                for mut v in values {
+                    v.set_sensitive(true);
+                    headers.append(name.clone(), v);
+                }
+            } else if let Some(v) = headers.get_mut(name) {
+                v.set_sensitive(true);
+            }
+        }
         // Nothing to check, or a key the engine settles without waiting (cached, no backends):
         // the inner service is called right here and its future returned as is.
-        let credential = config.headers.extract(config.gate.keyward(), req.headers());
-        let now = config.gate.decide_now(credential, || VerifyContext {
-            client_ip: client_ip(config, &req),
-        });
-        match now {
-            Some(Decision::Pass(principal)) => {
+        match gate.authenticate_now(&Head::new(req.request(), gate.client_ip_finder())) {
+            Some(Ok(principal)) => {
                 if let Some(p) = principal {
                     req.extensions_mut().insert(p);
                 }
                 return Either::Left(self.service.call(req).map(into_left));
             }
-            Some(Decision::Reject(problem)) => {
-                let response = req.error_response(Rejection::new(problem));
-                return Either::Right(Box::pin(ready(Ok(response.map_into_right_body()))));
+            Some(Err(problem)) => {
+                let response = req.into_response(respond(problem)).map_into_right_body();
+                return Either::Right(Box::pin(ready(Ok(response))));
             }
-            _ => {}
+            None => {}
         }
-        let config = Arc::clone(&self.config);
+        let gate = Arc::clone(gate);
         let service = Rc::clone(&self.service);
         Either::Right(Box::pin(async move {
-            let ctx = VerifyContext {
-                client_ip: client_ip(&config, &req),
-            };
-            // The key is borrowed from the request's own header while it is verified: no copy.
-            let credential = config.headers.extract(config.gate.keyward(), req.headers());
-            let outcome = match config.gate.decide(credential, &ctx).await {
-                Decision::Pass(principal) => Ok(principal),
-                Decision::PassUnverifiedSignature => {
-                    req.extensions_mut().insert(signed::UnverifiedSignature);
-                    Ok(None)
-                }
-                Decision::Reject(problem) => Err(Rejection::new(problem)),
-                // Boxed: the buffering state stays out of every bearer request's future.
-                Decision::Signed => {
-                    let started = config.gate.start();
-                    let verified = Box::pin(signed::verify(&config.gate, &mut req, &ctx)).await;
-                    Gate::observe_result(&config.gate, started, &verified, Rejection::code);
-                    verified.map(Some)
+            let payload = req.take_payload();
+            let head = Head::new(req.request(), gate.client_ip_finder());
+            let sleep = actix_web::rt::time::sleep;
+            let outcome = gate.authenticate(&head, payload, |p| p, sleep).await;
+            let pass = match outcome {
+                Outcome::Pass(pass) => pass,
+                Outcome::Reject(problem) => {
+                    return Ok(req.into_response(respond(problem)).map_into_right_body());
                 }
             };
-            match outcome {
-                Ok(principal) => {
-                    if let Some(p) = principal {
-                        req.extensions_mut().insert(p);
-                    }
-                    service
-                        .call(req)
-                        .await
-                        .map(ServiceResponse::map_into_left_body)
-                }
-                Err(rejection) => Ok(req.error_response(rejection).map_into_right_body()),
+            if let Some(p) = pass.principal {
+                req.extensions_mut().insert(p);
             }
+            if pass.unverified_signature {
+                req.extensions_mut().insert(UnverifiedSignature);
+            }
+            let payload = pass
+                .body
+                .or_read(|b| Payload::from(actix_web::web::Bytes::from(b)));
+            req.set_payload(payload);
+            let response = service.call(req).await;
+            response.map(ServiceResponse::map_into_left_body)
         }))
-    }
-}
-
-/// What the inner service answered, in the left arm of the middleware's body.
-fn into_left<B>(
-    r: Result<ServiceResponse<B>, Error>,
-) -> Result<ServiceResponse<EitherBody<B>>, Error> {
-    r.map(ServiceResponse::map_into_left_body)
-}
-
-/// The client address for [`VerifyContext`]: the configured extractor, or the peer address.
-fn client_ip(config: &Config, req: &ServiceRequest) -> Option<IpAddr> {
-    match &config.client_ip {
-        Some(f) => f(req),
-        None => req.peer_addr().map(|a| a.ip()),
     }
 }

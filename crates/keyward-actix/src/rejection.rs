@@ -1,52 +1,29 @@
-//! The adapter's error type: every refusal becomes an RFC 9457 `application/problem+json`
-//! response built from [`keyward_core::Problem`] by keyward-core's [`Reply`], so this adapter
-//! and the axum one answer byte-for-byte alike.
+//! keyward-core's [`Rejection`] and [`Reply`] as actix-web responses, so that this adapter and
+//! the axum one answer byte-for-byte alike.
 
+use actix_web::error::InternalError;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use keyward_core::Problem;
+use actix_web::{Error, HttpResponse};
+#[doc(inline)]
+pub use keyward_core::http::Rejection;
 use keyward_core::http::Reply;
 
-keyward_core::define_rejection! {
-    /// A refused request. Implements [`ResponseError`]: the response is
-    /// `application/problem+json` with `Cache-Control: no-store`, `WWW-Authenticate: Bearer` on
-    /// 401 and `Retry-After` on 429.
-    ///
-    /// Return it from handlers (`Result<_, Rejection>`) to answer exactly as keyward does.
-    pub struct Rejection;
-}
-
-impl Rejection {
-    /// The HTTP status.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        StatusCode::from_u16(self.problem().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-}
-
-impl ResponseError for Rejection {
-    fn status_code(&self) -> StatusCode {
-        self.status()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        problem_response(self.problem())
-    }
-}
-
-/// The HTTP response for `problem`: status, `application/problem+json` body, `Cache-Control:
-/// no-store`, `WWW-Authenticate: Bearer` on 401 and `Retry-After` on 429.
-#[must_use]
-pub fn problem_response(problem: &Problem) -> HttpResponse {
-    render(Reply::from(problem))
-}
-
-/// keyward-core's framework-neutral answer as an actix response.
-pub(crate) fn render(reply: Reply) -> HttpResponse {
+/// keyward-core's framework-neutral answer (a [`Reply`], a [`Rejection`], a
+/// [`keyward_core::Problem`]) as an actix-web response.
+pub fn respond(reply: impl Into<Reply>) -> HttpResponse {
+    let reply = reply.into();
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = HttpResponse::build(status);
     for (name, value) in reply.headers {
         res.insert_header((name, value));
     }
     res.body(reply.body)
+}
+
+/// `rejection` as an actix-web [`Error`] answering with its problem document: the error type
+/// of this crate's extractors, for handlers that use `?` on keyward's results.
+#[must_use]
+pub fn error(rejection: Rejection) -> Error {
+    let response = respond(&rejection);
+    InternalError::from_response(rejection, response).into()
 }

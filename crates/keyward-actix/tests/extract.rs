@@ -8,12 +8,12 @@ mod common;
 use std::net::SocketAddr;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::{App, HttpResponse, test, web};
-use keyward_actix::credentials::{Credential, CredentialHeaders};
-use keyward_actix::{Authenticated, KeywardAuth, RequireScopes};
+use keyward_actix::{Authenticated, CredentialHeaders, Gate, Head, KeywardAuth, RequireScopes};
+use keyward_core::credentials::Credential;
 use keyward_core::service::CreateKeyRequest;
-use keyward_core::{Keyward, Policy};
+use keyward_core::{Keyward, Policy, ScopeRequirement};
 use serde_json::Value;
 
 async fn key(kw: &Keyward, scopes: &[&str], ips: &[&str]) -> String {
@@ -35,27 +35,25 @@ async fn hello(caller: Authenticated) -> HttpResponse {
     HttpResponse::Ok().body(caller.owner_id().to_owned())
 }
 
-fn headers(pairs: &[(&str, &[u8])]) -> actix_web::http::header::HeaderMap {
-    let mut map = actix_web::http::header::HeaderMap::new();
+/// What `h` finds in a request with these headers, read through the adapter's [`Head`].
+fn extract(kw: &Keyward, h: &CredentialHeaders, pairs: &[(&str, &[u8])]) -> String {
+    let mut req = test::TestRequest::get();
     for (k, v) in pairs {
-        map.append(
-            HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_bytes(v).unwrap(),
-        );
+        req = req.append_header((*k, HeaderValue::from_bytes(v).unwrap()));
     }
-    map
+    let req = req.to_http_request();
+    match h.extract(&kw.policy().format, &Head::new(&req, None)) {
+        Credential::Key(k) => format!("Key({k})"),
+        Credential::Signed(_) => "Signed".to_owned(),
+        other => format!("{other:?}"),
+    }
 }
 
 #[test]
 async fn credential_finding_rules() {
     let (kw, _) = common::memory_keyward(Policy::default());
     let h = CredentialHeaders::default();
-    let find = |pairs: &[(&str, &[u8])]| -> String {
-        match h.extract(&kw, &headers(pairs)) {
-            Credential::Key(k) => format!("Key({k})"),
-            other => format!("{other:?}"),
-        }
-    };
+    let find = |pairs: &[(&str, &[u8])]| extract(&kw, &h, pairs);
     assert_eq!(find(&[]), "None");
     assert_eq!(
         find(&[("authorization", b"Bearer kw_live_a")]),
@@ -101,42 +99,50 @@ async fn credential_finding_rules() {
     );
     assert_eq!(find(&[("x-api-key", b"kw_\xff")]), "Invalid(not_utf8)");
     // SigV4 seam.
-    assert!(matches!(
-        h.extract(
-            &kw,
-            &headers(&[("authorization", b"aws4-hmac-sha256 Credential=x")])
-        ),
-        Credential::Signed(_)
-    ));
-    // Custom header names.
-    let custom = CredentialHeaders {
-        authorization: HeaderName::from_static("x-auth"),
-        api_key: HeaderName::from_static("x-token"),
-    };
     assert_eq!(
-        custom.extract(&kw, &headers(&[("x-api-key", b"kw_live_b")])),
-        Credential::None
+        find(&[("authorization", b"aws4-hmac-sha256 Credential=x")]),
+        "Signed"
+    );
+    // Custom header names, in any case.
+    let custom = CredentialHeaders::new("X-Auth", "x-token");
+    assert_eq!(
+        extract(&kw, &custom, &[("x-api-key", b"kw_live_b")]),
+        "None"
     );
     assert_eq!(
-        custom.extract(&kw, &headers(&[("x-token", b"kw_live_b")])),
-        Credential::Key("kw_live_b")
+        extract(&kw, &custom, &[("x-token", b"kw_live_b")]),
+        "Key(kw_live_b)"
     );
 }
 
 #[test]
 async fn credential_headers_are_marked_sensitive() {
-    let mut map = headers(&[
-        ("authorization", b"Bearer kw_live_a"),
-        ("x-api-key", b"k1"),
-        ("x-api-key", b"k2"),
-    ]);
-    CredentialHeaders::default().mark_sensitive(&mut map);
-    assert!(map.get_all("x-api-key").all(HeaderValue::is_sensitive));
-    assert_eq!(map.get_all("x-api-key").count(), 2);
-    assert!(map.get("authorization").unwrap().is_sensitive());
-    let shown = format!("{map:?}");
+    let (kw, _) = common::memory_keyward(Policy::default());
+    let shown = |req: actix_web::HttpRequest| async move {
+        let h = req.headers();
+        let all = h.get_all("x-api-key").all(HeaderValue::is_sensitive);
+        let sensitive = all
+            && h.get("authorization")
+                .is_some_and(HeaderValue::is_sensitive);
+        format!("{sensitive} {} {:?}", h.get_all("x-api-key").count(), h)
+    };
+    let good = key(&kw, &[], &[]).await;
+    let app = test::init_service(
+        App::new()
+            .wrap(KeywardAuth::new(kw))
+            .route("/", web::get().to(shown)),
+    )
+    .await;
+    // Someone else's bearer token, and a key sent twice (the first one counts).
+    let req = test::TestRequest::get()
+        .append_header(("authorization", "Bearer eyJhbGciOi.x.y"))
+        .append_header(("x-api-key", good.as_str()))
+        .append_header(("x-api-key", "k2"))
+        .to_request();
+    let shown = String::from_utf8(test::call_and_read_body(&app, req).await.to_vec()).unwrap();
+    assert!(shown.starts_with("true 2 "), "{shown}");
     assert!(
-        !shown.contains("kw_live_a") && !shown.contains("k1"),
+        !shown.contains("eyJhbGciOi") && !shown.contains(&good) && !shown.contains("k2"),
         "{shown}"
     );
 }
@@ -147,10 +153,9 @@ async fn required_and_require_answer_in_the_middleware() {
     let good = key(&kw, &["a:read"], &[]).await;
     let app = test::init_service(
         App::new()
-            .wrap(
-                KeywardAuth::new(kw.clone())
-                    .require(keyward_core::ScopeRequirement::all_of(["a:write"]).unwrap()),
-            )
+            .wrap(KeywardAuth::new(
+                Gate::new(kw.clone()).require(ScopeRequirement::all_of(["a:write"]).unwrap()),
+            ))
             .route("/me", web::get().to(hello)),
     )
     .await;
@@ -176,7 +181,9 @@ async fn extractor_and_scope_wrapper_in_process() {
             .route("/me", web::get().to(hello))
             .service(
                 web::resource("/admin")
-                    .wrap(RequireScopes::all_of(["admin:write"]).unwrap())
+                    .wrap(RequireScopes::new(
+                        ScopeRequirement::all_of(["admin:write"]).unwrap(),
+                    ))
                     .route(web::get().to(hello)),
             ),
     )
@@ -221,10 +228,9 @@ async fn extractor_and_scope_wrapper_in_process() {
 async fn custom_headers_are_honoured() {
     let (kw, _) = common::memory_keyward(Policy::default());
     let good = key(&kw, &[], &[]).await;
-    let auth = KeywardAuth::new(kw.clone()).credential_headers(CredentialHeaders {
-        authorization: HeaderName::from_static("x-auth"),
-        api_key: HeaderName::from_static("x-token"),
-    });
+    let auth = KeywardAuth::new(
+        Gate::new(kw.clone()).credential_headers(CredentialHeaders::new("x-auth", "x-token")),
+    );
     let app = test::init_service(App::new().wrap(auth).route("/me", web::get().to(hello))).await;
     let res = test::call_service(
         &app,
@@ -291,12 +297,14 @@ async fn client_ip_comes_from_the_peer_or_the_app() {
     );
 
     // Behind a proxy the application decides.
-    let proxied = KeywardAuth::new(kw.clone()).client_ip(|req| {
-        req.headers()
-            .get("x-real-ip")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-    });
+    let proxied = KeywardAuth::new(Gate::new(kw.clone()).client_ip(
+        |req: &actix_web::HttpRequest| {
+            req.headers()
+                .get("x-real-ip")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+        },
+    ));
     let app = test::init_service(App::new().wrap(proxied).route("/me", web::get().to(hello))).await;
     let req = test::TestRequest::get()
         .uri("/me")
@@ -364,14 +372,15 @@ async fn api_key_callers_may_manage_keys_only_when_allowed() {
     let raw = key(&kw, &[], &[]).await;
     // The owner comes from the verified key when the application opts in.
     let by_key = |allow: bool| {
-        ManagementConfig::new(|req: actix_web::HttpRequest| async move {
+        ManagementConfig::new(|req: &actix_web::HttpRequest| {
             use actix_web::HttpMessage;
-            req.extensions()
+            let owner = req
+                .extensions()
                 .get::<keyward_core::Principal>()
-                .map(|p| p.owner_id().to_owned())
-                .ok_or_else(Rejection::unauthenticated)
+                .map(|p| p.owner_id().to_owned());
+            std::future::ready(owner.ok_or_else(Rejection::unauthenticated))
         })
-        .allow_api_key_callers(allow)
+        .options(keyward_actix::ManagementOptions::default().allow_api_key_callers(allow))
     };
     // No KeywardAuth: the routes verify the key themselves.
     let app = test::init_service(
@@ -543,7 +552,7 @@ async fn signed_requests_without_signing_are_signature_invalid_where_a_key_is_ne
     // Where the middleware itself requires a key, it answers the same.
     let required = test::init_service(
         App::new()
-            .wrap(KeywardAuth::new(kw).required())
+            .wrap(KeywardAuth::new(Gate::new(kw).required()))
             .route("/open", web::get().to(open)),
     )
     .await;

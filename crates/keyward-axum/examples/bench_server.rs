@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use keyward_axum::{KeywardLayer, RequireScopes};
+use keyward_axum::{Gate, KeywardLayer, RequireScopes};
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::service::CreateKeyRequest;
 use keyward_core::{Keyring, Keyward, ScopeRequirement};
@@ -55,7 +55,9 @@ fn main() {
         let scope = || ScopeRequirement::all_of(["bench:read"]).expect("scope");
         let guarded = Router::new()
             .route("/guarded", get(hello))
-            .layer(KeywardLayer::new(keyward.clone()).require(scope()));
+            .layer(KeywardLayer::new(
+                Gate::new(keyward.clone()).require(scope()),
+            ));
         let route_scopes = Router::new()
             .route("/guarded-route-scopes", get(hello))
             .route_layer(RequireScopes::new(scope()))

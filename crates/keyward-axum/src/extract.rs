@@ -1,14 +1,22 @@
 //! [`Authenticated`]: the extractor for the [`Principal`] that [`crate::KeywardLayer`] verified.
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use http::request::Parts;
-use keyward_core::{Principal, ScopeRequirement, VerifyError};
+#![allow(
+    clippy::result_large_err,
+    reason = "axum's own error currency, built once per refused request"
+)]
 
-use crate::rejection::Rejection;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::Response;
+use http::Extensions;
+use http::request::Parts;
+use keyward_core::http::{UnverifiedSignature, gate};
+use keyward_core::{Principal, ScopeRequirement};
+
+use crate::rejection::respond;
 
 /// The verified caller. Extracting it answers `401 API_KEY_MISSING` when no
-/// [`crate::KeywardLayer`] verified a key for this request; `Option<Authenticated>` never
-/// rejects.
+/// [`crate::KeywardLayer`] verified a key for this request (`401 SIGNATURE_INVALID` for a
+/// signature nothing could verify); `Option<Authenticated>` never rejects.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);
 
@@ -23,10 +31,8 @@ impl Authenticated {
     ///
     /// # Errors
     /// `403 API_KEY_SCOPE_DENIED` listing the missing scopes.
-    pub fn require(&self, requirement: &ScopeRequirement) -> Result<(), Rejection> {
-        requirement
-            .check(self.0.scopes())
-            .map_err(|missing| Rejection::from(VerifyError::ScopeDenied { missing }))
+    pub fn require(&self, requirement: &ScopeRequirement) -> Result<(), Response> {
+        gate::require_scopes(Some(&self.0), false, requirement).map_err(respond)
     }
 }
 
@@ -38,16 +44,21 @@ impl std::ops::Deref for Authenticated {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
-    type Rejection = Rejection;
+/// Checks `requirement` on the principal the layer left in `extensions`.
+pub(crate) fn require(ext: &Extensions, requirement: &ScopeRequirement) -> Result<(), Response> {
+    let unverified = ext.get::<UnverifiedSignature>().is_some();
+    gate::require_scopes(ext.get::<Principal>(), unverified, requirement).map_err(respond)
+}
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        require(&parts.extensions, &ScopeRequirement::none())?;
+        let principal = parts.extensions.get::<Principal>().cloned();
+        principal
             .map(Self)
-            .ok_or_else(|| crate::signed::missing(&parts.extensions))
+            .ok_or_else(|| respond(keyward_core::Problem::missing()))
     }
 }
 

@@ -1,36 +1,16 @@
-//! [`Rejection`]: every error this crate answers with, as an RFC 9457 problem document.
+//! keyward-core's [`Rejection`] and [`Reply`] as axum responses.
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::{HeaderName, HeaderValue, StatusCode};
+#[doc(inline)]
+pub use keyward_core::http::Rejection;
 use keyward_core::http::Reply;
 
-keyward_core::define_rejection! {
-    /// A refused request: an `application/problem+json` response with keyward's stable `code`,
-    /// `Cache-Control: no-store`, `WWW-Authenticate: Bearer` on 401 and `Retry-After` on 429
-    /// (keyward-core's [`Reply`] decides them).
-    ///
-    /// Build one from a [`keyward_core::Problem`], a [`keyward_core::VerifyError`] or a
-    /// [`keyward_core::ServiceError`]; applications use the constructors in their
-    /// [`crate::OwnerResolver`] and [`crate::AdminCheck`].
-    pub struct Rejection;
-}
-
-impl Rejection {
-    /// The HTTP status.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        StatusCode::from_u16(self.problem().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-}
-
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        render(Reply::from(self.problem()))
-    }
-}
-
-/// keyward-core's framework-neutral answer as an axum response.
-pub(crate) fn render(reply: Reply) -> Response {
+/// keyward-core's framework-neutral answer (a [`Reply`], a [`Rejection`], a
+/// [`keyward_core::Problem`]) as an axum response: the error type of this crate's extractors
+/// and layers.
+pub fn respond(reply: impl Into<Reply>) -> Response {
+    let reply = reply.into();
     let mut res = Response::new(axum::body::Body::from(reply.body));
     *res.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -8,18 +8,26 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures::future::{Either, Ready, ready};
 use http::Request;
 use keyward_core::ScopeRequirement;
 use tower_layer::Layer;
 use tower_service::Service;
 
-keyward_core::define_require_scopes! {
-    /// Requires scopes of the verified key. The check is on the principal's effective scopes;
-    /// to check scopes before a key's rate limit is charged, give the requirement to
-    /// [`crate::KeywardLayer::require`] instead.
-    pub struct RequireScopes;
+/// Requires scopes of the verified key:
+/// `RequireScopes::new(ScopeRequirement::all_of_static(["reports:read"]))`. The check is on
+/// the principal's effective scopes; to check scopes before a key's rate limit is charged,
+/// give the requirement to [`crate::KeywardLayer::require`] instead.
+#[derive(Debug, Clone)]
+pub struct RequireScopes(Arc<ScopeRequirement>);
+
+impl RequireScopes {
+    /// Requires `requirement`.
+    #[must_use]
+    pub fn new(requirement: ScopeRequirement) -> Self {
+        Self(Arc::new(requirement))
+    }
 }
 
 impl<S> Layer<S> for RequireScopes {
@@ -28,7 +36,7 @@ impl<S> Layer<S> for RequireScopes {
     fn layer(&self, inner: S) -> Self::Service {
         RequireScopesService {
             inner,
-            requirement: Arc::clone(&self.requirement),
+            requirement: Arc::clone(&self.0),
         }
     }
 }
@@ -53,9 +61,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        match crate::signed::require(req.extensions(), &self.requirement) {
+        match crate::extract::require(req.extensions(), &self.requirement) {
             Ok(()) => Either::Right(self.inner.call(req)),
-            Err(r) => Either::Left(ready(Ok(r.into_response()))),
+            Err(response) => Either::Left(ready(Ok(response))),
         }
     }
 }

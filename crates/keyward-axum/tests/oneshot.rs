@@ -14,7 +14,7 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::routing::get;
 use http::{HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
-use keyward_axum::{Authenticated, CredentialHeaders, KeywardLayer, RequireScopes};
+use keyward_axum::{Authenticated, CredentialHeaders, Gate, KeywardLayer, RequireScopes};
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::service::CreateKeyRequest;
 use keyward_core::{Keyring, Keyward, ScopeRequirement};
@@ -135,7 +135,7 @@ async fn required_layer_and_layer_requirement() {
     let k = key(&kw, &["a:b"], &[]).await;
     let app = Router::new()
         .route("/open-handler", get(|| async { "ok" }))
-        .layer(KeywardLayer::new(kw.clone()).required());
+        .layer(KeywardLayer::new(Gate::new(kw.clone()).required()));
     let (s, _, body) = call(
         &app,
         Request::get("/open-handler").body(Body::empty()).unwrap(),
@@ -148,7 +148,9 @@ async fn required_layer_and_layer_requirement() {
 
     let app = Router::new()
         .route("/p", get(|| async { "ok" }))
-        .layer(KeywardLayer::new(kw.clone()).require(ScopeRequirement::all_of(["c:d"]).unwrap()));
+        .layer(KeywardLayer::new(
+            Gate::new(kw.clone()).require(ScopeRequirement::all_of(["c:d"]).unwrap()),
+        ));
     let (s, _, body) = call(&app, get_with("x-api-key", k.as_bytes())).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(body["missing_scopes"], serde_json::json!(["c:d"]));
@@ -160,10 +162,14 @@ async fn require_scopes_layer() {
     let k = key(&kw, &["a:b"], &[]).await;
     let app = Router::new()
         .route("/p", get(|| async { "ok" }))
-        .route_layer(RequireScopes::any_of(["x:y", "a:*"]).unwrap())
+        .route_layer(RequireScopes::new(
+            ScopeRequirement::any_of(["x:y", "a:*"]).unwrap(),
+        ))
         .route(
             "/q",
-            get(|| async { "ok" }).route_layer(RequireScopes::all_of(["a:b", "c:d"]).unwrap()),
+            get(|| async { "ok" }).route_layer(RequireScopes::new(
+                ScopeRequirement::all_of(["a:b", "c:d"]).unwrap(),
+            )),
         )
         .layer(KeywardLayer::new(kw.clone()));
     let (s, _, _) = call(
@@ -197,13 +203,10 @@ async fn require_scopes_layer() {
 async fn custom_header_names() {
     let kw = keyward();
     let k = key(&kw, &[], &[]).await;
-    let headers = CredentialHeaders {
-        authorization: http::HeaderName::from_static("x-auth"),
-        api_key: http::HeaderName::from_static("x-token"),
-    };
+    let headers = CredentialHeaders::new("x-auth", "X-Token");
     let app = app(
         &kw,
-        KeywardLayer::new(kw.clone()).credential_headers(headers),
+        KeywardLayer::new(Gate::new(kw.clone()).credential_headers(headers)),
     );
     assert_eq!(
         call(&app, get_with("x-token", k.as_bytes())).await.0,

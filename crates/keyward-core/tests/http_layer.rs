@@ -1,21 +1,25 @@
-//! The framework-neutral HTTP layer (`keyward_core::http`) on its own: who a management request
-//! acts as and which of the adapter's futures are polled, the middleware's credential decision,
-//! and a management call from head to `Reply`. The same rules are proven over real sockets in
-//! every stack by `keyward_test::{http_suite, management_suite}`.
+//! The framework-neutral HTTP layer (`keyward_core::http`) on its own, through its two entry
+//! points as an adapter calls them: who a management request acts as and which of the
+//! application's hooks are polled, the middleware's credential decision, and a management call
+//! from head to `Reply`. The same rules are proven over real sockets in every stack by
+//! `keyward_test::{http_suite, management_suite}`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use keyward_core::authz::Role;
-use keyward_core::credentials::Credential;
-use keyward_core::http::management::{self, Call, Caller, Mount};
-use keyward_core::http::{Decision, Gate, ManagementOptions, Operation, Reply};
+use keyward_core::http::management::{Matched, Mount};
+use keyward_core::http::{
+    Body, Gate, ManagementConfig, ManagementOptions, Operation, Outcome, Rejection, Reply,
+    RequestHead,
+};
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::service::CreateKeyRequest;
-use keyward_core::{
-    ErrorCode, Keyring, Keyward, Principal, Problem, ScopeRequirement, VerifyContext,
-};
+use keyward_core::{ErrorCode, Keyring, Keyward, Principal, ScopeRequirement, VerifyContext};
+use serde_json::Value;
 
 fn keyward() -> Keyward {
     Keyward::builder(
@@ -26,282 +30,253 @@ fn keyward() -> Keyward {
     .unwrap()
 }
 
-/// A verified principal of a new key of `owner` with `scopes`.
-async fn principal(kw: &Keyward, owner: &str, scopes: &[&str]) -> Principal {
+/// A request as a test adapter holds it.
+#[derive(Debug, Default, Clone)]
+struct Req {
+    method: &'static str,
+    query: Option<&'static str>,
+    headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Req {
+    fn get() -> Self {
+        Self {
+            method: "GET",
+            ..Self::default()
+        }
+    }
+
+    fn with(mut self, name: &'static str, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+impl RequestHead for Req {
+    fn method(&self) -> &str {
+        self.method
+    }
+    fn path(&self) -> &str {
+        "/api-keys"
+    }
+    fn query(&self) -> Option<&str> {
+        self.query
+    }
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        let found = self
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name));
+        found.map(|(_, v)| v.as_slice())
+    }
+    fn headers(&self) -> Vec<(&str, &[u8])> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_slice()))
+            .collect()
+    }
+    fn authority(&self) -> Option<&str> {
+        None
+    }
+    fn client_ip(&self) -> Option<IpAddr> {
+        None
+    }
+}
+
+/// A raw key of `owner` with `scopes`, and its verified principal.
+async fn key(kw: &Keyward, owner: &str, scopes: &[&str]) -> (String, Principal) {
     let req = CreateKeyRequest {
         name: "k".into(),
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         ..Default::default()
     };
     let created = kw.create_key(owner, req).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
     let none = ScopeRequirement::none();
-    kw.verify(
-        created.api_key.expose_secret(),
-        &none,
-        &VerifyContext::default(),
-    )
-    .await
-    .unwrap()
+    let p = kw
+        .verify(&raw, &none, &VerifyContext::default())
+        .await
+        .unwrap();
+    (raw, p)
 }
 
-/// A future that fails the test when polled: the decision must not have needed it.
-async fn never<T>(what: &'static str) -> Result<T, Problem> {
-    panic!("{what} was polled, but the decision did not need it")
+/// A hook that fails the test when its future is polled: the decision must not need it.
+fn never<T>(what: &'static str) -> impl Fn(&Req) -> Ready<Result<T, Rejection>> {
+    move |_| panic!("{what} was called, but the decision did not need it")
 }
 
-fn ok<T>(v: T) -> Ready<Result<T, Problem>> {
-    ready(Ok(v))
+fn body(bytes: &[u8]) -> impl futures::Stream<Item = Result<Vec<u8>, Infallible>> {
+    futures::stream::iter([Ok(bytes.to_vec())])
 }
 
-fn forbidden() -> Problem {
-    Problem::new(ErrorCode::Forbidden, Some("no".into()))
+fn list(mount: Mount, owner_id: Option<&str>) -> Matched<'_> {
+    Matched {
+        mount,
+        operation: Operation::List,
+        owner_id,
+        key_id: None,
+    }
+}
+
+async fn serve(
+    kw: &Keyward,
+    cfg: &ManagementConfig<Req>,
+    route: Matched<'_>,
+    req: &Req,
+    verified: Option<&Principal>,
+) -> Reply {
+    cfg.serve(kw, route, req, req, verified, body(b"")).await
+}
+
+fn code(reply: &Reply) -> String {
+    let v: Value = serde_json::from_slice(&reply.body).unwrap();
+    v["code"].as_str().unwrap_or_default().to_owned()
+}
+
+fn detail(reply: &Reply) -> String {
+    let v: Value = serde_json::from_slice(&reply.body).unwrap();
+    v["detail"].as_str().unwrap_or_default().to_owned()
 }
 
 fn allowing() -> ManagementOptions {
-    let mut o = ManagementOptions::default();
-    o.allow_api_key_callers = true;
-    o
+    ManagementOptions::default().allow_api_key_callers(true)
 }
 
 #[tokio::test]
 async fn self_service_owner_comes_from_the_resolver_only() {
-    let o = ManagementOptions::default();
-    let caller = Caller::default();
-    let no_check: Option<Ready<Result<(), Problem>>> = None;
-    let a = management::actor(
-        &o,
-        Mount::SelfService,
-        caller,
-        no_check,
-        never("verify"),
-        ok("alice".to_owned()),
-    )
-    .await
-    .unwrap();
-    assert_eq!((a.role(), a.owner_id()), (Role::Owner, Some("alice")));
+    let kw = keyward();
+    key(&kw, "alice", &[]).await;
+    let cfg = ManagementConfig::new(|_: &Req| ready(Ok("alice".to_owned())));
+    let reply = serve(&kw, &cfg, list(Mount::SelfService, None), &Req::get(), None).await;
+    assert_eq!(reply.status, 200);
+    let page: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(page["items"][0]["owner_id"], "alice");
 }
 
 #[tokio::test]
 async fn a_presented_key_is_refused_before_anything_runs_unless_allowed() {
     let kw = keyward();
-    let p = principal(&kw, "bob", &["a:b"]).await;
-    let no_check: Option<Ready<Result<(), Problem>>> = None;
-    for caller in [
-        Caller {
-            presented: true,
-            ..Caller::default()
-        },
-        Caller {
-            verified: Some(&p),
-            ..Caller::default()
-        },
-    ] {
-        let e = management::actor(
-            &ManagementOptions::default(),
-            Mount::SelfService,
-            caller,
-            no_check.clone(),
-            never("verify"),
-            never("resolve"),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(e.code, ErrorCode::Forbidden);
+    let (raw, p) = key(&kw, "bob", &["a:b"]).await;
+    let cfg = ManagementConfig::new(never("resolve"));
+    let presented = Req::get().with("authorization", format!("Bearer {raw}"));
+    for (req, verified) in [(&presented, None), (&Req::get(), Some(&p))] {
+        let reply = serve(&kw, &cfg, list(Mount::SelfService, None), req, verified).await;
+        assert_eq!((reply.status, code(&reply).as_str()), (403, "FORBIDDEN"));
     }
     // Allowed: the verified key acts for its own owner; the resolver is never asked.
-    let caller = Caller {
-        presented: true,
-        ..Caller::default()
-    };
-    let a = management::actor(
-        &allowing(),
-        Mount::SelfService,
-        caller,
-        no_check,
-        ok(Some(p.clone())),
-        never("resolve"),
-    )
-    .await
-    .unwrap();
-    assert_eq!((a.role(), a.owner_id()), (Role::Key, Some("bob")));
+    let cfg = cfg.options(allowing());
+    let reply = serve(&kw, &cfg, list(Mount::SelfService, None), &presented, None).await;
+    assert_eq!(reply.status, 200);
+    let page: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(page["items"][0]["owner_id"], "bob");
 }
 
 #[tokio::test]
 async fn admin_routes_ask_the_check_before_verifying_a_key() {
     let kw = keyward();
-    let admin = principal(&kw, "ops", &["keyward:admin"]).await;
-    let plain = principal(&kw, "bob", &["a:b"]).await;
-    let o = ManagementOptions::default();
-    let at = |owner| Caller {
-        owner_in_path: Some(owner),
-        presented: true,
-        ..Caller::default()
-    };
+    let (admin_raw, admin) = key(&kw, "ops", &["keyward:admin"]).await;
+    let (plain_raw, plain) = key(&kw, "bob", &["a:b"]).await;
+    let at = list(Mount::Admin, Some("carol"));
+    let bearer = |raw: &str| Req::get().with("authorization", format!("Bearer {raw}"));
+    let passes = ManagementConfig::admin_only(|_: &Req| ready(Ok(())));
+    let refuses =
+        ManagementConfig::admin_only(|_: &Req| ready(Err(Rejection::forbidden("not an operator"))));
 
-    // The check passes: no key is verified.
-    let a = management::actor(
-        &o,
-        Mount::Admin,
-        at("carol"),
-        Some(ok(())),
-        never("verify"),
-        never("resolve"),
-    )
-    .await
-    .unwrap();
-    assert_eq!((a.role(), a.owner_id()), (Role::Admin, Some("carol")));
-
+    // The check passes: the key is not verified (a junk one would be 401).
+    let junk = bearer("kw_live_AbCdEf012345_junk");
+    assert_eq!(serve(&kw, &passes, at, &junk, None).await.status, 200);
     // The check refuses, an admin key passes.
-    let a = management::actor(
-        &o,
-        Mount::Admin,
-        at("carol"),
-        Some(ready(Err(forbidden()))),
-        ok(Some(admin.clone())),
-        never("resolve"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(a.role(), Role::Admin);
-
+    assert_eq!(
+        serve(&kw, &refuses, at, &bearer(&admin_raw), None)
+            .await
+            .status,
+        200
+    );
     // The check refuses, a plain key: 403 naming API keys (not the check's answer).
-    let e = management::actor(
-        &o,
-        Mount::Admin,
-        at("carol"),
-        Some(ready(Err(forbidden()))),
-        ok(Some(plain.clone())),
-        never("resolve"),
-    )
-    .await
-    .unwrap_err();
+    let reply = serve(&kw, &refuses, at, &bearer(&plain_raw), None).await;
     assert_eq!(
-        e.detail.as_deref(),
-        Some("API keys cannot manage API keys on this server")
+        (reply.status, detail(&reply).as_str()),
+        (403, "API keys cannot manage API keys on this server")
     );
-
+    // The check refuses and no key: the check's answer.
+    let reply = serve(&kw, &refuses, at, &Req::get(), None).await;
+    assert_eq!(detail(&reply), "not an operator");
     // No check configured and no key: the admin refusal.
-    let no_check: Option<Ready<Result<(), Problem>>> = None;
-    let e = management::actor(
-        &o,
-        Mount::Admin,
-        at("carol"),
-        no_check.clone(),
-        ok(None),
-        never("resolve"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(
-        e.detail.as_deref(),
-        Some("administrator rights are required")
-    );
+    let none = ManagementConfig::new(never("resolve"));
+    let reply = serve(&kw, &none, at, &Req::get(), None).await;
+    assert_eq!(detail(&reply), "administrator rights are required");
 
-    // A key verified by the middleware decides first.
-    let caller = Caller {
-        owner_in_path: Some("carol"),
-        verified: Some(&admin),
-        presented: true,
-    };
-    management::actor(
-        &o,
-        Mount::Admin,
-        caller,
-        Some(never("check")),
-        never("verify"),
-        never("resolve"),
-    )
-    .await
-    .unwrap();
-    let caller = Caller {
-        verified: Some(&plain),
-        ..caller
-    };
-    let e = management::actor(
-        &o,
-        Mount::Admin,
-        caller,
-        Some(never("check")),
-        never("verify"),
-        never("resolve"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.code, ErrorCode::Forbidden);
+    // A key verified by the middleware decides first: the check is not asked.
+    let unasked = ManagementConfig::admin_only(never("check"));
+    assert_eq!(
+        serve(&kw, &unasked, at, &Req::get(), Some(&admin))
+            .await
+            .status,
+        200
+    );
+    let reply = serve(&kw, &unasked, at, &Req::get(), Some(&plain)).await;
+    assert_eq!(reply.status, 403);
 
     // No owner in the path names no key.
-    let e = management::actor(
-        &o,
-        Mount::Admin,
-        Caller {
-            owner_in_path: Some(""),
-            ..Caller::default()
-        },
-        no_check,
-        never("verify"),
-        never("resolve"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.status, 404);
+    let nobody = list(Mount::Admin, Some(""));
+    assert_eq!(
+        serve(&kw, &passes, nobody, &Req::get(), None).await.status,
+        404
+    );
+}
+
+/// `Gate::authenticate` with an empty body and a timer that never fires.
+async fn authenticate(gate: &Gate<Req>, req: &Req) -> Outcome<()> {
+    let sleep = |_: Duration| std::future::pending::<()>();
+    gate.authenticate(req, (), |()| body(b""), sleep).await
 }
 
 #[tokio::test]
 async fn the_gate_settles_what_it_can_without_waiting() {
     let kw = keyward();
-    let mut gate = Gate::new(kw.clone());
-    let ctx = VerifyContext::default;
-    assert!(matches!(
-        gate.decide_now(Credential::None, ctx),
-        Some(Decision::Pass(None))
-    ));
-    assert!(matches!(
-        gate.decide_now(Credential::NotOurs, ctx),
-        Some(Decision::Pass(None))
-    ));
+    let gate: Gate<Req> = Gate::new(kw.clone());
+    let jwt = Req::get().with("authorization", "Bearer eyJhbGciOi.x.y");
+    assert!(matches!(gate.authenticate_now(&Req::get()), Some(Ok(None))));
+    assert!(matches!(gate.authenticate_now(&jwt), Some(Ok(None))));
     // Not cached yet: the store must be asked.
-    let created = kw
-        .create_key(
-            "o",
-            CreateKeyRequest {
-                name: "k".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let key = created.api_key.expose_secret();
-    assert!(gate.decide_now(Credential::Key(key), ctx).is_none());
-    assert!(matches!(
-        gate.decide(Credential::Key(key), &ctx()).await,
-        Decision::Pass(Some(_))
-    ));
+    let req = CreateKeyRequest {
+        name: "k".into(),
+        ..Default::default()
+    };
+    let created = kw.create_key("o", req).await.unwrap();
+    let keyed = Req::get().with("x-api-key", created.api_key.expose_secret());
+    assert!(gate.authenticate_now(&keyed).is_none());
+    match authenticate(&gate, &keyed).await {
+        Outcome::Pass(pass) => {
+            assert!(pass.principal.is_some() && !pass.unverified_signature);
+            assert!(matches!(pass.body, Body::Unread(())));
+        }
+        Outcome::Reject(p) => panic!("{p:?}"),
+    }
     // Now it is.
-    assert!(matches!(
-        gate.decide_now(Credential::Key(key), ctx),
-        Some(Decision::Pass(Some(_)))
-    ));
+    assert!(matches!(gate.authenticate_now(&keyed), Some(Ok(Some(_)))));
 
     // Without signing, a signature passes on marked, or is refused where a key is required.
-    let signed = Credential::Signed("AWS4-HMAC-SHA256 …");
-    assert!(matches!(
-        gate.decide(signed, &ctx()).await,
-        Decision::PassUnverifiedSignature
-    ));
-    gate.set_required();
-    assert!(gate.decide_now(Credential::None, ctx).is_none());
-    match gate.decide(Credential::None, &ctx()).await {
-        Decision::Reject(p) => assert_eq!(p.code, ErrorCode::ApiKeyMissing),
-        other => panic!("{other:?}"),
+    let signed = Req::get().with("authorization", "AWS4-HMAC-SHA256 Credential=x");
+    match authenticate(&gate, &signed).await {
+        Outcome::Pass(pass) => assert!(pass.principal.is_none() && pass.unverified_signature),
+        Outcome::Reject(p) => panic!("{p:?}"),
     }
-    match gate.decide(signed, &ctx()).await {
-        Decision::Reject(p) => assert_eq!(p.code, ErrorCode::SignatureInvalid),
-        other => panic!("{other:?}"),
+    let gate = gate.required();
+    assert!(gate.authenticate_now(&Req::get()).is_none());
+    for (req, want) in [
+        (Req::get(), ErrorCode::ApiKeyMissing),
+        (signed, ErrorCode::SignatureInvalid),
+    ] {
+        match authenticate(&gate, &req).await {
+            Outcome::Reject(p) => assert_eq!(p.code, want),
+            Outcome::Pass(_) => panic!("{req:?} passed"),
+        }
     }
     // A requirement the key lacks is refused from the cache, before any limit is charged.
-    gate.set_requirement(ScopeRequirement::all_of_static(["reports:read"]));
-    match gate.decide_now(Credential::Key(key), ctx) {
-        Some(Decision::Reject(p)) => assert_eq!(p.code, ErrorCode::ApiKeyScopeDenied),
+    let gate = gate.require(ScopeRequirement::all_of_static(["reports:read"]));
+    match gate.authenticate_now(&keyed) {
+        Some(Err(p)) => assert_eq!(p.code, ErrorCode::ApiKeyScopeDenied),
         other => panic!("{other:?}"),
     }
 }
@@ -309,19 +284,35 @@ async fn the_gate_settles_what_it_can_without_waiting() {
 #[tokio::test]
 async fn a_call_from_head_to_reply() {
     let kw = keyward();
-    let actor = keyward_core::Actor::owner("alice");
-    let json = Some(&b"application/json"[..]);
-    let call = Call::parse(Operation::Create, None, None, None).unwrap();
-    let reply: Reply = call.run(&kw, &actor, json, br#"{"name":"ci"}"#).await;
+    let cfg = ManagementConfig::new(|req: &Req| {
+        let owner = req
+            .header("x-owner")
+            .map(|o| String::from_utf8_lossy(o).into_owned());
+        ready(Ok(owner.unwrap_or_else(|| "alice".to_owned())))
+    });
+    let run = |operation, key_id: Option<String>, req: Req, bytes: &'static [u8]| {
+        let cfg = cfg.clone();
+        let kw = kw.clone();
+        async move {
+            let route = Matched {
+                mount: Mount::SelfService,
+                operation,
+                owner_id: None,
+                key_id: key_id.as_deref(),
+            };
+            cfg.serve(&kw, route, &req, &req, None, body(bytes)).await
+        }
+    };
+    let json = || Req::get().with("content-type", "application/json");
+    let reply = run(Operation::Create, None, json(), br#"{"name":"ci"}"#).await;
     assert_eq!(reply.status, 201);
     assert_eq!(reply.header_value("cache-control"), Some("no-store"));
     let etag = reply.header_value("etag").unwrap().to_owned();
-    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
-    let id = body["key"]["id"].as_str().unwrap().to_owned();
+    let created: Value = serde_json::from_slice(&reply.body).unwrap();
+    let id = created["key"]["id"].as_str().map(str::to_owned);
 
     // Reading it back: the same version, no no-store (no raw key in it).
-    let call = Call::parse(Operation::Get, Some(&id), None, None).unwrap();
-    let reply = call.run(&kw, &actor, None, b"").await;
+    let reply = run(Operation::Get, id.clone(), Req::get(), b"").await;
     assert_eq!(
         (reply.status, reply.header_value("etag")),
         (200, Some(etag.as_str()))
@@ -329,40 +320,65 @@ async fn a_call_from_head_to_reply() {
     assert_eq!(reply.header_value("cache-control"), None);
 
     // Head errors come before anything runs; body errors from the run.
+    let bad_id = Some("../x".to_owned());
     assert_eq!(
-        Call::parse(Operation::Get, Some("../x"), None, None)
-            .unwrap_err()
-            .status,
+        run(Operation::Get, bad_id, Req::get(), b"").await.status,
         404
     );
-    assert_eq!(
-        Call::parse(Operation::List, None, Some("limit=x"), None)
-            .unwrap_err()
-            .status,
-        422
-    );
+    let bad_query = Req {
+        query: Some("limit=x"),
+        ..Req::get()
+    };
+    assert_eq!(run(Operation::List, None, bad_query, b"").await.status, 422);
     // A malformed body is answered before the precondition; then the precondition.
-    let weak = Some(&b"W/\"v1\""[..]);
-    let call = Call::parse(Operation::Update, Some(&id), None, weak).unwrap();
-    assert_eq!(call.run(&kw, &actor, json, b"{").await.status, 400);
-    let call = Call::parse(Operation::Revoke, Some(&id), None, weak).unwrap();
-    assert_eq!(call.run(&kw, &actor, None, b"").await.status, 412);
-    let call = Call::parse(Operation::Update, Some(&id), None, None).unwrap();
-    let reply = call.run(&kw, &actor, Some(b"text/plain"), b"{}").await;
+    let weak = || json().with("if-match", "W/\"v1\"");
+    assert_eq!(
+        run(Operation::Update, id.clone(), weak(), b"{")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        run(Operation::Revoke, id.clone(), weak(), b"").await.status,
+        412
+    );
+    let text = Req::get().with("content-type", "text/plain");
+    let reply = run(Operation::Update, id.clone(), text, b"{}").await;
     assert_eq!(reply.status, 415);
     assert_eq!(
         reply.header_value("content-type"),
         Some("application/problem+json")
     );
-
-    let call = Call::parse(Operation::Revoke, Some(&id), None, Some(etag.as_bytes())).unwrap();
-    let reply = call.run(&kw, &actor, None, b"").await;
-    assert_eq!((reply.status, reply.body.len()), (204, 0));
+    // Over the body limit: 413, before anything runs.
+    let small = cfg
+        .clone()
+        .options(ManagementOptions::default().body_limit(4));
+    let route = Matched {
+        mount: Mount::SelfService,
+        operation: Operation::Create,
+        owner_id: None,
+        key_id: None,
+    };
+    let reply = small
+        .serve(
+            &kw,
+            route,
+            &json(),
+            &json(),
+            None,
+            body(b"{\"name\":\"x\"}"),
+        )
+        .await;
+    assert_eq!(reply.status, 413);
 
     // Someone else's key does not exist for this owner.
-    let call = Call::parse(Operation::Get, Some(&id), None, None).unwrap();
-    let reply = call
-        .run(&kw, &keyward_core::Actor::owner("mallory"), None, b"")
-        .await;
-    assert_eq!(reply.status, 404);
+    let mallory = Req::get().with("x-owner", "mallory");
+    assert_eq!(
+        run(Operation::Get, id.clone(), mallory, b"").await.status,
+        404
+    );
+
+    let if_match = Req::get().with("if-match", etag.as_str());
+    let reply = run(Operation::Revoke, id, if_match, b"").await;
+    assert_eq!((reply.status, reply.body.len()), (204, 0));
 }

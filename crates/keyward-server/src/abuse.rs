@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use keyward_core::throttle::FailureThrottle;
 use tokio::sync::Semaphore;
 
@@ -72,7 +72,7 @@ impl Guard {
 /// answers `408` when a request, reading its body included, outlives `--request-timeout`.
 pub(crate) async fn guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
     let Ok(_permit) = guard.permits.clone().try_acquire_owned() else {
-        return keyward_axum::Rejection::from(keyward_core::http::overloaded()).into_response();
+        return keyward_axum::respond(keyward_core::http::overloaded());
     };
     match tokio::time::timeout(guard.timeout, next.run(req)).await {
         Ok(res) => res,
@@ -81,7 +81,7 @@ pub(crate) async fn guard(State(guard): State<Guard>, req: Request, next: Next) 
             let p = keyward_core::http::request_timeout(
                 "the request (with its body) took longer than the server allows",
             );
-            let mut res = keyward_axum::Rejection::from(p).into_response();
+            let mut res = keyward_axum::respond(p);
             res.headers_mut().insert(
                 axum::http::header::CONNECTION,
                 axum::http::HeaderValue::from_static("close"),

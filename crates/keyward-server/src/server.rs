@@ -27,7 +27,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use keyward_core::http as khttp;
 use keyward_core::http::Gate;
-use keyward_core::{Keyward, Problem, ScopeRequirement};
+use keyward_core::{Keyward, ScopeRequirement};
 use tower::ServiceExt as _;
 
 use crate::admin::{self, AdminToken};
@@ -56,14 +56,12 @@ struct App {
     redis: Option<keyward_redis::InvalidationListener>,
     admin_token: Option<AdminToken>,
     owner_header: Option<HeaderName>,
-    client_ip_header: Option<HeaderName>,
-    /// The peers whose `client_ip_header` is believed.
-    trusted_proxies: Vec<keyward_core::model::IpNet>,
+    clients: auth::Clients,
     /// Where the proxy names the original request of a signed `/v1/authz` call.
     forwarded: Option<crate::config::ForwardedHeaders>,
     metrics: Arc<Metrics>,
     /// keyward-core's credential decision for `/v1/authz`, counted in the metrics.
-    gate: Gate,
+    gate: Gate<Parts>,
     openapi: Bytes,
 }
 
@@ -168,21 +166,28 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
 
     let app = Arc::new({
         let metrics = Arc::new(Metrics::new(kw.clone()));
-        let mut gate = Gate::new(kw.clone());
-        gate.set_observer(Arc::new(auth::observer(&metrics)));
+        let clients = auth::Clients {
+            client_ip_header: settings.client_ip_header.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+        };
+        // Every gate (the layers', `/v1/authz`'s) finds the client address as this server
+        // decides it and reports to the metrics.
+        let gate = Gate::new(kw.clone())
+            .observe(auth::observer(&metrics))
+            .client_ip(client_ip_fn(&clients));
         App {
             redis: invalidations,
             openapi: openapi_document(settings.owner_header.is_some(), &kw),
             kw: kw.clone(),
             admin_token,
             owner_header: settings.owner_header.clone(),
-            client_ip_header: settings.client_ip_header.clone(),
-            trusted_proxies: settings.trusted_proxies.clone(),
+            clients,
             forwarded: settings.forwarded_headers.clone(),
             metrics,
             gate,
         }
     });
+
     let router = router(Arc::clone(&app)).layer(middleware::from_fn_with_state(
         crate::abuse::Guard::new(settings.max_concurrent_requests, settings.request_timeout),
         crate::abuse::guard,
@@ -286,13 +291,13 @@ impl Signals {
 fn router(app: Shared) -> Router {
     // keyward-axum's layer verifies keys (bearer or signed) in front of the routes that take
     // them, each verification counted in the metrics.
-    let keys = keyward_axum::KeywardLayer::new(app.kw.clone())
-        .client_ip(client_ip_fn(&app))
-        .observe(auth::observer(&app.metrics));
-    let sidecar = match ScopeRequirement::any_of([VERIFY_SCOPE, ADMIN_SCOPE]) {
-        Ok(need) => keys.clone().require(need),
-        Err(_) => keys.clone().required(),
-    };
+    let keys = keyward_axum::KeywardLayer::new(app.gate.clone());
+    let sidecar = keyward_axum::KeywardLayer::new(
+        match ScopeRequirement::any_of([VERIFY_SCOPE, ADMIN_SCOPE]) {
+            Ok(need) => app.gate.clone().require(need),
+            Err(_) => app.gate.clone().required(),
+        },
+    );
     let own = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -300,7 +305,7 @@ fn router(app: Shared) -> Router {
         .route("/openapi.json", get(openapi))
         .route(
             "/v1/whoami",
-            get(whoami).route_layer(keys.clone().required()),
+            get(whoami).route_layer(keyward_axum::KeywardLayer::new(app.gate.clone().required())),
         )
         .route(
             "/v1/verify",
@@ -335,7 +340,7 @@ fn management_config(app: &Shared) -> keyward_axum::ManagementConfig {
         std::future::ready(if ok {
             Ok(())
         } else {
-            Err(keyward_axum::Rejection::from(Problem::missing()))
+            Err(keyward_axum::Rejection::missing())
         })
     };
     let config = match app.owner_header.clone() {
@@ -347,7 +352,7 @@ fn management_config(app: &Shared) -> keyward_axum::ManagementConfig {
             let resolver = move |parts: &Parts| {
                 let mut values = parts.headers.get_all(&name).iter();
                 let owner = match (values.next(), values.next()) {
-                    (Some(v), None) if proxies.peer_is_trusted_proxy(&parts.extensions) => {
+                    (Some(v), None) if proxies.clients.peer_is_trusted_proxy(&parts.extensions) => {
                         v.to_str().ok().map(str::to_owned)
                     }
                     _ => None,
@@ -358,19 +363,16 @@ fn management_config(app: &Shared) -> keyward_axum::ManagementConfig {
         }
         None => keyward_axum::ManagementConfig::admin_only(admin),
     };
-    config.client_ip(client_ip_fn(app))
+    config.client_ip(client_ip_fn(&app.clients))
 }
 
 /// The client address as this server decides it (`--client-ip-header`, else the peer), in the
-/// form keyward-axum's layer and management routes take.
+/// form keyward-core's gates and management routes take.
 fn client_ip_fn(
-    app: &Shared,
-) -> impl Fn(&axum::http::HeaderMap, &axum::http::Extensions) -> Option<std::net::IpAddr>
-+ Send
-+ Sync
-+ 'static {
-    let app = Arc::clone(app);
-    move |headers, extensions| app.client_ip_of(headers, extensions)
+    clients: &auth::Clients,
+) -> impl Fn(&Parts) -> Option<std::net::IpAddr> + Send + Sync + 'static {
+    let clients = clients.clone();
+    move |parts| clients.client_ip_of(&parts.headers, &parts.extensions)
 }
 
 /// keyward-axum's `KeywardLayer` (built once in [`router`]) in front of the management routes

@@ -14,17 +14,20 @@ use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use keyward_actix::{Authenticated, KeywardAuth, ManagementConfig, Rejection, RequireScopes};
-use keyward_core::{Keyring, Keyward, Pepper};
+use keyward_core::{Keyring, Keyward, Pepper, ScopeRequirement};
 use keyward_sea_orm::SeaOrmKeyStore;
 
 async fn reports_handler(caller: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "owner": caller.owner_id(), "reports": [] }))
 }
 
-async fn current_user(req: HttpRequest) -> Result<String, Rejection> {
+/// Demo only: read your session or JWT here. The future owns what it needs.
+fn current_user(req: &HttpRequest) -> std::future::Ready<Result<String, Rejection>> {
     let user = req.headers().get("x-user").and_then(|v| v.to_str().ok());
-    user.map(str::to_owned)
-        .ok_or_else(Rejection::unauthenticated)
+    std::future::ready(
+        user.map(str::to_owned)
+            .ok_or_else(Rejection::unauthenticated),
+    )
 }
 
 #[actix_web::main]
@@ -45,7 +48,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     HttpServer::new(move || {
         // The factory runs once per worker and cannot use `?`: scope literals need none.
         let reports = web::resource("/reports")
-            .wrap(RequireScopes::all_of_static(["reports:read"]))
+            .wrap(RequireScopes::new(ScopeRequirement::all_of_static([
+                "reports:read",
+            ])))
             .wrap(KeywardAuth::new(kw.clone()));
         App::new()
             .configure(keyward_actix::management_routes(

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::{Json, Router, routing::get};
 use keyward_axum::{Authenticated, KeywardLayer, ManagementConfig, Rejection, RequireScopes};
 use keyward_axum::{management_routes, spawn_usage_flusher};
-use keyward_core::{Keyring, Keyward, Pepper};
+use keyward_core::{Keyring, Keyward, Pepper, ScopeRequirement};
 use keyward_sea_orm::SeaOrmKeyStore;
 
 async fn reports(Authenticated(caller): Authenticated) -> Json<serde_json::Value> {
@@ -43,7 +43,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/reports", get(reports))
         // `route_layer` covers the routes added before it: public routes go after it.
-        .route_layer(RequireScopes::all_of_static(["reports:read"]))
+        .route_layer(RequireScopes::new(ScopeRequirement::all_of_static([
+            "reports:read",
+        ])))
         .route("/health", get(|| async { "ok" }))
         .layer(KeywardLayer::new(keyward.clone()))
         .merge(management_routes(

@@ -13,10 +13,12 @@ use std::thread::JoinHandle;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use keyward_actix::{Authenticated, KeywardAuth, ManagementConfig, Rejection, RequireScopes};
+use keyward_actix::{
+    Authenticated, KeywardAuth, ManagementConfig, ManagementOptions, Rejection, RequireScopes,
+};
 use keyward_core::clock::ManualClock;
 use keyward_core::memory::MemoryKeyStore;
-use keyward_core::{Keyring, Keyward, Policy};
+use keyward_core::{Keyring, Keyward, Policy, ScopeRequirement};
 
 /// A keyward over the in-memory store with a manual clock.
 pub fn memory_keyward(policy: Policy) -> (Keyward, Arc<ManualClock>) {
@@ -48,53 +50,60 @@ async fn open(caller: Option<Authenticated>) -> HttpResponse {
 /// `/whoami` (the management routes verify API-key callers themselves).
 pub fn configure(keyward: Keyward) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        let config = ManagementConfig::new(|req: HttpRequest| async move {
-            req.headers()
+        let config = ManagementConfig::new(|req: &HttpRequest| {
+            let owner = req
+                .headers()
                 .get("x-test-owner")
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .ok_or_else(Rejection::unauthenticated)
+                .map(str::to_owned);
+            std::future::ready(owner.ok_or_else(Rejection::unauthenticated))
         })
-        .admin(|req: HttpRequest| async move {
-            if req
+        .admin(|req: &HttpRequest| {
+            let admin = req
                 .headers()
                 .get("x-test-admin")
-                .is_some_and(|v| v.as_bytes() == b"yes")
-            {
+                .is_some_and(|v| v.as_bytes() == b"yes");
+            std::future::ready(if admin {
                 Ok(())
             } else {
                 Err(Rejection::forbidden("administrator rights are required"))
-            }
+            })
         });
         // The suite's second set of self-service routes, where only API keys manage keys.
-        let by_key = ManagementConfig::new(|_: HttpRequest| {
+        let by_key = ManagementConfig::new(|_: &HttpRequest| {
             std::future::ready(Err::<String, _>(Rejection::unauthenticated()))
         })
-        .prefix(keyward_test::management_suite::KEY_ROUTES)
-        .allow_api_key_callers(true);
-        let openapi = keyward_actix::openapi_route(
-            "/openapi.json",
-            &keyward_actix::openapi_document(&config, &keyward),
+        .options(
+            ManagementOptions::default()
+                .prefix(keyward_test::management_suite::KEY_ROUTES)
+                .allow_api_key_callers(true),
         );
+        let openapi = keyward_actix::openapi_route("/openapi.json", &config.openapi(&keyward));
         cfg.configure(keyward_actix::management_routes(keyward.clone(), config))
             .configure(keyward_actix::management_routes(keyward.clone(), by_key))
             .service(openapi)
             .service(
                 web::resource("/protected")
-                    .wrap(RequireScopes::all_of(["reports:read"]).expect("scope"))
+                    .wrap(RequireScopes::new(
+                        ScopeRequirement::all_of(["reports:read"]).expect("scope"),
+                    ))
                     .wrap(KeywardAuth::new(keyward.clone()))
                     .route(web::get().to(whoami)),
             )
             .service(
                 web::resource("/any")
-                    .wrap(RequireScopes::any_of(["a:x", "b:x"]).expect("scope"))
+                    .wrap(RequireScopes::new(
+                        ScopeRequirement::any_of(["a:x", "b:x"]).expect("scope"),
+                    ))
                     .wrap(KeywardAuth::new(keyward.clone()))
                     .route(web::get().to(whoami)),
             )
             .service(
                 web::resource("/echo")
-                    .wrap(RequireScopes::all_of(["reports:read"]).expect("scope"))
+                    .wrap(RequireScopes::new(
+                        ScopeRequirement::all_of(["reports:read"]).expect("scope"),
+                    ))
                     .wrap(KeywardAuth::new(keyward.clone()))
                     .route(web::post().to(echo))
                     .route(web::put().to(echo)),

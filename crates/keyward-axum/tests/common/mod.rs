@@ -8,10 +8,10 @@ use axum::Router;
 use axum::routing::{get, post};
 use http::request::Parts;
 use keyward_axum::{
-    Authenticated, KeywardLayer, ManagementConfig, Rejection, RequireScopes, management_routes,
-    openapi_document, openapi_route,
+    Authenticated, KeywardLayer, ManagementConfig, ManagementOptions, Rejection, RequireScopes,
+    management_routes, openapi_route,
 };
-use keyward_core::Keyward;
+use keyward_core::{Keyward, ScopeRequirement};
 
 /// Builds the suite's app over `keyward`.
 pub fn app(keyward: Keyward) -> Router {
@@ -41,22 +41,31 @@ pub fn app(keyward: Keyward) -> Router {
     let by_key = ManagementConfig::new(|_: &Parts| {
         std::future::ready(Err::<String, _>(Rejection::unauthenticated()))
     })
-    .prefix(keyward_test::management_suite::KEY_ROUTES)
-    .allow_api_key_callers(true);
-    let doc = openapi_document(&config, &keyward);
+    .options(
+        ManagementOptions::default()
+            .prefix(keyward_test::management_suite::KEY_ROUTES)
+            .allow_api_key_callers(true),
+    );
+    let doc = config.openapi(&keyward);
     let principal = |Authenticated(p): Authenticated| async move { axum::Json(p) };
     let protected = Router::new()
         .route("/protected", get(principal))
-        .route_layer(RequireScopes::all_of(["reports:read"]).expect("scope"));
+        .route_layer(RequireScopes::new(
+            ScopeRequirement::all_of(["reports:read"]).expect("scope"),
+        ));
     let echo = |Authenticated(p): Authenticated, body: String| async move {
         axum::Json(serde_json::json!({ "principal": p, "body": body }))
     };
     let echo = Router::new()
         .route("/echo", post(echo).put(echo))
-        .route_layer(RequireScopes::all_of(["reports:read"]).expect("scope"));
+        .route_layer(RequireScopes::new(
+            ScopeRequirement::all_of(["reports:read"]).expect("scope"),
+        ));
     let any = Router::new()
         .route("/any", get(principal))
-        .route_layer(RequireScopes::any_of(["a:x", "b:x"]).expect("scope"));
+        .route_layer(RequireScopes::new(
+            ScopeRequirement::any_of(["a:x", "b:x"]).expect("scope"),
+        ));
     Router::new()
         .merge(protected)
         .merge(any)

@@ -2,6 +2,13 @@
 //! yields; the budget keeps what fits, and says when to stop with which problem. The same rules
 //! then hold for axum, actix-web and any later adapter.
 
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+
+use futures_core::Stream;
+
 use crate::problem::Problem;
 use crate::signing::SigningOptions;
 
@@ -112,11 +119,54 @@ impl BodyBudget {
         }
     }
 
+    /// Reads `body`, a stream of chunks as the framework yields them, after checking its
+    /// `Content-Length` header (`content_length`): the one body loop of every adapter.
+    ///
+    /// # Errors
+    /// `413` over the budget ([`BodyBudget::declared`], [`BodyBudget::feed`]), `400` when the
+    /// framework could not read the body ([`BodyBudget::unreadable`]).
+    pub async fn read<S, D, E>(
+        mut self,
+        content_length: Option<&[u8]>,
+        body: S,
+    ) -> Result<Vec<u8>, Problem>
+    where
+        S: Stream<Item = Result<D, E>>,
+        D: AsRef<[u8]>,
+        E: fmt::Display,
+    {
+        self.declared(content_length)?;
+        let mut body = pin!(body);
+        while let Some(chunk) = std::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+            let chunk = chunk.map_err(|e| {
+                tracing::debug!(error = %e, "request body could not be read");
+                Self::unreadable()
+            })?;
+            self.feed(chunk.as_ref())?;
+        }
+        self.finish()
+    }
+
     /// `400`: the framework could not read the body (a transport error, a client gone).
     #[must_use]
     pub fn unreadable() -> Problem {
         super::bad_request("the request body could not be read")
     }
+}
+
+/// `work`'s output, or `None` when `deadline` (the adapter's timer) completes first.
+pub(crate) async fn within<T>(
+    deadline: impl Future<Output = ()>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let (mut deadline, mut work) = (pin!(deadline), pin!(work));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        deadline.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 #[cfg(test)]

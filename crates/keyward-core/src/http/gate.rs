@@ -1,20 +1,25 @@
-//! The credential decision every adapter's middleware makes, written once: what a request's
-//! [`Credential`] leads to, which of those answers are known without waiting (a cached key,
-//! nothing presented), and the steps of a signed request around its body.
+//! The authentication flow every adapter's middleware runs, written once: [`Gate::authenticate`]
+//! takes a [`RequestHead`], the body as a stream and the adapter's timer, and gives the
+//! [`Outcome`]; [`Gate::authenticate_now`] settles without waiting what needs no waiting (a
+//! cached key, nothing presented), so that the fast path allocates no future.
 //!
-//! | request presents | [`Decision`] |
+//! | request presents | [`Outcome`] |
 //! | --- | --- |
-//! | a valid key | `Pass(Some(principal))` |
+//! | a valid key | `Pass` with the principal, body unread |
 //! | a bad key (any reason), a blank or non-UTF-8 credential header | `Reject(401 API_KEY_INVALID)` |
 //! | a valid key lacking the gate's requirement | `Reject(403 API_KEY_SCOPE_DENIED)` |
-//! | nothing, or someone else's bearer token (a JWT) | `Pass(None)`, or `Reject(401 API_KEY_MISSING)` when required |
-//! | a SigV4 signature, signing enabled | `Signed`: [`begin_signed`], feed the body, [`finish_signed`] |
-//! | a SigV4 signature, signing not enabled | `PassUnverifiedSignature`, or `Reject(401 SIGNATURE_INVALID)` when required |
+//! | nothing, or someone else's bearer token (a JWT) | `Pass` without a principal, or `Reject(401 API_KEY_MISSING)` when required |
+//! | a SigV4 signature, signing enabled | the signer settled before the body is read, the body read within the signing bounds and timer, the signature checked: `Pass` with the principal and the body read, or `401 SIGNATURE_*`, `408`, `413`, … |
+//! | a SigV4 signature, signing not enabled | `Pass` marked `unverified_signature`, or `Reject(401 SIGNATURE_INVALID)` when required |
 //! | a store outage | `Reject(503 AUTH_UNAVAILABLE)` |
 
 use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures_core::Stream;
 
 use crate::credentials::{self, Credential};
 use crate::error::ErrorCode;
@@ -22,12 +27,61 @@ use crate::problem::Problem;
 use crate::sigv4::{Payload, SignableRequest};
 use crate::{Keyward, Principal, ScopeRequirement, VerifyContext};
 
-use super::BodyBudget;
+use super::body::within;
+use super::{BodyBudget, ClientIp, CredentialHeaders, RequestHead};
 
-/// What to do with a request, once its credential is settled.
+/// What to do with a request, once [`Gate::authenticate`] settled its credential.
 #[derive(Debug)]
 #[must_use]
-pub enum Decision {
+pub enum Outcome<B> {
+    /// Call the application.
+    Pass(Pass<B>),
+    /// Answer with this problem.
+    Reject(Problem),
+}
+
+/// A request [`Gate::authenticate`] passes on to the application.
+#[derive(Debug)]
+#[must_use]
+pub struct Pass<B> {
+    /// The verified principal, for the request's extensions; `None` for a request without a
+    /// keyward credential.
+    pub principal: Option<Principal>,
+    /// Whether the request carried a SigV4 signature that nothing could verify (signing is not
+    /// enabled): the adapter marks it [`UnverifiedSignature`].
+    pub unverified_signature: bool,
+    /// The body to hand on.
+    pub body: Body<B>,
+}
+
+/// The body a [`Pass`] hands back to the application.
+#[derive(Debug)]
+pub enum Body<B> {
+    /// The body as the adapter gave it: nothing was read.
+    Unread(B),
+    /// The whole body, read to verify a signature: the adapter puts these bytes back.
+    Read(Vec<u8>),
+}
+
+impl<B> Body<B> {
+    /// The body to hand on: as given, or rebuilt from the bytes read with `from_bytes`.
+    pub fn or_read(self, from_bytes: impl FnOnce(Vec<u8>) -> B) -> B {
+        match self {
+            Self::Unread(body) => body,
+            Self::Read(bytes) => from_bytes(bytes),
+        }
+    }
+}
+
+/// The mark an adapter leaves in a request's extensions for [`Pass::unverified_signature`]:
+/// where a key is required ([`require_scopes`]), the
+/// answer is `401 SIGNATURE_INVALID` rather than `API_KEY_MISSING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnverifiedSignature;
+
+/// What to do with a request, once its credential is settled (before any body is read).
+#[derive(Debug)]
+enum Decision {
     /// Call the application, with the verified principal if there is one.
     Pass(Option<Principal>),
     /// Call the application without a principal, marked: the request carried a SigV4 signature
@@ -36,7 +90,7 @@ pub enum Decision {
     PassUnverifiedSignature,
     /// Answer with this problem.
     Reject(Problem),
-    /// A signed request, signing enabled: [`begin_signed`], feed the body to the budget within
+    /// A signed request, signing enabled: [`begin_signed`], read the body within
     /// [`crate::signing::SigningOptions::max_body_time`], then [`finish_signed`].
     Signed,
 }
@@ -54,19 +108,36 @@ pub struct Observed {
 /// Receives every [`Observed`] verification of a gate.
 pub type Observer = Arc<dyn Fn(Observed) + Send + Sync>;
 
-/// An authentication middleware's settings: the engine, the scopes it requires itself, and
-/// whether a request without a keyward credential is refused or passed on.
-#[derive(Clone)]
-pub struct Gate {
+/// An authentication middleware's settings: the engine, the headers that carry credentials,
+/// the scopes it requires itself, whether a request without a keyward credential is refused or
+/// passed on, and how the client address is found in the adapter's request type `R` (axum's
+/// `Parts`, actix-web's `HttpRequest`).
+pub struct Gate<R = ()> {
     keyward: Keyward,
+    headers: CredentialHeaders,
     requirement: ScopeRequirement,
     required: bool,
     observer: Option<Observer>,
+    client_ip: Option<ClientIp<R>>,
 }
 
-impl fmt::Debug for Gate {
+impl<R> Clone for Gate<R> {
+    fn clone(&self) -> Self {
+        Self {
+            keyward: self.keyward.clone(),
+            headers: self.headers.clone(),
+            requirement: self.requirement.clone(),
+            required: self.required,
+            observer: self.observer.clone(),
+            client_ip: self.client_ip.clone(),
+        }
+    }
+}
+
+impl<R> fmt::Debug for Gate<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Gate")
+            .field("headers", &self.headers)
             .field("requirement", &self.requirement)
             .field("required", &self.required)
             .field("observed", &self.observer.is_some())
@@ -74,22 +145,63 @@ impl fmt::Debug for Gate {
     }
 }
 
-impl Gate {
+/// A gate with the defaults of [`Gate::new`].
+impl<R> From<Keyward> for Gate<R> {
+    fn from(keyward: Keyward) -> Self {
+        Self::new(keyward)
+    }
+}
+
+impl<R> Gate<R> {
     /// Verifies with `keyward`, requires nothing, passes on requests without a credential.
     #[must_use]
     pub fn new(keyward: Keyward) -> Self {
         Self {
             keyward,
+            headers: CredentialHeaders::default(),
             requirement: ScopeRequirement::none(),
             required: false,
             observer: None,
+            client_ip: None,
         }
     }
 
-    /// Calls `observer` with every verification this gate settles (a service's metrics).
+    /// Finds the client address for IP allowlists with `f` (default: the adapter's, the TCP
+    /// peer). Behind a proxy, read a forwarded header here — only one the proxy sets, and only
+    /// when the peer is the proxy; answer [`VerifyContext::UNKNOWN_CLIENT`] when it is missing
+    /// or malformed, never the proxy's own address.
+    #[must_use]
+    pub fn client_ip(mut self, f: impl Fn(&R) -> Option<IpAddr> + Send + Sync + 'static) -> Self {
+        self.client_ip = Some(ClientIp::new(f));
+        self
+    }
+
+    /// The client address finder set with [`Gate::client_ip`], if any.
+    #[must_use]
+    pub fn client_ip_finder(&self) -> Option<&ClientIp<R>> {
+        self.client_ip.as_ref()
+    }
+
+    /// Calls `observer` with the outcome and duration of every verification this gate settles
+    /// (a service's metrics; requests without a credential that pass on are not observed).
     /// Without one, nothing is timed.
-    pub fn set_observer(&mut self, observer: Observer) {
-        self.observer = Some(observer);
+    #[must_use]
+    pub fn observe(mut self, observer: impl Fn(Observed) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// Reads credentials from `headers` (default: `authorization` and `x-api-key`).
+    #[must_use]
+    pub fn credential_headers(mut self, headers: CredentialHeaders) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The headers that carry credentials.
+    #[must_use]
+    pub fn headers(&self) -> &CredentialHeaders {
+        &self.headers
     }
 
     /// The start of a decision, when someone observes it.
@@ -98,44 +210,31 @@ impl Gate {
         self.observer.as_ref().map(|_| Instant::now())
     }
 
-    /// Reports an outcome begun at `started` ([`Gate::start`]) to the observer; adapters call
-    /// it for the signed path, whose steps they drive.
-    pub fn observe(&self, started: Option<Instant>, outcome: Result<(), ErrorCode>) {
+    /// Reports an outcome begun at `started` ([`Gate::start`]) to the observer: for a service
+    /// that verifies a key outside the flow (a sidecar's `/v1/verify`) and counts it as every
+    /// other verification.
+    pub fn report(&self, started: Option<Instant>, outcome: Result<(), ErrorCode>) {
         if let Some(observer) = &self.observer {
             let elapsed = started.map(|t| t.elapsed()).unwrap_or_default();
             observer(Observed { outcome, elapsed });
         }
     }
 
-    /// [`Gate::observe`] for a result whose error knows its code (an adapter's rejection).
-    pub fn observe_result<T, E>(
-        &self,
-        started: Option<Instant>,
-        result: &Result<T, E>,
-        code: impl FnOnce(&E) -> ErrorCode,
-    ) {
-        self.observe(started, result.as_ref().map(|_| ()).map_err(code));
-    }
-
-    fn observed(&self, started: Option<Instant>, decision: Decision) -> Decision {
-        match &decision {
-            Decision::Pass(Some(_)) => self.observe(started, Ok(())),
-            Decision::Reject(p) => self.observe(started, Err(p.code)),
-            _ => {}
-        }
-        decision
-    }
-
-    /// Checks `requirement` during verification (scopes before limits and credits are charged).
-    /// Implies [`Gate::set_required`].
-    pub fn set_requirement(&mut self, requirement: ScopeRequirement) {
+    /// Checks `requirement` during verification, in the engine's order: scopes before the
+    /// key's rate limit and credits are charged. Implies [`Gate::required`].
+    #[must_use]
+    pub fn require(mut self, requirement: ScopeRequirement) -> Self {
         self.requirement = requirement;
         self.required = true;
+        self
     }
 
-    /// Refuses requests without a keyward credential (`401 API_KEY_MISSING`).
-    pub fn set_required(&mut self) {
+    /// Answers `401 API_KEY_MISSING` when the request presents no keyward credential, instead
+    /// of passing it on.
+    #[must_use]
+    pub fn required(mut self) -> Self {
         self.required = true;
+        self
     }
 
     /// The engine.
@@ -150,39 +249,123 @@ impl Gate {
         &self.requirement
     }
 
-    /// The decision, when it needs no waiting: nothing presented (and none required), or a key
-    /// the engine settles from its cache. `None`: call [`Gate::decide`]. `ctx` is only built
-    /// for keys.
-    pub fn decide_now(
+    /// The outcome, when it needs no waiting: nothing presented (and none required), or a key
+    /// the engine settles from its cache. `None`: call [`Gate::authenticate`]. The client
+    /// address is only asked for keys.
+    pub fn authenticate_now(
         &self,
-        credential: Credential<'_>,
-        ctx: impl FnOnce() -> VerifyContext,
-    ) -> Option<Decision> {
-        match credential {
-            Credential::None | Credential::NotOurs if !self.required => Some(Decision::Pass(None)),
+        head: &impl RequestHead,
+    ) -> Option<Result<Option<Principal>, Problem>> {
+        match self.headers.extract(&self.keyward.policy().format, head) {
+            Credential::None | Credential::NotOurs if !self.required => Some(Ok(None)),
             Credential::Key(key) => {
-                let settled = self.keyward.verify_cached(key, &self.requirement, &ctx())?;
-                Some(match settled {
-                    Ok(p) => Decision::Pass(Some(p)),
-                    Err(e) => {
-                        credentials::log_rejected_key(&e, key);
-                        Decision::Reject(Problem::from(&e))
-                    }
-                })
+                let ctx = VerifyContext {
+                    client_ip: head.client_ip(),
+                };
+                let settled = self.keyward.verify_cached(key, &self.requirement, &ctx)?;
+                Some(settled.map(Some).map_err(|e| {
+                    credentials::log_rejected_key(&e, key);
+                    Problem::from(&e)
+                }))
             }
             _ => None,
         }
     }
 
-    /// The decision, verifying a key against the store where needed. Never waits for a body:
-    /// a signed request is [`Decision::Signed`].
-    pub async fn decide(&self, credential: Credential<'_>, ctx: &VerifyContext) -> Decision {
+    /// Authenticates a request: its credential from `head`, verified against the store where
+    /// needed; for a signed request, `body` is turned into a stream with `stream` and read
+    /// within the signing bounds, bounded in time by the future `sleep` gives for
+    /// [`crate::signing::SigningOptions::max_body_time`] (the adapter's runtime timer). Every
+    /// settled verification is reported to the observer.
+    pub async fn authenticate<B, S, D, E, T>(
+        &self,
+        head: &impl RequestHead,
+        body: B,
+        stream: impl FnOnce(B) -> S,
+        sleep: impl FnOnce(Duration) -> T,
+    ) -> Outcome<B>
+    where
+        S: Stream<Item = Result<D, E>>,
+        D: AsRef<[u8]>,
+        E: fmt::Display,
+        T: Future<Output = ()>,
+    {
         let started = self.start();
-        let decision = self.decide_unobserved(credential, ctx).await;
-        self.observed(started, decision)
+        let ctx = VerifyContext {
+            client_ip: head.client_ip(),
+        };
+        let credential = self.headers.extract(&self.keyward.policy().format, head);
+        let pass = |principal, unverified_signature, body| {
+            Outcome::Pass(Pass {
+                principal,
+                unverified_signature,
+                body,
+            })
+        };
+        let outcome = match self.decide(credential, &ctx).await {
+            Decision::Pass(p) => pass(p, false, Body::Unread(body)),
+            Decision::PassUnverifiedSignature => pass(None, true, Body::Unread(body)),
+            Decision::Reject(p) => Outcome::Reject(p),
+            // Boxed: the buffering state stays out of every bearer request's future.
+            Decision::Signed => {
+                match Box::pin(self.signed(head, stream(body), sleep, &ctx)).await {
+                    Ok((p, bytes)) => pass(Some(p), false, Body::Read(bytes)),
+                    Err(p) => Outcome::Reject(p),
+                }
+            }
+        };
+        match &outcome {
+            Outcome::Pass(p) if p.principal.is_some() => self.report(started, Ok(())),
+            Outcome::Reject(p) => self.report(started, Err(p.code)),
+            Outcome::Pass(_) => {}
+        }
+        outcome
     }
 
-    async fn decide_unobserved(&self, credential: Credential<'_>, ctx: &VerifyContext) -> Decision {
+    /// A signed request, signing enabled: who signed is settled before one byte of the body
+    /// is read; a body that is too large, too slow or unreadable counts against the address.
+    async fn signed<S, D, E, T>(
+        &self,
+        head: &impl RequestHead,
+        body: S,
+        sleep: impl FnOnce(Duration) -> T,
+        ctx: &VerifyContext,
+    ) -> Result<(Principal, Vec<u8>), Problem>
+    where
+        S: Stream<Item = Result<D, E>>,
+        D: AsRef<[u8]>,
+        E: fmt::Display,
+        T: Future<Output = ()>,
+    {
+        head.signable()?;
+        let authorization = head.header(&self.headers.authorization).unwrap_or(b"");
+        let budget = begin_signed(&self.keyward, authorization, ctx).await?;
+        let time = self.keyward.signing_config().max_body_time;
+        let read = budget.read(head.header("content-length"), body);
+        let bytes = match within(sleep(time), read).await {
+            Some(Ok(bytes)) => bytes,
+            failed => {
+                self.keyward.signed_body_failed(ctx).await;
+                return Err(failed.map_or_else(signed_body_timeout, |r| {
+                    r.err().unwrap_or_else(signed_body_timeout)
+                }));
+            }
+        };
+        let signed = SignedHead::new(
+            head.method(),
+            head.path(),
+            head.query(),
+            head.headers(),
+            head.authority(),
+        );
+        let principal =
+            finish_signed(&self.keyward, &signed, &bytes, &self.requirement, ctx).await?;
+        Ok((principal, bytes))
+    }
+
+    /// The decision, verifying a key against the store where needed. Never waits for a body:
+    /// a signed request is [`Decision::Signed`].
+    async fn decide(&self, credential: Credential<'_>, ctx: &VerifyContext) -> Decision {
         match credential {
             Credential::Signed(_) if self.keyward.signing_enabled() => Decision::Signed,
             Credential::Signed(_) if self.required => {
@@ -199,29 +382,15 @@ impl Gate {
             },
         }
     }
-
-    /// [`finish_signed`] with this gate's requirement.
-    ///
-    /// # Errors
-    /// As [`finish_signed`].
-    pub async fn finish_signed(
-        &self,
-        head: &SignedHead<'_>,
-        body: &[u8],
-        ctx: &VerifyContext,
-    ) -> Result<Principal, Problem> {
-        finish_signed(&self.keyward, head, body, &self.requirement, ctx).await
-    }
 }
 
 /// Verifies a presented bearer key (logging why it was refused, never the secret). `Ok(None)`
-/// for no keyward credential and for a signature (signed requests need their body: see
-/// [`Decision::Signed`]).
+/// for no keyward credential and for a signature (signed requests need their body).
 ///
 /// # Errors
 /// The problem to answer with: `401 API_KEY_INVALID` for every bad key and unreadable header,
 /// the engine's `403`, `429` and `503`.
-pub async fn verify_presented(
+pub(crate) async fn verify_presented(
     keyward: &Keyward,
     credential: Credential<'_>,
     requirement: &ScopeRequirement,
@@ -256,7 +425,7 @@ fn log_signing_disabled() {
 /// `401 SIGNATURE_INVALID` for a signed request reaching an engine without signing enabled: no
 /// key can have signed it.
 #[must_use]
-pub fn signing_disabled() -> Problem {
+pub(crate) fn signing_disabled() -> Problem {
     Problem::new(
         ErrorCode::SignatureInvalid,
         Some("signed requests are not enabled".to_owned()),
@@ -266,19 +435,17 @@ pub fn signing_disabled() -> Problem {
 /// `408`: the signed request's body did not arrive within
 /// [`crate::signing::SigningOptions::max_body_time`].
 #[must_use]
-pub fn signed_body_timeout() -> Problem {
+fn signed_body_timeout() -> Problem {
     super::request_timeout("the signed request's body did not arrive in time")
 }
 
 /// The first step of a signed request: settles who signed before one byte of the body is read
-/// ([`Keyward::precheck_signed`]), and gives the budget to read the body with. When reading
-/// fails (over the budget, too slow, unreadable), call [`Keyward::signed_body_failed`]: it
-/// counts against the address.
+/// ([`Keyward::precheck_signed`]), and gives the budget to read the body with.
 ///
 /// # Errors
 /// `401 SIGNATURE_INVALID` when signing is not enabled or the signer is unknown, `429` for a
 /// throttled address, `503` for an outage.
-pub async fn begin_signed(
+async fn begin_signed(
     keyward: &Keyward,
     authorization: &[u8],
     ctx: &VerifyContext,
@@ -297,7 +464,7 @@ pub async fn begin_signed(
 /// The head of a signed request as received: method, path and query (before any prefix was
 /// stripped by routing), and every header.
 #[derive(Debug)]
-pub struct SignedHead<'a> {
+struct SignedHead<'a> {
     method: &'a str,
     path: &'a str,
     query: Option<&'a str>,
@@ -309,7 +476,7 @@ impl<'a> SignedHead<'a> {
     /// signed as `host` when no `host` header was sent; pass `None` for HTTP/1, where `host`
     /// is a header.
     #[must_use]
-    pub fn new(
+    fn new(
         method: &'a str,
         path: &'a str,
         query: Option<&'a str>,
@@ -336,7 +503,7 @@ impl<'a> SignedHead<'a> {
 ///
 /// # Errors
 /// Every refusal of [`Keyward::verify_signed`], as the bearer path answers it.
-pub async fn finish_signed(
+async fn finish_signed(
     keyward: &Keyward,
     head: &SignedHead<'_>,
     body: &[u8],
@@ -370,11 +537,11 @@ pub fn require_scopes(
     principal: Option<&Principal>,
     unverified_signature: bool,
     requirement: &ScopeRequirement,
-) -> Result<(), Problem> {
+) -> Result<(), super::Rejection> {
     match principal {
         Some(p) => requirement
             .check(p.scopes())
-            .map_err(|missing| Problem::from(crate::VerifyError::ScopeDenied { missing })),
+            .map_err(|missing| crate::VerifyError::ScopeDenied { missing }.into()),
         None => Err(no_principal(unverified_signature)),
     }
 }
@@ -382,10 +549,10 @@ pub fn require_scopes(
 /// The `401` for a request without a verified principal: `SIGNATURE_INVALID` when it carried a
 /// signature that nothing could verify, else `API_KEY_MISSING`.
 #[must_use]
-pub fn no_principal(unverified_signature: bool) -> Problem {
-    if unverified_signature {
+pub fn no_principal(unverified_signature: bool) -> super::Rejection {
+    super::Rejection::new(if unverified_signature {
         signing_disabled()
     } else {
         Problem::missing()
-    }
+    })
 }

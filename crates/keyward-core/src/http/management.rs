@@ -1,12 +1,14 @@
 //! The management routes of DESIGN.md §6, written once: the route table, who the caller acts
 //! as, each operation's request parsing and its answer. An adapter mounts [`ROUTES`] under
-//! each of [`ManagementOptions::mounts`], and for a request on one of them:
+//! each of [`ManagementOptions::paths`], and for a request on one of them calls
+//! [`ManagementOptions::serve`] with the [`Matched`] route, its [`RequestHead`], the body as a
+//! stream, and its framework's admin check and owner resolver as futures; it answers with the
+//! [`Reply`]. Inside, in order:
 //!
-//! 1. finds the [`Actor`] with `self_service_actor` or `admin_actor`, giving them its
-//!    framework's owner resolver, admin check and key verification as futures;
-//! 2. parses the head with [`Call::parse`] (path key id, query, `If-Match`);
-//! 3. reads the body through a [`super::BodyBudget`] when [`Operation::reads_body`];
-//! 4. answers with the [`Reply`] of [`Call::run`].
+//! 1. the [`Actor`]: `self_service_actor` or `admin_actor` (DESIGN.md §11);
+//! 2. the head: path key id, query, `If-Match`;
+//! 3. the body, through a [`BodyBudget`], when [`Operation::reads_body`];
+//! 4. the operation, and its answer.
 //!
 //! | route | answer |
 //! | --- | --- |
@@ -34,7 +36,9 @@ use crate::problem::Problem;
 use crate::service::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
 use crate::{Keyward, Principal};
 
-use super::{Reply, if_match, json_body, json_body_or_default, list_query, path_key_id};
+use super::{
+    CredentialHeaders, Reply, if_match, json_body, json_body_or_default, list_query, path_key_id,
+};
 
 /// The six management operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,15 +122,23 @@ pub const ROUTES: [Route; 6] = [
 
 /// Where the management routes are mounted and the framework-neutral rules for their callers;
 /// each adapter's `ManagementConfig` holds one beside its owner resolver and admin check.
+///
+/// ```
+/// use keyward_core::http::ManagementOptions;
+///
+/// let options = ManagementOptions::default()
+///     .prefix("keys/")
+///     .admin_prefix("/ops")
+///     .body_limit(16 * 1024);
+/// assert_eq!(options.paths(true, false)[0].0, "/keys");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagementOptions {
     prefix: String,
     admin_prefix: String,
-    self_service: bool,
-    /// Whether requests presenting an API key may manage keys (off by default).
-    pub allow_api_key_callers: bool,
-    /// The largest request body, in bytes.
-    pub body_limit: usize,
+    pub(crate) allow_api_key_callers: bool,
+    pub(crate) body_limit: usize,
+    pub(crate) credential_headers: CredentialHeaders,
 }
 
 impl Default for ManagementOptions {
@@ -134,9 +146,9 @@ impl Default for ManagementOptions {
         Self {
             prefix: "/api-keys".to_owned(),
             admin_prefix: "/admin".to_owned(),
-            self_service: true,
             allow_api_key_callers: false,
             body_limit: super::DEFAULT_BODY_LIMIT,
+            credential_headers: CredentialHeaders::default(),
         }
     }
 }
@@ -152,33 +164,45 @@ fn normalize(prefix: &str) -> String {
 }
 
 impl ManagementOptions {
-    /// Mounts the self-service routes under `prefix` (a leading `/` is added, a trailing one
-    /// dropped). The admin routes follow it: `{admin_prefix}/owners/{owner_id}{prefix}`.
-    pub fn set_prefix(&mut self, prefix: &str) {
+    /// Mounts the self-service routes under `prefix` (default `/api-keys`; a leading `/` is
+    /// added, a trailing one dropped). The admin routes follow it:
+    /// `{admin_prefix}/owners/{owner_id}{prefix}`.
+    #[must_use]
+    pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = normalize(prefix);
+        self
     }
 
     /// Mounts the admin routes under `{admin_prefix}/owners/{owner_id}{prefix}` (default
     /// `/admin`).
-    pub fn set_admin_prefix(&mut self, admin_prefix: &str) {
+    #[must_use]
+    pub fn admin_prefix(mut self, admin_prefix: &str) -> Self {
         self.admin_prefix = normalize(admin_prefix);
+        self
     }
 
-    /// Whether the self-service routes are mounted (default: yes).
-    pub fn set_self_service(&mut self, mounted: bool) {
-        self.self_service = mounted;
-    }
-
-    /// The self-service prefix.
+    /// Lets requests that present an API key manage keys: the key is verified first (unless
+    /// the authentication middleware did already) and acts for its own owner. Off by default:
+    /// a leaked key must not mint more keys.
     #[must_use]
-    pub fn prefix(&self) -> &str {
-        &self.prefix
+    pub fn allow_api_key_callers(mut self, allow: bool) -> Self {
+        self.allow_api_key_callers = allow;
+        self
     }
 
-    /// Whether the self-service routes are mounted.
+    /// Largest accepted request body in bytes (default 64 KiB); larger ones get `413`.
     #[must_use]
-    pub fn self_service(&self) -> bool {
-        self.self_service
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The credential headers, to recognise API-key callers (as configured on the
+    /// authentication middleware).
+    #[must_use]
+    pub fn credential_headers(mut self, headers: CredentialHeaders) -> Self {
+        self.credential_headers = headers;
+        self
     }
 
     /// The base of the admin routes: `{admin_prefix}/owners/{owner_id}{prefix}`.
@@ -187,11 +211,12 @@ impl ManagementOptions {
         format!("{}/owners/{{owner_id}}{}", self.admin_prefix, self.prefix)
     }
 
-    /// The mounts and their base paths, the admin one when `admin` (an admin check is set).
+    /// The mounts and their base paths: the self-service one when `self_service` (an owner
+    /// resolver is set), the admin one when `admin` (an admin check is set).
     #[must_use]
-    pub fn mounts(&self, admin: bool) -> Vec<(Mount, String)> {
+    pub fn mounts(&self, self_service: bool, admin: bool) -> Vec<(Mount, String)> {
         let mut mounts = Vec::with_capacity(2);
-        if self.self_service {
+        if self_service {
             mounts.push((Mount::SelfService, self.prefix.clone()));
         }
         if admin {
@@ -203,9 +228,9 @@ impl ManagementOptions {
     /// Every path to register, with its mount and its routes (one to three methods): what an
     /// adapter whose router takes one entry per path mounts.
     #[must_use]
-    pub fn paths(&self, admin: bool) -> Vec<(String, Mount, Vec<Route>)> {
+    pub fn paths(&self, self_service: bool, admin: bool) -> Vec<(String, Mount, Vec<Route>)> {
         let mut paths = Vec::with_capacity(6);
-        for (mount, base) in self.mounts(admin) {
+        for (mount, base) in self.mounts(self_service, admin) {
             for path in ["", "/{key_id}", "/{key_id}/rotate"] {
                 let routes = ROUTES.iter().filter(|r| r.path == path).copied().collect();
                 paths.push((format!("{base}{path}"), mount, routes));
@@ -218,11 +243,16 @@ impl ManagementOptions {
     /// signed requests.
     #[cfg(feature = "openapi")]
     #[must_use]
-    pub fn openapi(&self, admin: bool, keyward: &Keyward) -> crate::openapi::OpenApi {
+    pub fn openapi(
+        &self,
+        self_service: bool,
+        admin: bool,
+        keyward: &Keyward,
+    ) -> crate::openapi::OpenApi {
         crate::openapi::document(&crate::openapi::Mounted {
             prefix: &self.prefix,
             admin_prefix: &self.admin_prefix,
-            self_service: self.self_service,
+            self_service,
             admin,
             signing: keyward.signing_enabled(),
             policy: Some(keyward.policy()),
@@ -230,9 +260,40 @@ impl ManagementOptions {
     }
 }
 
-/// What the adapter knows of a management request's caller before anyone is asked.
+/// The management route a request matched, with its path parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Matched<'a> {
+    /// The set of routes it came in on.
+    pub mount: Mount,
+    /// What it does.
+    pub operation: Operation,
+    /// The path's `{owner_id}` (admin routes).
+    pub owner_id: Option<&'a str>,
+    /// The path's `{key_id}` (routes about one key).
+    pub key_id: Option<&'a str>,
+}
+
+impl<'a> Matched<'a> {
+    /// The route of `operation` on `mount`, its path parameters read with `param` (the
+    /// framework's lookup by name).
+    pub fn new(
+        mount: Mount,
+        operation: Operation,
+        param: impl Fn(&str) -> Option<&'a str>,
+    ) -> Self {
+        let (owner_id, key_id) = (param("owner_id"), param("key_id"));
+        Self {
+            mount,
+            operation,
+            owner_id,
+            key_id,
+        }
+    }
+}
+
+/// What is known of a management request's caller before anyone is asked.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Caller<'a> {
+pub(crate) struct Caller<'a> {
     /// The `{owner_id}` of an admin route's path.
     pub owner_in_path: Option<&'a str>,
     /// A principal the authentication middleware in front already verified.
@@ -247,7 +308,7 @@ pub struct Caller<'a> {
 ///
 /// # Errors
 /// `404` for an admin route without an owner; as the two functions.
-pub async fn actor<E: From<Problem>>(
+pub(crate) async fn actor<E: From<Problem>>(
     options: &ManagementOptions,
     mount: Mount,
     caller: Caller<'_>,
@@ -348,7 +409,7 @@ pub(crate) async fn admin_actor<E: From<Problem>>(
 
 /// A management request whose head (path, query, `If-Match`) has been parsed.
 #[derive(Debug)]
-pub struct Call {
+pub(crate) struct Call {
     operation: Operation,
     key_id: Option<KeyId>,
     cursor: Option<String>,
@@ -366,7 +427,7 @@ impl Call {
     /// # Errors
     /// `404` for a key id that cannot name a key, `422` for a bad query. An `If-Match` that
     /// names no version is answered `412` by [`Call::run`], after the request was judged.
-    pub fn parse(
+    pub(crate) fn parse(
         operation: Operation,
         key_id: Option<&str>,
         query: Option<&str>,
@@ -400,16 +461,10 @@ impl Call {
         })
     }
 
-    /// The operation.
-    #[must_use]
-    pub fn operation(&self) -> Operation {
-        self.operation
-    }
-
     /// Runs the operation as `actor` with the request's body (empty when the operation reads
     /// none) and its `Content-Type`, and gives the answer: the success reply, or the problem of
     /// a refusal (`415`, `400`, `422` for the body; the service's own).
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         keyward: &Keyward,
         actor: &Actor,
@@ -428,7 +483,7 @@ impl Call {
         content_type: Option<&[u8]>,
         body: &[u8],
     ) -> Result<Reply, Problem> {
-        let svc = |e: crate::ServiceError| super::service_problem(&e);
+        let svc = |e: crate::ServiceError| super::reply::service_problem(&e);
         let id = self.key_id.as_ref();
         let id = || id.ok_or_else(super::key_not_found);
         Ok(match self.operation {

@@ -2,34 +2,41 @@
 //! decided here, so that keyward-axum, keyward-actix and any later adapter only translate
 //! between their framework's request and response and these types (DESIGN.md §6, §9).
 //!
-//! - [`gate`]: the credential decision of the authentication middleware, and the steps of a
-//!   signed request around its body;
-//! - [`BodyBudget`]: sans-IO bounds for request bodies, fed chunk by chunk;
-//! - [`management`]: the management route table, who the caller acts as, each operation;
-//! - [`Reply`]: an answer as status, headers and body, problems included;
-//! - below: the problems adapters answer with ([`payload_too_large`], [`json_error`], …);
-//!   parsing bodies, list queries, path ids and `If-Match` is part of
-//!   [`management::Call::parse`].
+//! An adapter translates its framework's request into a [`RequestHead`] (and its body into a
+//! stream of chunks), calls one of two entry points, and translates the answer back:
+//!
+//! - [`Gate::authenticate`] (with [`Gate::authenticate_now`] for what needs no waiting): the
+//!   authentication middleware, signed requests and their bodies included ([`gate`]);
+//! - [`ManagementConfig::serve`]: one management request, from the matched route to the
+//!   [`Reply`] ([`management`]).
+//!
+//! Beside them: [`CredentialHeaders`], [`Rejection`] (what applications' owner resolvers and
+//! admin checks refuse with), [`BodyBudget`] (sans-IO bounds for bodies, and the one body
+//! loop), [`Reply`] (an answer as status, headers and body), and the problems a server
+//! answers with ([`payload_too_large`], [`json_error`], …).
 
 #![allow(
     clippy::result_large_err,
     reason = "a Problem is built once per rejected request, on the cold path"
 )]
 
-mod adapter;
 mod body;
+mod config;
 pub mod gate;
+mod head;
 pub mod management;
+mod rejection;
 mod reply;
 
 use serde::de::DeserializeOwned;
 
 pub use body::BodyBudget;
-pub use gate::{Decision, Gate, Observed};
-pub use management::{ManagementOptions, Operation};
+pub use config::{ClientIp, Hook, ManagementConfig};
+pub use gate::{Body, Gate, Observed, Outcome, Pass, UnverifiedSignature};
+pub use head::{CredentialHeaders, RequestHead};
+pub use management::{ManagementOptions, Matched, Operation};
+pub use rejection::Rejection;
 pub use reply::Reply;
-#[doc(hidden)] // for `define_rejection!`; `Problem::from(&ServiceError)` is the public way
-pub use reply::service_problem;
 
 use crate::error::ErrorCode;
 use crate::key::KeyId;
@@ -92,14 +99,14 @@ fn backticked(msg: &str) -> Option<String> {
     Some(msg[start..start + len].chars().take(64).collect())
 }
 
-/// Deserializes a JSON body.
+/// Deserializes a JSON body, as the management routes do: for a server's own routes that read
+/// JSON, so that bad bodies are answered alike.
 ///
 /// # Errors
 /// - `415` when the content type is not JSON ([`unsupported_media_type`]);
 /// - `400` `BAD_REQUEST` for bytes that are not JSON (syntax errors, truncation, bad UTF-8);
 /// - `422` `VALIDATION_FAILED` for JSON of the wrong shape, with one field error: unknown
 ///   fields (`unknown_field`), missing fields (`required`), wrong types (`invalid`).
-#[doc(hidden)] // shared with keyward-server's `/v1/verify`
 pub fn json_body<T: DeserializeOwned>(
     content_type: Option<&[u8]>,
     body: &[u8],
@@ -214,8 +221,7 @@ pub(crate) fn path_key_id(segment: &str) -> Result<KeyId, Problem> {
 
 /// `404 API_KEY_NOT_FOUND`: what a missing key, a foreign key and a malformed id all get.
 #[must_use]
-#[doc(hidden)] // for `define_rejection!`, which expands in the adapters
-pub fn key_not_found() -> Problem {
+pub(crate) fn key_not_found() -> Problem {
     Problem::new(
         ErrorCode::ApiKeyNotFound,
         Some("API key not found".to_owned()),

@@ -112,7 +112,7 @@ impl From<&ServiceError> for Reply {
 /// The problem for a management error; store outages and internal errors are logged at `warn`
 /// (their detail never reaches the client).
 #[must_use]
-pub fn service_problem(e: &ServiceError) -> Problem {
+pub(crate) fn service_problem(e: &ServiceError) -> Problem {
     if matches!(e, ServiceError::Unavailable(_) | ServiceError::Internal(_)) {
         tracing::warn!(error = %e, "key management failed");
     }

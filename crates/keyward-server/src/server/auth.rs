@@ -5,8 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use keyward_core::http::Observed;
+use keyward_core::model::IpNet;
 use keyward_core::{VerifyContext, credentials};
 
 use super::App;
@@ -25,7 +26,15 @@ pub(super) fn observer(metrics: &Arc<Metrics>) -> impl Fn(Observed) + Send + Syn
     }
 }
 
-impl App {
+/// Where a request's client address comes from: `--client-ip-header`, believed only from
+/// `--trusted-proxy` peers.
+#[derive(Debug, Clone)]
+pub(super) struct Clients {
+    pub(super) client_ip_header: Option<HeaderName>,
+    pub(super) trusted_proxies: Vec<IpNet>,
+}
+
+impl Clients {
     /// The client address. Without `--client-ip-header`, or from a peer outside
     /// `--trusted-proxy`, the peer's. From a trusted proxy, the header's (the last entry of a
     /// list: the one the nearest proxy added; `ip`, `ip:port`, `[v6]` or `[v6]:port`); a
@@ -65,7 +74,9 @@ impl App {
         let peer = extensions.get::<ConnectInfo<SocketAddr>>()?.0;
         Some(self.client_ip(headers, peer.ip()))
     }
+}
 
+impl App {
     /// The static admin token, if configured and presented.
     pub(super) fn token_presented(&self, headers: &HeaderMap) -> bool {
         let Some(token) = &self.admin_token else {

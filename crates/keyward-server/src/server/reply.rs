@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// A problem document, answered as keyward-axum answers it (keyward-core's `Reply`).
 pub(crate) fn problem(p: &Problem) -> Response {
-    keyward_axum::Rejection::from(p.clone()).into_response()
+    keyward_axum::respond(p)
 }
 
 pub(super) fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {

@@ -1,15 +1,16 @@
 //! The verification routes of a standalone service: `GET /v1/whoami`, `POST /v1/verify` for
 //! sidecars, `GET /v1/authz` for nginx `auth_request` and Traefik ForwardAuth.
 
-use axum::body::{Body, Bytes};
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use axum::body::Body;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyward_axum::signed::verify_signed_request;
-use keyward_axum::{Authenticated, Rejection};
-use keyward_core::credentials;
-use keyward_core::http::{self as khttp, Decision};
+use keyward_axum::{Authenticated, Head};
+use keyward_core::http::{self as khttp, BodyBudget, ClientIp, Outcome, RequestHead};
 use keyward_core::scope::ScopeMode;
 use keyward_core::{ErrorCode, Principal, Problem, ScopeRequirement, VerifyContext, VerifyError};
 use serde::{Deserialize, Serialize};
@@ -129,7 +130,8 @@ pub(super) async fn verify(State(app): State<Shared>, req: Request) -> Response 
     // Counted as every verification is: through the gate's observer.
     let started = app.gate.start();
     let r = app.kw.verify(&body.key, &need, &ctx).await;
-    app.gate.observe_result(started, &r, VerifyError::code);
+    app.gate
+        .report(started, r.as_ref().map(|_| ()).map_err(VerifyError::code));
     match r {
         Ok(p) => json(
             StatusCode::OK,
@@ -248,6 +250,63 @@ pub(super) fn original_request(
         .map_err(|_| refused("the forwarded request is malformed".to_owned()))
 }
 
+/// The head `/v1/authz` checks: the call's own headers (the proxy forwards the client's), its
+/// client address; for a signed request, the request the proxy describes
+/// ([`original_request`]), built the first time the signature needs it.
+struct AuthzHead<'a> {
+    call: &'a Parts,
+    set: Option<&'a ForwardedHeaders>,
+    client_ip: Option<&'a ClientIp<Parts>>,
+    original: OnceLock<Result<Parts, Problem>>,
+}
+
+impl AuthzHead<'_> {
+    /// The request the signature covers; the call itself until a signature needs it, or when
+    /// the proxy did not describe it (then [`RequestHead::signable`] refuses first).
+    fn target(&self) -> &Parts {
+        let original = self.original.get().and_then(|o| o.as_ref().ok());
+        original.unwrap_or(self.call)
+    }
+}
+
+impl RequestHead for AuthzHead<'_> {
+    fn method(&self) -> &str {
+        self.target().method.as_str()
+    }
+
+    fn path(&self) -> &str {
+        self.target().uri.path()
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.target().uri.query()
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.call.headers.get(name).map(HeaderValue::as_bytes)
+    }
+
+    fn headers(&self) -> Vec<(&str, &[u8])> {
+        let all = self.target().headers.iter();
+        all.map(|(n, v)| (n.as_str(), v.as_bytes())).collect()
+    }
+
+    fn authority(&self) -> Option<&str> {
+        None
+    }
+
+    fn client_ip(&self) -> Option<IpAddr> {
+        Head::new(self.call, self.client_ip).client_ip()
+    }
+
+    fn signable(&self) -> Result<(), Problem> {
+        let original = self
+            .original
+            .get_or_init(|| original_request(self.call, self.set));
+        original.as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+}
+
 /// `GET /v1/authz`: the forward-auth check, with the scopes of the query. keyward-core's
 /// [`Gate`](keyward_core::http::Gate) decides as in the adapters' middleware; a signed request is checked as the client
 /// sent it, which the proxy describes in headers ([`original_request`]), and its body is
@@ -279,44 +338,21 @@ pub(super) async fn authz(
         Err(p) => return problem(&p),
     };
     let (parts, body) = req.into_parts();
-    let mut gate = app.gate.clone();
-    gate.set_requirement(need);
-    let ctx = VerifyContext {
-        client_ip: app.client_ip_of(&parts.headers, &parts.extensions),
+    let gate = app.gate.clone().require(need);
+    let head = AuthzHead {
+        call: &parts,
+        set: app.forwarded.as_ref(),
+        client_ip: gate.client_ip_finder(),
+        original: OnceLock::new(),
     };
-    let credential = credentials::extract(
-        &app.kw.policy().format,
-        parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-        parts
-            .headers
-            .get(credentials::API_KEY_HEADER)
-            .map(HeaderValue::as_bytes),
-    );
-    let principal = match gate.decide(credential, &ctx).await {
-        Decision::Pass(Some(p)) => p,
-        Decision::Reject(p) => return problem(&p),
-        Decision::Signed => {
-            let original = match original_request(&parts, app.forwarded.as_ref()) {
-                Ok(p) => p,
-                Err(p) => return problem(&p),
-            };
-            let started = gate.start();
-            let r =
-                verify_signed_request(gate.keyward(), &original, body, gate.requirement(), &ctx)
-                    .await;
-            gate.observe_result(started, &r, Rejection::code);
-            match r {
-                Ok((p, _)) => p,
-                Err(r) => return r.into_response(),
-            }
-        }
-        // The gate requires a key: these do not happen.
-        Decision::Pass(None) | Decision::PassUnverifiedSignature => {
-            return problem(&Problem::missing());
-        }
+    let outcome = gate.authenticate(&head, body, Body::into_data_stream, tokio::time::sleep);
+    let principal = match outcome.await {
+        Outcome::Pass(pass) => match pass.principal {
+            Some(p) => p,
+            // The gate requires a key: this does not happen.
+            None => return problem(&Problem::missing()),
+        },
+        Outcome::Reject(p) => return problem(&p),
     };
     // Ids are checked when keys are created; one stored before the grammar existed that an
     // upstream could read otherwise is refused, never passed on mangled or left out.
@@ -344,24 +380,18 @@ pub(super) async fn authz(
     res
 }
 
-/// Reads a body of at most [`khttp::DEFAULT_BODY_LIMIT`] bytes, with the bounds and answers of
-/// keyward-axum's management routes.
-pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Problem> {
-    keyward_axum::routes::read_bounded_body(headers, body, khttp::DEFAULT_BODY_LIMIT)
-        .await
-        .map_err(keyward_axum::Rejection::into_problem)
-}
-
-pub(super) fn content_type(headers: &HeaderMap) -> Option<&[u8]> {
-    headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes)
-}
-
+/// Reads a JSON body of at most [`khttp::DEFAULT_BODY_LIMIT`] bytes, with the bounds and
+/// answers of the management routes.
 pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, Problem> {
-    let bytes = read_body(headers, body).await?;
-    khttp::json_body(content_type(headers), &bytes)
+    let header = |name| headers.get(name).map(HeaderValue::as_bytes);
+    let budget = BodyBudget::management(khttp::DEFAULT_BODY_LIMIT);
+    let bytes = budget
+        .read(header(header::CONTENT_LENGTH), body.into_data_stream())
+        .await?;
+    khttp::json_body(header(header::CONTENT_TYPE), &bytes)
 }
 
 #[cfg(test)]

@@ -1,0 +1,245 @@
+//! [`ManagementConfig`]: the management routes' options and the application's hooks on them
+//! (owner resolver, admin check, client address), generic over the adapter's request type `R`
+//! (axum's `Parts`, actix-web's `HttpRequest`), so that each adapter names it and adds nothing.
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_core::Stream;
+
+use super::management::{Call, Caller, Matched, Mount, Route, actor};
+use super::{BodyBudget, ManagementOptions, Rejection, Reply, RequestHead};
+use crate::{Keyward, Principal, ScopeRequirement, VerifyContext};
+
+/// An application's hook on a management request of type `R`: its owner resolver (`T =
+/// String`, the owner the request acts for, from the application's session or JWT) or its
+/// admin check (`T = ()`). Built from closures `Fn(&R) -> impl Future<Output = Result<T,
+/// Rejection>>`: copy what the future needs out of the request, it must not borrow it.
+pub type Hook<R, T> =
+    Arc<dyn Fn(&R) -> Pin<Box<dyn Future<Output = Result<T, Rejection>> + Send>> + Send + Sync>;
+
+/// What a [`ClientIp`] calls.
+type FindIp<R> = dyn Fn(&R) -> Option<IpAddr> + Send + Sync;
+
+/// Finds the client address IP allowlists are checked against, from a request of type `R`.
+pub struct ClientIp<R>(Arc<FindIp<R>>);
+
+impl<R> ClientIp<R> {
+    /// Finds it with `f`.
+    pub fn new(f: impl Fn(&R) -> Option<IpAddr> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// The address of `req`'s client, if known.
+    pub fn find(&self, req: &R) -> Option<IpAddr> {
+        (self.0)(req)
+    }
+}
+
+impl<R> Clone for ClientIp<R> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<R> fmt::Debug for ClientIp<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientIp(..)")
+    }
+}
+
+fn hook<R, T, F, Fut>(f: F) -> Hook<R, T>
+where
+    F: Fn(&R) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, Rejection>> + Send + 'static,
+{
+    Arc::new(move |req| Box::pin(f(req)))
+}
+
+/// How the management routes are mounted ([`ManagementOptions`]) and who may use them: the
+/// self-service routes with an owner resolver, the admin routes with an admin check.
+pub struct ManagementConfig<R> {
+    options: ManagementOptions,
+    owner: Option<Hook<R, String>>,
+    admin: Option<Hook<R, ()>>,
+    client_ip: Option<ClientIp<R>>,
+}
+
+impl<R> Clone for ManagementConfig<R> {
+    fn clone(&self) -> Self {
+        Self {
+            options: self.options.clone(),
+            owner: self.owner.clone(),
+            admin: self.admin.clone(),
+            client_ip: self.client_ip.clone(),
+        }
+    }
+}
+
+impl<R> fmt::Debug for ManagementConfig<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagementConfig")
+            .field("options", &self.options)
+            .field("self_service", &self.owner.is_some())
+            .field("admin", &self.admin.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: 'static> ManagementConfig<R> {
+    /// The self-service routes, for the owners `owner` resolves, with the default
+    /// [`ManagementOptions`]; no admin routes.
+    #[must_use]
+    pub fn new<F, Fut>(owner: F) -> Self
+    where
+        F: Fn(&R) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, Rejection>> + Send + 'static,
+    {
+        Self {
+            owner: Some(hook(owner)),
+            ..Self::admin_only_unchecked()
+        }
+    }
+
+    fn admin_only_unchecked() -> Self {
+        Self {
+            options: ManagementOptions::default(),
+            owner: None,
+            admin: None,
+            client_ip: None,
+        }
+    }
+
+    /// Only the admin routes, guarded by `check` (a key holding `keyward:admin` passes too):
+    /// for a service where owners never manage their own keys, such as the standalone server
+    /// without `--owner-header`.
+    #[must_use]
+    pub fn admin_only<F, Fut>(check: F) -> Self
+    where
+        F: Fn(&R) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Rejection>> + Send + 'static,
+    {
+        Self::admin_only_unchecked().admin(check)
+    }
+
+    /// Mounts the admin routes, guarded by `check` (a key holding `keyward:admin` passes too).
+    #[must_use]
+    pub fn admin<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn(&R) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Rejection>> + Send + 'static,
+    {
+        self.admin = Some(hook(check));
+        self
+    }
+
+    /// Where the routes are mounted and the rules for their callers.
+    #[must_use]
+    pub fn options(mut self, options: ManagementOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The client address IP allowlists are checked against when these routes verify a key
+    /// themselves (as on the authentication middleware; default: the adapter's, the TCP peer).
+    #[must_use]
+    pub fn client_ip(mut self, f: impl Fn(&R) -> Option<IpAddr> + Send + Sync + 'static) -> Self {
+        self.client_ip = Some(ClientIp::new(f));
+        self
+    }
+
+    /// The client address finder set with [`ManagementConfig::client_ip`], if any.
+    #[must_use]
+    pub fn client_ip_finder(&self) -> Option<&ClientIp<R>> {
+        self.client_ip.as_ref()
+    }
+
+    /// Every path to register, with its mount and its routes (one to three methods).
+    #[must_use]
+    pub fn paths(&self) -> Vec<(String, Mount, Vec<Route>)> {
+        let (self_service, admin) = (self.owner.is_some(), self.admin.is_some());
+        self.options.paths(self_service, admin)
+    }
+
+    /// The mounts and their base paths.
+    #[must_use]
+    pub fn mounts(&self) -> Vec<(Mount, String)> {
+        let (self_service, admin) = (self.owner.is_some(), self.admin.is_some());
+        self.options.mounts(self_service, admin)
+    }
+
+    /// The OpenAPI document of the routes mounted, with the SigV4 scheme when `keyward`
+    /// verifies signed requests.
+    #[cfg(feature = "openapi")]
+    #[must_use]
+    pub fn openapi(&self, keyward: &Keyward) -> crate::openapi::OpenApi {
+        let (self_service, admin) = (self.owner.is_some(), self.admin.is_some());
+        self.options.openapi(self_service, admin, keyward)
+    }
+
+    /// Serves one management request `req` (whose head is `head`) on the matched `route`, end
+    /// to end: who the caller acts as (the hooks are called with `req`, and only when the
+    /// decision needs them; `verified` is a principal the authentication middleware in front
+    /// already verified), the head (path key id, query, `If-Match`), the body when the
+    /// operation reads one (a stream of chunks, read within the body limit), the operation,
+    /// and the answer.
+    pub async fn serve<S, D, E>(
+        &self,
+        keyward: &Keyward,
+        route: Matched<'_>,
+        req: &R,
+        head: &impl RequestHead,
+        verified: Option<&Principal>,
+        body: S,
+    ) -> Reply
+    where
+        S: Stream<Item = Result<D, E>>,
+        D: AsRef<[u8]>,
+        E: fmt::Display,
+    {
+        let options = &self.options;
+        let answer = async {
+            let credential = options
+                .credential_headers
+                .extract(&keyward.policy().format, head);
+            let caller = Caller {
+                owner_in_path: route.owner_id,
+                verified,
+                presented: credential.is_presented(),
+            };
+            let verify = async {
+                let ctx = VerifyContext {
+                    client_ip: head.client_ip(),
+                };
+                let none = ScopeRequirement::none();
+                Ok(super::gate::verify_presented(keyward, credential, &none, &ctx).await?)
+            };
+            // Lazy: a hook is called only when the decision polls it.
+            let check = self
+                .admin
+                .as_ref()
+                .map(|check| async move { check(req).await });
+            let resolve = async {
+                match &self.owner {
+                    Some(owner) => owner(req).await,
+                    None => Err(Rejection::unauthenticated()),
+                }
+            };
+            let actor = actor(options, route.mount, caller, check, verify, resolve).await?;
+            let if_match = head.header("if-match");
+            let call = Call::parse(route.operation, route.key_id, head.query(), if_match)?;
+            let bytes = if route.operation.reads_body() {
+                let budget = BodyBudget::management(options.body_limit);
+                budget.read(head.header("content-length"), body).await?
+            } else {
+                Vec::new()
+            };
+            let content_type = head.header("content-type");
+            Ok::<_, Rejection>(call.run(keyward, &actor, content_type, &bytes).await)
+        };
+        answer.await.unwrap_or_else(Reply::from)
+    }
+}
