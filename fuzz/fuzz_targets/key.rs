@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use keyward_core::KeyFormat;
-use keyward_core::credentials::{self, Credential};
+use keyward_http::credentials::{self, Credential};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
-//! `cargo xtask public-api [--bless]`: keyward-core's public API, compared with the listing
-//! checked in at `crates/keyward-core/public-api.txt`, so that every change to it is
-//! deliberate: a change fails until the listing is updated with `--bless` and committed beside
-//! the code.
+//! `cargo xtask public-api [--bless]`: the public API of keyward-core and keyward-http (the
+//! crates every adapter and store builds on), each compared with the listing checked in at
+//! `crates/<crate>/public-api.txt`, so that every change to them is deliberate: a change fails
+//! until the listing is updated with `--bless` and committed beside the code.
 //!
 //! The listing comes from rustdoc's JSON output, which is unstable: it is built on the stable
 //! toolchain with `RUSTC_BOOTSTRAP=1` (in its own target directory, so the main build's cache
@@ -13,9 +13,11 @@
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-/// The crate whose API is listed, and where the listing lives.
-const CRATE: &str = "keyward-core";
-const LISTING: &str = "crates/keyward-core/public-api.txt";
+/// The crates whose API is listed, and where each listing lives.
+const CRATES: &[(&str, &str)] = &[
+    ("keyward-core", "crates/keyward-core/public-api.txt"),
+    ("keyward-http", "crates/keyward-http/public-api.txt"),
+];
 
 /// Runs `cargo xtask public-api [--bless]`.
 pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
@@ -24,6 +26,17 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
         [flag] if flag == "--bless" => true,
         [other, ..] => return Err(format!("unknown argument `{other}` (takes --bless)")),
     };
+    let mut code = ExitCode::SUCCESS;
+    for (krate, listing) in CRATES {
+        if check(krate, listing, bless)? != ExitCode::SUCCESS {
+            code = ExitCode::FAILURE;
+        }
+    }
+    Ok(code)
+}
+
+/// Lists `krate`'s API and compares it with the file `listing` (or writes it there, with `bless`).
+fn check(krate: &str, listing: &str, bless: bool) -> Result<ExitCode, String> {
     let root = crate::workspace_root();
     let target = root.join("target").join("public-api");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -36,7 +49,7 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
             "--lib",
             "--all-features",
             "--package",
-            CRATE,
+            krate,
         ])
         .arg("--target-dir")
         .arg(&target)
@@ -48,7 +61,7 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     }
     let json = target
         .join("doc")
-        .join(format!("{}.json", CRATE.replace('-', "_")));
+        .join(format!("{}.json", krate.replace('-', "_")));
     let out = Command::new(&cargo)
         .current_dir(&root)
         .args([
@@ -71,11 +84,11 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
         ));
     }
     let current = String::from_utf8(out.stdout).map_err(|_| "the listing is not UTF-8")?;
-    let path = root.join(LISTING);
+    let path = root.join(listing);
     if bless {
-        std::fs::write(&path, &current).map_err(|e| format!("cannot write {LISTING}: {e}"))?;
+        std::fs::write(&path, &current).map_err(|e| format!("cannot write {listing}: {e}"))?;
         println!(
-            "public-api: wrote {LISTING} ({} items)",
+            "public-api: wrote {listing} ({} items)",
             current.lines().count()
         );
         return Ok(ExitCode::SUCCESS);
@@ -84,12 +97,12 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     let (removed, added) = difference(&recorded, &current);
     if removed.is_empty() && added.is_empty() {
         println!(
-            "public-api: {CRATE} matches {LISTING} ({} items)",
+            "public-api: {krate} matches {listing} ({} items)",
             current.lines().count()
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("public-api: {CRATE}'s public API differs from {LISTING}:");
+    println!("public-api: {krate}'s public API differs from {listing}:");
     for line in &removed {
         println!("- {line}");
     }

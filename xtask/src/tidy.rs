@@ -8,7 +8,7 @@
 //! - no import loop between the top-level modules of any crate (`cycles`);
 //! - no file under `crates/*/src` is over 800 lines, and each web adapter's `src/` stays under
 //!   400 lines of code (comments and blank lines left out): what decides an answer, and every
-//!   step of the flow, belongs in `keyward_core::http` (issues 15 and 23, docs/architecture.md);
+//!   step of the flow, belongs in `keyward_http` (issues 15 and 23, docs/architecture.md);
 //! - no `macro_rules!` under `crates/*/src` but keyward-test's (whose macros expand the shared
 //!   suites into test cases): a macro that expands in another crate hides code from the count
 //!   above (issue 23).
@@ -146,7 +146,7 @@ fn violations(root: &Path) -> Vec<Violation> {
         if adapter && code >= MAX_ADAPTER_CODE {
             let message = format!(
                 "{code} lines of code in src/ (under {MAX_ADAPTER_CODE}): move what decides an \
-                 answer, or a step of the flow, into keyward_core::http"
+                 answer, or a step of the flow, into keyward_http"
             );
             found.push(Violation::new(root, &dir.join("src"), None, &message));
         }

@@ -5,8 +5,8 @@ use std::ops::Deref;
 use actix_web::dev::{Extensions, Payload};
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
 use futures::future::{Ready, ready};
-use keyward_core::http::{UnverifiedSignature, gate};
 use keyward_core::{Principal, ScopeRequirement};
+use keyward_http::{UnverifiedSignature, gate};
 
 use crate::rejection::error;
 
@@ -63,7 +63,7 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let ext = req.extensions();
         let principal = require(&ext, &ScopeRequirement::none()).map(|()| ext.get().cloned());
-        let missing = || error(keyward_core::http::Rejection::missing());
+        let missing = || error(keyward_http::Rejection::missing());
         ready(principal.and_then(|p| p.map(Self).ok_or_else(missing)))
     }
 }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use actix_web::HttpRequest;
 use actix_web::http::Version;
 use actix_web::http::header::HeaderValue;
-use keyward_core::http::{ClientIp, RequestHead};
+use keyward_http::{ClientIp, RequestHead};
 
 /// The default client address: the TCP peer's.
 #[must_use]

@@ -1,22 +1,11 @@
 //! [`KeywardAuth`]: the actix-web middleware that authenticates API keys.
 //!
 //! Modelled on actix-web-httpauth's bearer middleware: a [`Transform`] that builds one
-//! [`KeywardAuthMiddleware`] per worker. For each request it finds the credential (see
-//! [`CredentialHeaders`]), verifies it with [`Keyward::verify`] and stores the
-//! [`Principal`](keyward_core::Principal) in the request extensions, where
-//! [`crate::Authenticated`] and [`crate::RequireScopes`] find it.
-//!
-//! - No keyward credential (none at all, or a bearer token that is not a keyward key): the
-//!   request goes on unauthenticated, so open routes and other authentication still work.
-//! - A keyward credential that fails: the request is answered here with the problem document
-//!   (401 `API_KEY_INVALID` for every kind of bad key, 403, 429 or 503); the reason goes to
-//!   `tracing`, never the key.
-//! - `Authorization: AWS4-HMAC-SHA256 …` (a SigV4-signed request): when
-//!   [`Keyward::signing_enabled`], the body is buffered within `SigningOptions`'s bounds (over:
-//!   `413`), the signature verified with [`Keyward::verify_signed`] (`401 SIGNATURE_INVALID`,
-//!   `SIGNATURE_EXPIRED`, `SIGNATURE_REPLAYED`, or the bearer path's 403/429/503) and the body
-//!   put back for the handler. Without signing, the request goes on without a principal and
-//!   where a key is required the answer is `401 SIGNATURE_INVALID`.
+//! [`KeywardAuthMiddleware`] per worker. For each request it hands a [`Head`] of the request
+//! and its payload to keyward-http's [`Gate`], which decides everything ([`keyward_http::gate`]),
+//! and stores the [`Principal`](keyward_core::Principal) in the request extensions, where
+//! [`crate::Authenticated`] and [`crate::RequireScopes`] find it, and puts a signed body back
+//! with `ServiceRequest::set_payload` for the handler.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,7 +16,7 @@ use actix_web::http::header::HeaderName;
 use actix_web::{Error, HttpMessage, HttpRequest};
 use futures::FutureExt as _;
 use futures::future::{Either, LocalBoxFuture, Map, Ready, ready};
-use keyward_core::http::{Gate, Outcome, UnverifiedSignature};
+use keyward_http::{Gate, Outcome, UnverifiedSignature};
 
 use crate::head::Head;
 use crate::rejection::respond;
@@ -44,7 +33,7 @@ use crate::rejection::respond;
 /// ```
 ///
 /// What happens to each kind of credential is keyward-core's [`Gate`]
-/// ([`keyward_core::http::gate`]).
+/// ([`keyward_http::gate`]).
 #[derive(Debug, Clone)]
 pub struct KeywardAuth {
     gate: Arc<Gate<HttpRequest>>,

@@ -5,11 +5,11 @@ use actix_web::error::InternalError;
 use actix_web::http::StatusCode;
 use actix_web::{Error, HttpResponse};
 #[doc(inline)]
-pub use keyward_core::http::Rejection;
-use keyward_core::http::Reply;
+pub use keyward_http::Rejection;
+use keyward_http::Reply;
 
 /// keyward-core's framework-neutral answer (a [`Reply`], a [`Rejection`], a
-/// [`keyward_core::Problem`]) as an actix-web response.
+/// [`keyward_http::Problem`]) as an actix-web response.
 pub fn respond(reply: impl Into<Reply>) -> HttpResponse {
     let reply = reply.into();
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

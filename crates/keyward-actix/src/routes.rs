@@ -1,7 +1,7 @@
 //! The management routes of DESIGN.md §6 for actix-web, from keyward-core's route table
-//! ([`keyward_core::http::management`]): [`management_routes`] mounts the self-service routes
-//! under a prefix (default `/api-keys`; the owner comes from the application's
-//! [`OwnerResolver`], never from the body) and, with an [`AdminCheck`], the same six routes
+//! ([`keyward_http::management`]): [`management_routes`] mounts the self-service routes
+//! under a prefix (default `/api-keys`; the owner comes from the application's owner resolver,
+//! never from the body) and, with an admin check ([`ManagementConfig`]), the same six routes
 //! under `{admin_prefix}/owners/{owner_id}{prefix}` (default `/admin`) for the owner in the
 //! path; the caller must hold `keyward:admin` (a key, by name) or pass the check.
 //!
@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use actix_web::http::Method;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use keyward_core::http::management::{Matched, Mount, Operation, ROUTES};
-use keyward_core::http::{BodyBudget, method_not_allowed};
-#[doc(inline)]
-pub use keyward_core::http::{DEFAULT_BODY_LIMIT, ManagementOptions};
 use keyward_core::{Keyward, Principal};
+use keyward_http::management::{Matched, Mount, Operation, ROUTES};
+use keyward_http::{BodyBudget, method_not_allowed};
+#[doc(inline)]
+pub use keyward_http::{DEFAULT_BODY_LIMIT, ManagementOptions};
 
 use crate::head::Head;
 use crate::rejection::{Rejection, respond};
@@ -31,7 +31,7 @@ use crate::rejection::{Rejection, respond};
 /// `Fn(&HttpRequest) -> impl Future<Output = Result<String, Rejection>>` whose future owns what
 /// it needs; `.admin(check)` with its admin check; `.options(...)`; `.client_ip(...)` as on
 /// [`crate::KeywardAuth`].
-pub type ManagementConfig = keyward_core::http::ManagementConfig<HttpRequest>;
+pub type ManagementConfig = keyward_http::ManagementConfig<HttpRequest>;
 
 /// Mounts the management routes: `App::new().configure(keyward_actix::management_routes(keyward,
 /// config))` (the same name and arguments as keyward-axum's `management_routes`).
@@ -62,11 +62,11 @@ pub fn management_routes(
     }
 }
 
-/// A `GET` resource at `path` serving `document` (from [`ManagementConfig::openapi`](keyward_core::http::ManagementConfig::openapi)) as JSON.
+/// A `GET` resource at `path` serving `document` (from [`ManagementConfig::openapi`](keyward_http::ManagementConfig::openapi)) as JSON.
 #[cfg(feature = "openapi")]
 #[must_use]
-pub fn openapi_route(path: &str, document: &keyward_core::openapi::OpenApi) -> actix_web::Resource {
-    let reply = keyward_core::http::Reply::json(200, document);
+pub fn openapi_route(path: &str, document: &keyward_http::openapi::OpenApi) -> actix_web::Resource {
+    let reply = keyward_http::Reply::json(200, document);
     let serve = move || std::future::ready(respond(reply.clone()));
     web::resource(path).route(web::get().to(serve))
 }
@@ -87,10 +87,10 @@ pub fn json_payload_error(e: &actix_web::error::JsonPayloadError) -> Rejection {
     use actix_web::error::JsonPayloadError as E;
     Rejection::new(match e {
         E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
-            keyward_core::http::payload_too_large(*limit)
+            keyward_http::payload_too_large(*limit)
         }
-        E::ContentType => keyward_core::http::unsupported_media_type(),
-        E::Deserialize(err) => keyward_core::http::json_error(err),
+        E::ContentType => keyward_http::unsupported_media_type(),
+        E::Deserialize(err) => keyward_http::json_error(err),
         _ => BodyBudget::unreadable(),
     })
 }

@@ -11,9 +11,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderValue;
 use actix_web::{App, HttpResponse, test, web};
 use keyward_actix::{Authenticated, CredentialHeaders, Gate, Head, KeywardAuth, RequireScopes};
-use keyward_core::credentials::Credential;
 use keyward_core::service::CreateKeyRequest;
 use keyward_core::{Keyward, Policy, ScopeRequirement};
+use keyward_http::credentials::Credential;
 use serde_json::Value;
 
 async fn key(kw: &Keyward, scopes: &[&str], ips: &[&str]) -> String {

@@ -9,8 +9,8 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::Response;
 use http::Extensions;
 use http::request::Parts;
-use keyward_core::http::{UnverifiedSignature, gate};
 use keyward_core::{Principal, ScopeRequirement};
+use keyward_http::{UnverifiedSignature, gate};
 
 use crate::rejection::respond;
 
@@ -58,7 +58,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
         let principal = parts.extensions.get::<Principal>().cloned();
         principal
             .map(Self)
-            .ok_or_else(|| respond(keyward_core::Problem::missing()))
+            .ok_or_else(|| respond(keyward_http::Problem::missing()))
     }
 }
 

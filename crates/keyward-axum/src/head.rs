@@ -7,7 +7,7 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, OriginalUri};
 use http::request::Parts;
 use http::{HeaderValue, Uri, Version};
-use keyward_core::http::{ClientIp, RequestHead};
+use keyward_http::{ClientIp, RequestHead};
 
 /// The default client address: the peer address from axum's `ConnectInfo<SocketAddr>` (serve
 /// with `into_make_service_with_connect_info::<SocketAddr>()`), or `MockConnectInfo` in tests.

@@ -3,9 +3,9 @@
 //!
 //! Split as tower-http's `async_require_authorization`: the [`KeywardLayer`] builds a
 //! [`KeywardService`] around the inner service. What happens to each kind of credential is
-//! keyward-core's [`Gate`] ([`keyward_core::http::gate`]): a valid key passes with its
+//! keyward-core's [`Gate`] ([`keyward_http::gate`]): a valid key passes with its
 //! principal; a bad one is `401 API_KEY_INVALID`; nothing (or someone else's bearer token)
-//! passes on without a principal, or `401 API_KEY_MISSING` with [`KeywardLayer::required`]; a
+//! passes on without a principal, or `401 API_KEY_MISSING` with [`Gate::required`]; a
 //! SigV4-signed request has its body read within the signing bounds, verified and put back.
 
 use std::fmt;
@@ -18,7 +18,7 @@ use futures::future::{BoxFuture, Either};
 use http::Request;
 use http::request::Parts;
 use http_body_util::BodyExt;
-use keyward_core::http::{Gate, Outcome, UnverifiedSignature};
+use keyward_http::{Gate, Outcome, UnverifiedSignature};
 use tower_layer::Layer;
 use tower_service::Service;
 

@@ -22,7 +22,7 @@ pub use crate::{
     scopes::RequireScopes,
 };
 #[doc(inline)]
-pub use keyward_core::http::{CredentialHeaders, Gate};
-#[doc(inline)]
 /// The background task that flushes batched usage and retries cache invalidations (keyward-core's).
 pub use keyward_core::maintenance::spawn_usage_flusher;
+#[doc(inline)]
+pub use keyward_http::{CredentialHeaders, Gate};

@@ -3,11 +3,11 @@
 use axum::response::Response;
 use http::{HeaderName, HeaderValue, StatusCode};
 #[doc(inline)]
-pub use keyward_core::http::Rejection;
-use keyward_core::http::Reply;
+pub use keyward_http::Rejection;
+use keyward_http::Reply;
 
 /// keyward-core's framework-neutral answer (a [`Reply`], a [`Rejection`], a
-/// [`keyward_core::Problem`]) as an axum response: the error type of this crate's extractors
+/// [`keyward_http::Problem`]) as an axum response: the error type of this crate's extractors
 /// and layers.
 pub fn respond(reply: impl Into<Reply>) -> Response {
     let reply = reply.into();

@@ -8,12 +8,12 @@
 //! | `PATCH {prefix}/{key_id}` | `200 key` |
 //! | `DELETE {prefix}/{key_id}` | `204`, soft revoke |
 //! | `POST {prefix}/{key_id}/rotate` | `201 {api_key, key}` |
-//! | `{admin_prefix}/owners/{owner_id}{prefix}…` (default `/admin`), the same six routes | as above, owner from the path (with an [`AdminCheck`], or a key holding `keyward:admin`) |
+//! | `{admin_prefix}/owners/{owner_id}{prefix}…` (default `/admin`), the same six routes | as above, owner from the path (with an admin check, or a key holding `keyward:admin`) |
 //!
-//! The owner of a self-service request comes from the application's [`OwnerResolver`] (its
-//! own session or JWT), never from the body. A request that presents an API key is refused
+//! The owner of a self-service request comes from the application's owner resolver (its own
+//! session or JWT, [`ManagementConfig`]), never from the body. A request that presents an API key is refused
 //! (`403`) unless [`ManagementOptions::allow_api_key_callers`] is on; then the key is verified and
-//! acts for its own owner ([`Actor::key`]). What each actor may change is decided in
+//! acts for its own owner ([`keyward_core::Actor::key`]). What each actor may change is decided in
 //! keyward-core (DESIGN.md §11): refusals are `403 MANAGEMENT_FORBIDDEN`, a second rotation of
 //! a key `409 API_KEY_ALREADY_ROTATED`. Answers about one key carry its version as `ETag`;
 //! `PATCH`, `DELETE` and `rotate` honour `If-Match` (`412 PRECONDITION_FAILED`). Answers with a
@@ -31,10 +31,10 @@ use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter};
 use http::request::Parts;
-#[doc(inline)]
-pub use keyward_core::http::ManagementOptions;
-use keyward_core::http::management::{Matched, Mount, Operation, Route};
 use keyward_core::{Keyward, Principal};
+#[doc(inline)]
+pub use keyward_http::ManagementOptions;
+use keyward_http::management::{Matched, Mount, Operation, Route};
 
 use crate::head::Head;
 use crate::rejection::respond;
@@ -43,7 +43,7 @@ use crate::rejection::respond;
 /// `ManagementConfig::new(owner)` with the application's owner resolver, a closure
 /// `Fn(&Parts) -> impl Future<Output = Result<String, Rejection>>`; `.admin(check)` with its
 /// admin check; `.options(...)`; `.client_ip(...)` as on the [`crate::KeywardLayer`].
-pub type ManagementConfig = keyward_core::http::ManagementConfig<Parts>;
+pub type ManagementConfig = keyward_http::ManagementConfig<Parts>;
 
 /// A router with the management routes, to `merge` into the application's router (the same
 /// name and arguments as keyward-actix's `management_routes`).
@@ -70,7 +70,7 @@ where
         }
         router = router.route(&path, methods);
     }
-    let not_allowed = || async { respond(keyward_core::http::method_not_allowed()) };
+    let not_allowed = || async { respond(keyward_http::method_not_allowed()) };
     router
         .method_not_allowed_fallback(not_allowed)
         .with_state(state)
@@ -99,13 +99,13 @@ async fn handle(
     )
 }
 
-/// A router serving `document` (from [`ManagementConfig::openapi`](keyward_core::http::ManagementConfig::openapi)) as JSON at `path`.
+/// A router serving `document` (from [`ManagementConfig::openapi`](keyward_http::ManagementConfig::openapi)) as JSON at `path`.
 #[cfg(feature = "openapi")]
 pub fn openapi_route<S>(path: &str, document: &utoipa::openapi::OpenApi) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let reply = keyward_core::http::Reply::json(200, document);
+    let reply = keyward_http::Reply::json(200, document);
     let serve = move || std::future::ready(respond(reply.clone()));
     Router::new().route(path, axum::routing::get(serve))
 }

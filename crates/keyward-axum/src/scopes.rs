@@ -18,7 +18,7 @@ use tower_service::Service;
 /// Requires scopes of the verified key:
 /// `RequireScopes::new(ScopeRequirement::all_of_static(["reports:read"]))`. The check is on
 /// the principal's effective scopes; to check scopes before a key's rate limit is charged,
-/// give the requirement to [`crate::KeywardLayer::require`] instead.
+/// give the requirement to the layer's [`Gate::require`](keyward_http::Gate::require) instead.
 #[derive(Debug, Clone)]
 pub struct RequireScopes(Arc<ScopeRequirement>);
 

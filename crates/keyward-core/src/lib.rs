@@ -5,25 +5,20 @@
 pub mod authz;
 pub mod cache;
 pub mod clock;
-pub mod credentials;
 pub mod crypto;
 pub mod digest;
 pub mod engine;
 pub mod error;
-pub mod http;
 mod integral;
 pub mod key;
 pub mod maintenance;
 mod management;
 pub mod memory;
 pub mod model;
-#[cfg(feature = "openapi")]
-pub mod openapi;
-pub mod problem;
 mod rfc3339;
 mod rotation;
 #[cfg(feature = "openapi")]
-mod schemas;
+pub mod schemas;
 pub mod scope;
 pub mod service;
 pub mod signing;
@@ -45,8 +40,6 @@ pub use crate::error::ErrorCode;
 pub use crate::key::{ApiKey, KeyFormat, KeyId};
 #[doc(inline)]
 pub use crate::model::{KeyRecord, KeyView, Policy, Principal};
-#[doc(inline)]
-pub use crate::problem::Problem;
 #[doc(inline)]
 pub use crate::scope::{Scope, ScopeRequirement, ScopeSet};
 #[doc(inline)]

@@ -282,7 +282,7 @@ impl KeyVersion {
     /// A version no key ever has (versions are times since the epoch): what an `If-Match` that
     /// names no version keyward issued stands for, so that it fails the precondition where the
     /// service checks it, after the request itself was judged.
-    pub(crate) const UNMATCHABLE: Self = Self(-1);
+    pub const UNMATCHABLE: Self = Self(-1);
 
     /// Parses one entity tag as [`KeyVersion::etag`] writes it (a weak `W/` tag never matches a
     /// strong comparison, so it is refused too).

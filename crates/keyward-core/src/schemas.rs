@@ -1,4 +1,4 @@
-//! The schemas of the fields keyward's request types share (scope lists, allowlists), each
+//! The OpenAPI schemas of the fields keyward's request types share (scope lists, allowlists), each
 //! with the pattern its parser enforces. A leaf: the request types (`management`) and the
 //! document (`openapi`) both use it without one depending on the other.
 //!

@@ -111,11 +111,11 @@ pub struct Cursor {
     pub key_id: KeyId,
 }
 
-/// What a cursor looks like, for the OpenAPI document: every string it admits is a cursor
-/// [`Cursor::decode`] reads (it may name a position past every key: an empty page), or empty,
-/// which the list routes read as "from the start".
-#[cfg(test)] // the document writes it as a literal; tests hold the two and `decode` together
-pub(crate) const CURSOR_PATTERN: &str = r"^([0-9]{1,18}\.[0-9A-Za-z]{12})?$";
+/// What a list cursor looks like, for the OpenAPI document: every string it admits is a cursor
+/// the store reads (it may name a position past every key: an empty page), or empty, which the
+/// list routes read as "from the start". keyward-http's document writes it as a literal; tests
+/// hold the two and the decoder together.
+pub const CURSOR_PATTERN: &str = r"^([0-9]{1,18}\.[0-9A-Za-z]{12})?$";
 
 /// A malformed cursor string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -72,13 +72,13 @@ impl Guard {
 /// answers `408` when a request, reading its body included, outlives `--request-timeout`.
 pub(crate) async fn guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
     let Ok(_permit) = guard.permits.clone().try_acquire_owned() else {
-        return keyward_axum::respond(keyward_core::http::overloaded());
+        return keyward_axum::respond(keyward_http::overloaded());
     };
     match tokio::time::timeout(guard.timeout, next.run(req)).await {
         Ok(res) => res,
         Err(_) => {
             tracing::debug!(timeout = ?guard.timeout, "request timed out");
-            let p = keyward_core::http::request_timeout(
+            let p = keyward_http::request_timeout(
                 "the request (with its body) took longer than the server allows",
             );
             let mut res = keyward_axum::respond(p);

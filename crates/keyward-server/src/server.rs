@@ -25,9 +25,9 @@ use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use keyward_core::http as khttp;
-use keyward_core::http::Gate;
 use keyward_core::{Keyward, ScopeRequirement};
+use keyward_http as khttp;
+use keyward_http::Gate;
 use tower::ServiceExt as _;
 
 use crate::admin::{self, AdminToken};

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, header};
-use keyward_core::http::Observed;
+use keyward_core::VerifyContext;
 use keyward_core::model::IpNet;
-use keyward_core::{VerifyContext, credentials};
+use keyward_http::Observed;
+use keyward_http::credentials;
 
 use super::App;
 use super::reply::outcome_of_code;

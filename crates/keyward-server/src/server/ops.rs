@@ -5,7 +5,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyward_core::{ErrorCode, Problem};
+use keyward_core::ErrorCode;
+use keyward_http::Problem;
 use serde::Serialize;
 
 use super::{Shared, json, problem};
@@ -105,7 +106,7 @@ struct ServerApi;
 /// drops it from the management routes.
 pub(super) fn openapi_document(self_service: bool, kw: &keyward_core::Keyward) -> Bytes {
     let signing = kw.signing_enabled();
-    let mut doc = keyward_core::openapi::document(&keyward_core::openapi::Mounted {
+    let mut doc = keyward_http::openapi::document(&keyward_http::openapi::Mounted {
         prefix: "/api-keys",
         admin_prefix: "/admin",
         self_service,
@@ -121,7 +122,7 @@ pub(super) fn openapi_document(self_service: bool, kw: &keyward_core::Keyward) -
                     security.retain(|r| {
                         serde_json::to_value(r)
                             .ok()
-                            .and_then(|v| v.get(keyward_core::openapi::HMAC_SCHEME).map(|_| ()))
+                            .and_then(|v| v.get(keyward_http::openapi::HMAC_SCHEME).map(|_| ()))
                             .is_none()
                     });
                 }

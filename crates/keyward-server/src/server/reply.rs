@@ -3,7 +3,8 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyward_core::{ErrorCode, Problem};
+use keyward_core::ErrorCode;
+use keyward_http::Problem;
 use serde::Serialize;
 
 /// A problem document, answered as keyward-axum answers it (keyward-core's `Reply`).

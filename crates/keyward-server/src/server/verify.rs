@@ -10,9 +10,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward_axum::{Authenticated, Head};
-use keyward_core::http::{self as khttp, BodyBudget, ClientIp, Outcome, RequestHead};
 use keyward_core::scope::ScopeMode;
-use keyward_core::{ErrorCode, Principal, Problem, ScopeRequirement, VerifyContext, VerifyError};
+use keyward_core::{ErrorCode, Principal, ScopeRequirement, VerifyContext, VerifyError};
+use keyward_http::Problem;
+use keyward_http::{self as khttp, BodyBudget, ClientIp, Outcome, RequestHead};
 use serde::{Deserialize, Serialize};
 
 use super::{Shared, json, problem};
@@ -41,7 +42,7 @@ pub(super) struct VerifyRequest {
     key: String,
     /// Scopes the key must hold.
     #[serde(default)]
-    #[schema(schema_with = keyward_core::openapi::scope_list)]
+    #[schema(schema_with = keyward_http::openapi::scope_list)]
     scopes: Vec<String>,
     /// How the scopes combine (default `all_of`).
     #[serde(default)]
@@ -93,7 +94,7 @@ pub(super) fn requirement(scopes: &[String], mode: ScopeMode) -> Result<ScopeReq
         ScopeMode::AllOf => ScopeRequirement::all_of(scopes),
         ScopeMode::AnyOf => ScopeRequirement::any_of(scopes),
     };
-    r.map_err(|e| keyward_core::problem::validation("scopes", "invalid", e.to_string()))
+    r.map_err(|e| keyward_http::problem::validation("scopes", "invalid", e.to_string()))
 }
 
 /// `POST /v1/verify`: checks the key in the body for a sidecar. The caller (the admin token,
@@ -179,7 +180,7 @@ pub(super) fn authz_query(q: Option<&str>) -> Result<ScopeRequirement, Problem> 
                     "all_of" => ScopeMode::AllOf,
                     "any_of" => ScopeMode::AnyOf,
                     _ => {
-                        return Err(keyward_core::problem::validation(
+                        return Err(keyward_http::problem::validation(
                             "mode",
                             "invalid",
                             "all_of or any_of",
@@ -308,7 +309,7 @@ impl RequestHead for AuthzHead<'_> {
 }
 
 /// `GET /v1/authz`: the forward-auth check, with the scopes of the query. keyward-core's
-/// [`Gate`](keyward_core::http::Gate) decides as in the adapters' middleware; a signed request is checked as the client
+/// [`Gate`](keyward_http::Gate) decides as in the adapters' middleware; a signed request is checked as the client
 /// sent it, which the proxy describes in headers ([`original_request`]), and its body is
 /// whatever the proxy forwards (with the documented snippets: none).
 #[utoipa::path(get, path = "/v1/authz", operation_id = "authz", tag = "verify",

@@ -16,7 +16,7 @@
 //! | `GET /any` | requires any of `a:x`, `b:x`; answers `200` with the `Principal` as JSON |
 //! | `POST` and `PUT /echo` | requires a verified key with scope `reports:read` (behind the same authentication as `/protected`); answers `200` with `{"principal": Principal, "body": "<the request body as the handler read it>"}` |
 //! | `GET /open` | no authentication; answers `200` |
-//! | `GET /openapi.json` | `keyward_core::openapi::document` for the self-service and admin routes under `/api-keys`, signing as the engine does, as JSON |
+//! | `GET /openapi.json` | `keyward_http::openapi::document` for the self-service and admin routes under `/api-keys`, signing as the engine does, as JSON |
 //!
 //! AccessKey are `Authorization: Bearer <key>` and `X-API-Key: <key>` (default names), and
 //! SigV4-signed requests (`Authorization: AWS4-HMAC-SHA256 …`, DESIGN.md §7): the suite's

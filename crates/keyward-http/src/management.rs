@@ -1,13 +1,13 @@
 //! The management routes of DESIGN.md §6, written once: the route table, who the caller acts
 //! as, each operation's request parsing and its answer. An adapter mounts [`ROUTES`] under
 //! each of [`ManagementOptions::paths`], and for a request on one of them calls
-//! [`ManagementOptions::serve`] with the [`Matched`] route, its [`RequestHead`], the body as a
+//! [`ManagementConfig::serve`](crate::ManagementConfig::serve) with the [`Matched`] route, its [`RequestHead`](crate::RequestHead), the body as a
 //! stream, and its framework's admin check and owner resolver as futures; it answers with the
 //! [`Reply`]. Inside, in order:
 //!
 //! 1. the [`Actor`]: `self_service_actor` or `admin_actor` (DESIGN.md §11);
 //! 2. the head: path key id, query, `If-Match`;
-//! 3. the body, through a [`BodyBudget`], when [`Operation::reads_body`];
+//! 3. the body, through a [`BodyBudget`](crate::BodyBudget), when [`Operation::reads_body`];
 //! 4. the operation, and its answer.
 //!
 //! | route | answer |
@@ -30,11 +30,11 @@
 
 use std::future::Future;
 
-use crate::authz::Actor;
-use crate::key::KeyId;
 use crate::problem::Problem;
-use crate::service::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
-use crate::{Keyward, Principal};
+use keyward_core::authz::Actor;
+use keyward_core::key::KeyId;
+use keyward_core::service::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
+use keyward_core::{Keyward, Principal};
 
 use super::{
     CredentialHeaders, Reply, if_match, json_body, json_body_or_default, list_query, path_key_id,
@@ -124,7 +124,7 @@ pub const ROUTES: [Route; 6] = [
 /// each adapter's `ManagementConfig` holds one beside its owner resolver and admin check.
 ///
 /// ```
-/// use keyward_core::http::ManagementOptions;
+/// use keyward_http::ManagementOptions;
 ///
 /// let options = ManagementOptions::default()
 ///     .prefix("keys/")
@@ -483,7 +483,7 @@ impl Call {
         content_type: Option<&[u8]>,
         body: &[u8],
     ) -> Result<Reply, Problem> {
-        let svc = |e: crate::ServiceError| super::reply::service_problem(&e);
+        let svc = |e: keyward_core::ServiceError| super::reply::service_problem(&e);
         let id = self.key_id.as_ref();
         let id = || id.ok_or_else(super::key_not_found);
         Ok(match self.operation {

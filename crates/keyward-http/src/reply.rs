@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::problem::{self, Problem};
-use crate::service::{KeyVersion, ServiceError};
+use keyward_core::service::{KeyVersion, ServiceError};
 
 /// An HTTP answer in framework-neutral form. Header names are lowercase and every value is
 /// visible ASCII, so adapters copy them without checks that could fail.
@@ -124,8 +124,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::engine::VerifyError;
-    use crate::error::ErrorCode;
+    use keyward_core::engine::VerifyError;
+    use keyward_core::error::ErrorCode;
 
     #[test]
     fn problems_carry_their_headers() {

@@ -12,7 +12,7 @@ use futures_core::Stream;
 
 use super::management::{Call, Caller, Matched, Mount, Route, actor};
 use super::{BodyBudget, ManagementOptions, Rejection, Reply, RequestHead};
-use crate::{Keyward, Principal, ScopeRequirement, VerifyContext};
+use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext};
 
 /// An application's hook on a management request of type `R`: its owner resolver (`T =
 /// String`, the owner the request acts for, from the application's session or JWT) or its

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::credentials::{self, Credential};
-use crate::key::KeyFormat;
+use keyward_core::key::KeyFormat;
 
 /// A request head as received, framework-neutral. Each adapter implements it on a borrowed
 /// view of its framework's request; keyward's flow reads nothing else of a request but its
@@ -26,7 +26,7 @@ pub trait RequestHead {
     /// `host` is a header.
     fn authority(&self) -> Option<&str>;
     /// The client address IP allowlists are checked against
-    /// ([`VerifyContext::client_ip`](crate::VerifyContext::client_ip)).
+    /// ([`VerifyContext::client_ip`](keyward_core::VerifyContext::client_ip)).
     fn client_ip(&self) -> Option<IpAddr>;
     /// Whether this head stands for the request a signature covers. A forward-auth endpoint,
     /// whose head describes another request in headers a proxy sets, refuses here when the

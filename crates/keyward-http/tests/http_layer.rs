@@ -1,4 +1,4 @@
-//! The framework-neutral HTTP layer (`keyward_core::http`) on its own, through its two entry
+//! The framework-neutral HTTP layer (`keyward_http`) on its own, through its two entry
 //! points as an adapter calls them: who a management request acts as and which of the
 //! application's hooks are polled, the middleware's credential decision, and a management call
 //! from head to `Reply`. The same rules are proven over real sockets in every stack by
@@ -11,14 +11,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_core::http::management::{Matched, Mount};
-use keyward_core::http::{
-    Body, Gate, ManagementConfig, ManagementOptions, Operation, Outcome, Rejection, Reply,
-    RequestHead,
-};
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::service::CreateKeyRequest;
 use keyward_core::{ErrorCode, Keyring, Keyward, Principal, ScopeRequirement, VerifyContext};
+use keyward_http::management::{Matched, Mount};
+use keyward_http::{
+    Body, Gate, ManagementConfig, ManagementOptions, Operation, Outcome, Rejection, Reply,
+    RequestHead,
+};
 use serde_json::Value;
 
 fn keyward() -> Keyward {

@@ -4,16 +4,16 @@
 //!
 //! The functions are never called: each is the anchor of one `#[utoipa::path]`. Statuses are
 //! literals here; `tests::documented_statuses_are_the_error_table_s` holds them to
-//! [`ErrorCode::status`](crate::error::ErrorCode::status).
+//! [`ErrorCode::status`](keyward_core::error::ErrorCode::status).
 
 #![allow(dead_code)] // the anchors of the `#[utoipa::path]` derives are never called
 
 use utoipa::openapi::Required;
 use utoipa::{IntoParams, IntoResponses, OpenApi};
 
-use crate::model::{KeyState, KeyView};
 use crate::problem::Problem;
-use crate::service::{
+use keyward_core::model::{KeyState, KeyView};
+use keyward_core::service::{
     CreateKeyRequest, CreatedKey, FieldError, KeyPage, RotateKeyRequest, UpdateKeyRequest,
 };
 
@@ -302,7 +302,7 @@ pub(super) fn routes() -> utoipa::openapi::OpenApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode::{self, *};
+    use keyward_core::error::ErrorCode::{self, *};
 
     #[test]
     fn list_query_states_the_store_s_rules() {
@@ -310,9 +310,15 @@ mod tests {
         let params = &doc["paths"]["/api-keys"]["get"]["parameters"];
         assert_eq!(params[0]["name"], "limit");
         assert_eq!(params[0]["schema"]["minimum"], 1);
-        assert_eq!(params[0]["schema"]["maximum"], crate::store::MAX_PAGE_SIZE);
+        assert_eq!(
+            params[0]["schema"]["maximum"],
+            keyward_core::store::MAX_PAGE_SIZE
+        );
         assert_eq!(params[1]["name"], "cursor");
-        assert_eq!(params[1]["schema"]["pattern"], crate::store::CURSOR_PATTERN);
+        assert_eq!(
+            params[1]["schema"]["pattern"],
+            keyward_core::store::CURSOR_PATTERN
+        );
         let rotate = &doc["paths"]["/api-keys/{key_id}/rotate"]["post"]["requestBody"];
         assert_eq!(rotate["required"], false);
         assert_eq!(
@@ -326,7 +332,10 @@ mod tests {
     fn owner_path_states_the_owner_id_grammar() {
         let params = <OwnerPath as IntoParams>::into_params(|| None);
         let param = serde_json::to_value(&params[0]).unwrap();
-        assert_eq!(param["schema"]["pattern"], crate::authz::OWNER_ID_PATTERN);
+        assert_eq!(
+            param["schema"]["pattern"],
+            keyward_core::authz::OWNER_ID_PATTERN
+        );
     }
 
     /// Each route's documented error statuses are exactly those of the codes it answers with,

@@ -10,7 +10,7 @@ use std::task::Poll;
 use futures_core::Stream;
 
 use crate::problem::Problem;
-use crate::signing::SigningOptions;
+use keyward_core::signing::SigningOptions;
 
 /// How much of an oversize management body is read and thrown away before answering `413`, so
 /// that a client still sending sees the answer instead of a reset connection. Beyond it the
@@ -20,7 +20,7 @@ const DRAIN_LIMIT: usize = 1 << 20;
 /// Bounds on one request body, fed chunk by chunk.
 ///
 /// ```
-/// use keyward_core::http::BodyBudget;
+/// use keyward_http::BodyBudget;
 ///
 /// let mut budget = BodyBudget::management(4);
 /// budget.declared(Some(b"3")).unwrap();

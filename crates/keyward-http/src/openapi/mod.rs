@@ -13,7 +13,7 @@ use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApiBuilder, RefOr};
 
-use crate::model::Policy;
+use keyward_core::model::Policy;
 
 mod paths;
 
@@ -27,7 +27,7 @@ pub const BEARER_SCHEME: &str = "apiKeyAuth";
 pub const HMAC_SCHEME: &str = "apiKeyHmacAuth";
 
 /// The schema of every field or parameter that takes scopes.
-pub use crate::schemas::scope_list;
+pub use keyward_core::schemas::scope_list;
 
 /// Which management routes a document describes: what an adapter (or the server) mounts.
 #[derive(Debug, Clone, Copy)]
@@ -163,9 +163,11 @@ fn for_admin(mut item: PathItem) -> PathItem {
 /// The policy's limits on the request bodies, where the server checks them.
 fn state_limits(doc: &mut OpenApi, policy: &Policy) {
     let seconds = |d: time::Duration| d.whole_seconds();
-    let max_ttl = policy.max_ttl.map_or(crate::service::MAX_TTL_SECONDS, |d| {
-        seconds(d).min(crate::service::MAX_TTL_SECONDS)
-    });
+    let max_ttl = policy
+        .max_ttl
+        .map_or(keyward_core::service::MAX_TTL_SECONDS, |d| {
+            seconds(d).min(keyward_core::service::MAX_TTL_SECONDS)
+        });
     for body in ["CreateKeyRequest", "UpdateKeyRequest"] {
         limit(doc, body, "name", |s| {
             set_max_length(s, policy.max_name_len)

@@ -1,6 +1,10 @@
-//! The framework-neutral HTTP layer: everything a caller of keyward's routes can observe is
-//! decided here, so that keyward-axum, keyward-actix and any later adapter only translate
+//! keyward's framework-neutral HTTP layer: everything a caller of keyward's routes can observe
+//! is decided here, so that keyward-axum, keyward-actix and any later adapter only translate
 //! between their framework's request and response and these types (DESIGN.md §6, §9).
+//! keyward-core holds the domain (keys, digests, scopes, SigV4, the engine, the management
+//! service); this crate holds HTTP: credential headers, the authentication flow, body bounds,
+//! the management routes, problem documents ([`problem`]) and the OpenAPI document
+//! ([`openapi`], feature `openapi`).
 //!
 //! An adapter translates its framework's request into a [`RequestHead`] (and its body into a
 //! stream of chunks), calls one of two entry points, and translates the answer back:
@@ -19,12 +23,18 @@
     clippy::result_large_err,
     reason = "a Problem is built once per rejected request, on the cold path"
 )]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
 mod config;
+pub mod credentials;
 pub mod gate;
 mod head;
 pub mod management;
+#[cfg(feature = "openapi")]
+pub mod openapi;
+pub mod problem;
 mod rejection;
 mod reply;
 
@@ -35,13 +45,14 @@ pub use config::{ClientIp, Hook, ManagementConfig};
 pub use gate::{Body, Gate, Observed, Outcome, Pass, UnverifiedSignature};
 pub use head::{CredentialHeaders, RequestHead};
 pub use management::{ManagementOptions, Matched, Operation};
+pub use problem::Problem;
 pub use rejection::Rejection;
 pub use reply::Reply;
 
-use crate::error::ErrorCode;
-use crate::key::KeyId;
-use crate::problem::{Problem, validation};
-use crate::service::KeyVersion;
+use keyward_core::error::ErrorCode;
+use keyward_core::key::KeyId;
+use keyward_core::service::KeyVersion;
+use problem::validation;
 
 /// Default limit on management request bodies, in bytes.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -181,7 +192,7 @@ pub(crate) fn json_body_or_default<T: DeserializeOwned + Default>(
 ///
 /// # Errors
 /// `422` with a field error for a `limit` that is not a number (range checks happen in
-/// [`crate::Keyward::list_keys`]) and for a query that is not valid percent-encoding.
+/// [`keyward_core::Keyward::list_keys`]) and for a query that is not valid percent-encoding.
 pub(crate) fn list_query(query: Option<&str>) -> Result<(Option<String>, Option<u32>), Problem> {
     let mut cursor = None;
     let mut limit = None;
@@ -306,7 +317,7 @@ pub(crate) fn admin_forbidden() -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
+    use keyward_core::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 
     const JSON: Option<&[u8]> = Some(b"application/json");
 

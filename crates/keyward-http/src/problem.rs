@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::VerifyError;
-use crate::error::ErrorCode;
-use crate::service::{FieldError, ServiceError};
+use keyward_core::engine::VerifyError;
+use keyward_core::error::ErrorCode;
+use keyward_core::service::{FieldError, ServiceError};
 
 /// The media type of problem documents.
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -183,4 +183,45 @@ pub fn validation(field: &str, code: &str, message: impl Into<String>) -> Proble
     );
     p.errors.push(FieldError::new(field, code, message));
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code's problem carries the code's status, and a type derived from its wire name.
+    #[test]
+    fn every_code_has_its_problem() {
+        for code in ErrorCode::ALL {
+            let problem = Problem::new(code, None);
+            assert_eq!(problem.status, code.status());
+            let name = code.as_str().to_ascii_lowercase().replace('_', "-");
+            assert!(problem.type_uri.ends_with(&name), "{code}");
+        }
+    }
+
+    /// What each verification refusal looks like outside: one answer for every bad key, the
+    /// reason for an unseen client address, `Retry-After` in whole seconds, `503` for outages.
+    #[test]
+    fn verification_refusals() {
+        use keyward_core::engine::InvalidReason;
+        let a = Problem::from(&VerifyError::Invalid(InvalidReason::Revoked));
+        let b = Problem::from(&VerifyError::Invalid(InvalidReason::WrongSecret));
+        assert_eq!(a, b);
+        assert_eq!(a.code, ErrorCode::ApiKeyInvalid);
+        let p = Problem::from(&VerifyError::IpUnknown);
+        assert_eq!(p.code, ErrorCode::ApiKeyIpDenied);
+        let detail = p.detail.unwrap_or_default();
+        assert!(
+            detail.contains("cannot see the client's address"),
+            "{detail}"
+        );
+        let limited = VerifyError::RateLimited {
+            retry_after: Some(std::time::Duration::from_millis(1500)),
+        };
+        let p = Problem::from(&limited);
+        assert_eq!((p.status, p.retry_after), (429, Some(2)));
+        let down = VerifyError::Unavailable(keyward_core::StoreError::unavailable("down"));
+        assert_eq!(Problem::from(&down).status, 503);
+    }
 }

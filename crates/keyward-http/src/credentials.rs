@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use crate::key::KeyFormat;
+use keyward_core::key::KeyFormat;
 
 /// The scheme of SigV4-signed requests.
 pub(crate) const SIGV4_SCHEME: &str = "AWS4-HMAC-SHA256";
@@ -115,8 +115,8 @@ fn ours(format: &KeyFormat, token: &str) -> bool {
 /// code, and the key only in its redacted form (`prefix_env_keyid…`). What every adapter
 /// logs, so that they read the same.
 #[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
-pub fn log_rejected_key(e: &crate::engine::VerifyError, key: &str) {
-    tracing::debug!(reason = e.reason(), code = %e.code(), key = %crate::key::redacted(key), "API key rejected");
+pub fn log_rejected_key(e: &keyward_core::engine::VerifyError, key: &str) {
+    tracing::debug!(reason = e.reason(), code = %e.code(), key = %keyward_core::key::redacted(key), "API key rejected");
 }
 
 /// Logs, at debug level, a credential header that cannot even be read (`API_KEY_INVALID`).

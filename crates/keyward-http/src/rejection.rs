@@ -3,9 +3,9 @@
 
 use std::fmt;
 
-use crate::error::ErrorCode;
 use crate::problem::{self, Problem};
-use crate::{ServiceError, VerifyError};
+use keyward_core::error::ErrorCode;
+use keyward_core::{ServiceError, VerifyError};
 
 /// A refused request: an `application/problem+json` answer with keyward's stable `code`
 /// ([`super::Reply`] decides its headers: `no-store`, `WWW-Authenticate: Bearer` on `401`,
