@@ -99,6 +99,7 @@ impl Step {
 /// `publish = false` (a test checks both ways).
 pub(crate) const PUBLISHED: &[&str] = &[
     "keyward-core",
+    "keyward-http",
     "keyward-sea-orm",
     "keyward-redis",
     "keyward-axum",

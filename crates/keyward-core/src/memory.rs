@@ -350,8 +350,7 @@ impl MemoryRateLimiter {
 ///
 /// # Errors
 /// The wait in microseconds when the request is over the limit.
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
-pub fn gcra(tat: Option<i64>, now_us: i64, limit: &RateLimit) -> Result<i64, i64> {
+pub(crate) fn gcra(tat: Option<i64>, now_us: i64, limit: &RateLimit) -> Result<i64, i64> {
     let period = i64::from(limit.window_seconds.max(1)) * 1_000_000;
     let emission = (period / i64::from(limit.requests.max(1))).max(1);
     let tat = tat.unwrap_or(now_us).max(now_us);

@@ -114,14 +114,12 @@ fn ours(format: &KeyFormat, token: &str) -> bool {
 /// Logs, at debug level, why a presented key was refused: the internal reason and the public
 /// code, and the key only in its redacted form (`prefix_env_keyid…`). What every adapter
 /// logs, so that they read the same.
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
-pub fn log_rejected_key(e: &keyward_core::engine::VerifyError, key: &str) {
+pub(crate) fn log_rejected_key(e: &keyward_core::engine::VerifyError, key: &str) {
     tracing::debug!(reason = e.reason(), code = %e.code(), key = %keyward_core::key::redacted(key), "API key rejected");
 }
 
 /// Logs, at debug level, a credential header that cannot even be read (`API_KEY_INVALID`).
-#[doc(hidden)] // shared with keyward's own crates; not part of the everyday API
-pub fn log_unusable(reason: InvalidCredential) {
+pub(crate) fn log_unusable(reason: InvalidCredential) {
     tracing::debug!(
         reason = reason.as_str(),
         code = "API_KEY_INVALID",

@@ -86,8 +86,8 @@ impl fmt::Debug for KeyDigest {
     }
 }
 
-/// A digest function with its pepper bound in.
-#[doc(hidden)] // the keyring builds these itself; public for keyward-core's own benchmark
+/// A digest function with its pepper bound in. The [`Keyring`] builds these itself; they are
+/// public so that a digest can be measured or checked on its own (keyward-core's benchmark does).
 pub trait Digester: Send + Sync + fmt::Debug {
     /// Which algorithm this is.
     fn algorithm(&self) -> DigestAlgorithm;
@@ -98,7 +98,6 @@ pub trait Digester: Send + Sync + fmt::Debug {
 /// HMAC-SHA256 with the pepper as key. The inner and outer pads are hashed once, here; each
 /// digest starts from a copy of that state (RustCrypto's `hmac` and `sha2`, which use the SHA
 /// instructions where the CPU has them, and wipe their state and buffer on drop).
-#[doc(hidden)] // the keyring builds these itself; public for keyward-core's own benchmark
 pub struct HmacSha256Digester(Hmac<Sha256>);
 
 /// SHA-256's block, which is also the length HMAC brings every key to.
@@ -148,7 +147,6 @@ impl Digester for HmacSha256Digester {
 }
 
 /// Keyed BLAKE3; the 32-byte key is derived from the pepper with BLAKE3's KDF mode.
-#[doc(hidden)] // the keyring builds these itself; public for keyward-core's own benchmark
 pub struct Blake3Digester(blake3::Hasher);
 
 impl Blake3Digester {
@@ -185,7 +183,6 @@ impl Digester for Blake3Digester {
 
 /// Argon2id with the pepper as Argon2's secret input and the key id as salt.
 #[cfg(feature = "argon2")]
-#[doc(hidden)] // the keyring builds these itself; public for keyward-core's own benchmark
 pub struct Argon2idDigester {
     pepper: Pepper,
     params: argon2::Params,

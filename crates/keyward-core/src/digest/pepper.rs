@@ -16,9 +16,10 @@ pub(super) const MIN_DISTINCT_BYTES: usize = 12;
 
 /// Why `secret` cannot be a random secret (a pepper or an encryption key), or `None` when it
 /// may be one: a single repeated byte, too few distinct bytes (a short pattern repeated), or a
-/// value published in keyward's own code. A check against mistakes, not a randomness test.
+/// value published in keyward's own code. A check against mistakes, not a randomness test:
+/// [`Pepper`] applies it, and so should every other secret of this kind (the server's encryption
+/// keys).
 #[must_use]
-#[doc(hidden)] // shared with keyward-server's key-file checks; not part of the everyday API
 pub fn weakness(secret: &[u8]) -> Option<&'static str> {
     let mut seen = [false; 256];
     let mut distinct = 0usize;
@@ -100,9 +101,9 @@ impl fmt::Debug for Pepper {
 #[error("a pepper must be hex or base64 (generate one with `openssl rand -base64 32`)")]
 pub struct PepperDecodeError;
 
-/// Decodes secret text: hex (an even number of hex digits) or base64 in any common alphabet.
-/// Shared by peppers and the server's encryption keys.
-#[doc(hidden)]
+/// Decodes secret text: hex (an even number of hex digits) or base64 in any common alphabet, as
+/// [`Pepper::from_encoded`] reads it; for other secrets read the same way (the server's
+/// encryption keys).
 #[must_use]
 pub fn decode_secret(s: &str) -> Option<Zeroizing<Vec<u8>>> {
     use base64::Engine as _;
