@@ -32,7 +32,6 @@ pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
 #[derive(Debug, Clone, Copy)]
 pub struct Head<'a> {
     parts: &'a Parts,
-    uri: &'a Uri,
     client_ip: Option<&'a ClientIp<Parts>>,
 }
 
@@ -40,15 +39,13 @@ impl<'a> Head<'a> {
     /// The head of `parts`.
     #[must_use]
     pub fn new(parts: &'a Parts, client_ip: Option<&'a ClientIp<Parts>>) -> Self {
-        let uri = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map_or(&parts.uri, |o| &o.0);
-        Self {
-            parts,
-            uri,
-            client_ip,
-        }
+        Self { parts, client_ip }
+    }
+
+    /// The URI as received: looked up only where the path counts (signatures, management).
+    fn uri(&self) -> &'a Uri {
+        let original = self.parts.extensions.get::<OriginalUri>();
+        original.map_or(&self.parts.uri, |o| &o.0)
     }
 }
 
@@ -58,11 +55,11 @@ impl RequestHead for Head<'_> {
     }
 
     fn path(&self) -> &str {
-        self.uri.path()
+        self.uri().path()
     }
 
     fn query(&self) -> Option<&str> {
-        self.uri.query()
+        self.uri().query()
     }
 
     fn header(&self, name: &str) -> Option<&[u8]> {
@@ -75,10 +72,8 @@ impl RequestHead for Head<'_> {
     }
 
     fn authority(&self) -> Option<&str> {
-        let authority = self
-            .uri
-            .authority()
-            .filter(|_| self.parts.version >= Version::HTTP_2);
+        let http2 = self.parts.version >= Version::HTTP_2;
+        let authority = self.uri().authority().filter(|_| http2);
         authority.map(http::uri::Authority::as_str)
     }
 

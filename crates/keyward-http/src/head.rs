@@ -72,11 +72,15 @@ impl CredentialHeaders {
     /// What `head` presents, for keys of `format`. Only the first value of each header is read.
     #[must_use]
     pub fn extract<'a>(&self, format: &KeyFormat, head: &'a impl RequestHead) -> Credential<'a> {
-        credentials::extract(
-            format,
-            head.header(&self.authorization),
-            head.header(&self.api_key),
-        )
+        let authorization = head.header(&self.authorization);
+        // The API-key header is looked up only when `Authorization` leaves the decision to it
+        // (a lookup by name can cost a header name's allocation, as in actix-web).
+        match credentials::extract(format, authorization, None) {
+            Credential::None | Credential::NotOurs => {
+                credentials::extract(format, authorization, head.header(&self.api_key))
+            }
+            decided => decided,
+        }
     }
 
     /// Whether `name` is one of these headers: an adapter marks their values sensitive, so that
