@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpServer, web};
 use keyward_actix::{Gate, KeywardAuth, RequireScopes};
+use keyward_core::management::CreateKeyRequest;
 use keyward_core::memory::MemoryKeyStore;
-use keyward_core::service::CreateKeyRequest;
 use keyward_core::{Keyring, Keyward, ScopeRequirement};
 
 async fn hello() -> &'static str {

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderValue;
 use actix_web::{App, HttpResponse, test, web};
 use keyward_actix::{Authenticated, CredentialHeaders, Gate, Head, KeywardAuth, RequireScopes};
-use keyward_core::service::CreateKeyRequest;
+use keyward_core::management::CreateKeyRequest;
 use keyward_core::{Keyward, Policy, ScopeRequirement};
 use keyward_http::credentials::Credential;
 use serde_json::Value;

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use keyward_axum::{Gate, KeywardLayer, RequireScopes};
+use keyward_core::management::CreateKeyRequest;
 use keyward_core::memory::MemoryKeyStore;
-use keyward_core::service::CreateKeyRequest;
 use keyward_core::{Keyring, Keyward, ScopeRequirement};
 
 async fn hello() -> &'static str {

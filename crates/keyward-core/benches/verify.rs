@@ -26,8 +26,8 @@ use criterion::{Criterion, criterion_group};
 use futures::executor::block_on;
 use keyward_core::digest::{Digester, HmacSha256Digester};
 use keyward_core::key::KeyId;
+use keyward_core::management::CreateKeyRequest;
 use keyward_core::memory::MemoryKeyStore;
-use keyward_core::service::CreateKeyRequest;
 use keyward_core::{KeyFormat, Keyring, Keyward, Pepper, ScopeRequirement, VerifyContext};
 use ring::hmac;
 

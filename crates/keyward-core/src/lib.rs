@@ -12,7 +12,7 @@ pub mod error;
 mod integral;
 pub mod key;
 pub mod maintenance;
-mod management;
+pub mod management;
 pub mod memory;
 pub mod model;
 mod rfc3339;
@@ -20,7 +20,7 @@ mod rotation;
 #[cfg(feature = "openapi")]
 pub mod schemas;
 pub mod scope;
-pub mod service;
+mod service;
 pub mod signing;
 pub mod sigv4;
 pub mod store;
@@ -39,10 +39,10 @@ pub use crate::error::ErrorCode;
 #[doc(inline)]
 pub use crate::key::{ApiKey, KeyFormat, KeyId};
 #[doc(inline)]
+pub use crate::management::ServiceError;
+#[doc(inline)]
 pub use crate::model::{KeyRecord, KeyView, Policy, Principal};
 #[doc(inline)]
 pub use crate::scope::{Scope, ScopeRequirement, ScopeSet};
-#[doc(inline)]
-pub use crate::service::ServiceError;
 #[doc(inline)]
 pub use crate::store::{KeyStore, StoreError};

@@ -1,6 +1,7 @@
-//! What the management service takes and gives: requests, answers, versions, errors. Public as
-//! `keyward_core::service::*`; a module of its own so that the rules (`authz`) and the service
-//! share the types without importing each other.
+//! Key management: what its operations on [`crate::Keyward`] (`create_key`, `list_keys`,
+//! `get_key`, `update_key`, `revoke_key`, `rotate_key`) take and give: requests, answers,
+//! versions, errors. The operations live in a private module beside it, so that the rules
+//! (`authz`) and the operations share these types without importing each other.
 
 use std::fmt;
 
@@ -11,6 +12,10 @@ use crate::error::ErrorCode;
 use crate::key::{ApiKey, KeyId};
 use crate::model::{Credits, KeyRecord, KeyView, Metadata, RateLimit};
 use crate::store::{StoreError, StoreErrorKind};
+
+/// The longest `ttl_seconds` a key may ask for: 100 years (the policy's `max_ttl` may be
+/// shorter).
+pub const MAX_TTL_SECONDS: i64 = 3_155_760_000;
 
 /// One field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

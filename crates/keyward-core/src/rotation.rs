@@ -13,11 +13,11 @@ use crate::Keyward;
 use crate::authz::{self, Actor};
 use crate::clock::micros;
 use crate::key::KeyId;
-use crate::model::{KeyRecord, KeyState};
-use crate::service::{
-    CreatedKey, FieldError, KeyVersion, RotateKeyRequest, ServiceError, WRITE_ATTEMPTS, contended,
-    next_version_time, store_err,
+use crate::management::{
+    CreatedKey, FieldError, KeyVersion, RotateKeyRequest, ServiceError, store_err,
 };
+use crate::model::{KeyRecord, KeyState};
+use crate::service::{WRITE_ATTEMPTS, contended, next_version_time};
 use crate::store::StoreErrorKind;
 
 impl Keyward {

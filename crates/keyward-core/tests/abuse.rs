@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use keyward_core::clock::ManualClock;
 use keyward_core::engine::InvalidReason;
 use keyward_core::key::KeyFormat;
+use keyward_core::management::{CreateKeyRequest, CreatedKey};
 use keyward_core::memory::MemoryKeyStore;
-use keyward_core::service::{CreateKeyRequest, CreatedKey};
 use keyward_core::store::{Cursor, InvalidationBus, KeyStore, Page, StoreError, UsageDelta};
 use keyward_core::throttle::FailureThrottle;
 use keyward_core::{

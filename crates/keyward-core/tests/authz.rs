@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use keyward_core::clock::ManualClock;
-use keyward_core::memory::MemoryKeyStore;
-use keyward_core::model::{Credits, RateLimit, SelfServiceDefaults};
-use keyward_core::service::{
+use keyward_core::management::{
     CreateKeyRequest, CreatedKey, KeyVersion, RotateKeyRequest, UpdateKeyRequest,
 };
+use keyward_core::memory::MemoryKeyStore;
+use keyward_core::model::{Credits, RateLimit, SelfServiceDefaults};
 use keyward_core::{
     Actor, Keyring, Keyward, Policy, ScopeRequirement, ServiceError, VerifyContext, VerifyError,
 };

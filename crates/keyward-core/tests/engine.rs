@@ -9,10 +9,10 @@ use keyward_core::clock::ManualClock;
 use keyward_core::digest::{DigestAlgorithm, Pepper};
 use keyward_core::engine::InvalidReason;
 use keyward_core::key::{KeyFormat, ParseError};
+use keyward_core::management::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::model::{Credits, LastUsedStrategy, RateLimit};
 use keyward_core::scope::{ScopeCatalog, ScopeSet};
-use keyward_core::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 use keyward_core::store::{Cursor, KeyStore, Page, StoreError, UsageDelta};
 use keyward_core::{
     Actor, ErrorCode, KeyId, KeyRecord, Keyring, Keyward, Policy, ScopeRequirement, ServiceError,
@@ -992,7 +992,7 @@ async fn keys_are_minted_from_the_injected_rng() {
         .unwrap()
     };
     let mint = |kw: Keyward| async move {
-        let req = keyward_core::service::CreateKeyRequest {
+        let req = keyward_core::management::CreateKeyRequest {
             name: "k".into(),
             ..Default::default()
         };
@@ -1029,7 +1029,7 @@ async fn the_principal_schema_is_its_json() {
     let created = kw
         .create_key(
             "alice",
-            keyward_core::service::CreateKeyRequest {
+            keyward_core::management::CreateKeyRequest {
                 name: "k".into(),
                 ..Default::default()
             },

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use keyward_core::clock::ManualClock;
 use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::engine::InvalidReason;
+use keyward_core::management::CreateKeyRequest;
 use keyward_core::memory::MemoryKeyStore;
-use keyward_core::service::CreateKeyRequest;
 use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
 use keyward_core::{Keyring, Keyward, ScopeRequirement, VerifyContext, VerifyError};
 use time::macros::datetime;
@@ -303,7 +303,7 @@ async fn rotating_a_signing_key_without_encryption_is_refused() {
         .rotate_key(
             &keyward_core::Actor::admin(),
             &id,
-            keyward_core::service::RotateKeyRequest::default(),
+            keyward_core::management::RotateKeyRequest::default(),
             None,
         )
         .await;

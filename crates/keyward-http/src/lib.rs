@@ -51,7 +51,7 @@ pub use reply::Reply;
 
 use keyward_core::error::ErrorCode;
 use keyward_core::key::KeyId;
-use keyward_core::service::KeyVersion;
+use keyward_core::management::KeyVersion;
 use problem::validation;
 
 /// Default limit on management request bodies, in bytes.
@@ -317,7 +317,7 @@ pub(crate) fn admin_forbidden() -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyward_core::service::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
+    use keyward_core::management::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 
     const JSON: Option<&[u8]> = Some(b"application/json");
 

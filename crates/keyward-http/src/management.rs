@@ -33,7 +33,7 @@ use std::future::Future;
 use crate::problem::Problem;
 use keyward_core::authz::Actor;
 use keyward_core::key::KeyId;
-use keyward_core::service::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
+use keyward_core::management::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
 use keyward_core::{Keyward, Principal};
 
 use super::{

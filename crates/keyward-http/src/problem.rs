@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use keyward_core::engine::VerifyError;
 use keyward_core::error::ErrorCode;
-use keyward_core::service::{FieldError, ServiceError};
+use keyward_core::management::{FieldError, ServiceError};
 
 /// The media type of problem documents.
 pub const CONTENT_TYPE: &str = "application/problem+json";

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::problem::{self, Problem};
-use keyward_core::service::{KeyVersion, ServiceError};
+use keyward_core::management::{KeyVersion, ServiceError};
 
 /// An HTTP answer in framework-neutral form. Header names are lowercase and every value is
 /// visible ASCII, so adapters copy them without checks that could fail.

@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keyward_core::management::CreateKeyRequest;
 use keyward_core::memory::MemoryKeyStore;
-use keyward_core::service::CreateKeyRequest;
 use keyward_core::{ErrorCode, Keyring, Keyward, Principal, ScopeRequirement, VerifyContext};
 use keyward_http::management::{Matched, Mount};
 use keyward_http::{

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use keyward_core::key::KeyId;
+use keyward_core::management::CreateKeyRequest;
 use keyward_core::model::{Credits, RateLimit};
-use keyward_core::service::CreateKeyRequest;
 use keyward_core::{CacheConfig, Keyring, Keyward, ScopeRequirement, VerifyContext};
 use keyward_redis::RedisBackend;
 

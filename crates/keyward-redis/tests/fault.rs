@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyward_core::clock::SystemClock;
+use keyward_core::management::CreateKeyRequest;
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::model::{Credits, RateLimit};
-use keyward_core::service::CreateKeyRequest;
 use keyward_core::store::{KeyStore, NonceStore, StoreErrorKind};
 use keyward_core::{ErrorCode, ScopeRequirement, VerifyContext, VerifyError};
 use keyward_redis::{ListenerOptions, RedisBackend};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use keyward_core::clock::Clock;
 use keyward_core::crypto::EncryptionKeyring;
-use keyward_core::service::CreateKeyRequest;
+use keyward_core::management::CreateKeyRequest;
 use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer};
 use keyward_core::{CacheConfig, Keyring, Keyward, ScopeRequirement, VerifyContext, VerifyError};
 use keyward_redis::RedisBackend;

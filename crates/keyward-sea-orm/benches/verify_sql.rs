@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use keyward_core::service::CreateKeyRequest;
+use keyward_core::management::CreateKeyRequest;
 use keyward_core::{CacheConfig, KeyStore, Keyring, Keyward, ScopeRequirement, VerifyContext};
 use keyward_sea_orm::sea_orm::Database;
 use keyward_sea_orm::{SeaOrmKeyStore, Tables, connect_options};

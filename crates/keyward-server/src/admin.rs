@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use keyward_core::Keyward;
-use keyward_core::service::{CreateKeyRequest, CreatedKey};
+use keyward_core::management::{CreateKeyRequest, CreatedKey};
 use subtle::ConstantTimeEq as _;
 
 use crate::config::ADMIN_SCOPE;

@@ -4,7 +4,7 @@
 
 use std::io::Write as _;
 
-use keyward_core::service::{CreateKeyRequest, CreatedKey, RotateKeyRequest};
+use keyward_core::management::{CreateKeyRequest, CreatedKey, RotateKeyRequest};
 use keyward_core::{Actor, KeyId, KeyView, Keyward};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

@@ -1,5 +1,6 @@
-//! The management service: create (the raw key is returned once), get, list, update, revoke,
-//! rotate. Every call names the owner it acts for; a key of another owner is "not found".
+//! The management operations on [`Keyward`]: create (the raw key is returned once), get, list,
+//! update, revoke, rotate. Every call names the actor it acts as; a key of another owner is "not
+//! found". What they take and give is [`crate::management`].
 
 use time::OffsetDateTime;
 
@@ -14,15 +15,11 @@ use crate::store::{Cursor, MAX_PAGE_SIZE, StoreError, StoreErrorKind};
 mod validate;
 
 pub(crate) use crate::management::store_err;
-pub use crate::management::{
-    CreateKeyRequest, CreatedKey, FieldError, KeyPage, KeyVersion, RotateKeyRequest, ServiceError,
+use crate::management::{
+    CreateKeyRequest, CreatedKey, FieldError, KeyPage, KeyVersion, MAX_TTL_SECONDS, ServiceError,
     UpdateKeyRequest,
 };
 use validate::*;
-
-/// The longest `ttl_seconds` a key may ask for: 100 years (the policy's `max_ttl` may be
-/// shorter).
-pub const MAX_TTL_SECONDS: i64 = 3_155_760_000;
 
 impl Keyward {
     /// Creates a key for `owner_id` as the application itself, that is as an administrator

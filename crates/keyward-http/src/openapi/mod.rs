@@ -165,8 +165,8 @@ fn state_limits(doc: &mut OpenApi, policy: &Policy) {
     let seconds = |d: time::Duration| d.whole_seconds();
     let max_ttl = policy
         .max_ttl
-        .map_or(keyward_core::service::MAX_TTL_SECONDS, |d| {
-            seconds(d).min(keyward_core::service::MAX_TTL_SECONDS)
+        .map_or(keyward_core::management::MAX_TTL_SECONDS, |d| {
+            seconds(d).min(keyward_core::management::MAX_TTL_SECONDS)
         });
     for body in ["CreateKeyRequest", "UpdateKeyRequest"] {
         limit(doc, body, "name", |s| {

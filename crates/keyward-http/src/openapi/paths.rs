@@ -12,10 +12,10 @@ use utoipa::openapi::Required;
 use utoipa::{IntoParams, IntoResponses, OpenApi};
 
 use crate::problem::Problem;
-use keyward_core::model::{KeyState, KeyView};
-use keyward_core::service::{
+use keyward_core::management::{
     CreateKeyRequest, CreatedKey, FieldError, KeyPage, RotateKeyRequest, UpdateKeyRequest,
 };
+use keyward_core::model::{KeyState, KeyView};
 
 /// Where the template paths sit; [`super::document`] replaces it with the mounted prefix.
 pub(super) const TEMPLATE_PREFIX: &str = "/api-keys";

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use keyward_core::clock::{Clock, ManualClock};
 use keyward_core::key::KeyId;
-use keyward_core::service::CreateKeyRequest;
+use keyward_core::management::CreateKeyRequest;
 use keyward_core::store::KeyStore;
 use keyward_core::{ApiKey, CacheConfig, Keyring, Keyward};
 use keyward_redis::{RedisBackend, RedisConfig};

@@ -452,7 +452,7 @@ pub async fn assert_store_down(store: &Arc<dyn KeyStore>, presented_key: &str) {
     let created = kw
         .create_key(
             "down",
-            keyward_core::service::CreateKeyRequest {
+            keyward_core::management::CreateKeyRequest {
                 name: "x".into(),
                 ..Default::default()
             },
@@ -481,7 +481,7 @@ pub async fn outage_and_recovery(db_url: &str) {
     let created = kw
         .create_key(
             "outage",
-            keyward_core::service::CreateKeyRequest {
+            keyward_core::management::CreateKeyRequest {
                 name: "survivor".into(),
                 ..Default::default()
             },
