@@ -15,8 +15,8 @@ use std::task::{Context, Poll};
 use axum::body::{Bytes, HttpBody};
 use axum::response::Response;
 use futures::future::{BoxFuture, Either};
-use http::Request;
 use http::request::Parts;
+use http::{HeaderName, Request};
 use http_body_util::BodyExt;
 use keyward_http::{Gate, Outcome, UnverifiedSignature};
 use tower_layer::Layer;
@@ -30,6 +30,8 @@ use crate::rejection::respond;
 #[derive(Debug, Clone)]
 pub struct KeywardLayer {
     gate: Arc<Gate<Parts>>,
+    /// The credential headers, parsed once, whose values are marked sensitive.
+    sensitive: Arc<[HeaderName]>,
 }
 
 impl KeywardLayer {
@@ -40,9 +42,12 @@ impl KeywardLayer {
     /// requirement, observer, credential headers and client address.
     #[must_use]
     pub fn new(gate: impl Into<Gate<Parts>>) -> Self {
-        Self {
-            gate: Arc::new(gate.into()),
-        }
+        let gate: Gate<Parts> = gate.into();
+        let names = [&gate.headers().authorization, &gate.headers().api_key];
+        let parsed = names.map(|n| HeaderName::from_bytes(n.as_bytes()));
+        let sensitive = parsed.into_iter().flatten().collect();
+        let gate = Arc::new(gate);
+        Self { gate, sensitive }
     }
 }
 
@@ -50,8 +55,12 @@ impl<S> Layer<S> for KeywardLayer {
     type Service = KeywardService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let gate = Arc::clone(&self.gate);
-        KeywardService { inner, gate }
+        let (gate, sensitive) = (Arc::clone(&self.gate), Arc::clone(&self.sensitive));
+        KeywardService {
+            inner,
+            gate,
+            sensitive,
+        }
     }
 }
 
@@ -63,6 +72,7 @@ impl<S> Layer<S> for KeywardLayer {
 pub struct KeywardService<S> {
     inner: S,
     gate: Arc<Gate<Parts>>,
+    sensitive: Arc<[HeaderName]>,
 }
 
 /// The response future of [`KeywardService`]: the inner service's own future when the key was
@@ -90,7 +100,7 @@ where
         let (mut parts, body) = req.into_parts();
         // One pass over the (few) headers reaches every value of a repeated one.
         for (name, value) in &mut parts.headers {
-            if gate.headers().carries_credentials(name.as_str()) {
+            if self.sensitive.contains(name) {
                 value.set_sensitive(true);
             }
         }
