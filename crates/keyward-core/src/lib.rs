@@ -21,7 +21,6 @@ mod rotation;
 pub mod schemas;
 pub mod scope;
 mod service;
-pub mod signing;
 pub mod sigv4;
 pub mod store;
 pub mod throttle;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use keyward_core::sigv4::{
     AccessKey, Authorization, AuthorizationFault, Limit, Limits, Payload, ScopeField,
-    SignableRequest, SignatureError, SignatureErrorKind, Signer, SigningKey, VerifiedSignature,
-    VerifyOptions, canonical_request, parse_amz_date, verify_signature,
+    SignableRequest, SignatureError, SignatureErrorKind, Signer, SigningKey, SigningOptions,
+    VerifiedSignature, canonical_request, parse_amz_date, verify_signature,
 };
 use proptest::prelude::*;
 use time::{Duration as TimeDelta, OffsetDateTime};
@@ -93,7 +93,7 @@ impl Wire {
     fn verify_with(
         &self,
         secret: &[u8],
-        options: &VerifyOptions,
+        options: &SigningOptions,
         now: OffsetDateTime,
     ) -> Result<VerifiedSignature, SignatureError> {
         let pairs = self.pairs();
@@ -110,7 +110,7 @@ impl Wire {
     }
 
     fn verify(&self, now: OffsetDateTime) -> Result<VerifiedSignature, SignatureError> {
-        self.verify_with(SECRET, &VerifyOptions::default(), now)
+        self.verify_with(SECRET, &SigningOptions::default(), now)
     }
 }
 
@@ -197,7 +197,7 @@ fn tampering_is_invalid() {
 fn wrong_secret_is_invalid() {
     let wire = sample().signed(t0());
     let err = wire
-        .verify_with(b"another secret", &VerifyOptions::default(), t0())
+        .verify_with(b"another secret", &SigningOptions::default(), t0())
         .unwrap_err();
     assert_eq!(err, SignatureError::SignatureMismatch);
 }
@@ -231,16 +231,16 @@ fn skew_boundary_is_inclusive_both_ways() {
         SignatureErrorKind::Expired
     );
     // A configured window.
-    let options = VerifyOptions::default().with_max_skew(Duration::from_secs(30));
+    let options = SigningOptions::default().with_max_skew(Duration::from_secs(30));
     assert!(wire.verify_with(SECRET, &options, t0() + s(30)).is_ok());
     assert!(wire.verify_with(SECRET, &options, t0() + s(31)).is_err());
     assert_eq!(options.replay_ttl(), Duration::from_secs(60));
     assert_eq!(
-        VerifyOptions::default().replay_ttl(),
+        SigningOptions::default().replay_ttl(),
         Duration::from_secs(600)
     );
     // A window too large for `time::Duration` saturates instead of overflowing.
-    let huge = VerifyOptions::default().with_max_skew(Duration::MAX);
+    let huge = SigningOptions::default().with_max_skew(Duration::MAX);
     assert!(
         wire.verify_with(SECRET, &huge, t0() + TimeDelta::days(365 * 100))
             .is_ok()
@@ -259,12 +259,12 @@ fn stale_and_tampered_is_invalid_not_expired() {
 #[test]
 fn scope_must_match_server() {
     let wire = sample().signed(t0());
-    let other_region = VerifyOptions::new("eu-west-1", "keyward").expect("options");
+    let other_region = SigningOptions::new("eu-west-1", "keyward").expect("options");
     assert_eq!(
         wire.verify_with(SECRET, &other_region, t0()).unwrap_err(),
         SignatureError::ScopeMismatch(ScopeField::Region)
     );
-    let other_service = VerifyOptions::new("us-east-1", "execute-api").expect("options");
+    let other_service = SigningOptions::new("us-east-1", "execute-api").expect("options");
     assert_eq!(
         wire.verify_with(SECRET, &other_service, t0()).unwrap_err(),
         SignatureError::ScopeMismatch(ScopeField::Service)
@@ -605,7 +605,7 @@ fn limits() {
 
     let mut tight = Limits::default();
     tight.max_headers = 3;
-    let options = VerifyOptions::default().with_limits(tight);
+    let options = SigningOptions::default().with_limits(tight);
     assert_eq!(
         signed.verify_with(SECRET, &options, t0()).unwrap_err(),
         SignatureError::TooLarge(Limit::Headers)
@@ -823,7 +823,7 @@ proptest! {
         let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
         let request = SignableRequest::new(&method, &path, query.as_deref(), &pairs, Payload::Bytes(&body));
         if let Ok(a) = Authorization::parse(auth.as_bytes()) {
-            let result = verify_signature(&request, &a, SECRET, &VerifyOptions::default(), t0());
+            let result = verify_signature(&request, &a, SECRET, &SigningOptions::default(), t0());
             prop_assert!(result.is_err());
             let _ = canonical_request(&request, a.signed_headers(), &Limits::default());
         }

@@ -16,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use keyward_core::sigv4::{
-    AccessKey, Authorization, Payload, SignableRequest, SignatureError, Signer, VerifyOptions,
+    AccessKey, Authorization, Payload, SignableRequest, SignatureError, Signer, SigningOptions,
     parse_amz_date, verify_signature,
 };
 use support::Fixture;
@@ -57,7 +57,7 @@ fn botocore_signed_requests_verify_and_reproduce() {
             &request,
             &authorization,
             SECRET,
-            &VerifyOptions::default(),
+            &SigningOptions::default(),
             now,
         )
         .unwrap_or_else(|e| panic!("{case}: botocore request refused: {e:?}"));
@@ -80,7 +80,7 @@ fn botocore_signed_requests_verify_and_reproduce() {
                 &altered,
                 &authorization,
                 SECRET,
-                &VerifyOptions::default(),
+                &SigningOptions::default(),
                 now
             )
             .unwrap_err(),

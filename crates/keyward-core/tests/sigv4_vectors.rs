@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use keyward_core::sigv4::{
-    AccessKey, Authorization, Payload, SignableRequest, Signer, VerifyOptions, parse_amz_date,
+    AccessKey, Authorization, Payload, SignableRequest, Signer, SigningOptions, parse_amz_date,
     verify_signature,
 };
 use support::Fixture;
@@ -173,7 +173,7 @@ fn run_case(case: &str, dir: &Path) -> Outcome {
         &received,
         Payload::Bytes(parsed.body()),
     );
-    let options = VerifyOptions::new(REGION, SERVICE).expect("options");
+    let options = SigningOptions::new(REGION, SERVICE).expect("options");
     let outcome = request
         .authorization_value()
         .and_then(|v| Authorization::parse(v.expect("authorization header")))

@@ -10,7 +10,7 @@ use std::task::Poll;
 use futures_core::Stream;
 
 use crate::problem::Problem;
-use keyward_core::signing::SigningOptions;
+use keyward_core::sigv4::SigningOptions;
 
 /// How much of an oversize management body is read and thrown away before answering `413`, so
 /// that a client still sending sees the answer instead of a reset connection. Beyond it the

@@ -91,7 +91,7 @@ enum Decision {
     /// Answer with this problem.
     Reject(Problem),
     /// A signed request, signing enabled: [`begin_signed`], read the body within
-    /// [`keyward_core::signing::SigningOptions::max_body_time`], then [`finish_signed`].
+    /// [`keyward_core::sigv4::SigningOptions::max_body_time`], then [`finish_signed`].
     Signed,
 }
 
@@ -275,7 +275,7 @@ impl<R> Gate<R> {
     /// Authenticates a request: its credential from `head`, verified against the store where
     /// needed; for a signed request, `body` is turned into a stream with `stream` and read
     /// within the signing bounds, bounded in time by the future `sleep` gives for
-    /// [`keyward_core::signing::SigningOptions::max_body_time`] (the adapter's runtime timer). Every
+    /// [`keyward_core::sigv4::SigningOptions::max_body_time`] (the adapter's runtime timer). Every
     /// settled verification is reported to the observer.
     pub async fn authenticate<B, S, D, E, T>(
         &self,
@@ -433,7 +433,7 @@ pub(crate) fn signing_disabled() -> Problem {
 }
 
 /// `408`: the signed request's body did not arrive within
-/// [`keyward_core::signing::SigningOptions::max_body_time`].
+/// [`keyward_core::sigv4::SigningOptions::max_body_time`].
 #[must_use]
 fn signed_body_timeout() -> Problem {
     super::request_timeout("the signed request's body did not arrive in time")

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::memory::MemoryKeyStore;
-use keyward_core::signing::SigningOptions;
+use keyward_core::sigv4::SigningOptions;
 use keyward_core::{CacheConfig, KeyStore, Keyring, Keyward, Policy};
 use keyward_redis::RedisBackend;
 use keyward_sea_orm::SeaOrmKeyStore;

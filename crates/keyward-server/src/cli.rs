@@ -81,7 +81,7 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
         },
         redis.as_ref(),
         backend::Signing {
-            config: keyward_core::signing::SigningOptions::default(),
+            config: keyward_core::sigv4::SigningOptions::default(),
             encryption,
         },
         // The CLI verifies nothing: no client to throttle.

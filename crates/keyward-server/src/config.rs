@@ -14,8 +14,8 @@ use std::time::Duration;
 use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::model::LastUsedStrategy;
 use keyward_core::scope::ScopeCatalog;
-use keyward_core::signing::SigningOptions;
 use keyward_core::sigv4::SignatureError;
+use keyward_core::sigv4::SigningOptions;
 use keyward_core::{CacheConfig, KeyFormat, Policy};
 use serde::Deserialize;
 
@@ -454,7 +454,7 @@ pub(crate) fn resolve_signing(
     {
         config.service = s.trim().to_owned();
     }
-    match config.verify_options() {
+    match config.check() {
         Ok(_) => Ok(config),
         Err(SignatureError::InvalidService) => Err(AppError::config(format!(
             "invalid --sigv4-service {:?}: 1 to 64 of A-Z a-z 0-9 - . _",

@@ -33,7 +33,7 @@ pub struct KeywardBuilder {
     pub(super) authority: Option<Arc<dyn ScopeAuthority>>,
     pub(super) bus: Option<Arc<dyn InvalidationBus>>,
     pub(super) encryption: Option<EncryptionKeyring>,
-    pub(super) signing: crate::signing::SigningOptions,
+    pub(super) signing: crate::sigv4::SigningOptions,
     pub(super) count_requests: bool,
     pub(super) rng: Option<super::KeyRng>,
 }
@@ -104,7 +104,7 @@ impl KeywardBuilder {
 
     /// SigV4 region, service, skew and body bounds for signed requests.
     #[must_use]
-    pub fn signing(mut self, config: crate::signing::SigningOptions) -> Self {
+    pub fn signing(mut self, config: crate::sigv4::SigningOptions) -> Self {
         self.signing = config;
         self
     }
@@ -148,6 +148,7 @@ impl KeywardBuilder {
     /// # Errors
     /// [`BuildError::Signing`] for a region or service SigV4 cannot carry.
     pub fn build(self) -> Result<Keyward, BuildError> {
+        self.signing.check()?;
         Ok(Keyward(Arc::new(Inner {
             cache: KeyCache::new(self.cache),
             throttle: Throttle::new(self.throttle),
@@ -168,7 +169,6 @@ impl KeywardBuilder {
             authority: self.authority,
             bus: self.bus,
             encryption: self.encryption,
-            sigv4: self.signing.verify_options()?,
             signing: self.signing,
             usage: super::usage::UsageBatcher::new(self.count_requests),
             rng: self.rng,

@@ -133,8 +133,7 @@ pub(crate) struct Inner {
     pub(crate) authority: Option<Arc<dyn ScopeAuthority>>,
     pub(crate) bus: Option<Arc<dyn InvalidationBus>>,
     pub(crate) encryption: Option<EncryptionKeyring>,
-    pub(crate) sigv4: crate::sigv4::VerifyOptions,
-    pub(crate) signing: crate::signing::SigningOptions,
+    pub(crate) signing: crate::sigv4::SigningOptions,
     /// Request counters, last-used times and credit states waiting for a flush.
     usage: usage::UsageBatcher,
     /// Where keys are minted from, when not the OS CSPRNG.
@@ -182,7 +181,7 @@ impl Keyward {
             authority: None,
             bus: None,
             encryption: None,
-            signing: crate::signing::SigningOptions::default(),
+            signing: crate::sigv4::SigningOptions::default(),
             count_requests: true,
             rng: None,
         }
@@ -220,7 +219,7 @@ impl Keyward {
 
     /// How signed requests are checked (adapters read the body bounds from here).
     #[must_use]
-    pub fn signing_config(&self) -> &crate::signing::SigningOptions {
+    pub fn signing_config(&self) -> &crate::sigv4::SigningOptions {
         &self.0.signing
     }
 

@@ -1,5 +1,5 @@
 //! Verifying signed requests (AWS SigV4, `docs/signing.md`) with the engine's lookup, limits
-//! and replay state; the settings are [`crate::signing::SigningOptions`].
+//! and replay state; the settings are [`crate::sigv4::SigningOptions`].
 
 use crate::engine::{InvalidReason, Lookup, VerifyError};
 use crate::key::KeyId;
@@ -35,7 +35,7 @@ impl Keyward {
                 retry_after: Some(wait),
             });
         }
-        let auth = Authorization::parse_with_limits(authorization, self.0.sigv4.limits())
+        let auth = Authorization::parse_with_limits(authorization, &self.0.signing.limits)
             .map_err(|_| VerifyError::SignatureInvalid)?;
         let key_id: KeyId = auth
             .access_key_id()
@@ -60,7 +60,7 @@ impl Keyward {
     /// verification: an address whose uploads never complete soon has no more bodies buffered
     /// ([`Keyward::precheck_signed`]). Adapters call it when buffering fails.
     ///
-    /// [`SigningOptions::max_body_time`]: crate::signing::SigningOptions::max_body_time
+    /// [`SigningOptions::max_body_time`]: crate::sigv4::SigningOptions::max_body_time
     pub async fn signed_body_failed(&self, ctx: &VerifyContext) {
         let now_us = crate::clock::unix_micros(self.0.clock.now());
         self.count_failure(ctx, now_us).await;
@@ -83,7 +83,7 @@ impl Keyward {
         required: &ScopeRequirement,
         ctx: &VerifyContext,
     ) -> Result<Principal, VerifyError> {
-        let options = &self.0.sigv4;
+        let options = &self.0.signing;
         let header = match request.authorization_value() {
             Ok(Some(h)) => h,
             Ok(None) => {
@@ -93,7 +93,7 @@ impl Keyward {
             }
             Err(_) => return Err(VerifyError::SignatureInvalid),
         };
-        let auth = Authorization::parse_with_limits(header, options.limits())
+        let auth = Authorization::parse_with_limits(header, &options.limits)
             .map_err(|_| VerifyError::SignatureInvalid)?;
         let key_id: KeyId = auth
             .access_key_id()

@@ -65,7 +65,7 @@
 //! ```
 //! use keyward_core::sigv4::{
 //!     verify_signature, Authorization, AccessKey, Payload, SignableRequest, Signer,
-//!     VerifyOptions,
+//!     SigningOptions,
 //! };
 //! use time::macros::datetime;
 //!
@@ -89,7 +89,7 @@
 //! let authorization = Authorization::parse(request.authorization_value()?.unwrap_or_default())?;
 //! assert_eq!(authorization.access_key_id(), "AKIDEXAMPLE");
 //! // ... look the secret up by access key id, then:
-//! let verified = verify_signature(&request, &authorization, b"raw-api-key", &VerifyOptions::default(), now)?;
+//! let verified = verify_signature(&request, &authorization, b"raw-api-key", &SigningOptions::default(), now)?;
 //! assert_eq!(verified.access_key_id(), "AKIDEXAMPLE");
 //! # Ok(())
 //! # }
@@ -160,7 +160,7 @@ pub use keys::{AccessKey, SigningKey};
 pub use limits::Limits;
 pub use request::{Payload, PayloadHasher, SignableRequest};
 pub use signer::{Signer, SigningOutput};
-pub use verifier::{VerifiedSignature, VerifyOptions, verify_signature};
+pub use verifier::{SigningOptions, VerifiedSignature, verify_signature};
 // The steps the signer, the verifier and the tests share.
 use canonical::{
     build_canonical_request, canonical_header_value, check_signed_header_list, push_joined,

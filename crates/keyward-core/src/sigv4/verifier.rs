@@ -2,18 +2,32 @@
 
 use super::*;
 
-/// What a server expects of signed requests.
+/// What a deployment accepts of signed requests: keyward's one set of signing options. The
+/// verifier ([`verify_signature`]) reads the scope, the skew and the parse limits; the engine's
+/// adapters bound the body they read with the rest. Defaults: `us-east-1`, `keyward`, 300 s,
+/// default [`Limits`], 1 MiB and 1024 frames in 30 s.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyOptions {
-    pub(super) region: String,
-    pub(super) service: String,
-    pub(super) max_skew: Duration,
-    pub(super) limits: Limits,
+pub struct SigningOptions {
+    /// SigV4 region expected in the credential scope (default `us-east-1`).
+    pub region: String,
+    /// SigV4 service expected in the credential scope (default `keyward`).
+    pub service: String,
+    /// Allowed clock skew either way (default 300 s; the boundary is accepted).
+    pub max_skew: Duration,
+    /// Caps on what the `Authorization` header and the signed request may hold.
+    pub limits: Limits,
+    /// Largest body buffered to verify a signature (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Most body frames buffered (default 1024).
+    pub max_body_frames: usize,
+    /// Longest a signed body may take to arrive once its signer is known (default 30 s):
+    /// slower is `408`, so a slow drip cannot hold a buffer open.
+    pub max_body_time: Duration,
 }
 
-impl VerifyOptions {
-    /// Expect `region` and `service` in the credential scope, with a skew window of
-    /// [`DEFAULT_MAX_SKEW`] and default [`Limits`].
+impl SigningOptions {
+    /// Expect `region` and `service` in the credential scope, the other options at their
+    /// defaults.
     ///
     /// # Errors
     ///
@@ -23,9 +37,18 @@ impl VerifyOptions {
         Ok(Self {
             region: region.to_owned(),
             service: service.to_owned(),
-            max_skew: DEFAULT_MAX_SKEW,
-            limits: Limits::default(),
+            ..Self::default()
         })
+    }
+
+    /// Checks the region and service (the engine's builder does, for options built field by
+    /// field).
+    ///
+    /// # Errors
+    ///
+    /// As [`Signer::new`].
+    pub fn check(&self) -> Result<(), SignatureError> {
+        check_scope_names(&self.region, &self.service)
     }
 
     /// Accept request dates at most `max_skew` away from the server clock, either way (the
@@ -43,30 +66,6 @@ impl VerifyOptions {
         self
     }
 
-    /// The expected region.
-    #[must_use]
-    pub fn region(&self) -> &str {
-        &self.region
-    }
-
-    /// The expected service.
-    #[must_use]
-    pub fn service(&self) -> &str {
-        &self.service
-    }
-
-    /// The skew window.
-    #[must_use]
-    pub fn max_skew(&self) -> Duration {
-        self.max_skew
-    }
-
-    /// The limits applied.
-    #[must_use]
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// How long a replay key must be remembered: twice the skew window (a request is accepted
     /// from `max_skew` before to `max_skew` after its date), saturating.
     #[must_use]
@@ -75,14 +74,16 @@ impl VerifyOptions {
     }
 }
 
-impl Default for VerifyOptions {
-    /// `us-east-1`, `keyward`, 300 s, default limits.
+impl Default for SigningOptions {
     fn default() -> Self {
         Self {
             region: DEFAULT_REGION.to_owned(),
             service: DEFAULT_SERVICE.to_owned(),
             max_skew: DEFAULT_MAX_SKEW,
             limits: Limits::default(),
+            max_body_bytes: 1 << 20,
+            max_body_frames: 1024,
+            max_body_time: Duration::from_secs(30),
         }
     }
 }
@@ -169,7 +170,7 @@ pub fn verify_signature(
     request: &SignableRequest<'_>,
     authorization: &Authorization,
     secret: &[u8],
-    options: &VerifyOptions,
+    options: &SigningOptions,
     now: OffsetDateTime,
 ) -> Result<VerifiedSignature, SignatureError> {
     let limits = &options.limits;

@@ -9,7 +9,7 @@
 use std::io::{IsTerminal as _, Read as _};
 
 use keyward_core::key::ParsedKey;
-use keyward_core::signing::SigningOptions;
+use keyward_core::sigv4::SigningOptions;
 use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer, parse_amz_date};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

@@ -57,7 +57,7 @@ use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::key::KeyId;
 use keyward_core::model::Policy;
 use keyward_core::scope::ScopeCatalog;
-use keyward_core::signing::SigningOptions;
+use keyward_core::sigv4::SigningOptions;
 use keyward_core::store::{Cursor, KeyStore, Page, StoreError, UsageDelta};
 use keyward_core::{KeyRecord, Keyring, Keyward};
 use time::OffsetDateTime;
