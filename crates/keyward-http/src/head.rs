@@ -82,11 +82,4 @@ impl CredentialHeaders {
             decided => decided,
         }
     }
-
-    /// Whether `name` is one of these headers: an adapter marks their values sensitive, so that
-    /// `Debug` output and tracing layers never show them.
-    #[must_use]
-    pub fn carries_credentials(&self, name: &str) -> bool {
-        name.eq_ignore_ascii_case(&self.authorization) || name.eq_ignore_ascii_case(&self.api_key)
-    }
 }

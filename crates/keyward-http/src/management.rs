@@ -1,6 +1,6 @@
 //! The management routes of DESIGN.md §6, written once: the route table, who the caller acts
 //! as, each operation's request parsing and its answer. An adapter mounts [`ROUTES`] under
-//! each of [`ManagementOptions::paths`], and for a request on one of them calls
+//! each of [`ManagementConfig::paths`](crate::ManagementConfig::paths), and for a request on one of them calls
 //! [`ManagementConfig::serve`](crate::ManagementConfig::serve) with the [`Matched`] route, its [`RequestHead`](crate::RequestHead), the body as a
 //! stream, and its framework's admin check and owner resolver as futures; it answers with the
 //! [`Reply`]. Inside, in order:
@@ -124,13 +124,15 @@ pub const ROUTES: [Route; 6] = [
 /// each adapter's `ManagementConfig` holds one beside its owner resolver and admin check.
 ///
 /// ```
-/// use keyward_http::ManagementOptions;
+/// use keyward_http::{ManagementConfig, ManagementOptions, Rejection};
 ///
 /// let options = ManagementOptions::default()
 ///     .prefix("keys/")
 ///     .admin_prefix("/ops")
 ///     .body_limit(16 * 1024);
-/// assert_eq!(options.paths(true, false)[0].0, "/keys");
+/// let nobody = |_: &()| std::future::ready(Err::<String, _>(Rejection::unauthenticated()));
+/// let config = ManagementConfig::new(nobody).options(options);
+/// assert_eq!(config.paths()[0].0, "/keys");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagementOptions {
@@ -214,7 +216,7 @@ impl ManagementOptions {
     /// The mounts and their base paths: the self-service one when `self_service` (an owner
     /// resolver is set), the admin one when `admin` (an admin check is set).
     #[must_use]
-    pub fn mounts(&self, self_service: bool, admin: bool) -> Vec<(Mount, String)> {
+    pub(crate) fn mounts(&self, self_service: bool, admin: bool) -> Vec<(Mount, String)> {
         let mut mounts = Vec::with_capacity(2);
         if self_service {
             mounts.push((Mount::SelfService, self.prefix.clone()));
@@ -228,7 +230,11 @@ impl ManagementOptions {
     /// Every path to register, with its mount and its routes (one to three methods): what an
     /// adapter whose router takes one entry per path mounts.
     #[must_use]
-    pub fn paths(&self, self_service: bool, admin: bool) -> Vec<(String, Mount, Vec<Route>)> {
+    pub(crate) fn paths(
+        &self,
+        self_service: bool,
+        admin: bool,
+    ) -> Vec<(String, Mount, Vec<Route>)> {
         let mut paths = Vec::with_capacity(6);
         for (mount, base) in self.mounts(self_service, admin) {
             for path in ["", "/{key_id}", "/{key_id}/rotate"] {
@@ -243,7 +249,7 @@ impl ManagementOptions {
     /// signed requests.
     #[cfg(feature = "openapi")]
     #[must_use]
-    pub fn openapi(
+    pub(crate) fn openapi(
         &self,
         self_service: bool,
         admin: bool,
