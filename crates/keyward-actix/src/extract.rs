@@ -6,15 +6,11 @@ use actix_web::dev::{Extensions, Payload};
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
 use futures::future::{Ready, ready};
 use keyward_core::{Principal, ScopeRequirement};
-use keyward_http::{UnverifiedSignature, gate};
+use keyward_http::{Anonymous, gate};
 
 use crate::rejection::error;
 
-/// The verified caller, put into the request by [`crate::KeywardAuth`].
-///
-/// Extracting it fails with 401 `API_KEY_MISSING` (a problem document) when the request was
-/// not authenticated by an API key. Use `Option<Authenticated>` on routes where a key is
-/// optional.
+/// The verified caller, put into the request by [`crate::KeywardAuth`]:
 ///
 /// ```no_run
 /// use keyward_actix::Authenticated;
@@ -23,6 +19,12 @@ use crate::rejection::error;
 ///     caller.owner_id().to_owned()
 /// }
 /// ```
+///
+/// Behind an [`optional`](keyward_http::Gate::optional) middleware, extracting it answers `401
+/// API_KEY_MISSING` for a request without a key (`401 SIGNATURE_INVALID` for a signature
+/// nothing could verify); use `Option<Authenticated>`, which never rejects, where a key is
+/// optional. On a route no middleware covers it answers `500 SERVER_MISCONFIGURED` and logs
+/// why.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);
 
@@ -38,7 +40,7 @@ impl Authenticated {
     /// # Errors
     /// 403 `API_KEY_SCOPE_DENIED` listing the missing scopes.
     pub fn require(&self, requirement: &ScopeRequirement) -> Result<(), Error> {
-        gate::require_scopes(Some(&self.0), false, requirement).map_err(error)
+        gate::require_scopes(Some(&self.0), None, requirement, WIRING).map_err(error)
     }
 }
 
@@ -50,10 +52,15 @@ impl Deref for Authenticated {
     }
 }
 
+/// Where the middlewares go, for the log line of a route no [`crate::KeywardAuth`] ran before.
+const WIRING: &str = "`KeywardAuth` must run before `RequireScopes` and the `Authenticated` \
+    extractor, and actix-web runs the last `.wrap` first: write \
+    `.wrap(RequireScopes::new(…)).wrap(KeywardAuth::new(…))`, the scopes first";
+
 /// Checks `requirement` on the principal the middleware left in `ext`.
 pub(crate) fn require(ext: &Extensions, requirement: &ScopeRequirement) -> Result<(), Error> {
-    let unverified = ext.get::<UnverifiedSignature>().is_some();
-    gate::require_scopes(ext.get::<Principal>(), unverified, requirement).map_err(error)
+    let anonymous = ext.get::<Anonymous>().copied();
+    gate::require_scopes(ext.get::<Principal>(), anonymous, requirement, WIRING).map_err(error)
 }
 
 impl FromRequest for Authenticated {

@@ -16,7 +16,7 @@ use actix_web::http::header::HeaderName;
 use actix_web::{Error, HttpMessage, HttpRequest};
 use futures::FutureExt as _;
 use futures::future::{Either, LocalBoxFuture, Map, Ready, ready};
-use keyward_http::{Gate, Outcome, UnverifiedSignature};
+use keyward_http::{Anonymous, Gate, Outcome};
 
 use crate::head::Head;
 use crate::rejection::respond;
@@ -129,6 +129,8 @@ where
             Some(Ok(principal)) => {
                 if let Some(p) = principal {
                     req.extensions_mut().insert(p);
+                } else {
+                    req.extensions_mut().insert(Anonymous::NoKey);
                 }
                 return Either::Left(self.service.call(req).map(into_left));
             }
@@ -151,11 +153,11 @@ where
                     return Ok(req.into_response(respond(problem)).map_into_right_body());
                 }
             };
+            if let Some(mark) = pass.anonymous() {
+                req.extensions_mut().insert(mark);
+            }
             if let Some(p) = pass.principal {
                 req.extensions_mut().insert(p);
-            }
-            if pass.unverified_signature {
-                req.extensions_mut().insert(UnverifiedSignature);
             }
             let payload = pass
                 .body

@@ -27,11 +27,11 @@ use crate::head::Head;
 use crate::rejection::{Rejection, respond};
 
 /// How the management routes are mounted ([`ManagementOptions`]) and who may use them:
-/// `ManagementConfig::new(owner)` with the application's owner resolver, a closure
-/// `Fn(&HttpRequest) -> impl Future<Output = Result<String, Rejection>>` whose future owns what
-/// it needs; `.admin(check)` with its admin check; `.options(...)`; `.client_ip(...)` as on
-/// [`crate::KeywardAuth`].
-pub type ManagementConfig = keyward_http::ManagementConfig<HttpRequest>;
+/// `ManagementConfig::new(owner)` with the application's owner resolver, an `async
+/// fn(&HttpRequest) -> Result<String, Rejection>` or a closure `|req: &HttpRequest| …`
+/// returning a future; `.admin(check)` with its admin check, of the same form returning
+/// `Result<(), Rejection>`; `.options(...)`; `.client_ip(...)` as on [`crate::KeywardAuth`].
+pub type ManagementConfig = keyward_http::ManagementConfig<HttpRequest, keyward_http::LocalHooks>;
 
 /// Mounts the management routes: `App::new().configure(keyward_actix::management_routes(keyward,
 /// config))` (the same name and arguments as keyward-axum's `management_routes`).

@@ -10,10 +10,25 @@ use futures::FutureExt as _;
 use futures::future::{Either, Map, Ready, ready};
 use keyward_core::ScopeRequirement;
 
-/// Requires scopes of the verified key: wrap routes (after [`crate::KeywardAuth`]) with
-/// `RequireScopes::new(ScopeRequirement::all_of_static(["reports:read"]))`. Without a
-/// principal it answers `401 API_KEY_MISSING`; with a principal lacking scopes,
-/// `403 API_KEY_SCOPE_DENIED` listing them.
+/// Requires scopes of the verified key. actix-web runs the last `.wrap` first, so wrap with it
+/// *before* [`crate::KeywardAuth`]:
+///
+/// ```no_run
+/// # fn demo(keyward: keyward_core::Keyward) {
+/// use actix_web::App;
+/// use keyward_actix::{KeywardAuth, RequireScopes};
+/// use keyward_core::ScopeRequirement;
+///
+/// let app = App::new()
+///     .wrap(RequireScopes::new(ScopeRequirement::all_of_static(["reports:read"])))
+///     .wrap(KeywardAuth::new(keyward));
+/// # }
+/// ```
+///
+/// With a principal lacking scopes it answers `403 API_KEY_SCOPE_DENIED` listing them; behind
+/// an optional middleware, without a principal, `401 API_KEY_MISSING`. Wrapped the other way
+/// round, it runs before any key is verified: it answers `500 SERVER_MISCONFIGURED` and logs
+/// the order to use.
 #[derive(Debug, Clone)]
 pub struct RequireScopes(Arc<ScopeRequirement>);
 

@@ -527,7 +527,7 @@ async fn signed_requests_without_signing_are_signature_invalid_where_a_key_is_ne
     let sig = "AWS4-HMAC-SHA256 Credential=AbCdEf123456/20260101/us-east-1/keyward/aws4_request, SignedHeaders=host, Signature=00";
     let app = test::init_service(
         App::new()
-            .wrap(KeywardAuth::new(kw.clone()))
+            .wrap(KeywardAuth::new(Gate::new(kw.clone()).optional()))
             .route("/me", web::get().to(hello))
             .route("/open", web::get().to(open)),
     )
@@ -552,7 +552,7 @@ async fn signed_requests_without_signing_are_signature_invalid_where_a_key_is_ne
     // Where the middleware itself requires a key, it answers the same.
     let required = test::init_service(
         App::new()
-            .wrap(KeywardAuth::new(Gate::new(kw).required()))
+            .wrap(KeywardAuth::new(kw))
             .route("/open", web::get().to(open)),
     )
     .await;
@@ -632,7 +632,7 @@ async fn optional_caller_on_open_routes() {
     let good = key(&kw, &["reports:read"], &[]).await;
     let app = test::init_service(
         App::new()
-            .wrap(KeywardAuth::new(kw.clone()))
+            .wrap(KeywardAuth::new(Gate::new(kw.clone()).optional()))
             .route("/open", web::get().to(open)),
     )
     .await;

@@ -10,13 +10,24 @@ use axum::response::Response;
 use http::Extensions;
 use http::request::Parts;
 use keyward_core::{Principal, ScopeRequirement};
-use keyward_http::{UnverifiedSignature, gate};
+use keyward_http::{Anonymous, gate};
 
 use crate::rejection::respond;
 
-/// The verified caller. Extracting it answers `401 API_KEY_MISSING` when no
-/// [`crate::KeywardLayer`] verified a key for this request (`401 SIGNATURE_INVALID` for a
-/// signature nothing could verify); `Option<Authenticated>` never rejects.
+/// The verified caller, put into the request by [`crate::KeywardLayer`]:
+///
+/// ```no_run
+/// use keyward_axum::Authenticated;
+///
+/// async fn whoami(caller: Authenticated) -> String {
+///     caller.owner_id().to_owned()
+/// }
+/// ```
+///
+/// Behind an [`optional`](keyward_http::Gate::optional) layer, extracting it answers `401
+/// API_KEY_MISSING` for a request without a key (`401 SIGNATURE_INVALID` for a signature
+/// nothing could verify); use `Option<Authenticated>`, which never rejects, where a key is
+/// optional. On a route no layer covers it answers `500 SERVER_MISCONFIGURED` and logs why.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);
 
@@ -32,7 +43,7 @@ impl Authenticated {
     /// # Errors
     /// `403 API_KEY_SCOPE_DENIED` listing the missing scopes.
     pub fn require(&self, requirement: &ScopeRequirement) -> Result<(), Response> {
-        gate::require_scopes(Some(&self.0), false, requirement).map_err(respond)
+        gate::require_scopes(Some(&self.0), None, requirement, WIRING).map_err(respond)
     }
 }
 
@@ -44,10 +55,15 @@ impl std::ops::Deref for Authenticated {
     }
 }
 
+/// Where the layers go, for the log line of a route no [`crate::KeywardLayer`] ran before.
+const WIRING: &str = "a `KeywardLayer` must run before `RequireScopes` and the `Authenticated` \
+    extractor: add it with `.layer(KeywardLayer::new(…))` after the routes and their \
+    `.route_layer(RequireScopes::new(…))`, so that it wraps them";
+
 /// Checks `requirement` on the principal the layer left in `extensions`.
 pub(crate) fn require(ext: &Extensions, requirement: &ScopeRequirement) -> Result<(), Response> {
-    let unverified = ext.get::<UnverifiedSignature>().is_some();
-    gate::require_scopes(ext.get::<Principal>(), unverified, requirement).map_err(respond)
+    let anonymous = ext.get::<Anonymous>().copied();
+    gate::require_scopes(ext.get::<Principal>(), anonymous, requirement, WIRING).map_err(respond)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {

@@ -5,7 +5,7 @@
 //! [`KeywardService`] around the inner service. What happens to each kind of credential is
 //! keyward-core's [`Gate`] ([`keyward_http::gate`]): a valid key passes with its
 //! principal; a bad one is `401 API_KEY_INVALID`; nothing (or someone else's bearer token)
-//! passes on without a principal, or `401 API_KEY_MISSING` with [`Gate::required`]; a
+//! is `401 API_KEY_MISSING`, or passes on without a principal with [`Gate::optional`]; a
 //! SigV4-signed request has its body read within the signing bounds, verified and put back.
 
 use std::fmt;
@@ -18,7 +18,7 @@ use futures::future::{BoxFuture, Either};
 use http::request::Parts;
 use http::{HeaderName, Request};
 use http_body_util::BodyExt;
-use keyward_http::{Gate, Outcome, UnverifiedSignature};
+use keyward_http::{Anonymous, Gate, Outcome};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -36,10 +36,9 @@ pub struct KeywardLayer {
 
 impl KeywardLayer {
     /// A layer authenticating with `gate`: a [`Keyward`](keyward_core::Keyward) for the
-    /// defaults (a request without a keyward credential passes on without a principal, and the
-    /// [`crate::Authenticated`] extractor and [`crate::RequireScopes`] answer `401` where one is
-    /// needed; the client address is [`crate::head::peer_ip`]), or a [`Gate`] with its
-    /// requirement, observer, credential headers and client address.
+    /// defaults (every request must present a valid key; the client address is
+    /// [`crate::head::peer_ip`]), or a [`Gate`] with its requirement, observer, credential
+    /// headers, client address, or [`Gate::optional`] to pass requests without a key on.
     #[must_use]
     pub fn new(gate: impl Into<Gate<Parts>>) -> Self {
         let gate: Gate<Parts> = gate.into();
@@ -111,6 +110,8 @@ where
             Some(Ok(principal)) => {
                 if let Some(p) = principal {
                     parts.extensions.insert(p);
+                } else {
+                    parts.extensions.insert(Anonymous::NoKey);
                 }
                 return Either::Left(self.inner.call(Request::from_parts(parts, body)));
             }
@@ -132,11 +133,11 @@ where
                 Outcome::Pass(pass) => pass,
                 Outcome::Reject(problem) => return Ok(respond(problem)),
             };
+            if let Some(mark) = pass.anonymous() {
+                parts.extensions.insert(mark);
+            }
             if let Some(p) = pass.principal {
                 parts.extensions.insert(p);
-            }
-            if pass.unverified_signature {
-                parts.extensions.insert(UnverifiedSignature);
             }
             let body = pass.body.or_read(|bytes| B::from(Bytes::from(bytes)));
             inner.call(Request::from_parts(parts, body)).await

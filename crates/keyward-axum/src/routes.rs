@@ -40,9 +40,10 @@ use crate::head::Head;
 use crate::rejection::respond;
 
 /// How the management routes are mounted ([`ManagementOptions`]) and who may use them:
-/// `ManagementConfig::new(owner)` with the application's owner resolver, a closure
-/// `Fn(&Parts) -> impl Future<Output = Result<String, Rejection>>`; `.admin(check)` with its
-/// admin check; `.options(...)`; `.client_ip(...)` as on the [`crate::KeywardLayer`].
+/// `ManagementConfig::new(owner)` with the application's owner resolver, an `async fn(&Parts)
+/// -> Result<String, Rejection>` or a closure `|parts: &Parts| …` returning a `Send` future;
+/// `.admin(check)` with its admin check, of the same form returning `Result<(), Rejection>`;
+/// `.options(...)`; `.client_ip(...)` as on the [`crate::KeywardLayer`].
 pub type ManagementConfig = keyward_http::ManagementConfig<Parts>;
 
 /// A router with the management routes, to `merge` into the application's router (the same

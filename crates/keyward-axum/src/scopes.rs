@@ -1,8 +1,10 @@
 //! [`RequireScopes`]: a route-level scope requirement, as a tower layer.
 //!
-//! Put it inside a [`crate::KeywardLayer`] (with `route_layer` on the routes it guards):
-//! without a principal it answers `401 API_KEY_MISSING`, with a principal lacking scopes
-//! `403 API_KEY_SCOPE_DENIED` listing them.
+//! Put it inside a [`crate::KeywardLayer`] (with `route_layer` on the routes it guards, then
+//! the `KeywardLayer` with `layer`): with a principal lacking scopes it answers `403
+//! API_KEY_SCOPE_DENIED` listing them; behind an optional layer, without a principal, `401
+//! API_KEY_MISSING`. Where no `KeywardLayer` ran first it answers `500 SERVER_MISCONFIGURED`
+//! and logs the order to use.
 
 use std::convert::Infallible;
 use std::sync::Arc;

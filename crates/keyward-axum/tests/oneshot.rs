@@ -119,23 +119,32 @@ async fn missing_invalid_and_foreign_credentials() {
         assert_eq!(body["code"], "API_KEY_INVALID", "{name}: {value:?}");
         assert_eq!(h["www-authenticate"], "Bearer");
     }
-    // A JWT passes through anonymously: the optional extractor sees nobody.
-    let req = Request::get("/maybe")
-        .header("authorization", "Bearer eyJ.x.y")
-        .body(Body::empty())
-        .unwrap();
-    let (status, body) = call_text(&app, req).await;
+    // A JWT is no key: refused by default, passed through anonymously by an optional layer,
+    // where the optional extractor sees nobody.
+    let jwt = || {
+        Request::get("/maybe")
+            .header("authorization", "Bearer eyJ.x.y")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, _, body) = call(&app, jwt()).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("API_KEY_MISSING"))
+    );
+    let optional = self::app(&kw, KeywardLayer::new(Gate::new(kw.clone()).optional()));
+    let (status, body) = call_text(&optional, jwt()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(&body[..], b"anonymous");
 }
 
 #[tokio::test]
-async fn required_layer_and_layer_requirement() {
+async fn the_layer_fails_closed_and_checks_its_requirement() {
     let kw = keyward();
     let k = key(&kw, &["a:b"], &[]).await;
     let app = Router::new()
         .route("/open-handler", get(|| async { "ok" }))
-        .layer(KeywardLayer::new(Gate::new(kw.clone()).required()));
+        .layer(KeywardLayer::new(kw.clone()));
     let (s, _, body) = call(
         &app,
         Request::get("/open-handler").body(Body::empty()).unwrap(),
@@ -290,7 +299,7 @@ async fn every_value_of_a_repeated_credential_header_is_marked_sensitive() {
                 format!("{values:?}")
             }),
         )
-        .layer(KeywardLayer::new(kw.clone()));
+        .layer(KeywardLayer::new(Gate::new(kw.clone()).optional()));
     let req = Request::get("/p")
         .header("authorization", "Bearer eyJ.x.y")
         .header("authorization", "Basic dXNlcjpwYXNz")

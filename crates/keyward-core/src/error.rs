@@ -59,6 +59,9 @@ pub enum ErrorCode {
     RequestTimeout,
     /// The request body is not `application/json` (415).
     UnsupportedMediaType,
+    /// The application is wired wrong, for instance a scope check placed where no
+    /// authentication middleware ran before it (500). The server's log says what to change.
+    Misconfigured,
 }
 
 impl ErrorCode {
@@ -91,6 +94,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::Misconfigured => "SERVER_MISCONFIGURED",
         }
     }
 
@@ -120,6 +124,7 @@ impl ErrorCode {
             Self::ValidationFailed => 422,
             Self::RateLimited | Self::UsageExhausted => 429,
             Self::BadRequest => 400,
+            Self::Misconfigured => 500,
             Self::AuthUnavailable => 503,
         }
     }
@@ -153,11 +158,12 @@ impl ErrorCode {
             Self::MethodNotAllowed => "Method not allowed",
             Self::RequestTimeout => "Request timeout",
             Self::UnsupportedMediaType => "Unsupported media type",
+            Self::Misconfigured => "Server misconfigured",
         }
     }
 
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::ApiKeyMissing,
         Self::ApiKeyInvalid,
         Self::ApiKeyScopeDenied,
@@ -183,6 +189,7 @@ impl ErrorCode {
         Self::MethodNotAllowed,
         Self::RequestTimeout,
         Self::UnsupportedMediaType,
+        Self::Misconfigured,
     ];
 
     /// The code of a wire name (`"API_KEY_INVALID"`); `None` for a name keyward does not use.

@@ -14,12 +14,62 @@ use super::management::{Call, Caller, Matched, Mount, Route, actor};
 use super::{BodyBudget, ManagementOptions, Rejection, Reply, RequestHead};
 use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext};
 
+/// How an adapter's framework runs the futures of the application's hooks: [`SendHooks`]
+/// where handlers must be `Send` (axum), [`LocalHooks`] where they need not be (actix-web,
+/// whose request type is not `Send` either).
+pub trait HookFutures: 'static {
+    /// A hook's future, boxed.
+    type Boxed<'a, T: 'a>: Future<Output = Result<T, Rejection>> + 'a;
+}
+
+/// Hook futures that must be `Send`.
+#[derive(Debug)]
+pub enum SendHooks {}
+
+/// Hook futures of any kind.
+#[derive(Debug)]
+pub enum LocalHooks {}
+
+impl HookFutures for SendHooks {
+    type Boxed<'a, T: 'a> = Pin<Box<dyn Future<Output = Result<T, Rejection>> + Send + 'a>>;
+}
+
+impl HookFutures for LocalHooks {
+    type Boxed<'a, T: 'a> = Pin<Box<dyn Future<Output = Result<T, Rejection>> + 'a>>;
+}
+
 /// An application's hook on a management request of type `R`: its owner resolver (`T =
 /// String`, the owner the request acts for, from the application's session or JWT) or its
-/// admin check (`T = ()`). Built from closures `Fn(&R) -> impl Future<Output = Result<T,
-/// Rejection>>`: copy what the future needs out of the request, it must not borrow it.
-pub type Hook<R, T> =
-    Arc<dyn Fn(&R) -> Pin<Box<dyn Future<Output = Result<T, Rejection>> + Send>> + Send + Sync>;
+/// admin check (`T = ()`). Any `async fn(&R) -> Result<T, Rejection>` is one, and so is a
+/// closure `|req: &R| …` returning a future (`Send` with [`SendHooks`]), which may borrow the
+/// request.
+pub trait Hook<'a, R: 'a, T, K: HookFutures>: Send + Sync {
+    /// Calls the hook on `req`.
+    fn call(&self, req: &'a R) -> K::Boxed<'a, T>;
+}
+
+impl<'a, R: 'a, T: 'a, F, Fut> Hook<'a, R, T, SendHooks> for F
+where
+    F: Fn(&'a R) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<T, Rejection>> + Send + 'a,
+{
+    fn call(&self, req: &'a R) -> <SendHooks as HookFutures>::Boxed<'a, T> {
+        Box::pin(self(req))
+    }
+}
+
+impl<'a, R: 'a, T: 'a, F, Fut> Hook<'a, R, T, LocalHooks> for F
+where
+    F: Fn(&'a R) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<T, Rejection>> + 'a,
+{
+    fn call(&self, req: &'a R) -> <LocalHooks as HookFutures>::Boxed<'a, T> {
+        Box::pin(self(req))
+    }
+}
+
+/// A stored hook.
+type Stored<R, T, K> = Arc<dyn for<'a> Hook<'a, R, T, K>>;
 
 /// What a [`ClientIp`] calls.
 type FindIp<R> = dyn Fn(&R) -> Option<IpAddr> + Send + Sync;
@@ -51,24 +101,17 @@ impl<R> fmt::Debug for ClientIp<R> {
     }
 }
 
-fn hook<R, T, F, Fut>(f: F) -> Hook<R, T>
-where
-    F: Fn(&R) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<T, Rejection>> + Send + 'static,
-{
-    Arc::new(move |req| Box::pin(f(req)))
-}
-
 /// How the management routes are mounted ([`ManagementOptions`]) and who may use them: the
-/// self-service routes with an owner resolver, the admin routes with an admin check.
-pub struct ManagementConfig<R> {
+/// self-service routes with an owner resolver, the admin routes with an admin check. `K` is
+/// how the adapter runs their futures ([`HookFutures`]).
+pub struct ManagementConfig<R, K: HookFutures = SendHooks> {
     options: ManagementOptions,
-    owner: Option<Hook<R, String>>,
-    admin: Option<Hook<R, ()>>,
+    owner: Option<Stored<R, String, K>>,
+    admin: Option<Stored<R, (), K>>,
     client_ip: Option<ClientIp<R>>,
 }
 
-impl<R> Clone for ManagementConfig<R> {
+impl<R, K: HookFutures> Clone for ManagementConfig<R, K> {
     fn clone(&self) -> Self {
         Self {
             options: self.options.clone(),
@@ -79,7 +122,7 @@ impl<R> Clone for ManagementConfig<R> {
     }
 }
 
-impl<R> fmt::Debug for ManagementConfig<R> {
+impl<R, K: HookFutures> fmt::Debug for ManagementConfig<R, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ManagementConfig")
             .field("options", &self.options)
@@ -89,17 +132,16 @@ impl<R> fmt::Debug for ManagementConfig<R> {
     }
 }
 
-impl<R: 'static> ManagementConfig<R> {
+impl<R: 'static, K: HookFutures> ManagementConfig<R, K> {
     /// The self-service routes, for the owners `owner` resolves, with the default
     /// [`ManagementOptions`]; no admin routes.
     #[must_use]
-    pub fn new<F, Fut>(owner: F) -> Self
+    pub fn new<F>(owner: F) -> Self
     where
-        F: Fn(&R) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<String, Rejection>> + Send + 'static,
+        F: for<'a> Hook<'a, R, String, K> + 'static,
     {
         Self {
-            owner: Some(hook(owner)),
+            owner: Some(Arc::new(owner)),
             ..Self::admin_only_unchecked()
         }
     }
@@ -117,22 +159,20 @@ impl<R: 'static> ManagementConfig<R> {
     /// for a service where owners never manage their own keys, such as the standalone server
     /// without `--owner-header`.
     #[must_use]
-    pub fn admin_only<F, Fut>(check: F) -> Self
+    pub fn admin_only<F>(check: F) -> Self
     where
-        F: Fn(&R) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Rejection>> + Send + 'static,
+        F: for<'a> Hook<'a, R, (), K> + 'static,
     {
         Self::admin_only_unchecked().admin(check)
     }
 
     /// Mounts the admin routes, guarded by `check` (a key holding `keyward:admin` passes too).
     #[must_use]
-    pub fn admin<F, Fut>(mut self, check: F) -> Self
+    pub fn admin<F>(mut self, check: F) -> Self
     where
-        F: Fn(&R) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Rejection>> + Send + 'static,
+        F: for<'a> Hook<'a, R, (), K> + 'static,
     {
-        self.admin = Some(hook(check));
+        self.admin = Some(Arc::new(check));
         self
     }
 
@@ -221,10 +261,10 @@ impl<R: 'static> ManagementConfig<R> {
             let check = self
                 .admin
                 .as_ref()
-                .map(|check| async move { check(req).await });
+                .map(|check| async move { check.call(req).await });
             let resolve = async {
                 match &self.owner {
-                    Some(owner) => owner(req).await,
+                    Some(owner) => owner.call(req).await,
                     None => Err(Rejection::unauthenticated()),
                 }
             };

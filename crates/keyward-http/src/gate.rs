@@ -8,9 +8,9 @@
 //! | a valid key | `Pass` with the principal, body unread |
 //! | a bad key (any reason), a blank or non-UTF-8 credential header | `Reject(401 API_KEY_INVALID)` |
 //! | a valid key lacking the gate's requirement | `Reject(403 API_KEY_SCOPE_DENIED)` |
-//! | nothing, or someone else's bearer token (a JWT) | `Pass` without a principal, or `Reject(401 API_KEY_MISSING)` when required |
+//! | nothing, or someone else's bearer token (a JWT) | `Reject(401 API_KEY_MISSING)`, or `Pass` without a principal where the gate is [`optional`](Gate::optional) |
 //! | a SigV4 signature, signing enabled | the signer settled before the body is read, the body read within the signing bounds and timer, the signature checked: `Pass` with the principal and the body read, or `401 SIGNATURE_*`, `408`, `413`, … |
-//! | a SigV4 signature, signing not enabled | `Pass` marked `unverified_signature`, or `Reject(401 SIGNATURE_INVALID)` when required |
+//! | a SigV4 signature, signing not enabled | `Reject(401 SIGNATURE_INVALID)`, or `Pass` marked `unverified_signature` where the gate is optional |
 //! | a store outage | `Reject(503 AUTH_UNAVAILABLE)` |
 
 use std::fmt;
@@ -48,7 +48,7 @@ pub struct Pass<B> {
     /// keyward credential.
     pub principal: Option<Principal>,
     /// Whether the request carried a SigV4 signature that nothing could verify (signing is not
-    /// enabled): the adapter marks it [`UnverifiedSignature`].
+    /// enabled): the adapter marks it [`Anonymous::UnverifiedSignature`] ([`Pass::anonymous`]).
     pub unverified_signature: bool,
     /// The body to hand on.
     pub body: Body<B>,
@@ -73,11 +73,30 @@ impl<B> Body<B> {
     }
 }
 
-/// The mark an adapter leaves in a request's extensions for [`Pass::unverified_signature`]:
-/// where a key is required ([`require_scopes`]), the
-/// answer is `401 SIGNATURE_INVALID` rather than `API_KEY_MISSING`.
+impl<B> Pass<B> {
+    /// The mark to leave in the request's extensions when there is no principal.
+    #[must_use]
+    pub fn anonymous(&self) -> Option<Anonymous> {
+        match (&self.principal, self.unverified_signature) {
+            (Some(_), _) => None,
+            (None, false) => Some(Anonymous::NoKey),
+            (None, true) => Some(Anonymous::UnverifiedSignature),
+        }
+    }
+}
+
+/// The mark an adapter leaves in a request's extensions when its [`optional`](Gate::optional)
+/// gate passed the request on without a principal. Where a key is then required
+/// ([`require_scopes`]) the answer is `401`; where neither a principal nor this mark is found,
+/// no gate ran, and that is the application's wiring error, not the client's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnverifiedSignature;
+pub enum Anonymous {
+    /// No keyward credential: `401 API_KEY_MISSING` where a key is required.
+    NoKey,
+    /// A SigV4 signature that nothing could verify (signing is not enabled): `401
+    /// SIGNATURE_INVALID` where a key is required.
+    UnverifiedSignature,
+}
 
 /// What to do with a request, once its credential is settled (before any body is read).
 #[derive(Debug)]
@@ -109,14 +128,14 @@ pub struct Observed {
 pub type Observer = Arc<dyn Fn(Observed) + Send + Sync>;
 
 /// An authentication middleware's settings: the engine, the headers that carry credentials,
-/// the scopes it requires itself, whether a request without a keyward credential is refused or
-/// passed on, and how the client address is found in the adapter's request type `R` (axum's
+/// the scopes it requires itself, whether a request without a keyward credential is refused
+/// (the default) or passed on ([`Gate::optional`]), and how the client address is found in the adapter's request type `R` (axum's
 /// `Parts`, actix-web's `HttpRequest`).
 pub struct Gate<R = ()> {
     keyward: Keyward,
     headers: CredentialHeaders,
     requirement: ScopeRequirement,
-    required: bool,
+    optional: bool,
     observer: Option<Observer>,
     client_ip: Option<ClientIp<R>>,
 }
@@ -127,7 +146,7 @@ impl<R> Clone for Gate<R> {
             keyward: self.keyward.clone(),
             headers: self.headers.clone(),
             requirement: self.requirement.clone(),
-            required: self.required,
+            optional: self.optional,
             observer: self.observer.clone(),
             client_ip: self.client_ip.clone(),
         }
@@ -139,7 +158,7 @@ impl<R> fmt::Debug for Gate<R> {
         f.debug_struct("Gate")
             .field("headers", &self.headers)
             .field("requirement", &self.requirement)
-            .field("required", &self.required)
+            .field("optional", &self.optional)
             .field("observed", &self.observer.is_some())
             .finish_non_exhaustive()
     }
@@ -153,14 +172,15 @@ impl<R> From<Keyward> for Gate<R> {
 }
 
 impl<R> Gate<R> {
-    /// Verifies with `keyward`, requires nothing, passes on requests without a credential.
+    /// Verifies with `keyward`: every request must present a valid key (`401` otherwise), of
+    /// any scope.
     #[must_use]
     pub fn new(keyward: Keyward) -> Self {
         Self {
             keyward,
             headers: CredentialHeaders::default(),
             requirement: ScopeRequirement::none(),
-            required: false,
+            optional: false,
             observer: None,
             client_ip: None,
         }
@@ -221,20 +241,29 @@ impl<R> Gate<R> {
     }
 
     /// Checks `requirement` during verification, in the engine's order: scopes before the
-    /// key's rate limit and credits are charged. Implies [`Gate::required`].
+    /// key's rate limit and credits are charged. A gate that requires scopes is never
+    /// [`optional`](Gate::optional).
     #[must_use]
     pub fn require(mut self, requirement: ScopeRequirement) -> Self {
         self.requirement = requirement;
-        self.required = true;
         self
     }
 
-    /// Answers `401 API_KEY_MISSING` when the request presents no keyward credential, instead
-    /// of passing it on.
+    /// Passes on a request that presents no keyward credential (nothing, or someone else's
+    /// bearer token), without a principal, instead of answering `401 API_KEY_MISSING`: for
+    /// routes that serve anonymous callers too, where the `Option<Authenticated>` extractor
+    /// tells the two apart. A bad key is still refused. Ignored when the gate requires scopes
+    /// ([`Gate::require`]).
     #[must_use]
-    pub fn required(mut self) -> Self {
-        self.required = true;
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
         self
+    }
+
+    /// Whether a request without a keyward credential is refused: unless the gate is optional
+    /// and requires no scopes.
+    fn required(&self) -> bool {
+        !self.optional || !self.requirement.scopes().is_empty()
     }
 
     /// The engine.
@@ -249,7 +278,7 @@ impl<R> Gate<R> {
         &self.requirement
     }
 
-    /// The outcome, when it needs no waiting: nothing presented (and none required), or a key
+    /// The outcome, when it needs no waiting: nothing presented, or a key
     /// the engine settles from its cache. `None`: call [`Gate::authenticate`]. The client
     /// address is only asked for keys.
     pub fn authenticate_now(
@@ -257,7 +286,7 @@ impl<R> Gate<R> {
         head: &impl RequestHead,
     ) -> Option<Result<Option<Principal>, Problem>> {
         match self.headers.extract(&self.keyward.policy().format, head) {
-            Credential::None | Credential::NotOurs if !self.required => Some(Ok(None)),
+            Credential::None | Credential::NotOurs if !self.required() => Some(Ok(None)),
             Credential::Key(key) => {
                 let ctx = VerifyContext {
                     client_ip: head.client_ip(),
@@ -368,12 +397,12 @@ impl<R> Gate<R> {
     async fn decide(&self, credential: Credential<'_>, ctx: &VerifyContext) -> Decision {
         match credential {
             Credential::Signed(_) if self.keyward.signing_enabled() => Decision::Signed,
-            Credential::Signed(_) if self.required => {
+            Credential::Signed(_) if self.required() => {
                 log_signing_disabled();
                 Decision::Reject(signing_disabled())
             }
             Credential::Signed(_) => Decision::PassUnverifiedSignature,
-            Credential::None | Credential::NotOurs if self.required => {
+            Credential::None | Credential::NotOurs if self.required() => {
                 Decision::Reject(Problem::missing())
             }
             other => match verify_presented(&self.keyward, other, &self.requirement, ctx).await {
@@ -527,32 +556,42 @@ async fn finish_signed(
 }
 
 /// The check of a route-level scope requirement (`RequireScopes`, the `Authenticated`
-/// extractor) on the principal the middleware left: `401 SIGNATURE_INVALID` for a request
-/// whose signature nothing could verify, `401 API_KEY_MISSING` without a principal, `403
-/// API_KEY_SCOPE_DENIED` listing what is missing.
+/// extractor) on what the middleware left in the request: the principal, or the [`Anonymous`]
+/// mark of an optional gate (`401 SIGNATURE_INVALID` for a signature nothing could verify,
+/// `401 API_KEY_MISSING` for no key); `403 API_KEY_SCOPE_DENIED` listing what is missing.
+///
+/// Neither found means no authentication middleware ran before the check: the application is
+/// wired wrong (in actix-web, say, the last `.wrap` runs first). That is answered `500
+/// SERVER_MISCONFIGURED`, and logged once, at `error`, with `wiring`: the adapter's sentence
+/// saying which layer goes where.
 ///
 /// # Errors
 /// The problem to answer with.
 pub fn require_scopes(
     principal: Option<&Principal>,
-    unverified_signature: bool,
+    anonymous: Option<Anonymous>,
     requirement: &ScopeRequirement,
+    wiring: &'static str,
 ) -> Result<(), super::Rejection> {
-    match principal {
-        Some(p) => requirement
+    match (principal, anonymous) {
+        (Some(p), _) => requirement
             .check(p.scopes())
             .map_err(|missing| keyward_core::VerifyError::ScopeDenied { missing }.into()),
-        None => Err(no_principal(unverified_signature)),
+        (None, Some(Anonymous::NoKey)) => Err(Problem::missing().into()),
+        (None, Some(Anonymous::UnverifiedSignature)) => Err(signing_disabled().into()),
+        (None, None) => Err(miswired(wiring).into()),
     }
 }
 
-/// The `401` for a request without a verified principal: `SIGNATURE_INVALID` when it carried a
-/// signature that nothing could verify, else `API_KEY_MISSING`.
-#[must_use]
-pub fn no_principal(unverified_signature: bool) -> super::Rejection {
-    super::Rejection::new(if unverified_signature {
-        signing_disabled()
-    } else {
-        Problem::missing()
-    })
+/// The `500` for a scope check that no authentication middleware ran before, logged once.
+fn miswired(wiring: &'static str) -> Problem {
+    static LOGGED: std::sync::Once = std::sync::Once::new();
+    LOGGED.call_once(|| {
+        tracing::error!(
+            code = "SERVER_MISCONFIGURED",
+            "keyward: a scope check ran on a request no authentication middleware saw, so every \
+             request it guards is refused; {wiring}"
+        );
+    });
+    Problem::new(ErrorCode::Misconfigured, None)
 }

@@ -41,8 +41,8 @@ mod reply;
 use serde::de::DeserializeOwned;
 
 pub use body::BodyBudget;
-pub use config::{ClientIp, Hook, ManagementConfig};
-pub use gate::{Body, Gate, Observed, Outcome, Pass, UnverifiedSignature};
+pub use config::{ClientIp, Hook, HookFutures, LocalHooks, ManagementConfig, SendHooks};
+pub use gate::{Anonymous, Body, Gate, Observed, Outcome, Pass};
 pub use head::{CredentialHeaders, RequestHead};
 pub use management::{ManagementOptions, Matched, Operation};
 pub use problem::Problem;

@@ -131,7 +131,7 @@ pub const ROUTES: [Route; 6] = [
 ///     .admin_prefix("/ops")
 ///     .body_limit(16 * 1024);
 /// let nobody = |_: &()| std::future::ready(Err::<String, _>(Rejection::unauthenticated()));
-/// let config = ManagementConfig::new(nobody).options(options);
+/// let config: ManagementConfig<()> = ManagementConfig::new(nobody).options(options);
 /// assert_eq!(config.paths()[0].0, "/keys");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,6 +21,9 @@ use keyward_http::{
 };
 use serde_json::Value;
 
+/// The configuration under test: `Send` hooks over the test request.
+type Config = ManagementConfig<Req>;
+
 fn keyward() -> Keyward {
     Keyward::builder(
         Arc::new(MemoryKeyStore::new()),
@@ -146,7 +149,7 @@ fn allowing() -> ManagementOptions {
 async fn self_service_owner_comes_from_the_resolver_only() {
     let kw = keyward();
     key(&kw, "alice", &[]).await;
-    let cfg = ManagementConfig::new(|_: &Req| ready(Ok("alice".to_owned())));
+    let cfg = Config::new(|_: &Req| ready(Ok("alice".to_owned())));
     let reply = serve(&kw, &cfg, list(Mount::SelfService, None), &Req::get(), None).await;
     assert_eq!(reply.status, 200);
     let page: Value = serde_json::from_slice(&reply.body).unwrap();
@@ -157,7 +160,7 @@ async fn self_service_owner_comes_from_the_resolver_only() {
 async fn a_presented_key_is_refused_before_anything_runs_unless_allowed() {
     let kw = keyward();
     let (raw, p) = key(&kw, "bob", &["a:b"]).await;
-    let cfg = ManagementConfig::new(never("resolve"));
+    let cfg = Config::new(never("resolve"));
     let presented = Req::get().with("authorization", format!("Bearer {raw}"));
     for (req, verified) in [(&presented, None), (&Req::get(), Some(&p))] {
         let reply = serve(&kw, &cfg, list(Mount::SelfService, None), req, verified).await;
@@ -178,9 +181,9 @@ async fn admin_routes_ask_the_check_before_verifying_a_key() {
     let (plain_raw, plain) = key(&kw, "bob", &["a:b"]).await;
     let at = list(Mount::Admin, Some("carol"));
     let bearer = |raw: &str| Req::get().with("authorization", format!("Bearer {raw}"));
-    let passes = ManagementConfig::admin_only(|_: &Req| ready(Ok(())));
+    let passes = Config::admin_only(|_: &Req| ready(Ok(())));
     let refuses =
-        ManagementConfig::admin_only(|_: &Req| ready(Err(Rejection::forbidden("not an operator"))));
+        Config::admin_only(|_: &Req| ready(Err(Rejection::forbidden("not an operator"))));
 
     // The check passes: the key is not verified (a junk one would be 401).
     let junk = bearer("kw_live_AbCdEf012345_junk");
@@ -202,12 +205,12 @@ async fn admin_routes_ask_the_check_before_verifying_a_key() {
     let reply = serve(&kw, &refuses, at, &Req::get(), None).await;
     assert_eq!(detail(&reply), "not an operator");
     // No check configured and no key: the admin refusal.
-    let none = ManagementConfig::new(never("resolve"));
+    let none = Config::new(never("resolve"));
     let reply = serve(&kw, &none, at, &Req::get(), None).await;
     assert_eq!(detail(&reply), "administrator rights are required");
 
     // A key verified by the middleware decides first: the check is not asked.
-    let unasked = ManagementConfig::admin_only(never("check"));
+    let unasked = Config::admin_only(never("check"));
     assert_eq!(
         serve(&kw, &unasked, at, &Req::get(), Some(&admin))
             .await
@@ -234,7 +237,7 @@ async fn authenticate(gate: &Gate<Req>, req: &Req) -> Outcome<()> {
 #[tokio::test]
 async fn the_gate_settles_what_it_can_without_waiting() {
     let kw = keyward();
-    let gate: Gate<Req> = Gate::new(kw.clone());
+    let gate: Gate<Req> = Gate::new(kw.clone()).optional();
     let jwt = Req::get().with("authorization", "Bearer eyJhbGciOi.x.y");
     assert!(matches!(gate.authenticate_now(&Req::get()), Some(Ok(None))));
     assert!(matches!(gate.authenticate_now(&jwt), Some(Ok(None))));
@@ -262,7 +265,7 @@ async fn the_gate_settles_what_it_can_without_waiting() {
         Outcome::Pass(pass) => assert!(pass.principal.is_none() && pass.unverified_signature),
         Outcome::Reject(p) => panic!("{p:?}"),
     }
-    let gate = gate.required();
+    let gate: Gate<Req> = Gate::new(kw.clone());
     assert!(gate.authenticate_now(&Req::get()).is_none());
     for (req, want) in [
         (Req::get(), ErrorCode::ApiKeyMissing),
@@ -284,7 +287,7 @@ async fn the_gate_settles_what_it_can_without_waiting() {
 #[tokio::test]
 async fn a_call_from_head_to_reply() {
     let kw = keyward();
-    let cfg = ManagementConfig::new(|req: &Req| {
+    let cfg = Config::new(|req: &Req| {
         let owner = req
             .header("x-owner")
             .map(|o| String::from_utf8_lossy(o).into_owned());

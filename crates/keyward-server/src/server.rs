@@ -291,11 +291,13 @@ impl Signals {
 fn router(app: Shared) -> Router {
     // keyward-axum's layer verifies keys (bearer or signed) in front of the routes that take
     // them, each verification counted in the metrics.
-    let keys = keyward_axum::KeywardLayer::new(app.gate.clone());
+    // Optional: a self-service request (owner header, no key) and a bad admin token are the
+    // management routes' own to answer.
+    let keys = keyward_axum::KeywardLayer::new(app.gate.clone().optional());
     let sidecar = keyward_axum::KeywardLayer::new(
         match ScopeRequirement::any_of([VERIFY_SCOPE, ADMIN_SCOPE]) {
             Ok(need) => app.gate.clone().require(need),
-            Err(_) => app.gate.clone().required(),
+            Err(_) => app.gate.clone(),
         },
     );
     let own = Router::new()
@@ -305,7 +307,7 @@ fn router(app: Shared) -> Router {
         .route("/openapi.json", get(openapi))
         .route(
             "/v1/whoami",
-            get(whoami).route_layer(keyward_axum::KeywardLayer::new(app.gate.clone().required())),
+            get(whoami).route_layer(keyward_axum::KeywardLayer::new(app.gate.clone())),
         )
         .route(
             "/v1/verify",

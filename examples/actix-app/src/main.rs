@@ -21,13 +21,11 @@ async fn reports_handler(caller: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "owner": caller.owner_id(), "reports": [] }))
 }
 
-/// Demo only: read your session or JWT here. The future owns what it needs.
-fn current_user(req: &HttpRequest) -> std::future::Ready<Result<String, Rejection>> {
+/// Demo only: read your session or JWT here.
+async fn current_user(req: &HttpRequest) -> Result<String, Rejection> {
     let user = req.headers().get("x-user").and_then(|v| v.to_str().ok());
-    std::future::ready(
-        user.map(str::to_owned)
-            .ok_or_else(Rejection::unauthenticated),
-    )
+    user.map(str::to_owned)
+        .ok_or_else(Rejection::unauthenticated)
 }
 
 #[actix_web::main]
@@ -47,6 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kw = keyward.clone();
     HttpServer::new(move || {
         // The factory runs once per worker and cannot use `?`: scope literals need none.
+        // actix-web runs the last `wrap` first: the key is verified, then its scopes checked.
         let reports = web::resource("/reports")
             .wrap(RequireScopes::new(ScopeRequirement::all_of_static([
                 "reports:read",
@@ -58,8 +57,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ManagementConfig::new(current_user),
             ))
             .service(reports.route(web::get().to(reports_handler)))
-            // Public: no `RequireScopes` on this resource, and `KeywardAuth` (on `/reports`
-            // only here) passes requests without a key on anyway.
+            // Public: `KeywardAuth`, which refuses requests without a key, wraps `/reports`
+            // only.
             .route("/health", web::get().to(|| async { "ok" }))
     })
     .bind(("127.0.0.1", port))?

@@ -14,17 +14,15 @@ use keyward_axum::{management_routes, spawn_usage_flusher};
 use keyward_core::{Keyring, Keyward, Pepper, ScopeRequirement};
 use keyward_sea_orm::SeaOrmKeyStore;
 
-async fn reports(Authenticated(caller): Authenticated) -> Json<serde_json::Value> {
+async fn reports(caller: Authenticated) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "owner": caller.owner_id(), "reports": [] }))
 }
 
 /// Demo only: read your session or JWT here.
-fn current_user(parts: &Parts) -> std::future::Ready<Result<String, Rejection>> {
+async fn current_user(parts: &Parts) -> Result<String, Rejection> {
     let user = parts.headers.get("x-user").and_then(|v| v.to_str().ok());
-    let owner = user
-        .map(str::to_owned)
-        .ok_or_else(Rejection::unauthenticated);
-    std::future::ready(owner)
+    user.map(str::to_owned)
+        .ok_or_else(Rejection::unauthenticated)
 }
 
 #[tokio::main]
@@ -42,12 +40,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = Router::new()
         .route("/reports", get(reports))
-        // `route_layer` covers the routes added before it: public routes go after it.
+        // `route_layer` covers the routes added before it, and the last one added runs first:
+        // the key is verified, then its scopes checked. Public routes go after both.
         .route_layer(RequireScopes::new(ScopeRequirement::all_of_static([
             "reports:read",
         ])))
+        .route_layer(KeywardLayer::new(keyward.clone()))
         .route("/health", get(|| async { "ok" }))
-        .layer(KeywardLayer::new(keyward.clone()))
         .merge(management_routes(
             keyward.clone(),
             ManagementConfig::new(current_user),

@@ -2,7 +2,8 @@
 //!
 //! Owner from `x-test-owner`, admin when `x-test-admin: yes`, `/protected` needs
 //! `reports:read`, `/any` needs any of `a:x`, `b:x`, `POST`/`PUT /echo` needs `reports:read`
-//! and echoes the body, `/open` needs nothing, management under
+//! and echoes the body, `/plain` needs a key, `/miswired` checks scopes before the key,
+//! `/no-layer` extracts a caller no middleware verified, `/open` needs nothing, management under
 //! `/api-keys`, admin under `/admin/owners/{owner}/api-keys`.
 
 #![allow(dead_code, unreachable_pub)]
@@ -46,20 +47,23 @@ async fn open(caller: Option<Authenticated>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "authenticated": caller.is_some() }))
 }
 
+/// The owner resolver in the form users write: an `async fn` that borrows the request (which
+/// is not `Send`) across an await.
+async fn test_owner(req: &HttpRequest) -> Result<String, Rejection> {
+    std::future::ready(()).await;
+    req.headers()
+        .get("x-test-owner")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(Rejection::unauthenticated)
+}
+
 /// Configures the contract's routes on an app: `KeywardAuth` wraps `/protected`, `/any` and
 /// `/whoami` (the management routes verify API-key callers themselves).
 pub fn configure(keyward: Keyward) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        let config = ManagementConfig::new(|req: &HttpRequest| {
-            let owner = req
-                .headers()
-                .get("x-test-owner")
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned);
-            std::future::ready(owner.ok_or_else(Rejection::unauthenticated))
-        })
-        .admin(|req: &HttpRequest| {
+        let config = ManagementConfig::new(test_owner).admin(|req: &HttpRequest| {
             let admin = req
                 .headers()
                 .get("x-test-admin")
@@ -114,8 +118,25 @@ pub fn configure(keyward: Keyward) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route(web::get().to(whoami)),
             )
             .service(
+                web::resource("/plain")
+                    .wrap(KeywardAuth::new(keyward.clone()))
+                    .route(web::get().to(open)),
+            )
+            // Wired the wrong way round: actix-web runs the last `wrap` first.
+            .service(
+                web::resource("/miswired")
+                    .wrap(KeywardAuth::new(keyward.clone()))
+                    .wrap(RequireScopes::new(
+                        ScopeRequirement::all_of(["reports:read"]).expect("scope"),
+                    ))
+                    .route(web::get().to(whoami)),
+            )
+            .route("/no-layer", web::get().to(whoami))
+            .service(
                 web::resource("/open")
-                    .wrap(KeywardAuth::new(keyward))
+                    .wrap(KeywardAuth::new(
+                        keyward_actix::Gate::new(keyward).optional(),
+                    ))
                     .route(web::get().to(open)),
             );
     }

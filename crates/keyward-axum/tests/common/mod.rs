@@ -13,18 +13,21 @@ use keyward_axum::{
 };
 use keyward_core::{Keyward, ScopeRequirement};
 
+/// The owner resolver in the form users write: an `async fn` that borrows the request across
+/// an await.
+async fn test_owner(parts: &Parts) -> Result<String, Rejection> {
+    let owner = parts.headers.get("x-test-owner");
+    std::future::ready(()).await;
+    owner
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(Rejection::unauthenticated)
+}
+
 /// Builds the suite's app over `keyward`.
 pub fn app(keyward: Keyward) -> Router {
-    let config = ManagementConfig::new(|parts: &Parts| {
-        let owner = parts
-            .headers
-            .get("x-test-owner")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned);
-        async move { owner.ok_or_else(Rejection::unauthenticated) }
-    })
-    .admin(|parts: &Parts| {
+    let config = ManagementConfig::new(test_owner).admin(|parts: &Parts| {
         let ok = parts
             .headers
             .get("x-test-admin")
@@ -66,11 +69,22 @@ pub fn app(keyward: Keyward) -> Router {
         .route_layer(RequireScopes::new(
             ScopeRequirement::any_of(["a:x", "b:x"]).expect("scope"),
         ));
+    let plain = |caller: Option<Authenticated>| async move { axum::Json(caller.is_some()) };
+    // Wired the wrong way round: the layer added last runs first.
+    let miswired = Router::new()
+        .route("/miswired", get(principal))
+        .route_layer(KeywardLayer::new(keyward.clone()))
+        .route_layer(RequireScopes::new(
+            ScopeRequirement::all_of(["reports:read"]).expect("scope"),
+        ));
     Router::new()
         .merge(protected)
         .merge(any)
         .merge(echo)
+        .route("/plain", get(plain))
         .layer(KeywardLayer::new(keyward.clone()))
+        .merge(miswired)
+        .route("/no-layer", get(principal))
         .route("/open", get(|| async { "open" }))
         .merge(management_routes(keyward.clone(), config))
         .merge(management_routes(keyward, by_key))

@@ -134,6 +134,31 @@ pub async fn case_missing_and_open(app: TestApp) {
     assert_eq!(res.status(), 200);
 }
 
+/// The authentication refuses a request without a key even where the handler would serve
+/// one (it fails closed); a scope check or an extractor that no authentication ran before is
+/// the application's wiring error, `500 SERVER_MISCONFIGURED`, never a `401` that blames the
+/// client, and never a pass.
+pub async fn case_fails_closed_and_miswired(app: TestApp) {
+    let res = app
+        .client
+        .get(app.url("/plain"))
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(res, 401, "API_KEY_MISSING").await;
+    let owner = app.owner("wiring");
+    let c = app
+        .create(&owner, json!({"name": "w", "scopes": ["reports:read"]}))
+        .await;
+    assert_eq!(app.get_bearer("/plain", &c.api_key).await.status(), 200);
+    for path in ["/miswired", "/no-layer"] {
+        let res = app.get_bearer(path, &c.api_key).await;
+        assert_problem(res, 500, "SERVER_MISCONFIGURED").await;
+        let res = app.client.get(app.url(path)).send().await.expect("sent");
+        assert_problem(res, 500, "SERVER_MISCONFIGURED").await;
+    }
+}
+
 /// Management needs an owner; API-key callers may not manage keys.
 pub async fn case_management_needs_owner_not_key(app: TestApp) {
     let res = app

@@ -15,7 +15,10 @@
 //! | `GET /protected` | requires a verified key with scope `reports:read` (all-of); answers `200` with the `Principal` as JSON (`key_id`, `owner_id`, `scopes`, …) |
 //! | `GET /any` | requires any of `a:x`, `b:x`; answers `200` with the `Principal` as JSON |
 //! | `POST` and `PUT /echo` | requires a verified key with scope `reports:read` (behind the same authentication as `/protected`); answers `200` with `{"principal": Principal, "body": "<the request body as the handler read it>"}` |
-//! | `GET /open` | no authentication; answers `200` |
+//! | `GET /plain` | behind the adapter's authentication with its defaults and nothing else; the handler takes an optional caller and answers `200` |
+//! | `GET /miswired` | as `/protected`, with the scope check wired the wrong way round: outside the authentication, so that it runs first |
+//! | `GET /no-layer` | no authentication; the handler extracts the caller as `/protected`'s does |
+//! | `GET /open` | no authentication, or the adapter's optional one; answers `200` |
 //! | `GET /openapi.json` | `keyward_http::openapi::document` for the self-service and admin routes under `/api-keys`, signing as the engine does, as JSON |
 //!
 //! AccessKey are `Authorization: Bearer <key>` and `X-API-Key: <key>` (default names), and
@@ -187,6 +190,7 @@ macro_rules! http_suite {
     (store = $make:expr, spawn = $spawn:expr $(,)?) => {
         $crate::http_suite!(@cases $make, $spawn;
             case_create_shows_key_once, case_credential_forms, case_missing_and_open,
+            case_fails_closed_and_miswired,
             case_management_needs_owner_not_key, case_foreign_key_is_404, case_revoke_is_immediate,
             case_scope_denied, case_expired_and_inactive, case_max_keys_concurrent,
             case_rotate_grace, case_pagination, case_validation, case_body_transport_errors,
