@@ -3,7 +3,8 @@
 //! under a prefix (default `/api-keys`; the owner comes from the application's owner resolver,
 //! never from the body) and, with an admin check ([`ManagementConfig`]), the same six routes
 //! under `{admin_prefix}/owners/{owner_id}{prefix}` (default `/admin`) for the owner in the
-//! path; the caller must hold `keyward:admin` (a key, by name) or pass the check.
+//! path, and `GET {admin_prefix}{prefix}` listing every owner's keys; the caller must hold
+//! `keyward:admin` (a key, by name) or pass the check.
 //!
 //! Requests that carry an API key are refused (403) unless the application opted in with
 //! [`ManagementOptions::allow_api_key_callers`]: a leaked key must not be able to mint more.

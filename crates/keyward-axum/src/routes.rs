@@ -3,12 +3,13 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `POST {prefix}` | `201 {api_key, key}`: the raw key, this once |
-//! | `GET {prefix}?limit=&cursor=` | `200 {items, next_cursor}` |
+//! | `GET {prefix}?limit=&cursor=&env=&state=` | `200 {items, next_cursor}` |
 //! | `GET {prefix}/{key_id}` | `200 key`; `404` for missing and foreign keys |
 //! | `PATCH {prefix}/{key_id}` | `200 key` |
 //! | `DELETE {prefix}/{key_id}` | `204`, soft revoke |
 //! | `POST {prefix}/{key_id}/rotate` | `201 {api_key, key}` |
 //! | `{admin_prefix}/owners/{owner_id}{prefix}…` (default `/admin`), the same six routes | as above, owner from the path (with an admin check, or a key holding `keyward:admin`) |
+//! | `GET {admin_prefix}{prefix}?owner_id=&env=&state=&limit=&cursor=` | every owner's keys, for administrators |
 //!
 //! The owner of a self-service request comes from the application's owner resolver (its own
 //! session or JWT, [`ManagementConfig`]), never from the body. A request that presents an API key is refused

@@ -126,7 +126,7 @@ fn valid_prefix(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
-fn valid_env(s: &str) -> bool {
+pub(crate) fn valid_env(s: &str) -> bool {
     (1..=8).contains(&s.len())
         && s.bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())

@@ -250,6 +250,24 @@ impl fmt::Debug for CreatedKey {
     }
 }
 
+/// What a key list asks for: a page (`cursor`, `limit`) of the keys the actor reaches, oldest
+/// first, narrowed by owner, environment and state. The list routes read it from their query
+/// (`?owner_id=&env=&state=&cursor=&limit=`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct KeyQuery {
+    /// Only this owner's keys. An actor bound to an owner (self-service, a key, an
+    /// administrator of one owner) may name only that owner.
+    pub owner_id: Option<String>,
+    /// Only keys of this environment.
+    pub env: Option<String>,
+    /// Only keys in this state now.
+    pub state: Option<crate::model::KeyState>,
+    /// `next_cursor` of the previous page; empty or absent for the first.
+    pub cursor: Option<String>,
+    /// Page size, 1–100 (default 50).
+    pub limit: Option<u32>,
+}
+
 /// A page of keys for the list route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

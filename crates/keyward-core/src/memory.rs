@@ -12,8 +12,8 @@ use crate::digest::KeyDigest;
 use crate::key::KeyId;
 use crate::model::{Credits, KeyRecord, RateLimit};
 use crate::store::{
-    Admission, CreditLedger, Cursor, KeyStore, NonceStore, Page, RateLimiter, StoreError,
-    StoreErrorKind, UsageDelta, credit_period, credit_refill_in,
+    Admission, CreditLedger, Cursor, KeyFilter, KeyStore, NonceStore, Page, RateLimiter,
+    StoreError, StoreErrorKind, UsageDelta, credit_period, credit_refill_in,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -82,26 +82,42 @@ impl KeyStore for MemoryKeyStore {
         Ok(lock(&self.state).by_id.get(key_id).cloned())
     }
 
-    async fn list_by_owner(
+    async fn list(
         &self,
-        owner_id: &str,
+        filter: &KeyFilter<'_>,
         cursor: Option<Cursor>,
         limit: u32,
     ) -> Result<Page, StoreError> {
         let st = lock(&self.state);
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let start = match cursor {
-            Some(c) => (owner_id.to_owned(), c.created_at, c.key_id),
-            None => (owner_id.to_owned(), crate::clock::EARLIEST, KeyId::MIN),
+        let after = |r: &KeyRecord| {
+            cursor.is_none_or(|c| (r.created_at, r.key_id) > (c.created_at, c.key_id))
         };
-        let mut items: Vec<KeyRecord> = st
-            .by_owner
-            .range(start.clone()..)
-            .filter(|e| cursor.is_none() || **e != start)
-            .take_while(|(o, _, _)| o == owner_id)
-            .take(limit.saturating_add(1))
-            .filter_map(|(_, _, id)| st.by_id.get(id).cloned())
-            .collect();
+        let mut items: Vec<KeyRecord> = match filter.owner_id {
+            // One owner: its range of the owner index.
+            Some(owner) => st
+                .by_owner
+                .range((owner.to_owned(), crate::clock::EARLIEST, KeyId::MIN)..)
+                .take_while(|(o, _, _)| o == owner)
+                .filter_map(|(_, _, id)| st.by_id.get(id))
+                .filter(|r| after(r) && filter.matches(r))
+                .take(limit.saturating_add(1))
+                .cloned()
+                .collect(),
+            // Every owner: a scan, sorted (the memory store holds test-sized sets).
+            None => {
+                let mut all: Vec<&KeyRecord> = st
+                    .by_id
+                    .values()
+                    .filter(|r| after(r) && filter.matches(r))
+                    .collect();
+                all.sort_by_key(|r| (r.created_at, r.key_id));
+                all.into_iter()
+                    .take(limit.saturating_add(1))
+                    .cloned()
+                    .collect()
+            }
+        };
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
             items.last().map(Cursor::after)

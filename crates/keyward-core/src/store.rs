@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::digest::KeyDigest;
 use crate::key::KeyId;
-use crate::model::{Credits, KeyRecord, RateLimit};
+use crate::model::{Credits, KeyRecord, KeyState, RateLimit};
 use crate::scope::ScopeSet;
 
 /// What went wrong in a backend, in terms the engine can act on.
@@ -101,7 +101,7 @@ impl std::error::Error for StoreError {
     }
 }
 
-/// A position in an owner's key list: keys are listed by `(created_at, key_id)` ascending, and
+/// A position in a key list: keys are listed by `(created_at, key_id)` ascending, and
 /// the cursor is the last one returned. Stable under inserts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor {
@@ -163,10 +163,68 @@ impl Cursor {
     }
 }
 
+/// Which keys a list returns: every key, or those of one owner, of one environment, in one
+/// state at an instant. Built with [`KeyFilter::all`] and narrowed; stores read its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyFilter<'a> {
+    /// Only this owner's keys.
+    pub owner_id: Option<&'a str>,
+    /// Only keys of this environment (`live`, `test`, …).
+    pub env: Option<&'a str>,
+    /// Only keys in this state at [`KeyFilter::at`] ([`KeyRecord::state`]).
+    pub state: Option<KeyState>,
+    /// The instant states are judged at.
+    pub at: OffsetDateTime,
+}
+
+impl<'a> KeyFilter<'a> {
+    /// Every key, states judged at `at`.
+    #[must_use]
+    pub fn all(at: OffsetDateTime) -> Self {
+        Self {
+            owner_id: None,
+            env: None,
+            state: None,
+            at,
+        }
+    }
+
+    /// Only `owner_id`'s keys.
+    #[must_use]
+    pub fn owner(mut self, owner_id: &'a str) -> Self {
+        self.owner_id = Some(owner_id);
+        self
+    }
+
+    /// Only keys of environment `env`.
+    #[must_use]
+    pub fn env(mut self, env: &'a str) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Only keys in `state` at [`KeyFilter::at`].
+    #[must_use]
+    pub fn state(mut self, state: KeyState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Whether `record` is one of the keys this filter lists: what a store that cannot filter
+    /// in its query checks on each record it reads.
+    #[must_use]
+    pub fn matches(&self, record: &KeyRecord) -> bool {
+        self.owner_id.is_none_or(|o| record.owner_id == o)
+            && self.env.is_none_or(|e| record.env == e)
+            && self.state.is_none_or(|s| record.state(self.at) == s)
+    }
+}
+
 /// Largest page a list may ask for.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
-/// One page of an owner's keys.
+/// One page of a key list.
 #[derive(Debug, Clone)]
 pub struct Page {
     /// The keys, by `(created_at, key_id)` ascending.
@@ -214,13 +272,16 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// `Unavailable`, `Corrupt`.
     async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
 
-    /// Up to `limit` keys of `owner_id` after `cursor`, by `(created_at, key_id)` ascending.
+    /// Up to `limit` keys that `filter` admits after `cursor`, by `(created_at, key_id)`
+    /// ascending. A store that filters after reading (Redis, for environment and state) may
+    /// answer fewer than `limit`, even none, with a `next_cursor`: the listing ends only where
+    /// `next_cursor` is `None`.
     ///
     /// # Errors
     /// `Unavailable`, `Corrupt`.
-    async fn list_by_owner(
+    async fn list(
         &self,
-        owner_id: &str,
+        filter: &KeyFilter<'_>,
         cursor: Option<Cursor>,
         limit: u32,
     ) -> Result<Page, StoreError>;

@@ -44,8 +44,13 @@ impl KeyStore for Counting {
         self.gets.fetch_add(1, Ordering::SeqCst);
         self.inner.get(id).await
     }
-    async fn list_by_owner(&self, o: &str, c: Option<Cursor>, l: u32) -> Result<Page, StoreError> {
-        self.inner.list_by_owner(o, c, l).await
+    async fn list(
+        &self,
+        f: &keyward_core::store::KeyFilter<'_>,
+        c: Option<Cursor>,
+        l: u32,
+    ) -> Result<Page, StoreError> {
+        self.inner.list(f, c, l).await
     }
     async fn update(&self, r: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
         self.inner.update(r, expected).await

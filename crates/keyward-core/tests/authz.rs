@@ -115,7 +115,7 @@ async fn reserved_owners_are_closed_to_self_service() {
             .unwrap();
     for actor in [Actor::owner("keyward-admin"), Actor::owner("keywardx")] {
         assert_eq!(
-            refused(f.kw.list_keys(&actor, None, None).await),
+            refused(f.kw.list_keys(&actor, &page(None, None)).await),
             ["owner_id:reserved_owner"]
         );
         assert_eq!(
@@ -131,7 +131,7 @@ async fn reserved_owners_are_closed_to_self_service() {
     );
     refused(f.kw.revoke_key(&actor, &held.key.id, None).await);
     let page =
-        f.kw.list_keys(&Actor::admin_for("keyward-admin"), None, None)
+        f.kw.list_keys(&Actor::admin_for("keyward-admin"), &page(None, None))
             .await
             .unwrap();
     assert_eq!(page.items.len(), 1);
@@ -525,7 +525,7 @@ async fn a_key_rotates_once_and_a_chain_keeps_two_live_keys() {
     }
     let now = f.kw.now();
     let live =
-        f.kw.list_keys(&owner, None, Some(100))
+        f.kw.list_keys(&owner, &page(None, Some(100)))
             .await
             .unwrap()
             .items
@@ -788,4 +788,13 @@ async fn an_expiry_past_the_representable_range_in_utc_is_clamped() {
     let k = f.kw.create_key("amy", r).await.unwrap();
     assert_eq!(k.key.expires_at, Some(keyward_core::clock::LATEST));
     assert!(serde_json::to_string(&k.key).is_ok());
+}
+
+/// The list query of one page.
+fn page(cursor: Option<&str>, limit: Option<u32>) -> keyward_core::management::KeyQuery {
+    keyward_core::management::KeyQuery {
+        cursor: cursor.map(str::to_owned),
+        limit,
+        ..Default::default()
+    }
 }

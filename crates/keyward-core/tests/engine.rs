@@ -62,9 +62,14 @@ impl KeyStore for Probe {
         self.check()?;
         self.inner.get(id).await
     }
-    async fn list_by_owner(&self, o: &str, c: Option<Cursor>, l: u32) -> Result<Page, StoreError> {
+    async fn list(
+        &self,
+        f: &keyward_core::store::KeyFilter<'_>,
+        c: Option<Cursor>,
+        l: u32,
+    ) -> Result<Page, StoreError> {
         self.check()?;
-        self.inner.list_by_owner(o, c, l).await
+        self.inner.list(f, c, l).await
     }
     async fn update(&self, r: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
         self.check()?;
@@ -579,7 +584,7 @@ async fn fifty_concurrent_creates_with_max_five() {
     assert_eq!((ok, limited), (5, 45));
     // Revoked and expired keys free a slot.
     let page =
-        f.kw.list_keys(&Actor::admin_for("bob"), None, None)
+        f.kw.list_keys(&Actor::admin_for("bob"), &page(None, None))
             .await
             .unwrap();
     f.kw.revoke_key(&Actor::admin_for("bob"), &page.items[0].id, None)
@@ -796,9 +801,12 @@ async fn pagination_walks_every_key_once() {
     let mut cursor: Option<String> = None;
     loop {
         let page =
-            f.kw.list_keys(&Actor::admin_for("carol"), cursor.as_deref(), Some(3))
-                .await
-                .unwrap();
+            f.kw.list_keys(
+                &Actor::admin_for("carol"),
+                &page(cursor.as_deref(), Some(3)),
+            )
+            .await
+            .unwrap();
         seen.extend(page.items.iter().map(|k| k.id));
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -807,17 +815,17 @@ async fn pagination_walks_every_key_once() {
     }
     assert_eq!(seen, made);
     assert!(matches!(
-        f.kw.list_keys(&Actor::admin_for("carol"), Some("%%%"), None)
+        f.kw.list_keys(&Actor::admin_for("carol"), &page(Some("%%%"), None))
             .await,
         Err(ServiceError::Validation(_))
     ));
     assert!(matches!(
-        f.kw.list_keys(&Actor::admin_for("carol"), None, Some(0))
+        f.kw.list_keys(&Actor::admin_for("carol"), &page(None, Some(0)))
             .await,
         Err(ServiceError::Validation(_))
     ));
     assert!(matches!(
-        f.kw.list_keys(&Actor::admin_for("carol"), None, Some(101))
+        f.kw.list_keys(&Actor::admin_for("carol"), &page(None, Some(101)))
             .await,
         Err(ServiceError::Validation(_))
     ));
@@ -1057,4 +1065,13 @@ async fn the_principal_schema_is_its_json() {
         <keyward_core::Principal as utoipa::ToSchema>::name(),
         "Principal"
     );
+}
+
+/// The list query of one page.
+fn page(cursor: Option<&str>, limit: Option<u32>) -> keyward_core::management::KeyQuery {
+    keyward_core::management::KeyQuery {
+        cursor: cursor.map(str::to_owned),
+        limit,
+        ..Default::default()
+    }
 }

@@ -51,7 +51,7 @@ pub use reply::Reply;
 
 use keyward_core::error::ErrorCode;
 use keyward_core::key::KeyId;
-use keyward_core::management::KeyVersion;
+use keyward_core::management::{KeyQuery, KeyVersion};
 use problem::validation;
 
 /// Default limit on management request bodies, in bytes.
@@ -188,14 +188,15 @@ pub(crate) fn json_body_or_default<T: DeserializeOwned + Default>(
     }
 }
 
-/// The `limit` and `cursor` of `GET /api-keys?limit=&cursor=`. Unknown parameters are ignored.
+/// The query of `GET /api-keys?owner_id=&env=&state=&cursor=&limit=`. Unknown parameters are
+/// ignored.
 ///
 /// # Errors
-/// `422` with a field error for a `limit` that is not a number (range checks happen in
-/// [`keyward_core::Keyward::list_keys`]) and for a query that is not valid percent-encoding.
-pub(crate) fn list_query(query: Option<&str>) -> Result<(Option<String>, Option<u32>), Problem> {
-    let mut cursor = None;
-    let mut limit = None;
+/// `422` with a field error for a `limit` that is not a number or a `state` that is not one
+/// (range and owner checks happen in [`keyward_core::Keyward::list_keys`]), and for a query
+/// that is not valid percent-encoding.
+pub(crate) fn list_query(query: Option<&str>) -> Result<KeyQuery, Problem> {
+    let mut q = KeyQuery::default();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
@@ -210,16 +211,28 @@ pub(crate) fn list_query(query: Option<&str>) -> Result<(Option<String>, Option<
             .into_owned();
         match k {
             "limit" => {
-                limit =
+                q.limit =
                     Some(v.trim().parse::<u32>().map_err(|_| {
                         validation("limit", "invalid", "must be a positive integer")
                     })?);
             }
-            "cursor" => cursor = Some(v),
+            "cursor" => q.cursor = Some(v),
+            "owner_id" => q.owner_id = Some(v),
+            "env" => q.env = Some(v),
+            "state" => {
+                let state = serde_json::from_value(serde_json::Value::String(v));
+                q.state = Some(state.map_err(|_| {
+                    validation(
+                        "state",
+                        "invalid",
+                        "one of active, revoked, inactive, expired, not_yet_valid",
+                    )
+                })?);
+            }
             _ => {}
         }
     }
-    Ok((cursor, limit))
+    Ok(q)
 }
 
 /// A key id from a path segment. A malformed id cannot name a key: `404`.
@@ -419,14 +432,24 @@ mod tests {
 
     #[test]
     fn queries() {
-        assert_eq!(list_query(None).unwrap(), (None, None));
+        assert_eq!(list_query(None).unwrap(), KeyQuery::default());
+        let q = list_query(Some(
+            "limit=5&cursor=abc&x=1&env=test&state=not_yet_valid&owner_id=a%40b",
+        ));
+        let q = q.unwrap();
+        assert_eq!((q.cursor.as_deref(), q.limit), (Some("abc"), Some(5)));
         assert_eq!(
-            list_query(Some("limit=5&cursor=abc&x=1")).unwrap(),
-            (Some("abc".into()), Some(5))
+            (q.env.as_deref(), q.owner_id.as_deref()),
+            (Some("test"), Some("a@b"))
+        );
+        assert_eq!(q.state, Some(keyward_core::model::KeyState::NotYetValid));
+        assert_eq!(
+            list_query(Some("cursor=a%2Db")).unwrap().cursor.as_deref(),
+            Some("a-b")
         );
         assert_eq!(
-            list_query(Some("cursor=a%2Db")).unwrap().0.as_deref(),
-            Some("a-b")
+            list_query(Some("state=gone")).unwrap_err().errors[0].field,
+            "state"
         );
         assert_eq!(list_query(Some("limit=-1")).unwrap_err().status, 422);
         assert_eq!(

@@ -13,12 +13,13 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `POST {prefix}` | `201 {api_key, key}`: the raw key, this once, `no-store` |
-//! | `GET {prefix}?limit=&cursor=` | `200 {items, next_cursor}` |
+//! | `GET {prefix}?limit=&cursor=&env=&state=` | `200 {items, next_cursor}` |
 //! | `GET {prefix}/{key_id}` | `200 key`; `404` for missing and foreign keys |
 //! | `PATCH {prefix}/{key_id}` | `200 key` |
 //! | `DELETE {prefix}/{key_id}` | `204`, soft revoke |
 //! | `POST {prefix}/{key_id}/rotate` | `201 {api_key, key}`, `no-store` |
 //! | `{admin_prefix}/owners/{owner_id}{prefix}…`, the same six | as above, owner from the path |
+//! | `GET {admin_prefix}{prefix}?owner_id=&env=&state=&cursor=&limit=` | `200 {items, next_cursor}`: every owner's keys, for administrators |
 //!
 //! Answers about one key carry its version as `ETag`; `PATCH`, `DELETE` and `rotate` honour
 //! `If-Match` (`412`).
@@ -33,7 +34,9 @@ use std::future::Future;
 use crate::problem::Problem;
 use keyward_core::authz::Actor;
 use keyward_core::key::KeyId;
-use keyward_core::management::{CreateKeyRequest, KeyVersion, RotateKeyRequest, UpdateKeyRequest};
+use keyward_core::management::{
+    CreateKeyRequest, KeyQuery, KeyVersion, RotateKeyRequest, UpdateKeyRequest,
+};
 use keyward_core::{Keyward, Principal};
 
 use super::{
@@ -72,6 +75,9 @@ pub enum Mount {
     SelfService,
     /// `{admin_prefix}/owners/{owner_id}{prefix}…`: an administrator, through `admin_actor`.
     Admin,
+    /// `GET {admin_prefix}{prefix}`: an administrator listing the keys of every owner (or of
+    /// the `?owner_id=` one), through `admin_actor`. Mounted with [`Mount::Admin`].
+    AdminAll,
 }
 
 /// One management route, relative to its mount's base path.
@@ -223,6 +229,10 @@ impl ManagementOptions {
         }
         if admin {
             mounts.push((Mount::Admin, self.admin_base()));
+            mounts.push((
+                Mount::AdminAll,
+                format!("{}{}", self.admin_prefix, self.prefix),
+            ));
         }
         mounts
     }
@@ -237,6 +247,11 @@ impl ManagementOptions {
     ) -> Vec<(String, Mount, Vec<Route>)> {
         let mut paths = Vec::with_capacity(6);
         for (mount, base) in self.mounts(self_service, admin) {
+            if mount == Mount::AdminAll {
+                let list = ROUTES.iter().filter(|r| r.operation == Operation::List);
+                paths.push((base, mount, list.copied().collect()));
+                continue;
+            }
             for path in ["", "/{key_id}", "/{key_id}/rotate"] {
                 let routes = ROUTES.iter().filter(|r| r.path == path).copied().collect();
                 paths.push((format!("{base}{path}"), mount, routes));
@@ -329,8 +344,9 @@ pub(crate) async fn actor<E: From<Problem>>(
         Mount::Admin => {
             let owner = caller.owner_in_path.filter(|o| !o.is_empty());
             let owner = owner.ok_or_else(super::key_not_found)?.to_owned();
-            admin_actor(options, owner, caller.verified, check, verify).await
+            admin_actor(options, Some(owner), caller.verified, check, verify).await
         }
+        Mount::AdminAll => admin_actor(options, None, caller.verified, check, verify).await,
     }
 }
 
@@ -367,8 +383,8 @@ pub(crate) async fn self_service_actor<E: From<Problem>>(
     }
 }
 
-/// The actor of an admin request: an administrator of `owner`, established by a key holding
-/// `keyward:admin` or by the application's admin check.
+/// The actor of an admin request: an administrator of `owner` (of every owner without one),
+/// established by a key holding `keyward:admin` or by the application's admin check.
 ///
 /// A key the middleware in front verified (`verified`) decides first. Otherwise `check` runs
 /// before a presented key is verified, so that the application's own credential (a session, a
@@ -380,7 +396,7 @@ pub(crate) async fn self_service_actor<E: From<Problem>>(
 /// callers are not allowed; whatever `verify` refuses with.
 pub(crate) async fn admin_actor<E: From<Problem>>(
     options: &ManagementOptions,
-    owner: String,
+    owner: Option<String>,
     verified: Option<&Principal>,
     check: Option<impl Future<Output = Result<(), E>>>,
     verify: impl Future<Output = Result<Option<Principal>, E>>,
@@ -392,22 +408,23 @@ pub(crate) async fn admin_actor<E: From<Problem>>(
         }
     };
     let key_forbidden = || E::from(super::api_key_management_forbidden());
+    let admin = |owner: Option<String>| owner.map_or_else(Actor::admin, Actor::admin_for);
     if let Some(p) = verified {
         if p.is_admin() {
-            return Ok(Actor::admin_for(owner));
+            return Ok(admin(owner));
         }
         if !options.allow_api_key_callers {
             return Err(key_forbidden());
         }
         check.await?;
-        return Ok(Actor::admin_for(owner));
+        return Ok(admin(owner));
     }
     let refused = match check.await {
-        Ok(()) => return Ok(Actor::admin_for(owner)),
+        Ok(()) => return Ok(admin(owner)),
         Err(r) => r,
     };
     match verify.await? {
-        Some(p) if p.is_admin() => Ok(Actor::admin_for(owner)),
+        Some(p) if p.is_admin() => Ok(admin(owner)),
         Some(_) if !options.allow_api_key_callers => Err(key_forbidden()),
         _ => Err(refused),
     }
@@ -418,8 +435,7 @@ pub(crate) async fn admin_actor<E: From<Problem>>(
 pub(crate) struct Call {
     operation: Operation,
     key_id: Option<KeyId>,
-    cursor: Option<String>,
-    limit: Option<u32>,
+    query: KeyQuery,
     /// An `If-Match` that names no version keyward issued is [`KeyVersion::UNMATCHABLE`]: the
     /// service answers `412` for it after judging the request, so that an invalid body is
     /// `400`/`422` whatever the precondition says.
@@ -445,10 +461,10 @@ impl Call {
         } else {
             None
         };
-        let (cursor, limit) = if operation == Operation::List {
+        let query = if operation == Operation::List {
             list_query(query)?
         } else {
-            (None, None)
+            KeyQuery::default()
         };
         let if_match = if matches!(
             operation,
@@ -461,8 +477,7 @@ impl Call {
         Ok(Self {
             operation,
             key_id,
-            cursor,
-            limit,
+            query,
             if_match,
         })
     }
@@ -500,10 +515,7 @@ impl Call {
                 Reply::json(201, &created).no_store().etag(version)
             }
             Operation::List => {
-                let page = keyward
-                    .list_keys(actor, self.cursor.as_deref(), self.limit)
-                    .await
-                    .map_err(svc)?;
+                let page = keyward.list_keys(actor, &self.query).await.map_err(svc)?;
                 Reply::json(200, &page)
             }
             Operation::Get => {

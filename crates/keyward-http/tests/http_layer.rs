@@ -182,8 +182,7 @@ async fn admin_routes_ask_the_check_before_verifying_a_key() {
     let at = list(Mount::Admin, Some("carol"));
     let bearer = |raw: &str| Req::get().with("authorization", format!("Bearer {raw}"));
     let passes = Config::admin_only(|_: &Req| ready(Ok(())));
-    let refuses =
-        Config::admin_only(|_: &Req| ready(Err(Rejection::forbidden("not an operator"))));
+    let refuses = Config::admin_only(|_: &Req| ready(Err(Rejection::forbidden("not an operator"))));
 
     // The check passes: the key is not verified (a junk one would be 401).
     let junk = bearer("kw_live_AbCdEf012345_junk");

@@ -17,7 +17,7 @@ use deadpool_redis::redis;
 use keyward_core::digest::KeyDigest;
 use keyward_core::key::KeyId;
 use keyward_core::model::KeyRecord;
-use keyward_core::store::{Cursor, KeyStore, Page, StoreError, UsageDelta};
+use keyward_core::store::{Cursor, KeyFilter, KeyStore, Page, StoreError, UsageDelta};
 use time::OffsetDateTime;
 
 use crate::codec;
@@ -209,13 +209,13 @@ impl KeyStore for RedisCachedStore {
         Ok(record)
     }
 
-    async fn list_by_owner(
+    async fn list(
         &self,
-        owner_id: &str,
+        filter: &KeyFilter<'_>,
         cursor: Option<Cursor>,
         limit: u32,
     ) -> Result<Page, StoreError> {
-        self.inner.list_by_owner(owner_id, cursor, limit).await
+        self.inner.list(filter, cursor, limit).await
     }
 
     /// Updates the store, then drops the cached entry. When Redis cannot be told, the change

@@ -275,6 +275,12 @@ impl Keys {
         format!("{{{}:o:{}}}:idx", self.prefix, escape_owner(owner))
     }
 
+    /// Every key's list index (sorted set, lexicographic members as the owners'):
+    /// `{P:all}:idx`.
+    pub(crate) fn all_index(&self) -> String {
+        format!("{{{}:all}}:idx", self.prefix)
+    }
+
     /// The owner's live keys scored by expiry: `{P:o:<owner>}:live`.
     pub(crate) fn owner_live(&self, owner: &str) -> String {
         format!("{{{}:o:{}}}:live", self.prefix, escape_owner(owner))

@@ -5,6 +5,7 @@
 //!   and never needs the owner.
 //! - `{P:o:<owner>}:idx`: the owner's keys, a sorted set whose members sort as
 //!   `(created_at, key_id)`; listing is `ZRANGE … BYLEX` after the cursor.
+//! - `{P:all}:idx`: every key, as the owners' indexes; listing without an owner reads it.
 //! - `{P:o:<owner>}:live`: the owner's keys that count toward the maximum, scored by expiry
 //!   (µs, `+inf` for none); revoked keys are removed, expired ones are pruned by the create
 //!   script. The max-keys check and the index insert run in one script on this hash tag, so
@@ -23,7 +24,7 @@ use keyward_core::digest::KeyDigest;
 use keyward_core::key::KeyId;
 use keyward_core::model::KeyRecord;
 use keyward_core::store::{
-    Cursor, KeyStore, MAX_PAGE_SIZE, Page, StoreError, StoreErrorKind, UsageDelta,
+    Cursor, KeyFilter, KeyStore, MAX_PAGE_SIZE, Page, StoreError, StoreErrorKind, UsageDelta,
 };
 use time::OffsetDateTime;
 
@@ -108,7 +109,16 @@ impl KeyStore for RedisKeyStore {
             .invoke_async(&mut c)
             .await;
         match claimed {
-            Ok(1) => Ok(()),
+            Ok(1) => {
+                // Step 3: the list of every key. Should it fail, the key works, is listed and
+                // counted under its owner, and is missing only from the list of all keys.
+                let member = codec::index_member(record.created_at, &record.key_id);
+                let _: i64 = c
+                    .zadd(keys.all_index(), member, 0)
+                    .await
+                    .map_err(redis_error)?;
+                Ok(())
+            }
             Ok(_) => {
                 let _: Result<i64, _> = c.del(&rkey).await;
                 Err(StoreError::new(
@@ -126,6 +136,7 @@ impl KeyStore for RedisKeyStore {
                 let member = codec::index_member(record.created_at, &record.key_id);
                 let undone: Result<(), redis::RedisError> = async {
                     let _: i64 = c.zrem(&idx, &member).await?;
+                    let _: i64 = c.zrem(keys.all_index(), &member).await?;
                     let _: i64 = c
                         .zrem(keys.owner_live(&record.owner_id), record.key_id.as_str())
                         .await?;
@@ -150,63 +161,89 @@ impl KeyStore for RedisKeyStore {
         codec::decode(*key_id, &h)
     }
 
-    async fn list_by_owner(
+    async fn list(
         &self,
-        owner_id: &str,
+        filter: &KeyFilter<'_>,
         cursor: Option<Cursor>,
         limit: u32,
     ) -> Result<Page, StoreError> {
         let limit = limit.min(MAX_PAGE_SIZE);
         let want = usize::try_from(limit).unwrap_or(usize::MAX);
-        let start = match cursor {
-            Some(c) => format!("({}", codec::index_member(c.created_at, &c.key_id)),
-            None => "-".to_owned(),
+        let index = match filter.owner_id {
+            Some(owner) => self.shared.keys.owner_index(owner),
+            None => self.shared.keys.all_index(),
         };
-        let mut c = self.shared.conn().await?;
-        let members: Vec<String> = redis::cmd("ZRANGE")
-            .arg(self.shared.keys.owner_index(owner_id))
-            .arg(&start)
-            .arg("+")
-            .arg("BYLEX")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(want.saturating_add(1))
-            .query_async(&mut c)
-            .await
-            .map_err(redis_error)?;
-        let entries = members
-            .iter()
-            .map(|m| codec::parse_member(m))
-            .collect::<Result<Vec<_>, _>>()?;
-        let ids: Vec<KeyId> = entries.iter().map(|(_, id)| *id).collect();
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hgetall(self.shared.keys.record(id));
+        if want == 0 {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
         }
-        let hashes: Vec<HashMap<String, String>> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            pipe.query_async(&mut c).await.map_err(redis_error)?
-        };
-        let has_more = ids.len() > want;
-        let mut items = Vec::with_capacity(ids.len().min(want));
-        for (id, h) in ids.into_iter().zip(hashes).take(want) {
-            // An index entry without a record was stranded by an interrupted create.
-            if let Some(r) = codec::decode(id, &h)? {
-                items.push(r);
+        let mut c = self.shared.conn().await?;
+        let mut items = Vec::with_capacity(want);
+        let mut after = cursor;
+        // Environment and state are judged on the records read: a sparse filter reads a few
+        // batches of the index for one page, at most ROUNDS, then answers what it found with a
+        // cursor where it stopped.
+        const ROUNDS: usize = 8;
+        for _ in 0..ROUNDS {
+            let start = match after {
+                Some(c) => format!("({}", codec::index_member(c.created_at, &c.key_id)),
+                None => "-".to_owned(),
+            };
+            let room = want - items.len();
+            let members: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&index)
+                .arg(&start)
+                .arg("+")
+                .arg("BYLEX")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(room.saturating_add(1))
+                .query_async(&mut c)
+                .await
+                .map_err(redis_error)?;
+            let entries = members
+                .iter()
+                .map(|m| codec::parse_member(m))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut pipe = redis::pipe();
+            for (_, id) in &entries {
+                pipe.hgetall(self.shared.keys.record(id));
+            }
+            let hashes: Vec<HashMap<String, String>> = if entries.is_empty() {
+                Vec::new()
+            } else {
+                pipe.query_async(&mut c).await.map_err(redis_error)?
+            };
+            let has_more = entries.len() > room;
+            for (&(_, id), h) in entries.iter().zip(&hashes).take(room) {
+                // An index entry without a record was stranded by an interrupted create.
+                if let Some(r) = codec::decode(id, h)?
+                    && filter.matches(&r)
+                {
+                    items.push(r);
+                }
+            }
+            if !has_more {
+                return Ok(Page {
+                    items,
+                    next_cursor: None,
+                });
+            }
+            // The cursor is the last index entry examined, so an entry without a record (see
+            // above) or one the filter refused can neither end the listing early nor repeat.
+            after = entries
+                .get(room.saturating_sub(1))
+                .map(|&(created_at, key_id)| Cursor { created_at, key_id });
+            if items.len() >= want {
+                break;
             }
         }
-        // The cursor is the last index entry examined, so an entry without a record (see
-        // above) can neither end the listing early nor repeat.
-        let next_cursor = if has_more {
-            entries
-                .get(want.saturating_sub(1))
-                .filter(|_| want > 0)
-                .map(|&(created_at, key_id)| Cursor { created_at, key_id })
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page {
+            items,
+            next_cursor: after,
+        })
     }
 
     async fn update(&self, record: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {

@@ -141,7 +141,14 @@ async fn fifty_concurrent_creates_with_max_five_give_exactly_five() {
         }
     }
     assert_eq!(ok, 5);
-    let page = store.list_by_owner("busy", None, 100).await.unwrap();
+    let page = store
+        .list(
+            &keyward_core::store::KeyFilter::all(time::OffsetDateTime::now_utc()).owner("busy"),
+            None,
+            100,
+        )
+        .await
+        .unwrap();
     assert_eq!(page.items.len(), 5);
     common::cleanup(&url, &prefix).await;
 }
@@ -166,7 +173,15 @@ async fn cursor_listing_is_ordered_and_stable() {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.list_by_owner("lister", cursor, 3).await.unwrap();
+        let page = store
+            .list(
+                &keyward_core::store::KeyFilter::all(time::OffsetDateTime::now_utc())
+                    .owner("lister"),
+                cursor,
+                3,
+            )
+            .await
+            .unwrap();
         assert!(page.items.len() <= 3);
         seen.extend(page.items.iter().map(|r| r.key_id));
         match page.next_cursor {
@@ -177,7 +192,11 @@ async fn cursor_listing_is_ordered_and_stable() {
     assert_eq!(seen, all.iter().map(|r| r.key_id).collect::<Vec<_>>());
     // A cursor from the middle resumes right after it.
     let page = store
-        .list_by_owner("lister", Some(Cursor::after(&all[2])), 100)
+        .list(
+            &keyward_core::store::KeyFilter::all(time::OffsetDateTime::now_utc()).owner("lister"),
+            Some(Cursor::after(&all[2])),
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(page.items.len(), 4);
@@ -185,7 +204,12 @@ async fn cursor_listing_is_ordered_and_stable() {
     assert!(page.next_cursor.is_none());
     assert!(
         store
-            .list_by_owner("nobody", None, 10)
+            .list(
+                &keyward_core::store::KeyFilter::all(time::OffsetDateTime::now_utc())
+                    .owner("nobody"),
+                None,
+                10
+            )
             .await
             .unwrap()
             .items
@@ -393,7 +417,12 @@ async fn prefixes_isolate_applications() {
         .await
         .unwrap();
     let ids: BTreeSet<_> = store
-        .list_by_owner("shared-owner", None, 10)
+        .list(
+            &keyward_core::store::KeyFilter::all(time::OffsetDateTime::now_utc())
+                .owner("shared-owner"),
+            None,
+            10,
+        )
         .await
         .unwrap()
         .items

@@ -4,7 +4,10 @@ use std::fmt;
 use std::time::Duration;
 
 use keyward_core::digest::KeyDigest;
-use keyward_core::store::{Cursor, KeyStore, Page, StoreError, StoreErrorKind, UsageDelta};
+use keyward_core::model::KeyState;
+use keyward_core::store::{
+    Cursor, KeyFilter, KeyStore, Page, StoreError, StoreErrorKind, UsageDelta,
+};
 use keyward_core::{KeyId, KeyRecord};
 use sea_orm::sea_query::{
     Condition, Expr, ExprTrait, InsertStatement, OnConflict, Order, Query, SelectStatement,
@@ -132,6 +135,37 @@ impl SeaOrmKeyStore {
             .columns(Column::iter())
             .from(self.tables.keys_iden())
             .to_owned()
+    }
+
+    /// The keys in `state` at `at`, as [`KeyRecord::state`] decides it: revoked, inactive,
+    /// expired, not yet valid, active, the first that holds.
+    fn in_state(&self, state: KeyState, at: OffsetDateTime) -> Condition {
+        let now = || self.at(at);
+        let live = || {
+            Condition::all()
+                .add(Expr::col(Column::RevokedAt).is_null())
+                .add(Expr::col(Column::IsActive).eq(true))
+        };
+        let unexpired = || {
+            Condition::any()
+                .add(Expr::col(Column::ExpiresAt).is_null())
+                .add(Expr::col(Column::ExpiresAt).gt(now()))
+        };
+        match state {
+            KeyState::Revoked => Condition::all().add(Expr::col(Column::RevokedAt).is_not_null()),
+            KeyState::Inactive => Condition::all()
+                .add(Expr::col(Column::RevokedAt).is_null())
+                .add(Expr::col(Column::IsActive).eq(false)),
+            KeyState::Expired => live().add(Expr::col(Column::ExpiresAt).lte(now())),
+            KeyState::NotYetValid => live()
+                .add(unexpired())
+                .add(Expr::col(Column::NotBefore).gt(now())),
+            KeyState::Active => live().add(unexpired()).add(
+                Condition::any()
+                    .add(Expr::col(Column::NotBefore).is_null())
+                    .add(Expr::col(Column::NotBefore).lte(now())),
+            ),
+        }
     }
 
     /// `owner_id = ?`, exact: MySQL's `_bin` collations ignore trailing spaces, so there the
@@ -414,14 +448,22 @@ impl KeyStore for SeaOrmKeyStore {
         Ok((record.key_id == *key_id).then_some(record))
     }
 
-    async fn list_by_owner(
+    async fn list(
         &self,
-        owner_id: &str,
+        filter: &KeyFilter<'_>,
         cursor: Option<Cursor>,
         limit: u32,
     ) -> Result<Page, StoreError> {
         let mut stmt = self.select();
-        stmt.cond_where(self.owner_is(owner_id));
+        if let Some(owner_id) = filter.owner_id {
+            stmt.cond_where(self.owner_is(owner_id));
+        }
+        if let Some(env) = filter.env {
+            stmt.cond_where(Expr::col(Column::Env).eq(env));
+        }
+        if let Some(state) = filter.state {
+            stmt.cond_where(self.in_state(state, filter.at));
+        }
         if let Some(c) = cursor {
             stmt.cond_where(
                 Condition::any()
@@ -446,7 +488,8 @@ impl KeyStore for SeaOrmKeyStore {
             let model =
                 api_key::Model::from_query_result(&row, "").map_err(|e| store_err("list", e))?;
             let record = decode(model)?;
-            if record.owner_id == owner_id {
+            // Exact, where a collation compares loosely (MySQL's trailing spaces).
+            if filter.matches(&record) {
                 items.push(record);
             }
         }

@@ -246,7 +246,11 @@ async fn instants_are_stored_in_the_text_form_older_databases_hold() {
 
     // The cursor after the first key, in that same second, finds the other two in order.
     let page = store
-        .list_by_owner("owner-a", Some(Cursor::after(&expiring)), 10)
+        .list(
+            &keyward_core::store::KeyFilter::all(time::OffsetDateTime::now_utc()).owner("owner-a"),
+            Some(Cursor::after(&expiring)),
+            10,
+        )
         .await
         .unwrap();
     let created: Vec<_> = page.items.iter().map(|r| r.created_at).collect();

@@ -68,7 +68,13 @@ impl AdminToken {
 /// The store is unreachable or refuses the key.
 pub(crate) async fn bootstrap(kw: &Keyward) -> Result<Option<CreatedKey>, AppError> {
     let existing = kw
-        .list_keys(&keyward_core::Actor::admin_for(ADMIN_OWNER), None, Some(1))
+        .list_keys(
+            &keyward_core::Actor::admin_for(ADMIN_OWNER),
+            &keyward_core::management::KeyQuery {
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
         .await?;
     if !existing.items.is_empty() {
         return Ok(None);

@@ -4,7 +4,7 @@
 
 use std::io::Write as _;
 
-use keyward_core::management::{CreateKeyRequest, CreatedKey, RotateKeyRequest};
+use keyward_core::management::{CreateKeyRequest, CreatedKey, KeyQuery, RotateKeyRequest};
 use keyward_core::{Actor, KeyId, KeyView, Keyward};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -129,15 +129,33 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
             let created = kw.create_key(&owner, req).await?;
             print_created(&created, args.json, "Created")
         }
-        KeysCommand::List { owner } => {
-            let items = list_all(&kw, &owner).await?;
-            if args.json {
-                return out(&json(&items)?);
+        KeysCommand::List {
+            owner,
+            state,
+            limit,
+            after,
+            format,
+        } => {
+            let query = KeyQuery {
+                owner_id: owner.clone(),
+                env: args.policy.key_env.clone(),
+                state: state.map(Into::into),
+                cursor: after,
+                limit: None,
+            };
+            let (items, next) = list(&kw, query, limit).await?;
+            if args.json || format == config::ListFormat::Json {
+                out(&json(&items)?)?;
+            } else if items.is_empty() {
+                let whose = owner.map_or_else(String::new, |o| format!(" for owner {o}"));
+                out(&format!("no keys{whose}\n"))?;
+            } else {
+                out(&list_table(&items))?;
             }
-            if items.is_empty() {
-                return out(&format!("no keys for owner {owner}\n"));
+            if let Some(cursor) = next {
+                eprintln!("more keys follow: --after {cursor}");
             }
-            out(&list_table(&items))
+            Ok(())
         }
         KeysCommand::Show { key_id } => {
             let id = parse_key_id(&key_id)?;
@@ -196,17 +214,30 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
     }
 }
 
-async fn list_all(kw: &Keyward, owner: &str) -> Result<Vec<KeyView>, AppError> {
+/// Up to `limit` keys (all without one) that `query` names, page by page, with the cursor
+/// after the last one when more follow. Long listings report their progress on stderr.
+async fn list(
+    kw: &Keyward,
+    mut query: KeyQuery,
+    limit: Option<u32>,
+) -> Result<(Vec<KeyView>, Option<String>), AppError> {
+    const PAGE: u32 = 100;
     let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
+    let want = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let mut pages = 0_u32;
     loop {
-        let page = kw
-            .list_keys(&Actor::admin_for(owner), cursor.as_deref(), Some(100))
-            .await?;
+        let room = u32::try_from(want - items.len()).unwrap_or(PAGE).min(PAGE);
+        query.limit = Some(room);
+        let page = kw.list_keys(&Actor::admin(), &query).await?;
         items.extend(page.items);
+        pages += 1;
+        if pages.is_multiple_of(100) {
+            eprintln!("keys list: {} keys so far…", items.len());
+        }
         match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(items),
+            Some(c) if items.len() >= want => return Ok((items, Some(c))),
+            Some(c) => query.cursor = Some(c),
+            None => return Ok((items, None)),
         }
     }
 }

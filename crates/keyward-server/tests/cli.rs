@@ -197,6 +197,61 @@ fn policy_flags_apply_to_the_cli() {
 
 /// 32 zero bytes, base64.
 const ZEROS_B64: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+/// `keys list` lists every key without `--owner`, filters by owner, environment and state,
+/// pages with `--limit` and `--after`, and prints a table or JSON.
+#[test]
+fn keys_list_filters_and_pages() {
+    let env = Env::sqlite();
+    let create = |owner: &str, extra: &[&str]| {
+        let mut args = vec!["keys", "create", "--owner", owner, "--name", "k", "--json"];
+        args.extend_from_slice(extra);
+        env.cli_json(&args)["key"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let a1 = create("ann", &[]);
+    let a2 = create("ann", &[]);
+    let b1 = create("bob", &[]);
+    let t1 = create("bob", &["--env", "test"]);
+    env.cli_json(&["keys", "revoke", &a2, "--json"]);
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["keys", "list", "--format", "json"];
+        all.extend_from_slice(args);
+        let v = env.cli_json(&all);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&[]),
+        [a1.as_str(), a2.as_str(), b1.as_str(), t1.as_str()]
+    );
+    assert_eq!(ids(&["--owner", "ann"]), [a1.as_str(), a2.as_str()]);
+    assert_eq!(ids(&["--state", "revoked"]), [a2.as_str()]);
+    assert_eq!(ids(&["--state", "active", "--owner", "ann"]), [a1.as_str()]);
+    assert_eq!(ids(&["--env", "test"]), [t1.as_str()]);
+    // Paging: the cursor of what follows is on stderr, stdout stays the listing.
+    let out = env.cli(&["keys", "list", "--limit", "3", "--json"]);
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(first.as_array().unwrap().len(), 3);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let after = err
+        .lines()
+        .find_map(|l| l.strip_prefix("more keys follow: --after "))
+        .unwrap_or_else(|| panic!("no cursor in {err}"));
+    assert_eq!(ids(&["--after", after]), [t1.as_str()]);
+    let out = env.cli(&["keys", "list", "--limit", "4"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("more keys follow"));
+    // The table: a header and one line per key.
+    let table = stdout(&env.cli(&["keys", "list"]));
+    assert_eq!(table.lines().count(), 5, "{table}");
+    assert!(table.contains("revoked"));
+    assert!(stdout(&env.cli(&["keys", "list", "--owner", "nobody"])).contains("no keys"));
+}
+
 /// 32 bytes of `abcd` repeated, hex.
 const PATTERN_HEX: &str = "6162636461626364616263646162636461626364616263646162636461626364";
 /// 32 random bytes, base64.
@@ -327,7 +382,8 @@ fn bad_input_is_one_clear_line() {
             vec![("KEYWARD_PEPPER", pepper.as_str())],
             "127.0.0.1:1",
         ),
-        (vec!["keys", "list"], vec![], "--owner"),
+        (vec!["keys", "list", "--limit", "0"], vec![], "--limit"),
+        (vec!["keys", "list", "--state", "gone"], vec![], "--state"),
         (
             vec!["serve", "--config", "/"],
             vec![],

@@ -10,14 +10,14 @@ use crate::clock::micros;
 use crate::key::{ApiKey, KeyId};
 use crate::model::{Deactivator, KeyRecord, KeyView, Usage};
 use crate::scope::ScopeSet;
-use crate::store::{Cursor, MAX_PAGE_SIZE, StoreError, StoreErrorKind};
+use crate::store::{Cursor, KeyFilter, MAX_PAGE_SIZE, StoreError, StoreErrorKind};
 
 mod validate;
 
 pub(crate) use crate::management::store_err;
 use crate::management::{
-    CreateKeyRequest, CreatedKey, FieldError, KeyPage, KeyVersion, MAX_TTL_SECONDS, ServiceError,
-    UpdateKeyRequest,
+    CreateKeyRequest, CreatedKey, FieldError, KeyPage, KeyQuery, KeyVersion, MAX_TTL_SECONDS,
+    ServiceError, UpdateKeyRequest,
 };
 use validate::*;
 
@@ -357,27 +357,46 @@ impl Keyward {
         Ok(self.fetch(actor, key_id).await?.view(now))
     }
 
-    /// A page of the keys of the owner `actor` acts on, oldest first. `limit` defaults to 50
-    /// and is capped at 100.
+    /// A page of the keys `query` asks for, oldest first: those of the owner `actor` acts on,
+    /// or, for an administrator of every owner ([`Actor::admin`]), every key or one owner's.
+    /// `limit` defaults to 50 and is capped at 100.
     ///
     /// # Errors
-    /// `Validation` for a bad cursor or limit, or an administrator of every owner (who must name
-    /// one, [`Actor::admin_for`]); `Forbidden`, `Unavailable`.
+    /// `Validation` for a bad cursor or limit, or an owner other than the actor's own;
+    /// `Forbidden`, `Unavailable`.
     pub async fn list_keys(
         &self,
         actor: &Actor,
-        cursor: Option<&str>,
-        limit: Option<u32>,
+        query: &KeyQuery,
     ) -> Result<KeyPage, ServiceError> {
         authz::check_actor(actor)?;
-        let Some(owner_id) = actor.owner_id() else {
-            return Err(ServiceError::field(
-                "owner_id",
-                "required",
-                "name the owner whose keys to list",
-            ));
+        let owner_id = match (actor.owner_id(), query.owner_id.as_deref()) {
+            (Some(own), Some(asked)) if own != asked => {
+                return Err(ServiceError::field(
+                    "owner_id",
+                    "not_allowed",
+                    "this caller lists only its own owner's keys",
+                ));
+            }
+            (Some(own), _) => Some(own),
+            (None, Some(asked)) if !authz::is_valid_owner_id(asked) => {
+                return Err(ServiceError::field(
+                    "owner_id",
+                    "invalid",
+                    "not an owner id",
+                ));
+            }
+            (None, asked) => asked,
         };
-        let limit = limit.unwrap_or(50);
+        let env = query.env.as_deref();
+        if env.is_some_and(|e| !crate::key::valid_env(e)) {
+            return Err(ServiceError::field(
+                "env",
+                "invalid",
+                "an environment marker is [a-z0-9]{1,8}",
+            ));
+        }
+        let limit = query.limit.unwrap_or(50);
         if limit == 0 || limit > MAX_PAGE_SIZE {
             return Err(ServiceError::field(
                 "limit",
@@ -385,7 +404,7 @@ impl Keyward {
                 format!("1–{MAX_PAGE_SIZE}"),
             ));
         }
-        let cursor = match cursor.filter(|c| !c.is_empty()) {
+        let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
             Some(c) => Some(
                 Cursor::decode(c)
                     .map_err(|_| ServiceError::field("cursor", "invalid", "malformed cursor"))?,
@@ -393,10 +412,14 @@ impl Keyward {
             None => None,
         };
         let now = self.now();
+        let mut filter = KeyFilter::all(now);
+        filter.owner_id = owner_id;
+        filter.env = env;
+        filter.state = query.state;
         let page = self
             .0
             .store
-            .list_by_owner(owner_id, cursor, limit)
+            .list(&filter, cursor, limit)
             .await
             .map_err(store_err)?;
         Ok(KeyPage {

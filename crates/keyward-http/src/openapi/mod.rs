@@ -77,6 +77,10 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
                 .paths
                 .insert(format!("{admin_base}{rest}"), for_admin(item.clone()));
         }
+        if admin && rest.is_empty() {
+            let all = format!("{}{prefix}", admin_prefix.trim_end_matches('/'));
+            mounted_paths.paths.insert(all, for_admin_all(item.clone()));
+        }
         if self_service {
             mounted_paths.paths.insert(format!("{prefix}{rest}"), item);
         }
@@ -156,6 +160,20 @@ fn for_admin(mut item: PathItem) -> PathItem {
         });
         let params = op.parameters.get_or_insert_with(Vec::new);
         params.splice(0..0, owner_id.iter().cloned());
+    }
+    item
+}
+
+/// The list of every owner's keys, from the self-service list (`item` is the base path's, whose
+/// create it drops): the admin tag and the `owner_id` query filter.
+fn for_admin_all(mut item: PathItem) -> PathItem {
+    item.post = None;
+    if let Some(op) = item.get.as_mut() {
+        op.tags = Some(vec!["admin".to_owned()]);
+        op.operation_id = Some("adminListAllApiKeys".to_owned());
+        op.summary = Some("List every owner's keys, oldest first".to_owned());
+        let params = op.parameters.get_or_insert_with(Vec::new);
+        params.splice(0..0, paths::OwnerQuery::into_params(|| None));
     }
     item
 }

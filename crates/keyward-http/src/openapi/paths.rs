@@ -151,6 +151,21 @@ pub(super) struct ListQuery {
     /// `next_cursor` of the previous page
     #[param(pattern = r"^([0-9]{1,18}\.[0-9A-Za-z]{12})?$")]
     cursor: Option<String>,
+    /// Only keys of this environment
+    #[param(pattern = r"^[a-z0-9]{1,8}$")]
+    env: Option<String>,
+    /// Only keys in this state now
+    #[param(inline)]
+    state: Option<KeyState>,
+}
+
+/// The owner filter of the list of every owner's keys; [`super::document`] adds it there.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct OwnerQuery {
+    /// Only this owner's keys
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9._:@+/=|~-]{0,254}$")]
+    owner_id: Option<String>,
 }
 
 #[utoipa::path(

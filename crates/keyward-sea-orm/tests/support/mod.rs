@@ -420,7 +420,16 @@ pub async fn assert_store_down(store: &Arc<dyn KeyStore>, presented_key: &str) {
     assert_unavailable("get", store.get(&id).await);
     assert_unavailable("create", store.create(&record, None, now).await);
     assert_unavailable("create limited", store.create(&record, Some(5), now).await);
-    assert_unavailable("list", store.list_by_owner("down", None, 10).await);
+    assert_unavailable(
+        "list",
+        store
+            .list(
+                &keyward_core::store::KeyFilter::all(time::OffsetDateTime::now_utc()).owner("down"),
+                None,
+                10,
+            )
+            .await,
+    );
     assert_unavailable("update", store.update(&record, record.updated_at).await);
     assert_unavailable("revoke", store.revoke(&id, now, None).await);
     assert_unavailable(

@@ -288,6 +288,42 @@ pub(crate) struct KeysArgs {
     pub(crate) command: KeysCommand,
 }
 
+/// A key state `keys list --state` filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ListState {
+    /// Usable now.
+    Active,
+    /// Revoked.
+    Revoked,
+    /// Deactivated.
+    Inactive,
+    /// Past its expiry.
+    Expired,
+    /// Before its start.
+    NotYetValid,
+}
+
+impl From<ListState> for keyward_core::model::KeyState {
+    fn from(s: ListState) -> Self {
+        match s {
+            ListState::Active => Self::Active,
+            ListState::Revoked => Self::Revoked,
+            ListState::Inactive => Self::Inactive,
+            ListState::Expired => Self::Expired,
+            ListState::NotYetValid => Self::NotYetValid,
+        }
+    }
+}
+
+/// How `keys list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ListFormat {
+    /// An aligned table.
+    Table,
+    /// A JSON array of keys.
+    Json,
+}
+
 /// The key commands.
 #[derive(Debug, Clone, Subcommand)]
 pub(crate) enum KeysCommand {
@@ -318,11 +354,25 @@ pub(crate) enum KeysCommand {
     /// Re-seal every signing secret under the current KEYWARD_ENCRYPTION_KEY version (after a
     /// rotation; the old key must still be in KEYWARD_ENCRYPTION_KEY_PREVIOUS).
     ReEncrypt,
-    /// List an owner's keys.
+    /// List keys, oldest first: every key, or those the filters name (with the global --env
+    /// or KEYWARD_ENV, only keys of that environment).
     List {
-        /// Owner id.
+        /// Only this owner's keys.
         #[arg(long)]
-        owner: String,
+        owner: Option<String>,
+        /// Only keys in this state now.
+        #[arg(long, value_enum)]
+        state: Option<ListState>,
+        /// At most this many keys (default: all); where more follow, the cursor to pass to
+        /// --after is printed on stderr.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+        /// Start after this cursor (from a previous --limit listing).
+        #[arg(long)]
+        after: Option<String>,
+        /// Output format (--json is short for --format json).
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
     },
     /// Show one key.
     Show {

@@ -499,3 +499,107 @@ pub async fn case_rotate_grace(app: TestApp) {
     );
     assert_eq!(app.protected_status(&newer.api_key).await, 200);
 }
+
+/// `GET /admin/api-keys` lists every owner's keys to an administrator, filtered by owner,
+/// environment and state and paged; nobody else may call it, and an owner cannot widen its own
+/// list to another owner with `?owner_id=`.
+pub async fn case_admin_lists_every_owner(app: TestApp) {
+    let (ann, bob) = (app.owner("list-ann"), app.owner("list-bob"));
+    let a = app.create(&ann, json!({"name": "a"})).await;
+    let b1 = app.create(&bob, json!({"name": "b1"})).await;
+    let b2 = app.create(&bob, json!({"name": "b2"})).await;
+    let res = app
+        .as_owner(
+            reqwest::Method::DELETE,
+            &format!("/api-keys/{}", b2.id),
+            &bob,
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 204);
+    let admin_list = |query: String| {
+        let req = app.client.get(app.url(&format!("/admin/api-keys?{query}")));
+        async move {
+            let res = req
+                .header("x-test-admin", "yes")
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.expect("json")
+        }
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|k| k["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&admin_list(format!("owner_id={bob}")).await),
+        [b1.id.as_str(), b2.id.as_str()]
+    );
+    assert_eq!(
+        ids(&admin_list(format!("owner_id={bob}&state=revoked")).await),
+        [b2.id.as_str()]
+    );
+    assert_eq!(
+        ids(&admin_list(format!("owner_id={bob}&state=active&env=live")).await),
+        [b1.id.as_str()]
+    );
+    assert!(ids(&admin_list(format!("owner_id={bob}&env=test")).await).is_empty());
+    // Every owner, page by page: both owners' keys, in order, among the others'.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10_000 {
+        let page = admin_list(format!("limit=2&cursor={cursor}")).await;
+        seen.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    let mine: Vec<&String> = seen
+        .iter()
+        .filter(|id| [&a.id, &b1.id, &b2.id].contains(id))
+        .collect();
+    assert_eq!(mine, [&a.id, &b1.id, &b2.id]);
+    // Only administrators; bad filters are 422.
+    let res = app
+        .client
+        .get(app.url("/admin/api-keys"))
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(res, 403, "FORBIDDEN").await;
+    let res = app
+        .client
+        .get(app.url("/admin/api-keys?state=gone"))
+        .header("x-test-admin", "yes")
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(res, 422, "VALIDATION_FAILED").await;
+    let res = app
+        .as_owner(
+            reqwest::Method::GET,
+            &format!("/api-keys?owner_id={bob}"),
+            &ann,
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(res, 422, "VALIDATION_FAILED").await;
+    let own = app
+        .as_owner(reqwest::Method::GET, "/api-keys?state=active", &ann)
+        .send()
+        .await
+        .expect("sent")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(ids(&own), [a.id.as_str()]);
+}

@@ -11,7 +11,7 @@
 //! | route | behaviour |
 //! | --- | --- |
 //! | management routes under `/api-keys` | the adapter's management routes, default prefix and body limit (64 KiB); the owner resolver reads header `x-test-owner` (absent or empty → `401` problem); API-key callers not allowed |
-//! | admin routes `/admin/owners/{owner_id}/api-keys` | mounted, the admin check passes when header `x-test-admin` is `yes` (otherwise `403` problem) |
+//! | admin routes `/admin/owners/{owner_id}/api-keys` and `/admin/api-keys` | mounted, the admin check passes when header `x-test-admin` is `yes` (otherwise `403` problem) |
 //! | `GET /protected` | requires a verified key with scope `reports:read` (all-of); answers `200` with the `Principal` as JSON (`key_id`, `owner_id`, `scopes`, …) |
 //! | `GET /any` | requires any of `a:x`, `b:x`; answers `200` with the `Principal` as JSON |
 //! | `POST` and `PUT /echo` | requires a verified key with scope `reports:read` (behind the same authentication as `/protected`); answers `200` with `{"principal": Principal, "body": "<the request body as the handler read it>"}` |
@@ -146,7 +146,12 @@ impl KeyStore for FailingStore {
     async fn get(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         Err(down())
     }
-    async fn list_by_owner(&self, _: &str, _: Option<Cursor>, _: u32) -> Result<Page, StoreError> {
+    async fn list(
+        &self,
+        _: &keyward_core::store::KeyFilter<'_>,
+        _: Option<Cursor>,
+        _: u32,
+    ) -> Result<Page, StoreError> {
         Err(down())
     }
     async fn update(&self, _: &KeyRecord, _: OffsetDateTime) -> Result<(), StoreError> {
@@ -190,7 +195,7 @@ macro_rules! http_suite {
     (store = $make:expr, spawn = $spawn:expr $(,)?) => {
         $crate::http_suite!(@cases $make, $spawn;
             case_create_shows_key_once, case_credential_forms, case_missing_and_open,
-            case_fails_closed_and_miswired,
+            case_fails_closed_and_miswired, case_admin_lists_every_owner,
             case_management_needs_owner_not_key, case_foreign_key_is_404, case_revoke_is_immediate,
             case_scope_denied, case_expired_and_inactive, case_max_keys_concurrent,
             case_rotate_grace, case_pagination, case_validation, case_body_transport_errors,

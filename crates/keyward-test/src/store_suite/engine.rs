@@ -93,7 +93,7 @@ pub async fn case_engine_lifecycle(store: Arc<dyn KeyStore>) {
             .await
             .expect("old key works during the grace");
         let page = kw
-            .list_keys(&Actor::owner(&owner), None, None)
+            .list_keys(&Actor::owner(&owner), &Default::default())
             .await
             .expect("list");
         assert_eq!(page.items.len(), 2);

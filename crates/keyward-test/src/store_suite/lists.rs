@@ -17,7 +17,7 @@ pub(crate) async fn list_all(store: &Arc<dyn KeyStore>, owner: &str, limit: u32)
     let mut out = Vec::new();
     let mut cursor = None;
     for _ in 0..1000 {
-        let page = must("list", store.list_by_owner(owner, cursor, limit).await).await;
+        let page = must("list", store.list(&super::of(owner), cursor, limit).await).await;
         assert!(
             page.items.len() <= usize::try_from(limit).unwrap(),
             "page larger than the limit"
@@ -85,10 +85,10 @@ pub async fn case_list_pagination(store: Arc<dyn KeyStore>) {
         );
     }
     // Exact multiple of the page size: the last full page has no cursor.
-    let page = must("list", store.list_by_owner(owner, None, 16).await).await;
+    let page = must("list", store.list(&super::of(owner), None, 16).await).await;
     assert_eq!(page.items.len(), 16);
     assert!(page.next_cursor.is_none(), "no cursor after the last key");
-    let page = must("list", store.list_by_owner(owner, None, 15).await).await;
+    let page = must("list", store.list(&super::of(owner), None, 15).await).await;
     assert_eq!(page.next_cursor, Some(Cursor::after(&expected[14])));
 
     // A cursor pointing between stored keys (not at one) still works.
@@ -96,7 +96,7 @@ pub async fn case_list_pagination(store: Arc<dyn KeyStore>) {
         created_at: at(0, 6),
         key_id: KeyId::MIN,
     };
-    let page = must("list", store.list_by_owner(owner, Some(c), 100).await).await;
+    let page = must("list", store.list(&super::of(owner), Some(c), 100).await).await;
     let tail: Vec<KeyRecord> = expected
         .iter()
         .filter(|r| (r.created_at, r.key_id) > (c.created_at, c.key_id))
@@ -108,9 +108,9 @@ pub async fn case_list_pagination(store: Arc<dyn KeyStore>) {
         let want = sorted(others.iter().filter(|r| r.owner_id == o).cloned().collect());
         assert_eq!(list_all(&store, o, 2).await, want, "owner {o:?} isolated");
     }
-    let page = must("list", store.list_by_owner("nobody", None, 10).await).await;
+    let page = must("list", store.list(&super::of("nobody"), None, 10).await).await;
     assert!(page.items.is_empty() && page.next_cursor.is_none());
-    let page = must("list", store.list_by_owner("", None, 10).await).await;
+    let page = must("list", store.list(&super::of(""), None, 10).await).await;
     assert!(page.items.is_empty());
 }
 
@@ -123,7 +123,7 @@ pub async fn case_list_stable_under_inserts(store: Arc<dyn KeyStore>) {
         create(&store, r, None, at(0, 0)).await;
     }
     let expected = sorted(mine.clone());
-    let p1 = must("list", store.list_by_owner(owner, None, 4).await).await;
+    let p1 = must("list", store.list(&super::of(owner), None, 4).await).await;
     assert_eq!(p1.items, expected[..4]);
     let early = record(owner, at(-100, 0));
     let tie_before = record_with_id(KeyId::MIN, owner, expected[2].created_at);
@@ -134,7 +134,7 @@ pub async fn case_list_stable_under_inserts(store: Arc<dyn KeyStore>) {
     let mut rest = Vec::new();
     let mut cursor = p1.next_cursor;
     while let Some(c) = cursor {
-        let p = must("list", store.list_by_owner(owner, Some(c), 4).await).await;
+        let p = must("list", store.list(&super::of(owner), Some(c), 4).await).await;
         rest.extend(p.items);
         cursor = p.next_cursor;
     }
@@ -273,4 +273,100 @@ pub async fn case_concurrent_duplicates(store: Arc<dyn KeyStore>) {
     }
     assert_eq!(ok, 1);
     assert_eq!(list_all(&store, "dups", 10).await.len(), 1);
+}
+
+/// Every page of the keys `filter` admits, `limit` at a time.
+async fn list_filtered(
+    store: &Arc<dyn KeyStore>,
+    filter: &keyward_core::store::KeyFilter<'_>,
+    limit: u32,
+) -> Vec<KeyRecord> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    for _ in 0..100_000 {
+        let page = must("list", store.list(filter, cursor, limit).await).await;
+        assert!(page.items.len() <= usize::try_from(limit).unwrap());
+        for r in &page.items {
+            assert!(filter.matches(r), "{filter:?} listed {:?}", r.key_id);
+        }
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+    panic!("pagination did not end");
+}
+
+/// A list filters by owner (or lists every owner's keys), environment and state, as
+/// [`KeyRecord::state`] judges it at the filter's instant, across pages.
+pub async fn case_list_filters(store: Arc<dyn KeyStore>) {
+    let now = time::OffsetDateTime::now_utc();
+    let owner = format!("filters-{}", super::new_id());
+    let owner = owner.as_str();
+    let mk = |secs, env: &str| {
+        let mut r = record(owner, at(secs, 0));
+        r.env = env.to_owned();
+        r
+    };
+    let (live, test) = (mk(1, "live"), mk(2, "test"));
+    let revoked = mk(3, "live");
+    let mut inactive = mk(4, "live");
+    inactive.is_active = false;
+    let mut expired = mk(5, "test");
+    expired.expires_at = Some(now - Duration::hours(1));
+    let mut later = mk(6, "live");
+    later.not_before = Some(now + Duration::days(1));
+    later.expires_at = Some(now + Duration::days(2));
+    for r in [&live, &test, &revoked, &inactive, &expired, &later] {
+        create(&store, r, None, now).await;
+    }
+    must("revoke", store.revoke(&revoked.key_id, now, None).await).await;
+    let ids = |v: Vec<KeyRecord>| -> Vec<KeyId> {
+        v.into_iter()
+            .filter(|r| r.owner_id == owner)
+            .map(|r| r.key_id)
+            .collect()
+    };
+    let all = keyward_core::store::KeyFilter::all(now);
+    let mine = all.owner(owner);
+    assert_eq!(
+        ids(list_filtered(&store, &mine, 2).await),
+        [&live, &test, &revoked, &inactive, &expired, &later].map(|r| r.key_id)
+    );
+    assert_eq!(
+        ids(list_filtered(&store, &mine.env("test"), 1).await),
+        [test.key_id, expired.key_id]
+    );
+    use keyward_core::model::KeyState;
+    for (state, want) in [
+        (KeyState::Active, vec![live.key_id, test.key_id]),
+        (KeyState::Revoked, vec![revoked.key_id]),
+        (KeyState::Inactive, vec![inactive.key_id]),
+        (KeyState::Expired, vec![expired.key_id]),
+        (KeyState::NotYetValid, vec![later.key_id]),
+    ] {
+        assert_eq!(
+            ids(list_filtered(&store, &mine.state(state), 1).await),
+            want,
+            "{state:?}"
+        );
+    }
+    assert_eq!(
+        ids(list_filtered(&store, &mine.env("live").state(KeyState::Active), 3).await),
+        [live.key_id]
+    );
+    // Without an owner: every owner's keys, this one's among them, still filtered.
+    assert_eq!(
+        ids(list_filtered(&store, &all, 100).await),
+        [&live, &test, &revoked, &inactive, &expired, &later].map(|r| r.key_id)
+    );
+    assert_eq!(
+        ids(list_filtered(&store, &all.state(KeyState::Revoked), 50).await),
+        [revoked.key_id]
+    );
+    assert_eq!(
+        ids(list_filtered(&store, &all.env("test").state(KeyState::Expired), 7).await),
+        [expired.key_id]
+    );
 }

@@ -124,6 +124,7 @@ macro_rules! store_suite {
             case_duplicate_conflict, case_update, case_update_version_check, case_set_digest,
             case_revoke, case_revoke_version_check,
             case_record_usage, case_list_pagination, case_list_stable_under_inserts,
+            case_list_filters,
             case_max_keys, case_concurrent_limit, case_concurrent_duplicates,
             case_engine_lifecycle, case_engine_expiry, case_engine_env_bound);
     };
@@ -138,4 +139,9 @@ macro_rules! store_suite {
             }
         )*
     };
+}
+
+/// The filter of `owner`'s keys, states judged now.
+pub(crate) fn of(owner: &str) -> keyward_core::store::KeyFilter<'_> {
+    keyward_core::store::KeyFilter::all(time::OffsetDateTime::now_utc()).owner(owner)
 }

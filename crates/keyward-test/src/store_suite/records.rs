@@ -78,7 +78,11 @@ pub async fn case_duplicate_conflict(store: Arc<dyn KeyStore>) {
         StoreErrorKind::Conflict,
     );
     assert_eq!(get(&store, &r.key_id).await, r);
-    let page = must("list", store.list_by_owner("someone-else", None, 10).await).await;
+    let page = must(
+        "list",
+        store.list(&super::of("someone-else"), None, 10).await,
+    )
+    .await;
     assert!(
         page.items.is_empty(),
         "the refused duplicate must not be listed"
