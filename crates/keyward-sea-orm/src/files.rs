@@ -259,8 +259,10 @@ impl MigrationFiles {
 
     /// The `migrations` command for an application's xtask, from its arguments (after the
     /// command's name): `[--check] [--dir DIR] [--table-prefix P] [--dialect D]...`, where `DIR`
-    /// defaults to `migrations` (relative to the working directory) and `D` is one of
-    /// `postgres`, `mysql`, `sqlite` (default: all three).
+    /// defaults to `migrations` and `D` is one of `postgres`, `mysql`, `sqlite` (default: all
+    /// three). A relative `DIR` is taken from the root of the Cargo workspace the xtask runs
+    /// in (`cargo locate-project --workspace`, from the xtask's own `CARGO_MANIFEST_DIR`), not
+    /// from the working directory, so that the command does the same from any subfolder.
     ///
     /// Writes and prints each file; with `--check`, writes nothing, prints each difference and
     /// exits 1 when there is one. Bad arguments exit 2.
@@ -281,16 +283,18 @@ impl MigrationFiles {
             return match files.check() {
                 Ok(drift) if drift.is_empty() => {
                     println!(
-                        "migrations: {} matches the migrations ({} files)",
+                        "migrations: {} holds exactly the generated SQL for {} ({} files)",
                         files.dir.display(),
+                        files.dialect_names(),
                         files.render().len()
                     );
                     ExitCode::SUCCESS
                 }
                 Ok(drift) => {
                     eprintln!(
-                        "migrations: {} differs from the generated SQL:",
-                        files.dir.display()
+                        "migrations: {} differs from the generated SQL for {}:",
+                        files.dir.display(),
+                        files.dialect_names()
                     );
                     for d in &drift {
                         eprintln!("  {d}");
@@ -309,10 +313,16 @@ impl MigrationFiles {
         }
         match files.write() {
             Ok(written) => {
+                let changed = written.iter().filter(|w| w.changed).count();
                 for w in written {
                     let verb = if w.changed { "wrote    " } else { "unchanged" };
                     println!("{verb} {}", w.path.display());
                 }
+                println!(
+                    "migrations: {changed} file(s) written to {} for {}",
+                    files.dir.display(),
+                    files.dialect_names()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -349,17 +359,46 @@ impl MigrationFiles {
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
+        let dir = match workspace_root() {
+            Some(root) if dir.is_relative() => root.join(dir),
+            _ => dir,
+        };
         Ok(Some((
             Self::new(dir).tables(tables).dialects(dialects),
             check,
         )))
     }
+
+    /// The dialects' names, for messages: `postgres, sqlite, mysql`.
+    fn dialect_names(&self) -> String {
+        let names: Vec<&str> = self.dialects.iter().map(|d| dialect_folder(*d)).collect();
+        names.join(", ")
+    }
+}
+
+/// The root of the Cargo workspace this program was run in (`cargo run` sets `CARGO` and
+/// `CARGO_MANIFEST_DIR`), from `cargo locate-project --workspace`; `None` outside Cargo.
+fn workspace_root() -> Option<PathBuf> {
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .current_dir(manifest_dir)
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let manifest = String::from_utf8(out.stdout).ok()?;
+    let manifest = Path::new(manifest.trim());
+    (out.status.success() && manifest.is_absolute())
+        .then(|| manifest.parent().map(Path::to_path_buf))
+        .flatten()
 }
 
 const CLI_USAGE: &str = "\
 usage: migrations [--check] [--dir DIR] [--table-prefix P] [--dialect D]...
   --check            compare DIR with the generated SQL instead of writing; exit 1 on a difference
-  --dir DIR          where the files go (default: migrations), as DIR/<dialect>/NNNN_name.sql
+  --dir DIR          where the files go (default: migrations), as DIR/<dialect>/NNNN_name.sql;
+                     relative to the workspace root
   --table-prefix P   prefix every table and index name (default: none)
   --dialect D        postgres, mysql or sqlite; repeat for several (default: all three)";
 
@@ -490,8 +529,16 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(check);
-        assert_eq!(files.dir(), Path::new("x"));
+        // Relative to the workspace root, wherever the command runs (cargo test sets the
+        // manifest dir as cargo run does).
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .unwrap();
+        assert_eq!(files.dir(), root.join("x"));
         assert_eq!(files.dialects, vec![DbBackend::Postgres, DbBackend::MySql]);
+        let (files, _) = parse(&["--dir", "/abs/x"]).unwrap().unwrap();
+        assert_eq!(files.dir(), Path::new("/abs/x"));
         assert!(parse(&["--help"]).unwrap().is_none());
         assert!(parse(&["--dialect", "oracle"]).is_err());
         assert!(parse(&["--dir"]).is_err());
