@@ -75,6 +75,6 @@ fn main() {
         println!("READY {addr} {}", key.api_key.expose_secret());
         let _ = std::io::stdout().flush();
         server.await.expect("serve");
-        flusher.abort();
+        flusher.shutdown().await;
     });
 }

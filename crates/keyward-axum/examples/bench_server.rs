@@ -77,6 +77,6 @@ fn main() {
         )
         .await
         .expect("serve");
-        flusher.abort();
+        flusher.shutdown().await;
     });
 }

@@ -1,6 +1,7 @@
 //! The engine's background work, in one place for every stack: [`Keyward::maintain`] does one
 //! round (cache invalidations that failed to publish, then batched usage), and with the `tokio`
-//! feature [`spawn_usage_flusher`] runs it every few seconds. keyward-axum and keyward-actix
+//! feature [`spawn_usage_flusher`] runs it every few seconds, and its guard ([`UsageFlusher`])
+//! writes what is left at shutdown. keyward-axum and keyward-actix
 //! re-export the task, and the `keyward` server runs the same one.
 
 #[cfg(feature = "tokio")]
@@ -47,21 +48,123 @@ impl Keyward {
 }
 
 /// Spawns a task on the current tokio runtime (actix-web's included) that runs
-/// [`Keyward::maintain`] every `every` (at least 10 ms). Abort the handle on shutdown, then
-/// call [`Keyward::flush_usage`] once more so that nothing counted is lost.
+/// [`Keyward::maintain`] every `every` (at least 10 ms), and gives its guard. Keep the guard
+/// for as long as the application serves: when it is shut down ([`UsageFlusher::shutdown`])
+/// or dropped, the task stops and what is still batched is written, so that a graceful
+/// shutdown loses no last-used time or counter.
 ///
 /// # Panics
 /// When called outside a tokio runtime (as `tokio::spawn`).
 #[cfg(feature = "tokio")]
-#[must_use = "abort the task on shutdown and flush once more"]
-pub fn spawn_usage_flusher(keyward: Keyward, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+pub fn spawn_usage_flusher(keyward: Keyward, every: Duration) -> UsageFlusher {
+    let background = keyward.clone();
+    let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tick.tick().await;
-            keyward.maintain().await;
+            background.maintain().await;
         }
-    })
+    });
+    UsageFlusher {
+        keyward,
+        task: Some(task),
+    }
+}
+
+/// The guard of the background task [`spawn_usage_flusher`] starts: it stops the task and
+/// writes what is still batched when shut down or dropped.
+///
+/// Dropping it is enough where the application runs on a multi-threaded tokio runtime (axum's
+/// `#[tokio::main]`): the last flush blocks the dropping thread, never the runtime, for at
+/// most [`UsageFlusher::LAST_FLUSH`]. On a current-thread runtime (actix-web's
+/// `#[actix_web::main]`), where the dropping thread is the one that would have to drive the
+/// store's I/O, a drop cannot wait: call [`UsageFlusher::shutdown`] after the server stops
+/// (a drop with usage still batched says so in the log, at error).
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+#[must_use = "dropping the guard stops the task: keep it while the application serves"]
+pub struct UsageFlusher {
+    keyward: Keyward,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[cfg(feature = "tokio")]
+impl UsageFlusher {
+    /// How long the last flush retries a store that refuses.
+    pub const LAST_FLUSH: Duration = Duration::from_secs(5);
+
+    /// Stops the task and writes what is still batched, retrying a store that refuses for up
+    /// to [`UsageFlusher::LAST_FLUSH`]; gives the number of keys whose usage it wrote. What
+    /// still cannot be written is logged at error, with the number of keys it concerns.
+    pub async fn shutdown(mut self) -> usize {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        last_flush(&self.keyward).await
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for UsageFlusher {
+    fn drop(&mut self) {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        task.abort();
+        if self.keyward.pending_usage() == 0 {
+            return;
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        if let Some(handle) = runtime
+            .as_ref()
+            .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        {
+            // Blocks this thread only; a worker hands its other tasks on first. Never lets a
+            // panic out of a drop (block_in_place refuses inside some runtime contexts).
+            let keyward = &self.keyward;
+            let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                tokio::task::block_in_place(|| handle.block_on(last_flush(keyward)))
+            }));
+            if flushed.is_ok() {
+                return;
+            }
+        }
+        tracing::error!(
+            pending = self.keyward.pending_usage(),
+            "the usage flusher was dropped where it cannot wait (a current-thread runtime, or \
+             none): batched last-used times and counters of these keys are lost; call \
+             `UsageFlusher::shutdown().await` once the server has stopped"
+        );
+    }
+}
+
+/// Writes what is batched, retrying a store that refuses for up to
+/// [`UsageFlusher::LAST_FLUSH`].
+#[cfg(feature = "tokio")]
+async fn last_flush(keyward: &Keyward) -> usize {
+    let deadline = tokio::time::Instant::now() + UsageFlusher::LAST_FLUSH;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match keyward.flush_usage().await {
+            Ok(n) => {
+                tracing::info!(keys = n, "usage flushed on shutdown");
+                return n;
+            }
+            Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                tracing::warn!(error = %e, "usage flush on shutdown failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = pause.saturating_mul(2);
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    pending = keyward.pending_usage(),
+                    "usage could not be flushed on shutdown; it is lost"
+                );
+                return 0;
+            }
+        }
+    }
 }

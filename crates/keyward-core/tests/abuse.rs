@@ -460,7 +460,7 @@ async fn the_background_round_publishes_what_failed() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    task.abort();
+    task.shutdown().await;
     assert_eq!(f.kw.pending_invalidations(), 0);
     assert_eq!(f.bus.published.lock().unwrap().last(), Some(&k.key.id));
 }

@@ -222,31 +222,10 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
         signals.recv(),
     )
     .await;
-    flusher.abort();
-    final_flush(&kw).await;
+    flusher.shutdown().await;
     served.map_err(|e| AppError::Io(format!("server error: {e}")))?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Flushes what is left, retrying a few times while the store recovers.
-async fn final_flush(kw: &Keyward) {
-    for attempt in 1..=5 {
-        match kw.flush_usage().await {
-            Ok(n) => {
-                tracing::info!(keys = n, "usage flushed on shutdown");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, attempt, "usage flush on shutdown failed");
-                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-            }
-        }
-    }
-    tracing::error!(
-        pending = kw.pending_usage(),
-        "usage could not be flushed on shutdown; it is lost"
-    );
 }
 
 /// SIGINT/SIGTERM handlers, installed before the server announces its address so that a signal

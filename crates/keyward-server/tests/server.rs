@@ -5,6 +5,10 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
 use common::{Db, Env, Server, rt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -639,6 +643,97 @@ fn sigterm_flushes_usage() {
         "last_used_at flushed on SIGTERM: {after}"
     );
     assert_eq!(after["usage"]["request_count"], 3);
+}
+
+/// SIGTERM in the middle of a load: every key that was answered `200` has its last-used time
+/// written and at least as many requests counted as were answered (a request verified while
+/// the connection closed may count without an answer). Nothing acknowledged is lost.
+#[test]
+fn sigterm_under_load_loses_no_usage() {
+    const KEYS: usize = 12;
+    let env = Env::sqlite();
+    let keys: Vec<(String, String)> = (0..KEYS)
+        .map(|i| {
+            let c = env.cli_json(&[
+                "keys",
+                "create",
+                "--owner",
+                "load",
+                "--name",
+                &format!("k{i}"),
+                "--json",
+            ]);
+            let raw = c["api_key"].as_str().unwrap().to_owned();
+            (raw, c["key"]["id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let s = env.serve(
+        &["--last-used", "throttled:300s", "--flush-interval", "1h"],
+        &[],
+    );
+    let url = s.url("/v1/whoami");
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (acked, stop, keys) = (Arc::clone(&acked), Arc::clone(&stop), keys.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let http = reqwest::Client::new();
+                let mut tasks = Vec::new();
+                for worker in 0..8 {
+                    let (http, url, keys) = (http.clone(), url.clone(), keys.clone());
+                    let (acked, stop) = (Arc::clone(&acked), Arc::clone(&stop));
+                    tasks.push(tokio::spawn(async move {
+                        let mut i = worker;
+                        // Until the server is gone (refused) or the test says stop.
+                        while !stop.load(Ordering::Relaxed) {
+                            let k = i % KEYS;
+                            i += 1;
+                            match http.get(&url).bearer_auth(&keys[k].0).send().await {
+                                Ok(r) if r.status() == StatusCode::OK => {
+                                    acked[k].fetch_add(1, Ordering::SeqCst);
+                                }
+                                Ok(_) => {}
+                                Err(_) => break,
+                            }
+                        }
+                    }));
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        })
+    };
+    // Every key answered at least once, then SIGTERM while the load goes on.
+    for _ in 0..500 {
+        if acked.iter().all(|a| a.load(Ordering::SeqCst) > 0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        acked.iter().all(|a| a.load(Ordering::SeqCst) > 0),
+        "load never got going"
+    );
+    s.terminate();
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    for (k, (_, id)) in keys.iter().enumerate() {
+        let shown = env.cli_json(&["keys", "show", id, "--json"]);
+        let answered = acked[k].load(Ordering::SeqCst);
+        assert!(shown["last_used_at"].is_string(), "{id}: {shown}");
+        let counted = shown["usage"]["request_count"].as_u64().unwrap();
+        assert!(
+            counted >= answered,
+            "{id}: {counted} counted, {answered} answered"
+        );
+    }
 }
 
 #[test]

@@ -64,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .bind(("127.0.0.1", port))?
     .run() // stops gracefully on Ctrl-C / SIGTERM
     .await?;
-    flusher.abort();
-    keyward.flush_usage().await?;
+    // actix-web's runtime is single-threaded: write what is left here, while it still runs.
+    flusher.shutdown().await;
     Ok(())
 }

@@ -36,7 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = SeaOrmKeyStore::connect("sqlite://keys.db?mode=rwc").await?;
     store.migrate().await?;
     let keyward = Keyward::builder(Arc::new(store), keyring).build()?;
-    let flusher = spawn_usage_flusher(keyward.clone(), Duration::from_secs(10));
+    // Writes batched last-used times every 10 s, and what is left when it is dropped at the
+    // end of `main`, after the graceful shutdown.
+    let _flusher = spawn_usage_flusher(keyward.clone(), Duration::from_secs(10));
 
     let app = Router::new()
         .route("/reports", get(reports))
@@ -55,11 +57,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };
     axum::serve(listener, service)
-        .with_graceful_shutdown(ctrl_c)
+        .with_graceful_shutdown(shutdown_signal())
         .await?;
-    flusher.abort();
-    keyward.flush_usage().await?;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what a container runtime sends): stop taking connections and finish the
+/// requests in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => drop(term.recv().await),
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
 }
