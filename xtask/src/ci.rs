@@ -174,6 +174,11 @@ pub(crate) fn steps(options: Options, tools: &Tools) -> Vec<Step> {
     ));
 
     if !options.quick {
+        // README.md and docs/ run as pasted: every `sh` block, against the built server.
+        steps.push(Step::cargo("docs-sh", &["xtask", "docs-sh"]));
+    }
+
+    if !options.quick {
         // Changes to keyward-core's public API are deliberate: they update the listing.
         steps.push(Step::cargo("public-api", &["xtask", "public-api"]));
     }
@@ -404,6 +409,7 @@ mod tests {
             "doctest",
             "doc",
             "migrations",
+            "docs-sh",
             "public-api",
             "package",
             "fuzz",

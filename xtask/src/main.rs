@@ -25,6 +25,7 @@ use std::process::ExitCode;
 mod bench;
 mod ci;
 mod cycles;
+mod docs_sh;
 mod fuzz;
 mod migrations;
 mod package;
@@ -53,6 +54,11 @@ const COMMANDS: &[Command] = &[
         name: "migrations",
         about: "generate the SQL migrations under migrations/ [--check]",
         run: migrations::run,
+    },
+    Command {
+        name: "docs-sh",
+        about: "run every `sh` block of README.md and docs/ as pasted, check the answers shown [--keep]",
+        run: docs_sh::run,
     },
     Command {
         name: "package",

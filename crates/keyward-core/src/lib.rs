@@ -38,7 +38,7 @@ pub use crate::error::ErrorCode;
 #[doc(inline)]
 pub use crate::key::{ApiKey, KeyFormat, KeyId};
 #[doc(inline)]
-pub use crate::management::ServiceError;
+pub use crate::management::{CreateKeyRequest, CreatedKey, KeyQuery, ServiceError};
 #[doc(inline)]
 pub use crate::model::{KeyRecord, KeyView, Policy, Principal};
 #[doc(inline)]

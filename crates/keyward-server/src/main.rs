@@ -143,8 +143,9 @@ pub(crate) fn warn_pepper(source: &PepperSource) {
         PepperSource::File(p) => tracing::info!(file = %p.display(), "pepper keyring from file"),
         PepperSource::Generated(p) => tracing::warn!(
             file = %p.display(),
-            "KEYWARD_PEPPER is not set: generated a new pepper into {} (mode 0600). Keep it with the \
-             database and back it up: without it no existing key verifies. For production set \
+            "KEYWARD_PEPPER is not set: generated a new pepper into {} (mode 0600). Back it up, \
+             but never in the same backup as the database (one holding both lets its reader test \
+             guessed keys offline): without it no existing key verifies. For production set \
              KEYWARD_PEPPER (`openssl rand -base64 32`).",
             p.display()
         ),

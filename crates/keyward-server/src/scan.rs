@@ -94,7 +94,14 @@ pub(crate) fn run(args: &ScanArgs) -> Result<Outcome, AppError> {
     } else {
         let mut text = String::new();
         for f in &r.findings {
-            text.push_str(&format!("{}:{}: {}\n", f.path, f.line, f.key));
+            text.push_str(&format!("{}:{}: {}", f.path, f.line, f.key));
+            if is_admin_key_file(&f.path) {
+                text.push_str(
+                    "  (the admin key the server wrote at its first start: move it to your \
+                     secret manager, then delete the file)",
+                );
+            }
+            text.push('\n');
         }
         out(&text)?;
         let mut err = std::io::stderr().lock();
@@ -223,4 +230,12 @@ fn mask_key(raw: &str) -> String {
     s.pop(); // the `…`
     s.push_str("_****");
     s
+}
+
+/// Whether `path` is the file `keyward serve` writes its bootstrapped admin key to (by its
+/// default name, `keyward.admin-key`, or a database's `<name>.admin-key`).
+fn is_admin_key_file(path: &str) -> bool {
+    Path::new(path)
+        .extension()
+        .is_some_and(|e| e == "admin-key")
 }

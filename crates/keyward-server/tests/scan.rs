@@ -163,3 +163,25 @@ fn progress_and_errors() {
     let out = scan(root, &[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Run where the server was started, the scan finds the admin key file the server wrote, and
+/// says what that file is and what to do with it; `--help` states the size default once.
+#[test]
+fn the_admin_key_file_is_named_for_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("keyward.admin-key"),
+        format!("{}\n", real_key("kw", "live")),
+    )
+    .unwrap();
+    let out = scan(dir.path(), &["."]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("keyward.admin-key:1:")
+            && text.contains("the admin key the server wrote at its first start"),
+        "{text}"
+    );
+    let help = String::from_utf8(scan(dir.path(), &["--help"]).stdout).unwrap();
+    assert_eq!(help.matches("default").count(), 1, "{help}");
+}

@@ -434,7 +434,7 @@ pub(crate) struct ScanArgs {
     /// Show progress on stderr even when it is not a terminal.
     #[arg(long)]
     pub(crate) progress: bool,
-    /// Skip files larger than this many bytes [default: 10 MiB]
+    /// Skip files larger than this many bytes (10 MiB)
     #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024)]
     pub(crate) max_file_size: u64,
 }
