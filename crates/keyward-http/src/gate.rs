@@ -25,7 +25,7 @@ use crate::credentials::{self, Credential};
 use crate::problem::Problem;
 use keyward_core::error::ErrorCode;
 use keyward_core::sigv4::{Payload, SignableRequest};
-use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext};
+use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext, VerifyError};
 
 use super::body::within;
 use super::{BodyBudget, ClientIp, CredentialHeaders, RequestHead};
@@ -115,13 +115,17 @@ enum Decision {
 }
 
 /// One verification a [`Gate`] settled, for metrics: its outcome (`Ok` or the refusal's
-/// code) and how long it took. Requests without a credential that pass on are not observed.
+/// code), how long it took, and whether it was answered from the engine's memory. Requests
+/// without a credential that pass on are not observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {
     /// `Ok(())` for a verified principal, else the code answered.
     pub outcome: Result<(), ErrorCode>,
     /// From the start of the decision to its end (zero for refusals that read nothing).
     pub elapsed: Duration,
+    /// Whether it was answered without waiting for a store or Redis: a cached key, or junk
+    /// refused before any read ([`Gate::authenticate_now`]). `false`: it waited for one.
+    pub cached: bool,
 }
 
 /// Receives every [`Observed`] verification of a gate.
@@ -230,13 +234,18 @@ impl<R> Gate<R> {
         self.observer.as_ref().map(|_| Instant::now())
     }
 
-    /// Reports an outcome begun at `started` ([`Gate::start`]) to the observer: for a service
-    /// that verifies a key outside the flow (a sidecar's `/v1/verify`) and counts it as every
-    /// other verification.
-    pub fn report(&self, started: Option<Instant>, outcome: Result<(), ErrorCode>) {
+    /// Reports an outcome begun at `started` ([`Gate::start`]) to the observer, `cached` when
+    /// it was answered without waiting ([`Observed::cached`]): for a service that verifies a
+    /// key outside the flow (a sidecar's `/v1/verify`) and counts it as every other
+    /// verification.
+    pub fn report(&self, started: Option<Instant>, outcome: Result<(), ErrorCode>, cached: bool) {
         if let Some(observer) = &self.observer {
             let elapsed = started.map(|t| t.elapsed()).unwrap_or_default();
-            observer(Observed { outcome, elapsed });
+            observer(Observed {
+                outcome,
+                elapsed,
+                cached,
+            });
         }
     }
 
@@ -291,7 +300,10 @@ impl<R> Gate<R> {
                 let ctx = VerifyContext {
                     client_ip: head.client_ip(),
                 };
+                let started = self.start();
                 let settled = self.keyward.verify_cached(key, &self.requirement, &ctx)?;
+                let outcome = settled.as_ref().map(|_| ()).map_err(VerifyError::code);
+                self.report(started, outcome, true);
                 Some(settled.map(Some).map_err(|e| {
                     credentials::log_rejected_key(&e, key);
                     Problem::from(&e)
@@ -344,8 +356,8 @@ impl<R> Gate<R> {
             }
         };
         match &outcome {
-            Outcome::Pass(p) if p.principal.is_some() => self.report(started, Ok(())),
-            Outcome::Reject(p) => self.report(started, Err(p.code)),
+            Outcome::Pass(p) if p.principal.is_some() => self.report(started, Ok(()), false),
+            Outcome::Reject(p) => self.report(started, Err(p.code), false),
             Outcome::Pass(_) => {}
         }
         outcome

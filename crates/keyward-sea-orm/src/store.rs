@@ -25,6 +25,94 @@ use crate::entity::api_key_owner;
 use crate::error::{retryable, store_err};
 use crate::schema::Tables;
 
+/// Usage deltas written per statement: 5 bound values each, within every dialect's limit on
+/// bound parameters (SQLite's 32 766, MySQL's 65 535).
+const USAGE_CHUNK: usize = 1000;
+
+/// Usage deltas written per PostgreSQL statement, as one JSON parameter.
+const USAGE_CHUNK_JSON: usize = 10_000;
+
+/// PostgreSQL's merge of a chunk given as one JSON array of `{id, req, lu, cp, cu}`.
+fn usage_sql_json(table: &str) -> String {
+    let (set, period) = usage_set("");
+    format!(
+        "UPDATE \"{table}\" AS k SET {set}, {period} FROM jsonb_to_recordset($1::jsonb) \
+         AS v(id text, req bigint, lu timestamptz, cp bigint, cu bigint) WHERE k.key_id = v.id"
+    )
+}
+
+/// The `SET` of a usage merge against `v(id, req, lu, cp, cu)`, columns qualified with `k`
+/// (`"k."` or `""`): the counts, last use and credit count; and the credit period apart.
+fn usage_set(k: &str) -> (String, String) {
+    const MAX: &str = "9223372036854775807";
+    (
+        format!(
+            "{k}request_count = CASE WHEN {k}request_count > {MAX} - v.req THEN {MAX} \
+             ELSE {k}request_count + v.req END, \
+             {k}last_used_at = CASE WHEN v.lu IS NOT NULL AND ({k}last_used_at IS NULL \
+             OR {k}last_used_at < v.lu) THEN v.lu ELSE {k}last_used_at END, \
+             {k}credits_used = CASE WHEN v.cp IS NOT NULL AND ({k}credits_period < v.cp \
+             OR ({k}credits_period = v.cp AND {k}credits_used < v.cu)) THEN v.cu \
+             ELSE {k}credits_used END"
+        ),
+        format!(
+            "{k}credits_period = CASE WHEN v.cp IS NOT NULL AND {k}credits_period < v.cp \
+             THEN v.cp ELSE {k}credits_period END"
+        ),
+    )
+}
+
+/// `batch` with one delta per key: a statement that joins the table with its values updates a
+/// row once, however many values name it. Merging first gives what applying the deltas one
+/// after another would: counts add, the latest use wins, and the credit count of the latest
+/// `(period, used)`.
+fn merged(batch: &[UsageDelta]) -> Vec<UsageDelta> {
+    let mut at: std::collections::HashMap<KeyId, usize> =
+        std::collections::HashMap::with_capacity(batch.len());
+    let mut out: Vec<UsageDelta> = Vec::with_capacity(batch.len());
+    for d in batch {
+        match at.get(&d.key_id).and_then(|&i| out.get_mut(i)) {
+            Some(m) => {
+                m.requests = m.requests.saturating_add(d.requests);
+                m.last_used_at = Ord::max(m.last_used_at, d.last_used_at);
+                m.credits = Ord::max(m.credits, d.credits);
+            }
+            None => {
+                at.insert(d.key_id, out.len());
+                out.push(*d);
+            }
+        }
+    }
+    out
+}
+
+/// The statements that merge `rows` usage deltas, bound as `(key_id, requests, last_used_at,
+/// credits_period, credits_used)` per row, into `table` on SQLite and MySQL (PostgreSQL:
+/// [`usage_sql_json`]). See [`SeaOrmKeyStore::apply_usage_in`].
+fn usage_sql(backend: DbBackend, table: &str, rows: usize) -> Vec<String> {
+    match backend {
+        DbBackend::MySql => {
+            let (set, period) = usage_set("k.");
+            let first = "SELECT ? AS id, CAST(? AS SIGNED) AS req, CAST(? AS DATETIME(6)) AS lu, \
+                         CAST(? AS SIGNED) AS cp, CAST(? AS SIGNED) AS cu";
+            let rest = " UNION ALL SELECT ?, ?, ?, ?, ?";
+            let derived = format!("({first}{})", rest.repeat(rows.saturating_sub(1)));
+            let update =
+                format!("UPDATE `{table}` AS k JOIN {derived} AS v ON k.key_id = v.id SET");
+            vec![format!("{update} {set}"), format!("{update} {period}")]
+        }
+        _ => {
+            let (set, period) = usage_set("");
+            let row = "(?, ?, ?, ?, ?)";
+            vec![format!(
+                "WITH v(id, req, lu, cp, cu) AS (VALUES {}) UPDATE \"{table}\" SET {set}, \
+                 {period} FROM v WHERE \"{table}\".key_id = v.id",
+                vec![row; rows].join(", ")
+            )]
+        }
+    }
+}
+
 /// Attempts of a transaction that failed on a deadlock, a serialization failure or SQLite's
 /// busy lock, before giving up with `Unavailable`.
 const MAX_ATTEMPTS: u32 = 8;
@@ -301,69 +389,66 @@ impl SeaOrmKeyStore {
         Ok(Ok(()))
     }
 
+    /// Writes `batch` in set-based statements, [`USAGE_CHUNK`] keys each: counts add
+    /// (saturating), `last_used_at` only moves forward, a credit count is taken only for a
+    /// later period or a higher count in the same one. Each statement joins the key table with
+    /// the chunk's values, so a chunk costs one round trip and one plan, not one per key.
+    ///
+    /// PostgreSQL and SQLite evaluate every `SET` on the old row: one `UPDATE … FROM` per
+    /// chunk. MySQL's multi-table `UPDATE` gives no order to its assignments, and the credit
+    /// count depends on the old period: there the period is set by a second statement.
     async fn apply_usage_in(
         &self,
         txn: &DatabaseTransaction,
         batch: &[UsageDelta],
     ) -> Result<(), DbErr> {
-        for d in batch {
-            let mut update = Query::update();
-            update.table(self.tables.keys_iden());
-            if d.requests > 0 {
-                let add = clamp(d.requests);
-                update.value(
-                    Column::RequestCount,
-                    Expr::case(
-                        Expr::col(Column::RequestCount).gt(i64::MAX - add),
-                        Expr::val(i64::MAX),
-                    )
-                    .finally(Expr::col(Column::RequestCount).add(add)),
+        let backend = self.backend();
+        let batch = merged(batch);
+        if backend == DbBackend::Postgres {
+            // One JSON parameter per chunk: a short statement that parses and plans once, and
+            // chunks ten times larger than bound parameters allow.
+            for chunk in batch.chunks(USAGE_CHUNK_JSON) {
+                let rows: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .map(|d| {
+                        let (cp, cu) = d
+                            .credits
+                            .map_or((None, None), |(p, u)| (Some(clamp(p)), Some(clamp(u))));
+                        serde_json::json!({
+                            "id": d.key_id.as_str(),
+                            "req": clamp(d.requests),
+                            "lu": d.last_used_at.map(|t| keyward_core::clock::utc_text(t, "Z")),
+                            "cp": cp,
+                            "cu": cu,
+                        })
+                    })
+                    .collect();
+                let json = serde_json::Value::Array(rows).to_string();
+                let stmt = sea_orm::Statement::from_sql_and_values(
+                    backend,
+                    usage_sql_json(self.tables.keys()),
+                    [Value::from(json)],
                 );
+                txn.execute_raw(stmt).await?;
             }
-            if let Some(t) = d.last_used_at {
-                update.value(
-                    Column::LastUsedAt,
-                    Expr::case(
-                        Condition::any()
-                            .add(Expr::col(Column::LastUsedAt).is_null())
-                            .add(Expr::col(Column::LastUsedAt).lt(self.at(t))),
-                        Expr::val(self.at(t)),
-                    )
-                    .finally(Expr::col(Column::LastUsedAt)),
-                );
+            return Ok(());
+        }
+        for chunk in batch.chunks(USAGE_CHUNK) {
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+            for d in chunk {
+                let (period, used) = d
+                    .credits
+                    .map_or((None, None), |(p, u)| (Some(clamp(p)), Some(clamp(u))));
+                values.push(d.key_id.as_str().into());
+                values.push(clamp(d.requests).into());
+                values.push(instant(backend, d.last_used_at));
+                values.push(period.into());
+                values.push(used.into());
             }
-            if let Some((period, used)) = d.credits {
-                let (period, used) = (clamp(period), clamp(used));
-                // MySQL evaluates SET left to right with the new values: credits_used comes
-                // first and reads the old credits_period; credits_period reads only itself.
-                update.value(
-                    Column::CreditsUsed,
-                    Expr::case(
-                        Condition::any()
-                            .add(Expr::col(Column::CreditsPeriod).lt(period))
-                            .add(
-                                Condition::all()
-                                    .add(Expr::col(Column::CreditsPeriod).eq(period))
-                                    .add(Expr::col(Column::CreditsUsed).lt(used)),
-                            ),
-                        Expr::val(used),
-                    )
-                    .finally(Expr::col(Column::CreditsUsed)),
-                );
-                update.value(
-                    Column::CreditsPeriod,
-                    Expr::case(
-                        Expr::col(Column::CreditsPeriod).lt(period),
-                        Expr::val(period),
-                    )
-                    .finally(Expr::col(Column::CreditsPeriod)),
-                );
+            for sql in usage_sql(backend, self.tables.keys(), chunk.len()) {
+                let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, values.clone());
+                txn.execute_raw(stmt).await?;
             }
-            if update.get_values().is_empty() {
-                continue;
-            }
-            update.and_where(Expr::col(Column::KeyId).eq(d.key_id.as_str()));
-            txn.execute(&update).await?;
         }
         Ok(())
     }

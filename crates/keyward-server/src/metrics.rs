@@ -38,13 +38,18 @@ pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
     outcome: &'static str,
+    /// `hit`: answered from the engine's memory (a cached key, or junk refused before any
+    /// read); `miss`: it waited for the store or Redis.
+    cache: &'static str,
 }
 
 /// The server's metrics. One per process.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
-    verify: Family<Outcome, Counter>,
+    /// Every `keyward_verify_total` series, by [`OUTCOMES`] index and `[miss, hit]`: taken
+    /// once, so that counting a verification takes no lock.
+    verify: Vec<[Counter; 2]>,
     latency: Histogram,
     http_requests: Counter,
 }
@@ -52,17 +57,21 @@ pub(crate) struct Metrics {
 impl Metrics {
     /// The metrics of a server over `keyward`, every outcome present from the start (at 0).
     pub(crate) fn new(keyward: Keyward) -> Self {
-        let verify = Family::<Outcome, Counter>::default();
-        for outcome in OUTCOMES {
-            let _ = verify.get_or_create(&Outcome { outcome });
-        }
+        let family = Family::<Outcome, Counter>::default();
+        let verify = OUTCOMES
+            .into_iter()
+            .map(|outcome| {
+                ["miss", "hit"]
+                    .map(|cache| family.get_or_create(&Outcome { outcome, cache }).clone())
+            })
+            .collect();
         let latency = Histogram::new(BUCKETS);
         let http_requests = Counter::default();
         let mut registry = Registry::default();
         registry.register(
             "keyward_verify",
-            "Key verifications, by outcome",
-            verify.clone(),
+            "Key verifications, by outcome and whether the engine's memory answered",
+            family,
         );
         registry.register(
             "keyward_verify_duration_seconds",
@@ -83,14 +92,16 @@ impl Metrics {
         }
     }
 
-    /// Counts one verification with its outcome label (one of [`OUTCOMES`], else `other`) and
-    /// latency.
-    pub(crate) fn verify(&self, outcome: &str, took: Duration) {
-        let outcome = OUTCOMES
-            .into_iter()
-            .find(|o| *o == outcome)
-            .unwrap_or("other");
-        self.verify.get_or_create(&Outcome { outcome }).inc();
+    /// Counts one verification with its outcome label (one of [`OUTCOMES`], else `other`),
+    /// whether it was answered from the engine's memory, and its latency.
+    pub(crate) fn verify(&self, outcome: &str, cached: bool, took: Duration) {
+        let i = OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(OUTCOMES.len() - 1);
+        if let Some(series) = self.verify.get(i) {
+            series[usize::from(cached)].inc();
+        }
         self.latency.observe(took.as_secs_f64());
     }
 

@@ -317,24 +317,12 @@ fn full_flow(env: &Env) {
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
 
         // Metrics.
-        let text = s
-            .http
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let ok_line = text
-            .lines()
-            .find(|l| l.starts_with("keyward_verify_total{outcome=\"ok\"}"))
-            .unwrap();
-        assert_ne!(ok_line.rsplit(' ').next(), Some("0"));
+        let text = metrics(&s).await;
+        assert_ne!(verified(&text, "ok", None), 0);
         for name in [
             "keyward_verify_duration_seconds_bucket",
             "keyward_cache_hits_total",
-            "keyward_verify_total{outcome=\"missing\"}",
+            "keyward_verify_total{outcome=\"missing\",cache=\"miss\"}",
         ] {
             assert!(text.contains(name), "metrics lack {name}");
         }
@@ -610,6 +598,81 @@ fn self_service_routes_trust_the_owner_header() {
     s.terminate();
 }
 
+/// The server's `/metrics` text.
+async fn metrics(s: &Server) -> String {
+    let res = s.http.get(s.url("/metrics")).send().await.unwrap();
+    res.text().await.unwrap()
+}
+
+/// `keyward_verify_total{outcome, cache}` from a metrics text: one series, or with `cache`
+/// `None` the sum over both.
+fn verified(text: &str, outcome: &str, cache: Option<&str>) -> u64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("keyward_verify_total{"))
+        .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")))
+        .filter(|l| cache.is_none_or(|c| l.contains(&format!("cache=\"{c}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// `/metrics` counts every check: cache hits, misses, junk, wrong secrets and missing keys, each
+/// as many times as it was sent, with hits told from misses.
+#[test]
+fn metrics_count_every_check() {
+    const N: u64 = 25;
+    let env = Env::sqlite();
+    let created = env.cli_json(&[
+        "keys", "create", "--owner", "metered", "--name", "m", "--json",
+    ]);
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let s = env.serve(&[], &[]);
+    rt().block_on(async {
+        let whoami = s.url("/v1/whoami");
+        let send = |bearer: Option<String>| {
+            let mut req = s.http.get(&whoami);
+            if let Some(b) = bearer {
+                req = req.bearer_auth(b);
+            }
+            async move { req.send().await.unwrap().status() }
+        };
+        let secret_wrong = {
+            // The key with one secret character changed (its checksum no longer holds).
+            let mut k: Vec<char> = key.chars().collect();
+            let at = k.len() - 10;
+            k[at] = if k[at] == 'x' { 'y' } else { 'x' };
+            k.into_iter().collect::<String>()
+        };
+        for _ in 0..N {
+            assert_eq!(send(Some(key.clone())).await, StatusCode::OK);
+            assert_eq!(
+                send(Some("kw_live_junk".into())).await,
+                StatusCode::UNAUTHORIZED
+            );
+            assert_eq!(
+                send(Some(secret_wrong.clone())).await,
+                StatusCode::UNAUTHORIZED
+            );
+            assert_eq!(send(None).await, StatusCode::UNAUTHORIZED);
+        }
+        let text = metrics(&s).await;
+        assert_eq!(verified(&text, "ok", None), N, "{text}");
+        assert_eq!(
+            verified(&text, "ok", Some("miss")),
+            1,
+            "the first check reads the store"
+        );
+        assert_eq!(verified(&text, "ok", Some("hit")), N - 1, "{text}");
+        assert_eq!(verified(&text, "invalid", None), 2 * N, "{text}");
+        assert_eq!(verified(&text, "missing", None), N, "{text}");
+        let histogram = text
+            .lines()
+            .find_map(|l| l.strip_prefix("keyward_verify_duration_seconds_count "))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert_eq!(histogram, Some(4 * N), "{text}");
+    });
+    s.terminate();
+}
+
 /// SIGTERM flushes batched last-used times and counters: nothing acknowledged is lost.
 #[test]
 fn sigterm_flushes_usage() {
@@ -859,19 +922,8 @@ fn rate_limited_keys_get_429() {
             (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMITED"))
         );
         assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() > 0);
-        let text = s
-            .http
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(
-            text.contains("keyward_verify_total{outcome=\"rate_limited\"} 1"),
-            "{text}"
-        );
+        let text = metrics(&s).await;
+        assert_eq!(verified(&text, "rate_limited", None), 1, "{text}");
     });
     s.terminate();
 }

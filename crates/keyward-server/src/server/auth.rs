@@ -23,7 +23,7 @@ pub(super) fn observer(metrics: &Arc<Metrics>) -> impl Fn(Observed) + Send + Syn
         let label = o
             .outcome
             .map_or_else(|code| outcome_of_code(code.as_str()), |()| "ok");
-        metrics.verify(label, o.elapsed);
+        metrics.verify(label, o.cached, o.elapsed);
     }
 }
 

@@ -128,11 +128,15 @@ pub(super) async fn verify(State(app): State<Shared>, req: Request) -> Response 
     let ctx = VerifyContext {
         client_ip: body.client_ip,
     };
-    // Counted as every verification is: through the gate's observer.
+    // Counted as every verification is: through the gate's observer, as a cache hit when
+    // the engine answers without waiting.
     let started = app.gate.start();
-    let r = app.kw.verify(&body.key, &need, &ctx).await;
-    app.gate
-        .report(started, r.as_ref().map(|_| ()).map_err(VerifyError::code));
+    let (r, cached) = match app.kw.verify_cached(&body.key, &need, &ctx) {
+        Some(r) => (r, true),
+        None => (app.kw.verify(&body.key, &need, &ctx).await, false),
+    };
+    let outcome = r.as_ref().map(|_| ()).map_err(VerifyError::code);
+    app.gate.report(started, outcome, cached);
     match r {
         Ok(p) => json(
             StatusCode::OK,

@@ -1,0 +1,108 @@
+//! Measures one usage flush of N distinct keys on PostgreSQL: its time, and how much the table
+//! grows and how many dead rows it leaves (the figures of docs/performance.md, "Usage flushes").
+//!
+//! ```text
+//! cargo run --release -p keyward-sea-orm --example flush_scale --all-features -- 100000 [URL]
+//! ```
+//!
+//! It works in tables of its own (prefix `flushscale_`), dropped first, in the `test` database of
+//! the local server unless a URL is given.
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs
+)]
+
+use std::time::Instant;
+
+use keyward_core::store::{KeyStore, UsageDelta};
+use keyward_sea_orm::{SeaOrmKeyStore, Tables};
+use sea_orm::{ConnectionTrait, Database, Statement};
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args.next().map_or(100_000, |a| a.parse().expect("N"));
+    let url = args
+        .next()
+        .unwrap_or_else(|| keyward_test::services::DEFAULT_PG_URL.to_owned());
+    let db = Database::connect(&url).await.expect("connect");
+    for t in [
+        "flushscale_api_keys",
+        "flushscale_api_key_owners",
+        "flushscale_seaql_migrations",
+    ] {
+        db.execute_unprepared(&format!("DROP TABLE IF EXISTS \"{t}\""))
+            .await
+            .expect("drop");
+    }
+    let tables = Tables::with_prefix("flushscale_").expect("prefix");
+    let store = SeaOrmKeyStore::with_tables(db.clone(), tables);
+    store.migrate().await.expect("migrate");
+    let template = keyward_test::store_suite::record("scale", time::OffsetDateTime::now_utc());
+    store
+        .create(&template, None, time::OffsetDateTime::now_utc())
+        .await
+        .expect("template");
+    let started = Instant::now();
+    db.execute_unprepared(&format!(
+        "INSERT INTO flushscale_api_keys (key_id, owner_id, name, description, env, key_prefix, \
+         digest, digest_algorithm, pepper_version, scopes, metadata, ip_allowlist, request_count, \
+         credits_used, credits_period, is_active, created_at, updated_at) \
+         SELECT lpad(i::text, 12, '0'), owner_id, name, description, env, key_prefix, digest, \
+         digest_algorithm, pepper_version, scopes, metadata, ip_allowlist, 0, 0, 0, is_active, \
+         created_at, updated_at FROM flushscale_api_keys, generate_series(1, {n}) AS i"
+    ))
+    .await
+    .expect("fill");
+    db.execute_unprepared("VACUUM ANALYZE flushscale_api_keys")
+        .await
+        .expect("vacuum");
+    println!(
+        "{n} keys inserted in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let size = |db: &sea_orm::DatabaseConnection| {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT pg_table_size('flushscale_api_keys')::bigint AS s, \
+                     (SELECT n_dead_tup FROM pg_stat_user_tables \
+                      WHERE relname = 'flushscale_api_keys')::bigint AS d",
+                ))
+                .await
+                .expect("size")
+                .expect("row");
+            (
+                row.try_get::<i64>("", "s").expect("s"),
+                row.try_get::<i64>("", "d").expect("d"),
+            )
+        }
+    };
+    let (before, _) = size(&db).await;
+    let now = time::OffsetDateTime::now_utc();
+    let batch: Vec<UsageDelta> = (1..=n)
+        .map(|i| UsageDelta {
+            key_id: format!("{i:012}").parse().expect("id"),
+            last_used_at: Some(now),
+            requests: 3,
+            credits: None,
+        })
+        .collect();
+    let started = Instant::now();
+    store.record_usage(&batch).await.expect("flush");
+    let took = started.elapsed().as_secs_f64();
+    // Statistics reach pg_stat_user_tables within a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (after, dead) = size(&db).await;
+    let mib = |b: i64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "flush of {n} distinct keys: {took:.2} s; table {:.1} → {:.1} MiB (+{:.1} %); {dead} dead rows",
+        mib(before),
+        mib(after),
+        (after - before) as f64 * 100.0 / before as f64
+    );
+}
