@@ -5,8 +5,8 @@
 //! cargo run --release -p keyward-sea-orm --example flush_scale --all-features -- 100000 [URL]
 //! ```
 //!
-//! It works in tables of its own (prefix `flushscale_`), dropped first, in the `test` database of
-//! the local server unless a URL is given.
+//! It works in tables of its own (prefix `flushscale_`), dropped before and after, in the `test`
+//! database of the local server unless a URL is given.
 #![allow(
     clippy::print_stdout,
     clippy::unwrap_used,
@@ -28,15 +28,7 @@ async fn main() {
         .next()
         .unwrap_or_else(|| keyward_test::services::DEFAULT_PG_URL.to_owned());
     let db = Database::connect(&url).await.expect("connect");
-    for t in [
-        "flushscale_api_keys",
-        "flushscale_api_key_owners",
-        "flushscale_seaql_migrations",
-    ] {
-        db.execute_unprepared(&format!("DROP TABLE IF EXISTS \"{t}\""))
-            .await
-            .expect("drop");
-    }
+    drop_tables(&db).await;
     let tables = Tables::with_prefix("flushscale_").expect("prefix");
     let store = SeaOrmKeyStore::with_tables(db.clone(), tables);
     store.migrate().await.expect("migrate");
@@ -99,10 +91,24 @@ async fn main() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let (after, dead) = size(&db).await;
     let mib = |b: i64| b as f64 / (1024.0 * 1024.0);
+    drop_tables(&db).await;
     println!(
-        "flush of {n} distinct keys: {took:.2} s; table {:.1} → {:.1} MiB (+{:.1} %); {dead} dead rows",
+        "flush of {n} distinct keys: {took:.2} s; table {:.1} → {:.1} MiB (+{:.1} %); {dead} dead rows (pg_stat_user_tables, which may lag)",
         mib(before),
         mib(after),
         (after - before) as f64 * 100.0 / before as f64
     );
+}
+
+/// Drops the example's tables (before the run, and after it: nothing is left behind).
+async fn drop_tables(db: &sea_orm::DatabaseConnection) {
+    for t in [
+        "flushscale_api_keys",
+        "flushscale_api_key_owners",
+        "flushscale_seaql_migrations",
+    ] {
+        db.execute_unprepared(&format!("DROP TABLE IF EXISTS \"{t}\""))
+            .await
+            .expect("drop");
+    }
 }
