@@ -82,7 +82,9 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     if !built.success() {
         return Err("the binaries the blocks run did not build".to_owned());
     }
-    let bin_dir = root.join("target").join("debug");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let bin_dir = root.join(target).join("debug");
 
     let mut failed = 0;
     for file in &files {
@@ -217,7 +219,7 @@ fn run_file(
                 if b.kind == Kind::InRepo {
                     let _ = writeln!(script, "pushd '{}' > /dev/null", root.display());
                 }
-                commands(&b.text, &at, &out_dir, &mut script, &mut expects);
+                commands(&b.text, &at, &out_dir, &mut script, &mut expects)?;
                 if b.kind == Kind::InRepo {
                     script.push_str("popd > /dev/null\n");
                 }
@@ -260,16 +262,25 @@ fn run_file(
 
 /// Appends a block's commands to `script`: each logical command (continuation lines joined)
 /// checked for its exit status, its output captured where an answer is shown below it.
+///
+/// # Errors
+/// An answer line (`# → …`) that is not right below a command: it would never be checked.
 fn commands(
     lines: &[String],
     at: &str,
     out_dir: &Path,
     script: &mut String,
     expects: &mut Vec<Expect>,
-) {
+) -> Result<(), String> {
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].trim_end();
+        if line.trim_start().starts_with("# → ") {
+            return Err(format!(
+                "{at} (line {}): an answer must sit right below its command",
+                i + 1
+            ));
+        }
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
             i += 1;
             continue;
@@ -305,6 +316,7 @@ fn commands(
         );
         expects.push(Expect { at: here, output });
     }
+    Ok(())
 }
 
 /// Compares each captured output with its answer.
@@ -380,8 +392,12 @@ mod tests {
             Path::new("/o"),
             &mut script,
             &mut expects,
-        );
+        )
+        .unwrap();
         assert_eq!(expects.len(), 2);
+        let stray = ["echo a".to_owned(), String::new(), "# → a".to_owned()];
+        let (mut s2, mut e2) = (String::new(), Vec::new());
+        assert!(commands(&stray, "f:9", Path::new("/o"), &mut s2, &mut e2).is_err());
         assert_eq!(expects[0].output, ["a b"]);
         assert!(script.contains("-eq 1 ]"));
         assert!(script.contains("echo a \\\n  b\n}"));

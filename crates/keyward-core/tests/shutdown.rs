@@ -14,7 +14,7 @@ use keyward_core::{Keyring, Keyward, ScopeRequirement, VerifyContext};
 
 /// A keyward over a store the test reads, one key created, and the key used once: its
 /// last-used time and count are batched, not yet written.
-async fn used() -> (Keyward, Arc<MemoryKeyStore>, keyward_core::KeyId) {
+async fn used() -> (Keyward, Arc<MemoryKeyStore>, keyward_core::KeyId, String) {
     let store = Arc::new(MemoryKeyStore::new());
     let kw = Keyward::builder(store.clone(), Keyring::insecure_test_keyring())
         .build()
@@ -29,7 +29,7 @@ async fn used() -> (Keyward, Arc<MemoryKeyStore>, keyward_core::KeyId) {
         .await
         .unwrap();
     assert_eq!(kw.pending_usage(), 1);
-    (kw, store, created.key.id)
+    (kw, store, created.key.id, key)
 }
 
 async fn written(store: &MemoryKeyStore, id: &keyward_core::KeyId) -> bool {
@@ -39,12 +39,35 @@ async fn written(store: &MemoryKeyStore, id: &keyward_core::KeyId) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_on_a_worker_it_flushes() {
-    let (kw, store, id) = used().await;
+    let (kw, store, id, _) = used().await;
     let flusher =
         keyward_core::maintenance::spawn_usage_flusher(kw.clone(), Duration::from_secs(3600));
     drop(flusher);
     assert_eq!(kw.pending_usage(), 0);
     assert!(written(&store, &id).await);
+}
+
+/// A request counted after the last flush, with its last-used time still fresh, queues no
+/// delta (`pending_usage` is 0): the drop writes its count anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_alone_is_flushed_too() {
+    let (kw, store, id, raw) = used().await;
+    kw.flush_usage().await.unwrap();
+    assert_eq!(
+        store.get(&id).await.unwrap().unwrap().usage.request_count,
+        1
+    );
+    let flusher =
+        keyward_core::maintenance::spawn_usage_flusher(kw.clone(), Duration::from_secs(3600));
+    kw.verify(&raw, &ScopeRequirement::none(), &VerifyContext::default())
+        .await
+        .unwrap();
+    assert_eq!(kw.pending_usage(), 0, "only a count");
+    drop(flusher);
+    assert_eq!(
+        store.get(&id).await.unwrap().unwrap().usage.request_count,
+        2
+    );
 }
 
 #[test]
@@ -56,7 +79,7 @@ fn dropped_at_the_end_of_main_it_flushes() {
         .unwrap();
     // As `#[tokio::main]`: the guard dies with main's future, on the thread that runs it.
     let (kw, store, id) = rt.block_on(async {
-        let (kw, store, id) = used().await;
+        let (kw, store, id, _) = used().await;
         let _flusher =
             keyward_core::maintenance::spawn_usage_flusher(kw.clone(), Duration::from_secs(3600));
         (kw, store, id)
@@ -67,7 +90,7 @@ fn dropped_at_the_end_of_main_it_flushes() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn on_a_current_thread_runtime_shutdown_flushes_and_a_drop_does_not_hang() {
-    let (kw, store, id) = used().await;
+    let (kw, store, id, _) = used().await;
     let flusher =
         keyward_core::maintenance::spawn_usage_flusher(kw.clone(), Duration::from_secs(3600));
     assert_eq!(flusher.shutdown().await, 1);

@@ -76,7 +76,8 @@ pub enum Mount {
     /// `{admin_prefix}/owners/{owner_id}{prefix}…`: an administrator, through `admin_actor`.
     Admin,
     /// `GET {admin_prefix}{prefix}`: an administrator listing the keys of every owner (or of
-    /// the `?owner_id=` one), through `admin_actor`. Mounted with [`Mount::Admin`].
+    /// the `?owner_id=` one), through `admin_actor`. Mounted with [`Mount::Admin`] when
+    /// [`ManagementOptions::admin_list_all`] is on.
     AdminAll,
 }
 
@@ -145,6 +146,7 @@ pub struct ManagementOptions {
     prefix: String,
     admin_prefix: String,
     pub(crate) allow_api_key_callers: bool,
+    admin_list_all: bool,
     pub(crate) body_limit: usize,
     pub(crate) credential_headers: CredentialHeaders,
 }
@@ -155,6 +157,7 @@ impl Default for ManagementOptions {
             prefix: "/api-keys".to_owned(),
             admin_prefix: "/admin".to_owned(),
             allow_api_key_callers: false,
+            admin_list_all: false,
             body_limit: super::DEFAULT_BODY_LIMIT,
             credential_headers: CredentialHeaders::default(),
         }
@@ -198,6 +201,17 @@ impl ManagementOptions {
         self
     }
 
+    /// Mounts `GET {admin_prefix}{prefix}` beside the admin routes: every owner's keys, or one
+    /// owner's with `?owner_id=`, to a caller the admin check passes (or a key holding
+    /// `keyward:admin`). Off by default: the admin check sees no owner in this route's path, so
+    /// an application whose administrators are each limited to some owners must not turn it
+    /// on unless its check refuses requests without one.
+    #[must_use]
+    pub fn admin_list_all(mut self, mount: bool) -> Self {
+        self.admin_list_all = mount;
+        self
+    }
+
     /// Largest accepted request body in bytes (default 64 KiB); larger ones get `413`.
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
@@ -229,10 +243,10 @@ impl ManagementOptions {
         }
         if admin {
             mounts.push((Mount::Admin, self.admin_base()));
-            mounts.push((
-                Mount::AdminAll,
-                format!("{}{}", self.admin_prefix, self.prefix),
-            ));
+            if self.admin_list_all {
+                let all = format!("{}{}", self.admin_prefix, self.prefix);
+                mounts.push((Mount::AdminAll, all));
+            }
         }
         mounts
     }
@@ -275,6 +289,7 @@ impl ManagementOptions {
             admin_prefix: &self.admin_prefix,
             self_service,
             admin,
+            admin_list_all: self.admin_list_all,
             signing: keyward.signing_enabled(),
             policy: Some(keyward.policy()),
         })

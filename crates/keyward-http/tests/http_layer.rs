@@ -384,3 +384,15 @@ async fn a_call_from_head_to_reply() {
     let reply = run(Operation::Revoke, id, if_match, b"").await;
     assert_eq!((reply.status, reply.body.len()), (204, 0));
 }
+
+/// The list of every owner's keys is mounted only when asked for: an admin check sees no owner
+/// in its path, and one written for per-owner administrators must not pass it by accident.
+#[test]
+fn the_list_of_every_key_is_opt_in() {
+    let check = |_: &Req| ready(Ok::<(), Rejection>(()));
+    let paths = |cfg: &Config| -> Vec<String> { cfg.paths().into_iter().map(|p| p.0).collect() };
+    let default = Config::admin_only(check);
+    assert!(!paths(&default).contains(&"/admin/api-keys".to_owned()));
+    let all = Config::admin_only(check).options(ManagementOptions::default().admin_list_all(true));
+    assert!(paths(&all).contains(&"/admin/api-keys".to_owned()));
+}

@@ -113,10 +113,12 @@ impl KeyStore for RedisKeyStore {
                 // Step 3: the list of every key. Should it fail, the key works, is listed and
                 // counted under its owner, and is missing only from the list of all keys.
                 let member = codec::index_member(record.created_at, &record.key_id);
-                let _: i64 = c
-                    .zadd(keys.all_index(), member, 0)
-                    .await
-                    .map_err(redis_error)?;
+                let listed: Result<i64, _> = c.zadd(keys.all_index(), member, 0).await;
+                if let Err(e) = listed {
+                    // The key exists and its secret is about to be handed out: failing here
+                    // would make the caller mint a second one.
+                    tracing::warn!(key_id = %record.key_id, error = %e, "key created but not added to the list of every key");
+                }
                 Ok(())
             }
             Ok(_) => {

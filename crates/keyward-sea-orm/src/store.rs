@@ -417,7 +417,7 @@ impl SeaOrmKeyStore {
                         serde_json::json!({
                             "id": d.key_id.as_str(),
                             "req": clamp(d.requests),
-                            "lu": d.last_used_at.map(|t| keyward_core::clock::utc_text(t, "Z")),
+                            "lu": d.last_used_at.map(|t| keyward_core::clock::utc_text(keyward_core::clock::micros(t), "Z")),
                             "cp": cp,
                             "cu": cu,
                         })
@@ -568,23 +568,24 @@ impl KeyStore for SeaOrmKeyStore {
             .query_all(&stmt)
             .await
             .map_err(|e| store_err("list", e))?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        // More follow when the query found more rows than the page holds; the cursor is the
+        // last row examined, so a row the exact check below drops can neither end the listing
+        // early nor repeat.
+        let has_more = rows.len() > limit;
+        let mut items = Vec::with_capacity(rows.len().min(limit));
+        let mut last = None;
+        for row in rows.into_iter().take(limit) {
             let model =
                 api_key::Model::from_query_result(&row, "").map_err(|e| store_err("list", e))?;
             let record = decode(model)?;
+            last = Some(Cursor::after(&record));
             // Exact, where a collation compares loosely (MySQL's trailing spaces).
             if filter.matches(&record) {
                 items.push(record);
             }
         }
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(Cursor::after)
-        } else {
-            None
-        };
+        let next_cursor = if has_more { last } else { None };
         Ok(Page { items, next_cursor })
     }
 

@@ -344,7 +344,12 @@ fn management_config(app: &Shared) -> keyward_axum::ManagementConfig {
         }
         None => keyward_axum::ManagementConfig::admin_only(admin),
     };
-    config.client_ip(client_ip_fn(&app.clients))
+    // The server's administrators are administrators of every owner: the list of all keys
+    // is theirs too.
+    let options = keyward_axum::ManagementOptions::default().admin_list_all(true);
+    config
+        .options(options)
+        .client_ip(client_ip_fn(&app.clients))
 }
 
 /// The client address as this server decides it (`--client-ip-header`, else the peer), in the

@@ -63,17 +63,19 @@ async fn test_owner(req: &HttpRequest) -> Result<String, Rejection> {
 /// `/whoami` (the management routes verify API-key callers themselves).
 pub fn configure(keyward: Keyward) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        let config = ManagementConfig::new(test_owner).admin(|req: &HttpRequest| {
-            let admin = req
-                .headers()
-                .get("x-test-admin")
-                .is_some_and(|v| v.as_bytes() == b"yes");
-            std::future::ready(if admin {
-                Ok(())
-            } else {
-                Err(Rejection::forbidden("administrator rights are required"))
+        let config = ManagementConfig::new(test_owner)
+            .admin(|req: &HttpRequest| {
+                let admin = req
+                    .headers()
+                    .get("x-test-admin")
+                    .is_some_and(|v| v.as_bytes() == b"yes");
+                std::future::ready(if admin {
+                    Ok(())
+                } else {
+                    Err(Rejection::forbidden("administrator rights are required"))
+                })
             })
-        });
+            .options(ManagementOptions::default().admin_list_all(true));
         // The suite's second set of self-service routes, where only API keys manage keys.
         let by_key = ManagementConfig::new(|_: &HttpRequest| {
             std::future::ready(Err::<String, _>(Rejection::unauthenticated()))

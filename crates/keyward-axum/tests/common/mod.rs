@@ -27,19 +27,21 @@ async fn test_owner(parts: &Parts) -> Result<String, Rejection> {
 
 /// Builds the suite's app over `keyward`.
 pub fn app(keyward: Keyward) -> Router {
-    let config = ManagementConfig::new(test_owner).admin(|parts: &Parts| {
-        let ok = parts
-            .headers
-            .get("x-test-admin")
-            .is_some_and(|v| v == "yes");
-        async move {
-            if ok {
-                Ok(())
-            } else {
-                Err(Rejection::forbidden("administrator rights are required"))
+    let config = ManagementConfig::new(test_owner)
+        .admin(|parts: &Parts| {
+            let ok = parts
+                .headers
+                .get("x-test-admin")
+                .is_some_and(|v| v == "yes");
+            async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(Rejection::forbidden("administrator rights are required"))
+                }
             }
-        }
-    });
+        })
+        .options(ManagementOptions::default().admin_list_all(true));
     // The suite's second set of self-service routes, where only API keys manage keys.
     let by_key = ManagementConfig::new(|_: &Parts| {
         std::future::ready(Err::<String, _>(Rejection::unauthenticated()))

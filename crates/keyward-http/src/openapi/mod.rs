@@ -41,6 +41,9 @@ pub struct Mounted<'a> {
     pub self_service: bool,
     /// The six admin routes are mounted.
     pub admin: bool,
+    /// The list of every owner's keys, `GET {admin_prefix}{prefix}`, is mounted (with the
+    /// admin routes).
+    pub admin_list_all: bool,
     /// Signed requests are verified: the `apiKeyHmacAuth` (SigV4) security scheme is added
     /// beside `apiKeyAuth`.
     pub signing: bool,
@@ -58,6 +61,7 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
         admin_prefix,
         self_service,
         admin,
+        admin_list_all,
         signing,
         policy,
     } = *mounted;
@@ -77,7 +81,7 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
                 .paths
                 .insert(format!("{admin_base}{rest}"), for_admin(item.clone()));
         }
-        if admin && rest.is_empty() {
+        if admin && admin_list_all && rest.is_empty() {
             let all = format!("{}{prefix}", admin_prefix.trim_end_matches('/'));
             mounted_paths.paths.insert(all, for_admin_all(item.clone()));
         }
@@ -247,6 +251,7 @@ mod tests {
             admin_prefix: "/admin",
             self_service: true,
             admin,
+            admin_list_all: admin,
             signing,
             policy: None,
         }

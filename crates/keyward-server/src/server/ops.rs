@@ -111,6 +111,7 @@ pub(super) fn openapi_document(self_service: bool, kw: &keyward_core::Keyward) -
         admin_prefix: "/admin",
         self_service,
         admin: true,
+        admin_list_all: true,
         signing,
         policy: Some(kw.policy()),
     });
