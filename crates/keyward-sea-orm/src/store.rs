@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use keyward_core::clock::{micros, utc_text};
 use keyward_core::digest::KeyDigest;
 use keyward_core::model::KeyState;
 use keyward_core::store::{
@@ -60,6 +61,12 @@ fn usage_set(k: &str) -> (String, String) {
              THEN v.cp ELSE {k}credits_period END"
         ),
     )
+}
+
+/// A delta's credit state as `(credits_period, credits_used)` columns: both `NULL` without one.
+fn credit_columns(d: &UsageDelta) -> (Option<i64>, Option<i64>) {
+    d.credits
+        .map_or((None, None), |(p, u)| (Some(clamp(p)), Some(clamp(u))))
 }
 
 /// `batch` with one delta per key: a statement that joins the table with its values updates a
@@ -389,7 +396,8 @@ impl SeaOrmKeyStore {
         Ok(Ok(()))
     }
 
-    /// Writes `batch` in set-based statements, [`USAGE_CHUNK`] keys each: counts add
+    /// Writes `batch` in set-based statements, [`USAGE_CHUNK_JSON`] keys each on PostgreSQL
+    /// and [`USAGE_CHUNK`] elsewhere: counts add
     /// (saturating), `last_used_at` only moves forward, a credit count is taken only for a
     /// later period or a higher count in the same one. Each statement joins the key table with
     /// the chunk's values, so a chunk costs one round trip and one plan, not one per key.
@@ -411,13 +419,12 @@ impl SeaOrmKeyStore {
                 let rows: Vec<serde_json::Value> = chunk
                     .iter()
                     .map(|d| {
-                        let (cp, cu) = d
-                            .credits
-                            .map_or((None, None), |(p, u)| (Some(clamp(p)), Some(clamp(u))));
+                        let (cp, cu) = credit_columns(d);
+                        let lu = d.last_used_at.map(|t| utc_text(micros(t), "Z"));
                         serde_json::json!({
                             "id": d.key_id.as_str(),
                             "req": clamp(d.requests),
-                            "lu": d.last_used_at.map(|t| keyward_core::clock::utc_text(keyward_core::clock::micros(t), "Z")),
+                            "lu": lu,
                             "cp": cp,
                             "cu": cu,
                         })
@@ -436,9 +443,7 @@ impl SeaOrmKeyStore {
         for chunk in batch.chunks(USAGE_CHUNK) {
             let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
             for d in chunk {
-                let (period, used) = d
-                    .credits
-                    .map_or((None, None), |(p, u)| (Some(clamp(p)), Some(clamp(u))));
+                let (period, used) = credit_columns(d);
                 values.push(d.key_id.as_str().into());
                 values.push(clamp(d.requests).into());
                 values.push(instant(backend, d.last_used_at));

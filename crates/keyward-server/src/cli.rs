@@ -221,7 +221,8 @@ async fn list(
     mut query: KeyQuery,
     limit: Option<u32>,
 ) -> Result<(Vec<KeyView>, Option<String>), AppError> {
-    const PAGE: u32 = 100;
+    // The largest page the engine serves.
+    const PAGE: u32 = keyward_core::store::MAX_PAGE_SIZE;
     let mut items = Vec::new();
     let want = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
     let mut pages = 0_u32;
