@@ -1,7 +1,9 @@
 //! Bytes of resident memory per cached key: N keys with five scopes and no metadata are created
 //! in the in-memory store, then each is verified once, filling the engine's cache; the RSS
-//! growth over the verifications, divided by N, is what a cached key costs (its entry, its
-//! place in the cache's maps, its batched usage counter). Linux only (`/proc/self/statm`).
+//! growth over the verifications, divided by N, is what a cached key costs: its entry and its
+//! place in the cache's maps. Usage is not recorded here: the usage batch (a last-used time and
+//! a request count per key used since the last flush, about 100 B a key) is not the cache, and
+//! a flush empties it. Linux only (`/proc/self/statm`).
 //!
 //! ```text
 //! cargo run --release -p keyward-core --example cache_bytes -- 100000
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use keyward_core::management::CreateKeyRequest;
 use keyward_core::memory::MemoryKeyStore;
+use keyward_core::model::{LastUsedStrategy, Policy};
 use keyward_core::{CacheConfig, Keyring, Keyward, ScopeRequirement, VerifyContext};
 
 /// Resident set size in bytes.
@@ -46,6 +49,11 @@ async fn main() {
         Keyring::insecure_test_keyring(),
     )
     .cache(cache)
+    .policy(Policy {
+        last_used: LastUsedStrategy::Disabled,
+        ..Policy::default()
+    })
+    .count_requests(false)
     .build()
     .expect("keyward");
     let scopes: Vec<String> = [
@@ -84,6 +92,6 @@ async fn main() {
         stats.entries,
         before as f64 / 1048576.0,
         after as f64 / 1048576.0,
-        (after.saturating_sub(before)) / n as u64
+        after.saturating_sub(before) / n as u64,
     );
 }

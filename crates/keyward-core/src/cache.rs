@@ -10,12 +10,18 @@
 //! costs one store read per id and period, not one per request. Creating a key drops its id
 //! from this list here and, through the bus, everywhere.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::digest::KeyDigest;
 use crate::key::KeyId;
-use crate::model::{KeyRecord, KeyState, Principal, ValidityWindow};
+use crate::model::{
+    Credits, IpNet, KeyRecord, KeyState, Lifecycle, Principal, RateLimit, SealedSecret,
+};
+use crate::scope::ScopeSet;
+use crate::store::CreditAccount;
 
 /// Cache sizing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,47 +46,156 @@ impl Default for CacheConfig {
     }
 }
 
-/// A cached record with what the hot path derives from it once.
+/// What verification needs of a key, derived once per cache fill: no name, description, usage
+/// or timestamps, and the parts most keys share (scopes, environment, prefix) interned. A key
+/// with five scopes and no metadata costs about 300 bytes cached (docs/performance.md).
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) record: KeyRecord,
-    /// The principal with the key's own scopes (used when no scope authority is configured).
+    /// What a verification with the key's own scopes hands out: key id, owner, scopes,
+    /// metadata and environment.
     pub(crate) principal: Principal,
-    /// The record's validity window in microseconds.
-    window: ValidityWindow,
+    pub(crate) digest: KeyDigest,
+    /// The issuer prefix the key was issued with.
+    pub(crate) prefix: Arc<str>,
+    lifecycle: Lifecycle,
+    /// What few keys have, boxed so that a plain key does not pay for it.
+    rare: Option<Box<Rare>>,
     /// When this entry stops being trusted without a store read (microseconds).
     cached_until_us: i64,
     /// Last time a `last_used_at` was queued for this key (microseconds), for throttling.
     pub(crate) last_used_mark: AtomicI64,
-    /// Verified requests not yet flushed; shared with the engine's counter registry so that
-    /// eviction or invalidation of this entry loses nothing.
-    pub(crate) requests: Arc<AtomicU64>,
+    /// Verified requests not yet flushed. The usage batch holds the entry from its first
+    /// counted request to the next flush, so eviction or invalidation loses nothing.
+    pub(crate) requests: AtomicU64,
+}
+
+/// The parts of a key most keys lack.
+#[derive(Debug)]
+struct Rare {
+    ip_allowlist: Box<[IpNet]>,
+    rate_limit: Option<RateLimit>,
+    credits: Option<Credits>,
+    account: CreditAccount,
+    sealed_secret: Option<SealedSecret>,
 }
 
 impl Entry {
-    pub(crate) fn new(
-        record: KeyRecord,
-        now_us: i64,
-        ttl: Duration,
-        requests: Arc<AtomicU64>,
-    ) -> Self {
+    pub(crate) fn new(record: &KeyRecord, now_us: i64, ttl: Duration, interner: &Interner) -> Self {
         let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
         let mark = record
             .last_used_at
             .map_or(i64::MIN, crate::clock::unix_micros);
+        let rare = (!record.ip_allowlist.is_empty()
+            || record.rate_limit.is_some()
+            || record.credits.is_some()
+            || record.sealed_secret.is_some())
+        .then(|| {
+            Box::new(Rare {
+                ip_allowlist: record.ip_allowlist.as_slice().into(),
+                rate_limit: record.rate_limit,
+                credits: record.credits,
+                account: CreditAccount::of(record),
+                sealed_secret: record.sealed_secret.clone(),
+            })
+        });
         Self {
-            principal: Principal::new(&record, record.scopes.clone()),
-            window: ValidityWindow::of(&record),
-            record,
+            principal: Principal::new(
+                record,
+                interner.scopes(&record.scopes),
+                interner.name(&record.env),
+            ),
+            digest: record.digest.clone(),
+            prefix: interner.name(&record.prefix),
+            lifecycle: Lifecycle::of(record),
+            rare,
             cached_until_us: now_us.saturating_add(ttl_us),
             last_used_mark: AtomicI64::new(mark),
-            requests,
+            requests: AtomicU64::new(0),
         }
     }
 
     /// The key's state at `now_us`.
     pub(crate) fn state(&self, now_us: i64) -> KeyState {
-        self.record.state_at(now_us, &self.window)
+        self.lifecycle.state(now_us)
+    }
+
+    pub(crate) fn key_id(&self) -> KeyId {
+        self.principal.key_id()
+    }
+
+    pub(crate) fn env(&self) -> &str {
+        self.principal.env()
+    }
+
+    pub(crate) fn scopes(&self) -> &ScopeSet {
+        self.principal.scopes()
+    }
+
+    /// A signing-only key's sealed secret.
+    pub(crate) fn sealed_secret(&self) -> Option<&SealedSecret> {
+        self.rare.as_ref()?.sealed_secret.as_ref()
+    }
+
+    pub(crate) fn is_signing(&self) -> bool {
+        self.sealed_secret().is_some()
+    }
+
+    /// Networks the key may be used from; empty means anywhere.
+    pub(crate) fn ip_allowlist(&self) -> &[IpNet] {
+        self.rare.as_ref().map_or(&[], |r| &r.ip_allowlist)
+    }
+
+    pub(crate) fn rate_limit(&self) -> Option<&RateLimit> {
+        self.rare.as_ref()?.rate_limit.as_ref()
+    }
+
+    /// The key's credits and the account they are counted under.
+    pub(crate) fn credits(&self) -> Option<(&Credits, &CreditAccount)> {
+        let rare = self.rare.as_ref()?;
+        Some((rare.credits.as_ref()?, &rare.account))
+    }
+
+    /// The id its rate limit and credits are counted under.
+    pub(crate) fn quota_key(&self) -> KeyId {
+        self.rare
+            .as_ref()
+            .map_or_else(|| self.key_id(), |r| r.account.key)
+    }
+}
+
+/// Shares the values most keys have in common between cache entries: scope sets and short
+/// names (environments, prefixes). Bounded: past [`Interner::MAX`] distinct values a value is
+/// kept unshared, so records a store hands back cannot grow it without limit.
+#[derive(Debug, Default)]
+pub(crate) struct Interner {
+    scopes: Mutex<HashSet<ScopeSet>>,
+    names: Mutex<HashSet<Arc<str>>>,
+}
+
+impl Interner {
+    const MAX: usize = 4096;
+
+    fn scopes(&self, set: &ScopeSet) -> ScopeSet {
+        let mut known = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = known.get(set) {
+            return shared.clone();
+        }
+        if known.len() < Self::MAX {
+            known.insert(set.clone());
+        }
+        set.clone()
+    }
+
+    fn name(&self, name: &str) -> Arc<str> {
+        let mut known = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = known.get(name) {
+            return Arc::clone(shared);
+        }
+        let fresh: Arc<str> = name.into();
+        if known.len() < Self::MAX {
+            known.insert(Arc::clone(&fresh));
+        }
+        fresh
     }
 }
 
@@ -88,6 +203,8 @@ impl Entry {
 #[derive(Debug)]
 pub(crate) struct KeyCache {
     inner: Option<quick_cache::sync::Cache<KeyId, Arc<Entry>>>,
+    /// Shares scope sets and names between entries.
+    pub(crate) interner: Interner,
     ttl: Duration,
     /// Ids the store did not know, with the microsecond until which that answer stands.
     unknown: Option<quick_cache::sync::Cache<KeyId, i64>>,
@@ -116,6 +233,7 @@ impl KeyCache {
     pub(crate) fn new(config: CacheConfig) -> Self {
         Self {
             inner: (config.capacity > 0).then(|| quick_cache::sync::Cache::new(config.capacity)),
+            interner: Interner::default(),
             ttl: config.ttl,
             unknown: (config.capacity > 0 && !config.unknown_ttl.is_zero())
                 .then(|| quick_cache::sync::Cache::new(config.capacity)),
@@ -243,5 +361,42 @@ impl KeyCache {
 
     pub(crate) fn len(&self) -> usize {
         self.inner.as_ref().map_or(0, quick_cache::sync::Cache::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fixed part of a cached plain key: the entry and its principal, each behind an `Arc`
+    /// (two counters). The owner id, the cache's own slot and the shared scope set come on top;
+    /// `examples/cache_bytes.rs` measures the whole (issue 30: at most 400 B).
+    #[test]
+    fn a_plain_key_s_entry_stays_small() {
+        let arc = 2 * size_of::<usize>();
+        let fixed = size_of::<Entry>() + arc + crate::model::Principal::INNER_SIZE + arc;
+        assert!(fixed <= 240, "{fixed} B");
+    }
+
+    #[test]
+    fn keys_with_one_grant_share_one_scope_set() {
+        let interner = Interner::default();
+        let a = ScopeSet::parse(["b:read", "a:read"]).unwrap();
+        let b = ScopeSet::parse(["a:read", "b:read"]).unwrap();
+        let (a, b) = (interner.scopes(&a), interner.scopes(&b));
+        assert!(std::ptr::eq(a.as_slice(), b.as_slice()));
+        assert!(Arc::ptr_eq(&interner.name("live"), &interner.name("live")));
+    }
+
+    #[test]
+    fn the_interner_stops_growing_at_its_bound() {
+        let interner = Interner::default();
+        for i in 0..Interner::MAX + 10 {
+            interner.name(&format!("e{i}"));
+        }
+        let first = interner.name("e0");
+        assert!(Arc::ptr_eq(&first, &interner.name("e0")));
+        let past = format!("e{}", Interner::MAX + 5);
+        assert!(!Arc::ptr_eq(&interner.name(&past), &interner.name(&past)));
     }
 }

@@ -12,8 +12,8 @@ use crate::digest::KeyDigest;
 use crate::key::KeyId;
 use crate::model::{Credits, KeyRecord, RateLimit};
 use crate::store::{
-    Admission, CreditLedger, Cursor, KeyFilter, KeyStore, NonceStore, Page, RateLimiter,
-    StoreError, StoreErrorKind, UsageDelta, credit_period, credit_refill_in,
+    Admission, CreditAccount, CreditLedger, Cursor, KeyFilter, KeyStore, NonceStore, Page,
+    RateLimiter, StoreError, StoreErrorKind, UsageDelta, credit_period, credit_refill_in,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -423,14 +423,14 @@ impl MemoryCreditLedger {
 impl CreditLedger for MemoryCreditLedger {
     async fn consume(
         &self,
-        record: &KeyRecord,
+        account: &CreditAccount,
         credits: &Credits,
         now: OffsetDateTime,
     ) -> Result<(Admission, Option<(u64, u64)>), StoreError> {
-        let period = credit_period(credits, record.quota_since(), now);
+        let period = credit_period(credits, account.since, now);
         let mut map = lock(&self.used);
-        let stored = (record.usage.credits_period, record.usage.credits_used);
-        let entry = map.entry(*record.quota_key()).or_insert(stored);
+        let stored = (account.stored_period, account.stored_used);
+        let entry = map.entry(account.key).or_insert(stored);
         if stored.0 > entry.0 || (stored.0 == entry.0 && stored.1 > entry.1) {
             *entry = stored;
         }
@@ -438,7 +438,7 @@ impl CreditLedger for MemoryCreditLedger {
             *entry = (period, 0);
         }
         if entry.1 >= credits.limit {
-            let retry_after = credit_refill_in(credits, record.quota_since(), now);
+            let retry_after = credit_refill_in(credits, account.since, now);
             return Ok((Admission::Refused { retry_after }, None));
         }
         entry.1 += 1;

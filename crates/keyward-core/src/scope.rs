@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Longest scope accepted.
 pub const MAX_SCOPE_LEN: usize = 128;
@@ -140,16 +141,35 @@ impl<'de> serde::Deserialize<'de> for Scope {
     }
 }
 
-/// A sorted, de-duplicated set of scopes.
-#[derive(Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct ScopeSet(Vec<Scope>);
+/// A sorted, de-duplicated set of scopes. Immutable and shared: a clone is a reference count,
+/// so the cache, the principals it hands out and keys with the same grant hold one copy.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ScopeSet(Arc<[Scope]>);
+
+impl Default for ScopeSet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl serde::Serialize for ScopeSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ScopeSet {
+    /// As stored: the list is taken as it is (a store keeps it normalized).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Scope>::deserialize(d).map(|v| Self(v.into()))
+    }
+}
 
 impl ScopeSet {
     /// The empty set.
     #[must_use]
     pub fn new() -> Self {
-        Self(Vec::new())
+        Self(Arc::from([]))
     }
 
     /// Parses and normalizes a list of scope strings.
@@ -173,7 +193,7 @@ impl ScopeSet {
     pub fn from_scopes(mut v: Vec<Scope>) -> Self {
         v.sort();
         v.dedup();
-        Self(v)
+        Self(v.into())
     }
 
     /// The scopes, sorted.
@@ -266,7 +286,7 @@ impl ScopeRequirement {
     pub fn all_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
         Ok(Self {
             mode: ScopeMode::AllOf,
-            scopes: ScopeSet::parse(scopes)?.0,
+            scopes: ScopeSet::parse(scopes)?.0.to_vec(),
         })
     }
 
@@ -277,7 +297,7 @@ impl ScopeRequirement {
     pub fn any_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Result<Self, ScopeError> {
         Ok(Self {
             mode: ScopeMode::AnyOf,
-            scopes: ScopeSet::parse(scopes)?.0,
+            scopes: ScopeSet::parse(scopes)?.0.to_vec(),
         })
     }
 
@@ -313,7 +333,7 @@ impl ScopeRequirement {
         match ScopeSet::parse(scopes) {
             Ok(set) => Self {
                 mode,
-                scopes: set.0,
+                scopes: set.0.to_vec(),
             },
             Err(e) => panic!("a scope literal is not a well-formed scope: {e}"),
         }

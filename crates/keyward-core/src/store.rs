@@ -382,17 +382,45 @@ pub trait RateLimiter: Send + Sync + fmt::Debug {
 /// Usage credits, consumed one per verified request.
 #[async_trait::async_trait]
 pub trait CreditLedger: Send + Sync + fmt::Debug {
-    /// Consumes one credit of `record`'s allowance atomically. Returns the admission and, when
+    /// Consumes one credit of `account`'s allowance atomically. Returns the admission and, when
     /// allowed, `(period, used)` after the consumption, for the usage batch.
     ///
     /// # Errors
     /// `Unavailable`: callers fail closed.
     async fn consume(
         &self,
-        record: &KeyRecord,
+        account: &CreditAccount,
         credits: &Credits,
         now: OffsetDateTime,
     ) -> Result<(Admission, Option<(u64, u64)>), StoreError>;
+}
+
+/// What a [`CreditLedger`] counts a key's credits under: the key its rotation chain started
+/// with, when the chain's periods start, and the usage the store last recorded (a ledger that
+/// lost its counters starts again from there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditAccount {
+    /// The rotation chain's first key ([`KeyRecord::quota_key`]).
+    pub key: KeyId,
+    /// Where credit periods start ([`KeyRecord::quota_since`]).
+    pub since: OffsetDateTime,
+    /// The credit period the store last recorded.
+    pub stored_period: u64,
+    /// Credits used in that period, as the store last recorded.
+    pub stored_used: u64,
+}
+
+impl CreditAccount {
+    /// The account of `record`.
+    #[must_use]
+    pub fn of(record: &KeyRecord) -> Self {
+        Self {
+            key: *record.quota_key(),
+            since: record.quota_since(),
+            stored_period: record.usage.credits_period,
+            stored_used: record.usage.credits_used,
+        }
+    }
 }
 
 /// The credit period `now` falls in for a key created at `created_at`: what a

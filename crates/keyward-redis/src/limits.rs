@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use keyward_core::clock::unix_micros;
 use keyward_core::key::KeyId;
-use keyward_core::model::{Credits, KeyRecord, RateLimit};
+use keyward_core::model::{Credits, RateLimit};
 use keyward_core::store::{
-    Admission, CreditLedger, FailureLedger, NonceStore, RateLimiter, StoreError, StoreErrorKind,
-    credit_period, credit_refill_in,
+    Admission, CreditAccount, CreditLedger, FailureLedger, NonceStore, RateLimiter, StoreError,
+    StoreErrorKind, credit_period, credit_refill_in,
 };
 use time::OffsetDateTime;
 
@@ -113,18 +113,18 @@ fn counter_ttl(credits: &Credits) -> u64 {
 impl CreditLedger for RedisCreditLedger {
     async fn consume(
         &self,
-        record: &KeyRecord,
+        account: &CreditAccount,
         credits: &Credits,
         now: OffsetDateTime,
     ) -> Result<(Admission, Option<(u64, u64)>), StoreError> {
-        let period = credit_period(credits, record.quota_since(), now);
+        let period = credit_period(credits, account.since, now);
         let mut c = self.shared.conn().await?;
         let (allowed, p, used): (i64, u64, u64) = scripts::CONSUME_CREDIT
-            .key(self.shared.keys.credits(record.quota_key()))
+            .key(self.shared.keys.credits(&account.key))
             .arg(period)
             .arg(credits.limit)
-            .arg(record.usage.credits_period)
-            .arg(record.usage.credits_used)
+            .arg(account.stored_period)
+            .arg(account.stored_used)
             .arg(counter_ttl(credits))
             .invoke_async(&mut c)
             .await
@@ -134,7 +134,7 @@ impl CreditLedger for RedisCreditLedger {
         } else {
             Ok((
                 Admission::Refused {
-                    retry_after: credit_refill_in(credits, record.quota_since(), now),
+                    retry_after: credit_refill_in(credits, account.since, now),
                 },
                 None,
             ))

@@ -283,10 +283,10 @@ impl Keyward {
                 return Err(e);
             }
         }
-        if entry.record.is_signing() {
+        if entry.is_signing() {
             return Err(VerifyError::Invalid(InvalidReason::SigningOnly));
         }
-        if self.admits_without_waiting(&entry.record) {
+        if self.admits_without_waiting(&entry) {
             return self.admit_now(&entry, required, ctx, now_us);
         }
         Box::pin(self.admit(&entry, required, ctx, now_us, None, None)).await
@@ -314,14 +314,14 @@ impl Keyward {
         let now_us = self.0.clock.coarse_micros();
         // Counted only when answered here: on `None`, `verify` counts its own lookup.
         let entry = self.0.cache.peek(&parsed.key_id, now_us)?;
-        if !self.admits_without_waiting(&entry.record) {
+        if !self.admits_without_waiting(&entry) {
             return None;
         }
         let result = match self.check_secret(&parsed, &entry, ctx, now_us) {
             Err(e) => Err(e),
             // Due for the current pepper: `verify` re-digests.
             Ok(true) => return None,
-            Ok(false) if entry.record.is_signing() => {
+            Ok(false) if entry.is_signing() => {
                 Err(VerifyError::Invalid(InvalidReason::SigningOnly))
             }
             Ok(false) => self.admit_now(&entry, required, ctx, now_us),
@@ -352,7 +352,7 @@ impl Keyward {
         now_us: i64,
     ) -> Result<bool, VerifyError> {
         let secret = parsed.secret.expose_secret();
-        let slow = entry.record.digest.algorithm == DigestAlgorithm::Argon2id;
+        let slow = entry.digest.algorithm == DigestAlgorithm::Argon2id;
         if slow {
             // A deliberately slow digest is the lever to pin a core: an address or a key id
             // over its failures waits before Argon2 runs again (a key's holder too, for the
@@ -368,11 +368,7 @@ impl Keyward {
                 });
             }
         }
-        match self
-            .0
-            .keyring
-            .verify(&parsed.key_id, secret, &entry.record.digest)
-        {
+        match self.0.keyring.verify(&parsed.key_id, secret, &entry.digest) {
             DigestMatch::Mismatch => {
                 // Per key id only where it is consulted: before a slow digest.
                 self.0
@@ -383,7 +379,7 @@ impl Keyward {
             // The digest covers key id and secret only: the head presented must also be the
             // one the key was issued under (review finding 3).
             DigestMatch::Match { .. }
-                if entry.record.env != parsed.env || entry.record.prefix != parsed.prefix =>
+                if entry.env() != parsed.env || *entry.prefix != *parsed.prefix =>
             {
                 Err(VerifyError::Invalid(InvalidReason::OtherDeployment))
             }
@@ -391,11 +387,11 @@ impl Keyward {
         }
     }
 
-    /// Whether `record` was issued under this deployment's prefix and environment: what a
+    /// Whether `entry`'s key was issued under this deployment's prefix and environment: what a
     /// signed request, which presents no head, is held to.
-    pub(crate) fn issued_here(&self, record: &crate::model::KeyRecord) -> bool {
+    pub(crate) fn issued_here(&self, entry: &Entry) -> bool {
         let format = &self.0.policy.format;
-        record.env == format.env() && record.prefix == format.prefix()
+        entry.env() == format.env() && *entry.prefix == *format.prefix()
     }
 
     /// Cache, then store. Store failures are `Unavailable`, never "unknown". The store read is
@@ -495,8 +491,12 @@ impl Keyward {
         let epoch = self.0.cache.epoch();
         match self.0.store.get(key_id).await {
             Ok(Some(record)) => {
-                let counter = self.0.usage.counter(key_id);
-                let entry = Arc::new(Entry::new(record, now_us, self.0.cache.ttl(), counter));
+                let entry = Arc::new(Entry::new(
+                    &record,
+                    now_us,
+                    self.0.cache.ttl(),
+                    &self.0.cache.interner,
+                ));
                 self.0.cache.fill(*key_id, Arc::clone(&entry), epoch);
                 Ok(Lookup::Found(entry))
             }
@@ -516,16 +516,15 @@ impl Keyward {
     /// Whether admitting a bearer key needs no backend: no scope authority, rate limit, credits
     /// or immediate last-used write. Then [`Keyward::admit_now`] does all of
     /// [`Keyward::admit`]'s work without building its future.
-    fn admits_without_waiting(&self, record: &crate::model::KeyRecord) -> bool {
+    fn admits_without_waiting(&self, entry: &Entry) -> bool {
         self.0.authority.is_none()
-            && record.rate_limit.is_none()
-            && record.credits.is_none()
+            && entry.rate_limit().is_none()
+            && entry.credits().is_none()
             && self.0.policy.last_used != LastUsedStrategy::Immediate
     }
 
     /// State, then the IP allowlist: the checks before scopes, none of which waits.
     fn screen(entry: &Entry, ctx: &VerifyContext, now_us: i64) -> Result<(), VerifyError> {
-        let record = &entry.record;
         match entry.state(now_us) {
             KeyState::Active => {}
             KeyState::Revoked => return Err(VerifyError::Invalid(InvalidReason::Revoked)),
@@ -533,14 +532,15 @@ impl Keyward {
             KeyState::Expired => return Err(VerifyError::Invalid(InvalidReason::Expired)),
             KeyState::NotYetValid => return Err(VerifyError::Invalid(InvalidReason::NotYetValid)),
         }
-        if !record.ip_allowlist.is_empty() {
+        let allowlist = entry.ip_allowlist();
+        if !allowlist.is_empty() {
             let Some(ip) = ctx.client_ip.filter(|ip| !ip.is_unspecified()) else {
                 if ctx.client_ip.is_none() {
                     warn_no_client_address();
                 }
                 return Err(VerifyError::IpUnknown);
             };
-            if !record.ip_allowlist.iter().any(|net| net.contains(ip)) {
+            if !allowlist.iter().any(|net| net.contains(ip)) {
                 return Err(VerifyError::IpDenied);
             }
         }
@@ -550,7 +550,7 @@ impl Keyward {
     /// [`Keyward::admit`] for a key that [`Keyward::admits_without_waiting`].
     fn admit_now(
         &self,
-        entry: &Entry,
+        entry: &Arc<Entry>,
         required: &ScopeRequirement,
         ctx: &VerifyContext,
         now_us: i64,
@@ -571,38 +571,39 @@ impl Keyward {
     /// `None` and the key needs one.
     pub(crate) async fn admit(
         &self,
-        entry: &Entry,
+        entry: &Arc<Entry>,
         required: &ScopeRequirement,
         ctx: &VerifyContext,
         now_us: i64,
         precise: Option<OffsetDateTime>,
         nonce: Option<(&str, Duration)>,
     ) -> Result<Principal, VerifyError> {
-        let record = &entry.record;
         Self::screen(entry, ctx, now_us)?;
         let principal = match &self.0.authority {
             None => entry.principal.clone(),
             Some(authority) => {
                 let effective = authority
-                    .effective_scopes(&record.owner_id, &record.scopes)
+                    .effective_scopes(entry.principal.owner_id(), entry.scopes())
                     .await
                     .map_err(VerifyError::Unavailable)?;
                 // The authority may only narrow what the key was granted.
-                Principal::new(record, record.scopes.intersect(&effective))
+                entry
+                    .principal
+                    .with_scopes(entry.scopes().intersect(&effective))
             }
         };
         required
             .check(principal.scopes())
             .map_err(|missing| VerifyError::ScopeDenied { missing })?;
         let needs_precise =
-            nonce.is_some() || record.rate_limit.is_some() || record.credits.is_some();
+            nonce.is_some() || entry.rate_limit().is_some() || entry.credits().is_some();
         let precise = precise.or_else(|| needs_precise.then(|| self.0.clock.now()));
         let now = || precise.unwrap_or_else(|| self.0.clock.now());
         if let Some((value, ttl)) = nonce {
             let fresh = self
                 .0
                 .nonces
-                .check_and_store(record.key_id.as_str(), value, ttl, now())
+                .check_and_store(entry.key_id().as_str(), value, ttl, now())
                 .await
                 .map_err(|e| match e.kind() {
                     // This key used up its share of the replay state: it waits, others don't.
@@ -615,11 +616,11 @@ impl Keyward {
                 return Err(VerifyError::SignatureReplayed);
             }
         }
-        if let Some(limit) = &record.rate_limit {
+        if let Some(limit) = entry.rate_limit() {
             match self
                 .0
                 .limiter
-                .acquire(record.quota_key(), limit, now())
+                .acquire(&entry.quota_key(), limit, now())
                 .await
             {
                 Ok(Admission::Allowed) => {}
@@ -630,8 +631,8 @@ impl Keyward {
             }
         }
         let mut credits_state = None;
-        if let Some(credits) = &record.credits {
-            match self.0.credits.consume(record, credits, now()).await {
+        if let Some((credits, account)) = entry.credits() {
+            match self.0.credits.consume(account, credits, now()).await {
                 Ok((Admission::Allowed, state)) => credits_state = state,
                 Ok((Admission::Refused { retry_after }, _)) => {
                     return Err(VerifyError::UsageExhausted { retry_after });
@@ -641,7 +642,7 @@ impl Keyward {
         }
         if self.0.policy.last_used == LastUsedStrategy::Immediate {
             let delta = UsageDelta {
-                key_id: record.key_id,
+                key_id: entry.key_id(),
                 last_used_at: Some(now()),
                 requests: u64::from(self.0.usage.counts_requests()),
                 credits: credits_state,

@@ -42,7 +42,7 @@ impl Keyward {
             .parse()
             .map_err(|_| VerifyError::SignatureInvalid)?;
         match self.lookup(&key_id, now_us, ctx).await? {
-            Lookup::Found(e) if e.record.is_signing() => Ok(()),
+            Lookup::Found(e) if e.is_signing() => Ok(()),
             found => {
                 self.count_failure(ctx, now_us).await;
                 tracing::debug!(
@@ -110,7 +110,7 @@ impl Keyward {
                 return Err(VerifyError::SignatureInvalid);
             }
         };
-        let secret = match (&entry.record.sealed_secret, &self.0.encryption) {
+        let secret = match (entry.sealed_secret(), &self.0.encryption) {
             (Some(sealed), Some(enc)) => match enc.open(&key_id, sealed) {
                 Ok(s) => s,
                 Err(e) => {
@@ -139,7 +139,7 @@ impl Keyward {
             }
         };
         drop(secret);
-        if !self.issued_here(&entry.record) {
+        if !self.issued_here(&entry) {
             tracing::debug!(key_id = %key_id, "signed request with a key of another deployment");
             return Err(VerifyError::Invalid(InvalidReason::OtherDeployment));
         }

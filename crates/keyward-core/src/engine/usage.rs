@@ -2,7 +2,7 @@
 //! queued, and the flush that writes them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
@@ -14,13 +14,14 @@ use crate::store::{StoreError, UsageDelta};
 
 use super::Keyward;
 
-/// What verification leaves for the store to record, batched between flushes: per-key request
-/// counters (cache entries hold the same `Arc`, so the hot path is one atomic add) and queued
-/// last-used times and credit states.
+/// What verification leaves for the store to record, batched between flushes: request counts
+/// (a counter in each cache entry, so the hot path is one atomic add; an entry's first count
+/// since a flush puts it on the `counted` list, which keeps it until the flush reads it, evicted
+/// or invalidated meanwhile or not) and queued last-used times and credit states.
 #[derive(Debug)]
 pub(super) struct UsageBatcher {
     queued: Mutex<HashMap<KeyId, UsageDelta>>,
-    counters: Mutex<HashMap<KeyId, Arc<AtomicU64>>>,
+    counted: Mutex<Vec<Arc<Entry>>>,
     count_requests: bool,
 }
 
@@ -28,7 +29,7 @@ impl UsageBatcher {
     pub(super) fn new(count_requests: bool) -> Self {
         Self {
             queued: Mutex::new(HashMap::new()),
-            counters: Mutex::new(HashMap::new()),
+            counted: Mutex::new(Vec::new()),
             count_requests,
         }
     }
@@ -38,16 +39,13 @@ impl UsageBatcher {
         self.count_requests
     }
 
-    /// The request counter of `key_id`, for a new cache entry to hold.
-    pub(super) fn counter(&self, key_id: &KeyId) -> Arc<AtomicU64> {
-        let mut map = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(map.entry(*key_id).or_default())
-    }
-
     /// Counts one request of `entry`.
-    pub(super) fn count(&self, entry: &Entry) {
-        if self.count_requests {
-            entry.requests.fetch_add(1, Ordering::Relaxed);
+    pub(super) fn count(&self, entry: &Arc<Entry>) {
+        if self.count_requests && entry.requests.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.counted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Arc::clone(entry));
         }
     }
 
@@ -63,27 +61,30 @@ impl UsageBatcher {
         );
     }
 
-    /// Takes everything batched: the queued deltas with the counters' requests added.
-    /// Counters no cache entry holds any more and that counted nothing are dropped.
+    /// Takes everything batched: the queued deltas with the counted requests added. An entry
+    /// counted again after its counter was read here is listed again by that count.
     pub(super) fn take(&self) -> Vec<UsageDelta> {
         let mut pending: HashMap<KeyId, UsageDelta> = {
             let mut map = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::take(&mut *map)
         };
-        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        counters.retain(|key_id, counter| {
-            let n = counter.swap(0, Ordering::AcqRel);
+        let counted = {
+            let mut list = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::take(&mut *list)
+        };
+        for entry in counted {
+            let n = entry.requests.swap(0, Ordering::AcqRel);
             if n > 0 {
-                let d = pending.entry(*key_id).or_insert(UsageDelta {
-                    key_id: *key_id,
+                let key_id = entry.key_id();
+                let d = pending.entry(key_id).or_insert(UsageDelta {
+                    key_id,
                     last_used_at: None,
                     requests: 0,
                     credits: None,
                 });
                 d.requests = d.requests.saturating_add(n);
             }
-            n > 0 || Arc::strong_count(counter) > 1
-        });
+        }
         pending.into_values().collect()
     }
 
@@ -101,7 +102,7 @@ impl Keyward {
     /// [`Keyward::flush_usage`].
     pub(super) fn record_batched_use(
         &self,
-        entry: &Entry,
+        entry: &Arc<Entry>,
         now_us: i64,
         precise: Option<OffsetDateTime>,
         credits: Option<(u64, u64)>,
@@ -124,7 +125,7 @@ impl Keyward {
         };
         if last_used.is_some() || credits.is_some() {
             self.0.usage.queue(UsageDelta {
-                key_id: entry.record.key_id,
+                key_id: entry.key_id(),
                 last_used_at: last_used,
                 requests: 0,
                 credits,

@@ -12,7 +12,7 @@ pub(crate) use allowlist::IP_NETWORK_PATTERN;
 pub use allowlist::{IpNet, IpNetError};
 pub use policy::{LastUsedStrategy, Policy, SelfServiceDefaults};
 pub use principal::Principal;
-pub(crate) use record::ValidityWindow;
+pub(crate) use record::Lifecycle;
 pub use record::{Deactivator, KeyRecord, KeyState, Lineage, SealedSecret};
 pub use view::KeyView;
 

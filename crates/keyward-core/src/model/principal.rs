@@ -1,7 +1,7 @@
 //! [`Principal`]: the identity a verified request carries, and its OpenAPI schema.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::Serialize;
 
@@ -16,22 +16,44 @@ pub struct Principal(Arc<PrincipalInner>);
 #[derive(Debug, PartialEq)]
 struct PrincipalInner {
     key_id: KeyId,
-    owner_id: String,
+    owner_id: Box<str>,
     scopes: ScopeSet,
-    metadata: Metadata,
-    env: String,
+    /// `None` for no metadata, the common case: a cached key carries no empty map.
+    metadata: Option<Box<Metadata>>,
+    /// Shared by every key of the environment (the cache interns it).
+    env: Arc<str>,
 }
 
+/// What [`Principal::metadata`] answers for a key without metadata.
+static NO_METADATA: LazyLock<Metadata> = LazyLock::new(Metadata::new);
+
 impl Principal {
-    /// Builds a principal from a verified record with its effective scopes.
+    /// Bytes of the shared part, for the cache's size test.
+    #[cfg(test)]
+    pub(crate) const INNER_SIZE: usize = size_of::<PrincipalInner>();
+
+    /// Builds a principal from a verified record with its effective scopes and its interned
+    /// environment.
     #[must_use]
-    pub(crate) fn new(record: &KeyRecord, scopes: ScopeSet) -> Self {
+    pub(crate) fn new(record: &KeyRecord, scopes: ScopeSet, env: Arc<str>) -> Self {
         Self(Arc::new(PrincipalInner {
             key_id: record.key_id,
-            owner_id: record.owner_id.clone(),
+            owner_id: record.owner_id.as_str().into(),
             scopes,
-            metadata: record.metadata.clone(),
-            env: record.env.clone(),
+            metadata: (!record.metadata.is_empty()).then(|| Box::new(record.metadata.clone())),
+            env,
+        }))
+    }
+
+    /// The same principal with other (narrowed) scopes.
+    #[must_use]
+    pub(crate) fn with_scopes(&self, scopes: ScopeSet) -> Self {
+        Self(Arc::new(PrincipalInner {
+            key_id: self.0.key_id,
+            owner_id: self.0.owner_id.clone(),
+            scopes,
+            metadata: self.0.metadata.clone(),
+            env: Arc::clone(&self.0.env),
         }))
     }
 
@@ -56,7 +78,7 @@ impl Principal {
     /// The key's metadata.
     #[must_use]
     pub fn metadata(&self) -> &Metadata {
-        &self.0.metadata
+        self.0.metadata.as_deref().unwrap_or(&NO_METADATA)
     }
 
     /// The key's environment.
@@ -124,8 +146,8 @@ impl Serialize for Principal {
         st.serialize_field("key_id", &self.0.key_id)?;
         st.serialize_field("owner_id", &self.0.owner_id)?;
         st.serialize_field("scopes", &self.0.scopes)?;
-        st.serialize_field("env", &self.0.env)?;
-        st.serialize_field("metadata", &self.0.metadata)?;
+        st.serialize_field("env", self.env())?;
+        st.serialize_field("metadata", self.metadata())?;
         st.end()
     }
 }

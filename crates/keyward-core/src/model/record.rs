@@ -151,23 +151,7 @@ impl KeyRecord {
     /// The state at `now`, most final first: revoked, inactive, expired, not yet valid, active.
     #[must_use]
     pub fn state(&self, now: OffsetDateTime) -> KeyState {
-        self.state_at(crate::clock::unix_micros(now), &ValidityWindow::of(self))
-    }
-
-    /// [`KeyRecord::state`] at `now_us` (microseconds since the epoch, the precision every
-    /// store keeps), with the record's validity window already in microseconds.
-    pub(crate) fn state_at(&self, now_us: i64, window: &ValidityWindow) -> KeyState {
-        if self.revoked_at.is_some() {
-            KeyState::Revoked
-        } else if !self.is_active {
-            KeyState::Inactive
-        } else if window.until_us.is_some_and(|e| now_us >= e) {
-            KeyState::Expired
-        } else if window.from_us.is_some_and(|nb| now_us < nb) {
-            KeyState::NotYetValid
-        } else {
-            KeyState::Active
-        }
+        Lifecycle::of(self).state(crate::clock::unix_micros(now))
     }
 
     /// The id its rate limit and credits are counted under: the rotation chain's first key.
@@ -242,21 +226,46 @@ impl KeyRecord {
     }
 }
 
-/// A record's `not_before` and `expires_at` in microseconds since the epoch, computed once per
-/// cache fill so that the hot path compares integers.
+/// What a record's state depends on, computed once per cache fill so that the hot path compares
+/// integers: `not_before` and `expires_at` in microseconds since the epoch (the precision every
+/// store keeps; absent bounds are `i64::MIN` and `i64::MAX`), revocation and activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ValidityWindow {
-    /// First valid microsecond, if any.
-    pub(crate) from_us: Option<i64>,
-    /// First expired microsecond, if any.
-    pub(crate) until_us: Option<i64>,
+pub(crate) struct Lifecycle {
+    /// First valid microsecond.
+    from_us: i64,
+    /// First expired microsecond.
+    until_us: i64,
+    revoked: bool,
+    active: bool,
 }
 
-impl ValidityWindow {
+impl Lifecycle {
     pub(crate) fn of(record: &KeyRecord) -> Self {
         Self {
-            from_us: record.not_before.map(crate::clock::unix_micros),
-            until_us: record.expires_at.map(crate::clock::unix_micros),
+            from_us: record
+                .not_before
+                .map_or(i64::MIN, crate::clock::unix_micros),
+            until_us: record
+                .expires_at
+                .map_or(i64::MAX, crate::clock::unix_micros),
+            revoked: record.revoked_at.is_some(),
+            active: record.is_active,
+        }
+    }
+
+    /// The state at `now_us`, most final first: revoked, inactive, expired, not yet valid,
+    /// active.
+    pub(crate) fn state(&self, now_us: i64) -> KeyState {
+        if self.revoked {
+            KeyState::Revoked
+        } else if !self.active {
+            KeyState::Inactive
+        } else if now_us >= self.until_us {
+            KeyState::Expired
+        } else if now_us < self.from_us {
+            KeyState::NotYetValid
+        } else {
+            KeyState::Active
         }
     }
 }
