@@ -19,7 +19,7 @@ use std::sync::Arc;
 use actix_web::http::Method;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use keyward_core::{Keyward, Principal};
-use keyward_http::management::{Matched, Mount, Operation, ROUTES};
+use keyward_http::management::{Matched, Mount, Operation};
 use keyward_http::{BodyBudget, method_not_allowed};
 #[doc(inline)]
 pub use keyward_http::{DEFAULT_BODY_LIMIT, ManagementOptions};
@@ -41,14 +41,17 @@ pub fn management_routes(
     config: ManagementConfig,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        let mounts = config.mounts();
+        let (mounts, paths) = (config.mounts(), config.paths());
         let m = Arc::new((keyward, config));
         let not_allowed = || async { respond(method_not_allowed()) };
         for (at, base) in mounts {
             let mut scope = web::scope(&base);
-            for path in ["", "/{key_id}", "/{key_id}/rotate"] {
+            // The mount's paths, relative to its scope.
+            let mine = paths.iter().filter(|(_, mount, _)| *mount == at);
+            for (full, _, routes) in mine {
+                let path = full.strip_prefix(base.as_str()).unwrap_or(full);
                 let mut resource = web::resource(path).default_service(web::to(not_allowed));
-                for route in ROUTES.iter().filter(|r| r.path == path) {
+                for route in routes {
                     let (m, op) = (Arc::clone(&m), route.operation);
                     let method =
                         Method::from_bytes(route.method.as_bytes()).unwrap_or(Method::POST);

@@ -268,6 +268,43 @@ pub struct KeyQuery {
     pub limit: Option<u32>,
 }
 
+/// Most keys one [`Keyward::create_keys`](crate::Keyward::create_keys) call creates.
+pub const MAX_BATCH: usize = 1_000;
+
+/// Body of `POST /admin/api-keys/batch`: up to [`MAX_BATCH`] keys, created together or not at
+/// all.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeysRequest {
+    /// The keys, each with its owner; the answer lists them in this order.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
+    pub keys: Vec<NewKey>,
+}
+
+/// One key of a [`CreateKeysRequest`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// The owner to create it for.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._:@+/=|~-]{0,254}$")
+    )]
+    pub owner_id: String,
+    /// What to create, as for one key.
+    pub key: CreateKeyRequest,
+}
+
+/// The keys a batch created: the raw keys, this once, in the order they were asked for.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedKeys {
+    /// One per requested key.
+    pub items: Vec<CreatedKey>,
+}
+
 /// A page of keys for the list route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -27,6 +27,27 @@ struct State {
     by_owner: BTreeSet<(String, OffsetDateTime, KeyId)>,
 }
 
+impl State {
+    /// `owner`'s keys that count toward the cap at `now`.
+    fn live_keys(&self, owner: &str, now: OffsetDateTime) -> usize {
+        self.by_owner
+            .range((owner.to_owned(), crate::clock::EARLIEST, KeyId::MIN)..)
+            .take_while(|(o, _, _)| o == owner)
+            .filter(|(_, _, id)| {
+                self.by_id
+                    .get(id)
+                    .is_some_and(|r| r.counts_toward_limit(now))
+            })
+            .count()
+    }
+
+    fn insert(&mut self, record: &KeyRecord) {
+        self.by_owner
+            .insert((record.owner_id.clone(), record.created_at, record.key_id));
+        self.by_id.insert(record.key_id, record.clone());
+    }
+}
+
 /// A [`KeyStore`] in a mutex-guarded map. The max-keys check and the insert happen under one
 /// lock, so they are atomic.
 #[derive(Debug, Default)]
@@ -57,24 +78,54 @@ impl KeyStore for MemoryKeyStore {
                 "duplicate key id",
             ));
         }
+        if let Some(max) = max_per_owner
+            && st.live_keys(&record.owner_id, now) >= usize::try_from(max).unwrap_or(usize::MAX)
+        {
+            return Err(StoreError::new(
+                StoreErrorKind::LimitReached,
+                "owner key limit reached",
+            ));
+        }
+        st.insert(record);
+        Ok(())
+    }
+
+    async fn create_many(
+        &self,
+        records: &[&KeyRecord],
+        max_per_owner: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut st = lock(&self.state);
+        let mut ids = std::collections::HashSet::with_capacity(records.len());
+        if records
+            .iter()
+            .any(|r| st.by_id.contains_key(&r.key_id) || !ids.insert(r.key_id))
+        {
+            return Err(StoreError::new(
+                StoreErrorKind::Conflict,
+                "duplicate key id",
+            ));
+        }
         if let Some(max) = max_per_owner {
-            let owner = record.owner_id.as_str();
-            let count = st
-                .by_owner
-                .range((owner.to_owned(), crate::clock::EARLIEST, KeyId::MIN)..)
-                .take_while(|(o, _, _)| o == owner)
-                .filter(|(_, _, id)| st.by_id.get(id).is_some_and(|r| r.counts_toward_limit(now)))
-                .count();
-            if count >= usize::try_from(max).unwrap_or(usize::MAX) {
+            let mut new: HashMap<&str, usize> = HashMap::new();
+            for r in records {
+                *new.entry(r.owner_id.as_str()).or_default() += 1;
+            }
+            let max = usize::try_from(max).unwrap_or(usize::MAX);
+            if new
+                .iter()
+                .any(|(owner, n)| st.live_keys(owner, now).saturating_add(*n) > max)
+            {
                 return Err(StoreError::new(
                     StoreErrorKind::LimitReached,
                     "owner key limit reached",
                 ));
             }
         }
-        st.by_owner
-            .insert((record.owner_id.clone(), record.created_at, record.key_id));
-        st.by_id.insert(record.key_id, record.clone());
+        for r in records {
+            st.insert(r);
+        }
         Ok(())
     }
 

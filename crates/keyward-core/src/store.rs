@@ -266,6 +266,21 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
+    /// Inserts every record of `records`, or none: what [`KeyStore::create`] does for one,
+    /// for a batch. When `max_per_owner` is set, each owner's live keys at `now` plus the
+    /// batch's keys for it must not exceed it, checked atomically with the insert as `create`
+    /// does. Records are new keys (no usage, not revoked).
+    ///
+    /// # Errors
+    /// `LimitReached` (nothing inserted), `Conflict` when a key id exists already (nothing
+    /// inserted), `Unavailable`.
+    async fn create_many(
+        &self,
+        records: &[&KeyRecord],
+        max_per_owner: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
     /// The key with this id, if any. One indexed lookup.
     ///
     /// # Errors

@@ -40,6 +40,14 @@ impl KeyStore for Counting {
     ) -> Result<(), StoreError> {
         self.inner.create(r, max, now).await
     }
+    async fn create_many(
+        &self,
+        records: &[&KeyRecord],
+        max_per_owner: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.create_many(records, max_per_owner, now).await
+    }
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         self.gets.fetch_add(1, Ordering::SeqCst);
         self.inner.get(id).await

@@ -57,6 +57,15 @@ impl KeyStore for Probe {
         self.check()?;
         self.inner.create(r, max, now).await
     }
+    async fn create_many(
+        &self,
+        records: &[&KeyRecord],
+        max_per_owner: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.create_many(records, max_per_owner, now).await
+    }
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         self.gets.fetch_add(1, Ordering::SeqCst);
         self.check()?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use futures_core::Stream;
 
-use super::management::{Call, Caller, Matched, Mount, Route, actor};
+use super::management::{BATCH_BODY_LIMIT, Call, Caller, Matched, Mount, Operation, Route, actor};
 use super::{BodyBudget, ManagementOptions, Rejection, Reply, RequestHead};
 use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext};
 
@@ -272,7 +272,12 @@ impl<R: 'static, K: HookFutures> ManagementConfig<R, K> {
             let if_match = head.header("if-match");
             let call = Call::parse(route.operation, route.key_id, head.query(), if_match)?;
             let bytes = if route.operation.reads_body() {
-                let budget = BodyBudget::management(options.body_limit);
+                let limit = if route.operation == Operation::CreateBatch {
+                    options.body_limit.max(BATCH_BODY_LIMIT)
+                } else {
+                    options.body_limit
+                };
+                let budget = BodyBudget::management(limit);
                 budget.read(head.header("content-length"), body).await?
             } else {
                 Vec::new()

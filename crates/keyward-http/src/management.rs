@@ -20,6 +20,7 @@
 //! | `POST {prefix}/{key_id}/rotate` | `201 {api_key, key}`, `no-store` |
 //! | `{admin_prefix}/owners/{owner_id}{prefix}…`, the same six | as above, owner from the path |
 //! | `GET {admin_prefix}{prefix}?owner_id=&env=&state=&cursor=&limit=` | `200 {items, next_cursor}`: every owner's keys, for administrators |
+//! | `POST {admin_prefix}{prefix}/batch` | `201 {items: [{api_key, key}]}`: up to 1,000 keys of any owners, all or none, `no-store` |
 //!
 //! Answers about one key carry its version as `ETag`; `PATCH`, `DELETE` and `rotate` honour
 //! `If-Match` (`412`).
@@ -35,7 +36,7 @@ use crate::problem::Problem;
 use keyward_core::authz::Actor;
 use keyward_core::key::KeyId;
 use keyward_core::management::{
-    CreateKeyRequest, KeyQuery, KeyVersion, RotateKeyRequest, UpdateKeyRequest,
+    CreateKeyRequest, CreateKeysRequest, KeyQuery, KeyVersion, RotateKeyRequest, UpdateKeyRequest,
 };
 use keyward_core::{Keyward, Principal};
 
@@ -43,7 +44,7 @@ use super::{
     CredentialHeaders, Reply, if_match, json_body, json_body_or_default, list_query, path_key_id,
 };
 
-/// The six management operations.
+/// The management operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     /// `POST {base}`: create a key.
@@ -58,13 +59,18 @@ pub enum Operation {
     Revoke,
     /// `POST {base}/{key_id}/rotate`.
     Rotate,
+    /// `POST {admin_prefix}{prefix}/batch`: create up to 1,000 keys of any owners, all or none.
+    CreateBatch,
 }
 
 impl Operation {
     /// Whether the operation reads a JSON body.
     #[must_use]
     pub fn reads_body(self) -> bool {
-        matches!(self, Self::Create | Self::Update | Self::Rotate)
+        matches!(
+            self,
+            Self::Create | Self::Update | Self::Rotate | Self::CreateBatch
+        )
     }
 }
 
@@ -75,9 +81,10 @@ pub enum Mount {
     SelfService,
     /// `{admin_prefix}/owners/{owner_id}{prefix}…`: an administrator, through `admin_actor`.
     Admin,
-    /// `GET {admin_prefix}{prefix}`: an administrator listing the keys of every owner (or of
-    /// the `?owner_id=` one), through `admin_actor`. Mounted with [`Mount::Admin`] when
-    /// [`ManagementOptions::admin_list_all`] is on.
+    /// `{admin_prefix}{prefix}…`: an administrator of every owner, through `admin_actor`: the
+    /// list of every owner's keys (or of the `?owner_id=` one) when
+    /// [`ManagementOptions::admin_list_all`] is on, the batch create when
+    /// [`ManagementOptions::admin_batch_create`] is. Mounted with [`Mount::Admin`].
     AdminAll,
 }
 
@@ -127,6 +134,17 @@ pub const ROUTES: [Route; 6] = [
     },
 ];
 
+/// The batch create, under [`Mount::AdminAll`]'s base.
+pub const BATCH_ROUTE: Route = Route {
+    method: "POST",
+    path: "/batch",
+    operation: Operation::CreateBatch,
+};
+
+/// The body limit of [`Operation::CreateBatch`] when [`ManagementOptions::body_limit`] is
+/// lower: room for 1,000 keys of about a kilobyte each.
+pub const BATCH_BODY_LIMIT: usize = 1024 * 1024;
+
 /// Where the management routes are mounted and the framework-neutral rules for their callers;
 /// each adapter's `ManagementConfig` holds one beside its owner resolver and admin check.
 ///
@@ -147,6 +165,7 @@ pub struct ManagementOptions {
     admin_prefix: String,
     pub(crate) allow_api_key_callers: bool,
     admin_list_all: bool,
+    admin_batch_create: bool,
     pub(crate) body_limit: usize,
     pub(crate) credential_headers: CredentialHeaders,
 }
@@ -158,6 +177,7 @@ impl Default for ManagementOptions {
             admin_prefix: "/admin".to_owned(),
             allow_api_key_callers: false,
             admin_list_all: false,
+            admin_batch_create: false,
             body_limit: super::DEFAULT_BODY_LIMIT,
             credential_headers: CredentialHeaders::default(),
         }
@@ -212,6 +232,18 @@ impl ManagementOptions {
         self
     }
 
+    /// Mounts `POST {admin_prefix}{prefix}/batch` beside the admin routes: up to 1,000 keys of
+    /// any owners in one call, all created or none, the per-owner cap checked for the whole
+    /// batch, to a caller the admin check passes (or a key holding `keyward:admin`). Off by
+    /// default, for the reason [`ManagementOptions::admin_list_all`] gives: the admin check
+    /// sees no owner in this route's path. Its body may be up to [`BATCH_BODY_LIMIT`] (or the
+    /// body limit, if larger).
+    #[must_use]
+    pub fn admin_batch_create(mut self, mount: bool) -> Self {
+        self.admin_batch_create = mount;
+        self
+    }
+
     /// Largest accepted request body in bytes (default 64 KiB); larger ones get `413`.
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
@@ -243,7 +275,7 @@ impl ManagementOptions {
         }
         if admin {
             mounts.push((Mount::Admin, self.admin_base()));
-            if self.admin_list_all {
+            if self.admin_list_all || self.admin_batch_create {
                 let all = format!("{}{}", self.admin_prefix, self.prefix);
                 mounts.push((Mount::AdminAll, all));
             }
@@ -262,8 +294,17 @@ impl ManagementOptions {
         let mut paths = Vec::with_capacity(6);
         for (mount, base) in self.mounts(self_service, admin) {
             if mount == Mount::AdminAll {
-                let list = ROUTES.iter().filter(|r| r.operation == Operation::List);
-                paths.push((base, mount, list.copied().collect()));
+                if self.admin_list_all {
+                    let list = ROUTES.iter().filter(|r| r.operation == Operation::List);
+                    paths.push((base.clone(), mount, list.copied().collect()));
+                }
+                if self.admin_batch_create {
+                    paths.push((
+                        format!("{base}{}", BATCH_ROUTE.path),
+                        mount,
+                        vec![BATCH_ROUTE],
+                    ));
+                }
                 continue;
             }
             for path in ["", "/{key_id}", "/{key_id}/rotate"] {
@@ -290,6 +331,7 @@ impl ManagementOptions {
             self_service,
             admin,
             admin_list_all: self.admin_list_all,
+            admin_batch_create: self.admin_batch_create,
             signing: keyward.signing_enabled(),
             policy: Some(keyward.policy()),
         })
@@ -470,7 +512,10 @@ impl Call {
         query: Option<&str>,
         if_match_header: Option<&[u8]>,
     ) -> Result<Self, Problem> {
-        let needs_id = !matches!(operation, Operation::Create | Operation::List);
+        let needs_id = !matches!(
+            operation,
+            Operation::Create | Operation::List | Operation::CreateBatch
+        );
         let key_id = if needs_id {
             Some(path_key_id(key_id.unwrap_or(""))?)
         } else {
@@ -528,6 +573,11 @@ impl Call {
                 let created = keyward.create_key_as(actor, req).await.map_err(svc)?;
                 let version = KeyVersion::of_view(&created.key);
                 Reply::json(201, &created).no_store().etag(version)
+            }
+            Operation::CreateBatch => {
+                let req: CreateKeysRequest = json_body(content_type, body)?;
+                let created = keyward.create_keys(actor, req).await.map_err(svc)?;
+                Reply::json(201, &created).no_store()
             }
             Operation::List => {
                 let page = keyward.list_keys(actor, &self.query).await.map_err(svc)?;

@@ -187,6 +187,15 @@ impl KeyStore for RedisCachedStore {
         self.inner.create(record, max_per_owner, now).await
     }
 
+    async fn create_many(
+        &self,
+        records: &[&KeyRecord],
+        max_per_owner: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.create_many(records, max_per_owner, now).await
+    }
+
     async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         let generation = match self.read(key_id).await {
             Ok((h, generation)) => {

@@ -33,6 +33,25 @@ return 1
     )
 });
 
+/// KEYS[1] owner index, KEYS[2] owner live set. ARGV: now (µs), max (-1 = none), then per key
+/// its index member, key id and expiry score. CLAIM_SLOT for several keys of one owner: all of
+/// them, or none when they would take the owner over `max`. Returns 1, or 0 when refused.
+pub(crate) static CLAIM_SLOTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local max = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local n = (#ARGV - 2) / 3
+if max >= 0 and redis.call('ZCARD', KEYS[2]) + n > max then return 0 end
+for i = 3, #ARGV, 3 do
+  redis.call('ZADD', KEYS[1], 0, ARGV[i])
+  redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[i + 1])
+end
+return 1
+",
+    )
+});
+
 /// KEYS[1] record. ARGV: management JSON, new updated_at, expected updated_at. Writes only when
 /// the key is not revoked and its `u` is still the expected one (the version check). Returns
 /// `{owner, written}` (`written` 1 or 0), or nil when there is no such key.

@@ -154,6 +154,105 @@ impl KeyStore for RedisKeyStore {
         }
     }
 
+    /// Every key id claimed first (a round trip each: nobody holds these secrets yet, so a
+    /// claimed record that is then undone was never usable), then each owner's slots in one
+    /// script, all or none; a refusal or failure undoes what was claimed.
+    async fn create_many(
+        &self,
+        records: &[&KeyRecord],
+        max_per_owner: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let keys = &self.shared.keys;
+        let mut c = self.shared.conn().await?;
+        let mut claimed: Vec<&KeyRecord> = Vec::with_capacity(records.len());
+        let mut slotted: Vec<&str> = Vec::new();
+        let mut by_owner: std::collections::BTreeMap<&str, Vec<&KeyRecord>> = Default::default();
+        for r in records {
+            by_owner.entry(r.owner_id.as_str()).or_default().push(r);
+        }
+        let outcome: Result<Result<(), StoreError>, redis::RedisError> = async {
+            for r in records {
+                let fields = codec::encode(r).map_err(|e| {
+                    redis::RedisError::from((redis::ErrorKind::Client, "encode", e.to_string()))
+                })?;
+                let mut inv = scripts::CREATE_RECORD.key(keys.record(&r.key_id));
+                for (k, v) in &fields {
+                    inv.arg(*k).arg(v);
+                }
+                let written: i64 = inv.invoke_async(&mut c).await?;
+                if written == 0 {
+                    return Ok(Err(StoreError::new(
+                        StoreErrorKind::Conflict,
+                        "duplicate key id",
+                    )));
+                }
+                claimed.push(r);
+            }
+            for (owner, mine) in &by_owner {
+                let mut inv = scripts::CLAIM_SLOTS.key(keys.owner_index(owner));
+                inv.key(keys.owner_live(owner))
+                    .arg(unix_micros(now))
+                    .arg(max_per_owner.map_or(-1, i64::from));
+                for r in mine {
+                    inv.arg(codec::index_member(r.created_at, &r.key_id))
+                        .arg(r.key_id.as_str())
+                        .arg(codec::expiry_score(r.expires_at));
+                }
+                // Listed before the script runs: a timeout after it did is undone too.
+                slotted.push(owner);
+                let ok: i64 = inv.invoke_async(&mut c).await?;
+                if ok != 1 {
+                    slotted.pop();
+                    return Ok(Err(StoreError::new(
+                        StoreErrorKind::LimitReached,
+                        "owner key limit reached",
+                    )));
+                }
+            }
+            let members: Vec<(i64, String)> = records
+                .iter()
+                .map(|r| (0, codec::index_member(r.created_at, &r.key_id)))
+                .collect();
+            if let Err(e) = c
+                .zadd_multiple::<_, _, _, i64>(keys.all_index(), &members)
+                .await
+            {
+                // As for one key: the keys work and are listed under their owners.
+                tracing::warn!(error = %e, "keys created but not added to the list of every key");
+            }
+            Ok(Ok(()))
+        }
+        .await;
+        let failed = match outcome {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(refusal)) => Ok(refusal),
+            Err(e) => Err(redis_error(e)),
+        };
+        // Undo, owner sets first (as `create` does), then the records.
+        let undone: Result<(), redis::RedisError> = async {
+            for owner in slotted {
+                for r in &by_owner[owner] {
+                    let member = codec::index_member(r.created_at, &r.key_id);
+                    let _: i64 = c.zrem(keys.owner_index(owner), &member).await?;
+                    let _: i64 = c.zrem(keys.owner_live(owner), r.key_id.as_str()).await?;
+                }
+            }
+            for r in &claimed {
+                let _: i64 = c.del(keys.record(&r.key_id)).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(undo) = undone {
+            tracing::warn!(error = %undo, "could not undo an interrupted batch create; some of its keys may be listed (revoke them to free their slots)");
+        }
+        match failed {
+            Ok(refusal) => Err(refusal),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         let mut c = self.shared.conn().await?;
         let h: HashMap<String, String> = c

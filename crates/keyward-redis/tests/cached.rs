@@ -52,6 +52,14 @@ impl KeyStore for Slow {
     ) -> Result<(), StoreError> {
         self.inner.create(r, m, now).await
     }
+    async fn create_many(
+        &self,
+        records: &[&KeyRecord],
+        max_per_owner: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.create_many(records, max_per_owner, now).await
+    }
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         let read = self.inner.get(id).await;
         let delay = *self.delay.lock().unwrap();

@@ -30,6 +30,13 @@ use crate::schema::Tables;
 /// bound parameters (SQLite's 32 766, MySQL's 65 535).
 const USAGE_CHUNK: usize = 1000;
 
+/// Rows of one batch-create `INSERT`: 1,000 rows of the key table's columns stay under every
+/// dialect's bound-parameter limit (SQLite's 32,766 the lowest).
+const INSERT_CHUNK: usize = 1000;
+
+/// Owners one statement of a batch create's cap check names.
+const OWNER_CHUNK: usize = 1000;
+
 /// Usage deltas written per PostgreSQL statement, as one JSON parameter.
 const USAGE_CHUNK_JSON: usize = 10_000;
 
@@ -305,94 +312,140 @@ impl SeaOrmKeyStore {
         }
     }
 
-    /// One attempt of a limited create. `Ok(Err(kind))` is a refusal (limit, duplicate).
-    async fn try_create_limited(
-        &self,
-        record: &KeyRecord,
-        insert: &InsertStatement,
-        max: u32,
-        now: OffsetDateTime,
-    ) -> Result<Result<(), StoreErrorKind>, DbErr> {
-        let txn = self.begin_write().await?;
-        match self.create_in(&txn, record, insert, max, now).await {
-            Ok(Ok(())) => {
-                txn.commit().await?;
-                Ok(Ok(()))
+    /// Runs `write` in a write transaction, again (after a short backoff) while the database
+    /// answers with a conflict worth retrying (a serialization failure, a deadlock, a locked
+    /// SQLite), at most [`MAX_ATTEMPTS`] times. A refusal (`Ok(Err(kind))`: the owner cap, a
+    /// duplicate id) is rolled back, not retried, and answered with its kind.
+    async fn in_write_txn(&self, op: &'static str, write: Write<'_>) -> Result<(), StoreError> {
+        let mut attempt = 1;
+        loop {
+            let result = async {
+                let txn = self.begin_write().await?;
+                let done = match write {
+                    Write::CreateMany(records, max, now) => {
+                        self.create_many_in(&txn, records, max, now).await
+                    }
+                    Write::Usage(batch) => self.apply_usage_in(&txn, batch).await.map(Ok),
+                };
+                match done {
+                    Ok(Ok(())) => txn.commit().await.map(Ok),
+                    Ok(Err(kind)) => txn.rollback().await.map(|()| Err(kind)),
+                    Err(e) => {
+                        // The rollback's own failure adds nothing to `e`.
+                        let _ = txn.rollback().await;
+                        Err(e)
+                    }
+                }
             }
-            Ok(Err(kind)) => {
-                txn.rollback().await?;
-                Ok(Err(kind))
-            }
-            Err(e) => {
-                // The rollback's own failure adds nothing to `e`.
-                let _ = txn.rollback().await;
-                Err(e)
+            .await;
+            match result {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(StoreErrorKind::LimitReached)) => {
+                    return Err(StoreError::new(
+                        StoreErrorKind::LimitReached,
+                        "owner key limit reached",
+                    ));
+                }
+                Ok(Err(kind)) => return Err(StoreError::new(kind, "duplicate key id")),
+                Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, op, error = %e, "retrying transaction");
+                    backoff(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(store_err(op, e)),
             }
         }
     }
 
-    async fn create_in(
+    /// Creates `records` (one key or a batch) under the owner cap: each owner's row of the
+    /// owners table is upserted and locked, in owner order, so that creates for one owner
+    /// serialize and creates for several never deadlock (SQLite's write transaction serializes
+    /// them all); then the owners' live keys are counted, and the records inserted,
+    /// [`INSERT_CHUNK`] rows a statement. A duplicate key id fails its insert (the unique
+    /// `key_id`), and with it the transaction.
+    async fn create_many_in(
         &self,
         txn: &DatabaseTransaction,
-        record: &KeyRecord,
-        insert: &InsertStatement,
-        max: u32,
+        records: &[&KeyRecord],
+        max: Option<u32>,
         now: OffsetDateTime,
     ) -> Result<Result<(), StoreErrorKind>, DbErr> {
-        let owner = record.owner_id.as_str();
-        if self.backend() != DbBackend::Sqlite {
-            // Serialize creates per owner: make sure the owner's row exists, then lock it.
-            let mut upsert = Query::insert();
-            upsert
-                .into_table(self.tables.owners_iden())
-                .columns([api_key_owner::Column::OwnerId])
-                .values([Expr::val(owner)])
-                .map_err(|e| DbErr::Custom(e.to_string()))?
-                .on_conflict(
-                    OnConflict::column(api_key_owner::Column::OwnerId)
-                        .update_column(api_key_owner::Column::OwnerId)
-                        .to_owned(),
-                );
-            txn.execute(&upsert).await?;
-            let lock = Query::select()
-                .column(api_key_owner::Column::OwnerId)
-                .from(self.tables.owners_iden())
-                .and_where(Expr::col(api_key_owner::Column::OwnerId).eq(owner))
-                .lock_exclusive()
-                .to_owned();
-            txn.query_one(&lock).await?;
-        }
-        let dup = Query::select()
-            .column(Column::KeyId)
-            .from(self.tables.keys_iden())
-            .and_where(Expr::col(Column::KeyId).eq(record.key_id.as_str()))
-            .to_owned();
-        if txn.query_one(&dup).await?.is_some() {
-            return Ok(Err(StoreErrorKind::Conflict));
-        }
-        let live = Query::select()
-            .columns([Column::OwnerId, Column::ExpiresAt])
-            .from(self.tables.keys_iden())
-            .cond_where(self.owner_is(owner))
-            .and_where(Expr::col(Column::RevokedAt).is_null())
-            .cond_where(
-                Condition::any()
-                    .add(Expr::col(Column::ExpiresAt).is_null())
-                    .add(Expr::col(Column::ExpiresAt).gt(self.at(now))),
-            )
-            .to_owned();
-        let mut count: u64 = 0;
-        for row in txn.query_all(&live).await? {
-            let o: String = row.try_get("", "owner_id")?;
-            let e: Option<OffsetDateTime> = row.try_get("", "expires_at")?;
-            if o == owner && e.is_none_or(|e| now < e) {
-                count += 1;
+        let backend = self.backend();
+        if let Some(max) = max {
+            let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+            for r in records {
+                *counts.entry(r.owner_id.as_str()).or_default() += 1;
+            }
+            let owners: Vec<&str> = counts.keys().copied().collect();
+            for chunk in owners.chunks(OWNER_CHUNK) {
+                if backend != DbBackend::Sqlite {
+                    let mut upsert = Query::insert();
+                    upsert
+                        .into_table(self.tables.owners_iden())
+                        .columns([api_key_owner::Column::OwnerId]);
+                    for owner in chunk {
+                        upsert
+                            .values([Expr::val(*owner)])
+                            .map_err(|e| DbErr::Custom(e.to_string()))?;
+                    }
+                    upsert.on_conflict(
+                        OnConflict::column(api_key_owner::Column::OwnerId)
+                            .update_column(api_key_owner::Column::OwnerId)
+                            .to_owned(),
+                    );
+                    txn.execute(&upsert).await?;
+                    let lock = Query::select()
+                        .column(api_key_owner::Column::OwnerId)
+                        .from(self.tables.owners_iden())
+                        .and_where(
+                            Expr::col(api_key_owner::Column::OwnerId).is_in(chunk.iter().copied()),
+                        )
+                        .order_by(api_key_owner::Column::OwnerId, Order::Asc)
+                        .lock_exclusive()
+                        .to_owned();
+                    txn.query_all(&lock).await?;
+                }
+                let live = Query::select()
+                    .columns([Column::OwnerId, Column::ExpiresAt])
+                    .from(self.tables.keys_iden())
+                    .and_where(Expr::col(Column::OwnerId).is_in(chunk.iter().copied()))
+                    .and_where(Expr::col(Column::RevokedAt).is_null())
+                    .cond_where(
+                        Condition::any()
+                            .add(Expr::col(Column::ExpiresAt).is_null())
+                            .add(Expr::col(Column::ExpiresAt).gt(self.at(now))),
+                    )
+                    .to_owned();
+                for row in txn.query_all(&live).await? {
+                    let o: String = row.try_get("", "owner_id")?;
+                    let e: Option<OffsetDateTime> = row.try_get("", "expires_at")?;
+                    // Exact: MySQL's comparison folds case and trailing spaces.
+                    if let Some(n) = counts.get_mut(o.as_str())
+                        && e.is_none_or(|e| now < e)
+                    {
+                        *n += 1;
+                    }
+                }
+            }
+            if counts.values().any(|n| *n > u64::from(max)) {
+                return Ok(Err(StoreErrorKind::LimitReached));
             }
         }
-        if count >= u64::from(max) {
-            return Ok(Err(StoreErrorKind::LimitReached));
+        for chunk in records.chunks(INSERT_CHUNK) {
+            let mut insert = Query::insert();
+            insert.into_table(self.tables.keys_iden());
+            for (i, record) in chunk.iter().enumerate() {
+                let (cols, vals): (Vec<Column>, Vec<Value>) =
+                    insert_values(record, backend).into_iter().unzip();
+                if i == 0 {
+                    insert.columns(cols);
+                }
+                insert
+                    .values(vals.into_iter().map(Expr::val))
+                    .map_err(|e| DbErr::Custom(e.to_string()))?;
+            }
+            txn.execute(&insert).await?;
         }
-        txn.execute(insert).await?;
         Ok(Ok(()))
     }
 
@@ -477,6 +530,15 @@ impl SeaOrmKeyStore {
     }
 }
 
+/// A write [`SeaOrmKeyStore::in_write_txn`] runs (and retries) in one transaction.
+#[derive(Clone, Copy)]
+enum Write<'a> {
+    /// A create with the owner cap, of one key or a batch (`create_many_in`).
+    CreateMany(&'a [&'a KeyRecord], Option<u32>, OffsetDateTime),
+    /// A usage flush (`apply_usage_in`).
+    Usage(&'a [UsageDelta]),
+}
+
 async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 3 + 1)).await;
 }
@@ -489,34 +551,30 @@ impl KeyStore for SeaOrmKeyStore {
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let insert = self.insert_stmt(record)?;
-        let Some(max) = max_per_owner else {
+        if max_per_owner.is_none() {
+            // No cap to check: one statement, no transaction.
             return self
                 .db
-                .execute(&insert)
+                .execute(&self.insert_stmt(record)?)
                 .await
                 .map(|_| ())
                 .map_err(|e| store_err("create", e));
-        };
-        let mut attempt = 1;
-        loop {
-            match self.try_create_limited(record, &insert, max, now).await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(StoreErrorKind::LimitReached)) => {
-                    return Err(StoreError::new(
-                        StoreErrorKind::LimitReached,
-                        "owner key limit reached",
-                    ));
-                }
-                Ok(Err(kind)) => return Err(StoreError::new(kind, "duplicate key id")),
-                Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(attempt, error = %e, "create: retrying transaction");
-                    backoff(attempt).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(store_err("create", e)),
-            }
         }
+        let write = Write::CreateMany(&[record], max_per_owner, now);
+        self.in_write_txn("create", write).await
+    }
+
+    async fn create_many(
+        &self,
+        records: &[&KeyRecord],
+        max_per_owner: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.in_write_txn(
+            "create_many",
+            Write::CreateMany(records, max_per_owner, now),
+        )
+        .await
     }
 
     async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
@@ -656,28 +714,7 @@ impl KeyStore for SeaOrmKeyStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut attempt = 1;
-        loop {
-            let result = async {
-                let txn = self.begin_write().await?;
-                match self.apply_usage_in(&txn, batch).await {
-                    Ok(()) => txn.commit().await,
-                    Err(e) => {
-                        let _ = txn.rollback().await;
-                        Err(e)
-                    }
-                }
-            }
-            .await;
-            match result {
-                Ok(()) => return Ok(()),
-                Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
-                    backoff(attempt).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(store_err("record_usage", e)),
-            }
-        }
+        self.in_write_txn("record_usage", Write::Usage(batch)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

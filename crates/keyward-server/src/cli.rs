@@ -91,6 +91,9 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
         KeysCommand::ReEncrypt => Ok(()),
         KeysCommand::Create {
             owner,
+            owners_from,
+            count,
+            out: out_file,
             name,
             scopes,
             description,
@@ -126,8 +129,24 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
                 signing,
                 ..Default::default()
             };
-            let created = kw.create_key(&owner, req).await?;
-            print_created(&created, args.json, "Created")
+            let owners = match (owner, owners_from) {
+                (Some(owner), _) => vec![owner],
+                (None, Some(file)) => crate::mint::owners_from(&file)?,
+                (None, None) => return Err(AppError::config("give --owner or --owners-from")),
+            };
+            match (owners.as_slice(), count, out_file) {
+                ([owner], 1, None) => {
+                    let created = kw.create_key(owner, req).await?;
+                    print_created(&created, args.json, "Created")
+                }
+                (_, _, None) => Err(AppError::config(
+                    "more than one key: give --out FILE for their raw keys",
+                )),
+                (_, _, Some(file)) => out(&crate::mint::create_many(
+                    &kw, &owners, count, &req, &file, args.json,
+                )
+                .await?),
+            }
         }
         KeysCommand::List {
             owner,

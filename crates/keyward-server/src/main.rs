@@ -17,6 +17,7 @@ mod duration;
 mod encryption;
 mod error;
 mod metrics;
+mod mint;
 mod pepper;
 mod reencrypt;
 mod scan;

@@ -346,7 +346,9 @@ fn management_config(app: &Shared) -> keyward_axum::ManagementConfig {
     };
     // The server's administrators are administrators of every owner: the list of all keys
     // is theirs too.
-    let options = keyward_axum::ManagementOptions::default().admin_list_all(true);
+    let options = keyward_axum::ManagementOptions::default()
+        .admin_list_all(true)
+        .admin_batch_create(true);
     config
         .options(options)
         .client_ip(client_ip_fn(&app.clients))

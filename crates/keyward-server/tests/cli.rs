@@ -606,3 +606,120 @@ fn print_sql_is_the_checked_in_migrations() {
         "--table-prefix",
     );
 }
+
+/// `keys create --count N --out FILE` (and `--owners-from`) writes every new key, raw key
+/// included, to a new file only its owner can read, prints none of them, and each key works;
+/// without `--out` it refuses, and it never writes over a file.
+#[cfg(unix)]
+#[test]
+fn keys_create_many_writes_a_private_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::sqlite();
+    std::fs::write(env.dir.path().join("owners.txt"), "# tenants\nann\n\nbob\n").unwrap();
+    let out = env.cli(&[
+        "keys",
+        "create",
+        "--owners-from",
+        "owners.txt",
+        "--count",
+        "2",
+        "--name",
+        "bulk",
+        "--scope",
+        "reports:read",
+        "--out",
+        "new-keys.jsonl",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["created"], 4);
+    let file = env.dir.path().join("new-keys.jsonl");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let owners: Vec<&str> = lines
+        .iter()
+        .map(|l| l["owner_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners.iter().filter(|o| **o == "ann").count(), 2);
+    assert_eq!(owners.iter().filter(|o| **o == "bob").count(), 2);
+    for l in &lines {
+        let raw = l["api_key"].as_str().unwrap();
+        assert!(raw.starts_with("kw_live_"), "{raw}");
+        assert!(!printed.contains(raw), "a raw key was printed");
+    }
+    // Each key works, as its owner's.
+    let server = env.serve(&[], &[]);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        for l in &lines {
+            let res = server
+                .http
+                .get(server.url("/v1/whoami"))
+                .bearer_auth(l["api_key"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let who: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(who["owner_id"], l["owner_id"]);
+        }
+    });
+    drop(server);
+    // More than one key needs --out; an existing file is never overwritten.
+    let out = env.cli(&[
+        "keys", "create", "--owner", "ann", "--name", "x", "--count", "2",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--out"));
+    let out = env.cli(&[
+        "keys",
+        "create",
+        "--owner",
+        "cid",
+        "--name",
+        "x",
+        "--out",
+        "new-keys.jsonl",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 4);
+    let cid = env.cli_json(&["keys", "list", "--owner", "cid", "--format", "json"]);
+    assert_eq!(
+        cid.as_array().unwrap().len(),
+        0,
+        "nothing created for a refused file"
+    );
+    // The owner cap holds for the whole run: ann has 2 of 3, so 2 more are refused together.
+    let out = env.cli(&[
+        "keys",
+        "create",
+        "--owner",
+        "ann",
+        "--name",
+        "x",
+        "--count",
+        "2",
+        "--max-keys-per-owner",
+        "3",
+        "--out",
+        "more.jsonl",
+    ]);
+    assert!(!out.status.success());
+    let ann = env.cli_json(&["keys", "list", "--owner", "ann", "--format", "json"]);
+    assert_eq!(ann.as_array().unwrap().len(), 2);
+    assert!(
+        !env.dir.path().join("more.jsonl").exists(),
+        "an empty key file is left"
+    );
+}

@@ -75,7 +75,11 @@ pub fn configure(keyward: Keyward) -> impl FnOnce(&mut web::ServiceConfig) {
                     Err(Rejection::forbidden("administrator rights are required"))
                 })
             })
-            .options(ManagementOptions::default().admin_list_all(true));
+            .options(
+                ManagementOptions::default()
+                    .admin_list_all(true)
+                    .admin_batch_create(true),
+            );
         // The suite's second set of self-service routes, where only API keys manage keys.
         let by_key = ManagementConfig::new(|_: &HttpRequest| {
             std::future::ready(Err::<String, _>(Rejection::unauthenticated()))

@@ -41,7 +41,11 @@ pub fn app(keyward: Keyward) -> Router {
                 }
             }
         })
-        .options(ManagementOptions::default().admin_list_all(true));
+        .options(
+            ManagementOptions::default()
+                .admin_list_all(true)
+                .admin_batch_create(true),
+        );
     // The suite's second set of self-service routes, where only API keys manage keys.
     let by_key = ManagementConfig::new(|_: &Parts| {
         std::future::ready(Err::<String, _>(Rejection::unauthenticated()))

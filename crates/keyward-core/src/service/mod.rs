@@ -16,8 +16,8 @@ mod validate;
 
 pub(crate) use crate::management::store_err;
 use crate::management::{
-    CreateKeyRequest, CreatedKey, FieldError, KeyPage, KeyQuery, KeyVersion, MAX_TTL_SECONDS,
-    ServiceError, UpdateKeyRequest,
+    CreateKeyRequest, CreateKeysRequest, CreatedKey, CreatedKeys, FieldError, KeyPage, KeyQuery,
+    KeyVersion, MAX_BATCH, MAX_TTL_SECONDS, ServiceError, UpdateKeyRequest,
 };
 use validate::*;
 
@@ -84,6 +84,128 @@ impl Keyward {
     ) -> Result<CreatedKey, ServiceError> {
         authz::check_actor(actor)?;
         let now = micros(self.now());
+        let signing = req.signing;
+        let template = self.prepare_create(actor, req, now).await?;
+        self.insert_new(template, signing, cap, now).await
+    }
+
+    /// Creates every key of `batch` as `actor`, an administrator of every owner, or none:
+    /// one store write, the per-owner cap checked for the whole batch. Each key is judged as
+    /// [`Keyward::create_key`] judges it; a refused field is named `keys[i].field`. The raw keys
+    /// are in the answer, in the order asked for, this once.
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] for an actor that is not an administrator of every owner,
+    /// [`ServiceError::Validation`] (also for an empty batch or one over [`MAX_BATCH`]),
+    /// [`ServiceError::LimitReached`] when the batch would take an owner over the cap,
+    /// [`ServiceError::Unavailable`].
+    pub async fn create_keys(
+        &self,
+        actor: &Actor,
+        batch: CreateKeysRequest,
+    ) -> Result<CreatedKeys, ServiceError> {
+        authz::check_actor(actor)?;
+        if !actor.is_admin() || actor.owner_id().is_some() {
+            return Err(ServiceError::Forbidden(vec![FieldError::new(
+                "keys",
+                "admin_only",
+                "only an administrator of every owner creates keys in batches",
+            )]));
+        }
+        let n = batch.keys.len();
+        if n == 0 || n > MAX_BATCH {
+            return Err(ServiceError::field(
+                "keys",
+                "out_of_range",
+                format!("between 1 and {MAX_BATCH} keys"),
+            ));
+        }
+        let now = micros(self.now());
+        let mut records = Vec::with_capacity(n);
+        let mut refused = Vec::new();
+        let mut forbidden = false;
+        for (i, item) in batch.keys.into_iter().enumerate() {
+            let signing = item.key.signing;
+            let owner = Actor::admin_for(item.owner_id);
+            let prepared = match authz::check_actor(&owner) {
+                Ok(()) => self.prepare_create(&owner, item.key, now).await,
+                Err(e) => Err(e),
+            };
+            let errors = match prepared {
+                Ok(record) => {
+                    records.push((record, signing));
+                    continue;
+                }
+                Err(ServiceError::Validation(errors)) => errors,
+                Err(ServiceError::Forbidden(errors)) => {
+                    forbidden = true;
+                    errors
+                }
+                Err(ServiceError::NotFound) => vec![FieldError::new(
+                    "owner_id",
+                    "invalid",
+                    "not an owner id keyward accepts",
+                )],
+                Err(e) => return Err(e),
+            };
+            refused.extend(errors.into_iter().map(|mut e| {
+                e.field = format!("keys[{i}].{}", e.field);
+                e
+            }));
+        }
+        if !refused.is_empty() {
+            return Err(if forbidden {
+                ServiceError::Forbidden(refused)
+            } else {
+                ServiceError::Validation(refused)
+            });
+        }
+        let cap = self.policy().max_keys_per_owner;
+        // A key id collision (62^12 space) is astronomically unlikely; mint again anyway.
+        for _ in 0..3 {
+            let mut raw = Vec::with_capacity(n);
+            for (record, signing) in &mut records {
+                raw.push(self.mint(record, *signing)?);
+            }
+            let stored: Vec<&KeyRecord> = records.iter().map(|(r, _)| r).collect();
+            match self.store().create_many(&stored, cap, now).await {
+                Ok(()) => {
+                    for (record, _) in &records {
+                        // Only this instance's list of unknown ids: another instance cannot
+                        // have been asked for an id minted just now but by a 62^-12 guess.
+                        self.0.cache.invalidate(&record.key_id);
+                    }
+                    tracing::info!(keys = n, "API keys created in a batch");
+                    let items = records
+                        .iter()
+                        .zip(raw)
+                        .map(|((record, _), api_key)| CreatedKey {
+                            key: record.view(now),
+                            api_key,
+                        })
+                        .collect();
+                    return Ok(CreatedKeys { items });
+                }
+                Err(e) if e.kind() == StoreErrorKind::Conflict => {}
+                Err(e) if e.kind() == StoreErrorKind::LimitReached => {
+                    return Err(ServiceError::LimitReached(cap.unwrap_or(0)));
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(ServiceError::Internal(
+            "could not allocate unique key ids".into(),
+        ))
+    }
+
+    /// The record `actor` would create with `req` at `now`, without its key id and secret
+    /// (see [`Keyward::mint`]): every rule of creation but the owner's cap.
+    async fn prepare_create(
+        &self,
+        actor: &Actor,
+        req: CreateKeyRequest,
+        now: OffsetDateTime,
+    ) -> Result<KeyRecord, ServiceError> {
         let policy = &self.policy();
         let mut errors = Vec::new();
         // `check_actor` proved it well formed; an admin of every owner names none.
@@ -242,7 +364,7 @@ impl Keyward {
             deactivated_by: None,
             lineage,
         };
-        self.insert_new(template, req.signing, cap, now).await
+        Ok(template)
     }
 
     /// Gives `record` a fresh key id and secret: sets its id, digest and (for signing keys)

@@ -44,6 +44,9 @@ pub struct Mounted<'a> {
     /// The list of every owner's keys, `GET {admin_prefix}{prefix}`, is mounted (with the
     /// admin routes).
     pub admin_list_all: bool,
+    /// The batch create, `POST {admin_prefix}{prefix}/batch`, is mounted (with the admin
+    /// routes).
+    pub admin_batch_create: bool,
     /// Signed requests are verified: the `apiKeyHmacAuth` (SigV4) security scheme is added
     /// beside `apiKeyAuth`.
     pub signing: bool,
@@ -62,6 +65,7 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
         self_service,
         admin,
         admin_list_all,
+        admin_batch_create,
         signing,
         policy,
     } = *mounted;
@@ -76,6 +80,13 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
         let rest = template
             .strip_prefix(paths::TEMPLATE_PREFIX)
             .unwrap_or(&template);
+        if rest == paths::BATCH_PATH {
+            if admin && admin_batch_create {
+                let all = format!("{}{prefix}{rest}", admin_prefix.trim_end_matches('/'));
+                mounted_paths.paths.insert(all, item);
+            }
+            continue;
+        }
         if admin {
             mounted_paths
                 .paths
@@ -252,6 +263,7 @@ mod tests {
             self_service: true,
             admin,
             admin_list_all: admin,
+            admin_batch_create: admin,
             signing,
             policy: None,
         }

@@ -13,12 +13,16 @@ use utoipa::{IntoParams, IntoResponses, OpenApi};
 
 use crate::problem::Problem;
 use keyward_core::management::{
-    CreateKeyRequest, CreatedKey, FieldError, KeyPage, RotateKeyRequest, UpdateKeyRequest,
+    CreateKeyRequest, CreateKeysRequest, CreatedKey, CreatedKeys, FieldError, KeyPage,
+    RotateKeyRequest, UpdateKeyRequest,
 };
 use keyward_core::model::{KeyState, KeyView};
 
 /// Where the template paths sit; [`super::document`] replaces it with the mounted prefix.
 pub(super) const TEMPLATE_PREFIX: &str = "/api-keys";
+
+/// The batch create's path after the prefix: mounted for administrators of every owner only.
+pub(super) const BATCH_PATH: &str = "/batch";
 
 /// The errors every management route may answer with.
 #[derive(IntoResponses)]
@@ -289,15 +293,38 @@ fn revoke() {}
 )]
 fn rotate() {}
 
+#[utoipa::path(
+    post,
+    path = "/api-keys/batch",
+    operation_id = "adminCreateApiKeys",
+    tag = "admin",
+    summary = "Create up to 1,000 keys of any owners, all or none; the raw keys are in the \
+               response, this once",
+    request_body(content = CreateKeysRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Every key was created, in the order asked for",
+         body = CreatedKeys,
+         headers(
+             ("Cache-Control" = String, description = "`no-store`: the answer carries raw keys"),
+         )),
+        BodyErrors,
+        (status = 409, description = "The batch would take an owner over the maximum number \
+                                      of keys: none was created", body = Problem,
+         content_type = "application/problem+json"),
+        CommonErrors,
+    )
+)]
+fn create_batch() {}
+
 /// The six routes and the schemas they name.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create, list, get, update, revoke, rotate),
+    paths(create, list, get, update, revoke, rotate, create_batch),
     components(schemas(KeyState, FieldError))
 )]
 struct ManagementRoutes;
 
-/// The six routes under [`TEMPLATE_PREFIX`].
+/// The six routes and the batch create ([`BATCH_PATH`]) under [`TEMPLATE_PREFIX`].
 pub(super) fn routes() -> utoipa::openapi::OpenApi {
     let mut doc = ManagementRoutes::openapi();
     // utoipa writes an optional body (`Option<T>`) as "`T` or `null`", but the rotate body may

@@ -327,11 +327,24 @@ pub(crate) enum ListFormat {
 /// The key commands.
 #[derive(Debug, Clone, Subcommand)]
 pub(crate) enum KeysCommand {
-    /// Create a key; prints the raw key once.
+    /// Create a key and print the raw key once; or, with --count or --owners-from, many keys
+    /// at once, written with their raw keys to --out.
+    #[command(group(clap::ArgGroup::new("owners").required(true).args(["owner", "owners_from"])))]
     Create {
         /// Owner id (a user, team or tenant of your application).
         #[arg(long)]
-        owner: String,
+        owner: Option<String>,
+        /// A file of owner ids, one a line: keys for each of them (blank lines and lines
+        /// starting with # are skipped).
+        #[arg(long, value_name = "FILE")]
+        owners_from: Option<std::path::PathBuf>,
+        /// Keys to create for each owner. Created 1,000 to a transaction, with progress.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        count: u32,
+        /// Where to write the new keys (one JSON object a line, raw key included): a new file,
+        /// created readable by its owner only. Needed for more than one key.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
         /// Human name of the key.
         #[arg(long)]
         name: String,

@@ -112,6 +112,7 @@ pub(super) fn openapi_document(self_service: bool, kw: &keyward_core::Keyward) -
         self_service,
         admin: true,
         admin_list_all: true,
+        admin_batch_create: true,
         signing,
         policy: Some(kw.policy()),
     });

@@ -143,6 +143,14 @@ impl KeyStore for FailingStore {
     ) -> Result<(), StoreError> {
         Err(down())
     }
+    async fn create_many(
+        &self,
+        _: &[&KeyRecord],
+        _: Option<u32>,
+        _: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        Err(down())
+    }
     async fn get(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         Err(down())
     }

@@ -590,6 +590,95 @@ pub async fn case_concurrent_updates_keep_both(app: MgmtApp) {
     }
 }
 
+/// `POST /admin/api-keys/batch`: administrators only; every key or none (an owner the batch
+/// would take over the cap, an invalid item: nothing is created, and the refused item is
+/// named `keys[i].field`); the raw keys in the order asked for, each working, never cached.
+pub async fn case_batch_create(app: MgmtApp) {
+    let (ann, bob, cid) = (
+        app.owner("batch-ann"),
+        app.owner("batch-bob"),
+        app.owner("batch-cid"),
+    );
+    let path = "/admin/api-keys/batch";
+    let one = |owner: &str, name: &str| json!({"owner_id": owner, "key": {"name": name, "scopes": ["reports:read"]}});
+    let body = json!({"keys": [one(&ann, "a1"), one(&bob, "b1"), one(&ann, "a2")]});
+    // Not an administrator: an owner, an ordinary key.
+    let res = send(app.as_owner(Method::POST, path, &ann).json(&body)).await;
+    // The adapters' admin check answers 403, the server's (no admin token) 401.
+    let status = res.status().as_u16();
+    assert!(
+        matches!(status, 401 | 403),
+        "an owner mints in batches: {status}"
+    );
+    let plain = app.owner_create(&cid, json!({"name": "plain"})).await;
+    let res = send(app.with_key(Method::POST, path, &plain.api_key).json(&body)).await;
+    assert_eq!(res.status(), 403, "a key mints in batches");
+    // An administrator.
+    let res = send(app.as_admin(Method::POST, path).json(&body)).await;
+    assert_eq!(res.status(), 201);
+    let cache = res
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(cache.contains("no-store"), "cache-control {cache:?}");
+    let made: Value = res.json().await.unwrap();
+    let items = made["items"].as_array().unwrap();
+    let names: Vec<&str> = items
+        .iter()
+        .map(|i| i["key"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a1", "b1", "a2"]);
+    assert_eq!(items[1]["key"]["owner_id"], json!(bob));
+    for item in items {
+        assert_eq!(app.probe(item["api_key"].as_str().unwrap()).await, 200);
+    }
+    // ann holds 2 of MAX_KEYS: 3 more are refused, and so is cid's key beside them.
+    let over = json!({"keys": [one(&cid, "c"), one(&ann, "a3"), one(&ann, "a4"), one(&ann, "a5")]});
+    let res = send(app.as_admin(Method::POST, path).json(&over)).await;
+    assert_problem(res, 409, "API_KEY_LIMIT_REACHED").await;
+    let keys_of = |owner: String| {
+        let req = app.as_admin(Method::GET, &format!("/admin/owners/{owner}/api-keys"));
+        async move {
+            let page: Value = send(req).await.json().await.unwrap();
+            page["items"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(
+        keys_of(cid.clone()).await,
+        1,
+        "a refused batch created nothing"
+    );
+    assert_eq!(keys_of(ann.clone()).await, 2);
+    // An invalid item refuses the batch and is named.
+    let bad = json!({"keys": [one(&cid, "ok"), one(&cid, " ")]});
+    let res = send(app.as_admin(Method::POST, path).json(&bad)).await;
+    let problem = assert_problem(res, 422, "VALIDATION_FAILED").await;
+    assert_eq!(
+        problem["errors"][0]["field"],
+        json!("keys[1].name"),
+        "{problem}"
+    );
+    let res = send(
+        app.as_admin(Method::POST, path)
+            .json(&json!({"keys": [one("no owner", "x")]})),
+    )
+    .await;
+    assert_eq!(res.status(), 422, "an owner id outside the grammar");
+    assert_eq!(keys_of(cid.clone()).await, 1);
+    // Between 1 and 1,000 keys.
+    let res = send(app.as_admin(Method::POST, path).json(&json!({"keys": []}))).await;
+    assert_problem(res, 422, "VALIDATION_FAILED").await;
+    let many: Vec<Value> = (0..1001).map(|i| one(&cid, &format!("k{i}"))).collect();
+    let res = send(
+        app.as_admin(Method::POST, path)
+            .json(&json!({ "keys": many })),
+    )
+    .await;
+    assert_problem(res, 422, "VALIDATION_FAILED").await;
+}
+
 /// Generates one `#[tokio::test]` per case; `$app` is `async fn() -> Option<MgmtApp>` (`None`
 /// skips, having said why).
 #[macro_export]
@@ -603,7 +692,7 @@ macro_rules! management_suite {
             case_owners_narrow_and_shorten, case_self_service_defaults,
             case_reactivation_by_whom, case_rotation_cannot_multiply, case_rotation_keeps_credits,
             case_if_match,
-            case_raw_keys_not_cacheable, case_concurrent_updates_keep_both);
+            case_raw_keys_not_cacheable, case_concurrent_updates_keep_both, case_batch_create);
     };
     (@cases $app:expr; $($case:ident),* $(,)?) => {
         $(

@@ -370,3 +370,52 @@ pub async fn case_list_filters(store: Arc<dyn KeyStore>) {
         [expired.key_id]
     );
 }
+
+/// A batch create stores every key or none: a duplicate id or an owner pushed over the cap by
+/// the batch (keys already stored plus the batch's) refuses all of it; within the cap, every
+/// key is stored and listed, several owners in one call.
+pub async fn case_create_many(store: Arc<dyn KeyStore>) {
+    let now = at(1000, 0);
+    let existing = record("batch-a", at(1, 0));
+    create(&store, &existing, Some(3), now).await;
+    let a2 = record("batch-a", at(2, 0));
+    let a3 = record("batch-a", at(3, 0));
+    let b1 = record("batch-b", at(2, 0));
+    let over = record("batch-a", at(4, 0));
+    expect_kind(
+        "a batch over batch-a's cap",
+        store
+            .create_many(&[&b1, &a2, &a3, &over], Some(3), now)
+            .await,
+        StoreErrorKind::LimitReached,
+    );
+    let dup = record_with_id(existing.key_id, "batch-b", at(5, 0));
+    expect_kind(
+        "a batch with a stored id",
+        store.create_many(&[&b1, &dup], None, now).await,
+        StoreErrorKind::Conflict,
+    );
+    for (what, k) in [("b1", &b1), ("a2", &a2), ("over", &over)] {
+        assert!(
+            must("get", store.get(&k.key_id).await).await.is_none(),
+            "a refused batch stored {what}"
+        );
+    }
+    let a_keys = must("list", store.list(&of("batch-a"), None, 10).await).await;
+    assert_eq!(a_keys.items.len(), 1, "a refused batch took no slot");
+    must(
+        "batch within the cap",
+        store.create_many(&[&b1, &a2, &a3], Some(3), now).await,
+    )
+    .await;
+    let a_keys = must("list", store.list(&of("batch-a"), None, 10).await).await;
+    let ids: Vec<KeyId> = a_keys.items.iter().map(|r| r.key_id).collect();
+    assert_eq!(ids, [existing.key_id, a2.key_id, a3.key_id]);
+    let got = must("get", store.get(&b1.key_id).await).await;
+    assert_eq!(got.as_ref(), Some(&b1), "stored as given");
+    expect_kind(
+        "batch-a is full",
+        store.create(&over, Some(3), now).await,
+        StoreErrorKind::LimitReached,
+    );
+}
