@@ -39,6 +39,7 @@ use std::process::{Command, ExitCode};
 mod abuse;
 mod load;
 mod rounds;
+pub(crate) mod scale;
 mod stats;
 
 use load::{cores, have, load_suite, on_core, pinning};

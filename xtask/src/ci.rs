@@ -179,6 +179,26 @@ pub(crate) fn steps(options: Options, tools: &Tools) -> Vec<Step> {
     }
 
     if !options.quick {
+        // `keyward serve` at 10^5 keys (issue 30's figures) runs end to end: the dev binary the
+        // tests built, figures printed and not judged; `cargo xtask scale` alone measures the
+        // release binary.
+        steps.push(Step::cargo(
+            "scale",
+            &[
+                "xtask",
+                "scale",
+                "--keys",
+                "100000",
+                "--distinct",
+                "100000",
+                "--seconds",
+                "3",
+                "--dev",
+            ],
+        ));
+    }
+
+    if !options.quick {
         // Changes to keyward-core's public API are deliberate: they update the listing.
         steps.push(Step::cargo("public-api", &["xtask", "public-api"]));
     }
@@ -410,6 +430,7 @@ mod tests {
             "doc",
             "migrations",
             "docs-sh",
+            "scale",
             "public-api",
             "package",
             "fuzz",
@@ -429,6 +450,7 @@ mod tests {
         assert!(!names(&steps).contains(&"doc"));
         assert!(!names(&steps).contains(&"package"));
         assert!(!names(&steps).contains(&"fuzz"));
+        assert!(!names(&steps).contains(&"scale"));
         assert!(!names(&steps).contains(&"deny"));
         assert!(
             !names(&steps).contains(&"doctest"),

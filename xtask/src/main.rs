@@ -76,6 +76,11 @@ const COMMANDS: &[Command] = &[
         run: bench::run,
     },
     Command {
+        name: "scale",
+        about: "keyward serve at N keys: bulk mint, cache-hit and miss-heavy loads, memory, flush, table [--keys N] [--distinct M] [--seconds S] [--database-url postgres://…/keyward_scale] [--dev]",
+        run: bench::scale::run,
+    },
+    Command {
         name: "fuzz",
         about: "fuzz what clients control with libFuzzer [--target key|sigv4|scope] [--seconds N] [--build-only] [--json]",
         run: fuzz::run,

@@ -30,9 +30,17 @@ use crate::schema::Tables;
 /// bound parameters (SQLite's 32 766, MySQL's 65 535).
 const USAGE_CHUNK: usize = 1000;
 
-/// Rows of one batch-create `INSERT`: 1,000 rows of the key table's columns stay under every
-/// dialect's bound-parameter limit (SQLite's 32,766 the lowest).
+/// Most rows of one batch-create `INSERT`; fewer where the dialect's bound-parameter limit
+/// ([`max_parameters`]) over the key table's columns says so (SQLite: 992).
 const INSERT_CHUNK: usize = 1000;
+
+/// The most bound parameters one statement may carry on `backend`.
+fn max_parameters(backend: DbBackend) -> usize {
+    match backend {
+        DbBackend::Sqlite => 32_766,
+        _ => 65_535,
+    }
+}
 
 /// Owners one statement of a batch create's cap check names.
 const OWNER_CHUNK: usize = 1000;
@@ -361,7 +369,7 @@ impl SeaOrmKeyStore {
     /// owners table is upserted and locked, in owner order, so that creates for one owner
     /// serialize and creates for several never deadlock (SQLite's write transaction serializes
     /// them all); then the owners' live keys are counted, and the records inserted,
-    /// [`INSERT_CHUNK`] rows a statement. A duplicate key id fails its insert (the unique
+    /// at most [`INSERT_CHUNK`] rows a statement. A duplicate key id fails its insert (the unique
     /// `key_id`), and with it the transaction.
     async fn create_many_in(
         &self,
@@ -431,7 +439,11 @@ impl SeaOrmKeyStore {
                 return Ok(Err(StoreErrorKind::LimitReached));
             }
         }
-        for chunk in records.chunks(INSERT_CHUNK) {
+        let columns = records
+            .first()
+            .map_or(1, |r| insert_values(r, backend).len());
+        let rows = (max_parameters(backend) / columns).clamp(1, INSERT_CHUNK);
+        for chunk in records.chunks(rows) {
             let mut insert = Query::insert();
             insert.into_table(self.tables.keys_iden());
             for (i, record) in chunk.iter().enumerate() {

@@ -32,17 +32,31 @@ const BENCH_DB: &str = "sqlite://bench.db?mode=rwc";
 const DISTINCT: usize = 200;
 
 /// A running `keyward serve`.
-struct Keyward {
-    child: Child,
-    addr: String,
+pub(super) struct Keyward {
+    pub(super) child: Child,
+    pub(super) addr: String,
 }
 
 impl Keyward {
+    /// `keyward serve` in `dir` over the benched database, with `args` added.
     fn start(bin: &Path, dir: &Path, args: &[&str], pin: bool) -> Result<Self, String> {
+        let mut all = vec!["--database-url", BENCH_DB];
+        all.extend_from_slice(args);
+        Self::spawn(bin, dir, &all, &[], pin)
+    }
+
+    /// `keyward serve` in `dir` with `args` (the database among them) and `envs`.
+    pub(super) fn spawn(
+        bin: &Path,
+        dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        pin: bool,
+    ) -> Result<Self, String> {
         let mut child = on_core(pin.then_some(0), bin)
             .current_dir(dir)
+            .envs(envs.iter().copied())
             .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "human"])
-            .args(["--database-url", BENCH_DB])
             .args(args)
             .env("KEYWARD_ADMIN_TOKEN", "bench-admin-token-0123456789")
             .env("RUST_LOG", "info")
@@ -83,24 +97,57 @@ impl Drop for Keyward {
     }
 }
 
+/// Runs `command` (`what`, for errors) to its end; its standard output, or an error with its
+/// standard error.
+pub(super) fn stdout_of(command: &mut Command, what: &str) -> Result<Vec<u8>, String> {
+    let out = command.output().map_err(|e| format!("{what}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{what}: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(out.stdout)
+}
+
+/// The workspace's target directory (`CARGO_TARGET_DIR` or `target/`).
+pub(super) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| crate::workspace_root().join("target"), PathBuf::from)
+}
+
+/// Builds the release `keyward`; its path.
+pub(super) fn release_keyward() -> Result<PathBuf, String> {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(crate::workspace_root())
+        .args(["build", "--release", "-p", "keyward-server"])
+        .status()
+        .map_err(|e| format!("cargo build: {e}"))?;
+    if !status.success() {
+        return Err("building keyward-server failed".into());
+    }
+    Ok(target_dir().join("release/keyward"))
+}
+
+/// A new folder for one run: `<target>/<group>/<name>-<pid>`.
+pub(super) fn run_dir(group: &str, name: &str) -> Result<PathBuf, String> {
+    let dir = target_dir()
+        .join(group)
+        .join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
 /// Mints a key into the database at `url` with the CLI; returns the raw key.
 fn mint(bin: &Path, dir: &Path, url: &str, owner: &str) -> Result<String, String> {
-    let out = Command::new(bin)
-        .current_dir(dir)
-        .args([
-            "keys", "create", "--owner", owner, "--name", "bench", "--json",
-        ])
-        .args(["--database-url", url, "--max-keys-per-owner", "0"])
-        .env_remove("KEYWARD_PEPPER")
-        .output()
-        .map_err(|e| format!("keyward keys create: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "keyward keys create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = stdout_of(
+        Command::new(bin)
+            .current_dir(dir)
+            .args([
+                "keys", "create", "--owner", owner, "--name", "bench", "--json",
+            ])
+            .args(["--database-url", url, "--max-keys-per-owner", "0"])
+            .env_remove("KEYWARD_PEPPER"),
+        "keyward keys create",
+    )?;
+    let text = String::from_utf8_lossy(&out);
     // `"api_key": "<key>"`, pretty-printed or not.
     text.split_once("\"api_key\"")
         .and_then(|(_, rest)| rest.split('"').nth(1))
@@ -217,22 +264,8 @@ pub(super) fn run(opts: &Options) -> Result<(), String> {
         println!("abuse: needs wrk (`apt-get install wrk`); skipped");
         return Ok(());
     }
-    let root = crate::workspace_root();
-    let status = Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args(["build", "--release", "-p", "keyward-server"])
-        .status()
-        .map_err(|e| format!("cargo build: {e}"))?;
-    if !status.success() {
-        return Err("building keyward-server failed".into());
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let bin = target.join("release/keyward");
-    let dir = target
-        .join("xtask-bench")
-        .join(format!("abuse-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bin = release_keyward()?;
+    let dir = run_dir("xtask-bench", "abuse")?;
     let bench_db = BENCH_DB;
     let scratch_db = "sqlite://scratch.db?mode=rwc";
     let valid = mint(&bin, &dir, bench_db, "bench")?;
