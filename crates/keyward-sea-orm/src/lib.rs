@@ -11,21 +11,24 @@ pub mod files;
 pub mod migration;
 pub mod schema;
 mod store;
+mod usage;
 
 pub use crate::codec::instant;
 #[doc(inline)]
 pub use crate::files::MigrationFiles;
 #[doc(inline)]
 pub use crate::migration::{
-    AddKeyLineage, CreateApiKeys, Migrator, drop_tables, migrate, migrate_tables,
+    AddKeyLineage, AddKeyUsage, CreateApiKeys, Migrator, drop_tables, migrate, migrate_tables,
 };
 #[doc(inline)]
-pub use crate::schema::{PrefixError, Tables, render_lineage_sql, render_migrations, render_sql};
+pub use crate::schema::{
+    PrefixError, Tables, render_lineage_sql, render_migrations, render_sql, render_usage_sql,
+};
 #[doc(inline)]
 pub use crate::store::{SeaOrmKeyStore, connect_options};
 
 /// sea-orm, re-exported so that applications use the same version.
 pub use sea_orm;
 /// sea-orm-migration, re-exported so that an application's own `Migrator` that lists
-/// [`CreateApiKeys`] and [`AddKeyLineage`] uses the same version.
+/// [`CreateApiKeys`], [`AddKeyLineage`] and [`AddKeyUsage`] uses the same version.
 pub use sea_orm_migration;

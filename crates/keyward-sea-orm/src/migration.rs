@@ -8,8 +8,8 @@
 //! ```
 //!
 //! An application that runs its own sea-orm `Migrator` lists
-//! `Box::new(keyward_sea_orm::CreateApiKeys::new(Tables::default()))` among its migrations
-//! instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
+//! `Box::new(keyward_sea_orm::CreateApiKeys::new(Tables::default()))`, then [`AddKeyLineage`]
+//! and [`AddKeyUsage`] likewise, among its migrations instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +20,9 @@ use sea_orm::{
 };
 use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager};
 
-use crate::schema::{LINEAGE_COLUMNS, Tables, drop_statements, lineage_statements, statements};
+use crate::schema::{
+    LINEAGE_COLUMNS, Tables, drop_statements, lineage_statements, statements, usage_statements,
+};
 
 /// Migration 0001: the keys table, its indexes and the owners table.
 #[derive(Debug, Clone)]
@@ -123,6 +125,56 @@ impl MigrationTrait for AddKeyLineage {
     }
 }
 
+/// Migration 0003: the usage table, where usage flushes write ([`crate::entity::api_key_usage`]).
+#[derive(Debug, Clone)]
+pub struct AddKeyUsage {
+    tables: Tables,
+    name: String,
+}
+
+impl AddKeyUsage {
+    /// The migration for `tables`, named `m0003_key_usage` (followed by the prefix when there
+    /// is one).
+    #[must_use]
+    pub fn new(tables: Tables) -> Self {
+        let name = if tables.prefix().is_empty() {
+            "m0003_key_usage".to_owned()
+        } else {
+            format!("m0003_key_usage_{}", tables.prefix())
+        };
+        Self { tables, name }
+    }
+}
+
+impl MigrationName for AddKeyUsage {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for AddKeyUsage {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let (table, storage) = usage_statements(manager.get_database_backend(), &self.tables);
+        manager.create_table(table).await?;
+        if let Some(sql) = storage {
+            manager.get_connection().execute_unprepared(&sql).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                sea_orm::sea_query::Table::drop()
+                    .table(self.tables.usage_iden())
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 /// The migrator for the default table names (`api_keys`, `api_key_owners`), recording what it
 /// applied in sea-orm's `seaql_migrations` table.
 #[derive(Debug, Clone, Copy, Default)]
@@ -133,6 +185,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(CreateApiKeys::new(Tables::default())),
             Box::new(AddKeyLineage::new(Tables::default())),
+            Box::new(AddKeyUsage::new(Tables::default())),
         ]
     }
 }
@@ -179,7 +232,10 @@ async fn adopt_existing(txn: &DatabaseTransaction) -> Result<(), DbErr> {
         .has_column(tables.keys(), LINEAGE_COLUMNS[0])
         .await?
     {
-        present.push(AddKeyLineage::new(tables).name);
+        present.push(AddKeyLineage::new(tables.clone()).name);
+    }
+    if manager.has_table(tables.usage()).await? {
+        present.push(AddKeyUsage::new(tables).name);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -207,7 +263,7 @@ const MIGRATE_LOCK_NAME: &str = "keyward_migrate";
 const MYSQL_LOCK_WAIT_SECS: u32 = 60;
 
 /// Creates the tables under `tables`' names unless the keys table already exists, then adds the
-/// columns of migration 0002 unless they exist. For table prefixes, which the static
+/// columns of migration 0002 and the table of 0003 unless they exist. For table prefixes, which the static
 /// [`Migrator`] cannot carry; no bookkeeping table is written.
 ///
 /// Processes that migrate the same database at once (several instances starting together) take
@@ -226,11 +282,13 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
     let manager = SchemaManager::new(db);
     if manager.has_table(tables.keys()).await?
         && manager.has_column(tables.keys(), lineage_column).await?
+        && manager.has_table(tables.usage()).await?
     {
         return Ok(());
     }
     let create = CreateApiKeys::new(tables.clone());
     let lineage = AddKeyLineage::new(tables.clone());
+    let usage = AddKeyUsage::new(tables.clone());
     serialized(db, move |txn| {
         Box::pin(async move {
             let manager = SchemaManager::new(txn);
@@ -243,6 +301,9 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
                 .await?
             {
                 lineage.up(&manager).await?;
+            }
+            if !manager.has_table(usage.tables.usage()).await? {
+                usage.up(&manager).await?;
             }
             Ok(())
         })

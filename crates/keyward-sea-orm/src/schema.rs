@@ -18,7 +18,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{DbBackend, EntityName, Schema};
 
-use crate::entity::{api_key, api_key_owner};
+use crate::entity::{api_key, api_key_owner, api_key_usage};
 
 /// Longest table prefix accepted.
 pub const MAX_PREFIX_LEN: usize = 32;
@@ -35,6 +35,7 @@ pub struct Tables {
     prefix: String,
     keys: String,
     owners: String,
+    usage: String,
 }
 
 impl Default for Tables {
@@ -49,6 +50,7 @@ impl fmt::Debug for Tables {
         f.debug_struct("Tables")
             .field("keys", &self.keys)
             .field("owners", &self.owners)
+            .field("usage", &self.usage)
             .finish()
     }
 }
@@ -78,6 +80,7 @@ impl Tables {
         Self {
             keys: format!("{prefix}{}", api_key::Entity.table_name()),
             owners: format!("{prefix}{}", api_key_owner::Entity.table_name()),
+            usage: format!("{prefix}{}", api_key_usage::Entity.table_name()),
             prefix,
         }
     }
@@ -100,6 +103,12 @@ impl Tables {
         &self.owners
     }
 
+    /// The usage table (migration 0003).
+    #[must_use]
+    pub fn usage(&self) -> &str {
+        &self.usage
+    }
+
     /// The unique index on `key_id`.
     #[must_use]
     pub fn key_id_index(&self) -> String {
@@ -118,6 +127,10 @@ impl Tables {
 
     pub(crate) fn owners_iden(&self) -> Alias {
         Alias::new(self.owners.as_str())
+    }
+
+    pub(crate) fn usage_iden(&self) -> Alias {
+        Alias::new(self.usage.as_str())
     }
 }
 
@@ -267,13 +280,63 @@ pub fn render_migrations(backend: DbBackend, tables: &Tables) -> Vec<(&'static s
     vec![
         ("0001_create_api_keys.sql", render_sql(backend, tables)),
         ("0002_key_lineage.sql", render_lineage_sql(backend, tables)),
+        ("0003_key_usage.sql", render_usage_sql(backend, tables)),
     ]
+}
+
+/// Migration 0003: the usage table, and on PostgreSQL its fill factor (half of each page kept
+/// free, so that a flush updates a key's row in its own page, a heap-only update that leaves
+/// no index entry behind and whose old version the next reader of the page prunes).
+#[must_use]
+pub fn usage_statements(
+    backend: DbBackend,
+    tables: &Tables,
+) -> (TableCreateStatement, Option<String>) {
+    let table = adapt(
+        backend,
+        tables.usage(),
+        &Schema::new(backend).create_table_from_entity(api_key_usage::Entity),
+    );
+    let storage = (backend == DbBackend::Postgres)
+        .then(|| format!("ALTER TABLE \"{}\" SET (fillfactor = 50)", tables.usage()));
+    (table, storage)
+}
+
+/// Migration 0003 as SQL for `backend`: what `migrations/<backend>/0003_key_usage.sql` holds
+/// for the default names.
+#[must_use]
+pub fn render_usage_sql(backend: DbBackend, tables: &Tables) -> String {
+    let mut out = String::from(
+        "-- keyward: the usage flushes write, one narrow row per key, apart from the key row.\n\
+         -- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.\n",
+    );
+    if !tables.prefix().is_empty() {
+        out.push_str(&format!("-- Table prefix: {}\n", tables.prefix()));
+    }
+    let (table, storage) = usage_statements(backend, tables);
+    out.push('\n');
+    out.push_str(&one_column_a_line(&match backend {
+        DbBackend::Postgres => table.to_string(PostgresQueryBuilder),
+        DbBackend::MySql => table.to_string(MysqlQueryBuilder),
+        _ => table.to_string(SqliteQueryBuilder),
+    }));
+    out.push_str(";\n");
+    if let Some(storage) = storage {
+        out.push('\n');
+        out.push_str(&storage);
+        out.push_str(";\n");
+    }
+    out
 }
 
 /// The statements dropping the schema (for tests and `down` migrations).
 #[must_use]
 pub fn drop_statements(tables: &Tables) -> Vec<TableDropStatement> {
     vec![
+        Table::drop()
+            .table(tables.usage_iden())
+            .if_exists()
+            .to_owned(),
         Table::drop()
             .table(tables.keys_iden())
             .if_exists()

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use keyward_core::clock::{micros, utc_text};
 use keyward_core::digest::KeyDigest;
 use keyward_core::model::KeyState;
 use keyward_core::store::{
@@ -11,7 +10,8 @@ use keyward_core::store::{
 };
 use keyward_core::{KeyId, KeyRecord};
 use sea_orm::sea_query::{
-    Condition, Expr, ExprTrait, InsertStatement, OnConflict, Order, Query, SelectStatement,
+    Alias, Condition, Expr, ExprTrait, InsertStatement, JoinType, OnConflict, Order, Query,
+    SelectStatement,
 };
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -20,15 +20,12 @@ use sea_orm::{
 };
 use time::OffsetDateTime;
 
-use crate::codec::{clamp, decode, digest_values, insert_values, instant, management_values};
+use crate::codec::{decode, digest_values, insert_values, instant, management_values};
 use crate::entity::api_key::{self, Column};
 use crate::entity::api_key_owner;
 use crate::error::{retryable, store_err};
 use crate::schema::Tables;
-
-/// Usage deltas written per statement: 5 bound values each, within every dialect's limit on
-/// bound parameters (SQLite's 32 766, MySQL's 65 535).
-const USAGE_CHUNK: usize = 1000;
+use crate::usage::{apply_usage_in, usage_merge};
 
 /// Most rows of one batch-create `INSERT`; fewer where the dialect's bound-parameter limit
 /// ([`max_parameters`]) over the key table's columns says so (SQLite: 992).
@@ -45,114 +42,28 @@ fn max_parameters(backend: DbBackend) -> usize {
 /// Owners one statement of a batch create's cap check names.
 const OWNER_CHUNK: usize = 1000;
 
-/// Usage deltas written per PostgreSQL statement, as one JSON parameter.
-const USAGE_CHUNK_JSON: usize = 10_000;
-
-/// PostgreSQL's merge of a chunk given as one JSON array of `{id, req, lu, cp, cu}`.
-fn usage_sql_json(table: &str) -> String {
-    let (set, period) = usage_set("");
-    format!(
-        "UPDATE \"{table}\" AS k SET {set}, {period} FROM jsonb_to_recordset($1::jsonb) \
-         AS v(id text, req bigint, lu timestamptz, cp bigint, cu bigint) WHERE k.key_id = v.id"
-    )
-}
-
-/// The `SET` of a usage merge against `v(id, req, lu, cp, cu)`, columns qualified with `k`
-/// (`"k."` or `""`): the counts, last use and credit count; and the credit period apart.
-fn usage_set(k: &str) -> (String, String) {
-    const MAX: &str = "9223372036854775807";
-    (
-        format!(
-            "{k}request_count = CASE WHEN {k}request_count > {MAX} - v.req THEN {MAX} \
-             ELSE {k}request_count + v.req END, \
-             {k}last_used_at = CASE WHEN v.lu IS NOT NULL AND ({k}last_used_at IS NULL \
-             OR {k}last_used_at < v.lu) THEN v.lu ELSE {k}last_used_at END, \
-             {k}credits_used = CASE WHEN v.cp IS NOT NULL AND ({k}credits_period < v.cp \
-             OR ({k}credits_period = v.cp AND {k}credits_used < v.cu)) THEN v.cu \
-             ELSE {k}credits_used END"
-        ),
-        format!(
-            "{k}credits_period = CASE WHEN v.cp IS NOT NULL AND {k}credits_period < v.cp \
-             THEN v.cp ELSE {k}credits_period END"
-        ),
-    )
-}
-
-/// A delta's credit state as `(credits_period, credits_used)` columns: both `NULL` without one.
-fn credit_columns(d: &UsageDelta) -> (Option<i64>, Option<i64>) {
-    d.credits
-        .map_or((None, None), |(p, u)| (Some(clamp(p)), Some(clamp(u))))
-}
-
-/// `batch` with one delta per key: a statement that joins the table with its values updates a
-/// row once, however many values name it. Merging first gives what applying the deltas one
-/// after another would: counts add, the latest use wins, and the credit count of the latest
-/// `(period, used)`.
-fn merged(batch: &[UsageDelta]) -> Vec<UsageDelta> {
-    let mut at: std::collections::HashMap<KeyId, usize> =
-        std::collections::HashMap::with_capacity(batch.len());
-    let mut out: Vec<UsageDelta> = Vec::with_capacity(batch.len());
-    for d in batch {
-        match at.get(&d.key_id).and_then(|&i| out.get_mut(i)) {
-            Some(m) => {
-                m.requests = m.requests.saturating_add(d.requests);
-                m.last_used_at = Ord::max(m.last_used_at, d.last_used_at);
-                m.credits = Ord::max(m.credits, d.credits);
-            }
-            None => {
-                at.insert(d.key_id, out.len());
-                out.push(*d);
-            }
-        }
-    }
-    out
-}
-
-/// The statements that merge `rows` usage deltas, bound as `(key_id, requests, last_used_at,
-/// credits_period, credits_used)` per row, into `table` on SQLite and MySQL (PostgreSQL:
-/// [`usage_sql_json`]). See [`SeaOrmKeyStore::apply_usage_in`].
-fn usage_sql(backend: DbBackend, table: &str, rows: usize) -> Vec<String> {
-    match backend {
-        DbBackend::MySql => {
-            let (set, period) = usage_set("k.");
-            let first = "SELECT ? AS id, CAST(? AS SIGNED) AS req, CAST(? AS DATETIME(6)) AS lu, \
-                         CAST(? AS SIGNED) AS cp, CAST(? AS SIGNED) AS cu";
-            let rest = " UNION ALL SELECT ?, ?, ?, ?, ?";
-            let derived = format!("({first}{})", rest.repeat(rows.saturating_sub(1)));
-            let update =
-                format!("UPDATE `{table}` AS k JOIN {derived} AS v ON k.key_id = v.id SET");
-            vec![format!("{update} {set}"), format!("{update} {period}")]
-        }
-        _ => {
-            let (set, period) = usage_set("");
-            let row = "(?, ?, ?, ?, ?)";
-            vec![format!(
-                "WITH v(id, req, lu, cp, cu) AS (VALUES {}) UPDATE \"{table}\" SET {set}, \
-                 {period} FROM v WHERE \"{table}\".key_id = v.id",
-                vec![row; rows].join(", ")
-            )]
-        }
-    }
-}
-
 /// Attempts of a transaction that failed on a deadlock, a serialization failure or SQLite's
 /// busy lock, before giving up with `Unavailable`.
 const MAX_ATTEMPTS: u32 = 8;
 
 /// A [`KeyStore`] on a sea-orm connection pool.
 ///
-/// - `get` is one indexed `SELECT` by `key_id`.
+/// - `get` is one indexed `SELECT` by `key_id` (joined with the key's usage row), its SQL built
+///   once.
 /// - `create` with a maximum is atomic per owner: PostgreSQL and MySQL lock the owner's row in
 ///   `<prefix>api_key_owners` (`INSERT … ON CONFLICT`/`ON DUPLICATE KEY` then
 ///   `SELECT … FOR UPDATE`) in a read-committed transaction; SQLite takes the write lock up front
 ///   (`BEGIN IMMEDIATE`).
-/// - `record_usage` merges counters in SQL (`request_count + n`, `last_used_at` only forward),
-///   so several instances can flush concurrently.
+/// - `record_usage` merges counters in SQL (`request_count + n`, `last_used_at` only forward)
+///   into the narrow usage table, so several instances can flush concurrently; reads merge a
+///   key's usage row with its own usage columns.
 /// - Failures of the database are `Unavailable`, never "no such key".
 #[derive(Clone)]
 pub struct SeaOrmKeyStore {
     db: DatabaseConnection,
     tables: Tables,
+    /// The SQL of `get`, built once: a cache miss binds the key id and builds nothing.
+    get_sql: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 impl fmt::Debug for SeaOrmKeyStore {
@@ -195,7 +106,11 @@ impl SeaOrmKeyStore {
     /// A store on `db` using `tables` (for a table prefix).
     #[must_use]
     pub fn with_tables(db: DatabaseConnection, tables: Tables) -> Self {
-        Self { db, tables }
+        Self {
+            db,
+            tables,
+            get_sql: std::sync::Arc::default(),
+        }
     }
 
     /// Connects with [`connect_options`] and the default table names. Does not migrate.
@@ -240,10 +155,42 @@ impl SeaOrmKeyStore {
         instant(self.backend(), Some(t))
     }
 
+    /// Every column of the keys table, its usage merged with the key's usage row
+    /// ([`usage_merge`]): a derived table under the keys table's name, so that conditions and
+    /// orderings name its columns as they name the table's. The databases flatten it into a
+    /// join, an index probe of the usage table per key.
     fn select(&self) -> SelectStatement {
+        let usage = [
+            "request_count",
+            "last_used_at",
+            "credits_period",
+            "credits_used",
+        ];
+        let mut merged = Query::select();
+        for c in Column::iter().filter(|c| !usage.contains(&sea_orm::IdenStatic::as_str(c))) {
+            merged.column((Alias::new("k"), c));
+        }
+        // A key without a usage row reads as its own columns: `NULL` compares as false, and
+        // the count is added as 0.
+        let flushed = |c: &str| match c {
+            "request_count" => "COALESCE(u.request_count, 0)".to_owned(),
+            _ => format!("u.{c}"),
+        };
+        for (name, expr) in usage_merge(&|c| format!("k.{c}"), &flushed) {
+            merged.expr_as(Expr::cust(expr), Alias::new(name));
+        }
+        merged
+            .from_as(self.tables.keys_iden(), Alias::new("k"))
+            .join_as(
+                JoinType::LeftJoin,
+                self.tables.usage_iden(),
+                Alias::new("u"),
+                Expr::col((Alias::new("u"), Column::KeyId))
+                    .equals((Alias::new("k"), Column::KeyId)),
+            );
         Query::select()
             .columns(Column::iter())
-            .from(self.tables.keys_iden())
+            .from_subquery(merged, self.tables.keys_iden())
             .to_owned()
     }
 
@@ -333,7 +280,11 @@ impl SeaOrmKeyStore {
                     Write::CreateMany(records, max, now) => {
                         self.create_many_in(&txn, records, max, now).await
                     }
-                    Write::Usage(batch) => self.apply_usage_in(&txn, batch).await.map(Ok),
+                    Write::Usage(batch) => {
+                        apply_usage_in(&txn, self.backend(), self.tables.usage(), batch)
+                            .await
+                            .map(Ok)
+                    }
                 };
                 match done {
                     Ok(Ok(())) => txn.commit().await.map(Ok),
@@ -461,68 +412,6 @@ impl SeaOrmKeyStore {
         Ok(Ok(()))
     }
 
-    /// Writes `batch` in set-based statements, [`USAGE_CHUNK_JSON`] keys each on PostgreSQL
-    /// and [`USAGE_CHUNK`] elsewhere: counts add
-    /// (saturating), `last_used_at` only moves forward, a credit count is taken only for a
-    /// later period or a higher count in the same one. Each statement joins the key table with
-    /// the chunk's values, so a chunk costs one round trip and one plan, not one per key.
-    ///
-    /// PostgreSQL and SQLite evaluate every `SET` on the old row: one `UPDATE … FROM` per
-    /// chunk. MySQL's multi-table `UPDATE` gives no order to its assignments, and the credit
-    /// count depends on the old period: there the period is set by a second statement.
-    async fn apply_usage_in(
-        &self,
-        txn: &DatabaseTransaction,
-        batch: &[UsageDelta],
-    ) -> Result<(), DbErr> {
-        let backend = self.backend();
-        let batch = merged(batch);
-        if backend == DbBackend::Postgres {
-            // One JSON parameter per chunk: a short statement that parses and plans once, and
-            // chunks ten times larger than bound parameters allow.
-            for chunk in batch.chunks(USAGE_CHUNK_JSON) {
-                let rows: Vec<serde_json::Value> = chunk
-                    .iter()
-                    .map(|d| {
-                        let (cp, cu) = credit_columns(d);
-                        let lu = d.last_used_at.map(|t| utc_text(micros(t), "Z"));
-                        serde_json::json!({
-                            "id": d.key_id.as_str(),
-                            "req": clamp(d.requests),
-                            "lu": lu,
-                            "cp": cp,
-                            "cu": cu,
-                        })
-                    })
-                    .collect();
-                let json = serde_json::Value::Array(rows).to_string();
-                let stmt = sea_orm::Statement::from_sql_and_values(
-                    backend,
-                    usage_sql_json(self.tables.keys()),
-                    [Value::from(json)],
-                );
-                txn.execute_raw(stmt).await?;
-            }
-            return Ok(());
-        }
-        for chunk in batch.chunks(USAGE_CHUNK) {
-            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
-            for d in chunk {
-                let (period, used) = credit_columns(d);
-                values.push(d.key_id.as_str().into());
-                values.push(clamp(d.requests).into());
-                values.push(instant(backend, d.last_used_at));
-                values.push(period.into());
-                values.push(used.into());
-            }
-            for sql in usage_sql(backend, self.tables.keys(), chunk.len()) {
-                let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, values.clone());
-                txn.execute_raw(stmt).await?;
-            }
-        }
-        Ok(())
-    }
-
     async fn update_where_key(
         &self,
         op: &'static str,
@@ -590,14 +479,23 @@ impl KeyStore for SeaOrmKeyStore {
     }
 
     async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        let stmt = self
-            .select()
-            .and_where(Expr::col(Column::KeyId).eq(key_id.as_str()))
-            .limit(1)
-            .to_owned();
+        // The statement's only parameter is the key id (unique: no LIMIT, whose bound value
+        // would be a second one).
+        let sql = self.get_sql.get_or_init(|| {
+            let stmt = self
+                .select()
+                .and_where(Expr::col(Column::KeyId).eq(""))
+                .to_owned();
+            self.backend().build(&stmt).sql
+        });
+        let stmt = sea_orm::Statement::from_sql_and_values(
+            self.backend(),
+            sql.as_str(),
+            [Value::from(key_id.as_str())],
+        );
         let Some(row) = self
             .db
-            .query_one(&stmt)
+            .query_one_raw(stmt)
             .await
             .map_err(|e| store_err("get", e))?
         else {

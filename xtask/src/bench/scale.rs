@@ -10,7 +10,7 @@
 //! (`/proc/<pid>/stat`, user + system, over wrk's request count). Then the server's RSS and cache
 //! entries, and the final usage flush: the server runs with `--flush-interval 1h`, so stopping
 //! it (SIGTERM) writes the usage of every key the loads used in one flush, timed from the signal
-//! to the exit. The key table's size is read before the loads and after that flush.
+//! to the exit. The tables' size is read before the loads and after that flush.
 //!
 //! SQLite in the run's folder by default; `--database-url postgres://…/keyward_scale…` uses
 //! PostgreSQL, dropping and creating that database first (only a name starting
@@ -273,8 +273,8 @@ impl Db {
         }
     }
 
-    /// The key table's size: the database file (checkpointed) for SQLite, the table with its
-    /// indexes and TOAST for PostgreSQL.
+    /// The keys' size: the database file (checkpointed) for SQLite; for PostgreSQL, the key
+    /// and usage tables with their indexes and TOAST.
     fn table_bytes(&self) -> Result<u64, String> {
         match self {
             Self::Sqlite(path) => {
@@ -290,7 +290,11 @@ impl Db {
                     .map_err(|e| format!("{}: {e}", path.display()))
             }
             Self::Postgres { url } => {
-                let text = psql(url, "SELECT pg_total_relation_size('api_keys')")?;
+                let text = psql(
+                    url,
+                    "SELECT pg_total_relation_size('api_keys') \
+                     + coalesce(pg_total_relation_size(to_regclass('api_key_usage')), 0)",
+                )?;
                 text.trim()
                     .parse()
                     .map_err(|_| format!("table size: {text}"))

@@ -210,8 +210,8 @@ pub async fn suite_on(db: DatabaseConnection) {
     .await;
 }
 
-/// `migrate` on tables the checked-in SQL created: it recognises them (records both
-/// migrations) instead of creating them again, and is a no-op after.
+/// `migrate` on tables the checked-in SQL created: it recognises them (records every
+/// migration) instead of creating them again, and is a no-op after.
 pub async fn migrate_adopts(db: &DatabaseConnection) {
     keyward_sea_orm::migrate(db)
         .await
@@ -219,8 +219,8 @@ pub async fn migrate_adopts(db: &DatabaseConnection) {
     keyward_sea_orm::migrate(db).await.expect("and again");
     assert_eq!(
         recorded_migrations(db).await,
-        2,
-        "both migrations recorded once"
+        3,
+        "every migration recorded once"
     );
 }
 
@@ -229,7 +229,7 @@ async fn recorded_migrations(db: &DatabaseConnection) -> i64 {
     db.query_one_raw(keyward_sea_orm::sea_orm::Statement::from_string(
         db.get_database_backend(),
         "SELECT COUNT(*) FROM seaql_migrations \
-         WHERE version IN ('m0001_create_api_keys', 'm0002_key_lineage')",
+         WHERE version IN ('m0001_create_api_keys', 'm0002_key_lineage', 'm0003_key_usage')",
     ))
     .await
     .unwrap()
@@ -622,13 +622,19 @@ pub async fn upgrade_from_first_migration(url: &str) {
         .migrate()
         .await
         .expect("migrate_tables on top of 0001");
-    for table in [Tables::default().keys(), prefixed.keys()] {
+    for tables in [Tables::default(), prefixed.clone()] {
+        let table = tables.keys();
         for column in LINEAGE_COLUMNS {
             assert!(
                 manager.has_column(table, column).await.unwrap(),
                 "{table}.{column} after the upgrade"
             );
         }
+        assert!(
+            manager.has_table(tables.usage()).await.unwrap(),
+            "{} after the upgrade",
+            tables.usage()
+        );
     }
     // Migrating again is a no-op.
     keyward_sea_orm::migrate(&db).await.expect("migrate twice");
@@ -708,11 +714,16 @@ pub async fn migrate_over_sql_files(db: &DatabaseConnection, tables: &Tables, co
             tables.keys()
         );
     }
+    assert!(
+        manager.has_table(tables.usage()).await.unwrap(),
+        "{} after migrate",
+        tables.usage()
+    );
     if tables.prefix().is_empty() {
         assert_eq!(
             recorded_migrations(db).await,
-            2,
-            "both migrations recorded once"
+            3,
+            "every migration recorded once"
         );
     }
     keyward_test::store_suite::case_round_trip_full(Arc::new(store.clone())).await;
@@ -720,9 +731,11 @@ pub async fn migrate_over_sql_files(db: &DatabaseConnection, tables: &Tables, co
 }
 
 /// The combinations the checked-in-SQL tests don't cover, in one fresh database: default names
-/// from the first file only, and two prefixes, from both files and from the first.
+/// from the first file only, and prefixes from every file, from the first two and from the
+/// first.
 pub async fn sql_files_then_migrate(db: &DatabaseConnection) {
     migrate_over_sql_files(db, &Tables::default(), 1).await;
-    migrate_over_sql_files(db, &Tables::with_prefix("sqlall_").unwrap(), 2).await;
+    migrate_over_sql_files(db, &Tables::with_prefix("sqlall_").unwrap(), 3).await;
+    migrate_over_sql_files(db, &Tables::with_prefix("sqltwo_").unwrap(), 2).await;
     migrate_over_sql_files(db, &Tables::with_prefix("sqlfirst_").unwrap(), 1).await;
 }
