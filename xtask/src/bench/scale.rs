@@ -8,7 +8,8 @@
 //!
 //! For each: requests per second, p50/p99 latency (wrk), and the server's CPU time per request
 //! (`/proc/<pid>/stat`, user + system, over wrk's request count). Then the server's RSS and cache
-//! entries, and the final usage flush: the server runs with `--flush-interval 1h`, so stopping
+//! entries, the bytes of one cached key (`keyward-core`'s `cache_bytes` example, not with
+//! `--dev`), and the final usage flush: the server runs with `--flush-interval 1h`, so stopping
 //! it (SIGTERM) writes the usage of every key the loads used in one flush, timed from the signal
 //! to the exit. The tables' size is read before the loads and after that flush.
 //!
@@ -192,13 +193,26 @@ pub(crate) fn run(args: &[String]) -> Result<std::process::ExitCode, String> {
     );
     println!(
         "memory    RSS {:.1} → {:.1} MiB over the miss-heavy load: cache {} → {} entries, usage \
-         of {} keys pending (examples/cache_bytes measures an entry alone)",
+         of {} keys pending",
         mib(rss_before),
         mib(rss_after),
         before.entries,
         after.entries,
         after.pending
     );
+
+    if !o.dev {
+        // Bytes per cached key, measured alone (the server's RSS above holds pending usage too).
+        let text = stdout_of(
+            Command::new(env!("CARGO"))
+                .current_dir(crate::workspace_root())
+                .args(["run", "-q", "--release", "-p", "keyward-core"])
+                .args(["--example", "cache_bytes", "--"])
+                .arg(o.keys.min(1_000_000).to_string()),
+            "the cache_bytes example",
+        )?;
+        print!("cache     {}", String::from_utf8_lossy(&text));
+    }
 
     // The final flush: every key the loads used.
     let pending = after.pending;
