@@ -432,6 +432,30 @@ async fn credits_are_consumed_and_refilled() {
     f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
 }
 
+/// Without a cache every request loads a fresh entry: the counts of entries gone by the flush
+/// are kept whatever their number (past the counted list's bound they move to the queue), and
+/// each request is counted once.
+#[tokio::test]
+async fn every_request_is_counted_without_a_cache() {
+    let store = Probe::new();
+    let kw = Keyward::builder(store.clone(), Keyring::insecure_test_keyring())
+        .cache(keyward_core::CacheConfig {
+            capacity: 0,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let created = kw.create_key("alice", req("uncached", &[])).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    let n = 70_000;
+    for _ in 0..n {
+        kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    }
+    kw.flush_usage().await.unwrap();
+    let view = kw.get_key(&Actor::admin(), &created.key.id).await.unwrap();
+    assert_eq!(view.usage.request_count, n);
+}
+
 #[tokio::test]
 async fn last_used_is_throttled_and_batched() {
     let f = fixture();

@@ -229,8 +229,12 @@ impl KeyStore for RedisKeyStore {
             Ok(Err(refusal)) => Ok(refusal),
             Err(e) => Err(redis_error(e)),
         };
-        // Undo, owner sets first (as `create` does), then the records.
+        // Undo, owner sets first (as `create` does), then the records, on a fresh connection:
+        // the one that failed may be broken.
         let undone: Result<(), redis::RedisError> = async {
+            let mut c = self.shared.conn().await.map_err(|e| {
+                redis::RedisError::from((redis::ErrorKind::Io, "connect", e.to_string()))
+            })?;
             for owner in slotted {
                 for r in &by_owner[owner] {
                     let member = codec::index_member(r.created_at, &r.key_id);

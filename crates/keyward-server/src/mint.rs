@@ -90,6 +90,8 @@ pub(crate) async fn create_many(
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut running = tokio::task::JoinSet::new();
     let mut failure: Option<AppError> = None;
+    // Keys created after the file could no longer be written.
+    let mut unwritten = 0_usize;
     loop {
         while failure.is_none() && running.len() < IN_FLIGHT && pending.peek().is_some() {
             let keys: Vec<NewKey> = pending
@@ -121,23 +123,30 @@ pub(crate) async fn create_many(
                 continue;
             }
         };
+        if unwritten > 0 {
+            // A write failed: what follows it in the file could not be trusted.
+            unwritten += batch.items.len();
+            continue;
+        }
+        // The raw key goes into a buffer wiped on drop, never through a JSON value (a raw key
+        // is base62 and `_`: nothing to escape).
         let mut lines = Zeroizing::new(String::with_capacity(batch.items.len() * 160));
         for c in &batch.items {
-            let line = serde_json::json!({
-                "owner_id": c.key.owner_id,
-                "key_id": c.key.id,
-                "name": c.key.name,
-                "api_key": c.api_key.expose_secret(),
-            });
-            lines.push_str(&Zeroizing::new(line.to_string()));
-            lines.push('\n');
+            let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
+            lines.push_str(&format!(
+                "{{\"owner_id\":{},\"key_id\":\"{}\",\"name\":{},\"api_key\":\"",
+                text(&c.key.owner_id),
+                c.key.id,
+                text(&c.key.name)
+            ));
+            lines.push_str(c.api_key.expose_secret());
+            lines.push_str("\"}\n");
         }
         if let Err(e) = file.write_all(lines.as_bytes()) {
+            unwritten = batch.items.len();
             failure.get_or_insert(AppError::Io(format!(
-                "cannot write {} ({} keys created and not written: revoke them; `keyward keys \
-                 list --owner …` finds them): {e}",
-                path.display(),
-                batch.items.len()
+                "cannot write {}: {e}",
+                path.display()
             )));
             continue;
         }
@@ -157,8 +166,16 @@ pub(crate) async fn create_many(
             return Err(e);
         }
         Some(e) => {
+            let lost = if unwritten > 0 {
+                format!(
+                    ", and {unwritten} more created and not written: revoke them (`keyward keys \
+                     list --owner …` finds them)"
+                )
+            } else {
+                String::new()
+            };
             return Err(AppError::Io(format!(
-                "{e}; {done} keys were created and written to {} before it",
+                "{e}; {done} keys were created and written to {} before it{lost}",
                 path.display()
             )));
         }

@@ -193,11 +193,6 @@ impl Keyward {
         &self.0.policy
     }
 
-    /// The pepper keyring, for the management service.
-    pub(crate) fn keyring(&self) -> &Keyring {
-        &self.0.keyring
-    }
-
     /// A new key of the policy's format, from the builder's random source or the OS CSPRNG.
     pub(crate) fn generate_key(&self) -> Result<crate::key::GeneratedKey, crate::key::RngError> {
         let format = &self.0.policy.format;

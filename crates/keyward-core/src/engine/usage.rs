@@ -25,6 +25,26 @@ pub(super) struct UsageBatcher {
     count_requests: bool,
 }
 
+/// Moves the counts of `entries` (read and reset) into `deltas`, one delta per key.
+fn add_counts(deltas: &mut HashMap<KeyId, UsageDelta>, entries: Vec<Arc<Entry>>) {
+    for entry in entries {
+        let n = entry.requests.swap(0, Ordering::AcqRel);
+        if n > 0 {
+            let key_id = entry.key_id();
+            let d = deltas.entry(key_id).or_insert(UsageDelta {
+                key_id,
+                last_used_at: None,
+                requests: 0,
+                credits: None,
+            });
+            d.requests = d.requests.saturating_add(n);
+        }
+    }
+}
+
+/// Longest the list of counted entries grows before their counts move to the queue.
+const MAX_COUNTED: usize = 65_536;
+
 impl UsageBatcher {
     pub(super) fn new(count_requests: bool) -> Self {
         Self {
@@ -41,11 +61,20 @@ impl UsageBatcher {
 
     /// Counts one request of `entry`.
     pub(super) fn count(&self, entry: &Arc<Entry>) {
-        if self.count_requests && entry.requests.fetch_add(1, Ordering::Relaxed) == 0 {
-            self.counted
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(Arc::clone(entry));
+        if !self.count_requests || entry.requests.fetch_add(1, Ordering::Relaxed) != 0 {
+            return;
+        }
+        let full = {
+            let mut list = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
+            list.push(Arc::clone(entry));
+            (list.len() >= MAX_COUNTED).then(|| std::mem::take(&mut *list))
+        };
+        // A list as long as this means entries come and go between flushes (a small or no
+        // cache, or no flusher): their counts move to the queue, one delta per key, and the
+        // entries are let go.
+        if let Some(full) = full {
+            let mut map = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
+            add_counts(&mut map, full);
         }
     }
 
@@ -72,19 +101,7 @@ impl UsageBatcher {
             let mut list = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::take(&mut *list)
         };
-        for entry in counted {
-            let n = entry.requests.swap(0, Ordering::AcqRel);
-            if n > 0 {
-                let key_id = entry.key_id();
-                let d = pending.entry(key_id).or_insert(UsageDelta {
-                    key_id,
-                    last_used_at: None,
-                    requests: 0,
-                    credits: None,
-                });
-                d.requests = d.requests.saturating_add(n);
-            }
-        }
+        add_counts(&mut pending, counted);
         pending.into_values().collect()
     }
 

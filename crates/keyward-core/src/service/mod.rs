@@ -344,7 +344,13 @@ impl Keyward {
                 .filter(|d| !d.is_empty()),
             env: policy.format.env().to_owned(),
             prefix: policy.format.prefix().to_owned(),
-            digest: self.keyring().digest(&KeyId::MIN, ""),
+            // Replaced by `mint`: no digest is computed for the template (a slow digest would
+            // run twice per key).
+            digest: crate::digest::KeyDigest {
+                algorithm: crate::digest::DigestAlgorithm::HmacSha256,
+                pepper_version: 0,
+                bytes: [0; crate::digest::DIGEST_LEN],
+            },
             sealed_secret: None,
             scopes,
             metadata,
