@@ -287,8 +287,8 @@ impl<R> Gate<R> {
         &self.requirement
     }
 
-    /// The outcome, when it needs no waiting: nothing presented, or a key
-    /// the engine settles from its cache. `None`: call [`Gate::authenticate`]. The client
+    /// The outcome, when it needs no waiting: nothing presented (a pass for an optional gate,
+    /// `401 API_KEY_MISSING` otherwise), or a key the engine settles from its cache. `None`: call [`Gate::authenticate`]. The client
     /// address is only asked for keys.
     pub fn authenticate_now(
         &self,
@@ -296,6 +296,13 @@ impl<R> Gate<R> {
     ) -> Option<Result<Option<Principal>, Problem>> {
         match self.headers.extract(&self.keyward.policy().format, head) {
             Credential::None | Credential::NotOurs if !self.required() => Some(Ok(None)),
+            // Required, and nothing to verify: refused without a read, reported as such.
+            Credential::None | Credential::NotOurs => {
+                let started = self.start();
+                let problem = Problem::missing();
+                self.report(started, Err(problem.code), true);
+                Some(Err(problem))
+            }
             Credential::Key(key) => {
                 let ctx = VerifyContext {
                     client_ip: head.client_ip(),

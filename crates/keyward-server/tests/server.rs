@@ -664,6 +664,11 @@ fn metrics_count_every_check() {
         assert_eq!(verified(&text, "ok", Some("hit")), N - 1, "{text}");
         assert_eq!(verified(&text, "invalid", None), 2 * N, "{text}");
         assert_eq!(verified(&text, "missing", None), N, "{text}");
+        assert_eq!(
+            verified(&text, "missing", Some("hit")),
+            N,
+            "no key is refused without a read: {text}"
+        );
         let histogram = text
             .lines()
             .find_map(|l| l.strip_prefix("keyward_verify_duration_seconds_count "))
