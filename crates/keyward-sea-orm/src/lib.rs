@@ -8,6 +8,7 @@ mod codec;
 pub mod entity;
 mod error;
 pub mod files;
+mod lookup;
 pub mod migration;
 pub mod schema;
 mod store;

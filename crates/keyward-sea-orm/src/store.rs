@@ -24,6 +24,7 @@ use crate::codec::{decode, digest_values, insert_values, instant, management_val
 use crate::entity::api_key::{self, Column};
 use crate::entity::api_key_owner;
 use crate::error::{retryable, store_err};
+use crate::lookup::Lookups;
 use crate::schema::Tables;
 use crate::usage::{apply_usage_in, usage_merge};
 
@@ -48,8 +49,9 @@ const MAX_ATTEMPTS: u32 = 8;
 
 /// A [`KeyStore`] on a sea-orm connection pool.
 ///
-/// - `get` is one indexed `SELECT` by `key_id` (joined with the key's usage row), its SQL built
-///   once.
+/// - `get` is an indexed `SELECT` by `key_id` (joined with the key's usage row), shared by the
+///   misses that arrive while another read is under way; its SQL is built
+///   once per number of ids.
 /// - `create` with a maximum is atomic per owner: PostgreSQL and MySQL lock the owner's row in
 ///   `<prefix>api_key_owners` (`INSERT … ON CONFLICT`/`ON DUPLICATE KEY` then
 ///   `SELECT … FOR UPDATE`) in a read-committed transaction; SQLite takes the write lock up front
@@ -62,8 +64,11 @@ const MAX_ATTEMPTS: u32 = 8;
 pub struct SeaOrmKeyStore {
     db: DatabaseConnection,
     tables: Tables,
-    /// The SQL of `get`, built once: a cache miss binds the key id and builds nothing.
-    get_sql: std::sync::Arc<std::sync::OnceLock<String>>,
+    /// The SQL of a read of n keys at index n, each built once: a read binds its key ids and
+    /// builds nothing (building the `SELECT` cost a miss about 45 µs, measured).
+    read_sql: std::sync::Arc<[std::sync::OnceLock<String>]>,
+    /// Key ids waiting to be read, together ([`crate::lookup`]).
+    lookups: Lookups,
 }
 
 impl fmt::Debug for SeaOrmKeyStore {
@@ -109,7 +114,10 @@ impl SeaOrmKeyStore {
         Self {
             db,
             tables,
-            get_sql: std::sync::Arc::default(),
+            read_sql: (0..=crate::lookup::MAX_BATCH)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            lookups: Lookups::default(),
         }
     }
 
@@ -316,6 +324,65 @@ impl SeaOrmKeyStore {
         }
     }
 
+    /// Reads what [`Lookups`] queued, batch after batch, until nothing waits.
+    async fn read_waiting(&self) {
+        // Should this task stop early (a panic, a runtime shutting down), it is no longer
+        // counted, and the next miss starts another reader for whatever still waits.
+        struct Counted<'a>(&'a Lookups, bool);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.abandon();
+                }
+            }
+        }
+        let mut reader = Counted(&self.lookups, false);
+        while let Some(waiters) = self.lookups.next() {
+            let mut ids: Vec<KeyId> = waiters.iter().map(|(k, _)| *k).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            crate::lookup::answer(waiters, self.read_keys(&ids).await);
+        }
+        reader.1 = true;
+    }
+
+    /// The keys of `ids` (at most [`crate::lookup::MAX_BATCH`]) that exist: one `SELECT`,
+    /// whose only parameters are the key ids.
+    async fn read_keys(&self, ids: &[KeyId]) -> Result<Vec<KeyRecord>, StoreError> {
+        let build = || {
+            let stmt = self
+                .select()
+                .and_where(Expr::col(Column::KeyId).is_in(vec![""; ids.len()]))
+                .to_owned();
+            self.backend().build(&stmt).sql
+        };
+        let built;
+        let sql = match self.read_sql.get(ids.len()) {
+            Some(cell) => cell.get_or_init(build),
+            None => {
+                built = build();
+                &built
+            }
+        };
+        let stmt = sea_orm::Statement::from_sql_and_values(
+            self.backend(),
+            sql.as_str(),
+            ids.iter().map(|id| Value::from(id.as_str())),
+        );
+        let rows = self
+            .db
+            .query_all_raw(stmt)
+            .await
+            .map_err(|e| store_err("get", e))?;
+        rows.iter()
+            .map(|row| {
+                let model =
+                    api_key::Model::from_query_result(row, "").map_err(|e| store_err("get", e))?;
+                decode(model)
+            })
+            .collect()
+    }
+
     /// Creates `records` (one key or a batch) under the owner cap: each owner's row of the
     /// owners table is upserted and locked, in owner order, so that creates for one owner
     /// serialize and creates for several never deadlock (SQLite's write transaction serializes
@@ -479,31 +546,15 @@ impl KeyStore for SeaOrmKeyStore {
     }
 
     async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        // The statement's only parameter is the key id (unique: no LIMIT, whose bound value
-        // would be a second one).
-        let sql = self.get_sql.get_or_init(|| {
-            let stmt = self
-                .select()
-                .and_where(Expr::col(Column::KeyId).eq(""))
-                .to_owned();
-            self.backend().build(&stmt).sql
-        });
-        let stmt = sea_orm::Statement::from_sql_and_values(
-            self.backend(),
-            sql.as_str(),
-            [Value::from(key_id.as_str())],
-        );
-        let Some(row) = self
-            .db
-            .query_one_raw(stmt)
+        let (answer, start) = self.lookups.ask(*key_id);
+        if start {
+            // A task of its own: a caller that gives up must not strand the others.
+            let store = self.clone();
+            tokio::spawn(async move { store.read_waiting().await });
+        }
+        answer
             .await
-            .map_err(|e| store_err("get", e))?
-        else {
-            return Ok(None);
-        };
-        let model = api_key::Model::from_query_result(&row, "").map_err(|e| store_err("get", e))?;
-        let record = decode(model)?;
-        Ok((record.key_id == *key_id).then_some(record))
+            .unwrap_or_else(|_| Err(StoreError::unavailable("the key lookup stopped")))
     }
 
     async fn list(

@@ -419,3 +419,29 @@ pub async fn case_create_many(store: Arc<dyn KeyStore>) {
         StoreErrorKind::LimitReached,
     );
 }
+
+/// Many reads at once, of known and unknown ids and the same id several times (a store may
+/// read them together): each gets exactly its own key, or none.
+pub async fn case_concurrent_gets(store: Arc<dyn KeyStore>) {
+    let known: Vec<KeyRecord> = (0..12).map(|i| record("readers", at(i, 0))).collect();
+    for r in &known {
+        create(&store, r, None, at(100, 0)).await;
+    }
+    let unknown: Vec<KeyId> = (0..12).map(|_| new_id()).collect();
+    let tasks: Vec<_> = (0..240)
+        .map(|i| {
+            let store = store.clone();
+            let (id, want) = if i % 2 == 0 {
+                let r = &known[(i / 2) % known.len()];
+                (r.key_id, Some(r.clone()))
+            } else {
+                (unknown[(i / 2) % unknown.len()], None)
+            };
+            tokio::spawn(async move { (store.get(&id).await, want) })
+        })
+        .collect();
+    for t in futures::future::join_all(tasks).await {
+        let (got, want) = t.expect("task");
+        assert_eq!(got.expect("get"), want);
+    }
+}

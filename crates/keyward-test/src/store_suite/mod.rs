@@ -85,6 +85,7 @@ pub const CASES: &[(&str, Case)] = &[
     }),
     ("max_keys", |s| Box::pin(case_max_keys(s))),
     ("create_many", |s| Box::pin(case_create_many(s))),
+    ("concurrent_gets", |s| Box::pin(case_concurrent_gets(s))),
     ("concurrent_limit", |s| Box::pin(case_concurrent_limit(s))),
     ("concurrent_duplicates", |s| {
         Box::pin(case_concurrent_duplicates(s))
@@ -126,7 +127,7 @@ macro_rules! store_suite {
             case_revoke, case_revoke_version_check,
             case_record_usage, case_list_pagination, case_list_stable_under_inserts,
             case_list_filters,
-            case_max_keys, case_create_many, case_concurrent_limit, case_concurrent_duplicates,
+            case_max_keys, case_create_many, case_concurrent_gets, case_concurrent_limit, case_concurrent_duplicates,
             case_engine_lifecycle, case_engine_expiry, case_engine_env_bound);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
