@@ -246,6 +246,16 @@ pub struct UsageDelta {
     pub credits: Option<(u64, u64)>,
 }
 
+impl UsageDelta {
+    /// Adds `other` (a delta for the same key) to this one, as applying both would: counts add
+    /// (saturating), the later use wins, and the later credit state `(period, used)`.
+    pub fn absorb(&mut self, other: &UsageDelta) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.last_used_at = Ord::max(self.last_used_at, other.last_used_at);
+        self.credits = Ord::max(self.credits, other.credits);
+    }
+}
+
 /// Persistent key storage.
 ///
 /// Every method maps backend failures to [`StoreErrorKind::Unavailable`] (or another kind), never

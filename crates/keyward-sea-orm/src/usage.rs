@@ -132,11 +132,7 @@ fn merged(batch: &[UsageDelta]) -> Vec<UsageDelta> {
     let mut out: Vec<UsageDelta> = Vec::with_capacity(batch.len());
     for d in batch {
         match at.get(&d.key_id).and_then(|&i| out.get_mut(i)) {
-            Some(m) => {
-                m.requests = m.requests.saturating_add(d.requests);
-                m.last_used_at = Ord::max(m.last_used_at, d.last_used_at);
-                m.credits = Ord::max(m.credits, d.credits);
-            }
+            Some(m) => m.absorb(d),
             None => {
                 at.insert(d.key_id, out.len());
                 out.push(*d);

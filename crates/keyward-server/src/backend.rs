@@ -59,14 +59,7 @@ pub(crate) fn kind_of(url: &str) -> Result<&'static str, AppError> {
 /// SQLite then opens it, and gives its `-wal` and `-shm` files the same mode. Left to sqlx, the
 /// file would get the umask's mode (0644 usually), readable by every local user.
 fn create_private(path: &std::path::Path) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    match opts.open(path) {
+    match crate::secret_file::create_new_private(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),

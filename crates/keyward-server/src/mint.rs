@@ -37,14 +37,7 @@ pub(crate) fn owners_from(file: &Path) -> Result<Vec<String>, AppError> {
 /// A new file for raw keys: created here (never an existing one), mode 0600.
 fn create_key_file(path: &Path) -> Result<std::fs::File, AppError> {
     crate::secret_file::refuse_open_directory(path, "the key file")?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    opts.open(path).map_err(|e| {
+    crate::secret_file::create_new_private(path).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
             " (it exists: keyward writes raw keys to a new file only)"
         } else {

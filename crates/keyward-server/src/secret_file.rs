@@ -6,6 +6,22 @@ use std::path::Path;
 
 use crate::error::AppError;
 
+/// Creates `path` as a new file that only its owner can read and write (0600): an existing
+/// file is an `AlreadyExists` error, never opened or truncated.
+///
+/// # Errors
+/// What creating the file gives.
+pub(crate) fn create_new_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
 /// Refuses `file` (named `what` in the error) when its directory is writable by group or
 /// others, or owned by a user other than this process's or root.
 ///

@@ -81,13 +81,12 @@ impl UsageBatcher {
     /// Queues `delta`, merged with what is queued for its key.
     pub(super) fn queue(&self, delta: UsageDelta) {
         let mut map = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
-        merge(
-            map.entry(delta.key_id).or_insert(UsageDelta {
+        map.entry(delta.key_id)
+            .or_insert(UsageDelta {
                 requests: 0,
                 ..delta
-            }),
-            &delta,
-        );
+            })
+            .absorb(&delta);
     }
 
     /// Takes everything batched: the queued deltas with the counted requests added. An entry
@@ -176,15 +175,5 @@ impl Keyward {
     #[must_use]
     pub fn pending_usage(&self) -> usize {
         self.0.usage.pending()
-    }
-}
-
-pub(super) fn merge(into: &mut UsageDelta, d: &UsageDelta) {
-    into.requests = into.requests.saturating_add(d.requests);
-    if d.last_used_at > into.last_used_at {
-        into.last_used_at = d.last_used_at;
-    }
-    if d.credits > into.credits {
-        into.credits = d.credits;
     }
 }
