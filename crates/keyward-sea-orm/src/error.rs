@@ -101,6 +101,29 @@ pub(crate) fn retryable(e: &DbErr) -> bool {
     )
 }
 
+/// Whether `e` says the connection itself is gone: the server closed it, shut down or killed
+/// it (a read may go again on another connection; a write may not know whether it committed).
+pub(crate) fn lost_connection(e: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s))) = e else {
+        return false;
+    };
+    let db = match s.as_ref() {
+        sea_orm::sqlx::Error::Io(_) | sea_orm::sqlx::Error::Protocol(_) => return true,
+        sea_orm::sqlx::Error::Database(db) => db,
+        _ => return false,
+    };
+    #[cfg(feature = "mysql")]
+    if let Some(my) = db.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
+        // 1053 shutdown in progress, 1927 connection killed, 2006/2013 server gone.
+        return matches!(my.number(), 1053 | 1927 | 2006 | 2013);
+    }
+    // SQLSTATE 08: connection exceptions; 57P01-57P03: administrator or crash shutdown, cannot
+    // connect now (PostgreSQL's answer to `pg_terminate_backend` and to a restart).
+    let code = db.code();
+    let code = code.as_deref().unwrap_or("");
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
 /// A [`StoreError`] for `e` during `op`. The database's text is kept as the source (for logs);
 /// it never contains a secret: keyward stores digests only.
 pub(crate) fn store_err(op: &'static str, e: DbErr) -> StoreError {

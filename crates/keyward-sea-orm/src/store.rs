@@ -1,6 +1,7 @@
 //! [`SeaOrmKeyStore`]: the [`KeyStore`] on PostgreSQL, SQLite and MySQL/MariaDB.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use keyward_core::digest::KeyDigest;
@@ -23,8 +24,8 @@ use time::OffsetDateTime;
 use crate::codec::{decode, digest_values, insert_values, instant, management_values};
 use crate::entity::api_key::{self, Column};
 use crate::entity::api_key_owner;
-use crate::error::{retryable, store_err};
-use crate::lookup::Lookups;
+use crate::error::{lost_connection, retryable, store_err};
+use crate::lookup::{Held, Lookups};
 use crate::schema::Tables;
 use crate::usage::{apply_usage_in, usage_merge};
 
@@ -42,6 +43,10 @@ fn max_parameters(backend: DbBackend) -> usize {
 
 /// Owners one statement of a batch create's cap check names.
 const OWNER_CHUNK: usize = 1000;
+
+/// Attempts of a key read whose connection was lost (the database restarted or killed it):
+/// each later one on a connection that answered a ping first.
+const LOST_ATTEMPTS: u32 = 4;
 
 /// Attempts of a transaction that failed on a deadlock, a serialization failure or SQLite's
 /// busy lock, before giving up with `Unavailable`.
@@ -66,7 +71,7 @@ pub struct SeaOrmKeyStore {
     tables: Tables,
     /// The SQL of a read of n keys at index n, each built once: a read binds its key ids and
     /// builds nothing (building the `SELECT` cost a miss about 45 µs, measured).
-    read_sql: std::sync::Arc<[std::sync::OnceLock<String>]>,
+    read_sql: Arc<[OnceLock<Arc<str>>]>,
     /// Key ids waiting to be read, together ([`crate::lookup`]).
     lookups: Lookups,
 }
@@ -80,6 +85,12 @@ impl fmt::Debug for SeaOrmKeyStore {
     }
 }
 
+/// How long a pooled connection may sit idle before the pool pings it when handing it out.
+/// sqlx's default pings on every acquire, one round trip more for every statement; a connection
+/// used a moment ago goes out untested, and a key read that finds its connection lost tries
+/// another ([`LOST_ATTEMPTS`]).
+pub(crate) const IDLE_PING: Duration = Duration::from_secs(1);
+
 /// Pool settings keyward recommends for `url`: short connect and acquire timeouts (a database
 /// outage turns into a quick 503, not a hung request), no per-statement logging, and on SQLite
 /// WAL journaling, a busy timeout and `create if missing` for file URLs.
@@ -88,6 +99,7 @@ pub fn connect_options(url: &str) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire_if_idle_for(IDLE_PING)
         .sqlx_logging(false);
     #[cfg(feature = "sqlite")]
     if url.starts_with("sqlite:") {
@@ -115,7 +127,7 @@ impl SeaOrmKeyStore {
             db,
             tables,
             read_sql: (0..=crate::lookup::MAX_BATCH)
-                .map(|_| std::sync::OnceLock::new())
+                .map(|_| OnceLock::new())
                 .collect(),
             lookups: Lookups::default(),
         }
@@ -277,13 +289,15 @@ impl SeaOrmKeyStore {
 
     /// Runs `write` in a write transaction, again (after a short backoff) while the database
     /// answers with a conflict worth retrying (a serialization failure, a deadlock, a locked
-    /// SQLite), at most [`MAX_ATTEMPTS`] times. A refusal (`Ok(Err(kind))`: the owner cap, a
+    /// SQLite) or the connection was found lost when beginning, at most [`MAX_ATTEMPTS`] times. A refusal (`Ok(Err(kind))`: the owner cap, a
     /// duplicate id) is rolled back, not retried, and answered with its kind.
     async fn in_write_txn(&self, op: &'static str, write: Write<'_>) -> Result<(), StoreError> {
         let mut attempt = 1;
         loop {
+            let mut began = false;
             let result = async {
                 let txn = self.begin_write().await?;
+                began = true;
                 let done = match write {
                     Write::CreateMany(records, max, now) => {
                         self.create_many_in(&txn, records, max, now).await
@@ -314,7 +328,12 @@ impl SeaOrmKeyStore {
                     ));
                 }
                 Ok(Err(kind)) => return Err(StoreError::new(kind, "duplicate key id")),
-                Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                // A connection lost before the transaction began wrote nothing: go again (on
+                // another one; the pool pings those idle for longer than IDLE_PING).
+                Err(e)
+                    if (retryable(&e) || !began && lost_connection(&e))
+                        && attempt < MAX_ATTEMPTS =>
+                {
                     tracing::debug!(attempt, op, error = %e, "retrying transaction");
                     backoff(attempt).await;
                     attempt += 1;
@@ -324,7 +343,8 @@ impl SeaOrmKeyStore {
         }
     }
 
-    /// Reads what [`Lookups`] queued, batch after batch, until nothing waits.
+    /// Reads what [`Lookups`] queued, batch after batch, until nothing waits, on one connection
+    /// held for the whole run ([`Held`]).
     async fn read_waiting(&self) {
         // Should this task stop early (a panic, a runtime shutting down), it is no longer
         // counted, and the next miss starts another reader for whatever still waits.
@@ -337,50 +357,58 @@ impl SeaOrmKeyStore {
             }
         }
         let mut reader = Counted(&self.lookups, false);
-        while let Some(waiters) = self.lookups.next() {
+        let mut held = None;
+        while let Some(mut waiters) = self.lookups.next() {
+            waiters.sort_unstable_by_key(|(k, _)| *k);
             let mut ids: Vec<KeyId> = waiters.iter().map(|(k, _)| *k).collect();
-            ids.sort_unstable();
             ids.dedup();
-            crate::lookup::answer(waiters, self.read_keys(&ids).await);
+            crate::lookup::answer(waiters, self.read_keys(&mut held, &ids).await);
         }
         reader.1 = true;
     }
 
     /// The keys of `ids` (at most [`crate::lookup::MAX_BATCH`]) that exist: one `SELECT`,
-    /// whose only parameters are the key ids.
-    async fn read_keys(&self, ids: &[KeyId]) -> Result<Vec<KeyRecord>, StoreError> {
-        let build = || {
+    /// whose only parameters are the key ids, on `held` (acquired when `None`, dropped after
+    /// an error). A connection found lost (the database restarted or killed it) is replaced
+    /// by one that answers a ping, at most [`LOST_ATTEMPTS`] times.
+    async fn read_keys(
+        &self,
+        held: &mut Option<Held>,
+        ids: &[KeyId],
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let build = || -> Arc<str> {
             let stmt = self
                 .select()
                 .and_where(Expr::col(Column::KeyId).is_in(vec![""; ids.len()]))
                 .to_owned();
-            self.backend().build(&stmt).sql
+            self.backend().build(&stmt).sql.into()
         };
-        let built;
         let sql = match self.read_sql.get(ids.len()) {
-            Some(cell) => cell.get_or_init(build),
-            None => {
-                built = build();
-                &built
+            Some(cell) => Arc::clone(cell.get_or_init(build)),
+            None => build(),
+        };
+        let mut attempt = 1;
+        let rows = loop {
+            let read = match held {
+                Some(conn) => conn.fetch(&self.db, &sql, ids).await,
+                None => match Held::acquire(&self.db, attempt > 1).await {
+                    Ok(conn) => held.insert(conn).fetch(&self.db, &sql, ids).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match read {
+                Ok(rows) => break rows,
+                Err(e) => {
+                    *held = None;
+                    if attempt >= LOST_ATTEMPTS || !lost_connection(&e) {
+                        return Err(store_err("get", e));
+                    }
+                    tracing::debug!(attempt, error = %e, "key read on a lost connection, again");
+                    attempt += 1;
+                }
             }
         };
-        let stmt = sea_orm::Statement::from_sql_and_values(
-            self.backend(),
-            sql.as_str(),
-            ids.iter().map(|id| Value::from(id.as_str())),
-        );
-        let rows = self
-            .db
-            .query_all_raw(stmt)
-            .await
-            .map_err(|e| store_err("get", e))?;
-        rows.iter()
-            .map(|row| {
-                let model =
-                    api_key::Model::from_query_result(row, "").map_err(|e| store_err("get", e))?;
-                decode(model)
-            })
-            .collect()
+        rows.into_iter().map(decode).collect()
     }
 
     /// Creates `records` (one key or a batch) under the owner cap: each owner's row of the

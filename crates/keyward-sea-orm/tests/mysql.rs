@@ -63,12 +63,13 @@ async fn mariadb_outage_and_recovery() {
         return;
     };
     let tmp = TempDb::create(Server::MariaDb, &url).await;
-    tmp.run(support::outage_and_recovery(&tmp.url)).await;
+    tmp.run(support::faults::outage_and_recovery(&tmp.url))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_closed_port_is_unavailable() {
-    support::closed_port_store(services::DEFAULT_MYSQL_URL).await;
+    support::faults::closed_port_store(services::DEFAULT_MYSQL_URL).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -104,4 +105,13 @@ async fn mysql_sql_files_then_migrate() {
         db.close().await.unwrap();
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_killed_connections_are_replaced() {
+    let Some(url) = services::mysql_url().await else {
+        return;
+    };
+    let tmp = TempDb::create(Server::MariaDb, &url).await;
+    tmp.run(support::faults::killed_connections(&tmp.url)).await;
 }

@@ -53,12 +53,13 @@ async fn postgres_outage_and_recovery() {
         return;
     };
     let tmp = TempDb::create(Server::Postgres, &url).await;
-    tmp.run(support::outage_and_recovery(&tmp.url)).await;
+    tmp.run(support::faults::outage_and_recovery(&tmp.url))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_closed_port_is_unavailable() {
-    support::closed_port_store(services::DEFAULT_PG_URL).await;
+    support::faults::closed_port_store(services::DEFAULT_PG_URL).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -94,4 +95,13 @@ async fn postgres_sql_files_then_migrate() {
         db.close().await.unwrap();
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_connections_are_replaced() {
+    let Some(url) = services::postgres_url().await else {
+        return;
+    };
+    let tmp = TempDb::create(Server::Postgres, &url).await;
+    tmp.run(support::faults::killed_connections(&tmp.url)).await;
 }
