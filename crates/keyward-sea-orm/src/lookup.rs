@@ -4,7 +4,8 @@
 //!
 //! Measured reason (`cargo xtask scale`, PostgreSQL on this two-core machine): a miss cost
 //! about 72 µs of server CPU, half of it in the kernel sending to and waking PostgreSQL; one
-//! round trip for several misses pays that once (docs/performance.md).
+//! round trip for several misses pays that once, and a reader that holds its connection
+//! ([`Held`]) pays no pings around it (docs/performance.md).
 //!
 //! A key id only ever joins a read that has not been sent yet, so every answer comes from a
 //! read that started after the caller asked: the engine's rule that a read begun before an
@@ -28,7 +29,7 @@ use tokio::sync::oneshot;
 
 /// Reads under way at once; more misses wait for the next and share it. One, measured: with
 /// one, misses are answered at 17.1 k req/s for 51 µs of server CPU each, with two at 15.7 k
-/// for 57 µs (`cargo xtask scale`, 10⁵ keys, PostgreSQL).
+/// for 57 µs (`cargo xtask scale`, 10⁵ keys, PostgreSQL; before [`Held`]).
 pub(crate) const MAX_READERS: usize = 1;
 
 /// Most key ids one read names.
