@@ -48,7 +48,7 @@ impl Default for CacheConfig {
 
 /// What verification needs of a key, derived once per cache fill: no name, description, usage
 /// or timestamps, and the parts most keys share (scopes, environment, prefix) interned. A key
-/// with five scopes and no metadata costs about 300 bytes cached (docs/performance.md).
+/// with five scopes and no metadata costs about 340 bytes cached (docs/performance.md).
 #[derive(Debug)]
 pub(crate) struct Entry {
     /// What a verification with the key's own scopes hands out: key id, owner, scopes,
@@ -62,8 +62,11 @@ pub(crate) struct Entry {
     rare: Option<Box<Rare>>,
     /// When this entry stops being trusted without a store read (microseconds).
     cached_until_us: i64,
-    /// Last time a `last_used_at` was queued for this key (microseconds), for throttling.
+    /// Last time a `last_used_at` was recorded for this key (microseconds), for throttling.
     pub(crate) last_used_mark: AtomicI64,
+    /// The `last_used_at` waiting for the next flush (microseconds), or
+    /// [`Entry::NO_LAST_USE`]: kept here rather than in a map by key, as the count is.
+    pub(crate) last_used_pending: AtomicI64,
     /// Verified requests not yet flushed. The usage batch holds the entry from its first
     /// counted request to the next flush, so eviction or invalidation loses nothing.
     pub(crate) requests: AtomicU64,
@@ -110,9 +113,13 @@ impl Entry {
             rare,
             cached_until_us: now_us.saturating_add(ttl_us),
             last_used_mark: AtomicI64::new(mark),
+            last_used_pending: AtomicI64::new(Self::NO_LAST_USE),
             requests: AtomicU64::new(0),
         }
     }
+
+    /// `last_used_pending` when no use waits to be written.
+    pub(crate) const NO_LAST_USE: i64 = i64::MIN;
 
     /// The key's state at `now_us`.
     pub(crate) fn state(&self, now_us: i64) -> KeyState {

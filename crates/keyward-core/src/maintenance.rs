@@ -135,8 +135,7 @@ impl Drop for UsageFlusher {
             .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
         {
             // Blocks this thread only; a worker hands its other tasks on first. Never lets a
-            // panic out of a drop (block_in_place refuses inside some runtime contexts). Counts
-            // are flushed even when nothing else is queued: `pending_usage` does not see them.
+            // panic out of a drop (block_in_place refuses inside some runtime contexts).
             let (keyward, stop) = (&self.keyward, &self.stop);
             let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 tokio::task::block_in_place(|| {

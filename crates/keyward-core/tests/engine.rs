@@ -496,6 +496,32 @@ async fn last_used_is_throttled_and_batched() {
     assert_eq!(view.usage.request_count, 7);
 }
 
+/// A key's last use and count wait in its cache entry until the flush; an entry a management
+/// change drops from the cache before then still has both written.
+#[tokio::test]
+async fn usage_outlives_its_cache_entry() {
+    let f = fixture();
+    let created = f.kw.create_key("alice", req("ci", &[])).await.unwrap();
+    let raw = created.api_key.expose_secret().to_owned();
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    let upd = UpdateKeyRequest {
+        name: Some("renamed".into()),
+        ..Default::default()
+    };
+    f.kw.update_key(&Actor::admin_for("alice"), &created.key.id, upd, None)
+        .await
+        .unwrap();
+    assert_eq!(f.kw.pending_usage(), 1);
+    assert_eq!(f.kw.flush_usage().await.unwrap(), 1);
+    let view =
+        f.kw.get_key(&Actor::admin(), &created.key.id)
+            .await
+            .unwrap();
+    assert_eq!(view.last_used_at, Some(t0()));
+    assert_eq!(view.usage.request_count, 1);
+    assert_eq!(f.kw.pending_usage(), 0);
+}
+
 #[tokio::test]
 async fn immediate_and_disabled_last_used() {
     let policy = Policy {

@@ -1,4 +1,4 @@
-//! Usage batching: per-key request counters on the hot path, last-used times and credit states
+//! Usage batching: per-key request counters and last-used times on the hot path, credit states
 //! queued, and the flush that writes them.
 
 use std::collections::HashMap;
@@ -15,9 +15,10 @@ use crate::store::{StoreError, UsageDelta};
 use super::Keyward;
 
 /// What verification leaves for the store to record, batched between flushes: request counts
-/// (a counter in each cache entry, so the hot path is one atomic add; an entry's first count
-/// since a flush puts it on the `counted` list, which keeps it until the flush reads it, evicted
-/// or invalidated meanwhile or not) and queued last-used times and credit states.
+/// and last-used times (in each cache entry, so the hot path is an atomic add; an entry's first
+/// count since a flush puts it on the `counted` list, which keeps it until the flush reads it,
+/// evicted or invalidated meanwhile or not) and queued credit states (and last-used times when
+/// requests are not counted).
 #[derive(Debug)]
 pub(super) struct UsageBatcher {
     queued: Mutex<HashMap<KeyId, UsageDelta>>,
@@ -25,19 +26,33 @@ pub(super) struct UsageBatcher {
     count_requests: bool,
 }
 
-/// Moves the counts of `entries` (read and reset) into `deltas`, one delta per key.
+/// Moves the counts and waiting last-used times of `entries` (read and reset) into `deltas`,
+/// one delta per key.
+///
+/// The order of the two reads matters: `record_batched_use` leaves the time before it counts,
+/// and this reads the count before the time, so a time this misses belongs to a request whose
+/// count found the counter at zero and listed the entry again (`Release` there, `Acquire` here).
 fn add_counts(deltas: &mut HashMap<KeyId, UsageDelta>, entries: Vec<Arc<Entry>>) {
     for entry in entries {
-        let n = entry.requests.swap(0, Ordering::AcqRel);
-        if n > 0 {
+        let requests = entry.requests.swap(0, Ordering::Acquire);
+        let used = entry
+            .last_used_pending
+            .swap(Entry::NO_LAST_USE, Ordering::Acquire);
+        let last_used_at = (used != Entry::NO_LAST_USE)
+            .then(|| crate::clock::from_unix_micros(used))
+            .flatten();
+        if requests > 0 || last_used_at.is_some() {
             let key_id = entry.key_id();
-            let d = deltas.entry(key_id).or_insert(UsageDelta {
+            let delta = UsageDelta {
                 key_id,
-                last_used_at: None,
-                requests: 0,
+                last_used_at,
+                requests,
                 credits: None,
-            });
-            d.requests = d.requests.saturating_add(n);
+            };
+            deltas
+                .entry(key_id)
+                .and_modify(|d| d.absorb(&delta))
+                .or_insert(delta);
         }
     }
 }
@@ -61,7 +76,7 @@ impl UsageBatcher {
 
     /// Counts one request of `entry`.
     pub(super) fn count(&self, entry: &Arc<Entry>) {
-        if !self.count_requests || entry.requests.fetch_add(1, Ordering::Relaxed) != 0 {
+        if !self.count_requests || entry.requests.fetch_add(1, Ordering::Release) != 0 {
             return;
         }
         let full = {
@@ -104,12 +119,20 @@ impl UsageBatcher {
         pending.into_values().collect()
     }
 
-    /// Keys with usage queued.
+    /// Keys with usage waiting: queued deltas and entries counted since the last flush (a key
+    /// with both is two).
     pub(super) fn pending(&self) -> usize {
-        self.queued
+        let queued = self
+            .queued
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .len();
+        let counted = self
+            .counted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        queued + counted
     }
 }
 
@@ -123,7 +146,6 @@ impl Keyward {
         precise: Option<OffsetDateTime>,
         credits: Option<(u64, u64)>,
     ) {
-        self.0.usage.count(entry);
         let last_used = match self.0.policy.last_used {
             LastUsedStrategy::Throttled(secs) => {
                 let window = i64::try_from(secs)
@@ -139,10 +161,23 @@ impl Keyward {
             }
             LastUsedStrategy::Disabled | LastUsedStrategy::Immediate => None,
         };
-        if last_used.is_some() || credits.is_some() {
+        // With requests counted, the time waits in the entry, which the count lists for the
+        // next flush (the time first: see `add_counts`); without, and for credit states, in
+        // the queue.
+        let queued = match last_used {
+            Some(at) if self.0.usage.counts_requests() => {
+                entry
+                    .last_used_pending
+                    .fetch_max(crate::clock::unix_micros(at), Ordering::Relaxed);
+                None
+            }
+            other => other,
+        };
+        self.0.usage.count(entry);
+        if queued.is_some() || credits.is_some() {
             self.0.usage.queue(UsageDelta {
                 key_id: entry.key_id(),
-                last_used_at: last_used,
+                last_used_at: queued,
                 requests: 0,
                 credits,
             });
@@ -171,7 +206,9 @@ impl Keyward {
         }
     }
 
-    /// Number of keys with usage waiting to be flushed.
+    /// Number of keys with usage waiting to be flushed: request counts, last-used times and
+    /// credit states (a key whose credit state is queued and whose requests are counted is
+    /// two).
     #[must_use]
     pub fn pending_usage(&self) -> usize {
         self.0.usage.pending()
