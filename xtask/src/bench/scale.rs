@@ -248,11 +248,18 @@ enum Db {
 }
 
 impl Db {
-    /// A PostgreSQL database for the run, dropped and created afresh.
+    /// A PostgreSQL database for the run, dropped and created afresh. Parameters after `?`
+    /// (`?host=/var/run/postgresql` for the Unix socket) apply to the run and to the drop.
     fn postgres(url: &str) -> Result<Self, String> {
-        let (server, name) = url
+        let (base, params) = url.split_once('?').map_or((url, ""), |(b, p)| (b, p));
+        let (server, name) = base
             .rsplit_once('/')
             .ok_or_else(|| format!("no database name in {url}"))?;
+        let server_db = if params.is_empty() {
+            format!("{server}/postgres")
+        } else {
+            format!("{server}/postgres?{params}")
+        };
         if !name.starts_with("keyward_scale")
             || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
@@ -260,14 +267,8 @@ impl Db {
                 "the scale run drops and creates its database: name it keyward_scale… (not {name})"
             ));
         }
-        psql(
-            &format!("{server}/postgres"),
-            &format!("DROP DATABASE IF EXISTS {name}"),
-        )?;
-        psql(
-            &format!("{server}/postgres"),
-            &format!("CREATE DATABASE {name}"),
-        )?;
+        psql(&server_db, &format!("DROP DATABASE IF EXISTS {name}"))?;
+        psql(&server_db, &format!("CREATE DATABASE {name}"))?;
         Ok(Self::Postgres {
             url: url.to_owned(),
         })
