@@ -119,8 +119,8 @@ pub(crate) fn answer(
 /// connection on every release (and, unless told otherwise, on every acquire): three round
 /// trips to PostgreSQL where one does (measured: docs/performance.md, "A cheaper miss").
 ///
-/// A connection that is not one of sqlx's pools (sea-orm's mock or proxy connections) reads
-/// through `DatabaseConnection` as any other statement.
+/// A connection that is not one of sqlx's pools (sea-orm's mock or proxy connections), or a
+/// pool of one, reads through `DatabaseConnection` as any other statement.
 pub(crate) enum Held {
     /// A PostgreSQL connection.
     #[cfg(feature = "postgres")]
@@ -139,32 +139,45 @@ impl Held {
     /// A connection of `db`'s pool; after a lost connection (`tested`), one that answered a
     /// ping: the pool hands out a connection it used a moment ago untested
     /// ([`crate::store::IDLE_PING`]), and when the database restarted, every such one is dead.
+    ///
+    /// A pool of one connection (sea-orm's for an in-memory SQLite database) is not held from:
+    /// a steady stream of misses would keep every other statement waiting.
     pub(crate) async fn acquire(db: &DatabaseConnection, tested: bool) -> Result<Self, DbErr> {
         async fn from<DB: sqlx::Database>(
             pool: &sqlx::Pool<DB>,
             tested: bool,
-        ) -> Result<PoolConnection<DB>, DbErr> {
+        ) -> Result<Option<PoolConnection<DB>>, DbErr> {
+            if pool.options().get_max_connections() < 2 {
+                return Ok(None);
+            }
             let mut conn = pool.acquire().await.map_err(sqlx_err)?;
             if tested {
                 sqlx::Connection::ping(&mut *conn).await.map_err(sqlx_err)?;
             }
-            Ok(conn)
+            Ok(Some(conn))
         }
-        Ok(match &db.inner {
+        let held = match &db.inner {
             #[cfg(feature = "postgres")]
             DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
-                Self::Postgres(from(db.get_postgres_connection_pool(), tested).await?)
+                from(db.get_postgres_connection_pool(), tested)
+                    .await?
+                    .map(Self::Postgres)
             }
             #[cfg(feature = "mysql")]
             DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
-                Self::MySql(from(db.get_mysql_connection_pool(), tested).await?)
+                from(db.get_mysql_connection_pool(), tested)
+                    .await?
+                    .map(Self::MySql)
             }
             #[cfg(feature = "sqlite")]
             DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
-                Self::Sqlite(from(db.get_sqlite_connection_pool(), tested).await?)
+                from(db.get_sqlite_connection_pool(), tested)
+                    .await?
+                    .map(Self::Sqlite)
             }
-            _ => Self::Shared,
-        })
+            _ => None,
+        };
+        Ok(held.unwrap_or(Self::Shared))
     }
 
     /// The key rows of `sql` (the store's `SELECT`) with `ids` bound in order.

@@ -273,3 +273,36 @@ async fn instants_are_stored_in_the_text_form_older_databases_hold() {
         "renamed"
     );
 }
+
+/// A pool of one connection (what sea-orm makes for an in-memory database): misses that keep
+/// coming do not hold it, and a create gets its turn between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn misses_leave_a_pool_of_one_to_others() {
+    use keyward_test::store_suite::{at, record};
+    let mut opts = connect_options(&format!("sqlite://{}", fresh_path().display()));
+    opts.max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(2));
+    let store = SeaOrmKeyStore::new(Database::connect(opts).await.unwrap());
+    store.migrate().await.unwrap();
+    let store = Arc::new(store);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, stop) = (store.clone(), stop.clone());
+        readers.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let id = keyward_core::KeyId::generate().unwrap();
+                assert!(store.get(&id).await.unwrap().is_none());
+            }
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let r = record("one", at(0, 0));
+    let created = store.create(&r, None, at(1, 0)).await;
+    stop.store(true, Ordering::Relaxed);
+    while let Some(done) = readers.join_next().await {
+        done.unwrap();
+    }
+    created.expect("a create between the misses");
+    assert_eq!(store.get(&r.key_id).await.unwrap(), Some(r));
+}
