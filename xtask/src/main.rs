@@ -77,7 +77,7 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "scale",
-        about: "keyward serve at N keys: bulk mint, cache-hit and miss-heavy loads, memory, flush, table [--keys N] [--distinct M] [--seconds S] [--database-url postgres://…/keyward_scale] [--dev]",
+        about: "keyward serve at N keys: bulk mint, cache-hit and miss-heavy loads, memory, flush, table [--keys N] [--distinct M] [--seconds S] [--database-url postgres://…/keyward_scale] [--dev] [--baseline BIN [--rounds R]]",
         run: bench::scale::run,
     },
     Command {

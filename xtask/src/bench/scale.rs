@@ -13,6 +13,10 @@
 //! it (SIGTERM) writes the usage of every key the loads used in one flush, timed from the signal
 //! to the exit. The tables' size is read before the loads and after that flush.
 //!
+//! `--baseline BIN` then runs the miss-heavy load on another `keyward` binary (say, a copy of
+//! the release binary before a change) serving the same database, alternating with this one
+//! for `--rounds R` (3), and prints both and their ratio: the side-by-side figure.
+//!
 //! SQLite in the run's folder by default; `--database-url postgres://…/keyward_scale…` uses
 //! PostgreSQL, dropping and creating that database first (only a name starting
 //! `keyward_scale`). Figures are printed, never asserted. Needs `wrk`.
@@ -32,6 +36,10 @@ struct Scale {
     connections: u32,
     database_url: Option<String>,
     dev: bool,
+    /// Another `keyward` binary whose miss-heavy load alternates with this one's.
+    baseline: Option<PathBuf>,
+    /// Rounds of that comparison.
+    rounds: u64,
 }
 
 fn parse(args: &[String]) -> Result<Scale, String> {
@@ -42,6 +50,8 @@ fn parse(args: &[String]) -> Result<Scale, String> {
         connections: 16,
         database_url: None,
         dev: false,
+        baseline: None,
+        rounds: 3,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -67,10 +77,12 @@ fn parse(args: &[String]) -> Result<Scale, String> {
             }
             "--database-url" => o.database_url = Some(value("--database-url")?),
             "--dev" => o.dev = true,
+            "--baseline" => o.baseline = Some(PathBuf::from(value("--baseline")?)),
+            "--rounds" => o.rounds = number("--rounds", value("--rounds")?)?,
             other => {
                 return Err(format!(
                     "unknown argument {other} (--keys N --distinct M --seconds S --connections C \
-                     --database-url URL --dev)"
+                     --database-url URL --dev --baseline BIN --rounds R)"
                 ));
             }
         }
@@ -200,6 +212,10 @@ pub(crate) fn run(args: &[String]) -> Result<std::process::ExitCode, String> {
         after.entries,
         after.pending
     );
+
+    if let Some(baseline) = &o.baseline {
+        compare(baseline, &server, &dir, &cold, &o, &envs)?;
+    }
 
     if !o.dev {
         // Bytes per cached key, measured alone (the server's RSS above holds pending usage too).
@@ -383,6 +399,62 @@ impl Load {
             self.rps, self.p50, self.p99, self.cpu_us
         );
     }
+}
+
+/// The miss-heavy load on `baseline` (another `keyward` binary, serving the same database)
+/// and on this run's server, alternately for the run's rounds: this machine's figures move by
+/// ±15 % from one run to the next, so only figures from one sitting compare. Prints each
+/// round and the pooled figures (CPU weighted by requests) with their ratio.
+fn compare(
+    baseline: &Path,
+    this: &Keyward,
+    dir: &Path,
+    cold: &Path,
+    o: &Scale,
+    envs: &[(&str, &str)],
+) -> Result<(), String> {
+    let other = Keyward::spawn(
+        baseline,
+        dir,
+        &["--flush-interval", "1h", "--max-connections", "4096"],
+        envs,
+        false,
+    )?;
+    let (mut theirs, mut ours) = (Vec::new(), Vec::new());
+    for _ in 0..o.rounds {
+        theirs.push(load(&other.addr, dir, cold, o, other.child.id())?);
+        ours.push(load(&this.addr, dir, cold, o, this.child.id())?);
+    }
+    let pooled = |loads: &[Load]| {
+        let requests: f64 = loads.iter().map(|l| l.rps).sum();
+        let cpu: f64 = loads.iter().map(|l| l.cpu_us * l.rps).sum();
+        (
+            cpu / requests.max(1e-9),
+            requests / loads.len().max(1) as f64,
+        )
+    };
+    let rounds = |loads: &[Load]| {
+        let each: Vec<String> = loads.iter().map(|l| format!("{:.1}", l.cpu_us)).collect();
+        each.join(", ")
+    };
+    let (their_cpu, their_rps) = pooled(&theirs);
+    let (our_cpu, our_rps) = pooled(&ours);
+    println!(
+        "compare   miss-heavy, {} rounds alternating · baseline {}: {} µs, pooled {:.1} µs, \
+         {:.0} req/s · this: {} µs, pooled {:.1} µs, {:.0} req/s · this/baseline CPU {:.2}, \
+         req/s {:.2}",
+        o.rounds,
+        baseline.display(),
+        rounds(&theirs),
+        their_cpu,
+        their_rps,
+        rounds(&ours),
+        our_cpu,
+        our_rps,
+        our_cpu / their_cpu.max(1e-9),
+        our_rps / their_rps.max(1e-9)
+    );
+    Ok(())
 }
 
 /// A warm-up second, then `wrk` for the run's seconds with keys drawn at random from `keys`;
