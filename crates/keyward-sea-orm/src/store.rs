@@ -92,8 +92,10 @@ impl fmt::Debug for SeaOrmKeyStore {
 pub(crate) const IDLE_PING: Duration = Duration::from_secs(1);
 
 /// Pool settings keyward recommends for `url`: short connect and acquire timeouts (a database
-/// outage turns into a quick 503, not a hung request), no per-statement logging, and on SQLite
-/// WAL journaling, a busy timeout and `create if missing` for file URLs.
+/// outage turns into a quick 503, not a hung request), a ping only for a connection that sat
+/// idle in the pool for a second or more (sqlx's default pings on every acquire, a round trip
+/// more for every statement), no per-statement logging, and on SQLite WAL journaling, a busy
+/// timeout and `create if missing` for file URLs.
 #[must_use]
 pub fn connect_options(url: &str) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_owned());
@@ -289,8 +291,9 @@ impl SeaOrmKeyStore {
 
     /// Runs `write` in a write transaction, again (after a short backoff) while the database
     /// answers with a conflict worth retrying (a serialization failure, a deadlock, a locked
-    /// SQLite) or the connection was found lost when beginning, at most [`MAX_ATTEMPTS`] times. A refusal (`Ok(Err(kind))`: the owner cap, a
-    /// duplicate id) is rolled back, not retried, and answered with its kind.
+    /// SQLite) or the connection was found lost when beginning, at most [`MAX_ATTEMPTS`]
+    /// times. A refusal (`Ok(Err(kind))`: the owner cap, a duplicate id) is rolled back, not
+    /// retried, and answered with its kind.
     async fn in_write_txn(&self, op: &'static str, write: Write<'_>) -> Result<(), StoreError> {
         let mut attempt = 1;
         loop {
