@@ -42,19 +42,25 @@ fn add_counts(deltas: &mut HashMap<KeyId, UsageDelta>, entries: Vec<Arc<Entry>>)
             .then(|| crate::clock::from_unix_micros(used))
             .flatten();
         if requests > 0 || last_used_at.is_some() {
-            let key_id = entry.key_id();
-            let delta = UsageDelta {
-                key_id,
-                last_used_at,
-                requests,
-                credits: None,
-            };
-            deltas
-                .entry(key_id)
-                .and_modify(|d| d.absorb(&delta))
-                .or_insert(delta);
+            merge(
+                deltas,
+                UsageDelta {
+                    key_id: entry.key_id(),
+                    last_used_at,
+                    requests,
+                    credits: None,
+                },
+            );
         }
     }
+}
+
+/// Merges `delta` into what `deltas` holds for its key.
+fn merge(deltas: &mut HashMap<KeyId, UsageDelta>, delta: UsageDelta) {
+    deltas
+        .entry(delta.key_id)
+        .and_modify(|d| d.absorb(&delta))
+        .or_insert(delta);
 }
 
 /// Longest the list of counted entries grows before their counts move to the queue.
@@ -95,13 +101,10 @@ impl UsageBatcher {
 
     /// Queues `delta`, merged with what is queued for its key.
     pub(super) fn queue(&self, delta: UsageDelta) {
-        let mut map = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
-        map.entry(delta.key_id)
-            .or_insert(UsageDelta {
-                requests: 0,
-                ..delta
-            })
-            .absorb(&delta);
+        merge(
+            &mut self.queued.lock().unwrap_or_else(PoisonError::into_inner),
+            delta,
+        );
     }
 
     /// Takes everything batched: the queued deltas with the counted requests added. An entry
