@@ -10,6 +10,7 @@
 
 use time::OffsetDateTime;
 
+use crate::audit::{ActorKind, EventActor, Origin};
 use crate::key::KeyId;
 use crate::management::{CreateKeyRequest, FieldError, ServiceError, UpdateKeyRequest};
 use crate::model::{Credits, Deactivator, KeyRecord, Principal, RateLimit};
@@ -36,6 +37,10 @@ pub struct Actor {
     scopes: ScopeSet,
     /// The calling key, for a key caller: its restrictions are the ceiling of what it creates.
     key: Option<KeyId>,
+    /// Who the audit log names.
+    by: EventActor,
+    /// Where the request came from, for the audit log.
+    origin: Origin,
 }
 
 impl Actor {
@@ -47,7 +52,54 @@ impl Actor {
             owner: None,
             scopes: ScopeSet::new(),
             key: None,
+            by: EventActor {
+                kind: ActorKind::Application,
+                id: None,
+            },
+            origin: Origin::default(),
         }
+    }
+
+    /// An administrator of every owner at the `keyward` command line: the audit log names it
+    /// `cli`.
+    #[must_use]
+    pub fn cli() -> Self {
+        Self::admin().by(ActorKind::Cli, None)
+    }
+
+    /// keyward itself, for what it does on its own (a lazy re-digest, undoing a failed
+    /// rotation).
+    pub(crate) fn system() -> Self {
+        Self::admin().by(ActorKind::System, None)
+    }
+
+    /// The same actor, named `kind` (with `id`) in the audit log: an adapter says an
+    /// administrator came in through the admin check ([`ActorKind::Admin`]) or with a key
+    /// holding `keyward:admin` ([`ActorKind::AdminKey`] and its id). It changes nothing of
+    /// what the actor may do.
+    #[must_use]
+    pub fn by(mut self, kind: ActorKind, id: Option<String>) -> Self {
+        self.by = EventActor { kind, id };
+        self
+    }
+
+    /// The same actor, its requests coming from `origin` (recorded in the audit log).
+    #[must_use]
+    pub fn with_origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    /// Who the audit log names for this actor.
+    #[must_use]
+    pub fn event_actor(&self) -> EventActor {
+        self.by.clone()
+    }
+
+    /// Where the actor's request came from.
+    #[must_use]
+    pub fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     /// An administrator acting on the keys of `owner_id` (the admin routes
@@ -63,11 +115,17 @@ impl Actor {
     /// An owner managing its own keys, as the application's owner resolver named it.
     #[must_use]
     pub fn owner(owner_id: impl Into<String>) -> Self {
+        let owner: String = owner_id.into();
         Self {
             role: Role::Owner,
-            owner: Some(owner_id.into()),
+            by: EventActor {
+                kind: ActorKind::Owner,
+                id: Some(owner.clone()),
+            },
+            owner: Some(owner),
             scopes: ScopeSet::new(),
             key: None,
+            origin: Origin::default(),
         }
     }
 
@@ -80,6 +138,11 @@ impl Actor {
             owner: Some(principal.owner_id().to_owned()),
             scopes: principal.scopes().clone(),
             key: Some(principal.key_id()),
+            by: EventActor {
+                kind: ActorKind::Key,
+                id: Some(principal.key_id().to_string()),
+            },
+            origin: Origin::default(),
         }
     }
 

@@ -75,7 +75,7 @@ pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), RngError> {
 }
 
 /// `len` characters of base62 from `rng`, without modulo bias.
-fn random_base62<R: TryCryptoRng + ?Sized>(
+pub(crate) fn random_base62<R: TryCryptoRng + ?Sized>(
     rng: &mut R,
     len: usize,
 ) -> Result<Zeroizing<String>, RngError> {

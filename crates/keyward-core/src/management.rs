@@ -268,6 +268,43 @@ pub struct KeyQuery {
     pub limit: Option<u32>,
 }
 
+/// What a read of the audit log asks for ([`Keyward::list_events`](crate::Keyward::list_events)):
+/// a page (`cursor`, `limit`) of the events the actor reaches, newest first, narrowed by owner,
+/// key, action, actor and time. The audit routes read it from their query
+/// (`?owner_id=&key_id=&action=&actor=&since=&until=&cursor=&limit=`); every field is text,
+/// checked by the service, so that a bad one is a `422` naming it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct EventQuery {
+    /// Only events of this owner's keys. An actor bound to an owner may name only that owner.
+    pub owner_id: Option<String>,
+    /// Only events of this key.
+    pub key_id: Option<String>,
+    /// Only this action (`key.created`, `key.updated`, …).
+    pub action: Option<String>,
+    /// Only this actor: a kind (`admin`, `admin_key`, `owner`, `key`, `cli`, `application`,
+    /// `system`), or a kind and id (`owner:alice`, `admin_key:AbCdEf012345`).
+    pub actor: Option<String>,
+    /// Only events at or after this RFC 3339 instant.
+    pub since: Option<String>,
+    /// Only events before this RFC 3339 instant.
+    pub until: Option<String>,
+    /// `next_cursor` of the previous page; empty or absent for the first.
+    pub cursor: Option<String>,
+    /// Page size, 1–100 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventList {
+    /// The events.
+    pub items: Vec<crate::audit::Event>,
+    /// Pass as `cursor` for the next (older) page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
 /// Most keys one [`Keyward::create_keys`](crate::Keyward::create_keys) call creates.
 pub const MAX_BATCH: usize = 1_000;
 

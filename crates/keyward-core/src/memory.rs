@@ -2,18 +2,19 @@
 //! They keep nothing across restarts and do not share state between processes; use
 //! `keyward-sea-orm` or `keyward-redis` where a real deployment runs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::audit::{Event, EventCursor, EventFilter, EventId, EventPage};
 use crate::digest::KeyDigest;
 use crate::key::KeyId;
 use crate::model::{Credits, KeyRecord, RateLimit};
 use crate::store::{
-    Admission, CreditAccount, CreditLedger, Cursor, KeyFilter, KeyStore, NonceStore, Page,
-    RateLimiter, StoreError, StoreErrorKind, UsageDelta, credit_period, credit_refill_in,
+    Admission, CreditAccount, CreditLedger, Cursor, EventStore, KeyFilter, KeyStore, NonceStore,
+    Page, RateLimiter, StoreError, StoreErrorKind, UsageDelta, credit_period, credit_refill_in,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -25,6 +26,8 @@ struct State {
     by_id: HashMap<KeyId, KeyRecord>,
     /// `(owner, created_at, key_id)`, ordered for cursor pagination.
     by_owner: BTreeSet<(String, OffsetDateTime, KeyId)>,
+    /// The audit log, by `(at, id)`.
+    events: BTreeMap<(OffsetDateTime, EventId), Event>,
 }
 
 impl State {
@@ -39,6 +42,10 @@ impl State {
                     .is_some_and(|r| r.counts_toward_limit(now))
             })
             .count()
+    }
+
+    fn log(&mut self, event: &Event) {
+        self.events.insert((event.at, event.id), event.clone());
     }
 
     fn insert(&mut self, record: &KeyRecord) {
@@ -70,6 +77,7 @@ impl KeyStore for MemoryKeyStore {
         record: &KeyRecord,
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        event: &Event,
     ) -> Result<(), StoreError> {
         let mut st = lock(&self.state);
         if st.by_id.contains_key(&record.key_id) {
@@ -87,6 +95,7 @@ impl KeyStore for MemoryKeyStore {
             ));
         }
         st.insert(record);
+        st.log(event);
         Ok(())
     }
 
@@ -95,6 +104,7 @@ impl KeyStore for MemoryKeyStore {
         records: &[&KeyRecord],
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let mut st = lock(&self.state);
         let mut ids = std::collections::HashSet::with_capacity(records.len());
@@ -125,6 +135,9 @@ impl KeyStore for MemoryKeyStore {
         }
         for r in records {
             st.insert(r);
+        }
+        for e in events {
+            st.log(e);
         }
         Ok(())
     }
@@ -178,7 +191,12 @@ impl KeyStore for MemoryKeyStore {
         Ok(Page { items, next_cursor })
     }
 
-    async fn update(&self, record: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        record: &KeyRecord,
+        expected: OffsetDateTime,
+        event: &Event,
+    ) -> Result<(), StoreError> {
         let mut st = lock(&self.state);
         let Some(stored) = st.by_id.get_mut(&record.key_id) else {
             return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
@@ -202,15 +220,22 @@ impl KeyStore for MemoryKeyStore {
             stored.revoked_at,
             stored.digest,
         ) = keep;
+        st.log(event);
         Ok(())
     }
 
-    async fn set_digest(&self, key_id: &KeyId, digest: &KeyDigest) -> Result<(), StoreError> {
+    async fn set_digest(
+        &self,
+        key_id: &KeyId,
+        digest: &KeyDigest,
+        event: &Event,
+    ) -> Result<(), StoreError> {
         let mut st = lock(&self.state);
         let Some(stored) = st.by_id.get_mut(key_id) else {
             return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
         };
         stored.digest = digest.clone();
+        st.log(event);
         Ok(())
     }
 
@@ -219,15 +244,22 @@ impl KeyStore for MemoryKeyStore {
         key_id: &KeyId,
         at: OffsetDateTime,
         expected: Option<OffsetDateTime>,
+        event: &Event,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let mut st = lock(&self.state);
-        Ok(st.by_id.get_mut(key_id).map(|r| {
+        let mut revoked = false;
+        let answer = st.by_id.get_mut(key_id).map(|r| {
             if r.revoked_at.is_none() && expected.is_none_or(|e| e == r.updated_at) {
                 r.revoked_at = Some(at);
                 r.updated_at = at;
+                revoked = true;
             }
             r.clone()
-        }))
+        });
+        if revoked {
+            st.log(event);
+        }
+        Ok(answer)
     }
 
     async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
@@ -238,6 +270,50 @@ impl KeyStore for MemoryKeyStore {
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for MemoryKeyStore {
+    async fn events(
+        &self,
+        filter: &EventFilter<'_>,
+        cursor: Option<EventCursor>,
+        limit: u32,
+    ) -> Result<EventPage, StoreError> {
+        let st = lock(&self.state);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let before = cursor.map(|c| (c.at, c.id));
+        let mut items: Vec<Event> = st
+            .events
+            .iter()
+            .rev()
+            .filter(|(k, e)| before.is_none_or(|b| **k < b) && filter.matches(e))
+            .take(limit.saturating_add(1))
+            .map(|(_, e)| e.clone())
+            .collect();
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(EventCursor::after)
+        } else {
+            None
+        };
+        Ok(EventPage { items, next_cursor })
+    }
+
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        let mut st = lock(&self.state);
+        let old: Vec<(OffsetDateTime, EventId)> = st
+            .events
+            .keys()
+            .take_while(|(at, _)| *at < before)
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .copied()
+            .collect();
+        for k in &old {
+            st.events.remove(k);
+        }
+        Ok(old.len() as u64)
     }
 }
 

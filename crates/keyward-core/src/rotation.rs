@@ -10,6 +10,7 @@
 use time::OffsetDateTime;
 
 use crate::Keyward;
+use crate::audit::{Action, Event};
 use crate::authz::{self, Actor};
 use crate::clock::micros;
 use crate::key::KeyId;
@@ -17,7 +18,7 @@ use crate::management::{
     CreatedKey, FieldError, KeyVersion, RotateKeyRequest, ServiceError, store_err,
 };
 use crate::model::{KeyRecord, KeyState};
-use crate::service::{WRITE_ATTEMPTS, contended, next_version_time};
+use crate::service::{WRITE_ATTEMPTS, change_event, contended, created_event, next_version_time};
 use crate::store::StoreErrorKind;
 
 impl Keyward {
@@ -85,7 +86,7 @@ impl Keyward {
             // The predecessor's grace ends first: should anything after fail, the chain has
             // lost a key on its way out, never gained a third live one.
             if let Some(predecessor) = old.rotated_from {
-                self.end_grace(&predecessor, now).await?;
+                self.end_grace(actor, &predecessor, now).await?;
             }
             let (mut successor, signing) = successor_of(&old, now, actor.is_admin());
             let api_key = self.mint(&mut successor, signing)?;
@@ -96,7 +97,8 @@ impl Keyward {
                 marked.expires_at = Some(dies);
             }
             marked.updated_at = next_version_time(&old, now);
-            match self.store().update(&marked, old.updated_at).await {
+            let rotated = change_event(Action::KeyRotated, actor, &old, &marked)?;
+            match self.store().update(&marked, old.updated_at, &rotated).await {
                 Ok(()) => {}
                 // Another writer got there first: look again (a rotation shows as
                 // `rotated_to`, answered above).
@@ -110,7 +112,8 @@ impl Keyward {
                 }
             }
             self.invalidate_everywhere(key_id).await;
-            if let Err(e) = self.store().create(&successor, None, now).await {
+            let created = created_event(Action::KeyCreated, actor, &successor, now)?;
+            if let Err(e) = self.store().create(&successor, None, now, &created).await {
                 self.unmark(&old, &marked).await;
                 return Err(match e.kind() {
                     StoreErrorKind::Conflict => {
@@ -123,7 +126,13 @@ impl Keyward {
             if let Ok(Some(current)) = self.store().get(key_id).await
                 && current.revoked_at.is_some()
             {
-                let _ = self.store().revoke(&successor.key_id, now, None).await;
+                if let Ok(event) = Event::new(Action::KeyRevoked, &Actor::system(), &successor, now)
+                {
+                    let _ = self
+                        .store()
+                        .revoke(&successor.key_id, now, None, &event)
+                        .await;
+                }
                 self.invalidate_everywhere(&successor.key_id).await;
                 return Err(ServiceError::StateConflict(
                     "the key was revoked while it was being rotated",
@@ -142,7 +151,19 @@ impl Keyward {
     async fn unmark(&self, old: &KeyRecord, marked: &KeyRecord) {
         let mut restored = old.clone();
         restored.updated_at = next_version_time(marked, marked.updated_at);
-        if let Err(e) = self.store().update(&restored, marked.updated_at).await {
+        let undone = change_event(Action::KeyUpdated, &Actor::system(), marked, &restored);
+        let written = match undone {
+            Ok(event) => {
+                self.store()
+                    .update(&restored, marked.updated_at, &event)
+                    .await
+            }
+            Err(e) => Err(crate::store::StoreError::new(
+                StoreErrorKind::Other,
+                e.to_string(),
+            )),
+        };
+        if let Err(e) = written {
             tracing::error!(key_id = %old.key_id, error = %e, "a failed rotation could not be undone; the key stays marked as rotated");
         }
         self.invalidate_everywhere(&old.key_id).await;
@@ -150,7 +171,12 @@ impl Keyward {
 
     /// Ends the grace of `key_id` (a predecessor whose successor is being rotated): it expires
     /// now, unless it is gone already.
-    async fn end_grace(&self, key_id: &KeyId, now: OffsetDateTime) -> Result<(), ServiceError> {
+    async fn end_grace(
+        &self,
+        actor: &Actor,
+        key_id: &KeyId,
+        now: OffsetDateTime,
+    ) -> Result<(), ServiceError> {
         for _ in 0..WRITE_ATTEMPTS {
             let Some(mut record) = self.store().get(key_id).await.map_err(store_err)? else {
                 return Ok(());
@@ -159,9 +185,11 @@ impl Keyward {
                 return Ok(());
             }
             let expected = record.updated_at;
+            let before = record.clone();
             record.expires_at = Some(now);
             record.updated_at = next_version_time(&record, now);
-            match self.store().update(&record, expected).await {
+            let event = change_event(Action::KeyUpdated, actor, &before, &record)?;
+            match self.store().update(&record, expected, &event).await {
                 Ok(()) => {
                     self.invalidate_everywhere(key_id).await;
                     return Ok(());

@@ -1,4 +1,4 @@
-//! The seams: [`KeyStore`], [`NonceStore`], [`RateLimiter`], [`CreditLedger`],
+//! The seams: [`KeyStore`] and its [`EventStore`], [`NonceStore`], [`RateLimiter`], [`CreditLedger`],
 //! [`InvalidationBus`], [`FailureLedger`] and [`ScopeAuthority`]. Backends live in their own crates; in-memory ones are in
 //! [`crate::memory`].
 
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::audit::{Event, EventCursor, EventFilter, EventPage};
 use crate::digest::KeyDigest;
 use crate::key::KeyId;
 use crate::model::{Credits, KeyRecord, KeyState, RateLimit};
@@ -256,16 +257,20 @@ impl UsageDelta {
     }
 }
 
-/// Persistent key storage.
+/// Persistent key storage, with its audit log ([`EventStore`]).
 ///
 /// Every method maps backend failures to [`StoreErrorKind::Unavailable`] (or another kind), never
 /// to "no such key": a store that cannot answer must not make a valid key look invalid.
+///
+/// Every write that changes a key takes the [`Event`] that records it, and stores it in the same
+/// transaction (or script) as the change, when the change is made and only then: a change
+/// without its record, or a record without its change, cannot happen.
 #[async_trait::async_trait]
-pub trait KeyStore: Send + Sync + fmt::Debug {
+pub trait KeyStore: EventStore + Send + Sync + fmt::Debug {
     /// Inserts `record`. When `max_per_owner` is set, first counts the owner's keys that are
     /// neither revoked nor expired at `now` and refuses with [`StoreErrorKind::LimitReached`] when
     /// the count has reached it; the check and the insert are atomic with respect to other
-    /// creates for the same owner.
+    /// creates for the same owner. `event` is stored with it.
     ///
     /// # Errors
     /// `LimitReached`, `Conflict` for a duplicate key id, `Unavailable`.
@@ -274,12 +279,14 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         record: &KeyRecord,
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        event: &Event,
     ) -> Result<(), StoreError>;
 
     /// Inserts every record of `records`, or none: what [`KeyStore::create`] does for one,
     /// for a batch. When `max_per_owner` is set, each owner's live keys at `now` plus the
     /// batch's keys for it must not exceed it, checked atomically with the insert as `create`
-    /// does. Records are new keys (no usage, not revoked).
+    /// does. Records are new keys (no usage, not revoked). `events` (one for each record) are
+    /// stored with them.
     ///
     /// # Errors
     /// `LimitReached` (nothing inserted), `Conflict` when a key id exists already (nothing
@@ -289,6 +296,7 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         records: &[&KeyRecord],
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        events: &[Event],
     ) -> Result<(), StoreError>;
 
     /// The key with this id, if any. One indexed lookup.
@@ -316,24 +324,35 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// rotated_to, updated_at) to the stored key with the same id, *if* that key is not revoked
     /// and its `updated_at` is still `expected`: an optimistic version check, atomic with the
     /// write, so that two writers never silently overwrite each other. Usage counters,
-    /// `last_used_at` and `revoked_at` are left alone.
+    /// `last_used_at` and `revoked_at` are left alone. `event` is stored when the write is.
     ///
     /// # Errors
     /// `NotFound`, `Stale` when the stored key is revoked or its `updated_at` is not `expected`,
     /// `Unavailable`.
-    async fn update(&self, record: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError>;
+    async fn update(
+        &self,
+        record: &KeyRecord,
+        expected: OffsetDateTime,
+        event: &Event,
+    ) -> Result<(), StoreError>;
 
     /// Replaces the stored digest (lazy re-digest under a newer pepper version). Nothing else
-    /// changes.
+    /// changes. `event` is stored with it.
     ///
     /// # Errors
     /// `NotFound`, `Unavailable`.
-    async fn set_digest(&self, key_id: &KeyId, digest: &KeyDigest) -> Result<(), StoreError>;
+    async fn set_digest(
+        &self,
+        key_id: &KeyId,
+        digest: &KeyDigest,
+        event: &Event,
+    ) -> Result<(), StoreError>;
 
     /// Soft-revokes: sets `revoked_at = at` (and `updated_at`) unless already set (the first
     /// time is kept), and, with `expected`, only if `updated_at` is still `expected`: the
     /// version check of `DELETE` with `If-Match`, atomic with the write. Returns the record as
     /// stored afterwards (unrevoked when the check failed); `None` when there is no such key.
+    /// `event` is stored when this call revokes the key, and only then.
     ///
     /// # Errors
     /// `Unavailable`.
@@ -342,6 +361,7 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         key_id: &KeyId,
         at: OffsetDateTime,
         expected: Option<OffsetDateTime>,
+        event: &Event,
     ) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Applies usage deltas: adds requests, moves `last_used_at` forward (never back), and
@@ -358,6 +378,33 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// Most events a read of the audit log may ask for.
+pub const MAX_EVENT_PAGE: u32 = 100;
+
+/// The audit log of a [`KeyStore`]: the events its writes stored, read newest first, and pruned.
+#[async_trait::async_trait]
+pub trait EventStore: Send + Sync {
+    /// Up to `limit` events that `filter` admits, older than `cursor`, by `(at, id)`
+    /// descending. A store that filters after reading may answer fewer than `limit`, even none,
+    /// with a `next_cursor`: the listing ends only where `next_cursor` is `None`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Corrupt`.
+    async fn events(
+        &self,
+        filter: &EventFilter<'_>,
+        cursor: Option<EventCursor>,
+        limit: u32,
+    ) -> Result<EventPage, StoreError>;
+
+    /// Deletes up to `limit` events older than `before`, the oldest first, and says how many
+    /// it deleted: retention, run in batches until it deletes fewer than `limit`.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// Remembers nonces (or signatures) for a while, to reject replays.

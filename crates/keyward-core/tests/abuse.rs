@@ -31,22 +31,41 @@ struct Counting {
 }
 
 #[async_trait::async_trait]
+impl keyward_core::store::EventStore for Counting {
+    async fn events(
+        &self,
+        filter: &keyward_core::audit::EventFilter<'_>,
+        cursor: Option<keyward_core::audit::EventCursor>,
+        limit: u32,
+    ) -> Result<keyward_core::audit::EventPage, StoreError> {
+        self.inner.events(filter, cursor, limit).await
+    }
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.inner.prune_events(before, limit).await
+    }
+}
+
+#[async_trait::async_trait]
 impl KeyStore for Counting {
     async fn create(
         &self,
         r: &KeyRecord,
         max: Option<u32>,
         now: OffsetDateTime,
+        event: &keyward_core::audit::Event,
     ) -> Result<(), StoreError> {
-        self.inner.create(r, max, now).await
+        self.inner.create(r, max, now, event).await
     }
     async fn create_many(
         &self,
         records: &[&KeyRecord],
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        events: &[keyward_core::audit::Event],
     ) -> Result<(), StoreError> {
-        self.inner.create_many(records, max_per_owner, now).await
+        self.inner
+            .create_many(records, max_per_owner, now, events)
+            .await
     }
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         self.gets.fetch_add(1, Ordering::SeqCst);
@@ -60,23 +79,30 @@ impl KeyStore for Counting {
     ) -> Result<Page, StoreError> {
         self.inner.list(f, c, l).await
     }
-    async fn update(&self, r: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
-        self.inner.update(r, expected).await
+    async fn update(
+        &self,
+        r: &KeyRecord,
+        expected: OffsetDateTime,
+        event: &keyward_core::audit::Event,
+    ) -> Result<(), StoreError> {
+        self.inner.update(r, expected, event).await
     }
     async fn set_digest(
         &self,
         id: &KeyId,
         d: &keyward_core::digest::KeyDigest,
+        event: &keyward_core::audit::Event,
     ) -> Result<(), StoreError> {
-        self.inner.set_digest(id, d).await
+        self.inner.set_digest(id, d, event).await
     }
     async fn revoke(
         &self,
         id: &KeyId,
         at: OffsetDateTime,
         expected: Option<OffsetDateTime>,
+        event: &keyward_core::audit::Event,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let r = self.inner.revoke(id, at, expected).await?;
+        let r = self.inner.revoke(id, at, expected, event).await?;
         if self.fail_after_revoke.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable(
                 "the cache in front could not be told",

@@ -47,24 +47,45 @@ impl Probe {
 }
 
 #[async_trait::async_trait]
+impl keyward_core::store::EventStore for Probe {
+    async fn events(
+        &self,
+        filter: &keyward_core::audit::EventFilter<'_>,
+        cursor: Option<keyward_core::audit::EventCursor>,
+        limit: u32,
+    ) -> Result<keyward_core::audit::EventPage, StoreError> {
+        self.check()?;
+        self.inner.events(filter, cursor, limit).await
+    }
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.prune_events(before, limit).await
+    }
+}
+
+#[async_trait::async_trait]
 impl KeyStore for Probe {
     async fn create(
         &self,
         r: &KeyRecord,
         max: Option<u32>,
         now: OffsetDateTime,
+        event: &keyward_core::audit::Event,
     ) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.create(r, max, now).await
+        self.inner.create(r, max, now, event).await
     }
     async fn create_many(
         &self,
         records: &[&KeyRecord],
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        events: &[keyward_core::audit::Event],
     ) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.create_many(records, max_per_owner, now).await
+        self.inner
+            .create_many(records, max_per_owner, now, events)
+            .await
     }
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         self.gets.fetch_add(1, Ordering::SeqCst);
@@ -80,26 +101,33 @@ impl KeyStore for Probe {
         self.check()?;
         self.inner.list(f, c, l).await
     }
-    async fn update(&self, r: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        r: &KeyRecord,
+        expected: OffsetDateTime,
+        event: &keyward_core::audit::Event,
+    ) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.update(r, expected).await
+        self.inner.update(r, expected, event).await
     }
     async fn set_digest(
         &self,
         id: &KeyId,
         d: &keyward_core::digest::KeyDigest,
+        event: &keyward_core::audit::Event,
     ) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.set_digest(id, d).await
+        self.inner.set_digest(id, d, event).await
     }
     async fn revoke(
         &self,
         id: &KeyId,
         at: OffsetDateTime,
         expected: Option<OffsetDateTime>,
+        event: &keyward_core::audit::Event,
     ) -> Result<Option<KeyRecord>, StoreError> {
         self.check()?;
-        self.inner.revoke(id, at, expected).await
+        self.inner.revoke(id, at, expected, event).await
     }
     async fn record_usage(&self, b: &[UsageDelta]) -> Result<(), StoreError> {
         self.check()?;

@@ -12,6 +12,7 @@ use futures_core::Stream;
 
 use super::management::{BATCH_BODY_LIMIT, Call, Caller, Matched, Mount, Operation, Route, actor};
 use super::{BodyBudget, ManagementOptions, Rejection, Reply, RequestHead};
+use keyward_core::audit::Origin;
 use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext};
 
 /// How an adapter's framework runs the futures of the application's hooks: [`SendHooks`]
@@ -268,7 +269,14 @@ impl<R: 'static, K: HookFutures> ManagementConfig<R, K> {
                     None => Err(Rejection::unauthenticated()),
                 }
             };
-            let actor = actor(options, route.mount, caller, check, verify, resolve).await?;
+            let origin = Origin::new(
+                head.client_ip(),
+                head.header("user-agent"),
+                head.header("x-request-id"),
+            );
+            let actor = actor(options, route.mount, caller, check, verify, resolve)
+                .await?
+                .with_origin(origin);
             let if_match = head.header("if-match");
             let call = Call::parse(route.operation, route.key_id, head.query(), if_match)?;
             let bytes = if route.operation.reads_body() {

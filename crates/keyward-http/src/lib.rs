@@ -197,18 +197,7 @@ pub(crate) fn json_body_or_default<T: DeserializeOwned + Default>(
 /// that is not valid percent-encoding.
 pub(crate) fn list_query(query: Option<&str>) -> Result<KeyQuery, Problem> {
     let mut q = KeyQuery::default();
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
-            .decode_utf8()
-            .map_err(|_| {
-                validation(
-                    k.chars().take(32).collect::<String>().as_str(),
-                    "invalid",
-                    "not UTF-8",
-                )
-            })?
-            .into_owned();
+    for (k, v) in query_pairs(query)? {
         match k {
             "limit" => {
                 q.limit =
@@ -233,6 +222,64 @@ pub(crate) fn list_query(query: Option<&str>) -> Result<KeyQuery, Problem> {
         }
     }
     Ok(q)
+}
+
+/// The audit routes' query (`?owner_id=&key_id=&action=&actor=&since=&until=&cursor=&limit=`),
+/// as text: the service checks each field
+/// ([`keyward_core::Keyward::list_events`]).
+///
+/// # Errors
+/// `422` for a `limit` that is not a number, and for a query that is not valid
+/// percent-encoding.
+pub(crate) fn events_query(
+    query: Option<&str>,
+) -> Result<keyward_core::management::EventQuery, Problem> {
+    let mut q = keyward_core::management::EventQuery::default();
+    for (k, v) in query_pairs(query)? {
+        match k {
+            "limit" => {
+                q.limit =
+                    Some(v.trim().parse::<u32>().map_err(|_| {
+                        validation("limit", "invalid", "must be a positive integer")
+                    })?);
+            }
+            "cursor" => q.cursor = Some(v),
+            "owner_id" => q.owner_id = Some(v),
+            "key_id" => q.key_id = Some(v),
+            "action" => q.action = Some(v),
+            "actor" => q.actor = Some(v),
+            "since" => q.since = Some(v),
+            "until" => q.until = Some(v),
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+/// The `key=value` pairs of a query, values percent-decoded (`+` as a space).
+///
+/// # Errors
+/// `422` naming the field whose value is not UTF-8.
+fn query_pairs(query: Option<&str>) -> Result<Vec<(&str, String)>, Problem> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8()
+                .map_err(|_| {
+                    validation(
+                        k.chars().take(32).collect::<String>().as_str(),
+                        "invalid",
+                        "not UTF-8",
+                    )
+                })?
+                .into_owned();
+            Ok((k, v))
+        })
+        .collect()
 }
 
 /// A key id from a path segment. A malformed id cannot name a key: `404`.

@@ -18,9 +18,11 @@
 //! | `PATCH {prefix}/{key_id}` | `200 key` |
 //! | `DELETE {prefix}/{key_id}` | `204`, soft revoke |
 //! | `POST {prefix}/{key_id}/rotate` | `201 {api_key, key}`, `no-store` |
-//! | `{admin_prefix}/owners/{owner_id}{prefix}…`, the same six | as above, owner from the path |
+//! | `GET {prefix}/{key_id}/events?action=&actor=&since=&until=&cursor=&limit=` | `200 {items, next_cursor}`: the key's audit log, newest first |
+//! | `{admin_prefix}/owners/{owner_id}{prefix}…`, the same seven | as above, owner from the path |
 //! | `GET {admin_prefix}{prefix}?owner_id=&env=&state=&cursor=&limit=` | `200 {items, next_cursor}`: every owner's keys, for administrators |
 //! | `POST {admin_prefix}{prefix}/batch` | `201 {items: [{api_key, key}]}`: up to 1,000 keys of any owners, all or none, `no-store` |
+//! | `GET {admin_prefix}/audit?owner_id=&key_id=&action=&actor=&since=&until=&cursor=&limit=` | `200 {items, next_cursor}`: every owner's audit log, for administrators |
 //!
 //! Answers about one key carry its version as `ETag`; `PATCH`, `DELETE` and `rotate` honour
 //! `If-Match` (`412`).
@@ -33,10 +35,12 @@
 use std::future::Future;
 
 use crate::problem::Problem;
+use keyward_core::audit::ActorKind;
 use keyward_core::authz::Actor;
 use keyward_core::key::KeyId;
 use keyward_core::management::{
-    CreateKeyRequest, CreateKeysRequest, KeyQuery, KeyVersion, RotateKeyRequest, UpdateKeyRequest,
+    CreateKeyRequest, CreateKeysRequest, EventQuery, KeyQuery, KeyVersion, RotateKeyRequest,
+    UpdateKeyRequest,
 };
 use keyward_core::{Keyward, Principal};
 
@@ -61,6 +65,10 @@ pub enum Operation {
     Rotate,
     /// `POST {admin_prefix}{prefix}/batch`: create up to 1,000 keys of any owners, all or none.
     CreateBatch,
+    /// `GET {base}/{key_id}/events`: the key's audit log.
+    Events,
+    /// `GET {admin_prefix}/audit`: the audit log of every owner's keys.
+    Audit,
 }
 
 impl Operation {
@@ -86,6 +94,10 @@ pub enum Mount {
     /// [`ManagementOptions::admin_list_all`] is on, the batch create when
     /// [`ManagementOptions::admin_batch_create`] is. Mounted with [`Mount::Admin`].
     AdminAll,
+    /// `{admin_prefix}/audit`: the audit log of every owner's keys, for an administrator of
+    /// every owner, through `admin_actor`, when [`ManagementOptions::admin_audit`] is on.
+    /// Mounted with [`Mount::Admin`].
+    Audit,
 }
 
 /// One management route, relative to its mount's base path.
@@ -93,15 +105,15 @@ pub enum Mount {
 pub struct Route {
     /// The method, uppercase.
     pub method: &'static str,
-    /// The path after the base: `""`, `"/{key_id}"` or `"/{key_id}/rotate"` (the `{name}`
-    /// template syntax both axum and actix-web use).
+    /// The path after the base: `""`, `"/{key_id}"`, `"/{key_id}/rotate"` or
+    /// `"/{key_id}/events"` (the `{name}` template syntax both axum and actix-web use).
     pub path: &'static str,
     /// What the route does.
     pub operation: Operation,
 }
 
-/// The six routes under each mount's base, grouped by path.
-pub const ROUTES: [Route; 6] = [
+/// The seven routes under each mount's base, grouped by path.
+pub const ROUTES: [Route; 7] = [
     Route {
         method: "POST",
         path: "",
@@ -132,7 +144,19 @@ pub const ROUTES: [Route; 6] = [
         path: "/{key_id}/rotate",
         operation: Operation::Rotate,
     },
+    Route {
+        method: "GET",
+        path: "/{key_id}/events",
+        operation: Operation::Events,
+    },
 ];
+
+/// The audit log of every owner, the only route under [`Mount::Audit`]'s base.
+pub const AUDIT_ROUTE: Route = Route {
+    method: "GET",
+    path: "",
+    operation: Operation::Audit,
+};
 
 /// The batch create, under [`Mount::AdminAll`]'s base.
 pub const BATCH_ROUTE: Route = Route {
@@ -166,6 +190,7 @@ pub struct ManagementOptions {
     pub(crate) allow_api_key_callers: bool,
     admin_list_all: bool,
     admin_batch_create: bool,
+    admin_audit: bool,
     pub(crate) body_limit: usize,
     pub(crate) credential_headers: CredentialHeaders,
 }
@@ -178,6 +203,7 @@ impl Default for ManagementOptions {
             allow_api_key_callers: false,
             admin_list_all: false,
             admin_batch_create: false,
+            admin_audit: false,
             body_limit: super::DEFAULT_BODY_LIMIT,
             credential_headers: CredentialHeaders::default(),
         }
@@ -244,6 +270,17 @@ impl ManagementOptions {
         self
     }
 
+    /// Mounts `GET {admin_prefix}/audit` beside the admin routes: the audit log of every
+    /// owner's keys (or of the `?owner_id=` one), newest first, to a caller the admin check
+    /// passes (or a key holding `keyward:admin`). Off by default, for the reason
+    /// [`ManagementOptions::admin_list_all`] gives: the admin check sees no owner in this
+    /// route's path. Each key's log is under its own routes, `…/{key_id}/events`, either way.
+    #[must_use]
+    pub fn admin_audit(mut self, mount: bool) -> Self {
+        self.admin_audit = mount;
+        self
+    }
+
     /// Largest accepted request body in bytes (default 64 KiB); larger ones get `413`.
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
@@ -279,6 +316,9 @@ impl ManagementOptions {
                 let all = format!("{}{}", self.admin_prefix, self.prefix);
                 mounts.push((Mount::AdminAll, all));
             }
+            if self.admin_audit {
+                mounts.push((Mount::Audit, format!("{}/audit", self.admin_prefix)));
+            }
         }
         mounts
     }
@@ -293,6 +333,10 @@ impl ManagementOptions {
     ) -> Vec<(String, Mount, Vec<Route>)> {
         let mut paths = Vec::with_capacity(6);
         for (mount, base) in self.mounts(self_service, admin) {
+            if mount == Mount::Audit {
+                paths.push((base, mount, vec![AUDIT_ROUTE]));
+                continue;
+            }
             if mount == Mount::AdminAll {
                 if self.admin_list_all {
                     let list = ROUTES.iter().filter(|r| r.operation == Operation::List);
@@ -307,7 +351,7 @@ impl ManagementOptions {
                 }
                 continue;
             }
-            for path in ["", "/{key_id}", "/{key_id}/rotate"] {
+            for path in ["", "/{key_id}", "/{key_id}/rotate", "/{key_id}/events"] {
                 let routes = ROUTES.iter().filter(|r| r.path == path).copied().collect();
                 paths.push((format!("{base}{path}"), mount, routes));
             }
@@ -332,6 +376,7 @@ impl ManagementOptions {
             admin,
             admin_list_all: self.admin_list_all,
             admin_batch_create: self.admin_batch_create,
+            admin_audit: self.admin_audit,
             signing: keyward.signing_enabled(),
             policy: Some(keyward.policy()),
         })
@@ -403,7 +448,9 @@ pub(crate) async fn actor<E: From<Problem>>(
             let owner = owner.ok_or_else(super::key_not_found)?.to_owned();
             admin_actor(options, Some(owner), caller.verified, check, verify).await
         }
-        Mount::AdminAll => admin_actor(options, None, caller.verified, check, verify).await,
+        Mount::AdminAll | Mount::Audit => {
+            admin_actor(options, None, caller.verified, check, verify).await
+        }
     }
 }
 
@@ -466,22 +513,26 @@ pub(crate) async fn admin_actor<E: From<Problem>>(
     };
     let key_forbidden = || E::from(super::api_key_management_forbidden());
     let admin = |owner: Option<String>| owner.map_or_else(Actor::admin, Actor::admin_for);
+    // The audit log names who came in: the admin check, or the administrator key.
+    let checked = |owner| admin(owner).by(ActorKind::Admin, None);
+    let by_key =
+        |owner, p: &Principal| admin(owner).by(ActorKind::AdminKey, Some(p.key_id().to_string()));
     if let Some(p) = verified {
         if p.is_admin() {
-            return Ok(admin(owner));
+            return Ok(by_key(owner, p));
         }
         if !options.allow_api_key_callers {
             return Err(key_forbidden());
         }
         check.await?;
-        return Ok(admin(owner));
+        return Ok(checked(owner));
     }
     let refused = match check.await {
-        Ok(()) => return Ok(admin(owner)),
+        Ok(()) => return Ok(checked(owner)),
         Err(r) => r,
     };
     match verify.await? {
-        Some(p) if p.is_admin() => Ok(admin(owner)),
+        Some(p) if p.is_admin() => Ok(by_key(owner, &p)),
         Some(_) if !options.allow_api_key_callers => Err(key_forbidden()),
         _ => Err(refused),
     }
@@ -493,6 +544,7 @@ pub(crate) struct Call {
     operation: Operation,
     key_id: Option<KeyId>,
     query: KeyQuery,
+    events: EventQuery,
     /// An `If-Match` that names no version keyward issued is [`KeyVersion::UNMATCHABLE`]: the
     /// service answers `412` for it after judging the request, so that an invalid body is
     /// `400`/`422` whatever the precondition says.
@@ -514,17 +566,23 @@ impl Call {
     ) -> Result<Self, Problem> {
         let needs_id = !matches!(
             operation,
-            Operation::Create | Operation::List | Operation::CreateBatch
+            Operation::Create | Operation::List | Operation::CreateBatch | Operation::Audit
         );
         let key_id = if needs_id {
             Some(path_key_id(key_id.unwrap_or(""))?)
         } else {
             None
         };
-        let query = if operation == Operation::List {
-            list_query(query)?
-        } else {
-            KeyQuery::default()
+        let (list, events) = match operation {
+            Operation::List => (list_query(query)?, EventQuery::default()),
+            Operation::Events | Operation::Audit => {
+                let mut events = super::events_query(query)?;
+                if let Some(id) = &key_id {
+                    events.key_id = Some(id.to_string());
+                }
+                (KeyQuery::default(), events)
+            }
+            _ => (KeyQuery::default(), EventQuery::default()),
         };
         let if_match = if matches!(
             operation,
@@ -537,7 +595,8 @@ impl Call {
         Ok(Self {
             operation,
             key_id,
-            query,
+            query: list,
+            events,
             if_match,
         })
     }
@@ -601,6 +660,13 @@ impl Call {
                     .await
                     .map_err(svc)?;
                 Reply::empty(204)
+            }
+            Operation::Events | Operation::Audit => {
+                let page = keyward
+                    .list_events(actor, &self.events)
+                    .await
+                    .map_err(svc)?;
+                Reply::json(200, &page)
             }
             Operation::Rotate => {
                 let req: RotateKeyRequest = json_body_or_default(content_type, body)?;

@@ -176,15 +176,31 @@ impl RedisCachedStore {
 }
 
 #[async_trait::async_trait]
+impl keyward_core::store::EventStore for RedisCachedStore {
+    async fn events(
+        &self,
+        filter: &keyward_core::audit::EventFilter<'_>,
+        cursor: Option<keyward_core::audit::EventCursor>,
+        limit: u32,
+    ) -> Result<keyward_core::audit::EventPage, StoreError> {
+        self.inner.events(filter, cursor, limit).await
+    }
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.inner.prune_events(before, limit).await
+    }
+}
+
+#[async_trait::async_trait]
 impl KeyStore for RedisCachedStore {
     async fn create(
         &self,
         record: &KeyRecord,
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        event: &keyward_core::audit::Event,
     ) -> Result<(), StoreError> {
         // Unknown ids are never cached, so there is nothing to invalidate.
-        self.inner.create(record, max_per_owner, now).await
+        self.inner.create(record, max_per_owner, now, event).await
     }
 
     async fn create_many(
@@ -192,8 +208,11 @@ impl KeyStore for RedisCachedStore {
         records: &[&KeyRecord],
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        events: &[keyward_core::audit::Event],
     ) -> Result<(), StoreError> {
-        self.inner.create_many(records, max_per_owner, now).await
+        self.inner
+            .create_many(records, max_per_owner, now, events)
+            .await
     }
 
     async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
@@ -230,13 +249,23 @@ impl KeyStore for RedisCachedStore {
     /// Updates the store, then drops the cached entry. When Redis cannot be told, the change
     /// is stored but this returns `Unavailable`, so the caller retries (and the entry expires
     /// by TTL meanwhile).
-    async fn update(&self, record: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
-        self.inner.update(record, expected).await?;
+    async fn update(
+        &self,
+        record: &KeyRecord,
+        expected: OffsetDateTime,
+        event: &keyward_core::audit::Event,
+    ) -> Result<(), StoreError> {
+        self.inner.update(record, expected, event).await?;
         self.invalidate(&[record.key_id]).await
     }
 
-    async fn set_digest(&self, key_id: &KeyId, digest: &KeyDigest) -> Result<(), StoreError> {
-        self.inner.set_digest(key_id, digest).await?;
+    async fn set_digest(
+        &self,
+        key_id: &KeyId,
+        digest: &KeyDigest,
+        event: &keyward_core::audit::Event,
+    ) -> Result<(), StoreError> {
+        self.inner.set_digest(key_id, digest, event).await?;
         self.invalidate(&[*key_id]).await
     }
 
@@ -247,8 +276,9 @@ impl KeyStore for RedisCachedStore {
         key_id: &KeyId,
         at: OffsetDateTime,
         expected: Option<OffsetDateTime>,
+        event: &keyward_core::audit::Event,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let record = self.inner.revoke(key_id, at, expected).await?;
+        let record = self.inner.revoke(key_id, at, expected, event).await?;
         if record.is_some() {
             self.invalidate(&[*key_id]).await?;
         }

@@ -281,6 +281,17 @@ impl Keys {
         format!("{{{}:all}}:idx", self.prefix)
     }
 
+    /// A key's audit log (sorted set, lexicographic members, [`crate::events`]):
+    /// `{P:k:<key_id>}:ev`, on the record's slot so that the record's scripts write both.
+    pub(crate) fn key_events(&self, key_id: &KeyId) -> String {
+        format!("{{{}:k:{}}}:ev", self.prefix, key_id)
+    }
+
+    /// Every key's audit log, as the keys' own: `{P:all}:ev`.
+    pub(crate) fn all_events(&self) -> String {
+        format!("{{{}:all}}:ev", self.prefix)
+    }
+
     /// The owner's live keys scored by expiry: `{P:o:<owner>}:live`.
     pub(crate) fn owner_live(&self, owner: &str) -> String {
         format!("{{{}:o:{}}}:live", self.prefix, escape_owner(owner))

@@ -5,6 +5,7 @@ mod bus;
 mod cache;
 mod codec;
 mod config;
+mod events;
 mod limits;
 mod scripts;
 mod store;

@@ -5,13 +5,15 @@ use std::sync::LazyLock;
 
 use deadpool_redis::redis::Script;
 
-/// KEYS[1] record. ARGV: field, value, field, value, … Writes the record unless it exists.
-/// Returns 1 when written, 0 for a duplicate id.
+/// KEYS[1] record, KEYS[2] the key's audit log. ARGV: event member, then field, value, field,
+/// value, … Writes the record and its event unless the record exists. Returns 1 when written,
+/// 0 for a duplicate id.
 pub(crate) static CREATE_RECORD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
 return 1
 ",
     )
@@ -52,9 +54,10 @@ return 1
     )
 });
 
-/// KEYS[1] record. ARGV: management JSON, new updated_at, expected updated_at. Writes only when
-/// the key is not revoked and its `u` is still the expected one (the version check). Returns
-/// `{owner, written}` (`written` 1 or 0), or nil when there is no such key.
+/// KEYS[1] record, KEYS[2] the key's audit log. ARGV: management JSON, new updated_at,
+/// expected updated_at, event member. Writes (with the event) only when the key is not revoked
+/// and its `u` is still the expected one (the version check). Returns `{owner, written}`
+/// (`written` 1 or 0), or nil when there is no such key.
 pub(crate) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -64,36 +67,43 @@ if redis.call('HEXISTS', KEYS[1], 'r') == 1 or redis.call('HGET', KEYS[1], 'u') 
   return {owner, 0}
 end
 redis.call('HSET', KEYS[1], 'm', ARGV[1], 'u', ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[4])
 return {owner, 1}
 ",
     )
 });
 
-/// KEYS[1] record. ARGV: digest. Returns 1, or 0 when there is no such key.
+/// KEYS[1] record, KEYS[2] the key's audit log. ARGV: digest, event member. Returns 1, or 0
+/// when there is no such key.
 pub(crate) static SET_DIGEST: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'd', ARGV[1])
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
 return 1
 ",
     )
 });
 
-/// KEYS[1] record. ARGV: revoked_at (µs), expected `u` ('' for any). Sets `r` (and `u`) the
-/// first time only, and only while `u` is the expected one; returns the hash afterwards (empty
-/// when there is no such key).
+/// KEYS[1] record, KEYS[2] the key's audit log. ARGV: revoked_at (µs), expected `u` ('' for
+/// any), event member. Sets `r` (and `u`) the first time only, and only while `u` is the
+/// expected one, and then records the event; returns `{revoked, hash}`: whether this call
+/// revoked, and the hash afterwards (empty when there is no such key).
 pub(crate) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, {}} end
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'u') ~= ARGV[2] then
-  return redis.call('HGETALL', KEYS[1])
+  return {0, redis.call('HGETALL', KEYS[1])}
 end
+local revoked = 0
 if redis.call('HSETNX', KEYS[1], 'r', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'u', ARGV[1])
+  redis.call('ZADD', KEYS[2], 0, ARGV[3])
+  revoked = 1
 end
-return redis.call('HGETALL', KEYS[1])
+return {revoked, redis.call('HGETALL', KEYS[1])}
 ",
     )
 });

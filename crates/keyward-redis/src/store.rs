@@ -19,17 +19,20 @@
 use std::collections::HashMap;
 
 use deadpool_redis::redis::{self, AsyncCommands};
+use keyward_core::audit::{Event, EventCursor, EventFilter, EventPage};
 use keyward_core::clock::unix_micros;
 use keyward_core::digest::KeyDigest;
 use keyward_core::key::KeyId;
 use keyward_core::model::KeyRecord;
 use keyward_core::store::{
-    Cursor, KeyFilter, KeyStore, MAX_PAGE_SIZE, Page, StoreError, StoreErrorKind, UsageDelta,
+    Cursor, EventStore, KeyFilter, KeyStore, MAX_PAGE_SIZE, Page, StoreError, StoreErrorKind,
+    UsageDelta,
 };
 use time::OffsetDateTime;
 
 use crate::codec;
 use crate::config::{Connections, RedisConfig, redis_error};
+use crate::events;
 use crate::scripts;
 
 /// Usage deltas sent per pipeline.
@@ -74,14 +77,19 @@ impl KeyStore for RedisKeyStore {
         record: &KeyRecord,
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        event: &Event,
     ) -> Result<(), StoreError> {
         let keys = &self.shared.keys;
         let rkey = keys.record(&record.key_id);
+        let log = keys.key_events(&record.key_id);
         let fields = codec::encode(record)?;
+        let member = events::member(event)?;
         let mut c = self.shared.conn().await?;
-        // Step 1: claim the key id. Nobody holds the secret of this key yet, so a record that
-        // step 2 refuses (or that a crash strands) can never be used.
+        // Step 1: claim the key id, and record the event in the key's log. Nobody holds the
+        // secret of this key yet, so a record that step 2 refuses (or that a crash strands)
+        // can never be used.
         let mut inv = scripts::CREATE_RECORD.key(&rkey);
+        inv.key(&log).arg(&member);
         for (k, v) in &fields {
             inv.arg(*k).arg(v);
         }
@@ -112,17 +120,18 @@ impl KeyStore for RedisKeyStore {
             Ok(1) => {
                 // Step 3: the list of every key. Should it fail, the key works, is listed and
                 // counted under its owner, and is missing only from the list of all keys.
-                let member = codec::index_member(record.created_at, &record.key_id);
-                let listed: Result<i64, _> = c.zadd(keys.all_index(), member, 0).await;
+                let indexed = codec::index_member(record.created_at, &record.key_id);
+                let listed: Result<i64, _> = c.zadd(keys.all_index(), indexed, 0).await;
                 if let Err(e) = listed {
                     // The key exists and its secret is about to be handed out: failing here
                     // would make the caller mint a second one.
                     tracing::warn!(key_id = %record.key_id, error = %e, "key created but not added to the list of every key");
                 }
+                events::publish(&self.shared, std::slice::from_ref(&member)).await;
                 Ok(())
             }
             Ok(_) => {
-                let _: Result<i64, _> = c.del(&rkey).await;
+                let _: Result<i64, _> = c.del(&[&rkey, &log]).await;
                 Err(StoreError::new(
                     StoreErrorKind::LimitReached,
                     "owner key limit reached",
@@ -142,7 +151,7 @@ impl KeyStore for RedisKeyStore {
                     let _: i64 = c
                         .zrem(keys.owner_live(&record.owner_id), record.key_id.as_str())
                         .await?;
-                    let _: i64 = c.del(&rkey).await?;
+                    let _: i64 = c.del(&[&rkey, &log]).await?;
                     Ok(())
                 }
                 .await;
@@ -162,8 +171,13 @@ impl KeyStore for RedisKeyStore {
         records: &[&KeyRecord],
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let keys = &self.shared.keys;
+        let members = events
+            .iter()
+            .map(events::member)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut c = self.shared.conn().await?;
         let mut claimed: Vec<&KeyRecord> = Vec::with_capacity(records.len());
         let mut slotted: Vec<&str> = Vec::new();
@@ -172,11 +186,13 @@ impl KeyStore for RedisKeyStore {
             by_owner.entry(r.owner_id.as_str()).or_default().push(r);
         }
         let outcome: Result<Result<(), StoreError>, redis::RedisError> = async {
-            for r in records {
+            for (i, r) in records.iter().enumerate() {
                 let fields = codec::encode(r).map_err(|e| {
                     redis::RedisError::from((redis::ErrorKind::Client, "encode", e.to_string()))
                 })?;
                 let mut inv = scripts::CREATE_RECORD.key(keys.record(&r.key_id));
+                inv.key(keys.key_events(&r.key_id))
+                    .arg(members.get(i).map_or("", String::as_str));
                 for (k, v) in &fields {
                     inv.arg(*k).arg(v);
                 }
@@ -210,12 +226,12 @@ impl KeyStore for RedisKeyStore {
                     )));
                 }
             }
-            let members: Vec<(i64, String)> = records
+            let listed: Vec<(i64, String)> = records
                 .iter()
                 .map(|r| (0, codec::index_member(r.created_at, &r.key_id)))
                 .collect();
             if let Err(e) = c
-                .zadd_multiple::<_, _, _, i64>(keys.all_index(), &members)
+                .zadd_multiple::<_, _, _, i64>(keys.all_index(), &listed)
                 .await
             {
                 // As for one key: the keys work and are listed under their owners.
@@ -225,7 +241,10 @@ impl KeyStore for RedisKeyStore {
         }
         .await;
         let failed = match outcome {
-            Ok(Ok(())) => return Ok(()),
+            Ok(Ok(())) => {
+                events::publish(&self.shared, &members).await;
+                return Ok(());
+            }
             Ok(Err(refusal)) => Ok(refusal),
             Err(e) => Err(redis_error(e)),
         };
@@ -243,7 +262,9 @@ impl KeyStore for RedisKeyStore {
                 }
             }
             for r in &claimed {
-                let _: i64 = c.del(keys.record(&r.key_id)).await?;
+                let _: i64 = c
+                    .del(&[keys.record(&r.key_id), keys.key_events(&r.key_id)])
+                    .await?;
             }
             Ok(())
         }
@@ -351,15 +372,23 @@ impl KeyStore for RedisKeyStore {
         })
     }
 
-    async fn update(&self, record: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        record: &KeyRecord,
+        expected: OffsetDateTime,
+        event: &Event,
+    ) -> Result<(), StoreError> {
         let keys = &self.shared.keys;
+        let member = events::member(event)?;
         let mut c = self.shared.conn().await?;
         let rkey = keys.record(&record.key_id);
         let answer: Option<(String, i64)> = scripts::UPDATE
             .key(&rkey)
+            .key(keys.key_events(&record.key_id))
             .arg(codec::management_json(record)?)
             .arg(unix_micros(record.updated_at))
             .arg(unix_micros(expected))
+            .arg(&member)
             .invoke_async(&mut c)
             .await
             .map_err(redis_error)?;
@@ -372,6 +401,7 @@ impl KeyStore for RedisKeyStore {
                 "the key changed since it was read",
             ));
         }
+        events::publish(&self.shared, std::slice::from_ref(&member)).await;
         // Step 2: the expiry may have changed; rescore the key in the live set. Past
         // expiries are harmless (the create script prunes them).
         let live = keys.owner_live(&owner);
@@ -394,17 +424,26 @@ impl KeyStore for RedisKeyStore {
         Ok(())
     }
 
-    async fn set_digest(&self, key_id: &KeyId, digest: &KeyDigest) -> Result<(), StoreError> {
+    async fn set_digest(
+        &self,
+        key_id: &KeyId,
+        digest: &KeyDigest,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let member = events::member(event)?;
         let mut c = self.shared.conn().await?;
         let done: i64 = scripts::SET_DIGEST
             .key(self.shared.keys.record(key_id))
+            .key(self.shared.keys.key_events(key_id))
             .arg(codec::digest_string(digest))
+            .arg(&member)
             .invoke_async(&mut c)
             .await
             .map_err(redis_error)?;
         if done == 0 {
             return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
         }
+        events::publish(&self.shared, std::slice::from_ref(&member)).await;
         Ok(())
     }
 
@@ -413,21 +452,28 @@ impl KeyStore for RedisKeyStore {
         key_id: &KeyId,
         at: OffsetDateTime,
         expected: Option<OffsetDateTime>,
+        event: &Event,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let h: HashMap<String, String> = {
+        let member = events::member(event)?;
+        let (revoked, h): (i64, HashMap<String, String>) = {
             let mut c = self.shared.conn().await?;
             scripts::REVOKE
                 .key(self.shared.keys.record(key_id))
+                .key(self.shared.keys.key_events(key_id))
                 .arg(unix_micros(at))
                 .arg(
                     expected
                         .map(|e| unix_micros(e).to_string())
                         .unwrap_or_default(),
                 )
+                .arg(&member)
                 .invoke_async(&mut c)
                 .await
                 .map_err(redis_error)?
         };
+        if revoked == 1 {
+            events::publish(&self.shared, std::slice::from_ref(&member)).await;
+        }
         let Some(record) = codec::decode(*key_id, &h)? else {
             return Ok(None);
         };
@@ -479,5 +525,21 @@ impl KeyStore for RedisKeyStore {
             .await
             .map_err(redis_error)?;
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for RedisKeyStore {
+    async fn events(
+        &self,
+        filter: &EventFilter<'_>,
+        cursor: Option<EventCursor>,
+        limit: u32,
+    ) -> Result<EventPage, StoreError> {
+        events::list(&self.shared, filter, cursor, limit).await
+    }
+
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        events::prune(&self.shared, before, limit).await
     }
 }

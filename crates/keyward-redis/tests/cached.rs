@@ -16,6 +16,7 @@ use keyward_core::memory::MemoryKeyStore;
 use keyward_core::model::KeyRecord;
 use keyward_core::store::{Cursor, Page, StoreError, StoreErrorKind, UsageDelta};
 use keyward_redis::{CacheFailure, RedisCachedStore, RedisConfig};
+use keyward_test::store_suite::{event_about, event_for};
 use time::OffsetDateTime;
 
 async fn make() -> Option<Arc<dyn KeyStore>> {
@@ -43,22 +44,41 @@ struct Slow {
 }
 
 #[async_trait::async_trait]
+impl keyward_core::store::EventStore for Slow {
+    async fn events(
+        &self,
+        filter: &keyward_core::audit::EventFilter<'_>,
+        cursor: Option<keyward_core::audit::EventCursor>,
+        limit: u32,
+    ) -> Result<keyward_core::audit::EventPage, StoreError> {
+        self.inner.events(filter, cursor, limit).await
+    }
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.inner.prune_events(before, limit).await
+    }
+}
+
+#[async_trait::async_trait]
 impl KeyStore for Slow {
     async fn create(
         &self,
         r: &KeyRecord,
         m: Option<u32>,
         now: OffsetDateTime,
+        event: &keyward_core::audit::Event,
     ) -> Result<(), StoreError> {
-        self.inner.create(r, m, now).await
+        self.inner.create(r, m, now, event).await
     }
     async fn create_many(
         &self,
         records: &[&KeyRecord],
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        events: &[keyward_core::audit::Event],
     ) -> Result<(), StoreError> {
-        self.inner.create_many(records, max_per_owner, now).await
+        self.inner
+            .create_many(records, max_per_owner, now, events)
+            .await
     }
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         let read = self.inner.get(id).await;
@@ -74,19 +94,30 @@ impl KeyStore for Slow {
     ) -> Result<Page, StoreError> {
         self.inner.list(f, c, l).await
     }
-    async fn update(&self, r: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
-        self.inner.update(r, expected).await
+    async fn update(
+        &self,
+        r: &KeyRecord,
+        expected: OffsetDateTime,
+        event: &keyward_core::audit::Event,
+    ) -> Result<(), StoreError> {
+        self.inner.update(r, expected, event).await
     }
-    async fn set_digest(&self, id: &KeyId, d: &KeyDigest) -> Result<(), StoreError> {
-        self.inner.set_digest(id, d).await
+    async fn set_digest(
+        &self,
+        id: &KeyId,
+        d: &KeyDigest,
+        event: &keyward_core::audit::Event,
+    ) -> Result<(), StoreError> {
+        self.inner.set_digest(id, d, event).await
     }
     async fn revoke(
         &self,
         id: &KeyId,
         at: OffsetDateTime,
         expected: Option<OffsetDateTime>,
+        event: &keyward_core::audit::Event,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.revoke(id, at, expected).await
+        self.inner.revoke(id, at, expected, event).await
     }
     async fn record_usage(&self, b: &[UsageDelta]) -> Result<(), StoreError> {
         self.inner.record_usage(b).await
@@ -108,17 +139,24 @@ async fn reads_are_cached_and_writes_invalidate() {
     .unwrap();
     let mut r = keyward_test::store_suite::full_record("owner", t(0));
     r.revoked_at = None;
-    cached.create(&r, None, t(0)).await.unwrap();
+    cached.create(&r, None, t(0), &event_for(&r)).await.unwrap();
     assert_eq!(cached.get(&r.key_id).await.unwrap(), Some(r.clone()));
     // Change the inner store behind the cache's back: the cache still answers.
-    inner.revoke(&r.key_id, t(5), None).await.unwrap();
+    inner
+        .revoke(&r.key_id, t(5), None, &event_about(&r.key_id))
+        .await
+        .unwrap();
     assert_eq!(
         cached.get(&r.key_id).await.unwrap().unwrap().revoked_at,
         None,
         "served from Redis"
     );
     // A write through the wrapper invalidates.
-    let revoked = cached.revoke(&r.key_id, t(6), None).await.unwrap().unwrap();
+    let revoked = cached
+        .revoke(&r.key_id, t(6), None, &event_about(&r.key_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(revoked.revoked_at, Some(t(5)));
     assert_eq!(
         cached.get(&r.key_id).await.unwrap().unwrap().revoked_at,
@@ -157,7 +195,7 @@ async fn a_read_racing_a_revoke_never_caches_the_stale_record() {
         .unwrap(),
     );
     let r = keyward_test::store_suite::record("owner", t(0));
-    cached.create(&r, None, t(0)).await.unwrap();
+    cached.create(&r, None, t(0), &event_for(&r)).await.unwrap();
     // The read sees the live record, then stalls; the revoke lands meanwhile.
     *slow.delay.lock().unwrap() = Duration::from_millis(300);
     let reader = {
@@ -166,7 +204,10 @@ async fn a_read_racing_a_revoke_never_caches_the_stale_record() {
         tokio::spawn(async move { cached.get(&id).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    cached.revoke(&r.key_id, t(1), None).await.unwrap();
+    cached
+        .revoke(&r.key_id, t(1), None, &event_about(&r.key_id))
+        .await
+        .unwrap();
     let stale = reader.await.unwrap().unwrap().unwrap();
     assert_eq!(
         stale.revoked_at, None,
@@ -196,7 +237,10 @@ async fn redis_failure_falls_back_or_fails_closed_as_configured() {
         .unwrap()
         .on_failure(CacheFailure::FailClosed);
     let r = keyward_test::store_suite::record("owner", t(0));
-    lenient.create(&r, None, t(0)).await.unwrap();
+    lenient
+        .create(&r, None, t(0), &event_for(&r))
+        .await
+        .unwrap();
     assert!(lenient.get(&r.key_id).await.unwrap().is_some());
     assert!(strict.get(&r.key_id).await.unwrap().is_some());
 
@@ -214,7 +258,7 @@ async fn redis_failure_falls_back_or_fails_closed_as_configured() {
     // A revoke is stored, but reported unavailable so the caller retries the invalidation.
     assert_eq!(
         lenient
-            .revoke(&r.key_id, t(1), None)
+            .revoke(&r.key_id, t(1), None, &event_about(&r.key_id))
             .await
             .unwrap_err()
             .kind(),

@@ -14,6 +14,7 @@ use keyward_core::model::{Credits, KeyRecord, RateLimit, Usage};
 use keyward_core::scope::ScopeSet;
 use keyward_core::store::{Cursor, KeyStore, StoreErrorKind, UsageDelta};
 use keyward_redis::RedisKeyStore;
+use keyward_test::store_suite::{event_about, event_for};
 use time::{Duration, OffsetDateTime};
 
 fn t(secs: i64) -> OffsetDateTime {
@@ -74,9 +75,12 @@ async fn create_get_round_trip_and_conflict() {
         return;
     };
     let r = record("owner-{odd}%", t(0));
-    store.create(&r, None, t(0)).await.unwrap();
+    store.create(&r, None, t(0), &event_for(&r)).await.unwrap();
     assert_eq!(store.get(&r.key_id).await.unwrap(), Some(r.clone()));
-    let err = store.create(&r, None, t(0)).await.unwrap_err();
+    let err = store
+        .create(&r, None, t(0), &event_for(&r))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Conflict);
     assert_eq!(store.get(&KeyId::generate().unwrap()).await.unwrap(), None);
     store.ping().await.unwrap();
@@ -91,11 +95,21 @@ async fn max_keys_counts_only_live_keys() {
     let a = record("o", t(0));
     let mut b = record("o", t(1));
     b.expires_at = Some(t(10));
-    store.create(&a, Some(2), t(1)).await.unwrap();
-    store.create(&b, Some(2), t(1)).await.unwrap();
+    store
+        .create(&a, Some(2), t(1), &event_for(&a))
+        .await
+        .unwrap();
+    store
+        .create(&b, Some(2), t(1), &event_for(&b))
+        .await
+        .unwrap();
     let c = record("o", t(2));
     assert_eq!(
-        store.create(&c, Some(2), t(2)).await.unwrap_err().kind(),
+        store
+            .create(&c, Some(2), t(2), &event_for(&c))
+            .await
+            .unwrap_err()
+            .kind(),
         StoreErrorKind::LimitReached
     );
     assert_eq!(
@@ -104,18 +118,36 @@ async fn max_keys_counts_only_live_keys() {
         "a refused create leaves no record"
     );
     // b expires at t(10): from then on it no longer counts.
-    store.create(&c, Some(2), t(10)).await.unwrap();
+    store
+        .create(&c, Some(2), t(10), &event_for(&c))
+        .await
+        .unwrap();
     // Revoking frees a slot too.
     let d = record("o", t(11));
     assert_eq!(
-        store.create(&d, Some(2), t(11)).await.unwrap_err().kind(),
+        store
+            .create(&d, Some(2), t(11), &event_for(&d))
+            .await
+            .unwrap_err()
+            .kind(),
         StoreErrorKind::LimitReached
     );
-    store.revoke(&a.key_id, t(11), None).await.unwrap();
-    store.create(&d, Some(2), t(11)).await.unwrap();
+    store
+        .revoke(&a.key_id, t(11), None, &event_about(&a.key_id))
+        .await
+        .unwrap();
+    store
+        .create(&d, Some(2), t(11), &event_for(&d))
+        .await
+        .unwrap();
     // Another owner is unaffected.
     store
-        .create(&record("p", t(11)), Some(2), t(11))
+        .create(
+            &record("p", t(11)),
+            Some(2),
+            t(11),
+            &event_for(&record("p", t(11))),
+        )
         .await
         .unwrap();
     common::cleanup(&url, &prefix).await;
@@ -130,7 +162,16 @@ async fn fifty_concurrent_creates_with_max_five_give_exactly_five() {
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.create(&record("busy", t(i)), Some(5), t(100)).await })
+            tokio::spawn(async move {
+                store
+                    .create(
+                        &record("busy", t(i)),
+                        Some(5),
+                        t(100),
+                        &event_for(&record("busy", t(i))),
+                    )
+                    .await
+            })
         })
         .collect();
     let mut ok = 0;
@@ -162,11 +203,16 @@ async fn cursor_listing_is_ordered_and_stable() {
     // Several keys share a created_at: ties are broken by key id.
     for i in 0..7 {
         let r = record("lister", t(i / 2));
-        store.create(&r, None, t(10)).await.unwrap();
+        store.create(&r, None, t(10), &event_for(&r)).await.unwrap();
         all.push(r);
     }
     store
-        .create(&record("other", t(0)), None, t(10))
+        .create(
+            &record("other", t(0)),
+            None,
+            t(10),
+            &event_for(&record("other", t(0))),
+        )
         .await
         .unwrap();
     all.sort_by_key(|r| (r.created_at, r.key_id));
@@ -224,7 +270,7 @@ async fn update_changes_management_fields_only() {
         return;
     };
     let r = record("u", t(0));
-    store.create(&r, None, t(0)).await.unwrap();
+    store.create(&r, None, t(0), &event_for(&r)).await.unwrap();
     store
         .record_usage(&[UsageDelta {
             key_id: r.key_id,
@@ -242,7 +288,10 @@ async fn update_changes_management_fields_only() {
     changed.updated_at = t(6);
     changed.usage.request_count = 999; // ignored
     changed.revoked_at = Some(t(6)); // ignored
-    store.update(&changed, r.updated_at).await.unwrap();
+    store
+        .update(&changed, r.updated_at, &event_for(&changed))
+        .await
+        .unwrap();
     let got = store.get(&r.key_id).await.unwrap().unwrap();
     assert_eq!(got.name, "renamed");
     assert_eq!(got.scopes, changed.scopes);
@@ -262,7 +311,7 @@ async fn update_changes_management_fields_only() {
     let missing = record("u", t(0));
     assert_eq!(
         store
-            .update(&missing, missing.updated_at)
+            .update(&missing, missing.updated_at, &event_for(&missing))
             .await
             .unwrap_err()
             .kind(),
@@ -278,16 +327,29 @@ async fn update_extending_an_expired_key_makes_it_count_again() {
     };
     let mut a = record("x", t(0));
     a.expires_at = Some(t(5));
-    store.create(&a, Some(1), t(0)).await.unwrap();
+    store
+        .create(&a, Some(1), t(0), &event_for(&a))
+        .await
+        .unwrap();
     // Expired at t(6): a create prunes it and succeeds.
     let b = record("x", t(6));
-    store.create(&b, Some(2), t(6)).await.unwrap();
+    store
+        .create(&b, Some(2), t(6), &event_for(&b))
+        .await
+        .unwrap();
     // Extending a brings it back into the count.
     a.expires_at = None;
-    store.update(&a, a.updated_at).await.unwrap();
+    store
+        .update(&a, a.updated_at, &event_for(&a))
+        .await
+        .unwrap();
     let c = record("x", t(7));
     assert_eq!(
-        store.create(&c, Some(2), t(7)).await.unwrap_err().kind(),
+        store
+            .create(&c, Some(2), t(7), &event_for(&c))
+            .await
+            .unwrap_err()
+            .kind(),
         StoreErrorKind::LimitReached
     );
     common::cleanup(&url, &prefix).await;
@@ -299,28 +361,53 @@ async fn set_digest_and_revoke() {
         return;
     };
     let r = record("r", t(0));
-    store.create(&r, None, t(0)).await.unwrap();
+    store.create(&r, None, t(0), &event_for(&r)).await.unwrap();
     let d = Keyring::insecure_test_keyring().digest(&r.key_id, "other");
-    store.set_digest(&r.key_id, &d).await.unwrap();
+    store
+        .set_digest(&r.key_id, &d, &event_about(&r.key_id))
+        .await
+        .unwrap();
     assert_eq!(store.get(&r.key_id).await.unwrap().unwrap().digest, d);
     let missing = KeyId::generate().unwrap();
     assert_eq!(
-        store.set_digest(&missing, &d).await.unwrap_err().kind(),
+        store
+            .set_digest(&missing, &d, &event_about(&missing))
+            .await
+            .unwrap_err()
+            .kind(),
         StoreErrorKind::NotFound
     );
 
-    let revoked = store.revoke(&r.key_id, t(3), None).await.unwrap().unwrap();
+    let revoked = store
+        .revoke(&r.key_id, t(3), None, &event_about(&r.key_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(revoked.revoked_at, Some(t(3)));
     assert_eq!(revoked.updated_at, t(3));
     // The first revocation time is kept.
-    let again = store.revoke(&r.key_id, t(9), None).await.unwrap().unwrap();
+    let again = store
+        .revoke(&r.key_id, t(9), None, &event_about(&r.key_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.revoked_at, Some(t(3)));
     assert_eq!(again.updated_at, t(3));
-    assert_eq!(store.revoke(&missing, t(9), None).await.unwrap(), None);
+    assert_eq!(
+        store
+            .revoke(&missing, t(9), None, &event_about(&missing))
+            .await
+            .unwrap(),
+        None
+    );
     // Update refuses a revoked key (revocation is final) and does not bring it back into the
     // count.
     assert_eq!(
-        store.update(&r, t(3)).await.unwrap_err().kind(),
+        store
+            .update(&r, t(3), &event_for(&r))
+            .await
+            .unwrap_err()
+            .kind(),
         StoreErrorKind::Stale
     );
     assert_eq!(
@@ -328,7 +415,12 @@ async fn set_digest_and_revoke() {
         Some(t(3))
     );
     store
-        .create(&record("r", t(10)), Some(1), t(10))
+        .create(
+            &record("r", t(10)),
+            Some(1),
+            t(10),
+            &event_for(&record("r", t(10))),
+        )
         .await
         .unwrap();
     common::cleanup(&url, &prefix).await;
@@ -340,7 +432,7 @@ async fn record_usage_follows_the_merge_rule() {
         return;
     };
     let r = record("n", t(0));
-    store.create(&r, None, t(0)).await.unwrap();
+    store.create(&r, None, t(0), &event_for(&r)).await.unwrap();
     let id = r.key_id;
     let d = |last: Option<i64>, requests, credits| UsageDelta {
         key_id: id,
@@ -410,10 +502,18 @@ async fn prefixes_isolate_applications() {
     let other_prefix = common::unique_prefix();
     let other = RedisKeyStore::new(&common::config(&url, &other_prefix)).unwrap();
     let r = record("shared-owner", t(0));
-    store.create(&r, Some(1), t(0)).await.unwrap();
+    store
+        .create(&r, Some(1), t(0), &event_for(&r))
+        .await
+        .unwrap();
     assert_eq!(other.get(&r.key_id).await.unwrap(), None);
     other
-        .create(&record("shared-owner", t(0)), Some(1), t(0))
+        .create(
+            &record("shared-owner", t(0)),
+            Some(1),
+            t(0),
+            &event_for(&record("shared-owner", t(0))),
+        )
         .await
         .unwrap();
     let ids: BTreeSet<_> = store

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use keyward_core::store::{KeyStore, UsageDelta};
 use keyward_sea_orm::{SeaOrmKeyStore, Tables};
+use keyward_test::store_suite::event_for;
 use sea_orm::{ConnectionTrait, Database, Statement};
 
 #[tokio::main]
@@ -35,7 +36,12 @@ async fn main() {
     store.migrate().await.expect("migrate");
     let template = keyward_test::store_suite::record("scale", time::OffsetDateTime::now_utc());
     store
-        .create(&template, None, time::OffsetDateTime::now_utc())
+        .create(
+            &template,
+            None,
+            time::OffsetDateTime::now_utc(),
+            &event_for(&template),
+        )
         .await
         .expect("template");
     let started = Instant::now();

@@ -7,6 +7,7 @@ compile_error!("keyward-sea-orm needs at least one of the features `sqlite`, `po
 mod codec;
 pub mod entity;
 mod error;
+mod events;
 pub mod files;
 mod lookup;
 pub mod migration;
@@ -19,11 +20,13 @@ pub use crate::codec::instant;
 pub use crate::files::MigrationFiles;
 #[doc(inline)]
 pub use crate::migration::{
-    AddKeyLineage, AddKeyUsage, CreateApiKeys, Migrator, drop_tables, migrate, migrate_tables,
+    AddKeyEvents, AddKeyLineage, AddKeyUsage, CreateApiKeys, Migrator, drop_tables, migrate,
+    migrate_tables,
 };
 #[doc(inline)]
 pub use crate::schema::{
-    PrefixError, Tables, render_lineage_sql, render_migrations, render_sql, render_usage_sql,
+    PrefixError, Tables, render_events_sql, render_lineage_sql, render_migrations, render_sql,
+    render_usage_sql,
 };
 #[doc(inline)]
 pub use crate::store::{SeaOrmKeyStore, connect_options};
@@ -31,5 +34,6 @@ pub use crate::store::{SeaOrmKeyStore, connect_options};
 /// sea-orm, re-exported so that applications use the same version.
 pub use sea_orm;
 /// sea-orm-migration, re-exported so that an application's own `Migrator` that lists
-/// [`CreateApiKeys`], [`AddKeyLineage`] and [`AddKeyUsage`] uses the same version.
+/// [`CreateApiKeys`], [`AddKeyLineage`], [`AddKeyUsage`] and [`AddKeyEvents`] uses the same
+/// version.
 pub use sea_orm_migration;

@@ -8,8 +8,8 @@
 //! ```
 //!
 //! An application that runs its own sea-orm `Migrator` lists
-//! `Box::new(keyward_sea_orm::CreateApiKeys::new(Tables::default()))`, then [`AddKeyLineage`]
-//! and [`AddKeyUsage`] likewise, among its migrations instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
+//! `Box::new(keyward_sea_orm::CreateApiKeys::new(Tables::default()))`, then [`AddKeyLineage`],
+//! [`AddKeyUsage`] and [`AddKeyEvents`] likewise, among its migrations instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,7 +21,8 @@ use sea_orm::{
 use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager};
 
 use crate::schema::{
-    LINEAGE_COLUMNS, Tables, drop_statements, lineage_statements, statements, usage_statements,
+    LINEAGE_COLUMNS, Tables, drop_statements, events_statements, lineage_statements, statements,
+    usage_statements,
 };
 
 /// Migration 0001: the keys table, its indexes and the owners table.
@@ -175,6 +176,56 @@ impl MigrationTrait for AddKeyUsage {
     }
 }
 
+/// Migration 0004: the audit log table ([`crate::entity::api_key_event`]) and its indexes.
+#[derive(Debug, Clone)]
+pub struct AddKeyEvents {
+    tables: Tables,
+    name: String,
+}
+
+impl AddKeyEvents {
+    /// The migration for `tables`: `m0004_key_events`, followed by the prefix when there is
+    /// one.
+    #[must_use]
+    pub fn new(tables: Tables) -> Self {
+        let name = if tables.prefix().is_empty() {
+            "m0004_key_events".to_owned()
+        } else {
+            format!("m0004_key_events_{}", tables.prefix())
+        };
+        Self { tables, name }
+    }
+}
+
+impl MigrationName for AddKeyEvents {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for AddKeyEvents {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let (table, indexes) = events_statements(manager.get_database_backend(), &self.tables);
+        manager.create_table(table).await?;
+        for index in indexes {
+            manager.create_index(index).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                sea_orm::sea_query::Table::drop()
+                    .table(self.tables.events_iden())
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 /// The migrator for the default table names (`api_keys`, `api_key_owners`), recording what it
 /// applied in sea-orm's `seaql_migrations` table.
 #[derive(Debug, Clone, Copy, Default)]
@@ -186,6 +237,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateApiKeys::new(Tables::default())),
             Box::new(AddKeyLineage::new(Tables::default())),
             Box::new(AddKeyUsage::new(Tables::default())),
+            Box::new(AddKeyEvents::new(Tables::default())),
         ]
     }
 }
@@ -235,7 +287,10 @@ async fn adopt_existing(txn: &DatabaseTransaction) -> Result<(), DbErr> {
         present.push(AddKeyLineage::new(tables.clone()).name);
     }
     if manager.has_table(tables.usage()).await? {
-        present.push(AddKeyUsage::new(tables).name);
+        present.push(AddKeyUsage::new(tables.clone()).name);
+    }
+    if manager.has_table(tables.events()).await? {
+        present.push(AddKeyEvents::new(tables).name);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -263,7 +318,7 @@ const MIGRATE_LOCK_NAME: &str = "keyward_migrate";
 const MYSQL_LOCK_WAIT_SECS: u32 = 60;
 
 /// Creates the tables under `tables`' names unless the keys table already exists, then adds the
-/// columns of migration 0002 and the table of 0003 unless they exist. For table prefixes, which the static
+/// columns of migration 0002 and the tables of 0003 and 0004 unless they exist. For table prefixes, which the static
 /// [`Migrator`] cannot carry; no bookkeeping table is written.
 ///
 /// Processes that migrate the same database at once (several instances starting together) take
@@ -283,12 +338,14 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
     if manager.has_table(tables.keys()).await?
         && manager.has_column(tables.keys(), lineage_column).await?
         && manager.has_table(tables.usage()).await?
+        && manager.has_table(tables.events()).await?
     {
         return Ok(());
     }
     let create = CreateApiKeys::new(tables.clone());
     let lineage = AddKeyLineage::new(tables.clone());
     let usage = AddKeyUsage::new(tables.clone());
+    let events = AddKeyEvents::new(tables.clone());
     serialized(db, move |txn| {
         Box::pin(async move {
             let manager = SchemaManager::new(txn);
@@ -304,6 +361,9 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
             }
             if !manager.has_table(usage.tables.usage()).await? {
                 usage.up(&manager).await?;
+            }
+            if !manager.has_table(events.tables.events()).await? {
+                events.up(&manager).await?;
             }
             Ok(())
         })

@@ -18,7 +18,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{DbBackend, EntityName, Schema};
 
-use crate::entity::{api_key, api_key_owner, api_key_usage};
+use crate::entity::{api_key, api_key_event, api_key_owner, api_key_usage};
 
 /// Longest table prefix accepted.
 pub const MAX_PREFIX_LEN: usize = 32;
@@ -36,6 +36,7 @@ pub struct Tables {
     keys: String,
     owners: String,
     usage: String,
+    events: String,
 }
 
 impl Default for Tables {
@@ -51,6 +52,7 @@ impl fmt::Debug for Tables {
             .field("keys", &self.keys)
             .field("owners", &self.owners)
             .field("usage", &self.usage)
+            .field("events", &self.events)
             .finish()
     }
 }
@@ -81,6 +83,7 @@ impl Tables {
             keys: format!("{prefix}{}", api_key::Entity.table_name()),
             owners: format!("{prefix}{}", api_key_owner::Entity.table_name()),
             usage: format!("{prefix}{}", api_key_usage::Entity.table_name()),
+            events: format!("{prefix}{}", api_key_event::Entity.table_name()),
             prefix,
         }
     }
@@ -109,6 +112,12 @@ impl Tables {
         &self.usage
     }
 
+    /// The audit log (migration 0004).
+    #[must_use]
+    pub fn events(&self) -> &str {
+        &self.events
+    }
+
     /// The unique index on `key_id`.
     #[must_use]
     pub fn key_id_index(&self) -> String {
@@ -132,6 +141,10 @@ impl Tables {
     pub(crate) fn usage_iden(&self) -> Alias {
         Alias::new(self.usage.as_str())
     }
+
+    pub(crate) fn events_iden(&self) -> Alias {
+        Alias::new(self.events.as_str())
+    }
 }
 
 /// Every statement that creates the schema, in order.
@@ -154,8 +167,14 @@ pub const LINEAGE_COLUMNS: [&str; 4] = [
     "lineage_started_at",
 ];
 
-/// Columns holding a key id, compared bytewise.
-const KEY_ID_COLUMNS: [&str; 4] = ["key_id", "rotated_from", "rotated_to", "lineage_root"];
+/// Columns holding a key id or an event id, compared bytewise.
+const KEY_ID_COLUMNS: [&str; 5] = [
+    "key_id",
+    "rotated_from",
+    "rotated_to",
+    "lineage_root",
+    "event_id",
+];
 
 /// A column of the entity as `backend` wants it.
 fn adapt_column(backend: DbBackend, column: &ColumnDef) -> ColumnDef {
@@ -281,7 +300,66 @@ pub fn render_migrations(backend: DbBackend, tables: &Tables) -> Vec<(&'static s
         ("0001_create_api_keys.sql", render_sql(backend, tables)),
         ("0002_key_lineage.sql", render_lineage_sql(backend, tables)),
         ("0003_key_usage.sql", render_usage_sql(backend, tables)),
+        ("0004_key_events.sql", render_events_sql(backend, tables)),
     ]
+}
+
+/// Migration 0004: the audit log table and its three indexes, each ending in the event's time
+/// (the order every read of the log takes): by owner, by key, and by time alone.
+#[must_use]
+pub fn events_statements(
+    backend: DbBackend,
+    tables: &Tables,
+) -> (TableCreateStatement, Vec<IndexCreateStatement>) {
+    use api_key_event::Column;
+    let table = adapt(
+        backend,
+        tables.events(),
+        &Schema::new(backend).create_table_from_entity(api_key_event::Entity),
+    );
+    let index = |suffix: &str, lead: Option<Column>| {
+        let mut i = Index::create();
+        i.name(format!("{}_{suffix}", tables.events()))
+            .table(tables.events_iden());
+        if let Some(lead) = lead {
+            i.col(lead);
+        }
+        i.col(Column::At).col(Column::EventId).to_owned()
+    };
+    let indexes = vec![
+        index("owner_idx", Some(Column::OwnerId)),
+        index("key_idx", Some(Column::KeyId)),
+        index("at_idx", None),
+    ];
+    (table, indexes)
+}
+
+/// Migration 0004 as SQL for `backend`: what `migrations/<backend>/0004_key_events.sql` holds
+/// for the default names.
+#[must_use]
+pub fn render_events_sql(backend: DbBackend, tables: &Tables) -> String {
+    let mut out = String::from(
+        "-- keyward: the audit log, one row per management action or security-relevant change.\n\
+         -- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.\n",
+    );
+    if !tables.prefix().is_empty() {
+        out.push_str(&format!("-- Table prefix: {}\n", tables.prefix()));
+    }
+    let (table, indexes) = events_statements(backend, tables);
+    let sql = |stmt: String| format!("\n{};\n", one_column_a_line(&stmt));
+    out.push_str(&sql(match backend {
+        DbBackend::Postgres => table.to_string(PostgresQueryBuilder),
+        DbBackend::MySql => table.to_string(MysqlQueryBuilder),
+        _ => table.to_string(SqliteQueryBuilder),
+    }));
+    for i in indexes {
+        out.push_str(&sql(match backend {
+            DbBackend::Postgres => i.to_string(PostgresQueryBuilder),
+            DbBackend::MySql => i.to_string(MysqlQueryBuilder),
+            _ => i.to_string(SqliteQueryBuilder),
+        }));
+    }
+    out
 }
 
 /// Migration 0003: the usage table, and on PostgreSQL its fill factor (half of each page kept
@@ -333,6 +411,10 @@ pub fn render_usage_sql(backend: DbBackend, tables: &Tables) -> String {
 #[must_use]
 pub fn drop_statements(tables: &Tables) -> Vec<TableDropStatement> {
     vec![
+        Table::drop()
+            .table(tables.events_iden())
+            .if_exists()
+            .to_owned(),
         Table::drop()
             .table(tables.usage_iden())
             .if_exists()

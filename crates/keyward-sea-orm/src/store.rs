@@ -4,15 +4,16 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use keyward_core::audit::{Event, EventCursor, EventFilter, EventPage};
 use keyward_core::digest::KeyDigest;
 use keyward_core::model::KeyState;
 use keyward_core::store::{
-    Cursor, KeyFilter, KeyStore, Page, StoreError, StoreErrorKind, UsageDelta,
+    Cursor, EventStore, KeyFilter, KeyStore, Page, StoreError, StoreErrorKind, UsageDelta,
 };
 use keyward_core::{KeyId, KeyRecord};
 use sea_orm::sea_query::{
-    Alias, Condition, Expr, ExprTrait, InsertStatement, JoinType, OnConflict, Order, Query,
-    SelectStatement,
+    Alias, Condition, Expr, ExprTrait, JoinType, OnConflict, Order, Query, SelectStatement,
+    UpdateStatement,
 };
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -261,16 +262,6 @@ impl SeaOrmKeyStore {
         c
     }
 
-    fn insert_stmt(&self, record: &KeyRecord) -> Result<InsertStatement, StoreError> {
-        let (cols, vals): (Vec<Column>, Vec<Value>) =
-            insert_values(record, self.backend()).into_iter().unzip();
-        let mut stmt = Query::insert();
-        stmt.into_table(self.tables.keys_iden()).columns(cols);
-        stmt.values(vals.into_iter().map(Expr::val))
-            .map_err(|e| StoreError::new(StoreErrorKind::Other, "insert").with_source(e))?;
-        Ok(stmt)
-    }
-
     async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
         match self.backend() {
             DbBackend::Sqlite => {
@@ -302,8 +293,27 @@ impl SeaOrmKeyStore {
                 let txn = self.begin_write().await?;
                 began = true;
                 let done = match write {
-                    Write::CreateMany(records, max, now) => {
-                        self.create_many_in(&txn, records, max, now).await
+                    Write::CreateMany(records, max, now, events) => {
+                        self.create_many_in(&txn, records, max, now, events).await
+                    }
+                    Write::Key(stmt, event) => {
+                        // Only a write that changed the key is recorded: a revoke of a revoked
+                        // key, an update that lost the version check, change nothing.
+                        let changed = txn.execute(stmt).await?.rows_affected() > 0;
+                        if changed {
+                            crate::events::insert_in(
+                                &txn,
+                                self.backend(),
+                                &self.tables,
+                                std::slice::from_ref(event),
+                            )
+                            .await?;
+                        }
+                        Ok(if changed {
+                            Ok(())
+                        } else {
+                            Err(StoreErrorKind::Stale)
+                        })
                     }
                     Write::Usage(batch) => {
                         apply_usage_in(&txn, self.backend(), self.tables.usage(), batch)
@@ -329,6 +339,9 @@ impl SeaOrmKeyStore {
                         StoreErrorKind::LimitReached,
                         "owner key limit reached",
                     ));
+                }
+                Ok(Err(kind @ StoreErrorKind::Stale)) => {
+                    return Err(StoreError::new(kind, "the key changed since it was read"));
                 }
                 Ok(Err(kind)) => return Err(StoreError::new(kind, "duplicate key id")),
                 // A connection lost before the transaction began wrote nothing: go again (on
@@ -433,6 +446,7 @@ impl SeaOrmKeyStore {
         records: &[&KeyRecord],
         max: Option<u32>,
         now: OffsetDateTime,
+        events: &[Event],
     ) -> Result<Result<(), StoreErrorKind>, DbErr> {
         let backend = self.backend();
         if let Some(max) = max {
@@ -514,33 +528,24 @@ impl SeaOrmKeyStore {
             }
             txn.execute(&insert).await?;
         }
+        crate::events::insert_in(txn, backend, &self.tables, events).await?;
         Ok(Ok(()))
-    }
-
-    async fn update_where_key(
-        &self,
-        op: &'static str,
-        key_id: &KeyId,
-        values: Vec<(Column, Value)>,
-    ) -> Result<(), StoreError> {
-        let stmt = Query::update()
-            .table(self.tables.keys_iden())
-            .values(values.into_iter().map(|(c, v)| (c, Expr::val(v))))
-            .and_where(Expr::col(Column::KeyId).eq(key_id.as_str()))
-            .to_owned();
-        let res = self.db.execute(&stmt).await.map_err(|e| store_err(op, e))?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::new(StoreErrorKind::NotFound, "no such key"));
-        }
-        Ok(())
     }
 }
 
 /// A write [`SeaOrmKeyStore::in_write_txn`] runs (and retries) in one transaction.
 #[derive(Clone, Copy)]
 enum Write<'a> {
-    /// A create with the owner cap, of one key or a batch (`create_many_in`).
-    CreateMany(&'a [&'a KeyRecord], Option<u32>, OffsetDateTime),
+    /// A create with the owner cap, of one key or a batch, and their events (`create_many_in`).
+    CreateMany(
+        &'a [&'a KeyRecord],
+        Option<u32>,
+        OffsetDateTime,
+        &'a [Event],
+    ),
+    /// A conditional `UPDATE` of one key and, when it changed a row, its event; `Stale` when
+    /// it changed none.
+    Key(&'a UpdateStatement, &'a Event),
     /// A usage flush (`apply_usage_in`).
     Usage(&'a [UsageDelta]),
 }
@@ -556,17 +561,10 @@ impl KeyStore for SeaOrmKeyStore {
         record: &KeyRecord,
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        event: &Event,
     ) -> Result<(), StoreError> {
-        if max_per_owner.is_none() {
-            // No cap to check: one statement, no transaction.
-            return self
-                .db
-                .execute(&self.insert_stmt(record)?)
-                .await
-                .map(|_| ())
-                .map_err(|e| store_err("create", e));
-        }
-        let write = Write::CreateMany(&[record], max_per_owner, now);
+        let events = std::slice::from_ref(event);
+        let write = Write::CreateMany(&[record], max_per_owner, now, events);
         self.in_write_txn("create", write).await
     }
 
@@ -575,10 +573,11 @@ impl KeyStore for SeaOrmKeyStore {
         records: &[&KeyRecord],
         max_per_owner: Option<u32>,
         now: OffsetDateTime,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         self.in_write_txn(
             "create_many",
-            Write::CreateMany(records, max_per_owner, now),
+            Write::CreateMany(records, max_per_owner, now, events),
         )
         .await
     }
@@ -651,7 +650,12 @@ impl KeyStore for SeaOrmKeyStore {
         Ok(Page { items, next_cursor })
     }
 
-    async fn update(&self, record: &KeyRecord, expected: OffsetDateTime) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        record: &KeyRecord,
+        expected: OffsetDateTime,
+        event: &Event,
+    ) -> Result<(), StoreError> {
         let stmt = Query::update()
             .table(self.tables.keys_iden())
             .values(
@@ -663,27 +667,40 @@ impl KeyStore for SeaOrmKeyStore {
             .and_where(Expr::col(Column::UpdatedAt).eq(self.at(expected)))
             .and_where(Expr::col(Column::RevokedAt).is_null())
             .to_owned();
-        let res = self
-            .db
-            .execute(&stmt)
-            .await
-            .map_err(|e| store_err("update", e))?;
-        if res.rows_affected() > 0 {
-            return Ok(());
-        }
-        // Nothing matched: tell a missing key from one that changed or was revoked.
-        match self.get(&record.key_id).await? {
-            None => Err(StoreError::new(StoreErrorKind::NotFound, "no such key")),
-            Some(_) => Err(StoreError::new(
-                StoreErrorKind::Stale,
-                "the key changed since it was read",
-            )),
+        match self.in_write_txn("update", Write::Key(&stmt, event)).await {
+            // Nothing matched: tell a missing key from one that changed or was revoked.
+            Err(e) if e.kind() == StoreErrorKind::Stale => match self.get(&record.key_id).await? {
+                None => Err(StoreError::new(StoreErrorKind::NotFound, "no such key")),
+                Some(_) => Err(e),
+            },
+            done => done,
         }
     }
 
-    async fn set_digest(&self, key_id: &KeyId, digest: &KeyDigest) -> Result<(), StoreError> {
-        self.update_where_key("set_digest", key_id, digest_values(digest))
+    async fn set_digest(
+        &self,
+        key_id: &KeyId,
+        digest: &KeyDigest,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let stmt = Query::update()
+            .table(self.tables.keys_iden())
+            .values(
+                digest_values(digest)
+                    .into_iter()
+                    .map(|(c, v)| (c, Expr::val(v))),
+            )
+            .and_where(Expr::col(Column::KeyId).eq(key_id.as_str()))
+            .to_owned();
+        match self
+            .in_write_txn("set_digest", Write::Key(&stmt, event))
             .await
+        {
+            Err(e) if e.kind() == StoreErrorKind::Stale => {
+                Err(StoreError::new(StoreErrorKind::NotFound, "no such key"))
+            }
+            done => done,
+        }
     }
 
     async fn revoke(
@@ -691,6 +708,7 @@ impl KeyStore for SeaOrmKeyStore {
         key_id: &KeyId,
         at: OffsetDateTime,
         expected: Option<OffsetDateTime>,
+        event: &Event,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let mut stmt = Query::update()
             .table(self.tables.keys_iden())
@@ -702,10 +720,12 @@ impl KeyStore for SeaOrmKeyStore {
         if let Some(expected) = expected {
             stmt.and_where(Expr::col(Column::UpdatedAt).eq(self.at(expected)));
         }
-        self.db
-            .execute(&stmt)
-            .await
-            .map_err(|e| store_err("revoke", e))?;
+        match self.in_write_txn("revoke", Write::Key(&stmt, event)).await {
+            // Revoked already, or changed since `expected`: answered with the key as it is.
+            Ok(()) => {}
+            Err(e) if e.kind() == StoreErrorKind::Stale => {}
+            Err(e) => return Err(e),
+        }
         self.get(key_id).await
     }
 
@@ -718,5 +738,21 @@ impl KeyStore for SeaOrmKeyStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.db.ping().await.map_err(|e| store_err("ping", e))
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for SeaOrmKeyStore {
+    async fn events(
+        &self,
+        filter: &EventFilter<'_>,
+        cursor: Option<EventCursor>,
+        limit: u32,
+    ) -> Result<EventPage, StoreError> {
+        crate::events::list(&self.db, &self.tables, filter, cursor, limit).await
+    }
+
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        crate::events::prune(&self.db, &self.tables, before, limit).await
     }
 }

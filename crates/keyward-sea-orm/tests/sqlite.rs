@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use keyward_core::KeyStore;
 use keyward_sea_orm::sea_orm::Database;
 use keyward_sea_orm::{SeaOrmKeyStore, Tables, connect_options};
+use keyward_test::store_suite::event_for;
 
 static N: AtomicU32 = AtomicU32::new(0);
 
@@ -213,7 +214,10 @@ async fn instants_are_stored_in_the_text_form_older_databases_hold() {
         record("owner-a", millis),
         record("owner-a", micros),
     ] {
-        store.create(&r, Some(3), whole).await.unwrap();
+        store
+            .create(&r, Some(3), whole, &event_for(&r))
+            .await
+            .unwrap();
     }
     let rows = store
         .connection()
@@ -257,8 +261,9 @@ async fn instants_are_stored_in_the_text_form_older_databases_hold() {
     assert_eq!(created, [micros, millis]);
 
     // The key expiring at 05:06:09 no longer counts toward the cap from then on.
+    let fourth = record("owner-a", at(2, 0));
     store
-        .create(&record("owner-a", at(2, 0)), Some(3), at(2, 0))
+        .create(&fourth, Some(3), at(2, 0), &event_for(&fourth))
         .await
         .unwrap();
 
@@ -267,7 +272,10 @@ async fn instants_are_stored_in_the_text_form_older_databases_hold() {
     let expected = changed.updated_at;
     changed.name = "renamed".to_owned();
     changed.updated_at = at(3, 120_000);
-    store.update(&changed, expected).await.unwrap();
+    store
+        .update(&changed, expected, &event_for(&changed))
+        .await
+        .unwrap();
     assert_eq!(
         store.get(&expiring.key_id).await.unwrap().unwrap().name,
         "renamed"
@@ -298,7 +306,7 @@ async fn misses_leave_a_pool_of_one_to_others() {
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let r = record("one", at(0, 0));
-    let created = store.create(&r, None, at(1, 0)).await;
+    let created = store.create(&r, None, at(1, 0), &event_for(&r)).await;
     stop.store(true, Ordering::Relaxed);
     while let Some(done) = readers.join_next().await {
         done.unwrap();

@@ -348,7 +348,8 @@ fn management_config(app: &Shared) -> keyward_axum::ManagementConfig {
     // is theirs too.
     let options = keyward_axum::ManagementOptions::default()
         .admin_list_all(true)
-        .admin_batch_create(true);
+        .admin_batch_create(true)
+        .admin_audit(true);
     config
         .options(options)
         .client_ip(client_ip_fn(&app.clients))

@@ -265,7 +265,10 @@ impl Keyward {
             },
         };
         match self.check_secret(&parsed, &entry, ctx, now_us) {
-            Ok(true) => Box::pin(self.redigest(&parsed.key_id, secret)).await,
+            Ok(true) => {
+                let owner = entry.principal.owner_id();
+                Box::pin(self.redigest(&parsed.key_id, owner, secret)).await;
+            }
             Ok(false) => {}
             Err(e) => {
                 // Only with a shared ledger: the wrong-secret path must cost what the right one
@@ -652,9 +655,23 @@ impl Keyward {
         Ok(principal)
     }
 
-    async fn redigest(&self, key_id: &KeyId, secret: &str) {
+    async fn redigest(&self, key_id: &KeyId, owner_id: &str, secret: &str) {
         let digest = self.0.keyring.digest(key_id, secret);
-        match self.0.store.set_digest(key_id, &digest).await {
+        let event = crate::audit::Event::about(
+            crate::audit::Action::KeyRedigested,
+            &crate::Actor::system(),
+            owner_id,
+            *key_id,
+            crate::clock::micros(self.now()),
+        );
+        let written = match event {
+            Ok(event) => self.0.store.set_digest(key_id, &digest, &event).await,
+            Err(e) => Err(crate::store::StoreError::new(
+                crate::store::StoreErrorKind::Other,
+                e.to_string(),
+            )),
+        };
+        match written {
             Ok(()) => {
                 tracing::info!(key_id = %key_id, version = digest.pepper_version, "key re-digested under the current pepper");
                 self.0.cache.invalidate(key_id);

@@ -5,6 +5,7 @@
 use time::OffsetDateTime;
 
 use crate::Keyward;
+use crate::audit::{Action, Event};
 use crate::authz::{self, Actor};
 use crate::clock::micros;
 use crate::key::{ApiKey, KeyId};
@@ -12,7 +13,10 @@ use crate::model::{Deactivator, KeyRecord, KeyView, Usage};
 use crate::scope::ScopeSet;
 use crate::store::{Cursor, KeyFilter, MAX_PAGE_SIZE, StoreError, StoreErrorKind};
 
+mod events;
 mod validate;
+
+pub(crate) use events::{change_event, created_event, rng_err};
 
 pub(crate) use crate::management::store_err;
 use crate::management::{
@@ -50,7 +54,8 @@ impl Keyward {
         actor: &Actor,
         req: CreateKeyRequest,
     ) -> Result<CreatedKey, ServiceError> {
-        self.create_capped(actor, req, self.policy().max_keys_per_owner)
+        let cap = self.policy().max_keys_per_owner;
+        self.create_capped(actor, req, cap, Action::KeyCreated)
             .await
     }
 
@@ -66,8 +71,9 @@ impl Keyward {
         owner_id: &str,
         req: CreateKeyRequest,
     ) -> Result<Option<CreatedKey>, ServiceError> {
+        let actor = Actor::admin_for(owner_id);
         match self
-            .create_capped(&Actor::admin_for(owner_id), req, Some(1))
+            .create_capped(&actor, req, Some(1), Action::AdminBootstrapped)
             .await
         {
             Ok(created) => Ok(Some(created)),
@@ -81,12 +87,14 @@ impl Keyward {
         actor: &Actor,
         req: CreateKeyRequest,
         cap: Option<u32>,
+        action: Action,
     ) -> Result<CreatedKey, ServiceError> {
         authz::check_actor(actor)?;
         let now = micros(self.now());
         let signing = req.signing;
         let template = self.prepare_create(actor, req, now).await?;
-        self.insert_new(template, signing, cap, now).await
+        self.insert_new(actor, action, template, signing, cap, now)
+            .await
     }
 
     /// Creates every key of `batch` as `actor`, an administrator of every owner, or none:
@@ -164,11 +172,13 @@ impl Keyward {
         // A key id collision (62^12 space) is astronomically unlikely; mint again anyway.
         for _ in 0..3 {
             let mut raw = Vec::with_capacity(n);
+            let mut events = Vec::with_capacity(n);
             for (record, signing) in &mut records {
                 raw.push(self.mint(record, *signing)?);
+                events.push(created_event(Action::KeyCreated, actor, record, now)?);
             }
             let stored: Vec<&KeyRecord> = records.iter().map(|(r, _)| r).collect();
-            match self.store().create_many(&stored, cap, now).await {
+            match self.store().create_many(&stored, cap, now, &events).await {
                 Ok(()) => {
                     for (record, _) in &records {
                         // Only this instance's list of unknown ids: another instance cannot
@@ -404,6 +414,8 @@ impl Keyward {
     /// Generates the secret, digests (and seals) it, and stores the record.
     async fn insert_new(
         &self,
+        actor: &Actor,
+        action: Action,
         mut record: KeyRecord,
         signing: bool,
         max: Option<u32>,
@@ -412,7 +424,8 @@ impl Keyward {
         // A key id collision (62^12 space) is astronomically unlikely; retry a few times anyway.
         for _ in 0..3 {
             let api_key = self.mint(&mut record, signing)?;
-            match self.store().create(&record, max, now).await {
+            let event = created_event(action, actor, &record, now)?;
+            match self.store().create(&record, max, now, &event).await {
                 Ok(()) => {
                     // An instance that answered "unknown" for this id a moment ago forgets it.
                     self.invalidate_everywhere(&record.key_id).await;
@@ -591,13 +604,20 @@ impl Keyward {
             }
             let expected = record.updated_at;
             let version = KeyVersion::of(&record);
+            let before = record.clone();
             // The request is judged before the precondition: an invalid change is refused as
             // such whatever version it names.
             let updated = self.apply_update(actor, record, &req, scopes.as_ref())?;
             if if_match.is_some_and(|v| v != version) {
                 return Err(ServiceError::PreconditionFailed);
             }
-            match self.store().update(&updated, expected).await {
+            let action = if !before.is_active && updated.is_active {
+                Action::KeyReactivated
+            } else {
+                Action::KeyUpdated
+            };
+            let event = change_event(action, actor, &before, &updated)?;
+            match self.store().update(&updated, expected, &event).await {
                 Ok(()) => {
                     self.invalidate_everywhere(key_id).await;
                     tracing::info!(key_id = %key_id, "API key updated");
@@ -727,7 +747,8 @@ impl Keyward {
         // The version read is checked again by the write itself: a change between the read
         // and the revoke fails the precondition instead of being revoked unseen.
         let expected = if_match.map(|_| record.updated_at);
-        let revoked = self.store().revoke(key_id, now, expected).await;
+        let event = Event::new(Action::KeyRevoked, actor, &record, now).map_err(rng_err)?;
+        let revoked = self.store().revoke(key_id, now, expected, &event).await;
         // Whatever the store answered, this instance stops trusting its cached record now: a
         // revoke that reached the store but not a cache in front of it must not leave the key
         // working here until the cache TTL ends.

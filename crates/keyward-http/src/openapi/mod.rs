@@ -47,6 +47,9 @@ pub struct Mounted<'a> {
     /// The batch create, `POST {admin_prefix}{prefix}/batch`, is mounted (with the admin
     /// routes).
     pub admin_batch_create: bool,
+    /// The audit log of every owner, `GET {admin_prefix}/audit`, is mounted (with the admin
+    /// routes).
+    pub admin_audit: bool,
     /// Signed requests are verified: the `apiKeyHmacAuth` (SigV4) security scheme is added
     /// beside `apiKeyAuth`.
     pub signing: bool,
@@ -66,6 +69,7 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
         admin,
         admin_list_all,
         admin_batch_create,
+        admin_audit,
         signing,
         policy,
     } = *mounted;
@@ -77,6 +81,13 @@ pub fn document(mounted: &Mounted<'_>) -> OpenApi {
     let routes = paths::routes();
     let mut mounted_paths = Paths::new();
     for (template, item) in routes.paths.paths {
+        if template == paths::AUDIT_PATH {
+            if admin && admin_audit {
+                let all = format!("{}{template}", admin_prefix.trim_end_matches('/'));
+                mounted_paths.paths.insert(all, item);
+            }
+            continue;
+        }
         let rest = template
             .strip_prefix(paths::TEMPLATE_PREFIX)
             .unwrap_or(&template);
@@ -264,6 +275,7 @@ mod tests {
             admin,
             admin_list_all: admin,
             admin_batch_create: admin,
+            admin_audit: admin,
             signing,
             policy: None,
         }
@@ -283,7 +295,13 @@ mod tests {
         assert!(paths["/api-keys/{key_id}"]["patch"].is_object());
         assert!(paths["/api-keys/{key_id}"]["delete"].is_object());
         assert!(paths["/api-keys/{key_id}/rotate"]["post"].is_object());
+        assert!(paths["/api-keys/{key_id}/events"]["get"].is_object());
+        assert!(paths["/admin/audit"]["get"].is_object());
         for (path, methods) in [
+            (
+                "/admin/owners/{owner_id}/api-keys/{key_id}/events",
+                &["get"][..],
+            ),
             ("/admin/owners/{owner_id}/api-keys", &["post", "get"][..]),
             (
                 "/admin/owners/{owner_id}/api-keys/{key_id}",
@@ -324,6 +342,8 @@ mod tests {
             "KeyView",
             "Problem",
             "FieldError",
+            "EventList",
+            "Event",
         ] {
             assert!(schemas.contains_key(name), "{name}");
         }

@@ -1,4 +1,4 @@
-//! The six management routes, described by utoipa derives on fixed template paths under
+//! The seven management routes and the audit log of every owner, described by utoipa derives on fixed template paths under
 //! `/api-keys`. [`super::document`] re-keys them under the configured prefix, and derives the
 //! admin routes from them (the same operations for a named owner).
 //!
@@ -12,8 +12,9 @@ use utoipa::openapi::Required;
 use utoipa::{IntoParams, IntoResponses, OpenApi};
 
 use crate::problem::Problem;
+use keyward_core::audit::{Action, ActorKind, Change, Event, EventActor, Origin};
 use keyward_core::management::{
-    CreateKeyRequest, CreateKeysRequest, CreatedKey, CreatedKeys, FieldError, KeyPage,
+    CreateKeyRequest, CreateKeysRequest, CreatedKey, CreatedKeys, EventList, FieldError, KeyPage,
     RotateKeyRequest, UpdateKeyRequest,
 };
 use keyward_core::model::{KeyState, KeyView};
@@ -23,6 +24,9 @@ pub(super) const TEMPLATE_PREFIX: &str = "/api-keys";
 
 /// The batch create's path after the prefix: mounted for administrators of every owner only.
 pub(super) const BATCH_PATH: &str = "/batch";
+
+/// The audit log of every owner's path, after the admin prefix (not under the key prefix).
+pub(super) const AUDIT_PATH: &str = "/audit";
 
 /// The errors every management route may answer with.
 #[derive(IntoResponses)]
@@ -161,6 +165,44 @@ pub(super) struct ListQuery {
     /// Only keys in this state now
     #[param(inline)]
     state: Option<KeyState>,
+}
+
+/// The audit log's query, on every route that reads it. The derive takes literals only;
+/// `tests::event_query_states_the_store_s_rules` holds them to `MAX_EVENT_PAGE` and
+/// `EVENT_CURSOR_PATTERN`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct EventsQuery {
+    /// Page size, 1–100 (default 50)
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page
+    #[param(pattern = r"^([0-9]{1,18}\.[0-9A-Za-z]{20})?$")]
+    cursor: Option<String>,
+    /// Only this action
+    #[param(inline)]
+    action: Option<Action>,
+    /// Only this actor: a kind (`admin`, `admin_key`, `owner`, `key`, `cli`, `application`,
+    /// `system`), or a kind and its id (`owner:alice`)
+    actor: Option<String>,
+    /// Only events at or after this instant (RFC 3339)
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Only events before this instant (RFC 3339)
+    #[param(format = DateTime)]
+    until: Option<String>,
+}
+
+/// The audit log of every owner's own filters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditQuery {
+    /// Only events of this owner's keys
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9._:@+/=|~-]{0,254}$")]
+    owner_id: Option<String>,
+    /// Only events of this key
+    #[param(pattern = r"^[0-9A-Za-z]{12}$")]
+    key_id: Option<String>,
 }
 
 /// The owner filter of the list of every owner's keys; [`super::document`] adds it there.
@@ -316,15 +358,49 @@ fn rotate() {}
 )]
 fn create_batch() {}
 
-/// The six routes and the schemas they name.
+#[utoipa::path(
+    get,
+    path = "/api-keys/{key_id}/events",
+    operation_id = "listApiKeyEvents",
+    tag = "api-keys",
+    summary = "The key's audit log, newest first: who changed what, when, from where",
+    params(KeyPath, EventsQuery),
+    responses(
+        (status = 200, description = "A page of events", body = EventList),
+        (status = 422, description = "A bad filter, `limit` or `cursor`", body = Problem,
+         content_type = "application/problem+json"),
+        KeyNotFound,
+        CommonErrors,
+    )
+)]
+fn events() {}
+
+#[utoipa::path(
+    get,
+    path = "/audit",
+    operation_id = "adminListEvents",
+    tag = "admin",
+    summary = "The audit log of every owner's keys, newest first",
+    params(AuditQuery, EventsQuery),
+    responses(
+        (status = 200, description = "A page of events", body = EventList),
+        (status = 422, description = "A bad filter, `limit` or `cursor`", body = Problem,
+         content_type = "application/problem+json"),
+        CommonErrors,
+    )
+)]
+fn audit() {}
+
+/// The routes and the schemas they name.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create, list, get, update, revoke, rotate, create_batch),
-    components(schemas(KeyState, FieldError))
+    paths(create, list, get, update, revoke, rotate, create_batch, events, audit),
+    components(schemas(KeyState, FieldError, Event, EventActor, ActorKind, Change, Origin))
 )]
 struct ManagementRoutes;
 
-/// The six routes and the batch create ([`BATCH_PATH`]) under [`TEMPLATE_PREFIX`].
+/// The routes and the batch create ([`BATCH_PATH`]) under [`TEMPLATE_PREFIX`], and the audit
+/// log of every owner at [`AUDIT_PATH`].
 pub(super) fn routes() -> utoipa::openapi::OpenApi {
     let mut doc = ManagementRoutes::openapi();
     // utoipa writes an optional body (`Option<T>`) as "`T` or `null`", but the rotate body may
@@ -369,6 +445,22 @@ mod tests {
         );
     }
 
+    #[test]
+    fn event_query_states_the_store_s_rules() {
+        let doc = serde_json::to_value(routes()).unwrap();
+        let params = &doc["paths"]["/api-keys/{key_id}/events"]["get"]["parameters"];
+        assert_eq!(params[1]["name"], "limit");
+        assert_eq!(
+            params[1]["schema"]["maximum"],
+            keyward_core::store::MAX_EVENT_PAGE
+        );
+        assert_eq!(params[2]["name"], "cursor");
+        assert_eq!(
+            params[2]["schema"]["pattern"],
+            keyward_core::audit::EVENT_CURSOR_PATTERN
+        );
+    }
+
     /// The documented owner-id pattern is the grammar the service enforces.
     #[test]
     fn owner_path_states_the_owner_id_grammar() {
@@ -397,7 +489,14 @@ mod tests {
             ValidationFailed,
         ];
         let changes = [PreconditionFailed, ApiKeyNotFound];
-        let expected_by_route: [(&str, &str, u16, Vec<ErrorCode>); 6] = [
+        let expected_by_route: [(&str, &str, u16, Vec<ErrorCode>); 8] = [
+            (
+                "/api-keys/{key_id}/events",
+                "get",
+                200,
+                vec![ValidationFailed, ApiKeyNotFound],
+            ),
+            ("/audit", "get", 200, vec![ValidationFailed]),
             (
                 "/api-keys",
                 "post",

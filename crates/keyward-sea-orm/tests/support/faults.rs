@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use super::{parts, url_with_addr};
+use keyward_test::store_suite::{event_about, event_for};
 
 /// A port nothing listens on (bound, then released).
 pub async fn closed_port() -> SocketAddr {
@@ -131,8 +132,16 @@ pub async fn assert_store_down(store: &Arc<dyn KeyStore>, presented_key: &str) {
     let record = keyward_test::store_suite::record("down", keyward_test::store_suite::at(0, 0));
     let now = keyward_test::store_suite::at(1, 0);
     assert_unavailable("get", store.get(&id).await);
-    assert_unavailable("create", store.create(&record, None, now).await);
-    assert_unavailable("create limited", store.create(&record, Some(5), now).await);
+    assert_unavailable(
+        "create",
+        store.create(&record, None, now, &event_for(&record)).await,
+    );
+    assert_unavailable(
+        "create limited",
+        store
+            .create(&record, Some(5), now, &event_for(&record))
+            .await,
+    );
     assert_unavailable(
         "list",
         store
@@ -143,8 +152,16 @@ pub async fn assert_store_down(store: &Arc<dyn KeyStore>, presented_key: &str) {
             )
             .await,
     );
-    assert_unavailable("update", store.update(&record, record.updated_at).await);
-    assert_unavailable("revoke", store.revoke(&id, now, None).await);
+    assert_unavailable(
+        "update",
+        store
+            .update(&record, record.updated_at, &event_for(&record))
+            .await,
+    );
+    assert_unavailable(
+        "revoke",
+        store.revoke(&id, now, None, &event_about(&id)).await,
+    );
     assert_unavailable(
         "record_usage",
         store

@@ -113,6 +113,7 @@ pub(super) fn openapi_document(self_service: bool, kw: &keyward_core::Keyward) -
         admin: true,
         admin_list_all: true,
         admin_batch_create: true,
+        admin_audit: true,
         signing,
         policy: Some(kw.policy()),
     });

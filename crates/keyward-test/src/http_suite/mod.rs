@@ -134,12 +134,28 @@ fn down() -> StoreError {
 }
 
 #[async_trait::async_trait]
+impl keyward_core::store::EventStore for FailingStore {
+    async fn events(
+        &self,
+        _: &keyward_core::audit::EventFilter<'_>,
+        _: Option<keyward_core::audit::EventCursor>,
+        _: u32,
+    ) -> Result<keyward_core::audit::EventPage, StoreError> {
+        Err(down())
+    }
+    async fn prune_events(&self, _: OffsetDateTime, _: u32) -> Result<u64, StoreError> {
+        Err(down())
+    }
+}
+
+#[async_trait::async_trait]
 impl KeyStore for FailingStore {
     async fn create(
         &self,
         _: &KeyRecord,
         _: Option<u32>,
         _: OffsetDateTime,
+        _: &keyward_core::audit::Event,
     ) -> Result<(), StoreError> {
         Err(down())
     }
@@ -148,6 +164,7 @@ impl KeyStore for FailingStore {
         _: &[&KeyRecord],
         _: Option<u32>,
         _: OffsetDateTime,
+        _: &[keyward_core::audit::Event],
     ) -> Result<(), StoreError> {
         Err(down())
     }
@@ -162,13 +179,19 @@ impl KeyStore for FailingStore {
     ) -> Result<Page, StoreError> {
         Err(down())
     }
-    async fn update(&self, _: &KeyRecord, _: OffsetDateTime) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        _: &KeyRecord,
+        _: OffsetDateTime,
+        _: &keyward_core::audit::Event,
+    ) -> Result<(), StoreError> {
         Err(down())
     }
     async fn set_digest(
         &self,
         _: &KeyId,
         _: &keyward_core::digest::KeyDigest,
+        _: &keyward_core::audit::Event,
     ) -> Result<(), StoreError> {
         Err(down())
     }
@@ -177,6 +200,7 @@ impl KeyStore for FailingStore {
         _: &KeyId,
         _: OffsetDateTime,
         _: Option<OffsetDateTime>,
+        _: &keyward_core::audit::Event,
     ) -> Result<Option<KeyRecord>, StoreError> {
         Err(down())
     }

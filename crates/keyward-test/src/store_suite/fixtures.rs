@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use keyward_core::audit::{Action, Event};
 use keyward_core::digest::{DigestAlgorithm, KeyDigest};
 use keyward_core::model::{
     Credits, Deactivator, IpNet, Lineage, Metadata, RateLimit, SealedSecret, Usage,
@@ -24,6 +25,48 @@ pub(crate) fn new_id() -> KeyId {
 
 pub(crate) fn id(s: &str) -> KeyId {
     s.parse().expect("valid key id")
+}
+
+/// An event about `r` (`key.updated`, by the application, at `r.updated_at`): what a case
+/// that writes a record directly hands the store with it.
+#[must_use]
+pub fn event_for(r: &KeyRecord) -> Event {
+    Event::new(
+        Action::KeyUpdated,
+        &keyward_core::Actor::admin(),
+        r,
+        r.updated_at,
+    )
+    .expect("os random")
+}
+
+/// [`event_for`] each of `records`.
+#[must_use]
+pub fn events_for(records: &[&KeyRecord]) -> Vec<Event> {
+    records.iter().map(|r| event_for(r)).collect()
+}
+
+/// An event about the key `key_id` of an owner the case does not name.
+#[must_use]
+pub fn event_about(key_id: &KeyId) -> Event {
+    Event::about(
+        Action::KeyUpdated,
+        &keyward_core::Actor::admin(),
+        "suite-owner",
+        *key_id,
+        at(0, 0),
+    )
+    .expect("os random")
+}
+
+/// `store.create` of `r`, expected to be refused: its answer.
+pub async fn create_refused(
+    store: &Arc<dyn KeyStore>,
+    r: &KeyRecord,
+    max: Option<u32>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    store.create(r, max, now, &event_for(r)).await
 }
 
 /// A digest with recognisable bytes.
@@ -180,5 +223,5 @@ pub(crate) async fn create(
     max: Option<u32>,
     now: OffsetDateTime,
 ) {
-    must("create", store.create(r, max, now).await).await;
+    must("create", store.create(r, max, now, &event_for(r)).await).await;
 }

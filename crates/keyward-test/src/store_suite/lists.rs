@@ -161,7 +161,7 @@ pub async fn case_max_keys(store: Arc<dyn KeyStore>) {
     let k4 = record(owner, at(4, 0));
     expect_kind(
         "fourth key",
-        store.create(&k4, Some(3), now).await,
+        store.create(&k4, Some(3), now, &event_for(&k4)).await,
         StoreErrorKind::LimitReached,
     );
     assert!(
@@ -170,16 +170,22 @@ pub async fn case_max_keys(store: Arc<dyn KeyStore>) {
     );
     expect_kind(
         "max 0",
-        store.create(&record("fresh", at(0, 0)), Some(0), now).await,
+        create_refused(&store, &record("fresh", at(0, 0)), Some(0), now).await,
         StoreErrorKind::LimitReached,
     );
     // A revoked key frees a slot.
-    must("revoke", store.revoke(&k1.key_id, now, None).await).await;
+    must(
+        "revoke",
+        store
+            .revoke(&k1.key_id, now, None, &event_about(&k1.key_id))
+            .await,
+    )
+    .await;
     create(&store, &k4, Some(3), now).await;
     let k5 = record(owner, at(5, 0));
     expect_kind(
         "after the freed slot is used",
-        store.create(&k5, Some(3), now).await,
+        store.create(&k5, Some(3), now, &event_for(&k5)).await,
         StoreErrorKind::LimitReached,
     );
     // Expired keys (including one expiring exactly now) don't count; unlimited creates pass.
@@ -191,7 +197,7 @@ pub async fn case_max_keys(store: Arc<dyn KeyStore>) {
     create(&store, &edge, None, now).await;
     expect_kind(
         "expired keys don't free more than they hold",
-        store.create(&k5, Some(3), now).await,
+        store.create(&k5, Some(3), now, &event_for(&k5)).await,
         StoreErrorKind::LimitReached,
     );
     create(&store, &k5, Some(4), now).await; // k2, k3, k4 count: 3 < 4
@@ -201,7 +207,7 @@ pub async fn case_max_keys(store: Arc<dyn KeyStore>) {
     create(&store, &k6, Some(4), later).await; // k2, k4, k5
     expect_kind(
         "full again",
-        store.create(&record(owner, at(9, 0)), Some(4), later).await,
+        create_refused(&store, &record(owner, at(9, 0)), Some(4), later).await,
         StoreErrorKind::LimitReached,
     );
     // Other owners are unaffected.
@@ -221,7 +227,7 @@ pub async fn case_concurrent_limit(store: Arc<dyn KeyStore>) {
         .cloned()
         .map(|r| {
             let store = store.clone();
-            tokio::spawn(async move { store.create(&r, Some(5), now).await })
+            tokio::spawn(async move { store.create(&r, Some(5), now, &event_for(&r)).await })
         })
         .collect();
     let mut ok = 0;
@@ -241,7 +247,9 @@ pub async fn case_concurrent_limit(store: Arc<dyn KeyStore>) {
             let store = store.clone();
             let owner = if i % 2 == 0 { "racer-a" } else { "racer-b" };
             let r = record(owner, at(i, 0));
-            tokio::spawn(async move { store.create(&r, Some(3), now).await.is_ok() })
+            tokio::spawn(
+                async move { store.create(&r, Some(3), now, &event_for(&r)).await.is_ok() },
+            )
         })
         .collect();
     let n = futures::future::join_all(tasks)
@@ -261,7 +269,7 @@ pub async fn case_concurrent_duplicates(store: Arc<dyn KeyStore>) {
             let mut r = r.clone();
             r.name = format!("copy {i}");
             let max = if i % 2 == 0 { Some(100) } else { None };
-            tokio::spawn(async move { store.create(&r, max, at(0, 0)).await })
+            tokio::spawn(async move { store.create(&r, max, at(0, 0), &event_for(&r)).await })
         })
         .collect();
     let mut ok = 0;
@@ -321,7 +329,13 @@ pub async fn case_list_filters(store: Arc<dyn KeyStore>) {
     for r in [&live, &test, &revoked, &inactive, &expired, &later] {
         create(&store, r, None, now).await;
     }
-    must("revoke", store.revoke(&revoked.key_id, now, None).await).await;
+    must(
+        "revoke",
+        store
+            .revoke(&revoked.key_id, now, None, &event_about(&revoked.key_id))
+            .await,
+    )
+    .await;
     let ids = |v: Vec<KeyRecord>| -> Vec<KeyId> {
         v.into_iter()
             .filter(|r| r.owner_id == owner)
@@ -385,14 +399,21 @@ pub async fn case_create_many(store: Arc<dyn KeyStore>) {
     expect_kind(
         "a batch over batch-a's cap",
         store
-            .create_many(&[&b1, &a2, &a3, &over], Some(3), now)
+            .create_many(
+                &[&b1, &a2, &a3, &over],
+                Some(3),
+                now,
+                &events_for(&[&b1, &a2, &a3, &over]),
+            )
             .await,
         StoreErrorKind::LimitReached,
     );
     let dup = record_with_id(existing.key_id, "batch-b", at(5, 0));
     expect_kind(
         "a batch with a stored id",
-        store.create_many(&[&b1, &dup], None, now).await,
+        store
+            .create_many(&[&b1, &dup], None, now, &events_for(&[&b1, &dup]))
+            .await,
         StoreErrorKind::Conflict,
     );
     for (what, k) in [("b1", &b1), ("a2", &a2), ("over", &over)] {
@@ -405,7 +426,14 @@ pub async fn case_create_many(store: Arc<dyn KeyStore>) {
     assert_eq!(a_keys.items.len(), 1, "a refused batch took no slot");
     must(
         "batch within the cap",
-        store.create_many(&[&b1, &a2, &a3], Some(3), now).await,
+        store
+            .create_many(
+                &[&b1, &a2, &a3],
+                Some(3),
+                now,
+                &events_for(&[&b1, &a2, &a3]),
+            )
+            .await,
     )
     .await;
     let a_keys = must("list", store.list(&of("batch-a"), None, 10).await).await;
@@ -415,7 +443,7 @@ pub async fn case_create_many(store: Arc<dyn KeyStore>) {
     assert_eq!(got.as_ref(), Some(&b1), "stored as given");
     expect_kind(
         "batch-a is full",
-        store.create(&over, Some(3), now).await,
+        store.create(&over, Some(3), now, &event_for(&over)).await,
         StoreErrorKind::LimitReached,
     );
 }

@@ -64,17 +64,19 @@ pub async fn case_duplicate_conflict(store: Arc<dyn KeyStore>) {
     dup.name = "dup".to_owned();
     expect_kind(
         "duplicate create",
-        store.create(&dup, None, at(9, 9)).await,
+        store.create(&dup, None, at(9, 9), &event_for(&dup)).await,
         StoreErrorKind::Conflict,
     );
     expect_kind(
         "duplicate create with limit",
-        store.create(&dup, Some(100), at(9, 9)).await,
+        store
+            .create(&dup, Some(100), at(9, 9), &event_for(&dup))
+            .await,
         StoreErrorKind::Conflict,
     );
     expect_kind(
         "duplicate create, same owner",
-        store.create(&r, Some(100), at(9, 9)).await,
+        store.create(&r, Some(100), at(9, 9), &event_for(&r)).await,
         StoreErrorKind::Conflict,
     );
     assert_eq!(get(&store, &r.key_id).await, r);
@@ -122,7 +124,13 @@ pub async fn case_update(store: Arc<dyn KeyStore>) {
     changed.digest = digest(9, 9);
     changed.rotated_to = None;
     changed.deactivated_by = Some(Deactivator::Owner);
-    must("update", store.update(&changed, before.updated_at).await).await;
+    must(
+        "update",
+        store
+            .update(&changed, before.updated_at, &event_for(&changed))
+            .await,
+    )
+    .await;
 
     let mut expected = changed.clone();
     expected.usage = before.usage;
@@ -145,13 +153,21 @@ pub async fn case_update(store: Arc<dyn KeyStore>) {
     again.rotated_to = Some(new_id());
     again.deactivated_by = None;
     again.updated_at = at(61, 0);
-    must("update", store.update(&again, expected.updated_at).await).await;
+    must(
+        "update",
+        store
+            .update(&again, expected.updated_at, &event_for(&again))
+            .await,
+    )
+    .await;
     assert_eq!(get(&store, &r.key_id).await, again);
 
     let ghost = record("owner-up", at(0, 0));
     expect_kind(
         "update unknown",
-        store.update(&ghost, ghost.updated_at).await,
+        store
+            .update(&ghost, ghost.updated_at, &event_for(&ghost))
+            .await,
         StoreErrorKind::NotFound,
     );
     assert!(must("get", store.get(&ghost.key_id).await).await.is_none());
@@ -170,22 +186,36 @@ pub async fn case_update_version_check(store: Arc<dyn KeyStore>) {
     let mut second = r.clone();
     second.name = "second".to_owned();
     second.updated_at = at(1, 0);
-    must("first update", store.update(&first, r.updated_at).await).await;
+    must(
+        "first update",
+        store.update(&first, r.updated_at, &event_for(&first)).await,
+    )
+    .await;
     expect_kind(
         "an update from the same stale read",
-        store.update(&second, r.updated_at).await,
+        store
+            .update(&second, r.updated_at, &event_for(&second))
+            .await,
         StoreErrorKind::Stale,
     );
     assert_eq!(get(&store, &r.key_id).await.name, "first");
 
-    must("revoke", store.revoke(&r.key_id, at(2, 0), None).await).await;
+    must(
+        "revoke",
+        store
+            .revoke(&r.key_id, at(2, 0), None, &event_about(&r.key_id))
+            .await,
+    )
+    .await;
     let fresh = get(&store, &r.key_id).await;
     let mut after = fresh.clone();
     after.is_active = false;
     after.updated_at = at(3, 0);
     expect_kind(
         "an update of a revoked key",
-        store.update(&after, fresh.updated_at).await,
+        store
+            .update(&after, fresh.updated_at, &event_for(&after))
+            .await,
         StoreErrorKind::Stale,
     );
     assert!(get(&store, &r.key_id).await.revoked_at.is_some());
@@ -205,7 +235,7 @@ pub async fn case_update_version_check(store: Arc<dyn KeyStore>) {
                         .metadata
                         .insert(format!("w{i}"), serde_json::json!(attempt));
                     current.updated_at = expected + Duration::microseconds(1);
-                    match store.update(&current, expected).await {
+                    match store.update(&current, expected, &event_for(&current)).await {
                         Ok(()) => return,
                         Err(e) if e.kind() == StoreErrorKind::Stale => {
                             tokio::task::yield_now().await;
@@ -236,13 +266,21 @@ pub async fn case_set_digest(store: Arc<dyn KeyStore>) {
     create(&store, &r, None, at(0, 0)).await;
     let mut d = digest(42, 2);
     d.algorithm = DigestAlgorithm::HmacSha256;
-    must("set_digest", store.set_digest(&r.key_id, &d).await).await;
+    must(
+        "set_digest",
+        store
+            .set_digest(&r.key_id, &d, &event_about(&r.key_id))
+            .await,
+    )
+    .await;
     let mut expected = r.clone();
     expected.digest = d;
     assert_eq!(get(&store, &r.key_id).await, expected);
     expect_kind(
         "set_digest unknown",
-        store.set_digest(&new_id(), &digest(1, 1)).await,
+        store
+            .set_digest(&new_id(), &digest(1, 1), &event_about(&new_id()))
+            .await,
         StoreErrorKind::NotFound,
     );
 }
@@ -257,7 +295,9 @@ pub async fn case_revoke(store: Arc<dyn KeyStore>) {
 
     let first = must(
         "revoke",
-        store.revoke(&r.key_id, at(10, 123_457), None).await,
+        store
+            .revoke(&r.key_id, at(10, 123_457), None, &event_about(&r.key_id))
+            .await,
     )
     .await
     .expect("revoke of an existing key returns it");
@@ -267,7 +307,9 @@ pub async fn case_revoke(store: Arc<dyn KeyStore>) {
 
     let second = must(
         "revoke again",
-        store.revoke(&r.key_id, at(20, 0), None).await,
+        store
+            .revoke(&r.key_id, at(20, 0), None, &event_about(&r.key_id))
+            .await,
     )
     .await
     .expect("still there");
@@ -278,7 +320,9 @@ pub async fn case_revoke(store: Arc<dyn KeyStore>) {
     assert!(
         must(
             "revoke unknown",
-            store.revoke(&new_id(), at(1, 0), None).await
+            store
+                .revoke(&new_id(), at(1, 0), None, &event_about(&new_id()))
+                .await
         )
         .await
         .is_none()
@@ -373,7 +417,9 @@ pub async fn case_revoke_version_check(store: Arc<dyn KeyStore>) {
     create(&store, &r, None, at(0, 0)).await;
     let stale = must(
         "revoke at a stale version",
-        store.revoke(&r.key_id, at(5, 0), Some(at(0, 1))).await,
+        store
+            .revoke(&r.key_id, at(5, 0), Some(at(0, 1)), &event_about(&r.key_id))
+            .await,
     )
     .await
     .expect("still there");
@@ -384,7 +430,14 @@ pub async fn case_revoke_version_check(store: Arc<dyn KeyStore>) {
     assert_eq!(get(&store, &r.key_id).await, r, "unchanged");
     let revoked = must(
         "revoke at the current version",
-        store.revoke(&r.key_id, at(6, 0), Some(r.updated_at)).await,
+        store
+            .revoke(
+                &r.key_id,
+                at(6, 0),
+                Some(r.updated_at),
+                &event_about(&r.key_id),
+            )
+            .await,
     )
     .await
     .expect("still there");
