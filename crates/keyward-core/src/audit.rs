@@ -285,10 +285,10 @@ impl Origin {
 pub struct Change {
     /// The field, as the key's view names it.
     pub field: String,
-    /// Its value before (`null` when it had none).
+    /// Its value before; absent when it had none (and for `metadata`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old: Option<Value>,
-    /// Its value after.
+    /// Its value after; absent when it has none (and for `metadata`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new: Option<Value>,
 }
@@ -354,11 +354,13 @@ fn diff(old: &serde_json::Map<String, Value>, new: &serde_json::Map<String, Valu
         .filter_map(|field| {
             let (o, n) = (old.get(*field), new.get(*field));
             (o != n).then(|| {
-                let values = *field != "metadata";
+                // `null` is written as nothing, so that the change reads back as written.
+                let value =
+                    |v: Option<&Value>| v.filter(|v| !v.is_null() && *field != "metadata").cloned();
                 Change {
                     field: (*field).to_owned(),
-                    old: o.filter(|_| values).cloned(),
-                    new: n.filter(|_| values).cloned(),
+                    old: value(o),
+                    new: value(n),
                 }
             })
         })

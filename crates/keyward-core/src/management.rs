@@ -272,7 +272,8 @@ pub struct KeyQuery {
 /// a page (`cursor`, `limit`) of the events the actor reaches, newest first, narrowed by owner,
 /// key, action, actor and time. The audit routes read it from their query
 /// (`?owner_id=&key_id=&action=&actor=&since=&until=&cursor=&limit=`); every field is text,
-/// checked by the service, so that a bad one is a `422` naming it.
+/// checked by the service, so that a bad one (an empty one too, but for the cursor) is a `422`
+/// naming it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct EventQuery {
     /// Only events of this owner's keys. An actor bound to an owner may name only that owner.

@@ -85,7 +85,7 @@ async fn checked_in_sql_applied_with_sqlite3() {
         let db = db.clone();
         async move {
             use keyward_sea_orm::sea_orm::ConnectionTrait;
-            for t in ["api_keys", "api_key_owners"] {
+            for t in ["api_keys", "api_key_owners", "api_key_events"] {
                 db.execute_unprepared(&format!("DELETE FROM {t}"))
                     .await
                     .unwrap();

@@ -38,12 +38,15 @@ const MOUNTED: &[(&str, &str)] = &[
     ("patch", "/api-keys/{key_id}"),
     ("delete", "/api-keys/{key_id}"),
     ("post", "/api-keys/{key_id}/rotate"),
+    ("get", "/api-keys/{key_id}/events"),
+    ("get", "/admin/audit"),
     ("post", "/admin/owners/{owner_id}/api-keys"),
     ("get", "/admin/owners/{owner_id}/api-keys"),
     ("get", "/admin/owners/{owner_id}/api-keys/{key_id}"),
     ("patch", "/admin/owners/{owner_id}/api-keys/{key_id}"),
     ("delete", "/admin/owners/{owner_id}/api-keys/{key_id}"),
     ("post", "/admin/owners/{owner_id}/api-keys/{key_id}/rotate"),
+    ("get", "/admin/owners/{owner_id}/api-keys/{key_id}/events"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

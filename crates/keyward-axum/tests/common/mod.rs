@@ -44,7 +44,8 @@ pub fn app(keyward: Keyward) -> Router {
         .options(
             ManagementOptions::default()
                 .admin_list_all(true)
-                .admin_batch_create(true),
+                .admin_batch_create(true)
+                .admin_audit(true),
         );
     // The suite's second set of self-service routes, where only API keys manage keys.
     let by_key = ManagementConfig::new(|_: &Parts| {

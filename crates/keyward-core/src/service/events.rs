@@ -84,8 +84,8 @@ impl Keyward {
             Some(a) => {
                 let (kind, id) = a.split_once(':').map_or((a, None), |(k, i)| (k, Some(i)));
                 match ActorKind::parse(kind) {
-                    Some(kind) => (Some(kind), id.filter(|i| !i.is_empty())),
-                    None => {
+                    Some(kind) if id != Some("") => (Some(kind), id),
+                    _ => {
                         errors.push(FieldError::new(
                             "actor",
                             "invalid",

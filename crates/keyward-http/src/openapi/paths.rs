@@ -184,6 +184,7 @@ pub(super) struct EventsQuery {
     action: Option<Action>,
     /// Only this actor: a kind (`admin`, `admin_key`, `owner`, `key`, `cli`, `application`,
     /// `system`), or a kind and its id (`owner:alice`)
+    #[param(pattern = r"^(application|admin|admin_key|owner|key|cli|system)(:.+)?$")]
     actor: Option<String>,
     /// Only events at or after this instant (RFC 3339)
     #[param(format = DateTime)]

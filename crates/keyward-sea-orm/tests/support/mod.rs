@@ -218,7 +218,7 @@ pub async fn migrate_adopts(db: &DatabaseConnection) {
     keyward_sea_orm::migrate(db).await.expect("and again");
     assert_eq!(
         recorded_migrations(db).await,
-        3,
+        4,
         "every migration recorded once"
     );
 }
@@ -228,7 +228,8 @@ async fn recorded_migrations(db: &DatabaseConnection) -> i64 {
     db.query_one_raw(keyward_sea_orm::sea_orm::Statement::from_string(
         db.get_database_backend(),
         "SELECT COUNT(*) FROM seaql_migrations \
-         WHERE version IN ('m0001_create_api_keys', 'm0002_key_lineage', 'm0003_key_usage')",
+         WHERE version IN ('m0001_create_api_keys', 'm0002_key_lineage', 'm0003_key_usage', \
+         'm0004_key_events')",
     ))
     .await
     .unwrap()
@@ -245,7 +246,7 @@ pub async fn suite_on_existing_tables(db: DatabaseConnection) {
         let db = db.clone();
         async move {
             let tables = Tables::default();
-            for t in [tables.keys(), tables.owners()] {
+            for t in [tables.keys(), tables.owners(), tables.events()] {
                 db.execute_unprepared(&format!("DELETE FROM {t}"))
                     .await
                     .expect("empty the table");
@@ -482,15 +483,16 @@ pub async fn migrate_over_sql_files(db: &DatabaseConnection, tables: &Tables, co
             tables.keys()
         );
     }
-    assert!(
-        manager.has_table(tables.usage()).await.unwrap(),
-        "{} after migrate",
-        tables.usage()
-    );
+    for table in [tables.usage(), tables.events()] {
+        assert!(
+            manager.has_table(table).await.unwrap(),
+            "{table} after migrate"
+        );
+    }
     if tables.prefix().is_empty() {
         assert_eq!(
             recorded_migrations(db).await,
-            3,
+            4,
             "every migration recorded once"
         );
     }

@@ -11,7 +11,8 @@
 //! | --- | --- | --- |
 //! | self-service routes under `/api-keys` | owner from `x-test-owner`, key callers refused | `--owner-header x-test-owner` |
 //! | routes where keys manage their owner's keys | under [`KEY_ROUTES`], key callers only | none: key callers are refused everywhere |
-//! | admin routes `/admin/owners/{owner_id}/api-keys…`, all six | admin when `x-test-admin: yes`, or a key holding `keyward:admin` | the admin token as a bearer, or such a key |
+//! | admin routes `/admin/owners/{owner_id}/api-keys…`, all seven | admin when `x-test-admin: yes`, or a key holding `keyward:admin` | the admin token as a bearer, or such a key |
+//! | `/admin/api-keys`, `/admin/api-keys/batch`, `/admin/audit` | mounted, admin as above | mounted |
 //! | policy | [`management_keyward`] | [`SERVER_FLAGS`] |
 //!
 //! Policy: at most [`MAX_KEYS`] keys per owner, any well-formed scope, and the self-service
@@ -37,8 +38,10 @@ use time::format_description::well_known::Rfc3339;
 use crate::http_suite::{assert_problem, created};
 
 mod app;
+mod audit;
 mod review;
 pub use app::*;
+pub use audit::*;
 pub use review::*;
 
 /// Most keys per owner in the suite's policy.
@@ -692,7 +695,8 @@ macro_rules! management_suite {
             case_owners_narrow_and_shorten, case_self_service_defaults,
             case_reactivation_by_whom, case_rotation_cannot_multiply, case_rotation_keeps_credits,
             case_if_match,
-            case_raw_keys_not_cacheable, case_concurrent_updates_keep_both, case_batch_create);
+            case_raw_keys_not_cacheable, case_concurrent_updates_keep_both, case_batch_create,
+            case_audit_trail);
     };
     (@cases $app:expr; $($case:ident),* $(,)?) => {
         $(

@@ -27,11 +27,13 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use keyward_core::store::KeyStore;
 
+mod audit;
 mod engine;
 mod fixtures;
 mod lists;
 mod records;
 
+pub use audit::*;
 pub use engine::*;
 pub use fixtures::*;
 pub use lists::*;
@@ -93,6 +95,10 @@ pub const CASES: &[(&str, Case)] = &[
     ("engine_lifecycle", |s| Box::pin(case_engine_lifecycle(s))),
     ("engine_expiry", |s| Box::pin(case_engine_expiry(s))),
     ("engine_env_bound", |s| Box::pin(case_engine_env_bound(s))),
+    ("audit_log", |s| Box::pin(case_audit_log(s))),
+    ("audit_refused_creates", |s| {
+        Box::pin(case_audit_refused_creates(s))
+    }),
 ];
 
 /// Runs every case, each on a fresh store from `make`. Stops (returns) when `make` skips.
@@ -128,7 +134,8 @@ macro_rules! store_suite {
             case_record_usage, case_list_pagination, case_list_stable_under_inserts,
             case_list_filters,
             case_max_keys, case_create_many, case_concurrent_gets, case_concurrent_limit, case_concurrent_duplicates,
-            case_engine_lifecycle, case_engine_expiry, case_engine_env_bound);
+            case_engine_lifecycle, case_engine_expiry, case_engine_env_bound,
+            case_audit_log, case_audit_refused_creates);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
