@@ -136,7 +136,9 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
             };
             match (owners.as_slice(), count, out_file) {
                 ([owner], 1, None) => {
-                    let created = kw.create_key(owner, req).await?;
+                    let actor =
+                        Actor::admin_for(owner).by(keyward_core::audit::ActorKind::Cli, None);
+                    let created = kw.create_key_as(&actor, req).await?;
                     print_created(&created, args.json, "Created")
                 }
                 (_, _, None) => Err(AppError::config(
@@ -178,7 +180,7 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
         }
         KeysCommand::Show { key_id } => {
             let id = parse_key_id(&key_id)?;
-            let view = kw.get_key(&Actor::admin(), &id).await?;
+            let view = kw.get_key(&Actor::cli(), &id).await?;
             if args.json {
                 out(&json(&view)?)
             } else {
@@ -187,7 +189,7 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
         }
         KeysCommand::Revoke { key_id } => {
             let id = parse_key_id(&key_id)?;
-            let view = kw.revoke_key(&Actor::admin(), &id, None).await?;
+            let view = kw.revoke_key(&Actor::cli(), &id, None).await?;
             if args.json {
                 out(&json(&view)?)
             } else {
@@ -213,15 +215,10 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
                 }
             };
             let created = kw
-                .rotate_key(
-                    &Actor::admin(),
-                    &id,
-                    RotateKeyRequest { grace_seconds },
-                    None,
-                )
+                .rotate_key(&Actor::cli(), &id, RotateKeyRequest { grace_seconds }, None)
                 .await?;
             if !args.json {
-                let old = kw.get_key(&Actor::admin(), &id).await?;
+                let old = kw.get_key(&Actor::cli(), &id).await?;
                 out(&format!(
                     "Rotated key {}: it keeps working until {}.\n",
                     old.id,
@@ -248,7 +245,7 @@ async fn list(
     loop {
         let room = u32::try_from(want - items.len()).unwrap_or(PAGE).min(PAGE);
         query.limit = Some(room);
-        let page = kw.list_keys(&Actor::admin(), &query).await?;
+        let page = kw.list_keys(&Actor::cli(), &query).await?;
         items.extend(page.items);
         pages += 1;
         if pages.is_multiple_of(100) {

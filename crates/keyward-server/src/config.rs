@@ -66,6 +66,7 @@ pub(crate) struct FileConfig {
     forwarded_headers: Option<String>,
     log_format: Option<LogFormat>,
     flush_interval: Option<String>,
+    audit_retention: Option<String>,
     sigv4_region: Option<String>,
     sigv4_service: Option<String>,
 }
@@ -142,6 +143,8 @@ pub(crate) struct Settings {
     pub(crate) log_format: LogFormat,
     /// Usage flush period.
     pub(crate) flush_interval: Duration,
+    /// How long audit events are kept.
+    pub(crate) audit_retention: Duration,
     /// SigV4 region, service and bounds of signed requests.
     pub(crate) signing: SigningOptions,
     /// Seals the secrets of signing keys; `None` disables request signing.
@@ -401,6 +404,13 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
             .or(file.flush_interval.as_deref()),
         Duration::from_secs(10),
     )?;
+    let audit_retention = positive_duration(
+        "--audit-retention",
+        args.audit_retention
+            .as_deref()
+            .or(file.audit_retention.as_deref()),
+        Duration::from_secs(365 * 24 * 3600),
+    )?;
     let signing = resolve_signing(&args.signing, file)?;
     let encryption = crate::encryption::keyring_from_env()?;
     Ok(Settings {
@@ -425,6 +435,7 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         forwarded_headers,
         log_format,
         flush_interval,
+        audit_retention,
         signing,
         encryption,
     })

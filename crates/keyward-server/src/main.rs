@@ -10,6 +10,7 @@
 
 mod abuse;
 mod admin;
+mod audit;
 mod backend;
 mod cli;
 mod config;
@@ -61,6 +62,10 @@ fn main() -> ExitCode {
         Command::Keys(args) => {
             init_logging(LogFormat::Human, "warn");
             runtime(false).and_then(|rt| rt.block_on(cli::keys(*args)))
+        }
+        Command::Audit(args) => {
+            init_logging(LogFormat::Human, "warn");
+            runtime(false).and_then(|rt| rt.block_on(audit::run(args)))
         }
         Command::Migrate(args) => {
             init_logging(LogFormat::Human, "warn");

@@ -97,7 +97,7 @@ pub(crate) async fn create_many(
                 .collect();
             let kw = kw.clone();
             running.spawn(async move {
-                kw.create_keys(&Actor::admin(), CreateKeysRequest { keys })
+                kw.create_keys(&Actor::cli(), CreateKeysRequest { keys })
                     .await
             });
         }

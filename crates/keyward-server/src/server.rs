@@ -196,6 +196,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
     let signals = Signals::install()?;
     let flusher =
         keyward_core::maintenance::spawn_usage_flusher(kw.clone(), settings.flush_interval);
+    let retention = crate::audit::spawn_retention(kw.clone(), settings.audit_retention);
     tracing::info!(
         self_service = settings.owner_header.as_ref().map(HeaderName::as_str),
         "listening on {base_url}"
@@ -222,6 +223,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
         signals.recv(),
     )
     .await;
+    retention.abort();
     flusher.shutdown().await;
     served.map_err(|e| AppError::Io(format!("server error: {e}")))?;
     tracing::info!("stopped");

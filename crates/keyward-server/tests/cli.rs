@@ -723,3 +723,118 @@ fn keys_create_many_writes_a_private_file() {
         "an empty key file is left"
     );
 }
+
+/// A create → update → rotate → revoke through the server, and a revoke at the command line,
+/// all in `keyward audit`, newest first, with their actors and changes; the first start's
+/// bootstrap too. Bad filters are one-line errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_shows_who_did_what() {
+    use reqwest::Method;
+    use serde_json::json;
+    let env = Env::sqlite();
+    let server = env.serve(&[], &[]);
+    let admin_key = server
+        .bootstrap_key()
+        .expect("first start bootstraps an admin key");
+    let call = |m: Method, path: &str, body: serde_json::Value| {
+        server
+            .http
+            .request(m, server.url(path))
+            .bearer_auth(&admin_key)
+            .json(&body)
+            .send()
+    };
+    let res = call(
+        Method::POST,
+        "/admin/owners/acme/api-keys",
+        json!({"name": "web"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let id = res.json::<serde_json::Value>().await.unwrap()["key"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_path = format!("/admin/owners/acme/api-keys/{id}");
+    let res = call(Method::PATCH, &key_path, json!({"scopes": ["logs:read"]}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = call(Method::POST, &format!("{key_path}/rotate"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let successor = res.json::<serde_json::Value>().await.unwrap()["key"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = call(
+        Method::DELETE,
+        &format!("/admin/owners/acme/api-keys/{successor}"),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 204);
+    stdout(&env.cli(&["keys", "revoke", &id]));
+
+    let events = env.cli_json(&["audit", "--owner", "acme", "--json"]);
+    let events = events.as_array().unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "key.revoked",
+            "key.revoked",
+            "key.created",
+            "key.rotated",
+            "key.updated",
+            "key.created"
+        ]
+    );
+    assert_eq!(events[0]["actor"], json!({"type": "cli"}));
+    assert_eq!(events[0]["key_id"], json!(id));
+    let admin_key_id = admin_key.split('_').nth(2).unwrap();
+    for e in &events[1..] {
+        assert_eq!(
+            e["actor"],
+            json!({"type": "admin_key", "id": admin_key_id}),
+            "{e}"
+        );
+        assert_eq!(e["origin"]["client_addr"], "127.0.0.1");
+    }
+    assert_eq!(events[4]["changes"][0]["field"], "scopes");
+    assert_eq!(events[4]["changes"][0]["new"], json!(["logs:read"]));
+
+    let boot = env.cli_json(&["audit", "--action", "admin.bootstrapped", "--json"]);
+    assert_eq!(boot.as_array().unwrap().len(), 1);
+    assert_eq!(boot[0]["owner_id"], "keyward-admin");
+    let table = stdout(&env.cli(&["audit", "--key", &id, "--since", "1h"]));
+    assert!(table.starts_with("TIME"), "{table}");
+    assert!(
+        table.contains("key.rotated") && table.contains("rotated_to"),
+        "{table}"
+    );
+    assert_eq!(
+        env.cli_json(&["audit", "--owner", "acme", "--limit", "2", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let none = stdout(&env.cli(&["audit", "--until", "2000-01-01T00:00:00Z"]));
+    assert_eq!(none, "No events.\n");
+    for (bad, says) in [
+        (&["audit", "--since", "yesterday"][..], "--since"),
+        (&["audit", "--action", "key.nope"], "--action"),
+        (&["audit", "--actor", "robot"], "--actor"),
+        (&["audit", "--key", "short"], "key id"),
+    ] {
+        assert_one_line_error(&env.cli(bad), says);
+    }
+    server.terminate();
+}

@@ -29,6 +29,9 @@ pub(crate) enum Command {
     Keys(Box<KeysArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate(MigrateArgs),
+    /// Show the audit log, newest first: who created, changed, rotated and revoked which key,
+    /// when, from where.
+    Audit(AuditArgs),
     /// Find keyward keys in files and folders (exit 1 when any is found).
     Scan(ScanArgs),
     /// Sign a raw HTTP/1.1 request read on stdin with SigV4 (or print its canonical request or
@@ -245,6 +248,9 @@ pub(crate) struct ServeArgs {
     /// How often batched usage and last-used times are written [default: 10s]
     #[arg(long, env = "KEYWARD_FLUSH_INTERVAL", value_name = "DURATION")]
     pub(crate) flush_interval: Option<String>,
+    /// How long audit events are kept; older ones are deleted in the background, hourly [default: 365d]
+    #[arg(long, env = "KEYWARD_AUDIT_RETENTION", value_name = "DURATION")]
+    pub(crate) audit_retention: Option<String>,
     /// Request signing (SigV4).
     #[command(flatten)]
     pub(crate) signing: SigningArgs,
@@ -405,6 +411,40 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         grace: Option<String>,
     },
+}
+
+/// `keyward audit`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AuditArgs {
+    /// Database and config file.
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Only events of this owner's keys.
+    #[arg(long)]
+    pub(crate) owner: Option<String>,
+    /// Only events of this key (its id, or its display form).
+    #[arg(long, value_name = "KEY_ID")]
+    pub(crate) key: Option<String>,
+    /// Only this action: key.created, key.updated, key.revoked, key.rotated, key.reactivated,
+    /// key.leaked, key.redigested, admin.bootstrapped.
+    #[arg(long)]
+    pub(crate) action: Option<String>,
+    /// Only this actor: a kind (admin, admin_key, owner, key, cli, application, system),
+    /// optionally with its id (owner:alice).
+    #[arg(long)]
+    pub(crate) actor: Option<String>,
+    /// Only events since then: RFC 3339, or a duration back from now (24h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
+    /// Only events before then: RFC 3339, or a duration back from now.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) until: Option<String>,
+    /// At most this many events, the newest.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) limit: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `keyward migrate`.
