@@ -153,14 +153,15 @@ impl Keyward {
         {
             self.fetch(actor, key_id).await?;
         }
-        let mut filter = EventFilter::default();
-        filter.owner_id = owner_id;
-        filter.key_id = key_id;
-        filter.action = action;
-        filter.actor_kind = actor_kind;
-        filter.actor_id = actor_id;
-        filter.since = since;
-        filter.until = until;
+        let filter = EventFilter {
+            owner_id,
+            key_id,
+            action,
+            actor_kind,
+            actor_id,
+            since,
+            until,
+        };
         let page = self
             .store()
             .events(&filter, cursor, limit)

@@ -60,6 +60,9 @@ pub fn event_about(key_id: &KeyId) -> Event {
 }
 
 /// `store.create` of `r`, expected to be refused: its answer.
+///
+/// # Errors
+/// The store's refusal.
 pub async fn create_refused(
     store: &Arc<dyn KeyStore>,
     r: &KeyRecord,
