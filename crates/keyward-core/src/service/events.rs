@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 
 use crate::Keyward;
-use crate::audit::{self, Action, ActorKind, Event, EventCursor, EventFilter};
+use crate::audit::{self, Action, ActorKind, Event, EventCursor, EventFilter, Origin};
 use crate::authz::{self, Actor};
 use crate::key::KeyId;
 use crate::management::{EventList, EventQuery, FieldError, ServiceError, store_err};
@@ -41,6 +41,17 @@ pub(crate) fn rng_err(e: crate::key::RngError) -> ServiceError {
     ServiceError::Internal(e.to_string())
 }
 
+/// What an owner (or a key caller) reading its keys' log sees of `event`: the actions of its own
+/// side whole, those of the operator's side (administrators, the command line, the application,
+/// keyward itself) without the actor's id and origin: an operator's address, user agent and
+/// administrator key id are not a tenant's to read.
+fn for_owner(event: &mut Event) {
+    if !matches!(event.actor.kind, ActorKind::Owner | ActorKind::Key) {
+        event.actor.id = None;
+        event.origin = Origin::default();
+    }
+}
+
 /// Events a round of [`Keyward::prune_events`] deletes.
 const PRUNE_BATCH: u32 = 1000;
 
@@ -49,6 +60,8 @@ impl Keyward {
     /// An administrator of every owner reads every event; an actor bound to an owner (an
     /// administrator of one owner, an owner, a key caller) reads that owner's events only,
     /// and naming a key it cannot reach is [`ServiceError::NotFound`], as for the key itself.
+    /// An owner or key caller sees the operator's actions (administrators, the command line,
+    /// the application, keyward) without the actor's id and the request's origin.
     ///
     /// # Errors
     /// `Validation` naming the bad field (`key_id`, `action`, `actor`, `since`, `until`,
@@ -167,8 +180,12 @@ impl Keyward {
             .events(&filter, cursor, limit)
             .await
             .map_err(store_err)?;
+        let mut items = page.items;
+        if !actor.is_admin() {
+            items.iter_mut().for_each(for_owner);
+        }
         Ok(EventList {
-            items: page.items,
+            items,
             next_cursor: page.next_cursor.map(|c| c.encode()),
         })
     }
