@@ -25,6 +25,7 @@ mod service;
 pub mod sigv4;
 pub mod store;
 pub mod throttle;
+pub mod webhook;
 
 #[doc(inline)]
 pub use crate::authz::Actor;

@@ -21,12 +21,13 @@ use crate::schema::Tables;
 /// Most events one `INSERT` carries (11 parameters each: under every dialect's limit).
 const INSERT_CHUNK: usize = 1000;
 
-/// Writes `events` in `txn`.
+/// Writes `events` in `txn`, and with `outbox` their rows in the webhook outbox.
 pub(crate) async fn insert_in(
     txn: &DatabaseTransaction,
     backend: DbBackend,
     tables: &Tables,
     events: &[Event],
+    outbox: bool,
 ) -> Result<(), DbErr> {
     for chunk in events.chunks(INSERT_CHUNK) {
         let mut insert = Query::insert();
@@ -64,8 +65,50 @@ pub(crate) async fn insert_in(
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
         }
         txn.execute(&insert).await?;
+        if outbox {
+            use crate::entity::api_key_outbox::Column as O;
+            let mut queued = Query::insert();
+            queued
+                .into_table(tables.outbox_iden())
+                .columns([O::EventId, O::At]);
+            for e in chunk {
+                queued
+                    .values([
+                        Expr::val(e.id.as_str()),
+                        Expr::val(instant(backend, Some(e.at))),
+                    ])
+                    .map_err(|e| DbErr::Custom(e.to_string()))?;
+            }
+            txn.execute(&queued).await?;
+        }
     }
     Ok(())
+}
+
+/// The events of `ids` that exist, in no order.
+pub(crate) async fn by_ids(
+    db: &DatabaseConnection,
+    tables: &Tables,
+    ids: &[String],
+) -> Result<Vec<Event>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stmt = Query::select()
+        .columns(<Column as sea_orm::Iterable>::iter())
+        .from(tables.events_iden())
+        .and_where(Expr::col(Column::EventId).is_in(ids.iter().cloned()))
+        .to_owned();
+    let rows = db
+        .query_all(&stmt)
+        .await
+        .map_err(|e| store_err("events", e))?;
+    rows.iter()
+        .map(|row| {
+            let model = Model::from_query_result(row, "").map_err(|e| store_err("events", e))?;
+            decode(model)
+        })
+        .collect()
 }
 
 /// A page of the log, newest first. Conditions narrow the read in SQL; [`EventFilter::matches`]

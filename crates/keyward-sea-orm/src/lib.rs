@@ -11,6 +11,7 @@ mod events;
 pub mod files;
 mod lookup;
 pub mod migration;
+mod outbox;
 pub mod schema;
 mod store;
 mod usage;
@@ -20,13 +21,13 @@ pub use crate::codec::instant;
 pub use crate::files::MigrationFiles;
 #[doc(inline)]
 pub use crate::migration::{
-    AddKeyEvents, AddKeyLineage, AddKeyUsage, CreateApiKeys, Migrator, drop_tables, migrate,
-    migrate_tables,
+    AddKeyEvents, AddKeyLineage, AddKeyUsage, AddWebhooks, CreateApiKeys, Migrator, drop_tables,
+    migrate, migrate_tables,
 };
 #[doc(inline)]
 pub use crate::schema::{
     PrefixError, Tables, render_events_sql, render_lineage_sql, render_migrations, render_sql,
-    render_usage_sql,
+    render_usage_sql, render_webhooks_sql,
 };
 #[doc(inline)]
 pub use crate::store::{SeaOrmKeyStore, connect_options};
@@ -34,6 +35,6 @@ pub use crate::store::{SeaOrmKeyStore, connect_options};
 /// sea-orm, re-exported so that applications use the same version.
 pub use sea_orm;
 /// sea-orm-migration, re-exported so that an application's own `Migrator` that lists
-/// [`CreateApiKeys`], [`AddKeyLineage`], [`AddKeyUsage`] and [`AddKeyEvents`] uses the same
-/// version.
+/// [`CreateApiKeys`], [`AddKeyLineage`], [`AddKeyUsage`], [`AddKeyEvents`] and [`AddWebhooks`]
+/// uses the same version.
 pub use sea_orm_migration;

@@ -9,7 +9,7 @@
 //!
 //! An application that runs its own sea-orm `Migrator` lists
 //! `Box::new(keyward_sea_orm::CreateApiKeys::new(Tables::default()))`, then [`AddKeyLineage`],
-//! [`AddKeyUsage`] and [`AddKeyEvents`] likewise, among its migrations instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
+//! [`AddKeyUsage`], [`AddKeyEvents`] and [`AddWebhooks`] likewise, among its migrations instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,7 +22,7 @@ use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaMana
 
 use crate::schema::{
     LINEAGE_COLUMNS, Tables, drop_statements, events_statements, lineage_statements, statements,
-    usage_statements,
+    usage_statements, webhook_statements,
 };
 
 /// Migration 0001: the keys table, its indexes and the owners table.
@@ -226,6 +226,57 @@ impl MigrationTrait for AddKeyEvents {
     }
 }
 
+/// Migration 0005: the webhook outbox and deliveries ([`crate::entity::api_key_outbox`],
+/// [`crate::entity::api_key_delivery`]).
+#[derive(Debug, Clone)]
+pub struct AddWebhooks {
+    tables: Tables,
+    name: String,
+}
+
+impl AddWebhooks {
+    /// The migration for `tables`: `m0005_webhooks`, followed by the prefix when there is one.
+    #[must_use]
+    pub fn new(tables: Tables) -> Self {
+        let name = if tables.prefix().is_empty() {
+            "m0005_webhooks".to_owned()
+        } else {
+            format!("m0005_webhooks_{}", tables.prefix())
+        };
+        Self { tables, name }
+    }
+}
+
+impl MigrationName for AddWebhooks {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for AddWebhooks {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let (created, indexes) = webhook_statements(manager.get_database_backend(), &self.tables);
+        for table in created {
+            manager.create_table(table).await?;
+        }
+        for index in indexes {
+            manager.create_index(index).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [self.tables.deliveries_iden(), self.tables.outbox_iden()] {
+            manager
+                .drop_table(sea_orm::sea_query::Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// The migrator for the default table names (`api_keys`, `api_key_owners`), recording what it
 /// applied in sea-orm's `seaql_migrations` table.
 #[derive(Debug, Clone, Copy, Default)]
@@ -238,6 +289,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddKeyLineage::new(Tables::default())),
             Box::new(AddKeyUsage::new(Tables::default())),
             Box::new(AddKeyEvents::new(Tables::default())),
+            Box::new(AddWebhooks::new(Tables::default())),
         ]
     }
 }
@@ -290,7 +342,10 @@ async fn adopt_existing(txn: &DatabaseTransaction) -> Result<(), DbErr> {
         present.push(AddKeyUsage::new(tables.clone()).name);
     }
     if manager.has_table(tables.events()).await? {
-        present.push(AddKeyEvents::new(tables).name);
+        present.push(AddKeyEvents::new(tables.clone()).name);
+    }
+    if manager.has_table(tables.deliveries()).await? {
+        present.push(AddWebhooks::new(tables).name);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -318,7 +373,7 @@ const MIGRATE_LOCK_NAME: &str = "keyward_migrate";
 const MYSQL_LOCK_WAIT_SECS: u32 = 60;
 
 /// Creates the tables under `tables`' names unless the keys table already exists, then adds the
-/// columns of migration 0002 and the tables of 0003 and 0004 unless they exist. For table prefixes, which the static
+/// columns of migration 0002 and the tables of 0003, 0004 and 0005 unless they exist. For table prefixes, which the static
 /// [`Migrator`] cannot carry; no bookkeeping table is written.
 ///
 /// Processes that migrate the same database at once (several instances starting together) take
@@ -339,6 +394,7 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
         && manager.has_column(tables.keys(), lineage_column).await?
         && manager.has_table(tables.usage()).await?
         && manager.has_table(tables.events()).await?
+        && manager.has_table(tables.deliveries()).await?
     {
         return Ok(());
     }
@@ -346,6 +402,7 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
     let lineage = AddKeyLineage::new(tables.clone());
     let usage = AddKeyUsage::new(tables.clone());
     let events = AddKeyEvents::new(tables.clone());
+    let webhooks = AddWebhooks::new(tables.clone());
     serialized(db, move |txn| {
         Box::pin(async move {
             let manager = SchemaManager::new(txn);
@@ -364,6 +421,9 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
             }
             if !manager.has_table(events.tables.events()).await? {
                 events.up(&manager).await?;
+            }
+            if !manager.has_table(webhooks.tables.deliveries()).await? {
+                webhooks.up(&manager).await?;
             }
             Ok(())
         })

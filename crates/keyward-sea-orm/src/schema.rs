@@ -18,7 +18,9 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{DbBackend, EntityName, Schema};
 
-use crate::entity::{api_key, api_key_event, api_key_owner, api_key_usage};
+use crate::entity::{
+    api_key, api_key_delivery, api_key_event, api_key_outbox, api_key_owner, api_key_usage,
+};
 
 /// Longest table prefix accepted.
 pub const MAX_PREFIX_LEN: usize = 32;
@@ -37,6 +39,8 @@ pub struct Tables {
     owners: String,
     usage: String,
     events: String,
+    outbox: String,
+    deliveries: String,
 }
 
 impl Default for Tables {
@@ -53,6 +57,8 @@ impl fmt::Debug for Tables {
             .field("owners", &self.owners)
             .field("usage", &self.usage)
             .field("events", &self.events)
+            .field("outbox", &self.outbox)
+            .field("deliveries", &self.deliveries)
             .finish()
     }
 }
@@ -84,6 +90,8 @@ impl Tables {
             owners: format!("{prefix}{}", api_key_owner::Entity.table_name()),
             usage: format!("{prefix}{}", api_key_usage::Entity.table_name()),
             events: format!("{prefix}{}", api_key_event::Entity.table_name()),
+            outbox: format!("{prefix}{}", api_key_outbox::Entity.table_name()),
+            deliveries: format!("{prefix}{}", api_key_delivery::Entity.table_name()),
             prefix,
         }
     }
@@ -118,6 +126,18 @@ impl Tables {
         &self.events
     }
 
+    /// The webhook outbox (migration 0005).
+    #[must_use]
+    pub fn outbox(&self) -> &str {
+        &self.outbox
+    }
+
+    /// The webhook deliveries (migration 0005).
+    #[must_use]
+    pub fn deliveries(&self) -> &str {
+        &self.deliveries
+    }
+
     /// The unique index on `key_id`.
     #[must_use]
     pub fn key_id_index(&self) -> String {
@@ -145,6 +165,14 @@ impl Tables {
     pub(crate) fn events_iden(&self) -> Alias {
         Alias::new(self.events.as_str())
     }
+
+    pub(crate) fn outbox_iden(&self) -> Alias {
+        Alias::new(self.outbox.as_str())
+    }
+
+    pub(crate) fn deliveries_iden(&self) -> Alias {
+        Alias::new(self.deliveries.as_str())
+    }
 }
 
 /// Every statement that creates the schema, in order.
@@ -168,12 +196,13 @@ pub const LINEAGE_COLUMNS: [&str; 4] = [
 ];
 
 /// Columns holding a key id or an event id, compared bytewise.
-const KEY_ID_COLUMNS: [&str; 5] = [
+const KEY_ID_COLUMNS: [&str; 6] = [
     "key_id",
     "rotated_from",
     "rotated_to",
     "lineage_root",
     "event_id",
+    "delivery_id",
 ];
 
 /// A column of the entity as `backend` wants it.
@@ -301,6 +330,7 @@ pub fn render_migrations(backend: DbBackend, tables: &Tables) -> Vec<(&'static s
         ("0002_key_lineage.sql", render_lineage_sql(backend, tables)),
         ("0003_key_usage.sql", render_usage_sql(backend, tables)),
         ("0004_key_events.sql", render_events_sql(backend, tables)),
+        ("0005_webhooks.sql", render_webhooks_sql(backend, tables)),
     ]
 }
 
@@ -338,20 +368,99 @@ pub fn events_statements(
 /// for the default names.
 #[must_use]
 pub fn render_events_sql(backend: DbBackend, tables: &Tables) -> String {
-    let mut out = String::from(
-        "-- keyward: the audit log, one row per management action or security-relevant change.\n\
-         -- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.\n",
+    let (table, indexes) = events_statements(backend, tables);
+    render_created(
+        backend,
+        tables,
+        "the audit log, one row per management action or security-relevant change.",
+        &[table],
+        &indexes,
+    )
+}
+
+/// Migration 0005: the webhook outbox (events not yet handed to the endpoints, oldest first)
+/// and the deliveries, indexed by what a claim reads (pending, by due time) and by what the
+/// delivery list reads (newest first).
+#[must_use]
+pub fn webhook_statements(
+    backend: DbBackend,
+    tables: &Tables,
+) -> (Vec<TableCreateStatement>, Vec<IndexCreateStatement>) {
+    use crate::entity::{api_key_delivery as delivery, api_key_outbox as outbox};
+    let schema = Schema::new(backend);
+    let created = vec![
+        adapt(
+            backend,
+            tables.outbox(),
+            &schema.create_table_from_entity(outbox::Entity),
+        ),
+        adapt(
+            backend,
+            tables.deliveries(),
+            &schema.create_table_from_entity(delivery::Entity),
+        ),
+    ];
+    let indexes = vec![
+        Index::create()
+            .name(format!("{}_at_idx", tables.outbox()))
+            .table(tables.outbox_iden())
+            .col(outbox::Column::At)
+            .col(outbox::Column::EventId)
+            .to_owned(),
+        Index::create()
+            .name(format!("{}_due_idx", tables.deliveries()))
+            .table(tables.deliveries_iden())
+            .col(delivery::Column::Status)
+            .col(delivery::Column::NextAttemptAt)
+            .to_owned(),
+        Index::create()
+            .name(format!("{}_created_idx", tables.deliveries()))
+            .table(tables.deliveries_iden())
+            .col(delivery::Column::CreatedAt)
+            .col(delivery::Column::DeliveryId)
+            .to_owned(),
+    ];
+    (created, indexes)
+}
+
+/// Migration 0005 as SQL for `backend`: what `migrations/<backend>/0005_webhooks.sql` holds
+/// for the default names.
+#[must_use]
+pub fn render_webhooks_sql(backend: DbBackend, tables: &Tables) -> String {
+    let (created, indexes) = webhook_statements(backend, tables);
+    render_created(
+        backend,
+        tables,
+        "the webhook outbox and deliveries.",
+        &created,
+        &indexes,
+    )
+}
+
+/// A migration that creates tables and indexes, as SQL for `backend`, under a header that says
+/// what it holds.
+fn render_created(
+    backend: DbBackend,
+    tables: &Tables,
+    what: &str,
+    created: &[TableCreateStatement],
+    indexes: &[IndexCreateStatement],
+) -> String {
+    let mut out = format!(
+        "-- keyward: {what}\n\
+         -- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.\n"
     );
     if !tables.prefix().is_empty() {
         out.push_str(&format!("-- Table prefix: {}\n", tables.prefix()));
     }
-    let (table, indexes) = events_statements(backend, tables);
     let sql = |stmt: String| format!("\n{};\n", one_column_a_line(&stmt));
-    out.push_str(&sql(match backend {
-        DbBackend::Postgres => table.to_string(PostgresQueryBuilder),
-        DbBackend::MySql => table.to_string(MysqlQueryBuilder),
-        _ => table.to_string(SqliteQueryBuilder),
-    }));
+    for t in created {
+        out.push_str(&sql(match backend {
+            DbBackend::Postgres => t.to_string(PostgresQueryBuilder),
+            DbBackend::MySql => t.to_string(MysqlQueryBuilder),
+            _ => t.to_string(SqliteQueryBuilder),
+        }));
+    }
     for i in indexes {
         out.push_str(&sql(match backend {
             DbBackend::Postgres => i.to_string(PostgresQueryBuilder),
@@ -411,6 +520,14 @@ pub fn render_usage_sql(backend: DbBackend, tables: &Tables) -> String {
 #[must_use]
 pub fn drop_statements(tables: &Tables) -> Vec<TableDropStatement> {
     vec![
+        Table::drop()
+            .table(tables.deliveries_iden())
+            .if_exists()
+            .to_owned(),
+        Table::drop()
+            .table(tables.outbox_iden())
+            .if_exists()
+            .to_owned(),
         Table::drop()
             .table(tables.events_iden())
             .if_exists()

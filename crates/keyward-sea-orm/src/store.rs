@@ -75,6 +75,8 @@ pub struct SeaOrmKeyStore {
     read_sql: Arc<[OnceLock<Arc<str>>]>,
     /// Key ids waiting to be read, together ([`crate::lookup`]).
     lookups: Lookups,
+    /// Whether events also go to the webhook outbox ([`SeaOrmKeyStore::with_outbox`]).
+    outbox: bool,
 }
 
 impl fmt::Debug for SeaOrmKeyStore {
@@ -133,7 +135,18 @@ impl SeaOrmKeyStore {
                 .map(|_| OnceLock::new())
                 .collect(),
             lookups: Lookups::default(),
+            outbox: false,
         }
+    }
+
+    /// The same store, putting every event it records in the webhook outbox as well
+    /// (`api_key_outbox`, migration 0005), in the same transaction, for a
+    /// [`keyward_core::webhook::WebhookOutbox`] consumer to deliver. Off by default: without a
+    /// consumer the outbox would only grow.
+    #[must_use]
+    pub fn with_outbox(mut self, on: bool) -> Self {
+        self.outbox = on;
+        self
     }
 
     /// Connects with [`connect_options`] and the default table names. Does not migrate.
@@ -262,7 +275,9 @@ impl SeaOrmKeyStore {
         c
     }
 
-    async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+    /// A write transaction: immediate on SQLite (the write lock at once), read committed on the
+    /// others.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
         match self.backend() {
             DbBackend::Sqlite => {
                 self.db
@@ -306,6 +321,7 @@ impl SeaOrmKeyStore {
                                 self.backend(),
                                 &self.tables,
                                 std::slice::from_ref(event),
+                                self.outbox,
                             )
                             .await?;
                         }
@@ -528,7 +544,7 @@ impl SeaOrmKeyStore {
             }
             txn.execute(&insert).await?;
         }
-        crate::events::insert_in(txn, backend, &self.tables, events).await?;
+        crate::events::insert_in(txn, backend, &self.tables, events, self.outbox).await?;
         Ok(Ok(()))
     }
 }

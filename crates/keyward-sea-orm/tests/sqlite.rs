@@ -51,6 +51,13 @@ mod prefixed {
     keyward_test::store_suite!(make_prefixed);
 }
 
+/// The webhook outbox cases on SQLite (its write transaction serializes the claims).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhook_outbox_on_sqlite() {
+    let store = store_at(&fresh_path(), Tables::default()).await;
+    support::outbox_on(store.connection().clone()).await;
+}
+
 /// The checked-in SQL, applied with the `sqlite3` CLI, gives tables the store (which does not
 /// migrate) passes the whole suite on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

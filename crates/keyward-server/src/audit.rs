@@ -67,7 +67,7 @@ fn instant(flag: &str, text: &str, now: OffsetDateTime) -> Result<OffsetDateTime
 pub(crate) async fn run(args: AuditArgs) -> Result<(), AppError> {
     let file = config::FileConfig::load(args.store.config.as_deref())?;
     let store = config::resolve_store(&args.store, &file)?;
-    let backend = backend::open(&store.database_url, true).await?;
+    let backend = backend::open(&store.database_url, true, false).await?;
     let now = OffsetDateTime::now_utc();
     let mut filter = EventFilter::default();
     filter.owner_id = args.owner.as_deref();

@@ -22,6 +22,9 @@ pub(crate) struct Backend {
     /// The SQL store itself (not `memory:`), for maintenance that the `KeyStore` trait does not
     /// cover (`keyward keys re-encrypt`).
     pub(crate) sql: Option<SeaOrmKeyStore>,
+    /// The store's webhook outbox: its deliveries, and (when opened with one) its events
+    /// waiting to be delivered.
+    pub(crate) outbox: Arc<dyn keyward_core::webhook::WebhookOutbox>,
 }
 
 /// What `migrate` did.
@@ -82,13 +85,21 @@ async fn connect(url: &str, sqlite: bool) -> Result<SeaOrmKeyStore, keyward_core
     }
 }
 
-pub(crate) async fn open(url: &str, migrate: bool) -> Result<Backend, AppError> {
+/// Opens the store at `url`, migrating it when `migrate`; with `outbox`, every event it records
+/// also goes to its webhook outbox, for the delivery task.
+pub(crate) async fn open(url: &str, migrate: bool, outbox: bool) -> Result<Backend, AppError> {
     let kind = kind_of(url)?;
     if kind == "memory" {
+        let store = Arc::new(if outbox {
+            MemoryKeyStore::with_outbox()
+        } else {
+            MemoryKeyStore::new()
+        });
         return Ok(Backend {
-            store: Arc::new(MemoryKeyStore::new()),
+            store: Arc::clone(&store) as Arc<dyn KeyStore>,
             kind,
             sql: None,
+            outbox: store,
         });
     }
     let shown = redact_url(url);
@@ -126,9 +137,11 @@ pub(crate) async fn open(url: &str, migrate: bool) -> Result<Backend, AppError> 
             clean(&e)
         ))
     })?;
+    let store = store.with_outbox(outbox);
     Ok(Backend {
         store: Arc::new(store.clone()),
         kind,
+        outbox: Arc::new(store.clone()),
         sql: Some(store),
     })
 }
@@ -153,7 +166,7 @@ fn clean(e: &keyward_core::StoreError) -> String {
 /// # Errors
 /// As [`open`].
 pub(crate) async fn migrate(url: &str) -> Result<MigrateReport, AppError> {
-    let b = open(url, true).await?;
+    let b = open(url, true, false).await?;
     Ok(MigrateReport {
         backend: b.kind,
         database: redact_url(url),

@@ -60,7 +60,7 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
     let policy = config::resolve_policy(&args.policy, None, &file)?;
     let (keyring, source) = pepper::load_keyring(&store.database_url)?;
     crate::warn_pepper(&source);
-    let backend = backend::open(&store.database_url, true).await?;
+    let backend = backend::open(&store.database_url, true, false).await?;
     let redis_url = args
         .redis_url
         .clone()

@@ -67,6 +67,8 @@ pub(crate) struct FileConfig {
     log_format: Option<LogFormat>,
     flush_interval: Option<String>,
     audit_retention: Option<String>,
+    webhook_urls: Option<Vec<String>>,
+    webhook_allow_private: Option<bool>,
     sigv4_region: Option<String>,
     sigv4_service: Option<String>,
 }
@@ -145,6 +147,8 @@ pub(crate) struct Settings {
     pub(crate) flush_interval: Duration,
     /// How long audit events are kept.
     pub(crate) audit_retention: Duration,
+    /// Lifecycle webhooks, when a URL is configured.
+    pub(crate) webhooks: Option<crate::webhooks::WebhookSettings>,
     /// SigV4 region, service and bounds of signed requests.
     pub(crate) signing: SigningOptions,
     /// Seals the secrets of signing keys; `None` disables request signing.
@@ -411,6 +415,21 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
             .or(file.audit_retention.as_deref()),
         Duration::from_secs(365 * 24 * 3600),
     )?;
+    let webhook_urls = if args.webhook_urls.is_empty() {
+        file.webhook_urls.clone().unwrap_or_default()
+    } else {
+        args.webhook_urls.clone()
+    };
+    let secrets: Vec<String> = args
+        .webhook_secrets
+        .iter()
+        .map(|s| s.expose().to_owned())
+        .collect();
+    let webhooks = crate::webhooks::WebhookSettings::new(
+        webhook_urls,
+        &secrets,
+        args.webhook_allow_private || file.webhook_allow_private.unwrap_or(false),
+    )?;
     let signing = resolve_signing(&args.signing, file)?;
     let encryption = crate::encryption::keyring_from_env()?;
     Ok(Settings {
@@ -436,6 +455,7 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         log_format,
         flush_interval,
         audit_retention,
+        webhooks,
         signing,
         encryption,
     })

@@ -26,6 +26,7 @@ mod secret_file;
 mod self_service;
 mod server;
 mod sign;
+mod webhooks;
 
 use std::process::ExitCode;
 

@@ -52,6 +52,18 @@ pub(crate) struct Metrics {
     verify: Vec<[Counter; 2]>,
     latency: Histogram,
     http_requests: Counter,
+    /// `keyward_webhook_deliveries_total`, by [`WEBHOOK_OUTCOMES`] index.
+    webhooks: Vec<Counter>,
+}
+
+/// The outcomes of a webhook attempt.
+pub(crate) const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "retried", "failed"];
+
+/// The label of `keyward_webhook_deliveries_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookOutcome {
+    /// `delivered`, `retried` (attempted again later) or `failed` (for good).
+    outcome: &'static str,
 }
 
 impl Metrics {
@@ -83,12 +95,23 @@ impl Metrics {
             "HTTP requests served",
             http_requests.clone(),
         );
+        let hooks = Family::<WebhookOutcome, Counter>::default();
+        let webhooks = WEBHOOK_OUTCOMES
+            .into_iter()
+            .map(|outcome| hooks.get_or_create(&WebhookOutcome { outcome }).clone())
+            .collect();
+        registry.register(
+            "keyward_webhook_deliveries",
+            "Webhook delivery attempts, by outcome",
+            hooks,
+        );
         registry.register_collector(Box::new(Engine(keyward)));
         Self {
             registry,
             verify,
             latency,
             http_requests,
+            webhooks,
         }
     }
 
@@ -103,6 +126,17 @@ impl Metrics {
             series[usize::from(cached)].inc();
         }
         self.latency.observe(took.as_secs_f64());
+    }
+
+    /// Counts one webhook attempt by its outcome (one of [`WEBHOOK_OUTCOMES`]).
+    pub(crate) fn webhook(&self, outcome: &str) {
+        if let Some(c) = WEBHOOK_OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .and_then(|i| self.webhooks.get(i))
+        {
+            c.inc();
+        }
     }
 
     /// Counts one HTTP request.

@@ -38,6 +38,7 @@ use crate::metrics::Metrics;
 use crate::{backend, pepper};
 
 mod auth;
+mod deliveries;
 mod listen;
 mod ops;
 mod reply;
@@ -63,6 +64,8 @@ struct App {
     /// keyward-core's credential decision for `/v1/authz`, counted in the metrics.
     gate: Gate<Parts>,
     openapi: Bytes,
+    /// The store's webhook deliveries.
+    outbox: Arc<dyn keyward_core::webhook::WebhookOutbox>,
 }
 
 type Shared = Arc<App>;
@@ -76,7 +79,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
     let admin_token = AdminToken::from_env()?;
     let (keyring, source) = pepper::load_keyring(url)?;
     crate::warn_pepper(&source);
-    let backend = backend::open(url, true).await?;
+    let backend = backend::open(url, true, settings.webhooks.is_some()).await?;
     tracing::info!(backend = backend.kind, database = %redact_url(url), "key store ready");
     let redis = settings
         .redis_url
@@ -185,6 +188,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
             forwarded: settings.forwarded_headers.clone(),
             metrics,
             gate,
+            outbox: Arc::clone(&backend.outbox),
         }
     });
 
@@ -197,6 +201,28 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
     let flusher =
         keyward_core::maintenance::spawn_usage_flusher(kw.clone(), settings.flush_interval);
     let retention = crate::audit::spawn_retention(kw.clone(), settings.audit_retention);
+    let webhooks = match &settings.webhooks {
+        Some(hooks) => {
+            for url in &hooks.urls {
+                match crate::webhooks::resolve(url, hooks.allow_private).await {
+                    Ok(_) => {}
+                    Err(e) if e.contains("--webhook-allow-private") => {
+                        return Err(AppError::config(format!("--webhook-url {url}: {e}")));
+                    }
+                    Err(e) => {
+                        tracing::warn!(url = %url, error = %e, "webhook endpoint not reachable now; deliveries will be attempted on schedule")
+                    }
+                }
+            }
+            tracing::info!(endpoints = hooks.urls.len(), "lifecycle webhooks on");
+            Some(crate::webhooks::spawn(
+                hooks.clone(),
+                Arc::clone(&backend.outbox),
+                Arc::clone(&app.metrics),
+            ))
+        }
+        None => None,
+    };
     tracing::info!(
         self_service = settings.owner_header.as_ref().map(HeaderName::as_str),
         "listening on {base_url}"
@@ -224,6 +250,9 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
     )
     .await;
     retention.abort();
+    if let Some(w) = webhooks {
+        w.abort();
+    }
     flusher.shutdown().await;
     served.map_err(|e| AppError::Io(format!("server error: {e}")))?;
     tracing::info!("stopped");
@@ -275,6 +304,11 @@ fn router(app: Shared) -> Router {
     // Optional: a self-service request (owner header, no key) and a bad admin token are the
     // management routes' own to answer.
     let keys = keyward_axum::KeywardLayer::new(app.gate.clone().optional());
+    // The webhook deliveries: the admin token, or a key holding keyward:admin by name.
+    let admins = keyward_axum::KeywardLayer::new(match ScopeRequirement::all_of([ADMIN_SCOPE]) {
+        Ok(need) => app.gate.clone().require(need),
+        Err(_) => app.gate.clone(),
+    });
     let sidecar = keyward_axum::KeywardLayer::new(
         match ScopeRequirement::any_of([VERIFY_SCOPE, ADMIN_SCOPE]) {
             Ok(need) => app.gate.clone().require(need),
@@ -298,6 +332,20 @@ fn router(app: Shared) -> Router {
             )),
         )
         .route("/v1/authz", get(authz))
+        .route(
+            "/admin/webhooks/deliveries",
+            get(deliveries::list).route_layer(middleware::from_fn_with_state(
+                (Arc::clone(&app), admins.clone()),
+                token_or_key,
+            )),
+        )
+        .route(
+            "/admin/webhooks/deliveries/{delivery_id}/redeliver",
+            post(deliveries::redeliver).route_layer(middleware::from_fn_with_state(
+                (Arc::clone(&app), admins),
+                token_or_key,
+            )),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::clone(&app));
     // The management routes are keyward-axum's, as in any axum application: the admin set

@@ -16,3 +16,18 @@ keyward_test::store_suite!(make);
 async fn run_all_on_memory() {
     keyward_test::store_suite::run_all(make).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_outbox_on_memory() {
+    use keyward_core::webhook::WebhookOutbox;
+    let store = Arc::new(MemoryKeyStore::with_outbox());
+    let outbox: Arc<dyn WebhookOutbox> = store.clone();
+    keyward_test::store_suite::case_webhook_outbox(store as Arc<dyn KeyStore>, outbox).await;
+    let store = Arc::new(MemoryKeyStore::with_outbox());
+    let outbox: Arc<dyn WebhookOutbox> = store.clone();
+    keyward_test::store_suite::case_webhook_claims_are_exclusive(
+        store as Arc<dyn KeyStore>,
+        outbox,
+    )
+    .await;
+}

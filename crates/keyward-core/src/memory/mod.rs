@@ -9,6 +9,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::audit::{Event, EventCursor, EventFilter, EventId, EventPage};
+use crate::webhook::Delivery;
+
+mod outbox;
 use crate::digest::KeyDigest;
 use crate::key::KeyId;
 use crate::model::{Credits, KeyRecord, RateLimit};
@@ -28,6 +31,12 @@ struct State {
     by_owner: BTreeSet<(String, OffsetDateTime, KeyId)>,
     /// The audit log, by `(at, id)`.
     events: BTreeMap<(OffsetDateTime, EventId), Event>,
+    /// Whether events also go to the webhook outbox ([`MemoryKeyStore::with_outbox`]).
+    outbox_on: bool,
+    /// The webhook outbox: events not yet fanned out, by `(at, id)`.
+    outbox: BTreeSet<(OffsetDateTime, EventId)>,
+    /// Webhook deliveries by id.
+    deliveries: BTreeMap<EventId, Delivery>,
 }
 
 impl State {
@@ -46,6 +55,9 @@ impl State {
 
     fn log(&mut self, event: &Event) {
         self.events.insert((event.at, event.id), event.clone());
+        if self.outbox_on {
+            self.outbox.insert((event.at, event.id));
+        }
     }
 
     fn insert(&mut self, record: &KeyRecord) {
@@ -67,6 +79,15 @@ impl MemoryKeyStore {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that also puts every event it records in its webhook outbox
+    /// ([`crate::webhook::WebhookOutbox`]).
+    #[must_use]
+    pub fn with_outbox() -> Self {
+        let store = Self::default();
+        lock(&store.state).outbox_on = true;
+        store
     }
 }
 

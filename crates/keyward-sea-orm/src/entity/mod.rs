@@ -6,6 +6,8 @@
 //! configured prefix (see [`crate::Tables`]).
 
 pub mod api_key;
+pub mod api_key_delivery;
 pub mod api_key_event;
+pub mod api_key_outbox;
 pub mod api_key_owner;
 pub mod api_key_usage;

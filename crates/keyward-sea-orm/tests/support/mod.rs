@@ -207,6 +207,26 @@ pub async fn suite_on(db: DatabaseConnection) {
         }
     })
     .await;
+    outbox_on(db).await;
+}
+
+/// The webhook outbox cases, each on fresh prefixed tables of a store that keeps an outbox.
+pub async fn outbox_on(db: DatabaseConnection) {
+    let fresh = |i: u32| {
+        let db = db.clone();
+        async move {
+            let tables = Tables::with_prefix(&format!("wh{i}_")).unwrap();
+            let store = SeaOrmKeyStore::with_tables(db, tables).with_outbox(true);
+            store.migrate().await.expect("migrate prefixed");
+            let store = Arc::new(store);
+            let outbox: Arc<dyn keyward_core::webhook::WebhookOutbox> = store.clone();
+            (store as Arc<dyn KeyStore>, outbox)
+        }
+    };
+    let (keys, outbox) = fresh(0).await;
+    keyward_test::store_suite::case_webhook_outbox(keys, outbox).await;
+    let (keys, outbox) = fresh(1).await;
+    keyward_test::store_suite::case_webhook_claims_are_exclusive(keys, outbox).await;
 }
 
 /// `migrate` on tables the checked-in SQL created: it recognises them (records every

@@ -248,6 +248,26 @@ pub(crate) struct ServeArgs {
     /// How often batched usage and last-used times are written [default: 10s]
     #[arg(long, env = "KEYWARD_FLUSH_INTERVAL", value_name = "DURATION")]
     pub(crate) flush_interval: Option<String>,
+    /// Deliver every audit event to this URL as a Standard Webhooks POST (repeat, or separate with commas); needs KEYWARD_WEBHOOK_SECRET
+    #[arg(
+        long = "webhook-url",
+        env = "KEYWARD_WEBHOOK_URL",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub(crate) webhook_urls: Vec<String>,
+    /// The webhook signing secret, whsec_… (repeat, or separate with commas, the newest first, while one rotates); prefer the environment variable
+    #[arg(
+        long = "webhook-secret",
+        env = "KEYWARD_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "SECRET"
+    )]
+    pub(crate) webhook_secrets: Vec<SecretArg>,
+    /// Let webhook URLs target private, loopback and link-local addresses (refused by default: SSRF)
+    #[arg(long, env = "KEYWARD_WEBHOOK_ALLOW_PRIVATE")]
+    pub(crate) webhook_allow_private: bool,
     /// How long audit events are kept; older ones are deleted in the background, hourly [default: 365d]
     #[arg(long, env = "KEYWARD_AUDIT_RETENTION", value_name = "DURATION")]
     pub(crate) audit_retention: Option<String>,

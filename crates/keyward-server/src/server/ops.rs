@@ -87,6 +87,8 @@ pub(super) async fn openapi(State(app): State<Shared>) -> Response {
         super::verify::whoami,
         super::verify::verify,
         super::verify::authz,
+        super::deliveries::list,
+        super::deliveries::redeliver,
         healthz,
         readyz,
         metrics
@@ -96,7 +98,10 @@ pub(super) async fn openapi(State(app): State<Shared>) -> Response {
         super::verify::VerifyRequest,
         super::verify::VerifyResponse,
         Status,
-        keyward_core::scope::ScopeMode
+        keyward_core::scope::ScopeMode,
+        super::deliveries::DeliveryList,
+        keyward_core::webhook::Delivery,
+        keyward_core::webhook::DeliveryStatus
     ))
 )]
 struct ServerApi;

@@ -31,12 +31,14 @@ mod audit;
 mod engine;
 mod fixtures;
 mod lists;
+mod outbox;
 mod records;
 
 pub use audit::*;
 pub use engine::*;
 pub use fixtures::*;
 pub use lists::*;
+pub use outbox::*;
 pub use records::*;
 
 /// What a suite's store factory may return: a store, or `None` to skip (the factory has

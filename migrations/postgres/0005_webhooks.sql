@@ -1,0 +1,26 @@
+-- keyward: the webhook outbox and deliveries.
+-- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.
+
+CREATE TABLE "api_key_outbox" (
+    "event_id" varchar(20) NOT NULL PRIMARY KEY COLLATE "C",
+    "at" timestamp with time zone NOT NULL
+);
+
+CREATE TABLE "api_key_deliveries" (
+    "delivery_id" varchar(20) NOT NULL PRIMARY KEY COLLATE "C",
+    "endpoint" varchar(2048) NOT NULL,
+    "event_id" varchar(20) NOT NULL COLLATE "C",
+    "status" varchar(16) NOT NULL,
+    "attempts" integer NOT NULL,
+    "next_attempt_at" timestamp with time zone NOT NULL,
+    "last_status" integer,
+    "last_error" varchar(512),
+    "created_at" timestamp with time zone NOT NULL,
+    "settled_at" timestamp with time zone
+);
+
+CREATE INDEX "api_key_outbox_at_idx" ON "api_key_outbox" ("at", "event_id");
+
+CREATE INDEX "api_key_deliveries_due_idx" ON "api_key_deliveries" ("status", "next_attempt_at");
+
+CREATE INDEX "api_key_deliveries_created_idx" ON "api_key_deliveries" ("created_at", "delivery_id");
