@@ -400,7 +400,9 @@ pub trait EventStore: Send + Sync {
     ) -> Result<EventPage, StoreError>;
 
     /// Deletes up to `limit` events older than `before`, the oldest first, and says how many
-    /// it deleted: retention, run in batches until it deletes fewer than `limit`.
+    /// it deleted: retention, run in batches until it deletes fewer than `limit`. A store with
+    /// a webhook outbox also deletes those events' deliveries and outbox rows, and the settled
+    /// deliveries made before `before`.
     ///
     /// # Errors
     /// `Unavailable`.

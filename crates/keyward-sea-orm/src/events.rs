@@ -6,10 +6,11 @@ use keyward_core::audit::{
     Action, ActorKind, Change, Event, EventActor, EventCursor, EventFilter, EventPage, Origin,
 };
 use keyward_core::store::StoreError;
+use sea_orm::sea_query::IntoIden;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Order, Query};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, FromQueryResult,
-    Value,
+    TransactionTrait, Value,
 };
 use time::OffsetDateTime;
 
@@ -195,37 +196,70 @@ pub(crate) async fn list(
     })
 }
 
-/// Deletes up to `limit` events older than `before`, oldest first.
+/// Deletes up to `limit` events older than `before`, oldest first, with their webhook
+/// deliveries and outbox rows, in one transaction.
 pub(crate) async fn prune(
     db: &DatabaseConnection,
     tables: &Tables,
     before: OffsetDateTime,
     limit: u32,
 ) -> Result<u64, StoreError> {
+    use crate::entity::{api_key_delivery as delivery, api_key_outbox as outbox};
     let backend = db.get_database_backend();
-    let old = Expr::col(Column::At).lt(instant(backend, Some(before)));
-    let mut stmt = Query::delete();
-    stmt.from_table(tables.events_iden());
-    if backend == DbBackend::MySql {
-        // MySQL takes no `LIMIT` in an `IN` subquery, but a `DELETE … ORDER BY … LIMIT`.
-        stmt.and_where(old)
-            .order_by(Column::At, Order::Asc)
-            .limit(u64::from(limit));
-    } else {
-        let oldest = Query::select()
-            .column(Column::EventId)
-            .from(tables.events_iden())
-            .and_where(old)
-            .order_by(Column::At, Order::Asc)
-            .limit(u64::from(limit))
-            .to_owned();
-        stmt.and_where(Expr::col(Column::EventId).in_subquery(oldest));
-    }
-    let done = db
-        .execute(&stmt)
+    let oldest = Query::select()
+        .column(Column::EventId)
+        .from(tables.events_iden())
+        .and_where(Expr::col(Column::At).lt(instant(backend, Some(before))))
+        .order_by(Column::At, Order::Asc)
+        .limit(u64::from(limit))
+        .to_owned();
+    let ids: Vec<String> = db
+        .query_all(&oldest)
         .await
+        .map_err(|e| store_err("prune_events", e))?
+        .iter()
+        .map(|r| r.try_get::<String>("", "event_id"))
+        .collect::<Result<_, _>>()
         .map_err(|e| store_err("prune_events", e))?;
-    Ok(done.rows_affected())
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let txn = db.begin().await.map_err(|e| store_err("prune_events", e))?;
+    let deleted: Result<u64, DbErr> = async {
+        let of = |table, column: sea_orm::sea_query::DynIden| {
+            Query::delete()
+                .from_table(table)
+                .and_where(Expr::col(column).is_in(ids.iter().cloned()))
+                .to_owned()
+        };
+        txn.execute(&of(
+            tables.deliveries_iden(),
+            delivery::Column::EventId.into_iden(),
+        ))
+        .await?;
+        txn.execute(&of(
+            tables.outbox_iden(),
+            outbox::Column::EventId.into_iden(),
+        ))
+        .await?;
+        let done = txn
+            .execute(&of(tables.events_iden(), Column::EventId.into_iden()))
+            .await?;
+        Ok(done.rows_affected())
+    }
+    .await;
+    match deleted {
+        Ok(n) => {
+            txn.commit()
+                .await
+                .map_err(|e| store_err("prune_events", e))?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(store_err("prune_events", e))
+        }
+    }
 }
 
 fn decode(m: Model) -> Result<Event, StoreError> {

@@ -73,6 +73,47 @@ impl SeaOrmKeyStore {
     }
 }
 
+impl SeaOrmKeyStore {
+    /// Deletes the settled deliveries made before `before`, `limit` at a time, until none is
+    /// left (retention, beside the events').
+    pub(crate) async fn prune_deliveries(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<(), StoreError> {
+        if limit == 0 {
+            return Ok(());
+        }
+        let backend = self.connection().get_database_backend();
+        let settled = Condition::all()
+            .add(Expr::col(Column::CreatedAt).lt(self.instant(before)))
+            .add(Expr::col(Column::Status).ne(DeliveryStatus::Pending.as_str()));
+        loop {
+            let mut stmt = Query::delete();
+            stmt.from_table(self.tables().deliveries_iden());
+            if backend == DbBackend::MySql {
+                stmt.cond_where(settled.clone()).limit(u64::from(limit));
+            } else {
+                let some = Query::select()
+                    .column(Column::DeliveryId)
+                    .from(self.tables().deliveries_iden())
+                    .cond_where(settled.clone())
+                    .limit(u64::from(limit))
+                    .to_owned();
+                stmt.and_where(Expr::col(Column::DeliveryId).in_subquery(some));
+            }
+            let done = self
+                .connection()
+                .execute(&stmt)
+                .await
+                .map_err(|e| store_err("prune_deliveries", e))?;
+            if done.rows_affected() < u64::from(limit) {
+                return Ok(());
+            }
+        }
+    }
+}
+
 fn decode(m: Model, event: Event) -> Result<Delivery, StoreError> {
     Ok(Delivery {
         id: m.delivery_id.parse().map_err(|_| corrupt("delivery id"))?,

@@ -769,6 +769,8 @@ impl EventStore for SeaOrmKeyStore {
     }
 
     async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
-        crate::events::prune(&self.db, &self.tables, before, limit).await
+        let pruned = crate::events::prune(&self.db, &self.tables, before, limit).await?;
+        self.prune_deliveries(before, limit).await?;
+        Ok(pruned)
     }
 }

@@ -60,7 +60,10 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
     let policy = config::resolve_policy(&args.policy, None, &file)?;
     let (keyring, source) = pepper::load_keyring(&store.database_url)?;
     crate::warn_pepper(&source);
-    let backend = backend::open(&store.database_url, true, false).await?;
+    // Changes made here reach the webhooks when they are configured where the CLI runs too.
+    let webhooks = !file.webhook_urls().is_empty()
+        || std::env::var("KEYWARD_WEBHOOK_URL").is_ok_and(|v| !v.trim().is_empty());
+    let backend = backend::open(&store.database_url, true, webhooks).await?;
     let redis_url = args
         .redis_url
         .clone()

@@ -74,6 +74,11 @@ pub(crate) struct FileConfig {
 }
 
 impl FileConfig {
+    /// `webhook_urls` of the file (none when absent).
+    pub(crate) fn webhook_urls(&self) -> &[String] {
+        self.webhook_urls.as_deref().unwrap_or_default()
+    }
+
     /// Reads `--config`, or `./keyward.toml` when it exists.
     ///
     /// # Errors

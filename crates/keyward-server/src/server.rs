@@ -207,6 +207,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
                 match crate::webhooks::resolve(url, hooks.allow_private).await {
                     Ok(_) => {}
                     Err(e) if e.contains("--webhook-allow-private") => {
+                        let url = crate::webhooks::shown(url);
                         return Err(AppError::config(format!("--webhook-url {url}: {e}")));
                     }
                     Err(e) => {

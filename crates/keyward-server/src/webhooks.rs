@@ -25,6 +25,8 @@ use crate::metrics::Metrics;
 const LEASE: Duration = Duration::from_secs(60);
 /// How long an attempt may take, connecting included.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a whole attempt may take, resolving the host included: within [`LEASE`].
+const ATTEMPT_BOUND: Duration = Duration::from_secs(30);
 /// Deliveries posted at once.
 const IN_FLIGHT: u32 = 16;
 /// How often the outbox and the due deliveries are looked at.
@@ -206,7 +208,9 @@ impl Sender {
             };
             (Settlement::Failed, attempt, "failed")
         } else {
-            match self.post(&d).await {
+            // The whole attempt, name resolution included, ends well within the lease.
+            let attempt = tokio::time::timeout(ATTEMPT_BOUND, self.post(&d)).await;
+            match attempt.unwrap_or_else(|_| Err("timed out".to_owned())) {
                 Ok(status) if (200..300).contains(&status) => {
                     let ok = Attempt {
                         status: Some(status),
@@ -219,7 +223,7 @@ impl Sender {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .insert(d.endpoint.clone());
-                    tracing::error!(endpoint = %d.endpoint, "webhook endpoint answered 410 Gone: no more deliveries to it from this process; remove it from --webhook-url");
+                    tracing::error!(endpoint = %shown(&d.endpoint), "webhook endpoint answered 410 Gone: no more deliveries to it from this process; remove it from --webhook-url");
                     let attempt = Attempt {
                         status: Some(410),
                         error: Some("410 Gone: the endpoint is disabled".into()),
@@ -249,7 +253,7 @@ impl Sender {
             }
         };
         if outcome == "failed" {
-            tracing::warn!(endpoint = %d.endpoint, event = %d.event.id, attempts = d.attempts, error = ?attempt.error, "webhook delivery failed for good");
+            tracing::warn!(endpoint = %shown(&d.endpoint), event = %d.event.id, attempts = d.attempts, error = ?attempt.error, "webhook delivery failed for good");
         }
         self.metrics.webhook(outcome);
         if let Err(e) = self
@@ -295,6 +299,20 @@ impl Sender {
     }
 }
 
+/// `url` as logs show it: without user info, query and fragment, which may carry credentials.
+pub(crate) fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "<invalid URL>".to_owned(),
+    }
+}
+
 /// An error's text without its URL (which may carry credentials in its query).
 fn without_url(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
@@ -315,4 +333,16 @@ fn jitter() -> f64 {
     let mut b = [0u8; 2];
     let _ = getrandom::fill(&mut b);
     f64::from(u16::from_le_bytes(b)) / 65_536.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logged_urls_carry_no_credentials() {
+        assert_eq!(
+            super::shown("https://u:p@hooks.example:8443/k?token=s3cret#x"),
+            "https://hooks.example:8443/k"
+        );
+        assert_eq!(super::shown("not a url"), "<invalid URL>");
+    }
 }

@@ -135,7 +135,7 @@ fn of_owner<'a>(got: &'a [Value], owner: &str) -> Vec<&'a Value> {
 
 /// A create → update → rotate → revoke: five events, each delivered, signed with both secrets
 /// (the receiver knows the older one only), `webhook-id` the event id; the deliveries route and
-/// the metrics say so.
+/// the metrics say so; a revoke at the command line is delivered too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_is_delivered_signed() {
     let Some(python) = python() else { return };
@@ -236,6 +236,28 @@ async fn every_change_is_delivered_signed() {
     assert!(
         metrics.contains("keyward_webhook_deliveries_total{outcome=\"delivered\"}"),
         "{metrics}"
+    );
+    // A change at the command line, where the webhooks are configured too, is delivered by
+    // the server.
+    let out = env.cli_env(
+        &["keys", "revoke", &id],
+        &[("KEYWARD_WEBHOOK_URL", &rx.url)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let by_cli = |g: &[Value]| {
+        g.iter().any(|r| {
+            r["type"] == "key.revoked"
+                && r["data"]["key_id"] == json!(id)
+                && r["data"]["actor"]["type"] == "cli"
+        })
+    };
+    assert!(
+        by_cli(&rx.received(by_cli)),
+        "the CLI's revoke was delivered"
     );
     server.terminate();
 }

@@ -30,4 +30,7 @@ async fn webhook_outbox_on_memory() {
         outbox,
     )
     .await;
+    let store = Arc::new(MemoryKeyStore::with_outbox());
+    let outbox: Arc<dyn WebhookOutbox> = store.clone();
+    keyward_test::store_suite::case_webhook_retention(store as Arc<dyn KeyStore>, outbox).await;
 }

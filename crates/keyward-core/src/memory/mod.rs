@@ -9,7 +9,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::audit::{Event, EventCursor, EventFilter, EventId, EventPage};
-use crate::webhook::Delivery;
+use crate::webhook::{Delivery, DeliveryStatus};
 
 mod outbox;
 use crate::digest::KeyDigest;
@@ -333,7 +333,13 @@ impl EventStore for MemoryKeyStore {
             .collect();
         for k in &old {
             st.events.remove(k);
+            st.outbox.remove(k);
         }
+        let gone: std::collections::HashSet<EventId> = old.iter().map(|(_, id)| *id).collect();
+        st.deliveries.retain(|_, d| {
+            !gone.contains(&d.event.id)
+                && (d.created_at >= before || d.status == DeliveryStatus::Pending)
+        });
         Ok(old.len() as u64)
     }
 }

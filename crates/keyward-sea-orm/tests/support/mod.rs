@@ -227,6 +227,8 @@ pub async fn outbox_on(db: DatabaseConnection) {
     keyward_test::store_suite::case_webhook_outbox(keys, outbox).await;
     let (keys, outbox) = fresh(1).await;
     keyward_test::store_suite::case_webhook_claims_are_exclusive(keys, outbox).await;
+    let (keys, outbox) = fresh(2).await;
+    keyward_test::store_suite::case_webhook_retention(keys, outbox).await;
 }
 
 /// `migrate` on tables the checked-in SQL created: it recognises them (records every

@@ -142,6 +142,65 @@ pub async fn case_webhook_outbox(keys: Arc<dyn KeyStore>, outbox: Arc<dyn Webhoo
     let third = must("claim", outbox.claim(at(80, 0), lease, 10).await).await;
     assert_eq!(third.len(), 1);
     assert_eq!((third[0].id, third[0].attempts), (failed.id, 1));
+
+    // Retention takes the events' deliveries with them, pending or not.
+    assert_eq!(
+        must("prune", keys.prune_events(at(11, 0), 100).await).await,
+        2
+    );
+    let (left, _) = must("deliveries", outbox.deliveries(None, None, 10).await).await;
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Retention keeps the newer events and their deliveries, and deletes the older ones with
+/// theirs.
+pub async fn case_webhook_retention(keys: Arc<dyn KeyStore>, outbox: Arc<dyn WebhookOutbox>) {
+    let endpoint = ["https://a.example/h".to_owned()];
+    let old = record("retained", at(0, 0));
+    must(
+        "create",
+        keys.create(&old, None, at(0, 0), &event_for(&old)).await,
+    )
+    .await;
+    let new = record("retained", at(50, 0));
+    must(
+        "create",
+        keys.create(&new, None, at(50, 0), &event_for(&new)).await,
+    )
+    .await;
+    must("fan_out", outbox.fan_out(&endpoint, at(60, 0), 10).await).await;
+    let claimed = must(
+        "claim",
+        outbox.claim(at(60, 0), Duration::from_secs(1), 10).await,
+    )
+    .await;
+    let ok = Attempt {
+        status: Some(200),
+        error: None,
+    };
+    for d in &claimed {
+        must(
+            "settle",
+            outbox
+                .settle(&d.id, &Settlement::Delivered, &ok, at(60, 0))
+                .await,
+        )
+        .await;
+    }
+    // Events before 10 s go (the old one); deliveries settled and made before 10 s: none.
+    assert_eq!(
+        must("prune", keys.prune_events(at(10, 0), 100).await).await,
+        1
+    );
+    let (left, _) = must("deliveries", outbox.deliveries(None, None, 10).await).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event.key_id, Some(new.key_id));
+    assert_eq!(
+        must("prune", keys.prune_events(at(61, 0), 100).await).await,
+        1
+    );
+    let (left, _) = must("deliveries", outbox.deliveries(None, None, 10).await).await;
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// Instances claiming at once take different deliveries.
