@@ -96,6 +96,40 @@ pub fn signature(secrets: &[WebhookSecret], id: &str, timestamp: i64, body: &[u8
         .join(" ")
 }
 
+/// What a receiver checks of a delivery: that `header` (the `webhook-signature` value) holds a
+/// `v1` signature of `id`, `timestamp` and `body` under one of `secrets` (compared in constant
+/// time), and that `timestamp` (the `webhook-timestamp` value) is within `tolerance` of `now`,
+/// so that a captured delivery cannot be replayed later.
+#[must_use]
+pub fn verify(
+    secrets: &[WebhookSecret],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+    header: &str,
+    now: std::time::SystemTime,
+    tolerance: Duration,
+) -> bool {
+    let now = match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => return false,
+    };
+    let tolerance = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
+    if now.abs_diff(timestamp) > tolerance.unsigned_abs() {
+        return false;
+    }
+    let presented: Vec<&str> = header.split(' ').filter(|s| !s.is_empty()).collect();
+    secrets.iter().any(|secret| {
+        let expected = signature(std::slice::from_ref(secret), id, timestamp, body);
+        presented.iter().any(|p| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                p.as_bytes(),
+                expected.as_bytes(),
+            ))
+        })
+    })
+}
+
 /// The body of a delivery of `event`: `{"type": <action>, "timestamp": <at>, "data": <event>}`,
 /// the envelope the Standard Webhooks specification recommends.
 #[must_use]
@@ -336,6 +370,29 @@ mod tests {
             br#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn receivers_verify_signature_and_time() {
+        let (secret, _) = WebhookSecret::generate().unwrap();
+        let (other, _) = WebhookSecret::generate().unwrap();
+        let now = std::time::SystemTime::now();
+        let ts =
+            i64::try_from(now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap();
+        let five = Duration::from_secs(300);
+        let header = signature(&[other.clone(), secret.clone()], "evt", ts, b"{}");
+        let ok = |s: &WebhookSecret, id, t, body: &[u8], h: &str| {
+            verify(std::slice::from_ref(s), id, t, body, h, now, five)
+        };
+        assert!(ok(&secret, "evt", ts, b"{}", &header), "either signature");
+        assert!(ok(&other, "evt", ts, b"{}", &header));
+        assert!(!ok(&secret, "evt", ts, b"{ }", &header), "another body");
+        assert!(!ok(&secret, "evt2", ts, b"{}", &header), "another id");
+        let stale = signature(std::slice::from_ref(&secret), "evt", ts - 301, b"{}");
+        assert!(!ok(&secret, "evt", ts - 301, b"{}", &stale), "too old");
+        assert!(!ok(&secret, "evt", ts, b"{}", ""), "no signature");
+        let (third, _) = WebhookSecret::generate().unwrap();
+        assert!(!ok(&third, "evt", ts, b"{}", &header), "another secret");
     }
 
     #[test]

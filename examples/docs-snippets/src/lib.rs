@@ -28,6 +28,7 @@ pages! {
     actix_md => "docs/actix.md",
     databases_md => "docs/databases.md",
     redis_md => "docs/redis.md",
+    events_md => "docs/events.md",
     signing_md => "docs/signing.md",
     server_md => "docs/server.md",
     security_md => "docs/security.md",
