@@ -191,14 +191,24 @@ async fn every_change_is_delivered_signed() {
         assert_eq!(r["data"]["actor"]["type"], "admin");
     }
 
-    let (s, page) = call(
-        &server,
-        Method::GET,
-        "/admin/webhooks/deliveries?status=delivered&limit=100",
-        Value::Null,
-    )
-    .await;
-    assert_eq!(s, 200);
+    // The receiver answers before the server records the attempt: wait for the last record.
+    let start = Instant::now();
+    let page = loop {
+        let (s, page) = call(
+            &server,
+            Method::GET,
+            "/admin/webhooks/deliveries?status=delivered&limit=100",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(s, 200);
+        if page["items"].as_array().is_some_and(|d| d.len() >= 5)
+            || start.elapsed() > Duration::from_secs(10)
+        {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let delivered = page["items"].as_array().unwrap();
     assert!(delivered.len() >= 5, "{page}");
     assert!(
@@ -233,10 +243,12 @@ async fn every_change_is_delivered_signed() {
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("keyward_webhook_deliveries_total{outcome=\"delivered\"}"),
-        "{metrics}"
-    );
+    let delivered_total: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("keyward_webhook_deliveries_total{outcome=\"delivered\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no delivered counter in {metrics}"));
+    assert!(delivered_total >= 5.0, "{metrics}");
     // A change at the command line, where the webhooks are configured too, is delivered by
     // the server.
     let out = env.cli_env(
