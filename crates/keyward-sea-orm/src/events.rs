@@ -125,20 +125,8 @@ pub(crate) async fn list(
     let backend = db.get_database_backend();
     let at = |t: OffsetDateTime| instant(backend, Some(t));
     let mut stmt = Query::select();
-    stmt.columns([
-        Column::EventId,
-        Column::At,
-        Column::Action,
-        Column::ActorType,
-        Column::ActorId,
-        Column::OwnerId,
-        Column::KeyId,
-        Column::Changes,
-        Column::ClientAddr,
-        Column::UserAgent,
-        Column::RequestId,
-    ])
-    .from(tables.events_iden());
+    stmt.columns(<Column as sea_orm::Iterable>::iter())
+        .from(tables.events_iden());
     if let Some(o) = filter.owner_id {
         stmt.and_where(Expr::col(Column::OwnerId).eq(o));
     }
