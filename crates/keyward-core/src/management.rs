@@ -295,6 +295,24 @@ pub struct EventQuery {
     pub limit: Option<u32>,
 }
 
+/// What a read of usage analytics asks for ([`Keyward::usage`](crate::Keyward::usage)): the
+/// buckets (`granularity`, `hour` by default, or `day`) over `[from, to)`, only the
+/// verifications carrying `tag` when one is given. `to` defaults to the end of the current
+/// bucket, `from` to 24 hours (hourly) or 30 days (daily) before `to`; both are moved out to
+/// bucket boundaries. A range spans at most 744 hourly or 400 daily buckets. Every field is
+/// text, checked by the service (`422` naming a bad one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct UsageQuery {
+    /// The first instant, RFC 3339.
+    pub from: Option<String>,
+    /// The end, RFC 3339 (exclusive).
+    pub to: Option<String>,
+    /// `hour` or `day`.
+    pub granularity: Option<String>,
+    /// Only verifications carrying this tag.
+    pub tag: Option<String>,
+}
+
 /// A page of the audit log, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

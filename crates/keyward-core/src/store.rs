@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::analytics::{UsageCount, UsageFilter, UsageRow};
 use crate::audit::{Event, EventCursor, EventFilter, EventPage};
 use crate::digest::KeyDigest;
 use crate::key::KeyId;
@@ -365,11 +366,17 @@ pub trait KeyStore: EventStore + Send + Sync + fmt::Debug {
     ) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Applies usage deltas: adds requests, moves `last_used_at` forward (never back), and
-    /// stores the credit counters. Unknown ids are skipped.
+    /// stores the credit counters (unknown ids are skipped); and adds `counts`, the usage
+    /// analytics of the same flush, to what the store holds for each key, hour, outcome and tag
+    /// set ([`EventStore::usage`] reads them). Several instances flush at once: both merge.
     ///
     /// # Errors
     /// `Unavailable`.
-    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError>;
+    async fn record_usage(
+        &self,
+        batch: &[UsageDelta],
+        counts: &[UsageCount],
+    ) -> Result<(), StoreError>;
 
     /// Whether the backend answers (for readiness probes).
     ///
@@ -407,6 +414,21 @@ pub trait EventStore: Send + Sync {
     /// # Errors
     /// `Unavailable`.
     async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
+
+    /// The usage counts `filter` names, summed over its keys for each hour, outcome and tag set,
+    /// in no particular order.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Corrupt`.
+    async fn usage(&self, filter: &UsageFilter<'_>) -> Result<Vec<UsageRow>, StoreError>;
+
+    /// Deletes some usage counts of hours before `before` (up to `limit`, or the oldest hour's,
+    /// as suits the store) and says how many: usage retention, run in rounds until one deletes
+    /// none. A store that lets counts expire by themselves answers 0.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn prune_usage(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// Remembers nonces (or signatures) for a while, to reject replays.

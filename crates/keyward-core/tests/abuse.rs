@@ -43,6 +43,15 @@ impl keyward_core::store::EventStore for Counting {
     async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         self.inner.prune_events(before, limit).await
     }
+    async fn usage(
+        &self,
+        filter: &keyward_core::analytics::UsageFilter<'_>,
+    ) -> Result<Vec<keyward_core::analytics::UsageRow>, StoreError> {
+        self.inner.usage(filter).await
+    }
+    async fn prune_usage(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.inner.prune_usage(before, limit).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -110,8 +119,12 @@ impl KeyStore for Counting {
         }
         Ok(r)
     }
-    async fn record_usage(&self, b: &[UsageDelta]) -> Result<(), StoreError> {
-        self.inner.record_usage(b).await
+    async fn record_usage(
+        &self,
+        b: &[UsageDelta],
+        counts: &[keyward_core::analytics::UsageCount],
+    ) -> Result<(), StoreError> {
+        self.inner.record_usage(b, counts).await
     }
 }
 

@@ -61,6 +61,16 @@ impl keyward_core::store::EventStore for Probe {
         self.check()?;
         self.inner.prune_events(before, limit).await
     }
+    async fn usage(
+        &self,
+        filter: &keyward_core::analytics::UsageFilter<'_>,
+    ) -> Result<Vec<keyward_core::analytics::UsageRow>, StoreError> {
+        self.check()?;
+        self.inner.usage(filter).await
+    }
+    async fn prune_usage(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.inner.prune_usage(before, limit).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -129,9 +139,13 @@ impl KeyStore for Probe {
         self.check()?;
         self.inner.revoke(id, at, expected, event).await
     }
-    async fn record_usage(&self, b: &[UsageDelta]) -> Result<(), StoreError> {
+    async fn record_usage(
+        &self,
+        b: &[UsageDelta],
+        counts: &[keyward_core::analytics::UsageCount],
+    ) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.record_usage(b).await
+        self.inner.record_usage(b, counts).await
     }
 }
 
@@ -601,7 +615,8 @@ async fn store_outage_fails_closed_and_recovers() {
     f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
     f.store.down.store(true, Ordering::SeqCst);
     assert!(f.kw.flush_usage().await.is_err());
-    assert_eq!(f.kw.pending_usage(), 1);
+    // The key's last-used time, and its request as a usage count.
+    assert_eq!(f.kw.pending_usage(), 2);
     f.store.down.store(false, Ordering::SeqCst);
     assert_eq!(f.kw.flush_usage().await.unwrap(), 1);
 }
@@ -1161,4 +1176,106 @@ fn page(cursor: Option<&str>, limit: Option<u32>) -> keyward_core::management::K
         limit,
         ..Default::default()
     }
+}
+
+/// Usage analytics: each verification of a known key counts once, under its outcome, hour and
+/// tags; requests still add to the key's request count; an hour that ends keeps its counts; a
+/// flush the store refuses loses none; owners read their own.
+#[tokio::test]
+async fn verifications_count_by_outcome_hour_and_tag() {
+    use keyward_core::analytics::Tags;
+    use keyward_core::management::UsageQuery;
+
+    let f = fixture();
+    let created =
+        f.kw.create_key("alice", req("metered", &["reports:read"]))
+            .await
+            .unwrap();
+    let (id, raw) = (created.key.id, created.api_key.expose_secret().to_owned());
+    let billing = ScopeRequirement::all_of(["billing:read"]).unwrap();
+    let eu = ctx().tagged(Tags::new(["region=eu"]).unwrap());
+    f.clock.advance(Duration::minutes(10));
+    for _ in 0..2 {
+        f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    }
+    f.kw.verify(&raw, &none(), &eu).await.unwrap();
+    assert!(f.kw.verify(&raw, &billing, &eu).await.is_err());
+    assert!(
+        f.kw.verify(&wrong_secret(&raw), &none(), &ctx())
+            .await
+            .is_err()
+    );
+    // Another owner's revoked key counts for that owner.
+    let bobs = f.kw.create_key("bob", req("x", &[])).await.unwrap();
+    f.kw.revoke_key(&Actor::admin(), &bobs.key.id, None)
+        .await
+        .unwrap();
+    let bobs_raw = bobs.api_key.expose_secret().to_owned();
+    assert!(f.kw.verify(&bobs_raw, &none(), &ctx()).await.is_err());
+    // The next hour: the first one's counts stay in it.
+    f.clock.advance(Duration::hours(1));
+    f.kw.verify(&raw, &none(), &ctx()).await.unwrap();
+    f.store.down.store(true, Ordering::SeqCst);
+    assert!(f.kw.flush_usage().await.is_err());
+    f.store.down.store(false, Ordering::SeqCst);
+    f.kw.flush_usage().await.unwrap();
+
+    let query = UsageQuery {
+        from: Some("2026-01-01T00:00:00Z".into()),
+        to: Some("2026-01-01T03:00:00Z".into()),
+        ..UsageQuery::default()
+    };
+    let report =
+        f.kw.usage(&Actor::owner("alice"), Some(&id), &query)
+            .await
+            .unwrap();
+    let b = &report.buckets;
+    assert_eq!(b.len(), 3);
+    assert_eq!(
+        (
+            b[0].outcomes.valid,
+            b[0].outcomes.scope_denied,
+            b[0].outcomes.invalid
+        ),
+        (3, 1, 1)
+    );
+    assert_eq!(b[1].outcomes.valid, 1);
+    assert_eq!(report.totals.total(), 6);
+    assert_eq!(report.tags.len(), 1);
+    assert_eq!(report.tags[0].tag, "region=eu");
+    assert_eq!(
+        (
+            report.tags[0].outcomes.valid,
+            report.tags[0].outcomes.scope_denied
+        ),
+        (1, 1)
+    );
+    let eu_only = UsageQuery {
+        tag: Some("region=eu".into()),
+        ..query.clone()
+    };
+    let report =
+        f.kw.usage(&Actor::owner("alice"), Some(&id), &eu_only)
+            .await
+            .unwrap();
+    assert_eq!(report.totals.total(), 2);
+    let view = f.kw.get_key(&Actor::admin(), &id).await.unwrap();
+    assert_eq!(
+        view.usage.request_count, 4,
+        "admitted requests, tagged or not"
+    );
+    // Another owner reads neither the key nor anything of alice's.
+    let err =
+        f.kw.usage(&Actor::owner("bob"), Some(&id), &query)
+            .await
+            .unwrap_err();
+    assert!(matches!(err, ServiceError::NotFound));
+    let bobs =
+        f.kw.usage(&Actor::owner("bob"), None, &query)
+            .await
+            .unwrap();
+    assert_eq!((bobs.totals.revoked, bobs.totals.total()), (1, 1));
+    // An administrator of every owner names one: the route gives it.
+    let err = f.kw.usage(&Actor::admin(), None, &query).await.unwrap_err();
+    assert!(matches!(err, ServiceError::Validation(_)));
 }

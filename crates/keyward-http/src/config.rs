@@ -254,6 +254,7 @@ impl<R: 'static, K: HookFutures> ManagementConfig<R, K> {
             let verify = async {
                 let ctx = VerifyContext {
                     client_ip: head.client_ip(),
+                    tags: keyward_core::analytics::Tags::NONE,
                 };
                 let none = ScopeRequirement::none();
                 Ok(super::gate::verify_presented(keyward, credential, &none, &ctx).await?)

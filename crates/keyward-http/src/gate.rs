@@ -23,6 +23,7 @@ use futures_core::Stream;
 
 use crate::credentials::{self, Credential};
 use crate::problem::Problem;
+use keyward_core::analytics::Tags;
 use keyward_core::error::ErrorCode;
 use keyward_core::sigv4::{Payload, SignableRequest};
 use keyward_core::{Keyward, Principal, ScopeRequirement, VerifyContext, VerifyError};
@@ -139,6 +140,7 @@ pub struct Gate<R = ()> {
     keyward: Keyward,
     headers: CredentialHeaders,
     requirement: ScopeRequirement,
+    tags: Tags,
     optional: bool,
     observer: Option<Observer>,
     client_ip: Option<ClientIp<R>>,
@@ -150,6 +152,7 @@ impl<R> Clone for Gate<R> {
             keyward: self.keyward.clone(),
             headers: self.headers.clone(),
             requirement: self.requirement.clone(),
+            tags: self.tags.clone(),
             optional: self.optional,
             observer: self.observer.clone(),
             client_ip: self.client_ip.clone(),
@@ -162,6 +165,7 @@ impl<R> fmt::Debug for Gate<R> {
         f.debug_struct("Gate")
             .field("headers", &self.headers)
             .field("requirement", &self.requirement)
+            .field("tags", &self.tags)
             .field("optional", &self.optional)
             .field("observed", &self.observer.is_some())
             .finish_non_exhaustive()
@@ -184,10 +188,19 @@ impl<R> Gate<R> {
             keyward,
             headers: CredentialHeaders::default(),
             requirement: ScopeRequirement::none(),
+            tags: Tags::NONE,
             optional: false,
             observer: None,
             client_ip: None,
         }
+    }
+
+    /// Counts every verification this gate makes under `tags` in the key's usage analytics
+    /// ([`keyward_core::analytics`]): the route, a plan, a region. None by default.
+    #[must_use]
+    pub fn tags(mut self, tags: Tags) -> Self {
+        self.tags = tags;
+        self
     }
 
     /// Finds the client address for IP allowlists with `f` (default: the adapter's, the TCP
@@ -306,6 +319,7 @@ impl<R> Gate<R> {
             Credential::Key(key) => {
                 let ctx = VerifyContext {
                     client_ip: head.client_ip(),
+                    tags: self.tags.clone(),
                 };
                 let started = self.start();
                 let settled = self.keyward.verify_cached(key, &self.requirement, &ctx)?;
@@ -341,6 +355,7 @@ impl<R> Gate<R> {
         let started = self.start();
         let ctx = VerifyContext {
             client_ip: head.client_ip(),
+            tags: self.tags.clone(),
         };
         let credential = self.headers.extract(&self.keyward.policy().format, head);
         let pass = |principal, unverified_signature, body| {

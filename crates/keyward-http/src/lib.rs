@@ -256,6 +256,27 @@ pub(crate) fn events_query(
     Ok(q)
 }
 
+/// The usage routes' query (`?from=&to=&granularity=&tag=`), as text: the service checks each
+/// field ([`keyward_core::Keyward::usage`]).
+///
+/// # Errors
+/// `422` for a query that is not valid percent-encoding.
+pub(crate) fn usage_query(
+    query: Option<&str>,
+) -> Result<keyward_core::management::UsageQuery, Problem> {
+    let mut q = keyward_core::management::UsageQuery::default();
+    for (k, v) in query_pairs(query)? {
+        match k {
+            "from" => q.from = Some(v),
+            "to" => q.to = Some(v),
+            "granularity" => q.granularity = Some(v),
+            "tag" => q.tag = Some(v),
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
 /// The `key=value` pairs of a query, values percent-decoded (`+` as a space).
 ///
 /// # Errors

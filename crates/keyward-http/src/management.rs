@@ -19,7 +19,9 @@
 //! | `DELETE {prefix}/{key_id}` | `204`, soft revoke |
 //! | `POST {prefix}/{key_id}/rotate` | `201 {api_key, key}`, `no-store` |
 //! | `GET {prefix}/{key_id}/events?action=&actor=&since=&until=&cursor=&limit=` | `200 {items, next_cursor}`: the key's audit log, newest first |
-//! | `{admin_prefix}/owners/{owner_id}{prefix}…`, the same seven | as above, owner from the path |
+//! | `GET {prefix}/{key_id}/usage?from=&to=&granularity=&tag=` | `200` the key's usage analytics: verifications by outcome, in hourly or daily buckets, and by tag |
+//! | `GET {prefix}/usage?from=&to=&granularity=&tag=` | `200` the same for every key of the owner |
+//! | `{admin_prefix}/owners/{owner_id}{prefix}…`, the same nine | as above, owner from the path |
 //! | `GET {admin_prefix}{prefix}?owner_id=&env=&state=&cursor=&limit=` | `200 {items, next_cursor}`: every owner's keys, for administrators |
 //! | `POST {admin_prefix}{prefix}/batch` | `201 {items: [{api_key, key}]}`: up to 1,000 keys of any owners, all or none, `no-store` |
 //! | `GET {admin_prefix}/audit?owner_id=&key_id=&action=&actor=&since=&until=&cursor=&limit=` | `200 {items, next_cursor}`: every owner's audit log, for administrators |
@@ -40,7 +42,7 @@ use keyward_core::authz::Actor;
 use keyward_core::key::KeyId;
 use keyward_core::management::{
     CreateKeyRequest, CreateKeysRequest, EventQuery, KeyQuery, KeyVersion, RotateKeyRequest,
-    UpdateKeyRequest,
+    UpdateKeyRequest, UsageQuery,
 };
 use keyward_core::{Keyward, Principal};
 
@@ -69,6 +71,10 @@ pub enum Operation {
     Events,
     /// `GET {admin_prefix}/audit`: the audit log of every owner's keys.
     Audit,
+    /// `GET {base}/{key_id}/usage`: the key's usage analytics.
+    Usage,
+    /// `GET {base}/usage`: the usage analytics of every key of the owner.
+    OwnerUsage,
 }
 
 impl Operation {
@@ -105,15 +111,17 @@ pub enum Mount {
 pub struct Route {
     /// The method, uppercase.
     pub method: &'static str,
-    /// The path after the base: `""`, `"/{key_id}"`, `"/{key_id}/rotate"` or
-    /// `"/{key_id}/events"` (the `{name}` template syntax both axum and actix-web use).
+    /// The path after the base: `""`, `"/usage"`, `"/{key_id}"`, `"/{key_id}/rotate"`,
+    /// `"/{key_id}/events"` or `"/{key_id}/usage"` (the `{name}` template syntax both axum
+    /// and actix-web use).
     pub path: &'static str,
     /// What the route does.
     pub operation: Operation,
 }
 
-/// The seven routes under each mount's base, grouped by path.
-pub const ROUTES: [Route; 7] = [
+/// The nine routes under each mount's base, grouped by path (`/usage` before `/{key_id}`, for
+/// routers that try routes in order).
+pub const ROUTES: [Route; 9] = [
     Route {
         method: "POST",
         path: "",
@@ -123,6 +131,11 @@ pub const ROUTES: [Route; 7] = [
         method: "GET",
         path: "",
         operation: Operation::List,
+    },
+    Route {
+        method: "GET",
+        path: "/usage",
+        operation: Operation::OwnerUsage,
     },
     Route {
         method: "GET",
@@ -148,6 +161,11 @@ pub const ROUTES: [Route; 7] = [
         method: "GET",
         path: "/{key_id}/events",
         operation: Operation::Events,
+    },
+    Route {
+        method: "GET",
+        path: "/{key_id}/usage",
+        operation: Operation::Usage,
     },
 ];
 
@@ -351,7 +369,14 @@ impl ManagementOptions {
                 }
                 continue;
             }
-            for path in ["", "/{key_id}", "/{key_id}/rotate", "/{key_id}/events"] {
+            for path in [
+                "",
+                "/usage",
+                "/{key_id}",
+                "/{key_id}/rotate",
+                "/{key_id}/events",
+                "/{key_id}/usage",
+            ] {
                 let routes = ROUTES.iter().filter(|r| r.path == path).copied().collect();
                 paths.push((format!("{base}{path}"), mount, routes));
             }
@@ -545,6 +570,7 @@ pub(crate) struct Call {
     key_id: Option<KeyId>,
     query: KeyQuery,
     events: EventQuery,
+    usage: UsageQuery,
     /// An `If-Match` that names no version keyward issued is [`KeyVersion::UNMATCHABLE`]: the
     /// service answers `412` for it after judging the request, so that an invalid body is
     /// `400`/`422` whatever the precondition says.
@@ -566,7 +592,11 @@ impl Call {
     ) -> Result<Self, Problem> {
         let needs_id = !matches!(
             operation,
-            Operation::Create | Operation::List | Operation::CreateBatch | Operation::Audit
+            Operation::Create
+                | Operation::List
+                | Operation::CreateBatch
+                | Operation::Audit
+                | Operation::OwnerUsage
         );
         let key_id = if needs_id {
             Some(path_key_id(key_id.unwrap_or(""))?)
@@ -584,6 +614,11 @@ impl Call {
             }
             _ => (KeyQuery::default(), EventQuery::default()),
         };
+        let usage = if matches!(operation, Operation::Usage | Operation::OwnerUsage) {
+            super::usage_query(query)?
+        } else {
+            UsageQuery::default()
+        };
         let if_match = if matches!(
             operation,
             Operation::Update | Operation::Revoke | Operation::Rotate
@@ -597,6 +632,7 @@ impl Call {
             key_id,
             query: list,
             events,
+            usage,
             if_match,
         })
     }
@@ -667,6 +703,13 @@ impl Call {
                     .await
                     .map_err(svc)?;
                 Reply::json(200, &page)
+            }
+            Operation::Usage | Operation::OwnerUsage => {
+                let report = keyward
+                    .usage(actor, self.key_id.as_ref(), &self.usage)
+                    .await
+                    .map_err(svc)?;
+                Reply::json(200, &report)
             }
             Operation::Rotate => {
                 let req: RotateKeyRequest = json_body_or_default(content_type, body)?;

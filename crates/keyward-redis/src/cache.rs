@@ -188,6 +188,15 @@ impl keyward_core::store::EventStore for RedisCachedStore {
     async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         self.inner.prune_events(before, limit).await
     }
+    async fn usage(
+        &self,
+        filter: &keyward_core::analytics::UsageFilter<'_>,
+    ) -> Result<Vec<keyward_core::analytics::UsageRow>, StoreError> {
+        self.inner.usage(filter).await
+    }
+    async fn prune_usage(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.inner.prune_usage(before, limit).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -288,8 +297,12 @@ impl KeyStore for RedisCachedStore {
     /// Records usage in the store, then drops the entries (best effort: stale usage counters
     /// in a cached record are harmless, and failing here would make the engine re-send, and
     /// double count, a batch the store already applied).
-    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
-        self.inner.record_usage(batch).await?;
+    async fn record_usage(
+        &self,
+        batch: &[UsageDelta],
+        counts: &[keyward_core::analytics::UsageCount],
+    ) -> Result<(), StoreError> {
+        self.inner.record_usage(batch, counts).await?;
         let ids: Vec<KeyId> = batch.iter().map(|d| d.key_id).collect();
         if let Err(e) = self.invalidate(&ids).await {
             tracing::warn!(error = %e, "Redis record cache not invalidated after a usage flush; entries expire by TTL");

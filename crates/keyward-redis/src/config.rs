@@ -292,6 +292,18 @@ impl Keys {
         format!("{{{}:all}}:ev", self.prefix)
     }
 
+    /// A key's usage counts of one UTC day (hash, [`crate::analytics`]):
+    /// `{P:k:<key_id>}:use:<day>`, the day as days since the epoch.
+    pub(crate) fn key_usage(&self, key_id: &KeyId, day: i64) -> String {
+        format!("{{{}:k:{}}}:use:{day}", self.prefix, key_id)
+    }
+
+    /// The owner's usage counts of one UTC day, summed over its keys:
+    /// `{P:o:<owner>}:use:<day>`.
+    pub(crate) fn owner_usage(&self, owner: &str, day: i64) -> String {
+        format!("{{{}:o:{}}}:use:{day}", self.prefix, escape_owner(owner))
+    }
+
     /// The owner's live keys scored by expiry: `{P:o:<owner>}:live`.
     pub(crate) fn owner_live(&self, owner: &str) -> String {
         format!("{{{}:o:{}}}:live", self.prefix, escape_owner(owner))

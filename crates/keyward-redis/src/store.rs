@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 
 use deadpool_redis::redis::{self, AsyncCommands};
+use keyward_core::analytics::{UsageCount, UsageFilter, UsageRow};
 use keyward_core::audit::{Event, EventCursor, EventFilter, EventPage};
 use keyward_core::clock::unix_micros;
 use keyward_core::digest::KeyDigest;
@@ -483,7 +484,15 @@ impl KeyStore for RedisKeyStore {
         Ok(Some(record))
     }
 
-    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
+    async fn record_usage(
+        &self,
+        batch: &[UsageDelta],
+        counts: &[UsageCount],
+    ) -> Result<(), StoreError> {
+        // Not one transaction (the counts live on other slots): a flush that fails part way is
+        // sent again whole, and what it had written counts twice, as a failed chunk of deltas
+        // already does. Counts are never lost.
+        crate::analytics::record(&self.shared, counts).await?;
         if batch.is_empty() {
             return Ok(());
         }
@@ -541,5 +550,14 @@ impl EventStore for RedisKeyStore {
 
     async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         events::prune(&self.shared, before, limit).await
+    }
+
+    async fn usage(&self, filter: &UsageFilter<'_>) -> Result<Vec<UsageRow>, StoreError> {
+        crate::analytics::read(&self.shared, filter).await
+    }
+
+    /// Counts expire by themselves ([`crate::analytics::USAGE_TTL`]).
+    async fn prune_usage(&self, _before: OffsetDateTime, _limit: u32) -> Result<u64, StoreError> {
+        Ok(0)
     }
 }

@@ -56,6 +56,15 @@ impl keyward_core::store::EventStore for Slow {
     async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         self.inner.prune_events(before, limit).await
     }
+    async fn usage(
+        &self,
+        filter: &keyward_core::analytics::UsageFilter<'_>,
+    ) -> Result<Vec<keyward_core::analytics::UsageRow>, StoreError> {
+        self.inner.usage(filter).await
+    }
+    async fn prune_usage(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.inner.prune_usage(before, limit).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -119,8 +128,12 @@ impl KeyStore for Slow {
     ) -> Result<Option<KeyRecord>, StoreError> {
         self.inner.revoke(id, at, expected, event).await
     }
-    async fn record_usage(&self, b: &[UsageDelta]) -> Result<(), StoreError> {
-        self.inner.record_usage(b).await
+    async fn record_usage(
+        &self,
+        b: &[UsageDelta],
+        counts: &[keyward_core::analytics::UsageCount],
+    ) -> Result<(), StoreError> {
+        self.inner.record_usage(b, counts).await
     }
 }
 
@@ -275,7 +288,7 @@ async fn redis_failure_falls_back_or_fails_closed_as_configured() {
         requests: 1,
         credits: None,
     };
-    lenient.record_usage(&[delta]).await.unwrap();
+    lenient.record_usage(&[delta], &[]).await.unwrap();
 
     server.restart().await;
     // This Redis kept nothing, and the strict cache recovers by itself.

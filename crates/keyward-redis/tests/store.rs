@@ -272,12 +272,15 @@ async fn update_changes_management_fields_only() {
     let r = record("u", t(0));
     store.create(&r, None, t(0), &event_for(&r)).await.unwrap();
     store
-        .record_usage(&[UsageDelta {
-            key_id: r.key_id,
-            last_used_at: Some(t(5)),
-            requests: 3,
-            credits: Some((0, 2)),
-        }])
+        .record_usage(
+            &[UsageDelta {
+                key_id: r.key_id,
+                last_used_at: Some(t(5)),
+                requests: 3,
+                credits: Some((0, 2)),
+            }],
+            &[],
+        )
         .await
         .unwrap();
     let mut changed = r.clone();
@@ -441,23 +444,26 @@ async fn record_usage_follows_the_merge_rule() {
         credits,
     };
     store
-        .record_usage(&[d(Some(10), 2, Some((1, 4))), d(None, 0, None)])
+        .record_usage(&[d(Some(10), 2, Some((1, 4))), d(None, 0, None)], &[])
         .await
         .unwrap();
     store
-        .record_usage(&[d(Some(5), 1, Some((1, 3)))])
+        .record_usage(&[d(Some(5), 1, Some((1, 3)))], &[])
         .await
         .unwrap(); // older: time and credits kept
     store
-        .record_usage(&[
-            d(None, 1, Some((0, 50))),
-            UsageDelta {
-                key_id: KeyId::generate().unwrap(),
-                last_used_at: None,
-                requests: 1,
-                credits: None,
-            },
-        ])
+        .record_usage(
+            &[
+                d(None, 1, Some((0, 50))),
+                UsageDelta {
+                    key_id: KeyId::generate().unwrap(),
+                    last_used_at: None,
+                    requests: 1,
+                    credits: None,
+                },
+            ],
+            &[],
+        )
         .await
         .unwrap();
     let got = store.get(&id).await.unwrap().unwrap();
@@ -471,7 +477,7 @@ async fn record_usage_follows_the_merge_rule() {
     );
     assert_eq!(got.last_used_at, Some(t(10)));
     store
-        .record_usage(&[d(Some(11), 0, Some((2, 1)))])
+        .record_usage(&[d(Some(11), 0, Some((2, 1)))], &[])
         .await
         .unwrap();
     let got = store.get(&id).await.unwrap().unwrap();
@@ -486,7 +492,7 @@ async fn record_usage_follows_the_merge_rule() {
     assert_eq!(got.last_used_at, Some(t(11)));
     // A batch larger than one pipeline chunk.
     let many: Vec<_> = (0..600).map(|_| d(None, 1, None)).collect();
-    store.record_usage(&many).await.unwrap();
+    store.record_usage(&many, &[]).await.unwrap();
     assert_eq!(
         store.get(&id).await.unwrap().unwrap().usage.request_count,
         604

@@ -96,7 +96,7 @@ async fn main() {
             })
             .collect();
         let started = Instant::now();
-        store.record_usage(&batch).await.expect("flush");
+        store.record_usage(&batch, &[]).await.expect("flush");
         let took = started.elapsed().as_secs_f64();
         // Statistics reach pg_stat_user_tables within a second.
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;

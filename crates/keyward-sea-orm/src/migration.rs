@@ -9,7 +9,7 @@
 //!
 //! An application that runs its own sea-orm `Migrator` lists
 //! `Box::new(keyward_sea_orm::CreateApiKeys::new(Tables::default()))`, then [`AddKeyLineage`],
-//! [`AddKeyUsage`], [`AddKeyEvents`] and [`AddWebhooks`] likewise, among its migrations instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
+//! [`AddKeyUsage`], [`AddKeyEvents`], [`AddWebhooks`] and [`AddUsageHours`] likewise, among its migrations instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,7 +22,7 @@ use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaMana
 
 use crate::schema::{
     LINEAGE_COLUMNS, Tables, drop_statements, events_statements, lineage_statements, statements,
-    usage_statements, webhook_statements,
+    usage_hours_statements, usage_statements, webhook_statements,
 };
 
 /// Migration 0001: the keys table, its indexes and the owners table.
@@ -277,6 +277,56 @@ impl MigrationTrait for AddWebhooks {
     }
 }
 
+/// Migration 0006: usage analytics ([`crate::entity::api_key_usage_hour`]).
+#[derive(Debug, Clone)]
+pub struct AddUsageHours {
+    tables: Tables,
+    name: String,
+}
+
+impl AddUsageHours {
+    /// The migration for `tables`: `m0006_usage_hours`, followed by the prefix when there is
+    /// one.
+    #[must_use]
+    pub fn new(tables: Tables) -> Self {
+        let name = if tables.prefix().is_empty() {
+            "m0006_usage_hours".to_owned()
+        } else {
+            format!("m0006_usage_hours_{}", tables.prefix())
+        };
+        Self { tables, name }
+    }
+}
+
+impl MigrationName for AddUsageHours {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for AddUsageHours {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let (table, indexes) = usage_hours_statements(manager.get_database_backend(), &self.tables);
+        manager.create_table(table).await?;
+        for index in indexes {
+            manager.create_index(index).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                sea_orm::sea_query::Table::drop()
+                    .table(self.tables.usage_hours_iden())
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 /// The migrator for the default table names (`api_keys`, `api_key_owners`), recording what it
 /// applied in sea-orm's `seaql_migrations` table.
 #[derive(Debug, Clone, Copy, Default)]
@@ -290,6 +340,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddKeyUsage::new(Tables::default())),
             Box::new(AddKeyEvents::new(Tables::default())),
             Box::new(AddWebhooks::new(Tables::default())),
+            Box::new(AddUsageHours::new(Tables::default())),
         ]
     }
 }
@@ -345,7 +396,10 @@ async fn adopt_existing(txn: &DatabaseTransaction) -> Result<(), DbErr> {
         present.push(AddKeyEvents::new(tables.clone()).name);
     }
     if manager.has_table(tables.deliveries()).await? {
-        present.push(AddWebhooks::new(tables).name);
+        present.push(AddWebhooks::new(tables.clone()).name);
+    }
+    if manager.has_table(tables.usage_hours()).await? {
+        present.push(AddUsageHours::new(tables).name);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -373,7 +427,7 @@ const MIGRATE_LOCK_NAME: &str = "keyward_migrate";
 const MYSQL_LOCK_WAIT_SECS: u32 = 60;
 
 /// Creates the tables under `tables`' names unless the keys table already exists, then adds the
-/// columns of migration 0002 and the tables of 0003, 0004 and 0005 unless they exist. For table prefixes, which the static
+/// columns of migration 0002 and the tables of 0003 to 0006 unless they exist. For table prefixes, which the static
 /// [`Migrator`] cannot carry; no bookkeeping table is written.
 ///
 /// Processes that migrate the same database at once (several instances starting together) take
@@ -395,6 +449,7 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
         && manager.has_table(tables.usage()).await?
         && manager.has_table(tables.events()).await?
         && manager.has_table(tables.deliveries()).await?
+        && manager.has_table(tables.usage_hours()).await?
     {
         return Ok(());
     }
@@ -403,6 +458,7 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
     let usage = AddKeyUsage::new(tables.clone());
     let events = AddKeyEvents::new(tables.clone());
     let webhooks = AddWebhooks::new(tables.clone());
+    let usage_hours = AddUsageHours::new(tables.clone());
     serialized(db, move |txn| {
         Box::pin(async move {
             let manager = SchemaManager::new(txn);
@@ -424,6 +480,9 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
             }
             if !manager.has_table(webhooks.tables.deliveries()).await? {
                 webhooks.up(&manager).await?;
+            }
+            if !manager.has_table(usage_hours.tables.usage_hours()).await? {
+                usage_hours.up(&manager).await?;
             }
             Ok(())
         })

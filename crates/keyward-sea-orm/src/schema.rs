@@ -20,6 +20,7 @@ use sea_orm::{DbBackend, EntityName, Schema};
 
 use crate::entity::{
     api_key, api_key_delivery, api_key_event, api_key_outbox, api_key_owner, api_key_usage,
+    api_key_usage_hour,
 };
 
 /// Longest table prefix accepted.
@@ -41,6 +42,7 @@ pub struct Tables {
     events: String,
     outbox: String,
     deliveries: String,
+    usage_hours: String,
 }
 
 impl Default for Tables {
@@ -59,6 +61,7 @@ impl fmt::Debug for Tables {
             .field("events", &self.events)
             .field("outbox", &self.outbox)
             .field("deliveries", &self.deliveries)
+            .field("usage_hours", &self.usage_hours)
             .finish()
     }
 }
@@ -92,6 +95,7 @@ impl Tables {
             events: format!("{prefix}{}", api_key_event::Entity.table_name()),
             outbox: format!("{prefix}{}", api_key_outbox::Entity.table_name()),
             deliveries: format!("{prefix}{}", api_key_delivery::Entity.table_name()),
+            usage_hours: format!("{prefix}{}", api_key_usage_hour::Entity.table_name()),
             prefix,
         }
     }
@@ -168,6 +172,16 @@ impl Tables {
 
     pub(crate) fn outbox_iden(&self) -> Alias {
         Alias::new(self.outbox.as_str())
+    }
+
+    /// Usage analytics, by key and hour (migration 0006).
+    #[must_use]
+    pub fn usage_hours(&self) -> &str {
+        &self.usage_hours
+    }
+
+    pub(crate) fn usage_hours_iden(&self) -> Alias {
+        Alias::new(self.usage_hours.as_str())
     }
 
     pub(crate) fn deliveries_iden(&self) -> Alias {
@@ -331,7 +345,61 @@ pub fn render_migrations(backend: DbBackend, tables: &Tables) -> Vec<(&'static s
         ("0003_key_usage.sql", render_usage_sql(backend, tables)),
         ("0004_key_events.sql", render_events_sql(backend, tables)),
         ("0005_webhooks.sql", render_webhooks_sql(backend, tables)),
+        (
+            "0006_usage_hours.sql",
+            render_usage_hours_sql(backend, tables),
+        ),
     ]
+}
+
+/// Migration 0006: the usage analytics table ([`api_key_usage_hour`], keyed by key, hour,
+/// outcome and tag set) and its index by owner and hour, which owner-wide reads and retention
+/// take.
+#[must_use]
+pub fn usage_hours_statements(
+    backend: DbBackend,
+    tables: &Tables,
+) -> (TableCreateStatement, Vec<IndexCreateStatement>) {
+    use api_key_usage_hour::Column;
+    let mut table = adapt(
+        backend,
+        tables.usage_hours(),
+        &Schema::new(backend).create_table_from_entity(api_key_usage_hour::Entity),
+    );
+    // `adapt` keeps columns only: the composite key, the upserts' conflict target, again.
+    table.primary_key(
+        Index::create()
+            .col(Column::KeyId)
+            .col(Column::Hour)
+            .col(Column::Outcome)
+            .col(Column::TagSet),
+    );
+    let index = Index::create()
+        .name(format!("{}_owner_idx", tables.usage_hours()))
+        .table(tables.usage_hours_iden())
+        .col(Column::OwnerId)
+        .col(Column::Hour)
+        .to_owned();
+    let by_hour = Index::create()
+        .name(format!("{}_hour_idx", tables.usage_hours()))
+        .table(tables.usage_hours_iden())
+        .col(Column::Hour)
+        .to_owned();
+    (table, vec![index, by_hour])
+}
+
+/// Migration 0006 as SQL for `backend`: what `migrations/<backend>/0006_usage_hours.sql` holds
+/// for the default names.
+#[must_use]
+pub fn render_usage_hours_sql(backend: DbBackend, tables: &Tables) -> String {
+    let (table, indexes) = usage_hours_statements(backend, tables);
+    render_created(
+        backend,
+        tables,
+        "usage analytics, verifications by key, hour, outcome and tags.",
+        &[table],
+        &indexes,
+    )
 }
 
 /// Migration 0004: the audit log table and its three indexes, each ending in the event's time
@@ -520,6 +588,10 @@ pub fn render_usage_sql(backend: DbBackend, tables: &Tables) -> String {
 #[must_use]
 pub fn drop_statements(tables: &Tables) -> Vec<TableDropStatement> {
     vec![
+        Table::drop()
+            .table(tables.usage_hours_iden())
+            .if_exists()
+            .to_owned(),
         Table::drop()
             .table(tables.deliveries_iden())
             .if_exists()

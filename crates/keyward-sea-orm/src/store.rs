@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use keyward_core::analytics::{UsageCount, UsageFilter, UsageRow};
 use keyward_core::audit::{Event, EventCursor, EventFilter, EventPage};
 use keyward_core::digest::KeyDigest;
 use keyward_core::model::KeyState;
@@ -331,8 +332,8 @@ impl SeaOrmKeyStore {
                             Err(StoreErrorKind::Stale)
                         })
                     }
-                    Write::Usage(batch) => {
-                        apply_usage_in(&txn, self.backend(), self.tables.usage(), batch)
+                    Write::Usage(batch, counts) => {
+                        apply_usage_in(&txn, self.backend(), &self.tables, batch, counts)
                             .await
                             .map(Ok)
                     }
@@ -562,8 +563,8 @@ enum Write<'a> {
     /// A conditional `UPDATE` of one key and, when it changed a row, its event; `Stale` when
     /// it changed none.
     Key(&'a UpdateStatement, &'a Event),
-    /// A usage flush (`apply_usage_in`).
-    Usage(&'a [UsageDelta]),
+    /// A usage flush (`apply_usage_in`) and its analytics (`analytics::record_in`).
+    Usage(&'a [UsageDelta], &'a [UsageCount]),
 }
 
 async fn backoff(attempt: u32) {
@@ -745,11 +746,16 @@ impl KeyStore for SeaOrmKeyStore {
         self.get(key_id).await
     }
 
-    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
-        if batch.is_empty() {
+    async fn record_usage(
+        &self,
+        batch: &[UsageDelta],
+        counts: &[UsageCount],
+    ) -> Result<(), StoreError> {
+        if batch.is_empty() && counts.is_empty() {
             return Ok(());
         }
-        self.in_write_txn("record_usage", Write::Usage(batch)).await
+        self.in_write_txn("record_usage", Write::Usage(batch, counts))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -772,5 +778,14 @@ impl EventStore for SeaOrmKeyStore {
         let pruned = crate::events::prune(&self.db, &self.tables, before, limit).await?;
         self.prune_deliveries(before, limit).await?;
         Ok(pruned)
+    }
+
+    async fn usage(&self, filter: &UsageFilter<'_>) -> Result<Vec<UsageRow>, StoreError> {
+        crate::analytics::read(&self.db, &self.tables, filter).await
+    }
+
+    /// An hour's counts at a time, whatever `limit`.
+    async fn prune_usage(&self, before: OffsetDateTime, _limit: u32) -> Result<u64, StoreError> {
+        crate::analytics::prune(&self.db, &self.tables, before).await
     }
 }

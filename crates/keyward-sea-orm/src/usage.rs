@@ -142,7 +142,8 @@ fn merged(batch: &[UsageDelta]) -> Vec<UsageDelta> {
     out
 }
 
-/// Upserts `batch` into the usage table `table`, one statement per chunk of
+/// Upserts `batch` into the usage table and adds `counts` to the usage analytics
+/// ([`crate::analytics::record_in`]): the usage flush. The deltas go one statement per chunk of
 /// [`USAGE_CHUNK_JSON`] keys on PostgreSQL and [`USAGE_CHUNK`] elsewhere ([`usage_upsert_sql`]):
 /// counts add (saturating), `last_used_at` only moves forward, a credit count is taken only for
 /// a later period or a higher count in the same one. A chunk costs one round trip and one plan,
@@ -150,9 +151,12 @@ fn merged(batch: &[UsageDelta]) -> Vec<UsageDelta> {
 pub(crate) async fn apply_usage_in(
     txn: &DatabaseTransaction,
     backend: DbBackend,
-    table: &str,
+    tables: &crate::Tables,
     batch: &[UsageDelta],
+    counts: &[keyward_core::analytics::UsageCount],
 ) -> Result<(), DbErr> {
+    crate::analytics::record_in(txn, backend, tables.usage_hours(), counts).await?;
+    let table = tables.usage();
     let batch = merged(batch);
     if backend == DbBackend::Postgres {
         // One JSON parameter per chunk: a short statement that parses and plans once, and

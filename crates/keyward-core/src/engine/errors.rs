@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::analytics::Outcome;
 use crate::error::ErrorCode;
 use crate::key::ParseError;
 use crate::scope::Scope;
@@ -123,6 +124,32 @@ fn join(s: &[Scope]) -> String {
 }
 
 impl VerifyError {
+    /// What this refusal of a known key counts as in its usage analytics; `None` for the
+    /// refusals that say nothing about the key (an outage, the caller's address over its
+    /// failures, a key that was never found).
+    #[must_use]
+    pub fn outcome(&self) -> Option<Outcome> {
+        Some(match self {
+            Self::Invalid(reason) => match reason {
+                InvalidReason::Revoked => Outcome::Revoked,
+                InvalidReason::Expired => Outcome::Expired,
+                InvalidReason::Inactive | InvalidReason::NotYetValid => Outcome::Inactive,
+                InvalidReason::Parse(_) | InvalidReason::Unknown => return None,
+                InvalidReason::WrongSecret
+                | InvalidReason::SigningOnly
+                | InvalidReason::OtherDeployment => Outcome::Invalid,
+            },
+            Self::ScopeDenied { .. } => Outcome::ScopeDenied,
+            Self::IpDenied | Self::IpUnknown => Outcome::IpDenied,
+            Self::RateLimited { .. } => Outcome::RateLimited,
+            Self::UsageExhausted { .. } => Outcome::UsageExhausted,
+            Self::SignatureInvalid => Outcome::SignatureInvalid,
+            Self::SignatureExpired => Outcome::SignatureExpired,
+            Self::SignatureReplayed => Outcome::SignatureReplayed,
+            Self::Throttled { .. } | Self::Unavailable(_) => return None,
+        })
+    }
+
     /// The stable code (and with it the HTTP status).
     #[must_use]
     pub fn code(&self) -> ErrorCode {

@@ -93,11 +93,14 @@ static SHARED_FAILURES_DOWN: crate::clock::SampledLog = crate::clock::SampledLog
 static STORE_DOWN: crate::clock::SampledLog = crate::clock::SampledLog::new();
 
 /// Facts about the request that verification needs beyond the key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyContext {
     /// The caller's address, as the application trusts it (peer address or a vetted
     /// forwarded header). Keys with an allowlist fail without one.
     pub client_ip: Option<IpAddr>,
+    /// Tags the verification is counted under in the key's usage analytics
+    /// ([`crate::analytics`]): the route, a region, a plan. None by default.
+    pub tags: crate::analytics::Tags,
 }
 
 impl VerifyContext {
@@ -113,7 +116,15 @@ impl VerifyContext {
     pub fn with_ip(ip: IpAddr) -> Self {
         Self {
             client_ip: Some(ip),
+            tags: crate::analytics::Tags::NONE,
         }
+    }
+
+    /// This context with `tags` for the usage analytics.
+    #[must_use]
+    pub fn tagged(mut self, tags: crate::analytics::Tags) -> Self {
+        self.tags = tags;
+        self
     }
 }
 
@@ -271,6 +282,7 @@ impl Keyward {
             }
             Ok(false) => {}
             Err(e) => {
+                self.note_refusal(&entry, &e, ctx, now_us);
                 // Only with a shared ledger: the wrong-secret path must cost what the right one
                 // does, and a boxed future is an allocation.
                 if self.0.failures.is_some()
@@ -282,7 +294,9 @@ impl Keyward {
             }
         }
         if entry.is_signing() {
-            return Err(VerifyError::Invalid(InvalidReason::SigningOnly));
+            let e = VerifyError::Invalid(InvalidReason::SigningOnly);
+            self.note_refusal(&entry, &e, ctx, now_us);
+            return Err(e);
         }
         if self.admits_without_waiting(&entry) {
             return self.admit_now(&entry, required, ctx, now_us);
@@ -316,11 +330,16 @@ impl Keyward {
             return None;
         }
         let result = match self.check_secret(&parsed, &entry, ctx, now_us) {
-            Err(e) => Err(e),
+            Err(e) => {
+                self.note_refusal(&entry, &e, ctx, now_us);
+                Err(e)
+            }
             // Due for the current pepper: `verify` re-digests.
             Ok(true) => return None,
             Ok(false) if entry.is_signing() => {
-                Err(VerifyError::Invalid(InvalidReason::SigningOnly))
+                let e = VerifyError::Invalid(InvalidReason::SigningOnly);
+                self.note_refusal(&entry, &e, ctx, now_us);
+                Err(e)
             }
             Ok(false) => self.admit_now(&entry, required, ctx, now_us),
         };
@@ -545,6 +564,22 @@ impl Keyward {
         Ok(())
     }
 
+    /// Counts a refusal of a found key in its usage analytics ([`crate::analytics::Outcome`]).
+    #[cold]
+    pub(crate) fn note_refusal(
+        &self,
+        entry: &Entry,
+        error: &VerifyError,
+        ctx: &VerifyContext,
+        now_us: i64,
+    ) {
+        if let Some(outcome) = error.outcome() {
+            self.0
+                .usage
+                .count_outcome(entry, outcome, &ctx.tags, now_us);
+        }
+    }
+
     /// [`Keyward::admit`] for a key that [`Keyward::admits_without_waiting`].
     fn admit_now(
         &self,
@@ -553,21 +588,45 @@ impl Keyward {
         ctx: &VerifyContext,
         now_us: i64,
     ) -> Result<Principal, VerifyError> {
-        Self::screen(entry, ctx, now_us)?;
-        required
-            .check(entry.principal.scopes())
-            .map_err(|missing| VerifyError::ScopeDenied { missing })?;
-        self.record_batched_use(entry, now_us, None, None);
+        let checked = Self::screen(entry, ctx, now_us).and_then(|()| {
+            required
+                .check(entry.principal.scopes())
+                .map_err(|missing| VerifyError::ScopeDenied { missing })
+        });
+        if let Err(e) = checked {
+            self.note_refusal(entry, &e, ctx, now_us);
+            return Err(e);
+        }
+        self.record_batched_use(entry, now_us, None, None, &ctx.tags);
         Ok(entry.principal.clone())
     }
 
     /// Everything after the secret (or signature) was proven: state, IP, scopes, replay,
-    /// limits, credits, usage. Side effects only once the checks before them passed.
+    /// limits, credits, usage. Side effects only once the checks before them passed; a
+    /// refusal is counted in the key's usage analytics.
     ///
     /// State is judged at `now_us` (which may be the coarse clock); the replay store, the rate
     /// limiter and the credit ledger get `precise`, or a fresh [`Clock::now`] when that is
     /// `None` and the key needs one.
     pub(crate) async fn admit(
+        &self,
+        entry: &Arc<Entry>,
+        required: &ScopeRequirement,
+        ctx: &VerifyContext,
+        now_us: i64,
+        precise: Option<OffsetDateTime>,
+        nonce: Option<(&str, Duration)>,
+    ) -> Result<Principal, VerifyError> {
+        let admitted = self
+            .admit_checked(entry, required, ctx, now_us, precise, nonce)
+            .await;
+        if let Err(e) = &admitted {
+            self.note_refusal(entry, e, ctx, now_us);
+        }
+        admitted
+    }
+
+    async fn admit_checked(
         &self,
         entry: &Arc<Entry>,
         required: &ScopeRequirement,
@@ -639,18 +698,20 @@ impl Keyward {
             }
         }
         if self.0.policy.last_used == LastUsedStrategy::Immediate {
+            // The time (and credit state) now; the request is counted as batched ones are.
             let delta = UsageDelta {
                 key_id: entry.key_id(),
                 last_used_at: Some(now()),
-                requests: u64::from(self.0.usage.counts_requests()),
+                requests: 0,
                 credits: credits_state,
             };
-            if let Err(e) = self.0.store.record_usage(&[delta]).await {
+            if let Err(e) = self.0.store.record_usage(&[delta], &[]).await {
                 tracing::warn!(error = %e, "immediate last-used write failed; queued instead");
                 self.0.usage.queue(delta);
             }
+            self.0.usage.count_valid(entry, &ctx.tags, now_us);
         } else {
-            self.record_batched_use(entry, now_us, precise, credits_state);
+            self.record_batched_use(entry, now_us, precise, credits_state, &ctx.tags);
         }
         Ok(principal)
     }

@@ -120,6 +120,7 @@ impl Keyward {
             },
             (None, _) => {
                 let _ = verify_signature(request, &auth, DUMMY_SECRET, options, now);
+                self.note_refusal(&entry, &VerifyError::SignatureInvalid, ctx, now_us);
                 tracing::debug!(key_id = %key_id, "signed request with a bearer-only key");
                 return Err(VerifyError::SignatureInvalid);
             }
@@ -131,9 +132,11 @@ impl Keyward {
         let verified = match verify_signature(request, &auth, &secret, options, now) {
             Ok(v) => v,
             Err(e) if e.kind() == SignatureErrorKind::Expired => {
+                self.note_refusal(&entry, &VerifyError::SignatureExpired, ctx, now_us);
                 return Err(VerifyError::SignatureExpired);
             }
             Err(_) => {
+                self.note_refusal(&entry, &VerifyError::SignatureInvalid, ctx, now_us);
                 self.count_failure(ctx, now_us).await;
                 return Err(VerifyError::SignatureInvalid);
             }
@@ -141,7 +144,9 @@ impl Keyward {
         drop(secret);
         if !self.issued_here(&entry) {
             tracing::debug!(key_id = %key_id, "signed request with a key of another deployment");
-            return Err(VerifyError::Invalid(InvalidReason::OtherDeployment));
+            let e = VerifyError::Invalid(InvalidReason::OtherDeployment);
+            self.note_refusal(&entry, &e, ctx, now_us);
+            return Err(e);
         }
         let replay_key = verified.replay_key();
         self.admit(

@@ -2,11 +2,12 @@
 //! queued, and the flush that writes them.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
 
+use crate::analytics::{Outcome, Tags, UsageCount};
 use crate::cache::Entry;
 use crate::key::KeyId;
 use crate::model::LastUsedStrategy;
@@ -14,25 +15,52 @@ use crate::store::{StoreError, UsageDelta};
 
 use super::Keyward;
 
+/// An hour in microseconds.
+const HOUR_US: i64 = 3_600_000_000;
+
+/// Where a usage count goes: key, hour (since the epoch), outcome, tags.
+type CountKey = (KeyId, i64, Outcome, Tags);
+
+/// Counts by [`CountKey`], with the key's owner.
+type Counts = HashMap<CountKey, (Arc<str>, u64)>;
+
+/// Shards of the outcome counts, so that refusals on two cores rarely meet on one lock.
+const SHARDS: usize = 16;
+
+/// Most distinct counts a shard holds between flushes before tagged counts lose their tags:
+/// an application tagging with unbounded values (a raw path) must not grow memory without end.
+/// Untagged counts are bounded by the keys in use.
+const MAX_SHARD_COUNTS: usize = 4096;
+
 /// What verification leaves for the store to record, batched between flushes: request counts
 /// and last-used times (in each cache entry, so the hot path is an atomic add; an entry's first
 /// count since a flush puts it on the `counted` list, which keeps it until the flush reads it,
-/// evicted or invalidated meanwhile or not) and queued credit states (and last-used times when
-/// requests are not counted).
+/// evicted or invalidated meanwhile or not), queued credit states (and last-used times when
+/// requests are not counted), and the counts of other outcomes and tagged requests by hour
+/// (usage analytics). The entries' counts belong to the hour `hour` says; the first count of
+/// a new hour moves them to the outcome counts under the hour that ended.
 #[derive(Debug)]
 pub(super) struct UsageBatcher {
     queued: Mutex<HashMap<KeyId, UsageDelta>>,
     counted: Mutex<Vec<Arc<Entry>>>,
+    outcomes: [Mutex<Counts>; SHARDS],
+    /// The hour (since the epoch) the entries' counts belong to.
+    hour: AtomicI64,
     count_requests: bool,
 }
 
-/// Moves the counts and waiting last-used times of `entries` (read and reset) into `deltas`,
-/// one delta per key.
+/// Moves the counts and waiting last-used times of `entries` (read and reset) into `deltas`
+/// (last-used times) and `counts` (valid untagged requests of `hour`).
 ///
 /// The order of the two reads matters: `record_batched_use` leaves the time before it counts,
 /// and this reads the count before the time, so a time this misses belongs to a request whose
 /// count found the counter at zero and listed the entry again (`Release` there, `Acquire` here).
-fn add_counts(deltas: &mut HashMap<KeyId, UsageDelta>, entries: Vec<Arc<Entry>>) {
+fn add_counts(
+    deltas: &mut HashMap<KeyId, UsageDelta>,
+    counts: &mut Counts,
+    hour: i64,
+    entries: Vec<Arc<Entry>>,
+) {
     for entry in entries {
         let requests = entry.requests.swap(0, Ordering::Acquire);
         let used = entry
@@ -41,18 +69,32 @@ fn add_counts(deltas: &mut HashMap<KeyId, UsageDelta>, entries: Vec<Arc<Entry>>)
         let last_used_at = (used != Entry::NO_LAST_USE)
             .then(|| crate::clock::from_unix_micros(used))
             .flatten();
-        if requests > 0 || last_used_at.is_some() {
+        if requests > 0 {
+            add(
+                counts,
+                (entry.key_id(), hour, Outcome::Valid, Tags::NONE),
+                entry.principal.owner_id(),
+                requests,
+            );
+        }
+        if last_used_at.is_some() {
             merge(
                 deltas,
                 UsageDelta {
                     key_id: entry.key_id(),
                     last_used_at,
-                    requests,
+                    requests: 0,
                     credits: None,
                 },
             );
         }
     }
+}
+
+/// Adds `n` to the count of `key`.
+fn add(counts: &mut Counts, key: CountKey, owner: &str, n: u64) {
+    let slot = counts.entry(key).or_insert_with(|| (owner.into(), 0));
+    slot.1 = slot.1.saturating_add(n);
 }
 
 /// Merges `delta` into what `deltas` holds for its key.
@@ -71,7 +113,92 @@ impl UsageBatcher {
         Self {
             queued: Mutex::new(HashMap::new()),
             counted: Mutex::new(Vec::new()),
+            outcomes: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            hour: AtomicI64::new(i64::MIN),
             count_requests,
+        }
+    }
+
+    fn shard(&self, key_id: &KeyId) -> std::sync::MutexGuard<'_, Counts> {
+        let i = usize::from(key_id.as_str().as_bytes()[0]) % SHARDS;
+        self.outcomes[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a verification of `entry` with `outcome` and `tags` at `now_us` (analytics only:
+    /// a valid one adds to the key's requests at the flush). Not counted when requests are not.
+    pub(super) fn count_outcome(&self, entry: &Entry, outcome: Outcome, tags: &Tags, now_us: i64) {
+        if !self.count_requests {
+            return;
+        }
+        let key_id = entry.key_id();
+        let hour = now_us.div_euclid(HOUR_US);
+        let mut shard = self.shard(&key_id);
+        let mut key = (key_id, hour, outcome, tags.clone());
+        if !tags.is_empty() && shard.len() >= MAX_SHARD_COUNTS && !shard.contains_key(&key) {
+            key.3 = Tags::NONE;
+        }
+        add(&mut shard, key, entry.principal.owner_id(), 1);
+    }
+
+    /// The entries' counts belong to the hour of `now_us` from now on: when that is a new
+    /// hour, the counts of the one that ended move to the outcome counts under it (once an
+    /// hour, by the first request that sees it).
+    fn roll(&self, now_us: i64) {
+        let hour = now_us.div_euclid(HOUR_US);
+        let current = self.hour.load(Ordering::Relaxed);
+        if current >= hour
+            || self
+                .hour
+                .compare_exchange(current, hour, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let entries = {
+            let mut list = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::take(&mut *list)
+        };
+        if !entries.is_empty() {
+            self.park(current, entries);
+        }
+    }
+
+    /// Moves the counts of `entries` to the outcome counts under `hour`, and their last-used
+    /// times to the queue.
+    fn park(&self, hour: i64, entries: Vec<Arc<Entry>>) {
+        let mut counts = Counts::new();
+        let mut deltas = HashMap::new();
+        add_counts(&mut deltas, &mut counts, hour, entries);
+        self.merge_counts(counts);
+        let mut map = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
+        for d in deltas.into_values() {
+            merge(&mut map, d);
+        }
+    }
+
+    fn merge_counts(&self, counts: Counts) {
+        for ((key_id, hour, outcome, tags), (owner, n)) in counts {
+            add(
+                &mut self.shard(&key_id),
+                (key_id, hour, outcome, tags),
+                &owner,
+                n,
+            );
+        }
+    }
+
+    /// Puts back counts a flush could not write.
+    pub(super) fn requeue_counts(&self, counts: Vec<UsageCount>) {
+        for c in counts {
+            let hour = c.hour.unix_timestamp().div_euclid(3600);
+            add(
+                &mut self.shard(&c.key_id),
+                (c.key_id, hour, c.outcome, c.tags),
+                &c.owner_id,
+                c.count,
+            );
         }
     }
 
@@ -80,9 +207,24 @@ impl UsageBatcher {
         self.count_requests
     }
 
-    /// Counts one request of `entry`.
-    pub(super) fn count(&self, entry: &Arc<Entry>) {
-        if !self.count_requests || entry.requests.fetch_add(1, Ordering::Release) != 0 {
+    /// Counts one valid request of `entry` with `tags` at `now_us`.
+    pub(super) fn count_valid(&self, entry: &Arc<Entry>, tags: &Tags, now_us: i64) {
+        if tags.is_empty() {
+            self.count(entry, now_us);
+        } else {
+            self.count_outcome(entry, Outcome::Valid, tags, now_us);
+        }
+    }
+
+    /// Counts one valid request of `entry`, without tags, at `now_us`.
+    fn count(&self, entry: &Arc<Entry>, now_us: i64) {
+        if !self.count_requests {
+            return;
+        }
+        if now_us.div_euclid(HOUR_US) != self.hour.load(Ordering::Relaxed) {
+            self.roll(now_us);
+        }
+        if entry.requests.fetch_add(1, Ordering::Release) != 0 {
             return;
         }
         let full = {
@@ -94,8 +236,7 @@ impl UsageBatcher {
         // cache, or no flusher): their counts move to the queue, one delta per key, and the
         // entries are let go.
         if let Some(full) = full {
-            let mut map = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
-            add_counts(&mut map, full);
+            self.park(self.hour.load(Ordering::Relaxed), full);
         }
     }
 
@@ -107,9 +248,10 @@ impl UsageBatcher {
         );
     }
 
-    /// Takes everything batched: the queued deltas with the counted requests added. An entry
-    /// counted again after its counter was read here is listed again by that count.
-    pub(super) fn take(&self) -> Vec<UsageDelta> {
+    /// Takes everything batched: the queued deltas with the valid requests added, and the
+    /// usage counts. An entry counted again after its counter was read here is listed again by
+    /// that count.
+    pub(super) fn take(&self) -> (Vec<UsageDelta>, Vec<UsageCount>) {
         let mut pending: HashMap<KeyId, UsageDelta> = {
             let mut map = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::take(&mut *map)
@@ -118,8 +260,46 @@ impl UsageBatcher {
             let mut list = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::take(&mut *list)
         };
-        add_counts(&mut pending, counted);
-        pending.into_values().collect()
+        let mut counts = Counts::new();
+        add_counts(
+            &mut pending,
+            &mut counts,
+            self.hour.load(Ordering::Relaxed),
+            counted,
+        );
+        for shard in &self.outcomes {
+            let taken = std::mem::take(&mut *shard.lock().unwrap_or_else(PoisonError::into_inner));
+            for (key, (owner, n)) in taken {
+                add(&mut counts, key, &owner, n);
+            }
+        }
+        let mut out = Vec::with_capacity(counts.len());
+        for ((key_id, hour, outcome, tags), (owner_id, count)) in counts {
+            if outcome == Outcome::Valid {
+                merge(
+                    &mut pending,
+                    UsageDelta {
+                        key_id,
+                        last_used_at: None,
+                        requests: count,
+                        credits: None,
+                    },
+                );
+            }
+            let Some(hour) = OffsetDateTime::from_unix_timestamp(hour.saturating_mul(3600)).ok()
+            else {
+                continue;
+            };
+            out.push(UsageCount {
+                key_id,
+                owner_id,
+                hour,
+                outcome,
+                tags,
+                count,
+            });
+        }
+        (pending.into_values().collect(), out)
     }
 
     /// Keys with usage waiting: queued deltas and entries counted since the last flush (a key
@@ -135,7 +315,12 @@ impl UsageBatcher {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len();
-        queued + counted
+        let outcomes: usize = self
+            .outcomes
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum();
+        queued + counted + outcomes
     }
 }
 
@@ -148,6 +333,7 @@ impl Keyward {
         now_us: i64,
         precise: Option<OffsetDateTime>,
         credits: Option<(u64, u64)>,
+        tags: &Tags,
     ) {
         let last_used = match self.0.policy.last_used {
             LastUsedStrategy::Throttled(secs) => {
@@ -176,7 +362,7 @@ impl Keyward {
             }
             other => other,
         };
-        self.0.usage.count(entry);
+        self.0.usage.count_valid(entry, tags, now_us);
         if queued.is_some() || credits.is_some() {
             self.0.usage.queue(UsageDelta {
                 key_id: entry.key_id(),
@@ -194,24 +380,26 @@ impl Keyward {
     /// # Errors
     /// The store's error; the batch stays queued.
     pub async fn flush_usage(&self) -> Result<usize, StoreError> {
-        let batch = self.0.usage.take();
-        if batch.is_empty() {
+        let (batch, counts) = self.0.usage.take();
+        if batch.is_empty() && counts.is_empty() {
             return Ok(0);
         }
-        match self.0.store.record_usage(&batch).await {
+        match self.0.store.record_usage(&batch, &counts).await {
             Ok(()) => Ok(batch.len()),
             Err(e) => {
                 for d in batch {
-                    self.0.usage.queue(d);
+                    // The valid requests in it go back as counts.
+                    self.0.usage.queue(UsageDelta { requests: 0, ..d });
                 }
+                self.0.usage.requeue_counts(counts);
                 Err(e)
             }
         }
     }
 
-    /// Number of keys with usage waiting to be flushed: request counts, last-used times and
-    /// credit states (a key whose credit state is queued and whose requests are counted is
-    /// two).
+    /// Number of things waiting to be flushed: keys with request counts, last-used times or
+    /// credit states, and usage counts by hour, outcome and tags (a key with a queued
+    /// last-used time and a count of refusals is two).
     #[must_use]
     pub fn pending_usage(&self) -> usize {
         self.0.usage.pending()

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::analytics::{Outcome, Tags, UsageCount, UsageFilter, UsageRow};
 use crate::audit::{Event, EventCursor, EventFilter, EventId, EventPage};
 use crate::webhook::{Delivery, DeliveryStatus};
 
@@ -24,6 +25,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A usage count's place: hour, key, outcome, tags.
+type UsageKey = (OffsetDateTime, KeyId, Outcome, Tags);
+
 #[derive(Debug, Default)]
 struct State {
     by_id: HashMap<KeyId, KeyRecord>,
@@ -37,6 +41,8 @@ struct State {
     outbox: BTreeSet<(OffsetDateTime, EventId)>,
     /// Webhook deliveries by id.
     deliveries: BTreeMap<EventId, Delivery>,
+    /// Usage analytics: `(hour, key, outcome, tags)` → `(owner, count)`.
+    usage: BTreeMap<UsageKey, (std::sync::Arc<str>, u64)>,
 }
 
 impl State {
@@ -283,12 +289,23 @@ impl KeyStore for MemoryKeyStore {
         Ok(answer)
     }
 
-    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
+    async fn record_usage(
+        &self,
+        batch: &[UsageDelta],
+        counts: &[UsageCount],
+    ) -> Result<(), StoreError> {
         let mut st = lock(&self.state);
         for d in batch {
             if let Some(r) = st.by_id.get_mut(&d.key_id) {
                 apply_usage(r, d);
             }
+        }
+        for c in counts {
+            let slot = st
+                .usage
+                .entry((c.hour, c.key_id, c.outcome, c.tags.clone()))
+                .or_insert_with(|| (c.owner_id.clone(), 0));
+            slot.1 = slot.1.saturating_add(c.count);
         }
         Ok(())
     }
@@ -296,6 +313,45 @@ impl KeyStore for MemoryKeyStore {
 
 #[async_trait::async_trait]
 impl EventStore for MemoryKeyStore {
+    async fn usage(&self, filter: &UsageFilter<'_>) -> Result<Vec<UsageRow>, StoreError> {
+        let st = lock(&self.state);
+        let mut sums: BTreeMap<(OffsetDateTime, Outcome, Tags), u64> = BTreeMap::new();
+        let first = (filter.from, KeyId::MIN, Outcome::Valid, Tags::NONE);
+        for ((hour, key, outcome, tags), (owner, n)) in st.usage.range(first..) {
+            if *hour >= filter.to {
+                break;
+            }
+            if **owner == *filter.owner_id && filter.key_id.is_none_or(|k| k == *key) {
+                let sum = sums.entry((*hour, *outcome, tags.clone())).or_default();
+                *sum = sum.saturating_add(*n);
+            }
+        }
+        Ok(sums
+            .into_iter()
+            .map(|((hour, outcome, tags), count)| UsageRow {
+                hour,
+                outcome,
+                tags,
+                count,
+            })
+            .collect())
+    }
+
+    async fn prune_usage(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        let mut st = lock(&self.state);
+        let old: Vec<_> = st
+            .usage
+            .keys()
+            .take_while(|k| k.0 < before)
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        for k in &old {
+            st.usage.remove(k);
+        }
+        Ok(old.len() as u64)
+    }
+
     async fn events(
         &self,
         filter: &EventFilter<'_>,

@@ -14,6 +14,7 @@ use crate::scope::ScopeSet;
 use crate::store::{Cursor, KeyFilter, MAX_PAGE_SIZE, StoreError, StoreErrorKind};
 
 mod events;
+mod usage;
 mod validate;
 
 pub(crate) use events::{change_event, created_event, rng_err};

@@ -12,6 +12,9 @@ use utoipa::openapi::Required;
 use utoipa::{IntoParams, IntoResponses, OpenApi};
 
 use crate::problem::Problem;
+use keyward_core::analytics::{
+    Granularity, Outcome, OutcomeCounts, TagUsage, UsageBucket, UsageReport,
+};
 use keyward_core::audit::{Action, ActorKind, Change, Event, EventActor, Origin};
 use keyward_core::management::{
     CreateKeyRequest, CreateKeysRequest, CreatedKey, CreatedKeys, EventList, FieldError, KeyPage,
@@ -192,6 +195,26 @@ pub(super) struct EventsQuery {
     /// Only events before this instant (RFC 3339)
     #[param(format = DateTime)]
     until: Option<String>,
+}
+
+/// The usage routes' query.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct UsageParams {
+    /// The first instant (RFC 3339), moved back to its bucket's start (default: 24 hours, or
+    /// 30 days, before `to`)
+    #[param(format = DateTime)]
+    from: Option<String>,
+    /// The end (RFC 3339, exclusive), moved on to a bucket's start (default: the end of the
+    /// current bucket); at most 744 hourly or 400 daily buckets after `from`
+    #[param(format = DateTime)]
+    to: Option<String>,
+    /// The bucket size (default `hour`)
+    #[param(inline)]
+    granularity: Option<Granularity>,
+    /// Only verifications carrying this tag
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,64}$")]
+    tag: Option<String>,
 }
 
 /// The audit log of every owner's own filters.
@@ -378,6 +401,40 @@ fn events() {}
 
 #[utoipa::path(
     get,
+    path = "/api-keys/{key_id}/usage",
+    operation_id = "getApiKeyUsage",
+    tag = "api-keys",
+    summary = "The key's usage analytics: verifications by outcome, in hourly or daily buckets, \
+               and by tag",
+    params(KeyPath, UsageParams),
+    responses(
+        (status = 200, description = "The key's verifications", body = UsageReport),
+        (status = 422, description = "A bad range, granularity or tag", body = Problem,
+         content_type = "application/problem+json"),
+        KeyNotFound,
+        CommonErrors,
+    )
+)]
+fn usage() {}
+
+#[utoipa::path(
+    get,
+    path = "/api-keys/usage",
+    operation_id = "getOwnerUsage",
+    tag = "api-keys",
+    summary = "The usage analytics of every key of the owner, summed",
+    params(UsageParams),
+    responses(
+        (status = 200, description = "The owner's verifications", body = UsageReport),
+        (status = 422, description = "A bad range, granularity or tag", body = Problem,
+         content_type = "application/problem+json"),
+        CommonErrors,
+    )
+)]
+fn owner_usage() {}
+
+#[utoipa::path(
+    get,
     path = "/audit",
     operation_id = "adminListEvents",
     tag = "admin",
@@ -395,8 +452,34 @@ fn audit() {}
 /// The routes and the schemas they name.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create, list, get, update, revoke, rotate, create_batch, events, audit),
-    components(schemas(KeyState, FieldError, Event, EventActor, ActorKind, Change, Origin))
+    paths(
+        create,
+        list,
+        get,
+        update,
+        revoke,
+        rotate,
+        create_batch,
+        events,
+        audit,
+        usage,
+        owner_usage
+    ),
+    components(schemas(
+        KeyState,
+        FieldError,
+        Event,
+        EventActor,
+        ActorKind,
+        Change,
+        Origin,
+        UsageReport,
+        UsageBucket,
+        TagUsage,
+        OutcomeCounts,
+        Granularity,
+        Outcome
+    ))
 )]
 struct ManagementRoutes;
 

@@ -165,12 +165,15 @@ pub async fn assert_store_down(store: &Arc<dyn KeyStore>, presented_key: &str) {
     assert_unavailable(
         "record_usage",
         store
-            .record_usage(&[UsageDelta {
-                key_id: id,
-                last_used_at: None,
-                requests: 1,
-                credits: None,
-            }])
+            .record_usage(
+                &[UsageDelta {
+                    key_id: id,
+                    last_used_at: None,
+                    requests: 1,
+                    credits: None,
+                }],
+                &[],
+            )
             .await,
     );
     assert_unavailable("ping", store.ping().await);

@@ -51,6 +51,25 @@ pub(super) struct VerifyRequest {
     #[serde(default)]
     #[schema(schema_with = ip_address)]
     client_ip: Option<std::net::IpAddr>,
+    /// Tags to count the verification under in the key's usage analytics (`path=/reports`,
+    /// `region=eu`): up to 20, each 1–64 characters without control characters.
+    #[serde(default)]
+    #[schema(schema_with = tag_list)]
+    tags: Vec<String>,
+}
+
+/// Up to 20 tags of [`keyward_core::analytics::TAG_PATTERN`].
+fn tag_list() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(keyward_core::analytics::TAG_PATTERN)),
+        )
+        .max_items(Some(keyward_core::analytics::Tags::MAX))
+        .build()
+        .into()
 }
 
 /// An IPv4 or IPv6 address, or null.
@@ -125,8 +144,19 @@ pub(super) async fn verify(State(app): State<Shared>, req: Request) -> Response 
     };
     // The key under test was presented to the caller, not to us: its holder's address is what
     // the caller says it is (keys with an allowlist fail without one).
+    let tags = match keyward_core::analytics::Tags::new(&body.tags) {
+        Ok(t) => t,
+        Err(e) => {
+            return problem(&keyward_http::problem::validation(
+                "tags",
+                "invalid",
+                e.to_string(),
+            ));
+        }
+    };
     let ctx = VerifyContext {
         client_ip: body.client_ip,
+        tags,
     };
     // Counted as every verification is: through the gate's observer, as a cache hit when
     // the engine answers without waiting.

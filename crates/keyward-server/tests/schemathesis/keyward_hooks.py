@@ -62,3 +62,38 @@ def before_call(ctx, case, kwargs):
     # rules are applied to every case right before it is sent.
     if isinstance(case.body, dict):
         case.body = map_body(ctx, case.body)
+    if isinstance(case.query, dict):
+        case.query = map_query(ctx, case.query)
+
+
+# The usage routes read at most 744 hourly or 400 daily buckets, `from` before `to` ("at most
+# 744 hourly or 400 daily buckets after `from`"): a generated `from` outside that span of `to`
+# (or of now) is dropped, and the server's default (24 hours, or 30 days, before `to`) holds.
+BUCKETS = {"hour": (timedelta(hours=1), 744), "day": (timedelta(days=1), 400)}
+
+
+def _parse(value):
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    return when if when.tzinfo is not None else None
+
+
+@schemathesis.hook
+def map_query(ctx, query):
+    if not isinstance(query, dict) or not isinstance(query.get("from"), str):
+        return query
+    start = _parse(query["from"])
+    end = _parse(query["to"]) if "to" in query else datetime.now(timezone.utc)
+    granularity = query.get("granularity", "hour")
+    step, most = BUCKETS.get(granularity, BUCKETS["hour"]) if isinstance(granularity, str) else BUCKETS["hour"]
+    if start is None or end is None:
+        return query
+    try:
+        span = end - start
+    except OverflowError:
+        return query
+    if not (timedelta(0) < span <= step * (most - 2)):
+        del query["from"]
+    return query

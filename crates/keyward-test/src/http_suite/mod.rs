@@ -146,6 +146,15 @@ impl keyward_core::store::EventStore for FailingStore {
     async fn prune_events(&self, _: OffsetDateTime, _: u32) -> Result<u64, StoreError> {
         Err(down())
     }
+    async fn usage(
+        &self,
+        _: &keyward_core::analytics::UsageFilter<'_>,
+    ) -> Result<Vec<keyward_core::analytics::UsageRow>, StoreError> {
+        Err(down())
+    }
+    async fn prune_usage(&self, _: OffsetDateTime, _: u32) -> Result<u64, StoreError> {
+        Err(down())
+    }
 }
 
 #[async_trait::async_trait]
@@ -204,7 +213,11 @@ impl KeyStore for FailingStore {
     ) -> Result<Option<KeyRecord>, StoreError> {
         Err(down())
     }
-    async fn record_usage(&self, _: &[UsageDelta]) -> Result<(), StoreError> {
+    async fn record_usage(
+        &self,
+        _: &[UsageDelta],
+        _: &[keyward_core::analytics::UsageCount],
+    ) -> Result<(), StoreError> {
         Err(down())
     }
     async fn ping(&self) -> Result<(), StoreError> {

@@ -57,6 +57,8 @@ pub struct MgmtApp {
     /// Where API keys may manage their owner's keys (`None`: nowhere, as on the server).
     pub key_routes: Option<&'static str>,
     tag: String,
+    /// The adapters' engine, to flush usage; the server flushes on its own.
+    keyward: Option<Keyward>,
     _guard: Option<Arc<dyn Any + Send + Sync>>,
 }
 
@@ -86,7 +88,8 @@ impl MgmtApp {
         A: FnOnce(Keyward) -> AFut,
         AFut: Future<Output = SocketAddr>,
     {
-        let addr = spawn(management_keyward(store)).await;
+        let keyward = management_keyward(store);
+        let addr = spawn(keyward.clone()).await;
         Self {
             base: format!("http://{addr}"),
             client: client(),
@@ -94,6 +97,7 @@ impl MgmtApp {
             probe: "/protected",
             key_routes: Some(KEY_ROUTES),
             tag: tag(),
+            keyward: Some(keyward),
             _guard: None,
         }
     }
@@ -109,7 +113,16 @@ impl MgmtApp {
             probe: "/v1/whoami",
             key_routes: None,
             tag: tag(),
+            keyward: None,
             _guard: Some(guard),
+        }
+    }
+
+    /// Writes the usage counted so far to the store: the adapters' engine flushes now; the
+    /// server flushes every [`SERVER_FLAGS`](super::SERVER_FLAGS)' interval by itself.
+    pub async fn flush_usage(&self) {
+        if let Some(kw) = &self.keyward {
+            kw.flush_usage().await.expect("usage flushes");
         }
     }
 

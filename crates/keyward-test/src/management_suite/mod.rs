@@ -40,9 +40,11 @@ use crate::http_suite::{assert_problem, created};
 mod app;
 mod audit;
 mod review;
+mod usage;
 pub use app::*;
 pub use audit::*;
 pub use review::*;
+pub use usage::*;
 
 /// Most keys per owner in the suite's policy.
 pub const MAX_KEYS: u32 = 4;
@@ -65,6 +67,8 @@ pub const SERVER_FLAGS: &[&str] = &[
     "500",
     "--self-service-max-ttl",
     "30d",
+    "--flush-interval",
+    "1s",
 ];
 
 /// Asserts a `403 MANAGEMENT_FORBIDDEN` that names `field` among its refused fields.
@@ -696,7 +700,7 @@ macro_rules! management_suite {
             case_reactivation_by_whom, case_rotation_cannot_multiply, case_rotation_keeps_credits,
             case_if_match,
             case_raw_keys_not_cacheable, case_concurrent_updates_keep_both, case_batch_create,
-            case_audit_trail);
+            case_audit_trail, case_usage_analytics);
     };
     (@cases $app:expr; $($case:ident),* $(,)?) => {
         $(

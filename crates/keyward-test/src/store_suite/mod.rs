@@ -33,6 +33,7 @@ mod fixtures;
 mod lists;
 mod outbox;
 mod records;
+mod usage;
 
 pub use audit::*;
 pub use engine::*;
@@ -40,6 +41,7 @@ pub use fixtures::*;
 pub use lists::*;
 pub use outbox::*;
 pub use records::*;
+pub use usage::*;
 
 /// What a suite's store factory may return: a store, or `None` to skip (the factory has
 /// already said why, loudly; see [`crate::services`]).
@@ -101,6 +103,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("audit_refused_creates", |s| {
         Box::pin(case_audit_refused_creates(s))
     }),
+    ("usage_counts", |s| Box::pin(case_usage_counts(s))),
 ];
 
 /// Runs every case, each on a fresh store from `make`. Stops (returns) when `make` skips.
@@ -137,7 +140,7 @@ macro_rules! store_suite {
             case_list_filters,
             case_max_keys, case_create_many, case_concurrent_gets, case_concurrent_limit, case_concurrent_duplicates,
             case_engine_lifecycle, case_engine_expiry, case_engine_env_bound,
-            case_audit_log, case_audit_refused_creates);
+            case_audit_log, case_audit_refused_creates, case_usage_counts);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

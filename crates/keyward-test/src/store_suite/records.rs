@@ -385,7 +385,7 @@ pub async fn case_record_usage(store: Arc<dyn KeyStore>) {
         vec![d(u64::from(u32::MAX), Some(at(70, 999_999)), None)],
     ];
     for (i, batch) in batches.iter().enumerate() {
-        must("record_usage", store.record_usage(batch).await).await;
+        must("record_usage", store.record_usage(batch, &[]).await).await;
         for delta in batch {
             if delta.key_id == r.key_id {
                 apply_usage(&mut expected, delta);

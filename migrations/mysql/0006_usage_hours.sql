@@ -1,0 +1,17 @@
+-- keyward: usage analytics, verifications by key, hour, outcome and tags.
+-- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.
+
+CREATE TABLE `api_key_usage_hours` (
+    `key_id` varchar(12) NOT NULL,
+    `hour` DATETIME(6) NOT NULL,
+    `outcome` varchar(24) NOT NULL,
+    `tag_set` varchar(32) NOT NULL,
+    `owner_id` varchar(255) NOT NULL,
+    `tags` text NOT NULL,
+    `verifications` bigint NOT NULL,
+    PRIMARY KEY (`key_id`, `hour`, `outcome`, `tag_set`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE INDEX `api_key_usage_hours_owner_idx` ON `api_key_usage_hours` (`owner_id`, `hour`);
+
+CREATE INDEX `api_key_usage_hours_hour_idx` ON `api_key_usage_hours` (`hour`);
