@@ -6,37 +6,47 @@ use keyward_core::store::MAX_EVENT_PAGE;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cli::{out, table, time};
 use crate::config::AuditArgs;
 use crate::duration::parse_duration;
 use crate::error::AppError;
+use crate::term::{out, table, time};
 use crate::{backend, config};
 
 /// How often the retention task deletes what has aged out.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Deletes the audit events older than `retention` now and every hour, in batches
-/// ([`keyward_core::Keyward::prune_events`]), until the task is aborted. A failed round is
-/// logged and tried again the next hour.
+/// Deletes the audit events older than `audit` and the usage counts older than `usage` now and
+/// every hour, in batches ([`keyward_core::Keyward::prune_events`],
+/// [`keyward_core::Keyward::prune_usage`]), until the task is aborted. A failed round is logged
+/// and tried again the next hour.
 pub(crate) fn spawn_retention(
     kw: keyward_core::Keyward,
-    retention: std::time::Duration,
+    audit: std::time::Duration,
+    usage: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(RETENTION_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let before = |kw: &keyward_core::Keyward, keep: std::time::Duration| {
+            let age = time::Duration::try_from(keep).unwrap_or(time::Duration::MAX);
+            kw.now()
+                .checked_sub(age)
+                .unwrap_or(keyward_core::clock::EARLIEST)
+        };
         loop {
             every.tick().await;
-            let age = time::Duration::try_from(retention).unwrap_or(time::Duration::MAX);
-            let before = kw
-                .now()
-                .checked_sub(age)
-                .unwrap_or(keyward_core::clock::EARLIEST);
-            match kw.prune_events(before).await {
+            match kw.prune_events(before(&kw, audit)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "audit events past the retention deleted"),
                 Err(e) => {
                     tracing::warn!(error = %e, "audit retention failed; trying again in an hour")
+                }
+            }
+            match kw.prune_usage(before(&kw, usage)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(counts = n, "usage counts past the retention deleted"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "usage retention failed; trying again in an hour")
                 }
             }
         }
@@ -44,7 +54,11 @@ pub(crate) fn spawn_retention(
 }
 
 /// An instant given as RFC 3339, or as a duration back from now (`24h`, `7d`).
-fn instant(flag: &str, text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, AppError> {
+pub(crate) fn instant(
+    flag: &str,
+    text: &str,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime, AppError> {
     if let Ok(t) = OffsetDateTime::parse(text.trim(), &Rfc3339) {
         return Ok(t);
     }
@@ -72,7 +86,7 @@ pub(crate) async fn run(args: AuditArgs) -> Result<(), AppError> {
     let mut filter = EventFilter::default();
     filter.owner_id = args.owner.as_deref();
     filter.key_id = match &args.key {
-        Some(k) => Some(crate::cli::parse_key_id(k)?),
+        Some(k) => Some(crate::term::parse_key_id(k)?),
         None => None,
     };
     filter.action = match &args.action {

@@ -67,6 +67,7 @@ pub(crate) struct FileConfig {
     log_format: Option<LogFormat>,
     flush_interval: Option<String>,
     audit_retention: Option<String>,
+    usage_retention: Option<String>,
     webhook_urls: Option<Vec<String>>,
     webhook_allow_private: Option<bool>,
     sigv4_region: Option<String>,
@@ -152,6 +153,8 @@ pub(crate) struct Settings {
     pub(crate) flush_interval: Duration,
     /// How long audit events are kept.
     pub(crate) audit_retention: Duration,
+    /// How long usage analytics are kept.
+    pub(crate) usage_retention: Duration,
     /// Lifecycle webhooks, when a URL is configured.
     pub(crate) webhooks: Option<crate::webhooks::WebhookSettings>,
     /// SigV4 region, service and bounds of signed requests.
@@ -420,6 +423,13 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
             .or(file.audit_retention.as_deref()),
         Duration::from_secs(365 * 24 * 3600),
     )?;
+    let usage_retention = positive_duration(
+        "--usage-retention",
+        args.usage_retention
+            .as_deref()
+            .or(file.usage_retention.as_deref()),
+        Duration::from_secs(400 * 24 * 3600),
+    )?;
     let webhook_urls = if args.webhook_urls.is_empty() {
         file.webhook_urls.clone().unwrap_or_default()
     } else {
@@ -460,6 +470,7 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         log_format,
         flush_interval,
         audit_retention,
+        usage_retention,
         webhooks,
         signing,
         encryption,

@@ -26,6 +26,8 @@ mod secret_file;
 mod self_service;
 mod server;
 mod sign;
+mod term;
+mod usage;
 mod webhooks;
 
 use std::process::ExitCode;

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use keyward_core::key::{find_keys, redacted};
 use serde::Serialize;
 
-use crate::cli::out;
 use crate::config::ScanArgs;
 use crate::error::AppError;
+use crate::term::out;
 
 const SKIP_DIRS: [&str; 3] = [".git", "target", "node_modules"];
 const PROGRESS_EVERY: u64 = 500;

@@ -200,7 +200,11 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
     let signals = Signals::install()?;
     let flusher =
         keyward_core::maintenance::spawn_usage_flusher(kw.clone(), settings.flush_interval);
-    let retention = crate::audit::spawn_retention(kw.clone(), settings.audit_retention);
+    let retention = crate::audit::spawn_retention(
+        kw.clone(),
+        settings.audit_retention,
+        settings.usage_retention,
+    );
     let webhooks = match &settings.webhooks {
         Some(hooks) => {
             for url in &hooks.urls {

@@ -29,6 +29,7 @@ pages! {
     databases_md => "docs/databases.md",
     redis_md => "docs/redis.md",
     events_md => "docs/events.md",
+    usage_md => "docs/usage.md",
     signing_md => "docs/signing.md",
     server_md => "docs/server.md",
     security_md => "docs/security.md",

@@ -271,6 +271,9 @@ pub(crate) struct ServeArgs {
     /// How long audit events are kept; older ones are deleted in the background, hourly [default: 365d]
     #[arg(long, env = "KEYWARD_AUDIT_RETENTION", value_name = "DURATION")]
     pub(crate) audit_retention: Option<String>,
+    /// How long usage analytics are kept (hourly counts by key and outcome); older hours are deleted in the background, hourly [default: 400d]
+    #[arg(long, env = "KEYWARD_USAGE_RETENTION", value_name = "DURATION")]
+    pub(crate) usage_retention: Option<String>,
     /// Request signing (SigV4).
     #[command(flatten)]
     pub(crate) signing: SigningArgs,
@@ -423,6 +426,9 @@ pub(crate) enum KeysCommand {
         /// The key id.
         key_id: String,
     },
+    /// Show usage analytics: a key's verifications (or, with --owner, every key of an owner's)
+    /// by outcome, in hourly or daily buckets, each outcome with a sparkline, and by tag.
+    Usage(UsageArgs),
     /// Issue a successor; the old key keeps working for the grace period.
     Rotate {
         /// The key id.
@@ -431,6 +437,39 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         grace: Option<String>,
     },
+}
+
+/// `keyward keys usage`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct UsageArgs {
+    /// The key id (or its display form); omit it with --owner.
+    #[arg(required_unless_present = "owner")]
+    pub(crate) key_id: Option<String>,
+    /// Every key of this owner, summed.
+    #[arg(long, conflicts_with = "key_id")]
+    pub(crate) owner: Option<String>,
+    /// From then: RFC 3339, or a duration back from now (24h, 7d) [default: 24h, or 30d
+    /// by day]
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
+    /// Until then: RFC 3339, or a duration back from now [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub(crate) until: Option<String>,
+    /// Bucket size.
+    #[arg(long, value_enum, default_value_t = UsageGranularity::Hour)]
+    pub(crate) by: UsageGranularity,
+    /// Only verifications carrying this tag.
+    #[arg(long)]
+    pub(crate) tag: Option<String>,
+}
+
+/// The bucket size of `keyward keys usage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum UsageGranularity {
+    /// One bucket an hour.
+    Hour,
+    /// One bucket a day (UTC).
+    Day,
 }
 
 /// `keyward audit`.

@@ -14,9 +14,9 @@ use keyward_core::sigv4::{AccessKey, Payload, SignableRequest, Signer, parse_amz
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cli::out;
 use crate::config::SignArgs;
 use crate::error::AppError;
+use crate::term::out;
 
 mod req;
 
