@@ -38,10 +38,33 @@ impl EventId {
         Ok(Self(id))
     }
 
+    /// The id of the one event that `parts` name (a notice's action, key and period), the same
+    /// on every instance: a store keeps the first event of an id and skips the others
+    /// ([`crate::store::EventStore::append`]), so that instances noticing the same thing
+    /// record it once.
+    #[must_use]
+    pub fn derived(parts: &[&str]) -> Self {
+        use sha2::Digest as _;
+        const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let mut hash = sha2::Sha256::new();
+        for part in parts {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+        let digest = hash.finalize();
+        let mut id = [0u8; EVENT_ID_LEN];
+        // A name, not a secret: the slight bias of `% 62` costs nothing but a few of its
+        // ~119 bits.
+        for (out, byte) in id.iter_mut().zip(digest.iter()) {
+            *out = BASE62[usize::from(*byte) % BASE62.len()];
+        }
+        Self(id)
+    }
+
     /// The id as text.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        // Only base62 bytes are ever stored (`generate`, `from_str`).
+        // Only base62 bytes are ever stored (`generate`, `derived`, `from_str`).
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
@@ -117,11 +140,25 @@ pub enum Action {
     /// The first administrator key of a database was created.
     #[serde(rename = "admin.bootstrapped")]
     AdminBootstrapped,
+    /// A key expires within a notice period (the `keyward` server's `--expiry-notice`): once
+    /// per key, period and expiry. A notice: nothing changed; `changes` carries `expires_at`
+    /// and `notice_seconds`.
+    #[serde(rename = "key.expiring")]
+    KeyExpiring,
+    /// A key's credits fell to the notice threshold (`--credits-notice`): once per key and
+    /// credit period. A notice; `changes` carries `credits_remaining`, `credits_limit` and
+    /// `credits_period`.
+    #[serde(rename = "key.credits_low")]
+    KeyCreditsLow,
+    /// A key's rate limit refused a request: at most once per key and limit window. A notice;
+    /// `changes` carries `rate_limit` (`requests` per `window_seconds`) and `window_start`.
+    #[serde(rename = "key.rate_limited")]
+    KeyRateLimited,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::KeyCreated,
         Self::KeyUpdated,
         Self::KeyRevoked,
@@ -130,6 +167,9 @@ impl Action {
         Self::KeyLeaked,
         Self::KeyRedigested,
         Self::AdminBootstrapped,
+        Self::KeyExpiring,
+        Self::KeyCreditsLow,
+        Self::KeyRateLimited,
     ];
 
     /// The wire name.
@@ -144,6 +184,9 @@ impl Action {
             Self::KeyLeaked => "key.leaked",
             Self::KeyRedigested => "key.redigested",
             Self::AdminBootstrapped => "admin.bootstrapped",
+            Self::KeyExpiring => "key.expiring",
+            Self::KeyCreditsLow => "key.credits_low",
+            Self::KeyRateLimited => "key.rate_limited",
         }
     }
 
@@ -293,6 +336,18 @@ pub struct Change {
     pub new: Option<Value>,
 }
 
+impl Change {
+    /// A fact a notice carries: `field` with the value `value`, nothing before.
+    #[must_use]
+    pub fn fact(field: &str, value: Value) -> Self {
+        Self {
+            field: field.to_owned(),
+            old: None,
+            new: Some(value),
+        }
+    }
+}
+
 /// The fields a change is recorded for, in this order; `metadata` without values.
 const TRACKED: [&str; 12] = [
     "name",
@@ -407,6 +462,34 @@ impl Event {
         at: OffsetDateTime,
     ) -> Result<Self, RngError> {
         Self::about(action, actor, &record.owner_id, record.key_id, at)
+    }
+
+    /// A notice (`key.expiring`, `key.credits_low`, `key.rate_limited`) about the key `key_id`
+    /// of `owner_id` at `at`, by keyward itself: nothing changed, `facts` say what was noticed.
+    /// Its id is derived from the action, the key and `period` (what makes it once: the
+    /// notice period, the credit period, the limit window), so that a store keeps one.
+    #[must_use]
+    pub fn notice(
+        action: Action,
+        owner_id: &str,
+        key_id: KeyId,
+        at: OffsetDateTime,
+        period: &str,
+        facts: Vec<Change>,
+    ) -> Self {
+        Self {
+            id: EventId::derived(&[action.as_str(), key_id.as_str(), period]),
+            at,
+            action,
+            actor: EventActor {
+                kind: ActorKind::System,
+                id: None,
+            },
+            owner_id: owner_id.to_owned(),
+            key_id: Some(key_id),
+            changes: facts,
+            origin: Origin::default(),
+        }
     }
 
     /// A new event of `action` by `actor` on the key `key_id` of `owner_id` at `at`, with a

@@ -415,6 +415,16 @@ pub trait EventStore: Send + Sync {
     /// `Unavailable`.
     async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
 
+    /// Stores `events` that record no change of a key (the notices: `key.expiring`,
+    /// `key.credits_low`, `key.rate_limited`), with their webhook outbox rows where the store
+    /// keeps an outbox. An event whose id the store holds already is skipped: notices derive
+    /// their ids from what they are about ([`crate::audit::EventId::derived`]), so instances
+    /// that notice the same thing store it once.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn append(&self, events: &[Event]) -> Result<(), StoreError>;
+
     /// The usage counts `filter` names, summed over its keys for each hour, outcome and tag set,
     /// in no particular order.
     ///

@@ -61,6 +61,10 @@ impl keyward_core::store::EventStore for Probe {
         self.check()?;
         self.inner.prune_events(before, limit).await
     }
+    async fn append(&self, events: &[keyward_core::audit::Event]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.append(events).await
+    }
     async fn usage(
         &self,
         filter: &keyward_core::analytics::UsageFilter<'_>,
@@ -1278,4 +1282,132 @@ async fn verifications_count_by_outcome_hour_and_tag() {
     // An administrator of every owner names one: the route gives it.
     let err = f.kw.usage(&Actor::admin(), None, &query).await.unwrap_err();
     assert!(matches!(err, ServiceError::Validation(_)));
+}
+
+/// The notices: `key.rate_limited` once per key and window, `key.credits_low` once per key and
+/// credit period, `key.expiring` once per key and notice period, however many requests, scans
+/// or instances notice them; written with the usage flush (the scan: at once).
+#[tokio::test]
+async fn notices_once_per_window_period_and_expiry() {
+    use keyward_core::management::EventQuery;
+    let store = Probe::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let engine = || {
+        Keyward::builder(store.clone(), Keyring::insecure_test_keyring())
+            .clock(clock.clone())
+            .credits_notice(50)
+            .build()
+            .unwrap()
+    };
+    let (kw, other) = (engine(), engine());
+    let limited = kw
+        .create_key(
+            "alice",
+            CreateKeyRequest {
+                rate_limit: Some(RateLimit {
+                    requests: 1,
+                    window_seconds: 60,
+                }),
+                ..req("limited", &[])
+            },
+        )
+        .await
+        .unwrap();
+    let metered = kw
+        .create_key(
+            "alice",
+            CreateKeyRequest {
+                credits: Some(Credits {
+                    limit: 4,
+                    refill_seconds: None,
+                }),
+                ..req("metered", &[])
+            },
+        )
+        .await
+        .unwrap();
+    let expiring = kw
+        .create_key(
+            "alice",
+            CreateKeyRequest {
+                ttl_seconds: Some(2 * 86_400),
+                ..req("expiring", &[])
+            },
+        )
+        .await
+        .unwrap();
+    let (l, m) = (
+        limited.api_key.expose_secret().to_owned(),
+        metered.api_key.expose_secret().to_owned(),
+    );
+    for _ in 0..3 {
+        let _ = kw.verify(&l, &none(), &ctx()).await;
+        let _ = kw.verify(&m, &none(), &ctx()).await;
+    }
+    clock.advance(Duration::seconds(61));
+    kw.verify(&l, &none(), &ctx()).await.unwrap();
+    assert!(kw.verify(&l, &none(), &ctx()).await.is_err());
+    kw.flush_usage().await.unwrap();
+
+    let periods = [
+        std::time::Duration::from_secs(7 * 86_400),
+        std::time::Duration::from_secs(86_400),
+    ];
+    assert_eq!(
+        kw.notice_expiring(&periods).await.unwrap(),
+        1,
+        "the 7-day notice"
+    );
+    assert_eq!(kw.notice_expiring(&periods).await.unwrap(), 0, "once");
+    assert_eq!(
+        other.notice_expiring(&periods).await.unwrap(),
+        1,
+        "another instance sends it too; the store keeps one"
+    );
+    clock.advance(Duration::hours(36));
+    assert_eq!(
+        kw.notice_expiring(&periods).await.unwrap(),
+        1,
+        "the 1-day notice"
+    );
+
+    let of = |action: &str| {
+        let query = EventQuery {
+            action: Some(action.into()),
+            ..EventQuery::default()
+        };
+        let kw = kw.clone();
+        async move { kw.list_events(&Actor::admin(), &query).await.unwrap().items }
+    };
+    let limits = of("key.rate_limited").await;
+    assert_eq!(limits.len(), 2, "one per window: {limits:?}");
+    assert!(limits.iter().all(|e| e.key_id == Some(limited.key.id)));
+    assert_eq!(limits[0].actor.kind, keyward_core::audit::ActorKind::System);
+    let low = of("key.credits_low").await;
+    assert_eq!(low.len(), 1, "{low:?}");
+    let remaining = low[0]
+        .changes
+        .iter()
+        .find(|c| c.field == "credits_remaining")
+        .and_then(|c| c.new.clone());
+    assert_eq!(remaining, Some(serde_json::json!(2)), "noticed at half");
+    let soon = of("key.expiring").await;
+    let notice: Vec<_> = soon
+        .iter()
+        .map(|e| {
+            assert_eq!(e.key_id, Some(expiring.key.id));
+            e.changes
+                .iter()
+                .find(|c| c.field == "notice_seconds")
+                .and_then(|c| c.new.clone())
+        })
+        .collect();
+    assert_eq!(
+        notice,
+        [
+            Some(serde_json::json!(86_400)),
+            Some(serde_json::json!(604_800))
+        ],
+        "newest first, each once"
+    );
 }

@@ -188,6 +188,9 @@ impl keyward_core::store::EventStore for RedisCachedStore {
     async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         self.inner.prune_events(before, limit).await
     }
+    async fn append(&self, events: &[keyward_core::audit::Event]) -> Result<(), StoreError> {
+        self.inner.append(events).await
+    }
     async fn usage(
         &self,
         filter: &keyward_core::analytics::UsageFilter<'_>,

@@ -287,6 +287,12 @@ impl Keys {
         format!("{{{}:k:{}}}:ev", self.prefix, key_id)
     }
 
+    /// The marker of a notice in a key's audit log, on the log's slot:
+    /// `{P:k:<key_id>}:nt:<event_id>`, expiring after [`crate::events::NOTICE_MARK_TTL`].
+    pub(crate) fn notice_mark(&self, key_id: &KeyId, event_id: &str) -> String {
+        format!("{{{}:k:{}}}:nt:{event_id}", self.prefix, key_id)
+    }
+
     /// Every key's audit log, as the keys' own: `{P:all}:ev`.
     pub(crate) fn all_events(&self) -> String {
         format!("{{{}:all}}:ev", self.prefix)

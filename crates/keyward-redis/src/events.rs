@@ -67,6 +67,36 @@ pub(crate) async fn publish(shared: &Connections, members: &[String]) {
     }
 }
 
+/// How long a notice's marker says it was recorded: longer than any limit window, credit
+/// period or notice period a notice is once per.
+pub(crate) const NOTICE_MARK_TTL: u64 = 400 * 86_400;
+
+/// Adds notices (events without a change) to their keys' logs, each once (a marker by event
+/// id, on the key's slot), then those added to the log of every key.
+pub(crate) async fn append(shared: &Connections, events: &[Event]) -> Result<(), StoreError> {
+    let mut added = Vec::new();
+    let mut c = shared.conn().await?;
+    for event in events {
+        let Some(key_id) = event.key_id else {
+            continue;
+        };
+        let m = member(event)?;
+        let new: i64 = crate::scripts::APPEND_EVENT
+            .key(shared.keys.notice_mark(&key_id, event.id.as_str()))
+            .key(shared.keys.key_events(&key_id))
+            .arg(&m)
+            .arg(NOTICE_MARK_TTL)
+            .invoke_async(&mut c)
+            .await
+            .map_err(redis_error)?;
+        if new == 1 {
+            added.push(m);
+        }
+    }
+    publish(shared, &added).await;
+    Ok(())
+}
+
 /// A page of the log, newest first.
 pub(crate) async fn list(
     shared: &Connections,

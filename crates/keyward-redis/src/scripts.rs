@@ -19,6 +19,19 @@ return 1
     )
 });
 
+/// KEYS[1] the event's marker, KEYS[2] the key's audit log. ARGV: event member, the marker's
+/// lifetime (s). Adds a notice to the key's log unless its marker says it is there already.
+/// Returns 1 when added, 0 when it was there.
+pub(crate) static APPEND_EVENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return 1
+",
+    )
+});
+
 /// KEYS[1] owner index, KEYS[2] owner live set. ARGV: index member, key id, now (µs),
 /// max (-1 for none), expiry score. Counts the owner's live keys (not revoked, expiry > now),
 /// refuses at the maximum, else indexes the key. Returns 1 when indexed, 0 at the limit.

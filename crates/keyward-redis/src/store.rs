@@ -552,6 +552,10 @@ impl EventStore for RedisKeyStore {
         events::prune(&self.shared, before, limit).await
     }
 
+    async fn append(&self, events: &[Event]) -> Result<(), StoreError> {
+        events::append(&self.shared, events).await
+    }
+
     async fn usage(&self, filter: &UsageFilter<'_>) -> Result<Vec<UsageRow>, StoreError> {
         crate::analytics::read(&self.shared, filter).await
     }

@@ -22,14 +22,23 @@ use crate::schema::Tables;
 /// Most events one `INSERT` carries (11 parameters each: under every dialect's limit).
 const INSERT_CHUNK: usize = 1000;
 
-/// Writes `events` in `txn`, and with `outbox` their rows in the webhook outbox.
+/// Writes `events` in `txn`, and with `outbox` their rows in the webhook outbox; with
+/// `skip_existing`, an event (and outbox row) whose id is stored already is skipped, as
+/// instances that notice the same thing store it once.
 pub(crate) async fn insert_in(
     txn: &DatabaseTransaction,
     backend: DbBackend,
     tables: &Tables,
     events: &[Event],
     outbox: bool,
+    skip_existing: bool,
 ) -> Result<(), DbErr> {
+    use sea_orm::sea_query::OnConflict;
+    let skip = |column: sea_orm::sea_query::DynIden| {
+        OnConflict::column(column.clone())
+            .do_nothing_on([column])
+            .to_owned()
+    };
     for chunk in events.chunks(INSERT_CHUNK) {
         let mut insert = Query::insert();
         insert.into_table(tables.events_iden()).columns([
@@ -65,6 +74,9 @@ pub(crate) async fn insert_in(
                 .values(values.into_iter().map(Expr::val))
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
         }
+        if skip_existing {
+            insert.on_conflict(skip(Column::EventId.into_iden()));
+        }
         txn.execute(&insert).await?;
         if outbox {
             use crate::entity::api_key_outbox::Column as O;
@@ -79,6 +91,9 @@ pub(crate) async fn insert_in(
                         Expr::val(instant(backend, Some(e.at))),
                     ])
                     .map_err(|e| DbErr::Custom(e.to_string()))?;
+            }
+            if skip_existing {
+                queued.on_conflict(skip(O::EventId.into_iden()));
             }
             txn.execute(&queued).await?;
         }

@@ -10,6 +10,7 @@ pub mod entity;
 mod error;
 mod events;
 pub mod files;
+mod listing;
 mod lookup;
 pub mod migration;
 mod outbox;

@@ -7,18 +7,14 @@ use std::time::Duration;
 use keyward_core::analytics::{UsageCount, UsageFilter, UsageRow};
 use keyward_core::audit::{Event, EventCursor, EventFilter, EventPage};
 use keyward_core::digest::KeyDigest;
-use keyward_core::model::KeyState;
 use keyward_core::store::{
     Cursor, EventStore, KeyFilter, KeyStore, Page, StoreError, StoreErrorKind, UsageDelta,
 };
 use keyward_core::{KeyId, KeyRecord};
-use sea_orm::sea_query::{
-    Alias, Condition, Expr, ExprTrait, JoinType, OnConflict, Order, Query, SelectStatement,
-    UpdateStatement,
-};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, OnConflict, Order, Query, UpdateStatement};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, FromQueryResult, IsolationLevel, Iterable, SqliteTransactionMode, TransactionOptions,
+    DbErr, FromQueryResult, IsolationLevel, SqliteTransactionMode, TransactionOptions,
     TransactionTrait, Value,
 };
 use time::OffsetDateTime;
@@ -29,7 +25,7 @@ use crate::entity::api_key_owner;
 use crate::error::{lost_connection, retryable, store_err};
 use crate::lookup::{Held, Lookups};
 use crate::schema::Tables;
-use crate::usage::{apply_usage_in, usage_merge};
+use crate::usage::apply_usage_in;
 
 /// Most rows of one batch-create `INSERT`; fewer where the dialect's bound-parameter limit
 /// ([`max_parameters`]) over the key table's columns says so (SQLite: 992).
@@ -183,97 +179,25 @@ impl SeaOrmKeyStore {
         &self.tables
     }
 
-    fn backend(&self) -> DbBackend {
+    pub(crate) fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
     }
 
     /// `t` bound as this backend stores instants ([`instant`]).
-    fn at(&self, t: OffsetDateTime) -> Value {
+    pub(crate) fn at(&self, t: OffsetDateTime) -> Value {
         instant(self.backend(), Some(t))
     }
 
-    /// Every column of the keys table, its usage merged with the key's usage row
-    /// ([`usage_merge`]): a derived table under the keys table's name, so that conditions and
-    /// orderings name its columns as they name the table's. The databases flatten it into a
-    /// join, an index probe of the usage table per key.
-    fn select(&self) -> SelectStatement {
-        let usage = [
-            "request_count",
-            "last_used_at",
-            "credits_period",
-            "credits_used",
-        ];
-        let mut merged = Query::select();
-        for c in Column::iter().filter(|c| !usage.contains(&sea_orm::IdenStatic::as_str(c))) {
-            merged.column((Alias::new("k"), c));
-        }
-        // A key without a usage row reads as its own columns: `NULL` compares as false, and
-        // the count is added as 0.
-        let flushed = |c: &str| match c {
-            "request_count" => "COALESCE(u.request_count, 0)".to_owned(),
-            _ => format!("u.{c}"),
-        };
-        for (name, expr) in usage_merge(&|c| format!("k.{c}"), &flushed) {
-            merged.expr_as(Expr::cust(expr), Alias::new(name));
-        }
-        merged
-            .from_as(self.tables.keys_iden(), Alias::new("k"))
-            .join_as(
-                JoinType::LeftJoin,
-                self.tables.usage_iden(),
-                Alias::new("u"),
-                Expr::col((Alias::new("u"), Column::KeyId))
-                    .equals((Alias::new("k"), Column::KeyId)),
-            );
-        Query::select()
-            .columns(Column::iter())
-            .from_subquery(merged, self.tables.keys_iden())
-            .to_owned()
-    }
-
-    /// The keys in `state` at `at`, as [`KeyRecord::state`] decides it: revoked, inactive,
-    /// expired, not yet valid, active, the first that holds.
-    fn in_state(&self, state: KeyState, at: OffsetDateTime) -> Condition {
-        let now = || self.at(at);
-        let live = || {
-            Condition::all()
-                .add(Expr::col(Column::RevokedAt).is_null())
-                .add(Expr::col(Column::IsActive).eq(true))
-        };
-        let unexpired = || {
-            Condition::any()
-                .add(Expr::col(Column::ExpiresAt).is_null())
-                .add(Expr::col(Column::ExpiresAt).gt(now()))
-        };
-        match state {
-            KeyState::Revoked => Condition::all().add(Expr::col(Column::RevokedAt).is_not_null()),
-            KeyState::Inactive => Condition::all()
-                .add(Expr::col(Column::RevokedAt).is_null())
-                .add(Expr::col(Column::IsActive).eq(false)),
-            KeyState::Expired => live().add(Expr::col(Column::ExpiresAt).lte(now())),
-            KeyState::NotYetValid => live()
-                .add(unexpired())
-                .add(Expr::col(Column::NotBefore).gt(now())),
-            KeyState::Active => live().add(unexpired()).add(
-                Condition::any()
-                    .add(Expr::col(Column::NotBefore).is_null())
-                    .add(Expr::col(Column::NotBefore).lte(now())),
-            ),
-        }
-    }
-
-    /// `owner_id = ?`, exact: MySQL's `_bin` collations ignore trailing spaces, so there the
-    /// length must match too.
-    fn owner_is(&self, owner_id: &str) -> Condition {
-        let mut c = Condition::all().add(Expr::col(Column::OwnerId).eq(owner_id));
-        if self.backend() == DbBackend::MySql {
-            let chars = i64::try_from(owner_id.chars().count()).unwrap_or(i64::MAX);
-            c = c.add(Expr::cust_with_values(
-                "CHAR_LENGTH(`owner_id`) = ?",
-                [chars],
-            ));
-        }
-        c
+    /// Writes `events` (and their outbox rows) in `txn`; with `skip_existing`, an event whose
+    /// id is stored already is skipped.
+    async fn log_in(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[Event],
+        skip_existing: bool,
+    ) -> Result<(), DbErr> {
+        let (backend, tables) = (self.backend(), &self.tables);
+        crate::events::insert_in(txn, backend, tables, events, self.outbox, skip_existing).await
     }
 
     /// A write transaction: immediate on SQLite (the write lock at once), read committed on the
@@ -317,14 +241,8 @@ impl SeaOrmKeyStore {
                         // key, an update that lost the version check, change nothing.
                         let changed = txn.execute(stmt).await?.rows_affected() > 0;
                         if changed {
-                            crate::events::insert_in(
-                                &txn,
-                                self.backend(),
-                                &self.tables,
-                                std::slice::from_ref(event),
-                                self.outbox,
-                            )
-                            .await?;
+                            self.log_in(&txn, std::slice::from_ref(event), false)
+                                .await?;
                         }
                         Ok(if changed {
                             Ok(())
@@ -332,6 +250,7 @@ impl SeaOrmKeyStore {
                             Err(StoreErrorKind::Stale)
                         })
                     }
+                    Write::Events(events) => self.log_in(&txn, events, true).await.map(Ok),
                     Write::Usage(batch, counts) => {
                         apply_usage_in(&txn, self.backend(), &self.tables, batch, counts)
                             .await
@@ -545,7 +464,7 @@ impl SeaOrmKeyStore {
             }
             txn.execute(&insert).await?;
         }
-        crate::events::insert_in(txn, backend, &self.tables, events, self.outbox).await?;
+        self.log_in(txn, events, false).await?;
         Ok(Ok(()))
     }
 }
@@ -563,6 +482,8 @@ enum Write<'a> {
     /// A conditional `UPDATE` of one key and, when it changed a row, its event; `Stale` when
     /// it changed none.
     Key(&'a UpdateStatement, &'a Event),
+    /// Events that record no change (`EventStore::append`), each skipped when stored already.
+    Events(&'a [Event]),
     /// A usage flush (`apply_usage_in`) and its analytics (`analytics::record_in`).
     Usage(&'a [UsageDelta], &'a [UsageCount]),
 }
@@ -617,30 +538,7 @@ impl KeyStore for SeaOrmKeyStore {
         cursor: Option<Cursor>,
         limit: u32,
     ) -> Result<Page, StoreError> {
-        let mut stmt = self.select();
-        if let Some(owner_id) = filter.owner_id {
-            stmt.cond_where(self.owner_is(owner_id));
-        }
-        if let Some(env) = filter.env {
-            stmt.cond_where(Expr::col(Column::Env).eq(env));
-        }
-        if let Some(state) = filter.state {
-            stmt.cond_where(self.in_state(state, filter.at));
-        }
-        if let Some(c) = cursor {
-            stmt.cond_where(
-                Condition::any()
-                    .add(Expr::col(Column::CreatedAt).gt(self.at(c.created_at)))
-                    .add(
-                        Condition::all()
-                            .add(Expr::col(Column::CreatedAt).eq(self.at(c.created_at)))
-                            .add(Expr::col(Column::KeyId).gt(c.key_id.as_str())),
-                    ),
-            );
-        }
-        stmt.order_by(Column::CreatedAt, Order::Asc)
-            .order_by(Column::KeyId, Order::Asc)
-            .limit(u64::from(limit) + 1);
+        let stmt = self.page_statement(filter, cursor, limit);
         let rows = self
             .db
             .query_all(&stmt)
@@ -778,6 +676,10 @@ impl EventStore for SeaOrmKeyStore {
         let pruned = crate::events::prune(&self.db, &self.tables, before, limit).await?;
         self.prune_deliveries(before, limit).await?;
         Ok(pruned)
+    }
+
+    async fn append(&self, events: &[Event]) -> Result<(), StoreError> {
+        self.in_write_txn("append", Write::Events(events)).await
     }
 
     async fn usage(&self, filter: &UsageFilter<'_>) -> Result<Vec<UsageRow>, StoreError> {

@@ -15,14 +15,16 @@ use crate::{backend, config};
 /// How often the retention task deletes what has aged out.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Deletes the audit events older than `audit` and the usage counts older than `usage` now and
-/// every hour, in batches ([`keyward_core::Keyward::prune_events`],
-/// [`keyward_core::Keyward::prune_usage`]), until the task is aborted. A failed round is logged
-/// and tried again the next hour.
+/// Now and every hour, until the task is aborted: records `key.expiring` for the keys that
+/// expire within `expiry_notice` ([`keyward_core::Keyward::notice_expiring`]), and deletes the
+/// audit events older than `audit` and the usage counts older than `usage`, in batches
+/// ([`keyward_core::Keyward::prune_events`], [`keyward_core::Keyward::prune_usage`]). A failed
+/// round is logged and tried again the next hour.
 pub(crate) fn spawn_retention(
     kw: keyward_core::Keyward,
     audit: std::time::Duration,
     usage: std::time::Duration,
+    expiry_notice: Vec<std::time::Duration>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(RETENTION_EVERY);
@@ -35,6 +37,13 @@ pub(crate) fn spawn_retention(
         };
         loop {
             every.tick().await;
+            match kw.notice_expiring(&expiry_notice).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(keys = n, "key.expiring noticed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "expiry notices failed; trying again in an hour")
+                }
+            }
             match kw.prune_events(before(&kw, audit)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "audit events past the retention deleted"),

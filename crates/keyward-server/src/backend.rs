@@ -183,7 +183,8 @@ pub(crate) struct Signing {
     pub(crate) encryption: Option<EncryptionKeyring>,
 }
 
-/// Builds the engine over `backend`.
+/// Builds the engine over `backend`, with what `tune` sets on the builder besides (the failure
+/// throttle, notices).
 ///
 /// # Errors
 /// An invalid keyring.
@@ -194,12 +195,11 @@ pub(crate) fn engine(
     cache: CacheConfig,
     redis: Option<&RedisBackend>,
     signing: Signing,
-    throttle: keyward_core::throttle::FailureThrottle,
+    tune: impl FnOnce(keyward_core::KeywardBuilder) -> keyward_core::KeywardBuilder,
 ) -> Result<Keyward, AppError> {
-    let mut b = Keyward::builder(Arc::clone(&backend.store), keyring)
+    let mut b = tune(Keyward::builder(Arc::clone(&backend.store), keyring))
         .policy(policy)
         .cache(cache)
-        .failure_throttle(throttle)
         .signing(signing.config);
     if let Some(enc) = signing.encryption {
         b = b.encryption(enc);

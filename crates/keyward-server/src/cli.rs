@@ -57,7 +57,7 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
             encryption,
         },
         // The CLI verifies nothing: no client to throttle.
-        keyward_core::throttle::FailureThrottle::off(),
+        |b| b.failure_throttle(keyward_core::throttle::FailureThrottle::off()),
     )?;
     match args.command {
         KeysCommand::ReEncrypt => Ok(()),

@@ -68,6 +68,8 @@ pub(crate) struct FileConfig {
     flush_interval: Option<String>,
     audit_retention: Option<String>,
     usage_retention: Option<String>,
+    expiry_notice: Option<String>,
+    credits_notice: Option<String>,
     webhook_urls: Option<Vec<String>>,
     webhook_allow_private: Option<bool>,
     sigv4_region: Option<String>,
@@ -155,6 +157,10 @@ pub(crate) struct Settings {
     pub(crate) audit_retention: Duration,
     /// How long usage analytics are kept.
     pub(crate) usage_retention: Duration,
+    /// How long before expiry `key.expiring` is noticed (none: off).
+    pub(crate) expiry_notice: Vec<Duration>,
+    /// The share of a key's credits left at which `key.credits_low` is noticed (0: off).
+    pub(crate) credits_notice: u8,
     /// Lifecycle webhooks, when a URL is configured.
     pub(crate) webhooks: Option<crate::webhooks::WebhookSettings>,
     /// SigV4 region, service and bounds of signed requests.
@@ -430,6 +436,18 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
             .or(file.usage_retention.as_deref()),
         Duration::from_secs(400 * 24 * 3600),
     )?;
+    let expiry_notice = expiry_notice(
+        args.expiry_notice
+            .as_deref()
+            .or(file.expiry_notice.as_deref())
+            .unwrap_or("7d"),
+    )?;
+    let credits_notice = credits_notice(
+        args.credits_notice
+            .as_deref()
+            .or(file.credits_notice.as_deref())
+            .unwrap_or("10%"),
+    )?;
     let webhook_urls = if args.webhook_urls.is_empty() {
         file.webhook_urls.clone().unwrap_or_default()
     } else {
@@ -471,10 +489,39 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         flush_interval,
         audit_retention,
         usage_retention,
+        expiry_notice,
+        credits_notice,
         webhooks,
         signing,
         encryption,
     })
+}
+
+/// `--expiry-notice`: durations separated by commas (`30d,7d,1d`), or `off`.
+fn expiry_notice(text: &str) -> Result<Vec<Duration>, AppError> {
+    if text.trim() == "off" {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|d| positive_duration("--expiry-notice", Some(d.trim()), Duration::ZERO))
+        .collect()
+}
+
+/// `--credits-notice`: a percentage 1–100 (`10%`, or `10`), or `off`.
+fn credits_notice(text: &str) -> Result<u8, AppError> {
+    let text = text.trim();
+    if text == "off" {
+        return Ok(0);
+    }
+    text.trim_end_matches('%')
+        .parse::<u8>()
+        .ok()
+        .filter(|p| (1..=100).contains(p))
+        .ok_or_else(|| {
+            AppError::config(format!(
+                "invalid --credits-notice {text:?}: a percentage from 1% to 100%, or off"
+            ))
+        })
 }
 
 /// Resolves the SigV4 region and service (flag or environment, then the file, then

@@ -96,7 +96,10 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
             config: settings.signing.clone(),
             encryption: settings.encryption.clone(),
         },
-        settings.throttle,
+        |b| {
+            b.failure_throttle(settings.throttle)
+                .credits_notice(settings.credits_notice)
+        },
     )?;
     match &settings.encryption {
         Some(enc) => tracing::info!(
@@ -204,6 +207,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
         kw.clone(),
         settings.audit_retention,
         settings.usage_retention,
+        settings.expiry_notice.clone(),
     );
     let webhooks = match &settings.webhooks {
         Some(hooks) => {

@@ -133,6 +133,110 @@ fn of_owner<'a>(got: &'a [Value], owner: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// The notices, delivered as every event is: a key that expires within the notice period (made
+/// before the server starts; its first scan finds it), a key refused by its rate limit, a key
+/// that spent its credits: `key.expiring`, `key.rate_limited` and `key.credits_low`, once each
+/// however often noticed, and in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_are_delivered_once() {
+    let Some(python) = python() else { return };
+    let env = Env::sqlite();
+    let rx = Receiver::start(&python, &env.path().join("got.jsonl"), 0, 204);
+    let out = env.cli(&[
+        "keys", "create", "--owner", "noticed", "--name", "soon", "--ttl", "12h", "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let soon: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let soon = soon["key"]["id"].as_str().unwrap().to_owned();
+    let server = env.serve(
+        &[
+            "--webhook-url",
+            &rx.url,
+            "--webhook-allow-private",
+            "--expiry-notice",
+            "30d,1d",
+            "--credits-notice",
+            "50%",
+            "--flush-interval",
+            "1s",
+        ],
+        &[
+            ("KEYWARD_ADMIN_TOKEN", ADMIN),
+            ("KEYWARD_WEBHOOK_SECRET", OLD),
+        ],
+    );
+    let create = |body: Value| {
+        call(
+            &server,
+            Method::POST,
+            "/admin/owners/noticed/api-keys",
+            body,
+        )
+    };
+    let (s, limited) = create(json!({"name": "limited",
+        "rate_limit": {"requests": 1, "window_seconds": 3600}}))
+    .await;
+    assert_eq!(s, 201);
+    let (s, metered) = create(json!({"name": "metered", "credits": {"limit": 4}})).await;
+    assert_eq!(s, 201);
+    for _ in 0..4 {
+        for key in [&limited, &metered] {
+            let (s, _) = call(
+                &server,
+                Method::POST,
+                "/v1/verify",
+                json!({"key": key["api_key"]}),
+            )
+            .await;
+            assert_eq!(s, 200);
+        }
+    }
+
+    let notices = ["key.credits_low", "key.expiring", "key.rate_limited"];
+    rx.received(|g| {
+        of_owner(g, "noticed")
+            .iter()
+            .filter(|r| notices.contains(&r["type"].as_str().unwrap_or("")))
+            .count()
+            >= 3
+    });
+    // A moment more: a second delivery of one would show now.
+    std::thread::sleep(Duration::from_secs(2));
+    let got = rx.received(|_| true);
+    let mut seen: Vec<(&str, &Value)> = of_owner(&got, "noticed")
+        .into_iter()
+        .filter(|r| notices.contains(&r["type"].as_str().unwrap_or("")))
+        .map(|r| (r["type"].as_str().unwrap(), &r["data"]["key_id"]))
+        .collect();
+    seen.sort_by_key(|(t, _)| *t);
+    assert_eq!(
+        seen,
+        [
+            ("key.credits_low", &metered["key"]["id"]),
+            ("key.expiring", &json!(soon)),
+            ("key.rate_limited", &limited["key"]["id"]),
+        ],
+        "each once: {got:?}"
+    );
+    assert!(got.iter().all(|r| r["ok"] == true), "{got:?}");
+
+    let out = env.cli(&["audit", "--owner", "noticed", "--actor", "system", "--json"]);
+    let events: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut actions: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(actions, notices);
+    server.terminate();
+}
+
 /// A create → update → rotate → revoke: five events, each delivered, signed with both secrets
 /// (the receiver knows the older one only), `webhook-id` the event id; the deliveries route and
 /// the metrics say so; a revoke at the command line is delivered too.

@@ -35,6 +35,7 @@ pub struct KeywardBuilder {
     pub(super) encryption: Option<EncryptionKeyring>,
     pub(super) signing: crate::sigv4::SigningOptions,
     pub(super) count_requests: bool,
+    pub(super) credits_notice: Option<u8>,
     pub(super) rng: Option<super::KeyRng>,
 }
 
@@ -143,6 +144,16 @@ impl KeywardBuilder {
         self
     }
 
+    /// Records a `key.credits_low` notice ([`crate::audit::Action::KeyCreditsLow`]) once per
+    /// key and credit period when a key's remaining credits fall to `percent` of its limit or
+    /// below (0 turns it off, the default; above 100 counts as 100). Written with the usage
+    /// flush.
+    #[must_use]
+    pub fn credits_notice(mut self, percent: u8) -> Self {
+        self.credits_notice = (percent > 0).then_some(percent.min(100));
+        self
+    }
+
     /// Builds the handle.
     ///
     /// # Errors
@@ -171,6 +182,7 @@ impl KeywardBuilder {
             encryption: self.encryption,
             signing: self.signing,
             usage: super::usage::UsageBatcher::new(self.count_requests),
+            credits_notice: self.credits_notice,
             rng: self.rng,
             unpublished: Mutex::new(std::collections::HashSet::new()),
         })))

@@ -146,7 +146,9 @@ pub(crate) struct Inner {
     pub(crate) encryption: Option<EncryptionKeyring>,
     pub(crate) signing: crate::sigv4::SigningOptions,
     /// Request counters, last-used times and credit states waiting for a flush.
-    usage: usage::UsageBatcher,
+    pub(crate) usage: usage::UsageBatcher,
+    /// The share of a key's credits left at which `key.credits_low` is noticed (percent).
+    credits_notice: Option<u8>,
     /// Where keys are minted from, when not the OS CSPRNG.
     rng: Option<KeyRng>,
     /// Invalidations the bus refused, to publish again.
@@ -194,6 +196,7 @@ impl Keyward {
             encryption: None,
             signing: crate::sigv4::SigningOptions::default(),
             count_requests: true,
+            credits_notice: None,
             rng: None,
         }
     }
@@ -682,6 +685,7 @@ impl Keyward {
             {
                 Ok(Admission::Allowed) => {}
                 Ok(Admission::Refused { retry_after }) => {
+                    self.notice_rate_limited(entry, limit, now());
                     return Err(VerifyError::RateLimited { retry_after });
                 }
                 Err(e) => return Err(VerifyError::Unavailable(e)),
@@ -690,7 +694,12 @@ impl Keyward {
         let mut credits_state = None;
         if let Some((credits, account)) = entry.credits() {
             match self.0.credits.consume(account, credits, now()).await {
-                Ok((Admission::Allowed, state)) => credits_state = state,
+                Ok((Admission::Allowed, state)) => {
+                    if let (Some(percent), Some(state)) = (self.0.credits_notice, state) {
+                        self.notice_credits(entry, credits, state, percent, now());
+                    }
+                    credits_state = state;
+                }
                 Ok((Admission::Refused { retry_after }, _)) => {
                     return Err(VerifyError::UsageExhausted { retry_after });
                 }

@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use time::OffsetDateTime;
 
 use crate::analytics::{Outcome, Tags, UsageCount};
+use crate::audit::{Action, Change, Event, EventId};
 use crate::cache::Entry;
 use crate::key::KeyId;
 use crate::model::LastUsedStrategy;
+use crate::model::{Credits, RateLimit};
 use crate::store::{StoreError, UsageDelta};
 
 use super::Keyward;
@@ -32,6 +34,13 @@ const SHARDS: usize = 16;
 /// Untagged counts are bounded by the keys in use.
 const MAX_SHARD_COUNTS: usize = 4096;
 
+/// Most notices waiting for a flush; past it (nobody flushes) new ones are dropped.
+const MAX_NOTICES: usize = 10_000;
+
+/// Most notice ids remembered, so that a key refused all window long queues one notice, not
+/// one a request; past it the memory starts over (the store keeps one per id regardless).
+const MAX_NOTICED: usize = 65_536;
+
 /// What verification leaves for the store to record, batched between flushes: request counts
 /// and last-used times (in each cache entry, so the hot path is an atomic add; an entry's first
 /// count since a flush puts it on the `counted` list, which keeps it until the flush reads it,
@@ -40,13 +49,25 @@ const MAX_SHARD_COUNTS: usize = 4096;
 /// (usage analytics). The entries' counts belong to the hour `hour` says; the first count of
 /// a new hour moves them to the outcome counts under the hour that ended.
 #[derive(Debug)]
-pub(super) struct UsageBatcher {
+pub(crate) struct UsageBatcher {
     queued: Mutex<HashMap<KeyId, UsageDelta>>,
     counted: Mutex<Vec<Arc<Entry>>>,
     outcomes: [Mutex<Counts>; SHARDS],
     /// The hour (since the epoch) the entries' counts belong to.
     hour: AtomicI64,
     count_requests: bool,
+    /// Notices (`key.rate_limited`, `key.credits_low`) waiting for the flush, and the ids
+    /// queued lately.
+    notices: Mutex<Vec<Event>>,
+    noticed: Mutex<std::collections::HashSet<EventId>>,
+}
+
+/// What one flush writes.
+#[derive(Debug, Default)]
+pub(super) struct Batch {
+    pub(super) deltas: Vec<UsageDelta>,
+    pub(super) counts: Vec<UsageCount>,
+    pub(super) notices: Vec<Event>,
 }
 
 /// Moves the counts and waiting last-used times of `entries` (read and reset) into `deltas`
@@ -116,7 +137,36 @@ impl UsageBatcher {
             outcomes: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             hour: AtomicI64::new(i64::MIN),
             count_requests,
+            notices: Mutex::new(Vec::new()),
+            noticed: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// Whether no notice of `id` was queued lately (and remembers it now).
+    pub(crate) fn first_notice(&self, id: EventId) -> bool {
+        let mut seen = self.noticed.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= MAX_NOTICED {
+            seen.clear();
+        }
+        seen.insert(id)
+    }
+
+    /// Queues `event`, a notice, unless one of its id was queued lately.
+    pub(super) fn notice(&self, event: Event) {
+        if !self.first_notice(event.id) {
+            return;
+        }
+        let mut queue = self.notices.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.len() < MAX_NOTICES {
+            queue.push(event);
+        }
+    }
+
+    /// Puts back notices a flush could not write.
+    pub(super) fn requeue_notices(&self, events: Vec<Event>) {
+        let mut queue = self.notices.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.extend(events);
+        queue.truncate(MAX_NOTICES);
     }
 
     fn shard(&self, key_id: &KeyId) -> std::sync::MutexGuard<'_, Counts> {
@@ -251,7 +301,7 @@ impl UsageBatcher {
     /// Takes everything batched: the queued deltas with the valid requests added, and the
     /// usage counts. An entry counted again after its counter was read here is listed again by
     /// that count.
-    pub(super) fn take(&self) -> (Vec<UsageDelta>, Vec<UsageCount>) {
+    pub(super) fn take(&self) -> Batch {
         let mut pending: HashMap<KeyId, UsageDelta> = {
             let mut map = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::take(&mut *map)
@@ -299,7 +349,13 @@ impl UsageBatcher {
                 count,
             });
         }
-        (pending.into_values().collect(), out)
+        let notices =
+            std::mem::take(&mut *self.notices.lock().unwrap_or_else(PoisonError::into_inner));
+        Batch {
+            deltas: pending.into_values().collect(),
+            counts: out,
+            notices,
+        }
     }
 
     /// Keys with usage waiting: queued deltas and entries counted since the last flush (a key
@@ -380,21 +436,90 @@ impl Keyward {
     /// # Errors
     /// The store's error; the batch stays queued.
     pub async fn flush_usage(&self) -> Result<usize, StoreError> {
-        let (batch, counts) = self.0.usage.take();
-        if batch.is_empty() && counts.is_empty() {
-            return Ok(0);
-        }
-        match self.0.store.record_usage(&batch, &counts).await {
-            Ok(()) => Ok(batch.len()),
-            Err(e) => {
-                for d in batch {
-                    // The valid requests in it go back as counts.
-                    self.0.usage.queue(UsageDelta { requests: 0, ..d });
-                }
-                self.0.usage.requeue_counts(counts);
-                Err(e)
+        let Batch {
+            deltas,
+            counts,
+            notices,
+        } = self.0.usage.take();
+        if !(deltas.is_empty() && counts.is_empty())
+            && let Err(e) = self.0.store.record_usage(&deltas, &counts).await
+        {
+            for d in deltas {
+                // The valid requests in it go back as counts.
+                self.0.usage.queue(UsageDelta { requests: 0, ..d });
             }
+            self.0.usage.requeue_counts(counts);
+            self.0.usage.requeue_notices(notices);
+            return Err(e);
         }
+        if !notices.is_empty()
+            && let Err(e) = self.0.store.append(&notices).await
+        {
+            self.0.usage.requeue_notices(notices);
+            return Err(e);
+        }
+        Ok(deltas.len())
+    }
+
+    /// Queues `key.rate_limited` for `entry`'s key, refused by `limit` at `at`: once per key
+    /// and window (the window the refusal falls in, counted from the epoch).
+    pub(super) fn notice_rate_limited(&self, entry: &Entry, limit: &RateLimit, at: OffsetDateTime) {
+        let window = i64::from(limit.window_seconds.max(1));
+        let start = at.unix_timestamp().div_euclid(window) * window;
+        let Ok(start_at) = OffsetDateTime::from_unix_timestamp(start) else {
+            return;
+        };
+        let facts = vec![
+            Change::fact(
+                "rate_limit",
+                serde_json::json!({
+                    "requests": limit.requests,
+                    "window_seconds": limit.window_seconds,
+                }),
+            ),
+            Change::fact(
+                "window_start",
+                serde_json::Value::String(crate::clock::utc_text(start_at, "Z")),
+            ),
+        ];
+        self.0.usage.notice(Event::notice(
+            Action::KeyRateLimited,
+            entry.principal.owner_id(),
+            entry.key_id(),
+            at,
+            &format!("{window}:{start}"),
+            facts,
+        ));
+    }
+
+    /// Queues `key.credits_low` for `entry`'s key when `used` of `credits` in `period` leaves
+    /// `percent` of the limit or less: once per key and period.
+    pub(super) fn notice_credits(
+        &self,
+        entry: &Entry,
+        credits: &Credits,
+        (period, used): (u64, u64),
+        percent: u8,
+        at: OffsetDateTime,
+    ) {
+        let remaining = credits.limit.saturating_sub(used);
+        let threshold = u128::from(credits.limit) * u128::from(percent) / 100;
+        if u128::from(remaining) > threshold {
+            return;
+        }
+        let facts = vec![
+            Change::fact("credits_remaining", remaining.into()),
+            Change::fact("credits_limit", credits.limit.into()),
+            Change::fact("credits_period", period.into()),
+        ];
+        self.0.usage.notice(Event::notice(
+            Action::KeyCreditsLow,
+            entry.principal.owner_id(),
+            entry.key_id(),
+            at,
+            &period.to_string(),
+            facts,
+        ));
     }
 
     /// Number of things waiting to be flushed: keys with request counts, last-used times or

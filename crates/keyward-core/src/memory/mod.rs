@@ -35,6 +35,8 @@ struct State {
     by_owner: BTreeSet<(String, OffsetDateTime, KeyId)>,
     /// The audit log, by `(at, id)`.
     events: BTreeMap<(OffsetDateTime, EventId), Event>,
+    /// The ids in it, for [`EventStore::append`]'s once.
+    event_ids: std::collections::HashSet<EventId>,
     /// Whether events also go to the webhook outbox ([`MemoryKeyStore::with_outbox`]).
     outbox_on: bool,
     /// The webhook outbox: events not yet fanned out, by `(at, id)`.
@@ -60,6 +62,7 @@ impl State {
     }
 
     fn log(&mut self, event: &Event) {
+        self.event_ids.insert(event.id);
         self.events.insert((event.at, event.id), event.clone());
         if self.outbox_on {
             self.outbox.insert((event.at, event.id));
@@ -313,6 +316,16 @@ impl KeyStore for MemoryKeyStore {
 
 #[async_trait::async_trait]
 impl EventStore for MemoryKeyStore {
+    async fn append(&self, events: &[Event]) -> Result<(), StoreError> {
+        let mut st = lock(&self.state);
+        for event in events {
+            if !st.event_ids.contains(&event.id) {
+                st.log(event);
+            }
+        }
+        Ok(())
+    }
+
     async fn usage(&self, filter: &UsageFilter<'_>) -> Result<Vec<UsageRow>, StoreError> {
         let st = lock(&self.state);
         let mut sums: BTreeMap<(OffsetDateTime, Outcome, Tags), u64> = BTreeMap::new();
@@ -389,6 +402,7 @@ impl EventStore for MemoryKeyStore {
             .collect();
         for k in &old {
             st.events.remove(k);
+            st.event_ids.remove(&k.1);
             st.outbox.remove(k);
         }
         let gone: std::collections::HashSet<EventId> = old.iter().map(|(_, id)| *id).collect();

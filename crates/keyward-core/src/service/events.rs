@@ -190,6 +190,76 @@ impl Keyward {
         })
     }
 
+    /// Records `key.expiring` for every active key that expires within one of `periods`, under
+    /// the shortest that holds it (a key 20 hours from its expiry, with periods of 7 days and
+    /// 1 day, gets the 1-day notice): once per key, period and expiry, whichever instance runs
+    /// it (the store keeps one of each id, [`crate::store::EventStore::append`]). A rotated key
+    /// in its grace period is left out: its successor is what expiry concerns. One scan of
+    /// every key, in pages; the `keyward` server runs it hourly under `--expiry-notice`. Says
+    /// how many notices this instance had not sent before.
+    ///
+    /// # Errors
+    /// The store's, after the pages that succeeded.
+    pub async fn notice_expiring(
+        &self,
+        periods: &[std::time::Duration],
+    ) -> Result<usize, StoreError> {
+        let mut periods: Vec<i64> = periods
+            .iter()
+            .map(|p| i64::try_from(p.as_secs()).unwrap_or(i64::MAX))
+            .filter(|p| *p > 0)
+            .collect();
+        periods.sort_unstable();
+        if periods.is_empty() {
+            return Ok(0);
+        }
+        let now = self.now();
+        let mut filter = crate::store::KeyFilter::all(now);
+        filter.state = Some(crate::model::KeyState::Active);
+        let (mut cursor, mut sent) = (None, 0);
+        loop {
+            let page = self
+                .store()
+                .list(&filter, cursor, crate::store::MAX_PAGE_SIZE)
+                .await?;
+            let notices: Vec<Event> = page
+                .items
+                .iter()
+                .filter(|r| r.rotated_to.is_none())
+                .filter_map(|r| {
+                    let expires = r.expires_at?;
+                    let left = (expires - now).whole_seconds();
+                    let period = *periods.iter().find(|p| left > 0 && left <= **p)?;
+                    let facts = vec![
+                        audit::Change::fact(
+                            "expires_at",
+                            crate::clock::utc_text(expires, "Z").into(),
+                        ),
+                        audit::Change::fact("notice_seconds", period.into()),
+                    ];
+                    let once = format!("{period}:{}", crate::clock::unix_micros(expires));
+                    let notice = Event::notice(
+                        Action::KeyExpiring,
+                        &r.owner_id,
+                        r.key_id,
+                        now,
+                        &once,
+                        facts,
+                    );
+                    self.0.usage.first_notice(notice.id).then_some(notice)
+                })
+                .collect();
+            if !notices.is_empty() {
+                self.store().append(&notices).await?;
+                sent += notices.len();
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(sent),
+            }
+        }
+    }
+
     /// Deletes the events older than `before`, in batches, and says how many: the audit log's
     /// retention (the `keyward` server runs it in the background under `--audit-retention`).
     ///

@@ -271,6 +271,12 @@ pub(crate) struct ServeArgs {
     /// How long audit events are kept; older ones are deleted in the background, hourly [default: 365d]
     #[arg(long, env = "KEYWARD_AUDIT_RETENTION", value_name = "DURATION")]
     pub(crate) audit_retention: Option<String>,
+    /// Record key.expiring (an audit event, and a webhook) once per key this long before it expires; several, comma-separated (30d,7d,1d), or off [default: 7d]
+    #[arg(long, env = "KEYWARD_EXPIRY_NOTICE", value_name = "DURATIONS")]
+    pub(crate) expiry_notice: Option<String>,
+    /// Record key.credits_low once per key and credit period when its remaining credits fall to this share of its limit (10%), or off [default: 10%]
+    #[arg(long, env = "KEYWARD_CREDITS_NOTICE", value_name = "PERCENT")]
+    pub(crate) credits_notice: Option<String>,
     /// How long usage analytics are kept (hourly counts by key and outcome); older hours are deleted in the background, hourly [default: 400d]
     #[arg(long, env = "KEYWARD_USAGE_RETENTION", value_name = "DURATION")]
     pub(crate) usage_retention: Option<String>,

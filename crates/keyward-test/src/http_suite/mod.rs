@@ -146,6 +146,9 @@ impl keyward_core::store::EventStore for FailingStore {
     async fn prune_events(&self, _: OffsetDateTime, _: u32) -> Result<u64, StoreError> {
         Err(down())
     }
+    async fn append(&self, _: &[keyward_core::audit::Event]) -> Result<(), StoreError> {
+        Err(down())
+    }
     async fn usage(
         &self,
         _: &keyward_core::analytics::UsageFilter<'_>,

@@ -223,3 +223,33 @@ pub async fn case_audit_refused_creates(store: Arc<dyn KeyStore>) {
         vec![ok.id]
     );
 }
+
+/// Notices (events without a change) appended twice, by two instances at two instants: the
+/// store keeps the first of each id, in the key's log and in the log of every key.
+pub async fn case_notices_append_once(store: Arc<dyn KeyStore>) {
+    use keyward_core::audit::Change;
+    let key = super::fixtures::new_id();
+    let notice = |secs, window: &str| {
+        Event::notice(
+            Action::KeyRateLimited,
+            "noticed",
+            key,
+            at(secs, 0),
+            window,
+            vec![Change::fact("window_start", serde_json::json!(window))],
+        )
+    };
+    let first = notice(10, "60:1");
+    must("append", store.append(std::slice::from_ref(&first)).await).await;
+    must("append", store.append(&[notice(11, "60:1")]).await).await;
+    must("append", store.append(&[notice(70, "60:2")]).await).await;
+    let mut by_key = EventFilter::default();
+    by_key.key_id = Some(key);
+    let mine = read(&store, &by_key).await;
+    assert_eq!(mine.len(), 2, "one per id: {mine:?}");
+    assert_eq!(mine[1], first, "the first of an id stays, whole");
+    assert_eq!(mine[0].action, Action::KeyRateLimited);
+    let mut by_owner = EventFilter::default();
+    by_owner.owner_id = Some("noticed");
+    assert_eq!(ids(&read(&store, &by_owner).await), ids(&mine));
+}

@@ -103,6 +103,9 @@ pub const CASES: &[(&str, Case)] = &[
     ("audit_refused_creates", |s| {
         Box::pin(case_audit_refused_creates(s))
     }),
+    ("notices_append_once", |s| {
+        Box::pin(case_notices_append_once(s))
+    }),
     ("usage_counts", |s| Box::pin(case_usage_counts(s))),
 ];
 
@@ -140,7 +143,8 @@ macro_rules! store_suite {
             case_list_filters,
             case_max_keys, case_create_many, case_concurrent_gets, case_concurrent_limit, case_concurrent_duplicates,
             case_engine_lifecycle, case_engine_expiry, case_engine_env_bound,
-            case_audit_log, case_audit_refused_creates, case_usage_counts);
+            case_audit_log, case_audit_refused_creates, case_notices_append_once,
+            case_usage_counts);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
