@@ -70,6 +70,9 @@ pub(crate) struct Entry {
     /// Verified requests not yet flushed. The usage batch holds the entry from its first
     /// counted request to the next flush, so eviction or invalidation loses nothing.
     pub(crate) requests: AtomicU64,
+    /// Wrong secrets presented for the key and not yet flushed (usage analytics' `invalid`):
+    /// counted here, as requests are, so that a wrong secret costs what a right one does.
+    pub(crate) invalid: std::sync::atomic::AtomicU32,
 }
 
 /// The parts of a key most keys lack.
@@ -115,6 +118,7 @@ impl Entry {
             last_used_mark: AtomicI64::new(mark),
             last_used_pending: AtomicI64::new(Self::NO_LAST_USE),
             requests: AtomicU64::new(0),
+            invalid: std::sync::atomic::AtomicU32::new(0),
         }
     }
 

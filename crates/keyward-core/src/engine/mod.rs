@@ -571,7 +571,7 @@ impl Keyward {
     #[cold]
     pub(crate) fn note_refusal(
         &self,
-        entry: &Entry,
+        entry: &Arc<Entry>,
         error: &VerifyError,
         ctx: &VerifyContext,
         now_us: i64,

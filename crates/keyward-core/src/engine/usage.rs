@@ -71,7 +71,7 @@ pub(super) struct Batch {
 }
 
 /// Moves the counts and waiting last-used times of `entries` (read and reset) into `deltas`
-/// (last-used times) and `counts` (valid untagged requests of `hour`).
+/// (last-used times) and `counts` (valid untagged requests and wrong secrets of `hour`).
 ///
 /// The order of the two reads matters: `record_batched_use` leaves the time before it counts,
 /// and this reads the count before the time, so a time this misses belongs to a request whose
@@ -83,6 +83,15 @@ fn add_counts(
     entries: Vec<Arc<Entry>>,
 ) {
     for entry in entries {
+        let invalid = entry.invalid.swap(0, Ordering::Relaxed);
+        if invalid > 0 {
+            add(
+                counts,
+                (entry.key_id(), hour, Outcome::Invalid, Tags::NONE),
+                entry.principal.owner_id(),
+                u64::from(invalid),
+            );
+        }
         let requests = entry.requests.swap(0, Ordering::Acquire);
         let used = entry
             .last_used_pending
@@ -178,8 +187,18 @@ impl UsageBatcher {
 
     /// Counts a verification of `entry` with `outcome` and `tags` at `now_us` (analytics only:
     /// a valid one adds to the key's requests at the flush). Not counted when requests are not.
-    pub(super) fn count_outcome(&self, entry: &Entry, outcome: Outcome, tags: &Tags, now_us: i64) {
+    pub(super) fn count_outcome(
+        &self,
+        entry: &Arc<Entry>,
+        outcome: Outcome,
+        tags: &Tags,
+        now_us: i64,
+    ) {
         if !self.count_requests {
+            return;
+        }
+        if outcome == Outcome::Invalid && tags.is_empty() {
+            self.count_invalid(entry, now_us);
             return;
         }
         let key_id = entry.key_id();
@@ -274,9 +293,24 @@ impl UsageBatcher {
         if now_us.div_euclid(HOUR_US) != self.hour.load(Ordering::Relaxed) {
             self.roll(now_us);
         }
-        if entry.requests.fetch_add(1, Ordering::Release) != 0 {
-            return;
+        if entry.requests.fetch_add(1, Ordering::Release) == 0 {
+            self.list(entry);
         }
+    }
+
+    /// Counts one wrong secret presented for `entry`, without tags, at `now_us`: in the entry,
+    /// as a request.
+    fn count_invalid(&self, entry: &Arc<Entry>, now_us: i64) {
+        if now_us.div_euclid(HOUR_US) != self.hour.load(Ordering::Relaxed) {
+            self.roll(now_us);
+        }
+        if entry.invalid.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.list(entry);
+        }
+    }
+
+    /// Lists `entry` for the next flush (its first count since one).
+    fn list(&self, entry: &Arc<Entry>) {
         let full = {
             let mut list = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
             list.push(Arc::clone(entry));
