@@ -130,17 +130,31 @@ pub fn verify(
     })
 }
 
-/// The body of a delivery of `event`: `{"type": <action>, "timestamp": <at>, "data": <event>}`,
-/// the envelope the Standard Webhooks specification recommends.
+/// The body of a delivery: `{"type": <action>, "timestamp": <at>, "data": <event>}`, the
+/// envelope the Standard Webhooks specification recommends ([`envelope`] writes it; the
+/// `keyward` server's OpenAPI document describes it under `webhooks`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookPayload {
+    /// The event's action (`key.created`, `key.expiring`, …).
+    #[serde(rename = "type")]
+    pub kind: crate::audit::Action,
+    /// When the event happened, in seconds since the epoch.
+    pub timestamp: i64,
+    /// The event, as the audit log holds it.
+    pub data: Event,
+}
+
+/// The body of a delivery of `event` ([`WebhookPayload`]).
 #[must_use]
 pub fn envelope(event: &Event) -> Vec<u8> {
-    let value = serde_json::json!({
-        "type": event.action.as_str(),
-        "timestamp": event.at.unix_timestamp(),
-        "data": event,
-    });
+    let payload = WebhookPayload {
+        kind: event.action,
+        timestamp: event.at.unix_timestamp(),
+        data: event.clone(),
+    };
     // An event serializes whole: its fields are strings, numbers and JSON values.
-    serde_json::to_vec(&value).unwrap_or_default()
+    serde_json::to_vec(&payload).unwrap_or_default()
 }
 
 /// How long after each failed attempt the next one is made: the schedule Standard Webhooks'

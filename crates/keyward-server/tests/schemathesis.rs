@@ -82,6 +82,20 @@ async fn the_openapi_document_is_what_the_server_does() {
             "{method} {path} is mounted but not documented"
         );
     }
+    // What webhook endpoints receive, with the payload's schema.
+    let hook = &doc["webhooks"]["keyEvent"]["post"];
+    assert_eq!(
+        hook["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/WebhookPayload"
+    );
+    let payload = &doc["components"]["schemas"]["WebhookPayload"];
+    assert!(payload["properties"]["data"].is_object(), "{payload}");
+    assert!(
+        serde_json::to_string(&doc["components"]["schemas"]["Action"])
+            .unwrap()
+            .contains("key.rate_limited"),
+        "every action, the notices among them"
+    );
     let file = env.path().join("openapi.json");
     std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
     let python = Path::new(&st).with_file_name("python");

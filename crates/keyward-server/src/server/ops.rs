@@ -101,10 +101,53 @@ pub(super) async fn openapi(State(app): State<Shared>) -> Response {
         keyward_core::scope::ScopeMode,
         super::deliveries::DeliveryList,
         keyward_core::webhook::Delivery,
-        keyward_core::webhook::DeliveryStatus
+        keyward_core::webhook::DeliveryStatus,
+        keyward_core::webhook::WebhookPayload
     ))
 )]
 struct ServerApi;
+
+/// What a `--webhook-url` endpoint receives (OpenAPI 3.1 `webhooks`, which utoipa does not
+/// model): every audit event, signed per Standard Webhooks (docs/events.md).
+fn webhooks() -> serde_json::Value {
+    let header = |name: &str, description: &str| {
+        serde_json::json!({
+            "name": name,
+            "in": "header",
+            "required": true,
+            "description": description,
+            "schema": {"type": "string"},
+        })
+    };
+    serde_json::json!({
+        "keyEvent": {
+            "post": {
+                "operationId": "keyEvent",
+                "summary": "An audit event (a key change or a notice), posted to every endpoint",
+                "description": "At least once: a receiver drops a `webhook-id` it has seen. \
+                    An attempt times out after 15 s; a 2xx delivers, `410 Gone` stops deliveries \
+                    to the endpoint, anything else is attempted again after 5 s, 5 min, 30 min, \
+                    2 h, 5 h, 10 h and 10 h.",
+                "parameters": [
+                    header("webhook-id", "The event's id, the same on every attempt"),
+                    header("webhook-timestamp", "When the attempt was signed, in seconds since the epoch"),
+                    header("webhook-signature", "`v1,<base64 HMAC-SHA256 of id.timestamp.body>` for each secret, space-separated"),
+                ],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/WebhookPayload"}
+                    }},
+                },
+                "responses": {
+                    "2XX": {"description": "Delivered"},
+                    "410": {"description": "Gone: the server stops posting to this endpoint"},
+                    "default": {"description": "Not delivered: attempted again later"},
+                },
+            }
+        }
+    })
+}
 
 /// The management document from core for what this server mounts, merged with the server's
 /// own routes. Without signing, the SigV4 scheme is dropped from the server's routes as core
@@ -138,5 +181,9 @@ pub(super) fn openapi_document(self_service: bool, kw: &keyward_core::Keyward) -
         }
     }
     doc.merge(own);
-    Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("webhooks".to_owned(), webhooks());
+    }
+    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
 }
