@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::analytics::Outcome;
 use crate::cache::{CacheConfig, Entry, KeyCache};
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::EncryptionKeyring;
@@ -718,7 +719,9 @@ impl Keyward {
                 tracing::warn!(error = %e, "immediate last-used write failed; queued instead");
                 self.0.usage.queue(delta);
             }
-            self.0.usage.count_valid(entry, &ctx.tags, now_us);
+            self.0
+                .usage
+                .count_outcome(entry, Outcome::Valid, &ctx.tags, now_us);
         } else {
             self.record_batched_use(entry, now_us, precise, credits_state, &ctx.tags);
         }

@@ -185,8 +185,10 @@ impl UsageBatcher {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts a verification of `entry` with `outcome` and `tags` at `now_us` (analytics only:
-    /// a valid one adds to the key's requests at the flush). Not counted when requests are not.
+    /// Counts a verification of `entry` with `outcome` and `tags` at `now_us` (a valid one adds
+    /// to the key's requests at the flush). Without tags, a valid request and a wrong secret
+    /// are an atomic add in the entry; the rest goes to the shards. Not counted when requests
+    /// are not.
     pub(super) fn count_outcome(
         &self,
         entry: &Arc<Entry>,
@@ -194,12 +196,11 @@ impl UsageBatcher {
         tags: &Tags,
         now_us: i64,
     ) {
-        if !self.count_requests {
-            return;
-        }
-        if outcome == Outcome::Invalid && tags.is_empty() {
-            self.count_invalid(entry, now_us);
-            return;
+        match outcome {
+            _ if !self.count_requests => return,
+            Outcome::Valid if tags.is_empty() => return self.count(entry, now_us),
+            Outcome::Invalid if tags.is_empty() => return self.count_invalid(entry, now_us),
+            _ => {}
         }
         let key_id = entry.key_id();
         let hour = now_us.div_euclid(HOUR_US);
@@ -276,20 +277,8 @@ impl UsageBatcher {
         self.count_requests
     }
 
-    /// Counts one valid request of `entry` with `tags` at `now_us`.
-    pub(super) fn count_valid(&self, entry: &Arc<Entry>, tags: &Tags, now_us: i64) {
-        if tags.is_empty() {
-            self.count(entry, now_us);
-        } else {
-            self.count_outcome(entry, Outcome::Valid, tags, now_us);
-        }
-    }
-
     /// Counts one valid request of `entry`, without tags, at `now_us`.
     fn count(&self, entry: &Arc<Entry>, now_us: i64) {
-        if !self.count_requests {
-            return;
-        }
         if now_us.div_euclid(HOUR_US) != self.hour.load(Ordering::Relaxed) {
             self.roll(now_us);
         }
@@ -452,7 +441,9 @@ impl Keyward {
             }
             other => other,
         };
-        self.0.usage.count_valid(entry, tags, now_us);
+        self.0
+            .usage
+            .count_outcome(entry, Outcome::Valid, tags, now_us);
         if queued.is_some() || credits.is_some() {
             self.0.usage.queue(UsageDelta {
                 key_id: entry.key_id(),
