@@ -302,6 +302,23 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+impl Attempt {
+    /// The most bytes of an attempt's error a store keeps.
+    pub const MAX_ERROR: usize = 512;
+
+    /// The error as a store keeps it: its first [`Self::MAX_ERROR`] bytes, cut at a character.
+    #[must_use]
+    pub fn kept_error(&self) -> Option<&str> {
+        self.error.as_deref().map(|e| {
+            let mut end = e.len().min(Self::MAX_ERROR);
+            while !e.is_char_boundary(end) {
+                end -= 1;
+            }
+            &e[..end]
+        })
+    }
+}
+
 /// A page of deliveries, newest first, and where the next page starts.
 pub type DeliveryPage = (Vec<Delivery>, Option<EventCursor>);
 

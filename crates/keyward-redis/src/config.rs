@@ -335,6 +335,37 @@ impl Keys {
         format!("{{{}:f:{}}}", self.prefix, escape_owner(bucket))
     }
 
+    /// The webhook outbox, a stream ([`crate::outbox`]): `{P:wh}:out`.
+    pub(crate) fn outbox(&self) -> String {
+        format!("{{{}:wh}}:out", self.prefix)
+    }
+
+    /// One webhook delivery, a hash: `{P:wh}:d:<id>`.
+    pub(crate) fn delivery(&self, id: &str) -> String {
+        format!("{{{}:wh}}:d:{id}", self.prefix)
+    }
+
+    /// Pending deliveries by when they are due: `{P:wh}:due`.
+    pub(crate) fn deliveries_due(&self) -> String {
+        format!("{{{}:wh}}:due", self.prefix)
+    }
+
+    /// The deliveries listing, all or of one status: `{P:wh}:ls`, `{P:wh}:ls:<status>`.
+    pub(crate) fn deliveries(
+        &self,
+        status: Option<keyward_core::webhook::DeliveryStatus>,
+    ) -> String {
+        match status {
+            Some(s) => format!("{{{}:wh}}:ls:{}", self.prefix, s.as_str()),
+            None => format!("{{{}:wh}}:ls", self.prefix),
+        }
+    }
+
+    /// Deliveries by their event's time (µs), for retention: `{P:wh}:byev`.
+    pub(crate) fn deliveries_by_event(&self) -> String {
+        format!("{{{}:wh}}:byev", self.prefix)
+    }
+
     /// The invalidation channel: `P:invalidate`.
     pub(crate) fn channel(&self) -> String {
         format!("{}:invalidate", self.prefix)

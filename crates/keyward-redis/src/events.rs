@@ -22,7 +22,7 @@ use crate::config::{Connections, redis_error};
 const ROUNDS: usize = 8;
 
 /// The sort prefix of an event at `at` with `id`: `<flipped µs, 20 digits>:<id>`.
-fn position(at: OffsetDateTime, id: &str) -> String {
+pub(crate) fn position(at: OffsetDateTime, id: &str) -> String {
     let t = unix_micros(at).cast_unsigned() ^ (1 << 63);
     format!("{t:020}:{id}")
 }
@@ -40,7 +40,7 @@ pub(crate) fn member(event: &Event) -> Result<String, StoreError> {
     Ok(format!("{}|{json}", position(event.at, event.id.as_str())))
 }
 
-fn parse(member: &str) -> Result<Event, StoreError> {
+pub(crate) fn parse(member: &str) -> Result<Event, StoreError> {
     let (_, json) = member
         .split_once('|')
         .ok_or_else(|| StoreError::new(StoreErrorKind::Corrupt, "malformed audit log entry"))?;

@@ -8,6 +8,7 @@ mod codec;
 mod config;
 mod events;
 mod limits;
+mod outbox;
 mod scripts;
 mod store;
 

@@ -17,6 +17,7 @@
 //! (see `docs/redis.md`, "Cluster trade-off").
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use deadpool_redis::redis::{self, AsyncCommands};
 use keyward_core::analytics::{UsageCount, UsageFilter, UsageRow};
@@ -42,7 +43,9 @@ const USAGE_CHUNK: usize = 256;
 /// A [`KeyStore`] in Redis. Cheap to clone; clones share the pool.
 #[derive(Debug, Clone)]
 pub struct RedisKeyStore {
-    shared: Connections,
+    pub(crate) shared: Connections,
+    /// The webhook outbox's part, when this store keeps one.
+    pub(crate) outbox: Option<Arc<crate::outbox::Outbox>>,
 }
 
 impl RedisKeyStore {
@@ -53,11 +56,41 @@ impl RedisKeyStore {
     pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
         Ok(Self {
             shared: Connections::new(config)?,
+            outbox: None,
         })
     }
 
     pub(crate) fn from_shared(shared: Connections) -> Self {
-        Self { shared }
+        Self {
+            shared,
+            outbox: None,
+        }
+    }
+
+    /// This store, keeping a webhook outbox ([`WebhookOutbox`]) when `on`: every event a write
+    /// records is added to the outbox stream before the write, and fanned out once the write
+    /// has happened (an entry whose write was refused or never ran is dropped after 30 s).
+    /// Costs a write one more round trip.
+    ///
+    /// # Errors
+    /// `Unavailable` when no instance name could be drawn.
+    ///
+    /// [`WebhookOutbox`]: keyward_core::webhook::WebhookOutbox
+    pub fn with_outbox(mut self, on: bool) -> Result<Self, StoreError> {
+        self.outbox = if on {
+            Some(crate::outbox::Outbox::new()?)
+        } else {
+            None
+        };
+        Ok(self)
+    }
+
+    /// Adds the events of a write about to run to the outbox, when this store keeps one.
+    async fn stage(&self, events: &[(KeyId, &str)]) -> Result<(), StoreError> {
+        if self.outbox.is_none() {
+            return Ok(());
+        }
+        crate::outbox::stage(&self.shared, events).await
     }
 
     /// Runs the second step of a revoke: the key no longer counts toward its owner's maximum.
@@ -85,6 +118,7 @@ impl KeyStore for RedisKeyStore {
         let log = keys.key_events(&record.key_id);
         let fields = codec::encode(record)?;
         let member = events::member(event)?;
+        self.stage(&[(record.key_id, &member)]).await?;
         let mut c = self.shared.conn().await?;
         // Step 1: claim the key id, and record the event in the key's log. Nobody holds the
         // secret of this key yet, so a record that step 2 refuses (or that a crash strands)
@@ -179,6 +213,12 @@ impl KeyStore for RedisKeyStore {
             .iter()
             .map(events::member)
             .collect::<Result<Vec<_>, _>>()?;
+        let staged: Vec<(KeyId, &str)> = events
+            .iter()
+            .zip(&members)
+            .filter_map(|(e, m)| Some((e.key_id?, m.as_str())))
+            .collect();
+        self.stage(&staged).await?;
         let mut c = self.shared.conn().await?;
         let mut claimed: Vec<&KeyRecord> = Vec::with_capacity(records.len());
         let mut slotted: Vec<&str> = Vec::new();
@@ -381,6 +421,7 @@ impl KeyStore for RedisKeyStore {
     ) -> Result<(), StoreError> {
         let keys = &self.shared.keys;
         let member = events::member(event)?;
+        self.stage(&[(record.key_id, &member)]).await?;
         let mut c = self.shared.conn().await?;
         let rkey = keys.record(&record.key_id);
         let answer: Option<(String, i64)> = scripts::UPDATE
@@ -432,6 +473,7 @@ impl KeyStore for RedisKeyStore {
         event: &Event,
     ) -> Result<(), StoreError> {
         let member = events::member(event)?;
+        self.stage(&[(*key_id, &member)]).await?;
         let mut c = self.shared.conn().await?;
         let done: i64 = scripts::SET_DIGEST
             .key(self.shared.keys.record(key_id))
@@ -456,6 +498,7 @@ impl KeyStore for RedisKeyStore {
         event: &Event,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let member = events::member(event)?;
+        self.stage(&[(*key_id, &member)]).await?;
         let (revoked, h): (i64, HashMap<String, String>) = {
             let mut c = self.shared.conn().await?;
             scripts::REVOKE
@@ -548,11 +591,23 @@ impl EventStore for RedisKeyStore {
         events::list(&self.shared, filter, cursor, limit).await
     }
 
+    /// The events, and the webhook deliveries of those events.
     async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.prune_deliveries(before, limit).await?;
         events::prune(&self.shared, before, limit).await
     }
 
     async fn append(&self, events: &[Event]) -> Result<(), StoreError> {
+        if self.outbox.is_some() {
+            let members = events
+                .iter()
+                .filter_map(|e| Some((e.key_id?, events::member(e))))
+                .map(|(k, m)| m.map(|m| (k, m)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let staged: Vec<(KeyId, &str)> =
+                members.iter().map(|(k, m)| (*k, m.as_str())).collect();
+            self.stage(&staged).await?;
+        }
         events::append(&self.shared, events).await
     }
 

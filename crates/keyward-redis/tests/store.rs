@@ -545,3 +545,68 @@ fn invalid_prefix_and_url_are_refused() {
     assert!(RedisKeyStore::new(&common::config("redis://127.0.0.1:6379", "a{b}")).is_err());
     assert!(RedisKeyStore::new(&common::config("not a url", "kw")).is_err());
 }
+
+/// The outbox survives an instance that took an entry and died: another fans it out once the
+/// entry has been idle 30 s. An entry whose write never happened (a crash right after staging
+/// it) is dropped then, and never delivered.
+#[tokio::test]
+async fn outbox_entries_outlive_their_instance_and_phantoms_are_dropped() {
+    use keyward_core::webhook::WebhookOutbox;
+    use redis::AsyncCommands;
+    let Some((a, url, prefix)) = setup("outbox_entries_outlive_their_instance").await else {
+        return;
+    };
+    let a = a.with_outbox(true).unwrap();
+    let b = RedisKeyStore::new(&common::config(&url, &prefix))
+        .unwrap()
+        .with_outbox(true)
+        .unwrap();
+    let endpoints = ["https://a.example/h".to_owned()];
+    // Makes the consumer group.
+    assert_eq!(a.fan_out(&endpoints, t(0), 10).await.unwrap(), 0);
+    let r = record("o", t(0));
+    a.create(&r, None, t(0), &event_for(&r)).await.unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let stream = format!("{{{prefix}:wh}}:out");
+    // A write staged and never run: its event is in no key's log.
+    let phantom = record("o", t(1));
+    let _: String = c
+        .xadd(
+            &stream,
+            "*",
+            &[
+                ("k", phantom.key_id.to_string()),
+                ("m", "00000000000000000000:x|{}".to_owned()),
+            ],
+        )
+        .await
+        .unwrap();
+    // An instance that read both entries and died before fanning them out.
+    let taken: redis::streams::StreamReadReply = c
+        .xread_options(
+            &[&stream],
+            &[">"],
+            &redis::streams::StreamReadOptions::default().group("fan", "died"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.keys[0].ids.len(), 2);
+    assert_eq!(
+        b.fan_out(&endpoints, t(2), 10).await.unwrap(),
+        0,
+        "another instance's entries wait for it"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    assert_eq!(b.fan_out(&endpoints, t(40), 10).await.unwrap(), 1);
+    let claimed = b
+        .claim(t(40), std::time::Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].event.key_id, Some(r.key_id));
+    let left: usize = c.xlen(&stream).await.unwrap();
+    assert_eq!(left, 0, "the phantom entry is dropped, not kept");
+    assert_eq!(b.fan_out(&endpoints, t(41), 10).await.unwrap(), 0);
+    common::cleanup(&url, &prefix).await;
+}

@@ -18,3 +18,30 @@ async fn make() -> Option<Arc<dyn KeyStore>> {
 }
 
 keyward_test::store_suite!(make);
+
+async fn with_outbox() -> Option<(
+    Arc<dyn KeyStore>,
+    Arc<dyn keyward_core::webhook::WebhookOutbox>,
+)> {
+    let url = keyward_test::services::redis_url().await?;
+    let prefix = format!("kwsuite:{}", KeyId::generate().unwrap());
+    let store = Arc::new(
+        RedisKeyStore::new(&RedisConfig::new(url, prefix))
+            .unwrap()
+            .with_outbox(true)
+            .unwrap(),
+    );
+    Some((store.clone(), store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_outbox_on_redis() {
+    let Some((keys, outbox)) = with_outbox().await else {
+        return;
+    };
+    keyward_test::store_suite::case_webhook_outbox(keys, outbox).await;
+    let (keys, outbox) = with_outbox().await.unwrap();
+    keyward_test::store_suite::case_webhook_claims_are_exclusive(keys, outbox).await;
+    let (keys, outbox) = with_outbox().await.unwrap();
+    keyward_test::store_suite::case_webhook_retention(keys, outbox).await;
+}

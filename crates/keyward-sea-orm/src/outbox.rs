@@ -22,9 +22,6 @@ use crate::entity::api_key_delivery::{Column, Model};
 use crate::entity::api_key_outbox;
 use crate::error::{corrupt, store_err};
 
-/// Most bytes of an attempt's error kept.
-const MAX_ERROR: usize = 512;
-
 impl SeaOrmKeyStore {
     fn instant(&self, t: OffsetDateTime) -> Value {
         instant(self.connection().get_database_backend(), Some(t))
@@ -299,13 +296,7 @@ impl WebhookOutbox for SeaOrmKeyStore {
         attempt: &Attempt,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let error = attempt.error.as_ref().map(|e| {
-            let mut end = e.len().min(MAX_ERROR);
-            while !e.is_char_boundary(end) {
-                end -= 1;
-            }
-            e[..end].to_owned()
-        });
+        let error = attempt.kept_error().map(str::to_owned);
         let mut stmt = Query::update();
         stmt.table(self.tables().deliveries_iden())
             .value(Column::LastStatus, attempt.status.map(i32::from))

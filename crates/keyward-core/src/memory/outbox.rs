@@ -86,7 +86,7 @@ impl WebhookOutbox for MemoryKeyStore {
         let mut st = lock(&self.state);
         if let Some(d) = st.deliveries.get_mut(id) {
             d.last_status = attempt.status;
-            d.last_error.clone_from(&attempt.error);
+            d.last_error = attempt.kept_error().map(str::to_owned);
             match settlement {
                 Settlement::Delivered => {
                     d.status = DeliveryStatus::Delivered;

@@ -41,6 +41,21 @@ pub async fn case_webhook_outbox(keys: Arc<dyn KeyStore>, outbox: Arc<dyn Webhoo
         0,
         "each event is fanned out once"
     );
+    // A write the store refuses (here: a stale version) sends nothing.
+    let mut refused = renamed.clone();
+    refused.name = "refused".into();
+    refused.updated_at = at(2, 0);
+    assert!(
+        keys.update(&refused, r.updated_at, &event_for(&refused))
+            .await
+            .is_err(),
+        "a stale version is refused"
+    );
+    assert_eq!(
+        must("fan_out refused", outbox.fan_out(&endpoints, now, 10).await).await,
+        0,
+        "no delivery for a change that did not happen"
+    );
     let lease = Duration::from_secs(60);
     let first = must("claim", outbox.claim(now, lease, 10).await).await;
     assert_eq!(first.len(), 4, "two events, two endpoints");
