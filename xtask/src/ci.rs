@@ -104,6 +104,7 @@ pub(crate) const PUBLISHED: &[&str] = &[
     "keyward-redis",
     "keyward-axum",
     "keyward-actix",
+    "keyward-webhooks",
     "keyward-server",
 ];
 

@@ -319,6 +319,31 @@ impl Attempt {
     }
 }
 
+/// An endpoint that answered `410 Gone`, and is sent nothing more, by any instance, until an
+/// operator enables it again ([`WebhookOutbox::enable_endpoint`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DisabledEndpoint {
+    /// [`endpoint_id`] of its URL: how routes name it.
+    pub id: String,
+    /// Its URL without user info, query and fragment (which may carry credentials).
+    pub endpoint: String,
+    /// When it was disabled.
+    #[serde(with = "crate::rfc3339")]
+    pub disabled_at: OffsetDateTime,
+    /// Why, at most 512 bytes.
+    pub reason: String,
+}
+
+/// The id of an endpoint: the first 32 hex digits of the SHA-256 of its URL. Names it without
+/// showing it (its URL may carry credentials).
+#[must_use]
+pub fn endpoint_id(url: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(url.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A page of deliveries, newest first, and where the next page starts.
 pub type DeliveryPage = (Vec<Delivery>, Option<EventCursor>);
 
@@ -382,6 +407,25 @@ pub trait WebhookOutbox: Send + Sync + fmt::Debug {
     /// # Errors
     /// `Unavailable`.
     async fn redeliver(&self, id: &EventId, now: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Disables an endpoint for every instance; an endpoint disabled already keeps its first
+    /// time and reason.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn disable_endpoint(&self, endpoint: &DisabledEndpoint) -> Result<(), StoreError>;
+
+    /// Enables the endpoint of `id` ([`endpoint_id`]) again; `false` when it was not disabled.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn enable_endpoint(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// The disabled endpoints.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Corrupt`.
+    async fn disabled_endpoints(&self) -> Result<Vec<DisabledEndpoint>, StoreError>;
 }
 
 #[cfg(test)]

@@ -366,6 +366,11 @@ impl Keys {
         format!("{{{}:wh}}:byev", self.prefix)
     }
 
+    /// The disabled webhook endpoints, a hash by endpoint id: `{P:wh}:off`.
+    pub(crate) fn disabled_endpoints(&self) -> String {
+        format!("{{{}:wh}}:off", self.prefix)
+    }
+
     /// The invalidation channel: `P:invalidate`.
     pub(crate) fn channel(&self) -> String {
         format!("{}:invalidate", self.prefix)

@@ -20,6 +20,7 @@
 //! - `{P:wh}:ls` and `{P:wh}:ls:<status>`, the listing (lexicographic members
 //!   `<created>:<id>`, as the audit log's), and `{P:wh}:byev`, deliveries scored by their
 //!   event's time, for retention.
+//! - `{P:wh}:off`, the disabled endpoints: a hash of their JSON by endpoint id.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use keyward_core::clock::{from_unix_micros, unix_micros};
 use keyward_core::key::KeyId;
 use keyward_core::store::{StoreError, StoreErrorKind};
 use keyward_core::webhook::{
-    Attempt, Delivery, DeliveryPage, DeliveryStatus, Settlement, WebhookOutbox,
+    Attempt, Delivery, DeliveryPage, DeliveryStatus, DisabledEndpoint, Settlement, WebhookOutbox,
 };
 use time::OffsetDateTime;
 
@@ -566,5 +567,35 @@ impl WebhookOutbox for RedisKeyStore {
             .await
             .map_err(redis_error)?;
         Ok(done == 1)
+    }
+
+    async fn disable_endpoint(&self, endpoint: &DisabledEndpoint) -> Result<(), StoreError> {
+        let json = serde_json::to_string(endpoint).map_err(|_| corrupt("endpoint encoding"))?;
+        let mut c = self.shared.conn().await?;
+        let _: bool = c
+            .hset_nx(self.shared.keys.disabled_endpoints(), &endpoint.id, json)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn enable_endpoint(&self, id: &str) -> Result<bool, StoreError> {
+        let mut c = self.shared.conn().await?;
+        let gone: i64 = c
+            .hdel(self.shared.keys.disabled_endpoints(), id)
+            .await
+            .map_err(redis_error)?;
+        Ok(gone == 1)
+    }
+
+    async fn disabled_endpoints(&self) -> Result<Vec<DisabledEndpoint>, StoreError> {
+        let mut c = self.shared.conn().await?;
+        let all: Vec<String> = c
+            .hvals(self.shared.keys.disabled_endpoints())
+            .await
+            .map_err(redis_error)?;
+        all.iter()
+            .map(|j| serde_json::from_str(j).map_err(|_| corrupt("disabled endpoint")))
+            .collect()
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! An application that runs its own sea-orm `Migrator` lists
 //! `Box::new(keyward_sea_orm::CreateApiKeys::new(Tables::default()))`, then [`AddKeyLineage`],
-//! [`AddKeyUsage`], [`AddKeyEvents`], [`AddWebhooks`] and [`AddUsageHours`] likewise, among its migrations instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
+//! [`AddKeyUsage`], [`AddKeyEvents`], [`AddWebhooks`], [`AddUsageHours`] and
+//! [`AddWebhookEndpoints`] likewise, among its migrations instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -327,6 +328,57 @@ impl MigrationTrait for AddUsageHours {
     }
 }
 
+/// Migration 0007: the disabled webhook endpoints
+/// ([`crate::entity::api_key_webhook_endpoint`]).
+#[derive(Debug, Clone)]
+pub struct AddWebhookEndpoints {
+    tables: Tables,
+    name: String,
+}
+
+impl AddWebhookEndpoints {
+    /// The migration for `tables`: `m0007_webhook_endpoints`, followed by the prefix when there
+    /// is one.
+    #[must_use]
+    pub fn new(tables: Tables) -> Self {
+        let name = if tables.prefix().is_empty() {
+            "m0007_webhook_endpoints".to_owned()
+        } else {
+            format!("m0007_webhook_endpoints_{}", tables.prefix())
+        };
+        Self { tables, name }
+    }
+}
+
+impl MigrationName for AddWebhookEndpoints {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for AddWebhookEndpoints {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(crate::schema::webhook_endpoints_statement(
+                manager.get_database_backend(),
+                &self.tables,
+            ))
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                sea_orm::sea_query::Table::drop()
+                    .table(self.tables.webhook_endpoints_iden())
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 /// The migrator for the default table names (`api_keys`, `api_key_owners`), recording what it
 /// applied in sea-orm's `seaql_migrations` table.
 #[derive(Debug, Clone, Copy, Default)]
@@ -341,6 +393,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddKeyEvents::new(Tables::default())),
             Box::new(AddWebhooks::new(Tables::default())),
             Box::new(AddUsageHours::new(Tables::default())),
+            Box::new(AddWebhookEndpoints::new(Tables::default())),
         ]
     }
 }
@@ -399,7 +452,10 @@ async fn adopt_existing(txn: &DatabaseTransaction) -> Result<(), DbErr> {
         present.push(AddWebhooks::new(tables.clone()).name);
     }
     if manager.has_table(tables.usage_hours()).await? {
-        present.push(AddUsageHours::new(tables).name);
+        present.push(AddUsageHours::new(tables.clone()).name);
+    }
+    if manager.has_table(tables.webhook_endpoints()).await? {
+        present.push(AddWebhookEndpoints::new(tables).name);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -427,7 +483,7 @@ const MIGRATE_LOCK_NAME: &str = "keyward_migrate";
 const MYSQL_LOCK_WAIT_SECS: u32 = 60;
 
 /// Creates the tables under `tables`' names unless the keys table already exists, then adds the
-/// columns of migration 0002 and the tables of 0003 to 0006 unless they exist. For table prefixes, which the static
+/// columns of migration 0002 and the tables of 0003 to 0007 unless they exist. For table prefixes, which the static
 /// [`Migrator`] cannot carry; no bookkeeping table is written.
 ///
 /// Processes that migrate the same database at once (several instances starting together) take
@@ -450,6 +506,7 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
         && manager.has_table(tables.events()).await?
         && manager.has_table(tables.deliveries()).await?
         && manager.has_table(tables.usage_hours()).await?
+        && manager.has_table(tables.webhook_endpoints()).await?
     {
         return Ok(());
     }
@@ -459,6 +516,7 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
     let events = AddKeyEvents::new(tables.clone());
     let webhooks = AddWebhooks::new(tables.clone());
     let usage_hours = AddUsageHours::new(tables.clone());
+    let endpoints = AddWebhookEndpoints::new(tables.clone());
     serialized(db, move |txn| {
         Box::pin(async move {
             let manager = SchemaManager::new(txn);
@@ -483,6 +541,12 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
             }
             if !manager.has_table(usage_hours.tables.usage_hours()).await? {
                 usage_hours.up(&manager).await?;
+            }
+            if !manager
+                .has_table(endpoints.tables.webhook_endpoints())
+                .await?
+            {
+                endpoints.up(&manager).await?;
             }
             Ok(())
         })

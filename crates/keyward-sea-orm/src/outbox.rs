@@ -10,7 +10,7 @@ use std::time::Duration;
 use keyward_core::audit::{Event, EventCursor, EventId};
 use keyward_core::store::StoreError;
 use keyward_core::webhook::{
-    Attempt, Delivery, DeliveryPage, DeliveryStatus, Settlement, WebhookOutbox,
+    Attempt, Delivery, DeliveryPage, DeliveryStatus, DisabledEndpoint, Settlement, WebhookOutbox,
 };
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Value};
@@ -385,5 +385,71 @@ impl WebhookOutbox for SeaOrmKeyStore {
             .await
             .map_err(|e| store_err("redeliver", e))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn disable_endpoint(&self, endpoint: &DisabledEndpoint) -> Result<(), StoreError> {
+        use crate::entity::api_key_webhook_endpoint::Column as E;
+        use sea_orm::sea_query::OnConflict;
+        let mut insert = Query::insert();
+        insert
+            .into_table(self.tables().webhook_endpoints_iden())
+            .columns([E::EndpointId, E::Endpoint, E::DisabledAt, E::Reason])
+            .values([
+                Expr::val(endpoint.id.as_str()),
+                Expr::val(endpoint.endpoint.as_str()),
+                Expr::val(self.instant(keyward_core::clock::micros(endpoint.disabled_at))),
+                Expr::val(endpoint.reason.as_str()),
+            ])
+            .map_err(|e| store_err("disable_endpoint", DbErr::Custom(e.to_string())))?
+            .on_conflict(
+                OnConflict::column(E::EndpointId)
+                    .do_nothing_on([E::EndpointId])
+                    .to_owned(),
+            );
+        self.connection()
+            .execute(&insert)
+            .await
+            .map_err(|e| store_err("disable_endpoint", e))?;
+        Ok(())
+    }
+
+    async fn enable_endpoint(&self, id: &str) -> Result<bool, StoreError> {
+        use crate::entity::api_key_webhook_endpoint::Column as E;
+        let stmt = Query::delete()
+            .from_table(self.tables().webhook_endpoints_iden())
+            .and_where(Expr::col(E::EndpointId).eq(id))
+            .to_owned();
+        let done = self
+            .connection()
+            .execute(&stmt)
+            .await
+            .map_err(|e| store_err("enable_endpoint", e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn disabled_endpoints(&self) -> Result<Vec<DisabledEndpoint>, StoreError> {
+        use crate::entity::api_key_webhook_endpoint::{Column as E, Model as M};
+        let stmt = Query::select()
+            .columns(<E as sea_orm::Iterable>::iter())
+            .from(self.tables().webhook_endpoints_iden())
+            .order_by(E::EndpointId, Order::Asc)
+            .to_owned();
+        let rows = self
+            .connection()
+            .query_all(&stmt)
+            .await
+            .map_err(|e| store_err("disabled_endpoints", e))?;
+        rows.iter()
+            .map(|r| {
+                let m =
+                    M::from_query_result(r, "").map_err(|e| store_err("disabled_endpoints", e))?;
+                Ok(DisabledEndpoint {
+                    id: m.endpoint_id,
+                    endpoint: m.endpoint,
+                    disabled_at: keyward_core::clock::utc(m.disabled_at),
+                    reason: m.reason,
+                })
+            })
+            .collect()
     }
 }

@@ -20,7 +20,7 @@ use sea_orm::{DbBackend, EntityName, Schema};
 
 use crate::entity::{
     api_key, api_key_delivery, api_key_event, api_key_outbox, api_key_owner, api_key_usage,
-    api_key_usage_hour,
+    api_key_usage_hour, api_key_webhook_endpoint,
 };
 
 /// Longest table prefix accepted.
@@ -43,6 +43,7 @@ pub struct Tables {
     outbox: String,
     deliveries: String,
     usage_hours: String,
+    endpoints: String,
 }
 
 impl Default for Tables {
@@ -62,6 +63,7 @@ impl fmt::Debug for Tables {
             .field("outbox", &self.outbox)
             .field("deliveries", &self.deliveries)
             .field("usage_hours", &self.usage_hours)
+            .field("endpoints", &self.endpoints)
             .finish()
     }
 }
@@ -96,6 +98,7 @@ impl Tables {
             outbox: format!("{prefix}{}", api_key_outbox::Entity.table_name()),
             deliveries: format!("{prefix}{}", api_key_delivery::Entity.table_name()),
             usage_hours: format!("{prefix}{}", api_key_usage_hour::Entity.table_name()),
+            endpoints: format!("{prefix}{}", api_key_webhook_endpoint::Entity.table_name()),
             prefix,
         }
     }
@@ -186,6 +189,16 @@ impl Tables {
 
     pub(crate) fn deliveries_iden(&self) -> Alias {
         Alias::new(self.deliveries.as_str())
+    }
+
+    /// The disabled webhook endpoints (migration 0007).
+    #[must_use]
+    pub fn webhook_endpoints(&self) -> &str {
+        &self.endpoints
+    }
+
+    pub(crate) fn webhook_endpoints_iden(&self) -> Alias {
+        Alias::new(self.endpoints.as_str())
     }
 }
 
@@ -349,6 +362,10 @@ pub fn render_migrations(backend: DbBackend, tables: &Tables) -> Vec<(&'static s
             "0006_usage_hours.sql",
             render_usage_hours_sql(backend, tables),
         ),
+        (
+            "0007_webhook_endpoints.sql",
+            render_webhook_endpoints_sql(backend, tables),
+        ),
     ]
 }
 
@@ -386,6 +403,29 @@ pub fn usage_hours_statements(
         .col(Column::Hour)
         .to_owned();
     (table, vec![index, by_hour])
+}
+
+/// Migration 0007: the disabled webhook endpoints ([`api_key_webhook_endpoint`]).
+#[must_use]
+pub fn webhook_endpoints_statement(backend: DbBackend, tables: &Tables) -> TableCreateStatement {
+    adapt(
+        backend,
+        tables.webhook_endpoints(),
+        &Schema::new(backend).create_table_from_entity(api_key_webhook_endpoint::Entity),
+    )
+}
+
+/// Migration 0007 as SQL for `backend`: what `migrations/<backend>/0007_webhook_endpoints.sql`
+/// holds for the default names.
+#[must_use]
+pub fn render_webhook_endpoints_sql(backend: DbBackend, tables: &Tables) -> String {
+    render_created(
+        backend,
+        tables,
+        "the disabled webhook endpoints.",
+        &[webhook_endpoints_statement(backend, tables)],
+        &[],
+    )
 }
 
 /// Migration 0006 as SQL for `backend`: what `migrations/<backend>/0006_usage_hours.sql` holds
@@ -588,6 +628,10 @@ pub fn render_usage_sql(backend: DbBackend, tables: &Tables) -> String {
 #[must_use]
 pub fn drop_statements(tables: &Tables) -> Vec<TableDropStatement> {
     vec![
+        Table::drop()
+            .table(tables.webhook_endpoints_iden())
+            .if_exists()
+            .to_owned(),
         Table::drop()
             .table(tables.usage_hours_iden())
             .if_exists()

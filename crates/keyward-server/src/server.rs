@@ -66,6 +66,8 @@ struct App {
     openapi: Bytes,
     /// The store's webhook deliveries.
     outbox: Arc<dyn keyward_core::webhook::WebhookOutbox>,
+    /// The configured webhook endpoints (`--webhook-url`).
+    webhook_endpoints: Vec<String>,
 }
 
 type Shared = Arc<App>;
@@ -192,6 +194,11 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
             metrics,
             gate,
             outbox: Arc::clone(&backend.outbox),
+            webhook_endpoints: settings
+                .webhooks
+                .as_ref()
+                .map(|w| w.0.endpoints().to_vec())
+                .unwrap_or_default(),
         }
     });
 
@@ -211,19 +218,11 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
     );
     let webhooks = match &settings.webhooks {
         Some(hooks) => {
-            for url in &hooks.urls {
-                match crate::webhooks::resolve(url, hooks.allow_private).await {
-                    Ok(_) => {}
-                    Err(e) if e.contains("--webhook-allow-private") => {
-                        let url = crate::webhooks::shown(url);
-                        return Err(AppError::config(format!("--webhook-url {url}: {e}")));
-                    }
-                    Err(e) => {
-                        tracing::warn!(url = %url, error = %e, "webhook endpoint not reachable now; deliveries will be attempted on schedule")
-                    }
-                }
-            }
-            tracing::info!(endpoints = hooks.urls.len(), "lifecycle webhooks on");
+            crate::webhooks::check(hooks).await?;
+            tracing::info!(
+                endpoints = hooks.0.endpoints().len(),
+                "lifecycle webhooks on"
+            );
             Some(crate::webhooks::spawn(
                 hooks.clone(),
                 Arc::clone(&backend.outbox),
@@ -313,7 +312,8 @@ fn router(app: Shared) -> Router {
     // Optional: a self-service request (owner header, no key) and a bad admin token are the
     // management routes' own to answer.
     let keys = keyward_axum::KeywardLayer::new(app.gate.clone().optional());
-    // The webhook deliveries: the admin token, or a key holding keyward:admin by name.
+    // The webhook deliveries and endpoints: the admin token, or a key holding keyward:admin by
+    // name.
     let admins = keyward_axum::KeywardLayer::new(match ScopeRequirement::all_of([ADMIN_SCOPE]) {
         Ok(need) => app.gate.clone().require(need),
         Err(_) => app.gate.clone(),
@@ -341,19 +341,22 @@ fn router(app: Shared) -> Router {
             )),
         )
         .route("/v1/authz", get(authz))
-        .route(
-            "/admin/webhooks/deliveries",
-            get(deliveries::list).route_layer(middleware::from_fn_with_state(
-                (Arc::clone(&app), admins.clone()),
-                token_or_key,
-            )),
-        )
-        .route(
-            "/admin/webhooks/deliveries/{delivery_id}/redeliver",
-            post(deliveries::redeliver).route_layer(middleware::from_fn_with_state(
-                (Arc::clone(&app), admins),
-                token_or_key,
-            )),
+        .merge(
+            Router::new()
+                .route("/admin/webhooks/deliveries", get(deliveries::list))
+                .route(
+                    "/admin/webhooks/deliveries/{delivery_id}/redeliver",
+                    post(deliveries::redeliver),
+                )
+                .route("/admin/webhooks/endpoints", get(deliveries::endpoints))
+                .route(
+                    "/admin/webhooks/endpoints/{endpoint_id}/enable",
+                    post(deliveries::enable),
+                )
+                .route_layer(middleware::from_fn_with_state(
+                    (Arc::clone(&app), admins),
+                    token_or_key,
+                )),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::clone(&app));

@@ -2,7 +2,7 @@
 //! receiver that verifies each delivery with the official Standard Webhooks library (PyPI
 //! `standardwebhooks`, in the venv of `KEYWARD_BOTOCORE_PYTHON`; without it the tests skip
 //! loudly, and fail under `CI=true`); a server killed between a change and its delivery loses
-//! nothing; private targets are refused; `410 Gone` ends deliveries to an endpoint.
+//! nothing; private targets are refused; `410 Gone` disables an endpoint until enabled again.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
@@ -430,8 +430,9 @@ async fn a_killed_server_loses_no_event() {
     server.terminate();
 }
 
-/// An endpoint answering `410 Gone` gets no more deliveries; the failed ones are listed with
-/// their status and can be sent again.
+/// An endpoint answering `410 Gone` gets no more deliveries, from any instance and across
+/// restarts, until enabled again; the failed ones are listed with their status and can be sent
+/// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gone_endpoints_are_dropped() {
     let Some(python) = python() else { return };
@@ -488,7 +489,90 @@ async fn gone_endpoints_are_dropped() {
     )
     .await;
     assert_eq!(s, 404);
+    let (s, listed) = call(
+        &server,
+        Method::GET,
+        "/admin/webhooks/endpoints",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let listed = listed["items"].as_array().cloned().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["enabled"], false);
+    assert_eq!(listed[0]["configured"], true);
+    assert_eq!(listed[0]["disabled"]["reason"], "answered 410 Gone");
+    let endpoint_id = listed[0]["id"].as_str().unwrap().to_owned();
     assert!(server.terminate().contains("410 Gone"));
+
+    // The endpoint stays disabled across a restart, though it answers again now, until an
+    // administrator enables it; then it gets the events made after.
+    let port: u16 = rx
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let url = rx.url.clone();
+    drop(rx);
+    let rx = Receiver::start(&python, &env.path().join("back.jsonl"), port, 204);
+    let server = serve(&env, &url);
+    let create = |name: &'static str| {
+        let server = &server;
+        async move {
+            let (s, created) = call(
+                server,
+                Method::POST,
+                "/admin/owners/gone/api-keys",
+                json!({ "name": name }),
+            )
+            .await;
+            assert_eq!(s, 201);
+            created["key"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let while_off = create("while disabled").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (s, _) = call(
+        &server,
+        Method::POST,
+        "/admin/webhooks/endpoints/00000000000000000000000000000000/enable",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = call(
+        &server,
+        Method::POST,
+        &format!("/admin/webhooks/endpoints/{endpoint_id}/enable"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let after = create("after enabling").await;
+    let got = rx.received(|g| g.iter().any(|r| r["data"]["key_id"] == after.as_str()));
+    assert!(
+        got.iter().any(|r| r["data"]["key_id"] == after.as_str()),
+        "delivered once enabled: {got:?}"
+    );
+    assert!(
+        !got.iter()
+            .any(|r| r["data"]["key_id"] == while_off.as_str()),
+        "nothing kept for a disabled endpoint: {got:?}"
+    );
+    let (_, listed) = call(
+        &server,
+        Method::GET,
+        "/admin/webhooks/endpoints",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(listed["items"][0]["enabled"], true);
+    server.terminate();
 }
 
 /// A private target without `--webhook-allow-private`, or a URL without a secret, stops the

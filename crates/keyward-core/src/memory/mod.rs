@@ -43,6 +43,8 @@ struct State {
     outbox: BTreeSet<(OffsetDateTime, EventId)>,
     /// Webhook deliveries by id.
     deliveries: BTreeMap<EventId, Delivery>,
+    /// Disabled webhook endpoints by id.
+    disabled: BTreeMap<String, crate::webhook::DisabledEndpoint>,
     /// Usage analytics: `(hour, key, outcome, tags)` → `(owner, count)`.
     usage: BTreeMap<UsageKey, (std::sync::Arc<str>, u64)>,
 }

@@ -7,7 +7,9 @@ use time::OffsetDateTime;
 use super::{MemoryKeyStore, lock};
 use crate::audit::{EventCursor, EventId};
 use crate::store::StoreError;
-use crate::webhook::{Attempt, Delivery, DeliveryPage, DeliveryStatus, Settlement, WebhookOutbox};
+use crate::webhook::{
+    Attempt, Delivery, DeliveryPage, DeliveryStatus, DisabledEndpoint, Settlement, WebhookOutbox,
+};
 
 #[async_trait::async_trait]
 impl WebhookOutbox for MemoryKeyStore {
@@ -139,5 +141,21 @@ impl WebhookOutbox for MemoryKeyStore {
             d.settled_at = None;
             true
         }))
+    }
+
+    async fn disable_endpoint(&self, endpoint: &DisabledEndpoint) -> Result<(), StoreError> {
+        lock(&self.state)
+            .disabled
+            .entry(endpoint.id.clone())
+            .or_insert_with(|| endpoint.clone());
+        Ok(())
+    }
+
+    async fn enable_endpoint(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.state).disabled.remove(id).is_some())
+    }
+
+    async fn disabled_endpoints(&self) -> Result<Vec<DisabledEndpoint>, StoreError> {
+        Ok(lock(&self.state).disabled.values().cloned().collect())
     }
 }

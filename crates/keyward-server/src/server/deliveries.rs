@@ -1,12 +1,14 @@
-//! The webhook deliveries, for administrators: `GET /admin/webhooks/deliveries` (the failed
-//! ones, say) and `POST /admin/webhooks/deliveries/{delivery_id}/redeliver`.
+//! The webhook deliveries and endpoints, for administrators: `GET /admin/webhooks/deliveries`
+//! (the failed ones, say), `POST /admin/webhooks/deliveries/{delivery_id}/redeliver`,
+//! `GET /admin/webhooks/endpoints` (which are disabled) and
+//! `POST /admin/webhooks/endpoints/{endpoint_id}/enable`.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use keyward_core::ErrorCode;
 use keyward_core::audit::{EventCursor, EventId};
-use keyward_core::webhook::{Delivery, DeliveryStatus};
+use keyward_core::webhook::{Delivery, DeliveryStatus, DisabledEndpoint, endpoint_id};
 use keyward_http::Problem;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -122,6 +124,99 @@ pub(super) async fn redeliver(State(app): State<Shared>, Path(id): Path<String>)
     match app.outbox.redeliver(&id, OffsetDateTime::now_utc()).await {
         Ok(true) => axum::response::IntoResponse::into_response(StatusCode::ACCEPTED),
         Ok(false) => not_found(),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// A webhook endpoint and whether it is posted to.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Endpoint {
+    /// How the enable route names it: 32 hex digits of the SHA-256 of its URL.
+    id: String,
+    /// Its URL without user info, query and fragment.
+    endpoint: String,
+    /// Whether `--webhook-url` names it (a disabled endpoint since removed from the flags is
+    /// listed too, until enabled).
+    configured: bool,
+    /// `false` once it answered `410 Gone`: nothing is posted to it, by any instance.
+    enabled: bool,
+    /// When and why it was disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled: Option<DisabledEndpoint>,
+}
+
+/// The webhook endpoints.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct EndpointList {
+    /// The configured endpoints, then the disabled ones no longer configured.
+    items: Vec<Endpoint>,
+}
+
+/// `GET /admin/webhooks/endpoints`.
+#[utoipa::path(get, path = "/admin/webhooks/endpoints", operation_id = "listWebhookEndpoints", tag = "admin",
+    summary = "The webhook endpoints, and which are disabled (they answered 410 Gone)",
+    security(("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The endpoints", body = EndpointList),
+        (status = 401, description = "No administrator credential, or a bad one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The caller's key is limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn endpoints(State(app): State<Shared>) -> Response {
+    let mut off = match app.outbox.disabled_endpoints().await {
+        Ok(off) => off,
+        Err(e) => return unavailable(&e),
+    };
+    let mut items: Vec<Endpoint> = app
+        .webhook_endpoints
+        .iter()
+        .map(|url| {
+            let id = endpoint_id(url);
+            let gone = off
+                .iter()
+                .position(|d| d.id == id)
+                .map(|i| off.swap_remove(i));
+            Endpoint {
+                endpoint: keyward_webhooks::shown(url),
+                configured: true,
+                enabled: gone.is_none(),
+                disabled: gone,
+                id,
+            }
+        })
+        .collect();
+    items.extend(off.into_iter().map(|d| Endpoint {
+        id: d.id.clone(),
+        endpoint: d.endpoint.clone(),
+        configured: false,
+        enabled: false,
+        disabled: Some(d),
+    }));
+    json(StatusCode::OK, &EndpointList { items })
+}
+
+/// `POST /admin/webhooks/endpoints/{endpoint_id}/enable`.
+#[utoipa::path(post, path = "/admin/webhooks/endpoints/{endpoint_id}/enable", operation_id = "enableWebhookEndpoint", tag = "admin",
+    summary = "Post to a disabled endpoint again, from every instance (its failed deliveries can be redelivered)",
+    security(("apiKeyAuth" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id, as the endpoint list gives it")),
+    responses(
+        (status = 204, description = "Enabled: the next round posts to it"),
+        (status = 401, description = "No administrator credential, or a bad one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such disabled endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The caller's key is limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn enable(State(app): State<Shared>, Path(id): Path<String>) -> Response {
+    match app.outbox.enable_endpoint(&id).await {
+        Ok(true) => {
+            tracing::info!(endpoint_id = %id, "webhook endpoint enabled again");
+            axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT)
+        }
+        Ok(false) => problem(&Problem::new(
+            ErrorCode::NotFound,
+            Some("no such disabled endpoint".to_owned()),
+        )),
         Err(e) => unavailable(&e),
     }
 }

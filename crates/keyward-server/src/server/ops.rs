@@ -89,6 +89,8 @@ pub(super) async fn openapi(State(app): State<Shared>) -> Response {
         super::verify::authz,
         super::deliveries::list,
         super::deliveries::redeliver,
+        super::deliveries::endpoints,
+        super::deliveries::enable,
         healthz,
         readyz,
         metrics
@@ -100,6 +102,9 @@ pub(super) async fn openapi(State(app): State<Shared>) -> Response {
         Status,
         keyward_core::scope::ScopeMode,
         super::deliveries::DeliveryList,
+        super::deliveries::EndpointList,
+        super::deliveries::Endpoint,
+        keyward_core::webhook::DisabledEndpoint,
         keyward_core::webhook::Delivery,
         keyward_core::webhook::DeliveryStatus,
         keyward_core::webhook::WebhookPayload
@@ -125,8 +130,8 @@ fn webhooks() -> serde_json::Value {
                 "operationId": "keyEvent",
                 "summary": "An audit event (a key change or a notice), posted to every endpoint",
                 "description": "At least once: a receiver drops a `webhook-id` it has seen. \
-                    An attempt times out after 15 s; a 2xx delivers, `410 Gone` stops deliveries \
-                    to the endpoint, anything else is attempted again after 5 s, 5 min, 30 min, \
+                    An attempt times out after 15 s; a 2xx delivers, `410 Gone` disables the \
+                    endpoint until an administrator enables it again, anything else is attempted again after 5 s, 5 min, 30 min, \
                     2 h, 5 h, 10 h and 10 h.",
                 "parameters": [
                     header("webhook-id", "The event's id, the same on every attempt"),
@@ -141,7 +146,7 @@ fn webhooks() -> serde_json::Value {
                 },
                 "responses": {
                     "2XX": {"description": "Delivered"},
-                    "410": {"description": "Gone: the server stops posting to this endpoint"},
+                    "410": {"description": "Gone: the endpoint is disabled, for every instance, until enabled again"},
                     "default": {"description": "Not delivered: attempted again later"},
                 },
             }

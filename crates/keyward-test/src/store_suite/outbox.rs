@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use keyward_core::audit::EventId;
 use keyward_core::store::KeyStore;
-use keyward_core::webhook::{Attempt, DeliveryStatus, Settlement, WebhookOutbox};
+use keyward_core::webhook::{
+    Attempt, DeliveryStatus, DisabledEndpoint, Settlement, WebhookOutbox, endpoint_id,
+};
 
 use super::fixtures::{at, event_for, must, record};
 
@@ -165,6 +167,43 @@ pub async fn case_webhook_outbox(keys: Arc<dyn KeyStore>, outbox: Arc<dyn Webhoo
     );
     let (left, _) = must("deliveries", outbox.deliveries(None, None, 10).await).await;
     assert!(left.is_empty(), "{left:?}");
+
+    // An endpoint disabled (it answered 410 Gone) stays so, for every instance, until enabled.
+    let url = "https://user:pw@gone.example/h?token=t";
+    let gone = DisabledEndpoint {
+        id: endpoint_id(url),
+        endpoint: "https://gone.example/h".into(),
+        disabled_at: at(90, 0),
+        reason: "410 Gone".into(),
+    };
+    must("disable", outbox.disable_endpoint(&gone).await).await;
+    let again = DisabledEndpoint {
+        disabled_at: at(95, 0),
+        reason: "again".into(),
+        ..gone.clone()
+    };
+    must("disable again", outbox.disable_endpoint(&again).await).await;
+    assert_eq!(
+        must("disabled", outbox.disabled_endpoints().await).await,
+        vec![gone.clone()],
+        "the first time and reason are kept"
+    );
+    assert!(
+        !must(
+            "enable other",
+            outbox
+                .enable_endpoint(&endpoint_id("https://a.example/h"))
+                .await
+        )
+        .await
+    );
+    assert!(must("enable", outbox.enable_endpoint(&gone.id).await).await);
+    assert!(!must("enable twice", outbox.enable_endpoint(&gone.id).await).await);
+    assert!(
+        must("disabled", outbox.disabled_endpoints().await)
+            .await
+            .is_empty()
+    );
 }
 
 /// Retention keeps the newer events and their deliveries, and deletes the older ones with
