@@ -236,12 +236,15 @@ pub struct Page {
 }
 
 /// Counters accumulated for a key since the last flush.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageDelta {
     /// The key.
     pub key_id: KeyId,
     /// Latest use to record, if the last-used strategy asked for one.
     pub last_used_at: Option<OffsetDateTime>,
+    /// Where that use came from (client address, user agent), when known: it goes with
+    /// `last_used_at`, and is kept only when that time is.
+    pub last_used_from: Option<crate::model::Origin>,
     /// Verified requests to add to `usage.request_count`.
     pub requests: u64,
     /// Credits used: the period and the absolute count used in it (the ledger is authoritative).
@@ -250,9 +253,13 @@ pub struct UsageDelta {
 
 impl UsageDelta {
     /// Adds `other` (a delta for the same key) to this one, as applying both would: counts add
-    /// (saturating), the later use wins, and the later credit state `(period, used)`.
+    /// (saturating), the later use wins (with where it came from), and the later credit state
+    /// `(period, used)`.
     pub fn absorb(&mut self, other: &UsageDelta) {
         self.requests = self.requests.saturating_add(other.requests);
+        if other.last_used_at > self.last_used_at {
+            self.last_used_from.clone_from(&other.last_used_from);
+        }
         self.last_used_at = Ord::max(self.last_used_at, other.last_used_at);
         self.credits = Ord::max(self.credits, other.credits);
     }

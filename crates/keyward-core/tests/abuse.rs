@@ -193,7 +193,7 @@ fn made_up() -> String {
         .to_owned()
 }
 
-fn from(ip: &str) -> VerifyContext {
+fn from(ip: &str) -> VerifyContext<'static> {
     VerifyContext::with_ip(ip.parse::<IpAddr>().unwrap())
 }
 
@@ -209,7 +209,7 @@ fn with_check(body: &str) -> String {
     format!("{body}{}", std::str::from_utf8(&c).unwrap())
 }
 
-async fn verify(f: &Fixture, key: &str, ctx: &VerifyContext) -> Result<(), VerifyError> {
+async fn verify(f: &Fixture, key: &str, ctx: &VerifyContext<'_>) -> Result<(), VerifyError> {
     f.kw.verify(key, &ScopeRequirement::none(), ctx)
         .await
         .map(drop)

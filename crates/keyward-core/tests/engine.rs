@@ -199,7 +199,7 @@ fn none() -> ScopeRequirement {
     ScopeRequirement::none()
 }
 
-fn ctx() -> VerifyContext {
+fn ctx() -> VerifyContext<'static> {
     VerifyContext::default()
 }
 

@@ -320,6 +320,7 @@ impl<R> Gate<R> {
                 let ctx = VerifyContext {
                     client_ip: head.client_ip(),
                     tags: self.tags.clone(),
+                    user_agent: head.header("user-agent"),
                 };
                 let started = self.start();
                 let settled = self.keyward.verify_cached(key, &self.requirement, &ctx)?;
@@ -356,6 +357,7 @@ impl<R> Gate<R> {
         let ctx = VerifyContext {
             client_ip: head.client_ip(),
             tags: self.tags.clone(),
+            user_agent: head.header("user-agent"),
         };
         let credential = self.headers.extract(&self.keyward.policy().format, head);
         let pass = |principal, unverified_signature, body| {
@@ -392,7 +394,7 @@ impl<R> Gate<R> {
         head: &impl RequestHead,
         body: S,
         sleep: impl FnOnce(Duration) -> T,
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
     ) -> Result<(Principal, Vec<u8>), Problem>
     where
         S: Stream<Item = Result<D, E>>,
@@ -428,7 +430,7 @@ impl<R> Gate<R> {
 
     /// The decision, verifying a key against the store where needed. Never waits for a body:
     /// a signed request is [`Decision::Signed`].
-    async fn decide(&self, credential: Credential<'_>, ctx: &VerifyContext) -> Decision {
+    async fn decide(&self, credential: Credential<'_>, ctx: &VerifyContext<'_>) -> Decision {
         match credential {
             Credential::Signed(_) if self.keyward.signing_enabled() => Decision::Signed,
             Credential::Signed(_) if self.required() => {
@@ -457,7 +459,7 @@ pub(crate) async fn verify_presented(
     keyward: &Keyward,
     credential: Credential<'_>,
     requirement: &ScopeRequirement,
-    ctx: &VerifyContext,
+    ctx: &VerifyContext<'_>,
 ) -> Result<Option<Principal>, Problem> {
     match credential {
         Credential::None | Credential::NotOurs | Credential::Signed(_) => Ok(None),
@@ -511,7 +513,7 @@ fn signed_body_timeout() -> Problem {
 async fn begin_signed(
     keyward: &Keyward,
     authorization: &[u8],
-    ctx: &VerifyContext,
+    ctx: &VerifyContext<'_>,
 ) -> Result<BodyBudget, Problem> {
     if !keyward.signing_enabled() {
         log_signing_disabled();
@@ -571,7 +573,7 @@ async fn finish_signed(
     head: &SignedHead<'_>,
     body: &[u8],
     requirement: &ScopeRequirement,
-    ctx: &VerifyContext,
+    ctx: &VerifyContext<'_>,
 ) -> Result<Principal, Problem> {
     let request = SignableRequest::new(
         head.method,

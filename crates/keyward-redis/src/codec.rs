@@ -13,6 +13,7 @@
 //! | `d` | digest `algorithm:pepper_version:base64` | create, set_digest |
 //! | `r` | revoked_at (µs), absent until revoked | revoke (`HSETNX`) |
 //! | `l` | last_used_at (µs) | record_usage (forward only) |
+//! | `lf` | JSON: where the last use came from (client address, user agent), absent if unknown | record_usage (with `l`) |
 //! | `n` | request count | record_usage (`HINCRBY`) |
 //! | `cp`, `cu` | credit period and credits used in it | record_usage |
 
@@ -183,7 +184,20 @@ pub(crate) fn encode(record: &KeyRecord) -> Result<Vec<(&'static str, String)>, 
     if let Some(t) = record.last_used_at {
         fields.push(("l", unix_micros(t).to_string()));
     }
+    if record.last_used_from.is_some() {
+        fields.push(("lf", origin_json(record.last_used_from.as_ref())?));
+    }
     Ok(fields)
+}
+
+/// Where a use came from as the `lf` field holds it: JSON, or empty for none.
+pub(crate) fn origin_json(
+    origin: Option<&keyward_core::audit::Origin>,
+) -> Result<String, StoreError> {
+    origin.map_or(Ok(String::new()), |o| {
+        serde_json::to_string(o)
+            .map_err(|e| StoreError::new(StoreErrorKind::Other, "origin encoding").with_source(e))
+    })
 }
 
 fn time(us: i64) -> Result<OffsetDateTime, StoreError> {
@@ -255,6 +269,10 @@ pub(crate) fn decode(
         not_before: m.not_before.map(time).transpose()?,
         expires_at: m.expires_at.map(time).transpose()?,
         last_used_at: opt_time("l")?,
+        last_used_from: h
+            .get("lf")
+            .map(|j| serde_json::from_str(j).map_err(|_| corrupt("malformed last use origin")))
+            .transpose()?,
         revoked_at: opt_time("r")?,
         rotated_from: imm.rotated_from,
         rotated_to: m.rotated_to,

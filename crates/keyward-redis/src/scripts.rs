@@ -122,14 +122,17 @@ return {revoked, redis.call('HGETALL', KEYS[1])}
 });
 
 /// KEYS[1] record. ARGV: requests to add, last_used (µs or ''), credit period or '', credits
-/// used. Applies one usage delta by `keyward_core::memory::apply_usage`'s rule.
+/// used, where the last use came from (JSON or ''). Applies one usage delta by `keyward_core::memory::apply_usage`'s rule.
 pub(crate) const RECORD_USAGE_SRC: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local add = tonumber(ARGV[1])
 if add > 0 then redis.call('HINCRBY', KEYS[1], 'n', ARGV[1]) end
 if ARGV[2] ~= '' then
   local old = tonumber(redis.call('HGET', KEYS[1], 'l') or '')
-  if old == nil or old < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], 'l', ARGV[2]) end
+  if old == nil or old < tonumber(ARGV[2]) then
+    redis.call('HSET', KEYS[1], 'l', ARGV[2])
+    if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'lf', ARGV[5]) else redis.call('HDEL', KEYS[1], 'lf') end
+  end
 end
 if ARGV[3] ~= '' then
   local p, u = tonumber(ARGV[3]), tonumber(ARGV[4])

@@ -563,6 +563,7 @@ impl KeyStore for RedisKeyStore {
                     )
                     .arg(period)
                     .arg(used)
+                    .arg(codec::origin_json(d.last_used_from.as_ref())?)
                     .ignore();
             }
             let () = pipe.query_async(&mut c).await.map_err(redis_error)?;

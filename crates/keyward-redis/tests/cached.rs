@@ -288,6 +288,7 @@ async fn redis_failure_falls_back_or_fails_closed_as_configured() {
     let delta = UsageDelta {
         key_id: r.key_id,
         last_used_at: None,
+        last_used_from: None,
         requests: 1,
         credits: None,
     };

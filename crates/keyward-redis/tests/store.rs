@@ -54,6 +54,7 @@ fn record(owner: &str, created: OffsetDateTime) -> KeyRecord {
         not_before: None,
         expires_at: Some(created + Duration::days(30)),
         last_used_at: None,
+        last_used_from: None,
         revoked_at: None,
         rotated_from: None,
         rotated_to: None,
@@ -276,6 +277,7 @@ async fn update_changes_management_fields_only() {
             &[UsageDelta {
                 key_id: r.key_id,
                 last_used_at: Some(t(5)),
+                last_used_from: None,
                 requests: 3,
                 credits: Some((0, 2)),
             }],
@@ -440,6 +442,7 @@ async fn record_usage_follows_the_merge_rule() {
     let d = |last: Option<i64>, requests, credits| UsageDelta {
         key_id: id,
         last_used_at: last.map(t),
+        last_used_from: None,
         requests,
         credits,
     };
@@ -458,6 +461,7 @@ async fn record_usage_follows_the_merge_rule() {
                 UsageDelta {
                     key_id: KeyId::generate().unwrap(),
                     last_used_at: None,
+                    last_used_from: None,
                     requests: 1,
                     credits: None,
                 },

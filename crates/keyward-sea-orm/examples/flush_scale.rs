@@ -91,6 +91,7 @@ async fn main() {
             .map(|i| UsageDelta {
                 key_id: format!("{i:012}").parse().expect("id"),
                 last_used_at: Some(now),
+                last_used_from: None,
                 requests: 3,
                 credits: None,
             })

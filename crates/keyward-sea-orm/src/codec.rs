@@ -225,6 +225,21 @@ impl<'r, DB: sea_orm::sqlx::Database, T> Decoded<'r, DB> for T where
 ///
 /// # Errors
 /// `Corrupt` when a column holds something keyward never writes.
+/// A record of a row of the store's `SELECT` ([`KeyRow`]): the key, and where
+/// its last use came from (an address that does not parse is dropped).
+pub(crate) fn decode_row((m, addr, agent): KeyRow) -> Result<KeyRecord, StoreError> {
+    let mut record = decode(m)?;
+    let client_addr = addr.and_then(|a| a.parse().ok());
+    if client_addr.is_some() || agent.is_some() {
+        record.last_used_from = Some(keyward_core::audit::Origin {
+            client_addr,
+            user_agent: agent,
+            request_id: None,
+        });
+    }
+    Ok(record)
+}
+
 pub(crate) fn decode(m: api_key::Model) -> Result<KeyRecord, StoreError> {
     let bytes: [u8; DIGEST_LEN] = m
         .digest
@@ -299,6 +314,7 @@ pub(crate) fn decode(m: api_key::Model) -> Result<KeyRecord, StoreError> {
         not_before: m.not_before,
         expires_at: m.expires_at,
         last_used_at: m.last_used_at,
+        last_used_from: None,
         revoked_at: m.revoked_at,
         rotated_from: m
             .rotated_from
@@ -324,6 +340,19 @@ pub(crate) fn decode(m: api_key::Model) -> Result<KeyRecord, StoreError> {
             _ => return Err(corrupt("lineage half set")),
         },
     })
+}
+
+/// A key row of the store's `SELECT`, with where the key's last use came from (address, user
+/// agent), which live in the usage table.
+pub(crate) type KeyRow = (api_key::Model, Option<String>, Option<String>);
+
+/// A [`KeyRow`] of a row sea-orm read.
+pub(crate) fn key_row(row: &sea_orm::QueryResult) -> Result<KeyRow, sea_orm::DbErr> {
+    Ok((
+        <api_key::Model as sea_orm::FromQueryResult>::from_query_result(row, "")?,
+        row.try_get("", "last_client_addr")?,
+        row.try_get("", "last_user_agent")?,
+    ))
 }
 
 #[cfg(test)]

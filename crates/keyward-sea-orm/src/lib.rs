@@ -23,13 +23,14 @@ pub use crate::codec::instant;
 pub use crate::files::MigrationFiles;
 #[doc(inline)]
 pub use crate::migration::{
-    AddKeyEvents, AddKeyLineage, AddKeyUsage, AddUsageHours, AddWebhookEndpoints, AddWebhooks,
-    CreateApiKeys, Migrator, drop_tables, migrate, migrate_tables,
+    AddKeyEvents, AddKeyLineage, AddKeyUsage, AddLastUse, AddUsageHours, AddWebhookEndpoints,
+    AddWebhooks, CreateApiKeys, Migrator, drop_tables, migrate, migrate_tables,
 };
 #[doc(inline)]
 pub use crate::schema::{
-    PrefixError, Tables, render_events_sql, render_lineage_sql, render_migrations, render_sql,
-    render_usage_hours_sql, render_usage_sql, render_webhook_endpoints_sql, render_webhooks_sql,
+    PrefixError, Tables, render_events_sql, render_last_use_sql, render_lineage_sql,
+    render_migrations, render_sql, render_usage_hours_sql, render_usage_sql,
+    render_webhook_endpoints_sql, render_webhooks_sql,
 };
 #[doc(inline)]
 pub use crate::store::{SeaOrmKeyStore, connect_options};
@@ -38,5 +39,5 @@ pub use crate::store::{SeaOrmKeyStore, connect_options};
 pub use sea_orm;
 /// sea-orm-migration, re-exported so that an application's own `Migrator` that lists
 /// [`CreateApiKeys`], [`AddKeyLineage`], [`AddKeyUsage`], [`AddKeyEvents`], [`AddWebhooks`],
-/// [`AddUsageHours`] and [`AddWebhookEndpoints`] uses the same version.
+/// [`AddUsageHours`], [`AddWebhookEndpoints`] and [`AddLastUse`] uses the same version.
 pub use sea_orm_migration;

@@ -10,6 +10,7 @@ use sea_orm::{DbBackend, Iterable};
 use time::OffsetDateTime;
 
 use crate::entity::api_key::Column;
+use crate::schema::LAST_USE_COLUMNS;
 use crate::store::SeaOrmKeyStore;
 use crate::usage::usage_merge;
 
@@ -51,7 +52,7 @@ impl SeaOrmKeyStore {
     }
 
     /// Every column of the keys table, its usage merged with the key's usage row
-    /// ([`usage_merge`]): a derived table under the keys table's name, so that conditions and
+    /// ([`usage_merge`]), then where the last use came from ([`LAST_USE_COLUMNS`]): a derived table under the keys table's name, so that conditions and
     /// orderings name its columns as they name the table's. The databases flatten it into a
     /// join, an index probe of the usage table per key.
     pub(crate) fn select(&self) -> SelectStatement {
@@ -74,6 +75,17 @@ impl SeaOrmKeyStore {
         for (name, expr) in usage_merge(&|c| format!("k.{c}"), &flushed) {
             merged.expr_as(Expr::cust(expr), Alias::new(name));
         }
+        // Where the last use came from: the usage row's, when its time is the one shown.
+        for c in LAST_USE_COLUMNS {
+            merged.expr_as(
+                Expr::cust(format!(
+                    "CASE WHEN u.last_used_at IS NOT NULL AND \
+                     (k.last_used_at IS NULL OR k.last_used_at <= u.last_used_at) \
+                     THEN u.{c} END"
+                )),
+                Alias::new(c),
+            );
+        }
         merged
             .from_as(self.tables().keys_iden(), Alias::new("k"))
             .join_as(
@@ -85,6 +97,7 @@ impl SeaOrmKeyStore {
             );
         Query::select()
             .columns(Column::iter())
+            .columns(LAST_USE_COLUMNS.map(Alias::new))
             .from_subquery(merged, self.tables().keys_iden())
             .to_owned()
     }

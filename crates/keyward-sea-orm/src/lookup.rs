@@ -18,12 +18,11 @@ use keyward_core::store::StoreError;
 use keyward_core::{KeyId, KeyRecord};
 use sea_orm::sqlx::{self, pool::PoolConnection};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseConnectionType, DbErr, FromQueryResult,
-    RuntimeErr, Value,
+    ConnectionTrait, DatabaseConnection, DatabaseConnectionType, DbErr, RuntimeErr, Value,
 };
 use time::OffsetDateTime;
 
-use crate::codec::{Decoded, model_from_row};
+use crate::codec::{Decoded, KeyRow, key_row, model_from_row};
 use crate::entity::api_key;
 use tokio::sync::oneshot;
 
@@ -180,18 +179,19 @@ impl Held {
         Ok(held.unwrap_or(Self::Shared))
     }
 
-    /// The key rows of `sql` (the store's `SELECT`) with `ids` bound in order.
+    /// The key rows of `sql` (the store's `SELECT`) with `ids` bound in order, each with the
+    /// two columns after the key's (where its last use came from: address, user agent).
     pub(crate) async fn fetch(
         &mut self,
         db: &DatabaseConnection,
         sql: &Arc<str>,
         ids: &[KeyId],
-    ) -> Result<Vec<api_key::Model>, DbErr> {
+    ) -> Result<Vec<KeyRow>, DbErr> {
         async fn on<DB>(
             conn: &mut PoolConnection<DB>,
             sql: &Arc<str>,
             ids: &[KeyId],
-        ) -> Result<Vec<api_key::Model>, DbErr>
+        ) -> Result<Vec<KeyRow>, DbErr>
         where
             DB: sqlx::Database,
             usize: sqlx::ColumnIndex<DB::Row>,
@@ -209,8 +209,14 @@ impl Held {
                 query = query.bind(id.as_str());
             }
             let rows = query.fetch_all(&mut **conn).await.map_err(sqlx_err)?;
+            let n = <api_key::Column as sea_orm::Iterable>::iter().count();
             rows.iter()
-                .map(|row| model_from_row(row).map_err(sqlx_err))
+                .map(|row| {
+                    let model = model_from_row(row).map_err(sqlx_err)?;
+                    let addr = sqlx::Row::try_get(row, n).map_err(sqlx_err)?;
+                    let agent = sqlx::Row::try_get(row, n + 1).map_err(sqlx_err)?;
+                    Ok((model, addr, agent))
+                })
                 .collect()
         }
         match self {
@@ -227,9 +233,7 @@ impl Held {
                     ids.iter().map(|id| Value::from(id.as_str())),
                 );
                 let rows = db.query_all_raw(stmt).await?;
-                rows.iter()
-                    .map(|row| api_key::Model::from_query_result(row, ""))
-                    .collect()
+                rows.iter().map(key_row).collect()
             }
         }
     }

@@ -9,8 +9,8 @@
 //!
 //! An application that runs its own sea-orm `Migrator` lists
 //! `Box::new(keyward_sea_orm::CreateApiKeys::new(Tables::default()))`, then [`AddKeyLineage`],
-//! [`AddKeyUsage`], [`AddKeyEvents`], [`AddWebhooks`], [`AddUsageHours`] and
-//! [`AddWebhookEndpoints`] likewise, among its migrations instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
+//! [`AddKeyUsage`], [`AddKeyEvents`], [`AddWebhooks`], [`AddUsageHours`],
+//! [`AddWebhookEndpoints`] and [`AddLastUse`] likewise, among its migrations instead. One that uses another tool applies the checked-in SQL under `migrations/<backend>/`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -379,6 +379,59 @@ impl MigrationTrait for AddWebhookEndpoints {
     }
 }
 
+/// Migration 0008: the columns of [`crate::schema::LAST_USE_COLUMNS`] in the usage table (where a
+/// key's last recorded use came from).
+#[derive(Debug, Clone)]
+pub struct AddLastUse {
+    tables: Tables,
+    name: String,
+}
+
+impl AddLastUse {
+    /// The migration for `tables`: `m0008_last_use`, followed by the prefix when there is one.
+    #[must_use]
+    pub fn new(tables: Tables) -> Self {
+        let name = if tables.prefix().is_empty() {
+            "m0008_last_use".to_owned()
+        } else {
+            format!("m0008_last_use_{}", tables.prefix())
+        };
+        Self { tables, name }
+    }
+}
+
+impl MigrationName for AddLastUse {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for AddLastUse {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for stmt in crate::schema::last_use_statements(manager.get_database_backend(), &self.tables)
+        {
+            manager.alter_table(stmt).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in crate::schema::LAST_USE_COLUMNS {
+            manager
+                .alter_table(
+                    sea_orm::sea_query::Table::alter()
+                        .table(self.tables.usage_iden())
+                        .drop_column(sea_orm::sea_query::Alias::new(column))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// The migrator for the default table names (`api_keys`, `api_key_owners`), recording what it
 /// applied in sea-orm's `seaql_migrations` table.
 #[derive(Debug, Clone, Copy, Default)]
@@ -394,6 +447,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddWebhooks::new(Tables::default())),
             Box::new(AddUsageHours::new(Tables::default())),
             Box::new(AddWebhookEndpoints::new(Tables::default())),
+            Box::new(AddLastUse::new(Tables::default())),
         ]
     }
 }
@@ -455,7 +509,14 @@ async fn adopt_existing(txn: &DatabaseTransaction) -> Result<(), DbErr> {
         present.push(AddUsageHours::new(tables.clone()).name);
     }
     if manager.has_table(tables.webhook_endpoints()).await? {
-        present.push(AddWebhookEndpoints::new(tables).name);
+        present.push(AddWebhookEndpoints::new(tables.clone()).name);
+    }
+    if manager.has_table(tables.usage()).await?
+        && manager
+            .has_column(tables.usage(), crate::schema::LAST_USE_COLUMNS[0])
+            .await?
+    {
+        present.push(AddLastUse::new(tables).name);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -483,7 +544,7 @@ const MIGRATE_LOCK_NAME: &str = "keyward_migrate";
 const MYSQL_LOCK_WAIT_SECS: u32 = 60;
 
 /// Creates the tables under `tables`' names unless the keys table already exists, then adds the
-/// columns of migration 0002 and the tables of 0003 to 0007 unless they exist. For table prefixes, which the static
+/// columns of migration 0002 and the tables of 0003 to 0007 and the columns of 0008 unless they exist. For table prefixes, which the static
 /// [`Migrator`] cannot carry; no bookkeeping table is written.
 ///
 /// Processes that migrate the same database at once (several instances starting together) take
@@ -507,6 +568,9 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
         && manager.has_table(tables.deliveries()).await?
         && manager.has_table(tables.usage_hours()).await?
         && manager.has_table(tables.webhook_endpoints()).await?
+        && manager
+            .has_column(tables.usage(), crate::schema::LAST_USE_COLUMNS[0])
+            .await?
     {
         return Ok(());
     }
@@ -517,6 +581,7 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
     let webhooks = AddWebhooks::new(tables.clone());
     let usage_hours = AddUsageHours::new(tables.clone());
     let endpoints = AddWebhookEndpoints::new(tables.clone());
+    let last_use = AddLastUse::new(tables.clone());
     serialized(db, move |txn| {
         Box::pin(async move {
             let manager = SchemaManager::new(txn);
@@ -547,6 +612,12 @@ pub async fn migrate_tables(db: &DatabaseConnection, tables: &Tables) -> Result<
                 .await?
             {
                 endpoints.up(&manager).await?;
+            }
+            if !manager
+                .has_column(last_use.tables.usage(), crate::schema::LAST_USE_COLUMNS[0])
+                .await?
+            {
+                last_use.up(&manager).await?;
             }
             Ok(())
         })

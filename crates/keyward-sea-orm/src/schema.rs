@@ -13,10 +13,16 @@ use std::fmt;
 
 use sea_orm::sea_query::{
     Alias, ColumnDef, ColumnType, Index, IndexCreateStatement, MysqlQueryBuilder,
-    PostgresQueryBuilder, SqliteQueryBuilder, Table, TableAlterStatement, TableCreateStatement,
-    TableDropStatement,
+    PostgresQueryBuilder, SqliteQueryBuilder, Table, TableCreateStatement, TableDropStatement,
 };
 use sea_orm::{DbBackend, EntityName, Schema};
+
+mod altered;
+
+pub use altered::{
+    LAST_USE_COLUMNS, LINEAGE_COLUMNS, last_use_statements, lineage_statements,
+    render_last_use_sql, render_lineage_sql,
+};
 
 use crate::entity::{
     api_key, api_key_delivery, api_key_event, api_key_outbox, api_key_owner, api_key_usage,
@@ -213,15 +219,6 @@ pub struct SchemaStatements {
     pub owners_table: TableCreateStatement,
 }
 
-/// The columns migration 0002 adds to the keys table (rotation once, who deactivated, the
-/// rotation chain); migration 0001 creates the table without them.
-pub const LINEAGE_COLUMNS: [&str; 4] = [
-    "rotated_to",
-    "deactivated_by",
-    "lineage_root",
-    "lineage_started_at",
-];
-
 /// Columns holding a key id or an event id, compared bytewise.
 const KEY_ID_COLUMNS: [&str; 6] = [
     "key_id",
@@ -256,7 +253,8 @@ fn adapt(backend: DbBackend, name: &str, from: &TableCreateStatement) -> TableCr
     let mut table = Table::create();
     table.table(Alias::new(name));
     for column in from.get_columns() {
-        if LINEAGE_COLUMNS.contains(&column.get_column_name().as_str()) {
+        let name = column.get_column_name();
+        if LINEAGE_COLUMNS.contains(&name.as_str()) || LAST_USE_COLUMNS.contains(&name.as_str()) {
             continue;
         }
         table.col(adapt_column(backend, column));
@@ -306,47 +304,6 @@ pub fn statements(backend: DbBackend, tables: &Tables) -> SchemaStatements {
     }
 }
 
-/// Migration 0002: one `ALTER TABLE … ADD COLUMN` per column of [`LINEAGE_COLUMNS`] (SQLite
-/// takes one column per statement).
-#[must_use]
-pub fn lineage_statements(backend: DbBackend, tables: &Tables) -> Vec<TableAlterStatement> {
-    let entity = Schema::new(backend).create_table_from_entity(api_key::Entity);
-    entity
-        .get_columns()
-        .iter()
-        .filter(|c| LINEAGE_COLUMNS.contains(&c.get_column_name().as_str()))
-        .map(|c| {
-            Table::alter()
-                .table(tables.keys_iden())
-                .add_column(adapt_column(backend, c))
-                .to_owned()
-        })
-        .collect()
-}
-
-/// Migration 0002 as SQL for `backend`: what `migrations/<backend>/0002_key_lineage.sql` holds
-/// for the default names.
-#[must_use]
-pub fn render_lineage_sql(backend: DbBackend, tables: &Tables) -> String {
-    let mut out = String::from(
-        "-- keyward: rotation at most once, who deactivated a key, the rotation chain.\n\
-         -- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.\n",
-    );
-    if !tables.prefix().is_empty() {
-        out.push_str(&format!("-- Table prefix: {}\n", tables.prefix()));
-    }
-    for stmt in lineage_statements(backend, tables) {
-        out.push('\n');
-        out.push_str(&match backend {
-            DbBackend::Postgres => stmt.to_string(PostgresQueryBuilder),
-            DbBackend::MySql => stmt.to_string(MysqlQueryBuilder),
-            _ => stmt.to_string(SqliteQueryBuilder),
-        });
-        out.push_str(";\n");
-    }
-    out
-}
-
 /// Every migration as SQL for `backend` under `tables`' names, in order: `(file name, SQL)`, the
 /// files `migrations/<backend>/` holds for the default names (`0001_create_api_keys.sql`,
 /// `0002_key_lineage.sql`, …). Feed them to any migration tool, in order.
@@ -366,6 +323,7 @@ pub fn render_migrations(backend: DbBackend, tables: &Tables) -> Vec<(&'static s
             "0007_webhook_endpoints.sql",
             render_webhook_endpoints_sql(backend, tables),
         ),
+        ("0008_last_use.sql", render_last_use_sql(backend, tables)),
     ]
 }
 
@@ -545,6 +503,18 @@ pub fn render_webhooks_sql(backend: DbBackend, tables: &Tables) -> String {
     )
 }
 
+/// The header of a migration file: what it holds, that it is generated, and the prefix.
+fn header(tables: &Tables, what: &str) -> String {
+    let mut out = format!(
+        "-- keyward: {what}\n\
+         -- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.\n"
+    );
+    if !tables.prefix().is_empty() {
+        out.push_str(&format!("-- Table prefix: {}\n", tables.prefix()));
+    }
+    out
+}
+
 /// A migration that creates tables and indexes, as SQL for `backend`, under a header that says
 /// what it holds.
 fn render_created(
@@ -554,13 +524,7 @@ fn render_created(
     created: &[TableCreateStatement],
     indexes: &[IndexCreateStatement],
 ) -> String {
-    let mut out = format!(
-        "-- keyward: {what}\n\
-         -- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.\n"
-    );
-    if !tables.prefix().is_empty() {
-        out.push_str(&format!("-- Table prefix: {}\n", tables.prefix()));
-    }
+    let mut out = header(tables, what);
     let sql = |stmt: String| format!("\n{};\n", one_column_a_line(&stmt));
     for t in created {
         out.push_str(&sql(match backend {
@@ -601,13 +565,10 @@ pub fn usage_statements(
 /// for the default names.
 #[must_use]
 pub fn render_usage_sql(backend: DbBackend, tables: &Tables) -> String {
-    let mut out = String::from(
-        "-- keyward: the usage flushes write, one narrow row per key, apart from the key row.\n\
-         -- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.\n",
+    let mut out = header(
+        tables,
+        "the usage flushes write, one narrow row per key, apart from the key row.",
     );
-    if !tables.prefix().is_empty() {
-        out.push_str(&format!("-- Table prefix: {}\n", tables.prefix()));
-    }
     let (table, storage) = usage_statements(backend, tables);
     out.push('\n');
     out.push_str(&one_column_a_line(&match backend {
@@ -668,14 +629,7 @@ pub fn drop_statements(tables: &Tables) -> Vec<TableDropStatement> {
 #[must_use]
 pub fn render_sql(backend: DbBackend, tables: &Tables) -> String {
     let s = statements(backend, tables);
-    let mut out = String::new();
-    out.push_str(
-        "-- keyward: API keys and owner lock rows.\n\
-         -- Generated from the keyward-sea-orm entities by `cargo xtask migrations`; do not edit.\n",
-    );
-    if !tables.prefix().is_empty() {
-        out.push_str(&format!("-- Table prefix: {}\n", tables.prefix()));
-    }
+    let mut out = header(tables, "API keys and owner lock rows.");
     out.push('\n');
     let mut push = |sql: String| {
         out.push_str(&one_column_a_line(&sql));

@@ -14,13 +14,12 @@ use keyward_core::{KeyId, KeyRecord};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, OnConflict, Order, Query, UpdateStatement};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, FromQueryResult, IsolationLevel, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait, Value,
+    DbErr, IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait, Value,
 };
 use time::OffsetDateTime;
 
-use crate::codec::{decode, digest_values, insert_values, instant, management_values};
-use crate::entity::api_key::{self, Column};
+use crate::codec::{decode_row, digest_values, insert_values, instant, management_values};
+use crate::entity::api_key::Column;
 use crate::entity::api_key_owner;
 use crate::error::{lost_connection, retryable, store_err};
 use crate::lookup::{Held, Lookups};
@@ -367,7 +366,7 @@ impl SeaOrmKeyStore {
                 }
             }
         };
-        rows.into_iter().map(decode).collect()
+        rows.into_iter().map(decode_row).collect()
     }
 
     /// Creates `records` (one key or a batch) under the owner cap: each owner's row of the
@@ -552,9 +551,8 @@ impl KeyStore for SeaOrmKeyStore {
         let mut items = Vec::with_capacity(rows.len().min(limit));
         let mut last = None;
         for row in rows.into_iter().take(limit) {
-            let model =
-                api_key::Model::from_query_result(&row, "").map_err(|e| store_err("list", e))?;
-            let record = decode(model)?;
+            let record =
+                decode_row(crate::codec::key_row(&row).map_err(|e| store_err("list", e))?)?;
             last = Some(Cursor::after(&record));
             // Exact, where a collation compares loosely (MySQL's trailing spaces).
             if filter.matches(&record) {

@@ -8,8 +8,9 @@ use keyward_core::store::UsageDelta;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Value};
 
 use crate::codec::{clamp, instant};
+use crate::schema::LAST_USE_COLUMNS;
 
-/// Usage deltas written per statement: 5 bound values each, within every dialect's limit on
+/// Usage deltas written per statement: 7 bound values each, within every dialect's limit on
 /// bound parameters (SQLite's 32 766, MySQL's 65 535).
 const USAGE_CHUNK: usize = 1000;
 
@@ -19,10 +20,10 @@ const USAGE_CHUNK_JSON: usize = 10_000;
 /// The largest count a column holds (`i64::MAX`): counts saturate there.
 const MAX_COUNT: &str = "9223372036854775807";
 
-/// The merge of usage `new` into usage `old` (each a prefix of the four usage columns, as
-/// `"t."`, `"EXCLUDED."` or `"VALUES("` … `")"` give them): counts add (saturating), the later
-/// use wins, and the later credit state `(period, used)` wins. `(col, expression)` pairs in the
-/// order MySQL needs, which assigns left to right: the credit count before its period.
+/// The merge of usage `new` into usage `old` (each a prefix of the usage columns, as `"t."`,
+/// `"EXCLUDED."` or `"VALUES("` … `")"` give them): counts add (saturating), the later use wins,
+/// and the later credit state `(period, used)` wins. `(col, expression)` pairs in the order
+/// MySQL needs, which assigns left to right: the credit count before its period.
 pub(crate) fn usage_merge(
     old: &dyn Fn(&str) -> String,
     new: &dyn Fn(&str) -> String,
@@ -49,14 +50,7 @@ pub(crate) fn usage_merge(
                 n = new(req)
             ),
         ),
-        (
-            lu,
-            format!(
-                "CASE WHEN {n} IS NOT NULL AND ({o} IS NULL OR {o} < {n}) THEN {n} ELSE {o} END",
-                o = old(lu),
-                n = new(lu)
-            ),
-        ),
+        (lu, later_use(old, new, lu)),
         (
             cu,
             format!(
@@ -76,14 +70,42 @@ pub(crate) fn usage_merge(
     ]
 }
 
+/// `column` of `new` when its use is the later one, else of `old`.
+fn later_use(old: &dyn Fn(&str) -> String, new: &dyn Fn(&str) -> String, column: &str) -> String {
+    format!(
+        "CASE WHEN {n} IS NOT NULL AND ({o} IS NULL OR {o} < {n}) THEN {nc} ELSE {oc} END",
+        o = old("last_used_at"),
+        n = new("last_used_at"),
+        nc = new(column),
+        oc = old(column),
+    )
+}
+
+/// [`usage_merge`] for the usage table's upsert: where the last use came from
+/// ([`LAST_USE_COLUMNS`]) goes with its time, and is assigned before it (MySQL assigns left to
+/// right).
+fn upsert_merge(
+    old: &dyn Fn(&str) -> String,
+    new: &dyn Fn(&str) -> String,
+) -> Vec<(&'static str, String)> {
+    let mut merge: Vec<(&str, String)> = LAST_USE_COLUMNS
+        .iter()
+        .map(|c| (*c, later_use(old, new, c)))
+        .collect();
+    merge.extend(usage_merge(old, new));
+    merge
+}
+
 /// The upsert of `rows` usage deltas into the usage table `table`: PostgreSQL reads them from
-/// one JSON parameter (`{id, req, lu, cp, cu}` objects), SQLite and MySQL from bound
-/// `(key_id, requests, last_used_at, credits_period, credits_used)` rows. A key without a usage
-/// row gets one; a key with one has the delta merged in ([`usage_merge`]).
+/// one JSON parameter (`{id, req, lu, la, ua, cp, cu}` objects), SQLite and MySQL from bound
+/// `(key_id, requests, last_used_at, last_client_addr, last_user_agent, credits_period,
+/// credits_used)` rows. A key without a usage row gets one; a key with one has the delta merged
+/// in ([`upsert_merge`]).
 fn usage_upsert_sql(backend: DbBackend, table: &str, rows: usize) -> String {
-    let columns = "(key_id, request_count, last_used_at, credits_period, credits_used)";
-    let row = "(?, ?, ?, ?, ?)";
-    let assign = |merge: [(&str, String); 4]| {
+    let columns = "(key_id, request_count, last_used_at, last_client_addr, last_user_agent, \
+                   credits_period, credits_used)";
+    let row = "(?, ?, ?, ?, ?, ?, ?)";
+    let assign = |merge: Vec<(&str, String)>| {
         merge
             .iter()
             .map(|(c, e)| format!("{c} = {e}"))
@@ -92,28 +114,35 @@ fn usage_upsert_sql(backend: DbBackend, table: &str, rows: usize) -> String {
     };
     match backend {
         DbBackend::Postgres => format!(
-            "INSERT INTO \"{table}\" AS t {columns} SELECT v.id, v.req, v.lu, v.cp, v.cu \
+            "INSERT INTO \"{table}\" AS t {columns} SELECT v.id, v.req, v.lu, v.la, v.ua, v.cp, v.cu \
              FROM jsonb_to_recordset($1::jsonb) \
-             AS v(id text, req bigint, lu timestamptz, cp bigint, cu bigint) \
+             AS v(id text, req bigint, lu timestamptz, la text, ua text, cp bigint, cu bigint) \
              ON CONFLICT (key_id) DO UPDATE SET {}",
-            assign(usage_merge(&|c| format!("t.{c}"), &|c| format!(
+            assign(upsert_merge(&|c| format!("t.{c}"), &|c| format!(
                 "EXCLUDED.{c}"
             )))
         ),
         DbBackend::MySql => format!(
             "INSERT INTO `{table}` {columns} VALUES {} ON DUPLICATE KEY UPDATE {}",
             vec![row; rows].join(", "),
-            assign(usage_merge(&|c| c.to_owned(), &|c| format!("VALUES({c})")))
+            assign(upsert_merge(&|c| c.to_owned(), &|c| format!("VALUES({c})")))
         ),
         _ => format!(
             "INSERT INTO \"{table}\" AS t {columns} VALUES {} \
              ON CONFLICT (key_id) DO UPDATE SET {}",
             vec![row; rows].join(", "),
-            assign(usage_merge(&|c| format!("t.{c}"), &|c| format!(
+            assign(upsert_merge(&|c| format!("t.{c}"), &|c| format!(
                 "excluded.{c}"
             )))
         ),
     }
+}
+
+/// Where a delta's use came from, as the usage table's two columns hold it.
+fn origin_columns(d: &UsageDelta) -> (Option<String>, Option<String>) {
+    d.last_used_from.as_ref().map_or((None, None), |o| {
+        (o.client_addr.map(|a| a.to_string()), o.user_agent.clone())
+    })
 }
 
 /// A delta's credit state as `(credits_period, credits_used)` columns: `(0, 0)` without one,
@@ -135,7 +164,7 @@ fn merged(batch: &[UsageDelta]) -> Vec<UsageDelta> {
             Some(m) => m.absorb(d),
             None => {
                 at.insert(d.key_id, out.len());
-                out.push(*d);
+                out.push(d.clone());
             }
         }
     }
@@ -167,10 +196,13 @@ pub(crate) async fn apply_usage_in(
                 .map(|d| {
                     let (cp, cu) = credit_columns(d);
                     let lu = d.last_used_at.map(|t| utc_text(micros(t), "Z"));
+                    let (la, ua) = origin_columns(d);
                     serde_json::json!({
                         "id": d.key_id.as_str(),
                         "req": clamp(d.requests),
                         "lu": lu,
+                        "la": la,
+                        "ua": ua,
                         "cp": cp,
                         "cu": cu,
                     })
@@ -187,12 +219,15 @@ pub(crate) async fn apply_usage_in(
         return Ok(());
     }
     for chunk in batch.chunks(USAGE_CHUNK) {
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
         for d in chunk {
             let (period, used) = credit_columns(d);
+            let (addr, agent) = origin_columns(d);
             values.push(d.key_id.as_str().into());
             values.push(clamp(d.requests).into());
             values.push(instant(backend, d.last_used_at));
+            values.push(addr.into());
+            values.push(agent.into());
             values.push(period.into());
             values.push(used.into());
         }

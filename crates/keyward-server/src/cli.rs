@@ -359,6 +359,19 @@ fn list_table(items: &[KeyView]) -> String {
     )
 }
 
+/// Where the last use came from: `203.0.113.9 (curl/8.5)`, `-` when unknown.
+fn last_used_from(k: &KeyView) -> String {
+    let Some(from) = &k.last_used_from else {
+        return "-".into();
+    };
+    match (&from.client_addr, &from.user_agent) {
+        (Some(ip), Some(ua)) => format!("{ip} ({ua})"),
+        (Some(ip), None) => ip.to_string(),
+        (None, Some(ua)) => format!("({ua})"),
+        (None, None) => "-".into(),
+    }
+}
+
 fn details(k: &KeyView) -> String {
     let rows = [
         ("id", k.id.to_string()),
@@ -377,6 +390,7 @@ fn details(k: &KeyView) -> String {
         ("updated", time(Some(k.updated_at))),
         ("expires", time(k.expires_at)),
         ("last used", time(k.last_used_at)),
+        ("last used from", last_used_from(k)),
         ("revoked", time(k.revoked_at)),
         (
             "rotated from",

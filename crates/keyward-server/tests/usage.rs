@@ -37,14 +37,22 @@ async fn keys_usage_shows_outcomes_tags_and_sparklines() {
             .json(&body)
             .send()
     };
-    for tags in [
+    // The sidecar's caller passes where the key's holder called from, recorded with the use.
+    let origin = json!({"client_ip": "203.0.113.9", "user_agent": "partner-sdk/2.1\u{1b}[31m"});
+    for (i, tags) in [
         json!(["path=/reports"]),
         json!(["path=/reports"]),
         json!([]),
-    ] {
-        let res = verify(json!({"key": raw, "scopes": ["reports:read"], "tags": tags}))
-            .await
-            .unwrap();
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut body = json!({"key": raw, "scopes": ["reports:read"], "tags": tags});
+        if i == 0 {
+            body["client_ip"] = origin["client_ip"].clone();
+            body["user_agent"] = origin["user_agent"].clone();
+        }
+        let res = verify(body).await.unwrap();
         assert_eq!(res.json::<Value>().await.unwrap()["valid"], true);
     }
     let res = verify(json!({"key": raw, "scopes": ["billing:read"], "tags": ["path=/billing"]}))
@@ -64,6 +72,19 @@ async fn keys_usage_shows_outcomes_tags_and_sparklines() {
     assert_eq!(res.status(), 422);
     // Shutdown flushes what is counted.
     server.terminate();
+
+    let shown = env.cli_json(&["keys", "show", &id, "--json"]);
+    assert_eq!(
+        shown["last_used_from"],
+        json!({"client_addr": "203.0.113.9", "user_agent": "partner-sdk/2.1[31m"}),
+        "recorded, control characters dropped: {shown}"
+    );
+    let out = env.cli(&["keys", "show", &id]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("last used from  203.0.113.9 (partner-sdk/2.1[31m)"),
+        "{text}"
+    );
 
     let report = env.cli_json(&["keys", "usage", &id, "--json"]);
     assert_eq!(report["totals"]["valid"], 3, "{report}");

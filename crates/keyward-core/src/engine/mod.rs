@@ -95,16 +95,19 @@ static STORE_DOWN: crate::clock::SampledLog = crate::clock::SampledLog::new();
 
 /// Facts about the request that verification needs beyond the key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VerifyContext {
+pub struct VerifyContext<'a> {
     /// The caller's address, as the application trusts it (peer address or a vetted
     /// forwarded header). Keys with an allowlist fail without one.
     pub client_ip: Option<IpAddr>,
     /// Tags the verification is counted under in the key's usage analytics
     /// ([`crate::analytics`]): the route, a region, a plan. None by default.
     pub tags: crate::analytics::Tags,
+    /// The request's `User-Agent` header value: recorded, cleaned and bounded, with the
+    /// client address next to the key's `last_used_at` ([`crate::KeyRecord::last_used_from`]).
+    pub user_agent: Option<&'a [u8]>,
 }
 
-impl VerifyContext {
+impl<'a> VerifyContext<'a> {
     /// The address of a client the application expected to learn the address of and could
     /// not: a trusted proxy sent no usable client-address header. It is the unspecified
     /// address (`::`), which no packet comes from: an IP allowlist never admits it (not even
@@ -118,6 +121,7 @@ impl VerifyContext {
         Self {
             client_ip: Some(ip),
             tags: crate::analytics::Tags::NONE,
+            user_agent: None,
         }
     }
 
@@ -126,6 +130,22 @@ impl VerifyContext {
     pub fn tagged(mut self, tags: crate::analytics::Tags) -> Self {
         self.tags = tags;
         self
+    }
+
+    /// This context with the request's `User-Agent` header value.
+    #[must_use]
+    pub fn with_user_agent(mut self, user_agent: &'a [u8]) -> Self {
+        self.user_agent = Some(user_agent);
+        self
+    }
+
+    /// Where the request came from, as a key's last use records it: the client address (not
+    /// [`Self::UNKNOWN_CLIENT`]) and the user agent, cleaned and bounded. `None` when neither
+    /// is known.
+    pub(crate) fn origin(&self) -> Option<crate::model::Origin> {
+        let ip = self.client_ip.filter(|ip| *ip != Self::UNKNOWN_CLIENT);
+        let origin = crate::model::Origin::new(ip, self.user_agent, None);
+        (origin.client_addr.is_some() || origin.user_agent.is_some()).then_some(origin)
     }
 }
 
@@ -259,7 +279,7 @@ impl Keyward {
         &self,
         presented: &str,
         required: &ScopeRequirement,
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
     ) -> Result<Principal, VerifyError> {
         let parsed = self.parse_presented(presented)?;
         let now_us = self.0.clock.coarse_micros();
@@ -321,7 +341,7 @@ impl Keyward {
         &self,
         presented: &str,
         required: &ScopeRequirement,
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
     ) -> Option<Result<Principal, VerifyError>> {
         let parsed = match self.parse_presented(presented) {
             Ok(p) => p,
@@ -369,7 +389,7 @@ impl Keyward {
         &self,
         parsed: &ParsedKey<'_>,
         entry: &Entry,
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
         now_us: i64,
     ) -> Result<bool, VerifyError> {
         let secret = parsed.secret.expose_secret();
@@ -422,7 +442,7 @@ impl Keyward {
         &self,
         key_id: &KeyId,
         now_us: i64,
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
     ) -> Result<Lookup, VerifyError> {
         match self.0.cache.get(key_id, now_us) {
             Some(e) => Ok(Lookup::Found(e)),
@@ -432,13 +452,13 @@ impl Keyward {
 
     /// Counts a failed verification (an unknown id, a wrong secret or signature) against the
     /// caller's address.
-    pub(crate) async fn count_failure(&self, ctx: &VerifyContext, now_us: i64) {
+    pub(crate) async fn count_failure(&self, ctx: &VerifyContext<'_>, now_us: i64) {
         self.0.throttle.failed(ctx.client_ip, None, now_us);
         self.share_failure(ctx, now_us).await;
     }
 
     /// Adds a failure to the instances' shared count, if there is one, and takes its verdict.
-    async fn share_failure(&self, ctx: &VerifyContext, now_us: i64) {
+    async fn share_failure(&self, ctx: &VerifyContext<'_>, now_us: i64) {
         let (Some(ledger), Some(bucket)) = (
             &self.0.failures,
             self.0.throttle.shared_bucket(ctx.client_ip),
@@ -461,7 +481,7 @@ impl Keyward {
 
     /// Whether the instances' shared count refuses `ctx`'s address (asked on cache misses, and
     /// only while this instance does not refuse it already).
-    async fn shared_refusal(&self, ctx: &VerifyContext, now_us: i64) -> Option<Duration> {
+    async fn shared_refusal(&self, ctx: &VerifyContext<'_>, now_us: i64) -> Option<Duration> {
         let ledger = self.0.failures.as_ref()?;
         let bucket = self.0.throttle.shared_bucket(ctx.client_ip)?;
         match ledger.failures(&bucket).await {
@@ -487,7 +507,7 @@ impl Keyward {
         &self,
         key_id: &KeyId,
         now_us: i64,
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
     ) -> Result<Lookup, VerifyError> {
         if !self.0.cache.knows(key_id) {
             let wait = match self.0.throttle.refused(ctx.client_ip, now_us) {
@@ -545,7 +565,7 @@ impl Keyward {
     }
 
     /// State, then the IP allowlist: the checks before scopes, none of which waits.
-    fn screen(entry: &Entry, ctx: &VerifyContext, now_us: i64) -> Result<(), VerifyError> {
+    fn screen(entry: &Entry, ctx: &VerifyContext<'_>, now_us: i64) -> Result<(), VerifyError> {
         match entry.state(now_us) {
             KeyState::Active => {}
             KeyState::Revoked => return Err(VerifyError::Invalid(InvalidReason::Revoked)),
@@ -574,7 +594,7 @@ impl Keyward {
         &self,
         entry: &Arc<Entry>,
         error: &VerifyError,
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
         now_us: i64,
     ) {
         if let Some(outcome) = error.outcome() {
@@ -589,7 +609,7 @@ impl Keyward {
         &self,
         entry: &Arc<Entry>,
         required: &ScopeRequirement,
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
         now_us: i64,
     ) -> Result<Principal, VerifyError> {
         let checked = Self::screen(entry, ctx, now_us).and_then(|()| {
@@ -601,7 +621,7 @@ impl Keyward {
             self.note_refusal(entry, &e, ctx, now_us);
             return Err(e);
         }
-        self.record_batched_use(entry, now_us, None, None, &ctx.tags);
+        self.record_batched_use(entry, now_us, None, None, ctx);
         Ok(entry.principal.clone())
     }
 
@@ -616,7 +636,7 @@ impl Keyward {
         &self,
         entry: &Arc<Entry>,
         required: &ScopeRequirement,
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
         now_us: i64,
         precise: Option<OffsetDateTime>,
         nonce: Option<(&str, Duration)>,
@@ -634,7 +654,7 @@ impl Keyward {
         &self,
         entry: &Arc<Entry>,
         required: &ScopeRequirement,
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
         now_us: i64,
         precise: Option<OffsetDateTime>,
         nonce: Option<(&str, Duration)>,
@@ -712,10 +732,16 @@ impl Keyward {
             let delta = UsageDelta {
                 key_id: entry.key_id(),
                 last_used_at: Some(now()),
+                last_used_from: ctx.origin(),
                 requests: 0,
                 credits: credits_state,
             };
-            if let Err(e) = self.0.store.record_usage(&[delta], &[]).await {
+            if let Err(e) = self
+                .0
+                .store
+                .record_usage(std::slice::from_ref(&delta), &[])
+                .await
+            {
                 tracing::warn!(error = %e, "immediate last-used write failed; queued instead");
                 self.0.usage.queue(delta);
             }
@@ -723,7 +749,7 @@ impl Keyward {
                 .usage
                 .count_outcome(entry, Outcome::Valid, &ctx.tags, now_us);
         } else {
-            self.record_batched_use(entry, now_us, precise, credits_state, &ctx.tags);
+            self.record_batched_use(entry, now_us, precise, credits_state, ctx);
         }
         Ok(principal)
     }

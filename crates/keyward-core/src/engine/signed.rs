@@ -25,7 +25,7 @@ impl Keyward {
     pub async fn precheck_signed(
         &self,
         authorization: &[u8],
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
     ) -> Result<(), VerifyError> {
         let now_us = crate::clock::unix_micros(self.0.clock.now());
         // Even for a known signing key: buffering bodies is what an address over its failures
@@ -61,7 +61,7 @@ impl Keyward {
     /// ([`Keyward::precheck_signed`]). Adapters call it when buffering fails.
     ///
     /// [`SigningOptions::max_body_time`]: crate::sigv4::SigningOptions::max_body_time
-    pub async fn signed_body_failed(&self, ctx: &VerifyContext) {
+    pub async fn signed_body_failed(&self, ctx: &VerifyContext<'_>) {
         let now_us = crate::clock::unix_micros(self.0.clock.now());
         self.count_failure(ctx, now_us).await;
     }
@@ -81,7 +81,7 @@ impl Keyward {
         &self,
         request: &SignableRequest<'_>,
         required: &ScopeRequirement,
-        ctx: &VerifyContext,
+        ctx: &VerifyContext<'_>,
     ) -> Result<Principal, VerifyError> {
         let options = &self.0.signing;
         let header = match request.authorization_value() {

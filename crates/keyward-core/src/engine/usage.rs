@@ -113,6 +113,7 @@ fn add_counts(
                 UsageDelta {
                     key_id: entry.key_id(),
                     last_used_at,
+                    last_used_from: None,
                     requests: 0,
                     credits: None,
                 },
@@ -354,6 +355,7 @@ impl UsageBatcher {
                     UsageDelta {
                         key_id,
                         last_used_at: None,
+                        last_used_from: None,
                         requests: count,
                         credits: None,
                     },
@@ -412,7 +414,7 @@ impl Keyward {
         now_us: i64,
         precise: Option<OffsetDateTime>,
         credits: Option<(u64, u64)>,
-        tags: &Tags,
+        ctx: &crate::VerifyContext<'_>,
     ) {
         let last_used = match self.0.policy.last_used {
             LastUsedStrategy::Throttled(secs) => {
@@ -429,11 +431,13 @@ impl Keyward {
             }
             LastUsedStrategy::Disabled | LastUsedStrategy::Immediate => None,
         };
-        // With requests counted, the time waits in the entry, which the count lists for the
-        // next flush (the time first: see `add_counts`); without, and for credit states, in
-        // the queue.
+        // Where the use came from, only when its time is recorded (once a throttle window).
+        let from = last_used.and_then(|_| ctx.origin());
+        // With requests counted, a time without an origin waits in the entry, which the count
+        // lists for the next flush (the time first: see `add_counts`); with an origin (which
+        // an atomic cannot hold), without counts, and for credit states, in the queue.
         let queued = match last_used {
-            Some(at) if self.0.usage.counts_requests() => {
+            Some(at) if self.0.usage.counts_requests() && from.is_none() => {
                 entry
                     .last_used_pending
                     .fetch_max(crate::clock::unix_micros(at), Ordering::Relaxed);
@@ -443,11 +447,12 @@ impl Keyward {
         };
         self.0
             .usage
-            .count_outcome(entry, Outcome::Valid, tags, now_us);
+            .count_outcome(entry, Outcome::Valid, &ctx.tags, now_us);
         if queued.is_some() || credits.is_some() {
             self.0.usage.queue(UsageDelta {
                 key_id: entry.key_id(),
                 last_used_at: queued,
+                last_used_from: from,
                 requests: 0,
                 credits,
             });

@@ -417,13 +417,14 @@ impl EventStore for MemoryKeyStore {
 }
 
 /// Applies a usage delta to a record the way every store must: requests add up, `last_used_at`
-/// only moves forward, credit counters take the ledger's value for the newest period.
+/// only moves forward (and where that use came from with it), credit counters take the ledger's value for the newest period.
 pub fn apply_usage(r: &mut KeyRecord, d: &UsageDelta) {
     r.usage.request_count = r.usage.request_count.saturating_add(d.requests);
     if let Some(t) = d.last_used_at
         && r.last_used_at.is_none_or(|old| old < t)
     {
         r.last_used_at = Some(t);
+        r.last_used_from.clone_from(&d.last_used_from);
     }
     if let Some((period, used)) = d.credits
         && (period > r.usage.credits_period

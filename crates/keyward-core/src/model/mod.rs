@@ -2,6 +2,7 @@
 //! request carries, limits, usage and IP allowlists.
 
 mod allowlist;
+mod origin;
 mod policy;
 mod principal;
 mod record;
@@ -10,6 +11,7 @@ mod view;
 #[cfg(feature = "openapi")]
 pub(crate) use allowlist::IP_NETWORK_PATTERN;
 pub use allowlist::{IpNet, IpNetError};
+pub use origin::{MAX_REQUEST_ID, MAX_USER_AGENT, Origin};
 pub use policy::{LastUsedStrategy, Policy, SelfServiceDefaults};
 pub use principal::Principal;
 pub(crate) use record::Lifecycle;

@@ -73,6 +73,9 @@ pub struct KeyRecord {
     pub expires_at: Option<OffsetDateTime>,
     /// Last verified use (per the last-used strategy).
     pub last_used_at: Option<OffsetDateTime>,
+    /// Where that use came from: the client address and user agent, when the application
+    /// passed them ([`crate::VerifyContext`]).
+    pub last_used_from: Option<crate::model::Origin>,
     /// Soft revocation time; final.
     pub revoked_at: Option<OffsetDateTime>,
     /// The key this one replaced by rotation.
@@ -213,6 +216,7 @@ impl KeyRecord {
             not_before: self.not_before,
             expires_at: self.expires_at,
             last_used_at: self.last_used_at,
+            last_used_from: self.last_used_from.clone(),
             revoked_at: self.revoked_at,
             rotated_from: self.rotated_from,
             rotated_to: self.rotated_to,

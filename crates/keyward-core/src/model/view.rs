@@ -46,6 +46,9 @@ pub struct KeyView {
     /// Last verified use.
     #[serde(default, with = "crate::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+    /// Where the last recorded use came from: client address and user agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_from: Option<crate::model::Origin>,
     /// Revocation time.
     #[serde(default, with = "crate::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,

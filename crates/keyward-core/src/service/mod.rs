@@ -375,6 +375,7 @@ impl Keyward {
             not_before: None,
             expires_at,
             last_used_at: None,
+            last_used_from: None,
             revoked_at: None,
             rotated_from: None,
             rotated_to: None,

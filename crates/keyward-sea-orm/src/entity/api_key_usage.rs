@@ -21,6 +21,12 @@ pub struct Model {
     pub request_count: i64,
     /// Latest use flushed.
     pub last_used_at: Option<TimeDateTimeWithTimeZone>,
+    /// The client address of that use, when known (migration 0008).
+    #[sea_orm(column_type = "String(StringLen::N(45))", nullable)]
+    pub last_client_addr: Option<String>,
+    /// Its user agent, cleaned, at most 256 bytes (migration 0008).
+    #[sea_orm(column_type = "String(StringLen::N(256))", nullable)]
+    pub last_user_agent: Option<String>,
     /// The latest credit period flushed.
     pub credits_period: i64,
     /// Credits used in it.

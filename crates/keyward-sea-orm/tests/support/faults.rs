@@ -169,6 +169,7 @@ pub async fn assert_store_down(store: &Arc<dyn KeyStore>, presented_key: &str) {
                 &[UsageDelta {
                     key_id: id,
                     last_used_at: None,
+                    last_used_from: None,
                     requests: 1,
                     credits: None,
                 }],

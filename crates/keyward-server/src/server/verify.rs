@@ -56,6 +56,10 @@ pub(super) struct VerifyRequest {
     #[serde(default)]
     #[schema(schema_with = tag_list)]
     tags: Vec<String>,
+    /// The `User-Agent` of the key holder's request, recorded with the key's `last_used_at`, as
+    /// `client_ip` is: control characters dropped, cut at 256 bytes.
+    #[serde(default)]
+    user_agent: Option<String>,
 }
 
 /// Up to 20 tags of [`keyward_core::analytics::TAG_PATTERN`].
@@ -157,6 +161,7 @@ pub(super) async fn verify(State(app): State<Shared>, req: Request) -> Response 
     let ctx = VerifyContext {
         client_ip: body.client_ip,
         tags,
+        user_agent: body.user_agent.as_deref().map(str::as_bytes),
     };
     // Counted as every verification is: through the gate's observer, as a cache hit when
     // the engine answers without waiting.

@@ -150,6 +150,11 @@ impl MgmtApp {
             .header(self.admin.0, &self.admin.1)
     }
 
+    /// The route [`Self::probe`] calls: any verified key passes it.
+    pub fn probe_path(&self) -> &'static str {
+        self.probe
+    }
+
     /// A request with `key` as the bearer credential, nothing else.
     pub fn with_key(&self, method: Method, path: &str, key: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(key)

@@ -44,7 +44,14 @@ pub async fn case_usage_analytics(app: MgmtApp) {
         .await;
     let res = send(app.as_owner(Method::DELETE, &format!("/api-keys/{}", gone.id), &owner)).await;
     assert_eq!(res.status(), 204);
-    for _ in 0..3 {
+    // The first use is the one recorded as the key's last (the throttle holds the others).
+    let res = send(
+        app.with_key(Method::GET, app.probe_path(), &reader.api_key)
+            .header("user-agent", "suite-agent/1.0 (probe)"),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    for _ in 0..2 {
         assert_eq!(app.probe(&reader.api_key).await, 200);
     }
     assert_eq!(app.probe(&gone.api_key).await, 401);
@@ -68,6 +75,17 @@ pub async fn case_usage_analytics(app: MgmtApp) {
         (&json!(3), &json!(1), &json!(0)),
         "the owner's keys summed: {all}"
     );
+
+    // The key shows when it was last used, and from where.
+    let res = send(app.as_owner(Method::GET, &format!("/api-keys/{}", reader.id), &owner)).await;
+    assert_eq!(res.status(), 200);
+    let view: Value = res.json().await.unwrap();
+    assert!(view["last_used_at"].is_string(), "{view}");
+    assert_eq!(
+        view["last_used_from"]["user_agent"], "suite-agent/1.0 (probe)",
+        "{view}"
+    );
+    assert_eq!(view["last_used_from"]["client_addr"], "127.0.0.1", "{view}");
 
     // Another owner: not found for the key, nothing of it in its own sum.
     let res = send(app.as_owner(Method::GET, &path, &stranger)).await;

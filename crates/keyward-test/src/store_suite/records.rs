@@ -354,9 +354,16 @@ pub async fn case_record_usage(store: Arc<dyn KeyStore>) {
     create(&store, &bystander, None, at(0, 1)).await;
     let mut expected = r.clone();
 
+    // Where each use came from goes with its time: the later one is kept.
+    let from = |t: OffsetDateTime| keyward_core::audit::Origin {
+        client_addr: Some(std::net::IpAddr::from([10, 0, 0, t.second()])),
+        user_agent: Some(format!("agent/{} ü", t.unix_timestamp())),
+        request_id: None,
+    };
     let d = |requests, last: Option<OffsetDateTime>, credits| UsageDelta {
         key_id: r.key_id,
         last_used_at: last,
+        last_used_from: last.map(from),
         requests,
         credits,
     };
@@ -377,6 +384,7 @@ pub async fn case_record_usage(store: Arc<dyn KeyStore>) {
             UsageDelta {
                 key_id: new_id(),
                 last_used_at: Some(at(99, 0)),
+                last_used_from: None,
                 requests: 9,
                 credits: Some((5, 5)),
             },
