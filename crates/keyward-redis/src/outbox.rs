@@ -244,6 +244,19 @@ impl RedisKeyStore {
         })
     }
 
+    /// `script` on the delivery `id`: KEYS the delivery, due, and the pending, delivered and
+    /// failed listings (SETTLE and REDELIVER), ARGV starting with the id.
+    fn on_delivery<'s>(&self, script: &'s Script, id: &EventId) -> redis::ScriptInvocation<'s> {
+        let keys = &self.shared.keys;
+        let mut inv = script.key(keys.delivery(id.as_str()));
+        inv.key(keys.deliveries_due());
+        for s in STATUSES {
+            inv.key(keys.deliveries(Some(s)));
+        }
+        inv.arg(id.as_str());
+        inv
+    }
+
     /// The deliveries of `ids`, in their order, skipping those gone.
     async fn load(&self, ids: &[EventId]) -> Result<Vec<Delivery>, StoreError> {
         if ids.is_empty() {
@@ -482,20 +495,14 @@ impl WebhookOutbox for RedisKeyStore {
         attempt: &Attempt,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let keys = &self.shared.keys;
         let (kind, retry) = match settlement {
             Settlement::Delivered => ("delivered", now),
             Settlement::Retry(at) => ("retry", *at),
             Settlement::Failed => ("failed", now),
         };
         let mut c = self.shared.conn().await?;
-        let mut inv = SETTLE.key(keys.delivery(id.as_str()));
-        inv.key(keys.deliveries_due());
-        for s in STATUSES {
-            inv.key(keys.deliveries(Some(s)));
-        }
-        let _: i64 = inv
-            .arg(id.as_str())
+        let _: i64 = self
+            .on_delivery(&SETTLE, id)
             .arg(kind)
             .arg(unix_micros(retry))
             .arg(unix_micros(now))
@@ -553,15 +560,9 @@ impl WebhookOutbox for RedisKeyStore {
     }
 
     async fn redeliver(&self, id: &EventId, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let keys = &self.shared.keys;
         let mut c = self.shared.conn().await?;
-        let mut inv = REDELIVER.key(keys.delivery(id.as_str()));
-        inv.key(keys.deliveries_due());
-        for s in STATUSES {
-            inv.key(keys.deliveries(Some(s)));
-        }
-        let done: i64 = inv
-            .arg(id.as_str())
+        let done: i64 = self
+            .on_delivery(&REDELIVER, id)
             .arg(unix_micros(now))
             .invoke_async(&mut c)
             .await

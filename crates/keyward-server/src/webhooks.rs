@@ -26,12 +26,9 @@ impl WebhookSettings {
         secrets: &[String],
         allow_private: bool,
     ) -> Result<Option<Self>, AppError> {
-        let urls: Vec<String> = urls
-            .into_iter()
-            .map(|u| u.trim().to_owned())
-            .filter(|u| !u.is_empty())
-            .collect();
-        if urls.is_empty() {
+        // Blank URLs are skipped (by `WebhookConfig::new`, which trims them): none at all is
+        // webhooks off.
+        if urls.iter().all(|u| u.trim().is_empty()) {
             return Ok(None);
         }
         let secrets = secrets
