@@ -24,19 +24,24 @@
 //! `abuse` ([`abuse`]) floods the `keyward` server over SQLite with made-up keys, one repeated
 //! and 200 distinct from one address, against a valid key in the same rounds (target ≥ 0.5).
 //!
+//! `limits` ([`limits`]) loads the `keyward` server with `--redis-url` through a key with a
+//! Redis rate limit and one with Redis credits, neither reached, against a plain key in the same
+//! rounds (target ≥ 0.9), and the same with leasing off for comparison.
+//!
 //! Then it runs the criterion benches of the libraries, each of which ends with a ratio report
 //! measured in that same run: `core` (verify against its HMAC floor, wrong secret, junk), `sql`
 //! (verify on a cache miss against SQLite and PostgreSQL, and with the cache in front), `redis`
 //! (verify with the Redis-backed cache, limiter and credits). `--only` picks suites.
 //!
 //! ```text
-//! cargo xtask bench [--only load,abuse,core,sql,redis] [--adapter axum|actix]… [--duration SECS]
+//! cargo xtask bench [--only load,abuse,limits,core,sql,redis] [--adapter axum|actix]… [--duration SECS]
 //!                   [--connections N] [--rounds N] [--pooled]
 //! ```
 
 use std::process::{Command, ExitCode};
 
 mod abuse;
+mod limits;
 mod load;
 mod rounds;
 pub(crate) mod scale;
@@ -96,9 +101,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
         }
     }
     for suite in &o.suites {
-        if suite != "load" && suite != "abuse" && !CRITERION.iter().any(|(n, _, _)| n == suite) {
+        if !["load", "abuse", "limits"].contains(&suite.as_str())
+            && !CRITERION.iter().any(|(n, _, _)| n == suite)
+        {
             return Err(format!(
-                "unknown suite `{suite}` (load, abuse, core, sql, redis)"
+                "unknown suite `{suite}` (load, abuse, limits, core, sql, redis)"
             ));
         }
     }
@@ -110,7 +117,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         o.suites = vec!["load".into()];
     }
     if o.suites.is_empty() {
-        o.suites = ["load", "abuse", "core", "sql", "redis"]
+        o.suites = ["load", "abuse", "limits", "core", "sql", "redis"]
             .map(String::from)
             .to_vec();
     }
@@ -132,6 +139,10 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     if opts.suites.iter().any(|s| s == "abuse") {
         println!("\n======== abuse: floods of made-up keys against keyward serve");
         abuse::run(&opts)?;
+    }
+    if opts.suites.iter().any(|s| s == "limits") {
+        println!("\n======== limits: Redis rate limits and credits against keyward serve");
+        limits::run(&opts)?;
     }
     for (name, package, bench) in CRITERION {
         if !opts.suites.iter().any(|s| s == name) {

@@ -490,13 +490,42 @@ pub trait RateLimiter: Send + Sync + fmt::Debug {
         limit: &RateLimit,
         now: OffsetDateTime,
     ) -> Result<Admission, StoreError>;
+
+    /// [`RateLimiter::acquire`] when it needs no waiting: `Some` with its answer (the request
+    /// taken from the budget when allowed), or `None`, having changed nothing, when it needs a
+    /// backend. The engine then skips building a future for the request. By default `None`.
+    fn try_acquire(
+        &self,
+        key_id: &KeyId,
+        limit: &RateLimit,
+        now: OffsetDateTime,
+    ) -> Option<Result<Admission, StoreError>> {
+        let _ = (key_id, limit, now);
+        None
+    }
+
+    /// Gives back the request [`RateLimiter::try_acquire`] just allowed, when a later check
+    /// could not be settled without waiting and the engine asks again with
+    /// [`RateLimiter::acquire`]. A limiter that answers `try_acquire` must give back here, or
+    /// that request counts twice. By default nothing.
+    fn refund(&self, key_id: &KeyId, limit: &RateLimit) {
+        let _ = (key_id, limit);
+    }
 }
 
-/// Usage credits, consumed one per verified request.
+/// A [`CreditLedger`]'s answer: the admission and, when allowed, the `(period, used)` to
+/// record.
+pub type Consumed = (Admission, Option<(u64, u64)>);
+
+/// Usage credits, consumed by verified requests: one each, or the request's cost
+/// ([`crate::VerifyContext::cost`]).
 #[async_trait::async_trait]
 pub trait CreditLedger: Send + Sync + fmt::Debug {
-    /// Consumes one credit of `account`'s allowance atomically. Returns the admission and, when
-    /// allowed, `(period, used)` after the consumption, for the usage batch.
+    /// Consumes `cost` credits (at least 1) of `account`'s allowance atomically, all or none: a
+    /// request costing more than is left is refused. Returns the admission and, when
+    /// allowed, `(period, used)` after the consumption, for the usage batch (a ledger whose
+    /// count did not change in the store's sense, one spending a lease it holds, may say
+    /// `None`).
     ///
     /// # Errors
     /// `Unavailable`: callers fail closed.
@@ -504,8 +533,22 @@ pub trait CreditLedger: Send + Sync + fmt::Debug {
         &self,
         account: &CreditAccount,
         credits: &Credits,
+        cost: u64,
         now: OffsetDateTime,
-    ) -> Result<(Admission, Option<(u64, u64)>), StoreError>;
+    ) -> Result<Consumed, StoreError>;
+
+    /// [`CreditLedger::consume`] when it needs no waiting: `Some` with its answer, or `None`,
+    /// having changed nothing, when it needs a backend. By default `None`.
+    fn try_consume(
+        &self,
+        account: &CreditAccount,
+        credits: &Credits,
+        cost: u64,
+        now: OffsetDateTime,
+    ) -> Option<Result<Consumed, StoreError>> {
+        let _ = (account, credits, cost, now);
+        None
+    }
 }
 
 /// What a [`CreditLedger`] counts a key's credits under: the key its rotation chain started

@@ -1057,12 +1057,67 @@ async fn verify_cached_answers_what_verify_answers_or_defers() {
         let fast = fast.unwrap_or_else(|| panic!("{required:?} {c:?} deferred"));
         assert_eq!(format!("{fast:?}"), format!("{full:?}"));
     }
-    // Deferred: not cached, or a rate limit to spend (and nothing spent by asking).
+    // Deferred: not cached.
     assert!(f.kw.verify_cached(&uncached, &none(), &ctx()).is_none());
-    for _ in 0..200 {
-        assert!(f.kw.verify_cached(&limited, &none(), &ctx()).is_none());
+    // A rate limit its limiter settles at once (memory) is answered, each answer spending what
+    // `verify` spends: 99 of 100 left after the warm-up, then refused by both.
+    for _ in 0..99 {
+        let fast = f.kw.verify_cached(&limited, &none(), &ctx());
+        assert!(matches!(fast, Some(Ok(_))), "{fast:?}");
     }
-    f.kw.verify(&limited, &none(), &ctx()).await.unwrap();
+    let fast = f.kw.verify_cached(&limited, &none(), &ctx());
+    assert!(
+        matches!(fast, Some(Err(VerifyError::RateLimited { .. }))),
+        "{fast:?}"
+    );
+    let full = f.kw.verify(&limited, &none(), &ctx()).await;
+    assert!(
+        matches!(full, Err(VerifyError::RateLimited { .. })),
+        "{full:?}"
+    );
+}
+
+/// A request spends its cost in credits, whole or not at all; a cost of 0 spends nothing and
+/// passes even with nothing left.
+#[tokio::test]
+async fn credits_are_spent_by_the_cost_of_each_request() {
+    let f = fixture();
+    let created =
+        f.kw.create_key(
+            "alice",
+            CreateKeyRequest {
+                credits: Some(keyward_core::model::Credits {
+                    limit: 10,
+                    refill_seconds: None,
+                }),
+                ..req("priced", &[])
+            },
+        )
+        .await
+        .unwrap();
+    let key = created.api_key.expose_secret();
+    let at = |cost| ctx().with_cost(cost);
+    let outcomes = [
+        (4, true),
+        (4, true),
+        (4, false),
+        (2, true),
+        (0, true),
+        (1, false),
+    ];
+    for (cost, admitted) in outcomes {
+        let got = f.kw.verify(key, &none(), &at(cost)).await;
+        match got {
+            Ok(_) => assert!(admitted, "cost {cost} admitted"),
+            Err(VerifyError::UsageExhausted { .. }) => assert!(!admitted, "cost {cost} refused"),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let fast = f.kw.verify_cached(key, &none(), &at(1));
+    assert!(
+        matches!(fast, Some(Err(VerifyError::UsageExhausted { .. }))),
+        "{fast:?}"
+    );
 }
 
 /// A deterministic generator, for this test only (it is no CSPRNG): the same seed mints the

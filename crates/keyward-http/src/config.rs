@@ -256,6 +256,7 @@ impl<R: 'static, K: HookFutures> ManagementConfig<R, K> {
                     client_ip: head.client_ip(),
                     tags: keyward_core::analytics::Tags::NONE,
                     user_agent: head.header("user-agent"),
+                    cost: None,
                 };
                 let none = ScopeRequirement::none();
                 Ok(super::gate::verify_presented(keyward, credential, &none, &ctx).await?)

@@ -141,6 +141,7 @@ pub struct Gate<R = ()> {
     headers: CredentialHeaders,
     requirement: ScopeRequirement,
     tags: Tags,
+    cost: Option<u64>,
     optional: bool,
     observer: Option<Observer>,
     client_ip: Option<ClientIp<R>>,
@@ -153,6 +154,7 @@ impl<R> Clone for Gate<R> {
             headers: self.headers.clone(),
             requirement: self.requirement.clone(),
             tags: self.tags.clone(),
+            cost: self.cost,
             optional: self.optional,
             observer: self.observer.clone(),
             client_ip: self.client_ip.clone(),
@@ -166,6 +168,7 @@ impl<R> fmt::Debug for Gate<R> {
             .field("headers", &self.headers)
             .field("requirement", &self.requirement)
             .field("tags", &self.tags)
+            .field("cost", &self.cost)
             .field("optional", &self.optional)
             .field("observed", &self.observer.is_some())
             .finish_non_exhaustive()
@@ -189,6 +192,7 @@ impl<R> Gate<R> {
             headers: CredentialHeaders::default(),
             requirement: ScopeRequirement::none(),
             tags: Tags::NONE,
+            cost: None,
             optional: false,
             observer: None,
             client_ip: None,
@@ -200,6 +204,15 @@ impl<R> Gate<R> {
     #[must_use]
     pub fn tags(mut self, tags: Tags) -> Self {
         self.tags = tags;
+        self
+    }
+
+    /// Spends `cost` credits of a key with credits for every request through this gate (a
+    /// route's price; one by default, 0 spends none): `429 USAGE_EXHAUSTED` when fewer are
+    /// left.
+    #[must_use]
+    pub fn cost(mut self, cost: u64) -> Self {
+        self.cost = Some(cost);
         self
     }
 
@@ -321,6 +334,7 @@ impl<R> Gate<R> {
                     client_ip: head.client_ip(),
                     tags: self.tags.clone(),
                     user_agent: head.header("user-agent"),
+                    cost: self.cost,
                 };
                 let started = self.start();
                 let settled = self.keyward.verify_cached(key, &self.requirement, &ctx)?;
@@ -358,6 +372,7 @@ impl<R> Gate<R> {
             client_ip: head.client_ip(),
             tags: self.tags.clone(),
             user_agent: head.header("user-agent"),
+            cost: self.cost,
         };
         let credential = self.headers.extract(&self.keyward.policy().format, head);
         let pass = |principal, unverified_signature, body| {

@@ -287,6 +287,40 @@ async fn the_gate_settles_what_it_can_without_waiting() {
     }
 }
 
+/// A gate's cost is what each request through it spends of a key's credits: a route priced at
+/// 4 takes a key with 10 credits twice, then refuses it (`USAGE_EXHAUSTED`) while a route priced
+/// at 2 still lets it through once, and a free route (0) always.
+#[tokio::test]
+async fn a_gate_charges_its_cost_in_credits() {
+    let kw = keyward();
+    let req = CreateKeyRequest {
+        name: "metered".into(),
+        credits: Some(keyward_core::model::Credits {
+            limit: 10,
+            refill_seconds: None,
+        }),
+        ..Default::default()
+    };
+    let created = kw.create_key("o", req).await.unwrap();
+    let keyed = Req::get().with("x-api-key", created.api_key.expose_secret());
+    let gate = |cost| Gate::<Req>::new(kw.clone()).cost(cost);
+    let passes =
+        |outcome: &Outcome<()>| matches!(outcome, Outcome::Pass(p) if p.principal.is_some());
+    for cost in [4, 4] {
+        assert!(passes(&authenticate(&gate(cost), &keyed).await));
+    }
+    match authenticate(&gate(4), &keyed).await {
+        Outcome::Reject(p) => assert_eq!(p.code, ErrorCode::UsageExhausted),
+        Outcome::Pass(_) => panic!("4 credits spent of 2 left"),
+    }
+    assert!(passes(&authenticate(&gate(2), &keyed).await));
+    assert!(passes(&authenticate(&gate(0), &keyed).await));
+    match gate(1).authenticate_now(&keyed) {
+        Some(Err(p)) => assert_eq!(p.code, ErrorCode::UsageExhausted),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_call_from_head_to_reply() {
     let kw = keyward();

@@ -7,6 +7,7 @@ mod cache;
 mod codec;
 mod config;
 mod events;
+mod lease;
 mod limits;
 mod outbox;
 mod scripts;
@@ -23,7 +24,10 @@ pub use crate::bus::{
 };
 pub use crate::cache::{CacheFailure, RedisCachedStore};
 pub use crate::config::RedisConfig;
-pub use crate::limits::{RedisCreditLedger, RedisFailureLedger, RedisNonceStore, RedisRateLimiter};
+pub use crate::lease::Leasing;
+pub use crate::limits::{
+    OnRedisLoss, RedisCreditLedger, RedisFailureLedger, RedisNonceStore, RedisRateLimiter,
+};
 pub use crate::store::RedisKeyStore;
 
 use crate::config::Connections;
@@ -71,6 +75,20 @@ impl RedisBackend {
             failures: Arc::new(RedisFailureLedger::from_shared(shared.clone())),
             shared,
         })
+    }
+
+    /// Sets how the rate limiter and credit ledger lease their budgets, and what the rate
+    /// limiter does while Redis is lost.
+    #[must_use]
+    pub fn limits(mut self, leasing: Leasing, on_loss: OnRedisLoss) -> Self {
+        self.limiter = Arc::new(
+            RedisRateLimiter::from_shared(self.shared.clone())
+                .leasing(leasing)
+                .on_redis_loss(on_loss),
+        );
+        self.ledger =
+            Arc::new(RedisCreditLedger::from_shared(self.shared.clone()).leasing(leasing));
+        self
     }
 
     /// Wires the limiter, credit ledger, nonce store, invalidation bus and failure ledger into

@@ -146,40 +146,47 @@ return 1
 /// The usage script as a [`Script`] (for its hash).
 pub(crate) static RECORD_USAGE: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD_USAGE_SRC));
 
-/// KEYS[1] rate state. ARGV: now (µs), period (µs), emission interval (µs). GCRA as
-/// `keyward_core::memory::gcra`. Returns `{1, 0}` when allowed, `{0, wait_us}` when refused.
-pub(crate) static GCRA: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS[1] rate state. ARGV: now (µs), period (µs), emission interval (µs), tokens wanted.
+/// GCRA as `keyward_core::memory::gcra`, granting up to the tokens wanted at once: as many
+/// requests as it would admit back to back now. Returns `{granted, 0}`, or `{0, wait_us}` when
+/// it would admit none.
+pub(crate) static LEASE_GCRA: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local now, period, emission = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '')
 if tat == nil or tat < now then tat = now end
-local allow_at = tat - period + emission
-if now < allow_at then return {0, allow_at - now} end
-local new = tat + emission
+local room = math.floor((now + period - tat) / emission)
+if room < 1 then return {0, tat - period + emission - now} end
+local granted = math.min(want, room)
+local new = tat + granted * emission
 redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.floor((new - now) / 1000) + 1000)
-return {1, 0}
+return {granted, 0}
 ",
     )
 });
 
-/// KEYS[1] credit counter. ARGV: period now, limit, stored period, stored used, ttl (s).
-/// Seeds from the record's stored usage, resets on a new period, consumes one unless at the
-/// limit. Returns `{allowed, period, used}`.
-pub(crate) static CONSUME_CREDIT: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS[1] credit counter. ARGV: period now, limit, stored period, stored used, ttl (s), credits
+/// wanted, credits needed. Seeds from the record's stored usage, resets on a new period, grants
+/// up to the credits wanted of what is left, and none when fewer than the credits needed are
+/// left. Returns `{granted, period, used}`.
+pub(crate) static LEASE_CREDITS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local period, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local sp, su = tonumber(ARGV[3]), tonumber(ARGV[4])
+local want, need = tonumber(ARGV[6]), tonumber(ARGV[7])
 local p = tonumber(redis.call('HGET', KEYS[1], 'p') or '')
 local u = tonumber(redis.call('HGET', KEYS[1], 'u') or '')
 if p == nil or u == nil or sp > p or (sp == p and su > u) then p, u = sp, su end
 if p < period then p, u = period, 0 end
-if u >= limit then return {0, string.format('%d', p), string.format('%d', u)} end
-u = u + 1
+if limit - u < need then return {0, string.format('%d', p), string.format('%d', u)} end
+local granted = math.min(want, limit - u)
+u = u + granted
 redis.call('HSET', KEYS[1], 'p', string.format('%d', p), 'u', string.format('%d', u))
 redis.call('EXPIRE', KEYS[1], ARGV[5])
-return {1, string.format('%d', p), string.format('%d', u)}
+return {granted, string.format('%d', p), string.format('%d', u)}
 ",
     )
 });

@@ -148,17 +148,30 @@ async fn revocation_through_a_reaches_b_within_a_second() {
     common::cleanup(&url, &prefix).await;
 }
 
+/// Two engines on their own pools under `prefix`, as two instances are, on one manual clock.
+fn two_instances(
+    url: &str,
+    prefix: &str,
+) -> (
+    keyward_core::Keyward,
+    keyward_core::Keyward,
+    Arc<keyward_core::clock::ManualClock>,
+) {
+    let backend = RedisBackend::connect(url, prefix).unwrap();
+    let other = RedisBackend::connect(url, prefix).unwrap();
+    let clock = common::manual_clock();
+    let a = common::engine(backend.store.clone(), &backend, clock.clone());
+    let b = common::engine(other.store.clone(), &other, clock.clone());
+    (a, b, clock)
+}
+
 #[tokio::test]
 async fn rate_limit_counts_verified_requests_only() {
     let Some(url) = common::shared_redis("rate_limit_counts_verified_requests_only").await else {
         return;
     };
     let prefix = common::unique_prefix();
-    let backend = RedisBackend::connect(&url, &prefix).unwrap();
-    let other = RedisBackend::connect(&url, &prefix).unwrap();
-    let clock = common::manual_clock();
-    let a = common::engine(backend.store.clone(), &backend, clock.clone());
-    let b = common::engine(other.store.clone(), &other, clock.clone());
+    let (a, b, clock) = two_instances(&url, &prefix);
     let req = CreateKeyRequest {
         rate_limit: Some(RateLimit {
             requests: 3,
@@ -197,17 +210,115 @@ async fn rate_limit_counts_verified_requests_only() {
     common::cleanup(&url, &prefix).await;
 }
 
+/// Two engines spending leases of one budget, in turn, with a stopped clock (nothing refills):
+/// a rate limit of 500 admits exactly 500 however the leases fall, and credits of 300 on a key
+/// that also has a rate limit admit exactly 300 (the rate tokens a deferred credit lease took
+/// are given back, not counted twice).
+#[tokio::test]
+async fn leased_budgets_admit_exactly_their_size_across_engines() {
+    let Some(url) =
+        common::shared_redis("leased_budgets_admit_exactly_their_size_across_engines").await
+    else {
+        return;
+    };
+    let prefix = common::unique_prefix();
+    let (a, b, _clock) = two_instances(&url, &prefix);
+    let limit = RateLimit {
+        requests: 500,
+        window_seconds: 3600,
+    };
+    let (limited, _) = common::create(
+        &a,
+        "owner",
+        CreateKeyRequest {
+            rate_limit: Some(limit),
+            ..common::named("limited")
+        },
+    )
+    .await;
+    let (both, _) = common::create(
+        &a,
+        "owner",
+        CreateKeyRequest {
+            rate_limit: Some(RateLimit {
+                requests: 2_000,
+                window_seconds: 3600,
+            }),
+            credits: Some(Credits {
+                limit: 300,
+                refill_seconds: None,
+            }),
+            ..common::named("both")
+        },
+    )
+    .await;
+    for (key, size) in [(&limited, 500), (&both, 300)] {
+        let key = key.expose_secret();
+        let mut admitted = 0;
+        for i in 0..1_000 {
+            let engine = if (i / 7) % 2 == 0 { &a } else { &b };
+            match verify(engine, key).await {
+                Ok(_) => admitted += 1,
+                Err(VerifyError::RateLimited { .. } | VerifyError::UsageExhausted { .. }) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+            // Leases ahead run in the background.
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(admitted, size);
+    }
+    common::cleanup(&url, &prefix).await;
+}
+
+/// Requests costing 7 credits on two engines spend whole costs only, never past 1 000 credits;
+/// the credits a lease left behind are then spent by requests costing 1, to exactly 1 000.
+#[tokio::test]
+async fn credits_cost_is_spent_whole_and_never_past_the_balance() {
+    let Some(url) =
+        common::shared_redis("credits_cost_is_spent_whole_and_never_past_the_balance").await
+    else {
+        return;
+    };
+    let prefix = common::unique_prefix();
+    let (a, b, _clock) = two_instances(&url, &prefix);
+    let (key, _) = common::create(
+        &a,
+        "owner",
+        CreateKeyRequest {
+            credits: Some(Credits {
+                limit: 1_000,
+                refill_seconds: None,
+            }),
+            ..common::named("priced")
+        },
+    )
+    .await;
+    let key = key.expose_secret();
+    let mut spent = 0;
+    for (cost, rounds) in [(7, 400), (1, 100)] {
+        for i in 0..rounds {
+            let engine = if (i / 5) % 2 == 0 { &a } else { &b };
+            let ctx = VerifyContext::default().with_cost(cost);
+            match engine.verify(key, &ScopeRequirement::none(), &ctx).await {
+                Ok(_) => spent += cost,
+                Err(VerifyError::UsageExhausted { .. }) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(spent <= 1_000, "{spent} credits spent of 1 000");
+    }
+    assert_eq!(spent, 1_000);
+    common::cleanup(&url, &prefix).await;
+}
+
 #[tokio::test]
 async fn credits_are_exact_shared_and_refill() {
     let Some(url) = common::shared_redis("credits_are_exact_shared_and_refill").await else {
         return;
     };
     let prefix = common::unique_prefix();
-    let backend = RedisBackend::connect(&url, &prefix).unwrap();
-    let other = RedisBackend::connect(&url, &prefix).unwrap();
-    let clock = common::manual_clock();
-    let a = common::engine(backend.store.clone(), &backend, clock.clone());
-    let b = common::engine(other.store.clone(), &other, clock.clone());
+    let (a, b, clock) = two_instances(&url, &prefix);
     let req = CreateKeyRequest {
         credits: Some(Credits {
             limit: 4,

@@ -7,7 +7,7 @@ use keyward_core::crypto::EncryptionKeyring;
 use keyward_core::memory::MemoryKeyStore;
 use keyward_core::sigv4::SigningOptions;
 use keyward_core::{CacheConfig, KeyStore, Keyring, Keyward, Policy};
-use keyward_redis::RedisBackend;
+use keyward_redis::{Leasing, OnRedisLoss, RedisBackend};
 use keyward_sea_orm::SeaOrmKeyStore;
 
 use crate::error::AppError;
@@ -211,19 +211,29 @@ pub(crate) fn engine(
         .map_err(|e| AppError::config(format!("cannot start the engine: {e}")))
 }
 
-/// The Redis roles (rate limits, credits, nonces, cache invalidation) for `--redis-url`.
+/// The Redis roles (rate limits, credits, nonces, cache invalidation) for `--redis-url`, the
+/// limits leasing `lease` of a key's traffic at once and doing `on_loss` while Redis is lost.
 /// Does not connect yet: Redis being down fails requests closed until it answers.
 ///
 /// # Errors
 /// An invalid URL.
-pub(crate) fn redis(url: &str) -> Result<RedisBackend, AppError> {
-    RedisBackend::connect(url, REDIS_PREFIX).map_err(|e| {
+pub(crate) fn redis(
+    url: &str,
+    on_loss: OnRedisLoss,
+    lease: std::time::Duration,
+) -> Result<RedisBackend, AppError> {
+    let backend = RedisBackend::connect(url, REDIS_PREFIX).map_err(|e| {
         AppError::config(format!(
             "invalid --redis-url {}: {}",
             redact_url(url),
             clean(&e)
         ))
-    })
+    })?;
+    let leasing = Leasing {
+        horizon: lease,
+        ..Leasing::default()
+    };
+    Ok(backend.limits(leasing, on_loss))
 }
 
 /// Namespace of keyward's Redis keys and channels.

@@ -38,7 +38,16 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
         .clone()
         .or_else(|| file.redis_url.clone())
         .filter(|u| !u.trim().is_empty());
-    let redis = redis_url.as_deref().map(backend::redis).transpose()?;
+    let redis = redis_url
+        .as_deref()
+        .map(|url| {
+            backend::redis(
+                url,
+                keyward_redis::OnRedisLoss::FailClosed,
+                keyward_redis::Leasing::default().horizon,
+            )
+        })
+        .transpose()?;
     let encryption = crate::encryption::keyring_from_env()?;
     if matches!(args.command, KeysCommand::ReEncrypt) {
         return re_encrypt(&backend, encryption.as_ref(), args.json).await;

@@ -41,6 +41,8 @@ pub(crate) struct FileConfig {
     database_url: Option<SecretUrl>,
     bind: Option<String>,
     pub(crate) redis_url: Option<SecretUrl>,
+    limits_on_redis_loss: Option<RedisLoss>,
+    redis_lease: Option<String>,
     prefix: Option<String>,
     env: Option<String>,
     allowed_scopes: Option<Vec<String>>,
@@ -127,6 +129,10 @@ pub(crate) struct Settings {
     pub(crate) bind: SocketAddr,
     /// Redis, if any.
     pub(crate) redis_url: Option<SecretUrl>,
+    /// What rate limits do while Redis is lost.
+    pub(crate) limits_on_redis_loss: keyward_redis::OnRedisLoss,
+    /// How much of a key's traffic one Redis lease covers.
+    pub(crate) redis_lease: Duration,
     /// Trusted owner header for self-service routes.
     pub(crate) owner_header: Option<axum::http::HeaderName>,
     /// Where the bootstrapped admin key is written (`None`: the default place).
@@ -366,6 +372,11 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
             redact_url(u)
         )));
     }
+    let redis_lease = match args.redis_lease.as_deref().or(file.redis_lease.as_deref()) {
+        None => keyward_redis::Leasing::default().horizon,
+        Some(s) => crate::duration::parse_short_duration(s, Duration::from_secs(60))
+            .map_err(|e| AppError::config(format!("invalid --redis-lease {s:?}: {e}")))?,
+    };
     let owner_header = match args
         .owner_header
         .clone()
@@ -471,6 +482,15 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         cache,
         bind,
         redis_url,
+        limits_on_redis_loss: match args
+            .limits_on_redis_loss
+            .or(file.limits_on_redis_loss)
+            .unwrap_or_default()
+        {
+            RedisLoss::Closed => keyward_redis::OnRedisLoss::FailClosed,
+            RedisLoss::Local => keyward_redis::OnRedisLoss::LocalLimits,
+        },
+        redis_lease,
         owner_header,
         admin_key_file: args
             .admin_key_file

@@ -27,3 +27,17 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     Ok(d)
 }
+
+/// A short duration that may have a fraction of a second (`100ms`, `1s`, `0s`), at most
+/// `max`.
+///
+/// # Errors
+/// A human-readable reason.
+pub(crate) fn parse_short_duration(s: &str, max: Duration) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("expected a duration like 100ms, 1s or 0s ({e}: {s:?})"))?;
+    if d > max {
+        return Err(format!("at most {}", humantime::format_duration(max)));
+    }
+    Ok(d)
+}

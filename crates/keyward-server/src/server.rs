@@ -86,7 +86,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
     let redis = settings
         .redis_url
         .as_deref()
-        .map(backend::redis)
+        .map(|url| backend::redis(url, settings.limits_on_redis_loss, settings.redis_lease))
         .transpose()?;
     let kw = backend::engine(
         &backend,

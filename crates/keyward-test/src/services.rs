@@ -5,6 +5,8 @@
 //! never pass by skipping. Override the addresses with `KEYWARD_TEST_PG_URL`,
 //! `KEYWARD_TEST_MYSQL_URL` and `KEYWARD_TEST_REDIS_URL`.
 
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Default PostgreSQL URL (trust auth, database `test`).
@@ -166,5 +168,144 @@ mod tests {
             "mysql://root:***@127.0.0.1:3306/test"
         );
         assert_eq!(redact(DEFAULT_PG_URL), DEFAULT_PG_URL);
+    }
+}
+
+/// Whether a Redis server answers `PING` at `redis://host:port`.
+async fn answers(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some((host, port)) = host_port(url, 6379) else {
+        return false;
+    };
+    let ping = async {
+        let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        s.write_all(b"PING\r\n").await?;
+        let mut answer = [0u8; 7];
+        s.read_exact(&mut answer).await?;
+        Ok::<_, std::io::Error>(&answer == b"+PONG\r\n")
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), ping).await,
+        Ok(Ok(true))
+    )
+}
+
+/// A free TCP port on 127.0.0.1.
+///
+/// # Panics
+/// When no port can be bound.
+#[must_use]
+#[allow(clippy::panic, reason = "test support: no port fails the test")]
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// A `redis-server` child of this test, on its own port, never the shared one. Killed on drop.
+#[derive(Debug)]
+pub struct RedisChild {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+#[allow(
+    clippy::panic,
+    reason = "test support: a redis-server that fails fails the test"
+)]
+impl RedisChild {
+    /// Starts one on a free port, or `None` (loudly; a failure under CI) without the binary.
+    ///
+    /// # Panics
+    /// Under `CI=true` when it cannot start.
+    pub async fn start(test: &str) -> Option<Self> {
+        let mut me = Self {
+            port: free_port(),
+            child: None,
+        };
+        match me.spawn().await {
+            Ok(()) => Some(me),
+            Err(e) => {
+                assert!(!ci(), "{test}: cannot start redis-server ({e}) and CI=true");
+                eprintln!("######## SKIPPED {test}: cannot start redis-server: {e}");
+                None
+            }
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) -> Result<(), String> {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--daemonize", "no", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        self.child = Some(child);
+        for _ in 0..200 {
+            if answers(&self.url()).await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err("redis-server did not answer".into())
+    }
+
+    /// Kills the server (like a crash) and waits until the port is closed.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the server: a Redis that accepts connections
+    /// but never answers.
+    ///
+    /// # Panics
+    /// When it is not running or `kill` fails.
+    pub fn signal(&self, sig: &str) {
+        let Some(child) = self.child.as_ref() else {
+            panic!("redis-server is not running");
+        };
+        let pid = child.id().to_string();
+        let status = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap_or_else(|e| panic!("kill: {e}"));
+        assert!(status.success());
+    }
+
+    /// Starts it again on the same port.
+    ///
+    /// # Panics
+    /// When it does not answer.
+    pub async fn restart(&mut self) {
+        if let Err(e) = self.spawn().await {
+            panic!("restart redis-server: {e}");
+        }
+    }
+}
+
+impl Drop for RedisChild {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

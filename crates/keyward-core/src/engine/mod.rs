@@ -23,14 +23,14 @@ use crate::model::{KeyState, LastUsedStrategy, Policy, Principal};
 use crate::scope::ScopeRequirement;
 use crate::store::ScopeAuthority;
 use crate::store::{
-    Admission, CreditLedger, FailureLedger, InvalidationBus, KeyStore, NonceStore, RateLimiter,
-    UsageDelta,
+    CreditLedger, FailureLedger, InvalidationBus, KeyStore, NonceStore, RateLimiter, UsageDelta,
 };
 use crate::throttle::{FailureThrottle, Throttle};
 
 mod builder;
 mod cache;
 mod errors;
+mod limits;
 mod signed;
 mod usage;
 
@@ -105,6 +105,9 @@ pub struct VerifyContext<'a> {
     /// The request's `User-Agent` header value: recorded, cleaned and bounded, with the
     /// client address next to the key's `last_used_at` ([`crate::KeyRecord::last_used_from`]).
     pub user_agent: Option<&'a [u8]>,
+    /// The credits this request spends of a key with credits; `None`: one. `Some(0)` spends
+    /// none and checks none.
+    pub cost: Option<u64>,
 }
 
 impl<'a> VerifyContext<'a> {
@@ -122,6 +125,7 @@ impl<'a> VerifyContext<'a> {
             client_ip: Some(ip),
             tags: crate::analytics::Tags::NONE,
             user_agent: None,
+            cost: None,
         }
     }
 
@@ -137,6 +141,18 @@ impl<'a> VerifyContext<'a> {
     pub fn with_user_agent(mut self, user_agent: &'a [u8]) -> Self {
         self.user_agent = Some(user_agent);
         self
+    }
+
+    /// This context for a request that spends `cost` credits (of a key with credits).
+    #[must_use]
+    pub fn with_cost(mut self, cost: u64) -> Self {
+        self.cost = Some(cost);
+        self
+    }
+
+    /// The credits this request spends.
+    pub(crate) fn credits_cost(&self) -> u64 {
+        self.cost.unwrap_or(1)
     }
 
     /// Where the request came from, as a key's last use records it: the client address (not
@@ -169,7 +185,7 @@ pub(crate) struct Inner {
     /// Request counters, last-used times and credit states waiting for a flush.
     pub(crate) usage: usage::UsageBatcher,
     /// The share of a key's credits left at which `key.credits_low` is noticed (percent).
-    credits_notice: Option<u8>,
+    pub(crate) credits_notice: Option<u8>,
     /// Where keys are minted from, when not the OS CSPRNG.
     rng: Option<KeyRng>,
     /// Invalidations the bus refused, to publish again.
@@ -322,8 +338,10 @@ impl Keyward {
             self.note_refusal(&entry, &e, ctx, now_us);
             return Err(e);
         }
-        if self.admits_without_waiting(&entry) {
-            return self.admit_now(&entry, required, ctx, now_us);
+        if self.admits_without_waiting(&entry)
+            && let Some(admitted) = self.admit_now(&entry, required, ctx, now_us)
+        {
+            return admitted;
         }
         Box::pin(self.admit(&entry, required, ctx, now_us, None, None)).await
     }
@@ -365,7 +383,7 @@ impl Keyward {
                 self.note_refusal(&entry, &e, ctx, now_us);
                 Err(e)
             }
-            Ok(false) => self.admit_now(&entry, required, ctx, now_us),
+            Ok(false) => self.admit_now(&entry, required, ctx, now_us)?,
         };
         self.0.cache.count_hit();
         Some(result)
@@ -554,14 +572,11 @@ impl Keyward {
         }
     }
 
-    /// Whether admitting a bearer key needs no backend: no scope authority, rate limit, credits
-    /// or immediate last-used write. Then [`Keyward::admit_now`] does all of
-    /// [`Keyward::admit`]'s work without building its future.
-    fn admits_without_waiting(&self, entry: &Entry) -> bool {
-        self.0.authority.is_none()
-            && entry.rate_limit().is_none()
-            && entry.credits().is_none()
-            && self.0.policy.last_used != LastUsedStrategy::Immediate
+    /// Whether admitting a bearer key may need no backend: no scope authority and no immediate
+    /// last-used write. Then [`Keyward::admit_now`] tries all of [`Keyward::admit`]'s work
+    /// without building its future (it needs the limiter and the ledger to answer at once).
+    fn admits_without_waiting(&self, _entry: &Entry) -> bool {
+        self.0.authority.is_none() && self.0.policy.last_used != LastUsedStrategy::Immediate
     }
 
     /// State, then the IP allowlist: the checks before scopes, none of which waits.
@@ -604,25 +619,39 @@ impl Keyward {
         }
     }
 
-    /// [`Keyward::admit`] for a key that [`Keyward::admits_without_waiting`].
+    /// [`Keyward::admit`] for a key that [`Keyward::admits_without_waiting`]: `None`, having
+    /// changed nothing, when its rate limit or credits need a backend.
     fn admit_now(
         &self,
         entry: &Arc<Entry>,
         required: &ScopeRequirement,
         ctx: &VerifyContext<'_>,
         now_us: i64,
-    ) -> Result<Principal, VerifyError> {
+    ) -> Option<Result<Principal, VerifyError>> {
         let checked = Self::screen(entry, ctx, now_us).and_then(|()| {
             required
                 .check(entry.principal.scopes())
                 .map_err(|missing| VerifyError::ScopeDenied { missing })
         });
-        if let Err(e) = checked {
-            self.note_refusal(entry, &e, ctx, now_us);
-            return Err(e);
-        }
-        self.record_batched_use(entry, now_us, None, None, ctx);
-        Ok(entry.principal.clone())
+        let (precise, credits) = match checked {
+            Ok(()) if entry.rate_limit().is_none() && entry.credits().is_none() => (None, None),
+            Ok(()) => {
+                let now = self.0.clock.now();
+                match self.limits_now(entry, ctx, now)? {
+                    Ok(credits) => (Some(now), credits),
+                    Err(e) => {
+                        self.note_refusal(entry, &e, ctx, now_us);
+                        return Some(Err(e));
+                    }
+                }
+            }
+            Err(e) => {
+                self.note_refusal(entry, &e, ctx, now_us);
+                return Some(Err(e));
+            }
+        };
+        self.record_batched_use(entry, now_us, precise, credits, ctx);
+        Some(Ok(entry.principal.clone()))
     }
 
     /// Everything after the secret (or signature) was proven: state, IP, scopes, replay,
@@ -697,36 +726,7 @@ impl Keyward {
                 return Err(VerifyError::SignatureReplayed);
             }
         }
-        if let Some(limit) = entry.rate_limit() {
-            match self
-                .0
-                .limiter
-                .acquire(&entry.quota_key(), limit, now())
-                .await
-            {
-                Ok(Admission::Allowed) => {}
-                Ok(Admission::Refused { retry_after }) => {
-                    self.notice_rate_limited(entry, limit, now());
-                    return Err(VerifyError::RateLimited { retry_after });
-                }
-                Err(e) => return Err(VerifyError::Unavailable(e)),
-            }
-        }
-        let mut credits_state = None;
-        if let Some((credits, account)) = entry.credits() {
-            match self.0.credits.consume(account, credits, now()).await {
-                Ok((Admission::Allowed, state)) => {
-                    if let (Some(percent), Some(state)) = (self.0.credits_notice, state) {
-                        self.notice_credits(entry, credits, state, percent, now());
-                    }
-                    credits_state = state;
-                }
-                Ok((Admission::Refused { retry_after }, _)) => {
-                    return Err(VerifyError::UsageExhausted { retry_after });
-                }
-                Err(e) => return Err(VerifyError::Unavailable(e)),
-            }
-        }
+        let credits_state = self.limits(entry, ctx, now()).await?;
         if self.0.policy.last_used == LastUsedStrategy::Immediate {
             // The time (and credit state) now; the request is counted as batched ones are.
             let delta = UsageDelta {

@@ -17,8 +17,9 @@ use crate::digest::KeyDigest;
 use crate::key::KeyId;
 use crate::model::{Credits, KeyRecord, RateLimit};
 use crate::store::{
-    Admission, CreditAccount, CreditLedger, Cursor, EventStore, KeyFilter, KeyStore, NonceStore,
-    Page, RateLimiter, StoreError, StoreErrorKind, UsageDelta, credit_period, credit_refill_in,
+    Admission, Consumed, CreditAccount, CreditLedger, Cursor, EventStore, KeyFilter, KeyStore,
+    NonceStore, Page, RateLimiter, StoreError, StoreErrorKind, UsageDelta, credit_period,
+    credit_refill_in,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -613,6 +614,29 @@ impl RateLimiter for MemoryRateLimiter {
         limit: &RateLimit,
         now: OffsetDateTime,
     ) -> Result<Admission, StoreError> {
+        Ok(self.admit(key_id, limit, now))
+    }
+
+    fn try_acquire(
+        &self,
+        key_id: &KeyId,
+        limit: &RateLimit,
+        now: OffsetDateTime,
+    ) -> Option<Result<Admission, StoreError>> {
+        Some(Ok(self.admit(key_id, limit, now)))
+    }
+
+    fn refund(&self, key_id: &KeyId, limit: &RateLimit) {
+        let period = i64::from(limit.window_seconds.max(1)) * 1_000_000;
+        let emission = (period / i64::from(limit.requests.max(1))).max(1);
+        if let Some(tat) = lock(&self.tat).get_mut(key_id) {
+            *tat = tat.saturating_sub(emission);
+        }
+    }
+}
+
+impl MemoryRateLimiter {
+    fn admit(&self, key_id: &KeyId, limit: &RateLimit, now: OffsetDateTime) -> Admission {
         let mut map = lock(&self.tat);
         match gcra(
             map.get(key_id).copied(),
@@ -621,13 +645,13 @@ impl RateLimiter for MemoryRateLimiter {
         ) {
             Ok(next) => {
                 map.insert(*key_id, next);
-                Ok(Admission::Allowed)
+                Admission::Allowed
             }
-            Err(wait_us) => Ok(Admission::Refused {
+            Err(wait_us) => Admission::Refused {
                 retry_after: Some(
                     Duration::from_micros(wait_us.unsigned_abs()).max(Duration::from_secs(1)),
                 ),
-            }),
+            },
         }
     }
 }
@@ -652,8 +676,31 @@ impl CreditLedger for MemoryCreditLedger {
         &self,
         account: &CreditAccount,
         credits: &Credits,
+        cost: u64,
         now: OffsetDateTime,
-    ) -> Result<(Admission, Option<(u64, u64)>), StoreError> {
+    ) -> Result<Consumed, StoreError> {
+        Ok(self.spend(account, credits, cost, now))
+    }
+
+    fn try_consume(
+        &self,
+        account: &CreditAccount,
+        credits: &Credits,
+        cost: u64,
+        now: OffsetDateTime,
+    ) -> Option<Result<Consumed, StoreError>> {
+        Some(Ok(self.spend(account, credits, cost, now)))
+    }
+}
+
+impl MemoryCreditLedger {
+    fn spend(
+        &self,
+        account: &CreditAccount,
+        credits: &Credits,
+        cost: u64,
+        now: OffsetDateTime,
+    ) -> Consumed {
         let period = credit_period(credits, account.since, now);
         let mut map = lock(&self.used);
         let stored = (account.stored_period, account.stored_used);
@@ -664,12 +711,12 @@ impl CreditLedger for MemoryCreditLedger {
         if entry.0 < period {
             *entry = (period, 0);
         }
-        if entry.1 >= credits.limit {
+        if entry.1.saturating_add(cost.max(1)) > credits.limit {
             let retry_after = credit_refill_in(credits, account.since, now);
-            return Ok((Admission::Refused { retry_after }, None));
+            return (Admission::Refused { retry_after }, None);
         }
-        entry.1 += 1;
-        Ok((Admission::Allowed, Some(*entry)))
+        entry.1 += cost.max(1);
+        (Admission::Allowed, Some(*entry))
     }
 }
 

@@ -1,10 +1,8 @@
 //! Test helpers: the shared Redis (skip locally, fail under `CI=true` when it is absent), a
 //! random key prefix per test, a private `redis-server` child for outage tests, and engines.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,24 +13,6 @@ use keyward_core::store::KeyStore;
 use keyward_core::{ApiKey, CacheConfig, Keyring, Keyward};
 use keyward_redis::{RedisBackend, RedisConfig};
 use redis::AsyncCommands;
-
-fn in_ci() -> bool {
-    keyward_test::services::ci()
-}
-
-async fn answers(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
-        return false;
-    };
-    let ping = async {
-        let mut c = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut c).await
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), ping).await,
-        Ok(Ok(_))
-    )
-}
 
 /// The shared Redis URL, or `None` (with a loud message) when it is absent locally; under
 /// `CI=true` an absent Redis fails the test (`keyward_test::services`).
@@ -69,101 +49,7 @@ pub async fn cleanup(url: &str, prefix: &str) {
     }
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A `redis-server` child of this test, on its own port, never the shared one.
-pub struct RedisChild {
-    pub port: u16,
-    child: Option<Child>,
-}
-
-impl RedisChild {
-    /// Starts one on a free port, or `None` (loudly; a failure under CI) without the binary.
-    pub async fn start(test: &str) -> Option<Self> {
-        let mut me = Self {
-            port: free_port(),
-            child: None,
-        };
-        match me.spawn().await {
-            Ok(()) => Some(me),
-            Err(e) => {
-                assert!(
-                    !in_ci(),
-                    "{test}: cannot start redis-server ({e}) and CI=true"
-                );
-                eprintln!("######## SKIPPED {test}: cannot start redis-server: {e}");
-                None
-            }
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn spawn(&mut self) -> Result<(), String> {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--daemonize", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        self.child = Some(child);
-        for _ in 0..200 {
-            if answers(&self.url()).await {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Err("redis-server did not answer".into())
-    }
-
-    /// Kills the server (like a crash) and waits until the port is closed.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the server: a Redis that accepts connections
-    /// but never answers.
-    pub fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    /// Starts it again on the same port.
-    pub async fn restart(&mut self) {
-        self.spawn().await.expect("restart redis-server");
-    }
-}
-
-impl Drop for RedisChild {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+pub use keyward_test::services::{RedisChild, free_port};
 
 /// An engine over `store`, with every Redis role of `backend`, a long cache TTL (so only an
 /// invalidation can explain a changed answer) and a clock.

@@ -189,6 +189,17 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// `--limits-on-redis-loss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RedisLoss {
+    /// Fail closed: 503.
+    #[default]
+    Closed,
+    /// Per-instance rate limits until Redis answers.
+    Local,
+}
+
 /// `keyward serve`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServeArgs {
@@ -212,6 +223,12 @@ pub(crate) struct ServeArgs {
         value_name = "URL"
     )]
     pub(crate) redis_url: Option<SecretUrl>,
+    /// While Redis is lost: `closed` answers 503 to rate-limited keys, `local` limits them per instance (n instances admit up to n times a limit); credits always fail closed [default: closed]
+    #[arg(long, env = "KEYWARD_LIMITS_ON_REDIS_LOSS", value_name = "POLICY")]
+    pub(crate) limits_on_redis_loss: Option<RedisLoss>,
+    /// How much of a key's recent traffic one lease of its Redis rate limit or credits covers; 0s asks Redis on every request [default: 100ms]
+    #[arg(long, env = "KEYWARD_REDIS_LEASE", value_name = "DURATION")]
+    pub(crate) redis_lease: Option<String>,
     /// Most requests served at once; more get 503 at once [default: 1024]
     #[arg(long, env = "KEYWARD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     pub(crate) max_concurrent_requests: Option<usize>,

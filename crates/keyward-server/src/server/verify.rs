@@ -60,6 +60,11 @@ pub(super) struct VerifyRequest {
     /// `client_ip` is: control characters dropped, cut at 256 bytes.
     #[serde(default)]
     user_agent: Option<String>,
+    /// The credits the request spends of a key with credits (default 1; 0 spends none): the
+    /// key is refused, `USAGE_EXHAUSTED`, when fewer are left.
+    #[serde(default)]
+    #[schema(maximum = 1_000_000_000)]
+    cost: Option<u64>,
 }
 
 /// Up to 20 tags of [`keyward_core::analytics::TAG_PATTERN`].
@@ -146,6 +151,9 @@ pub(super) async fn verify(State(app): State<Shared>, req: Request) -> Response 
         Ok(n) => n,
         Err(p) => return problem(&p),
     };
+    if body.cost.is_some_and(|c| c > MAX_COST) {
+        return problem(&cost_too_high());
+    }
     // The key under test was presented to the caller, not to us: its holder's address is what
     // the caller says it is (keys with an allowlist fail without one).
     let tags = match keyward_core::analytics::Tags::new(&body.tags) {
@@ -162,6 +170,7 @@ pub(super) async fn verify(State(app): State<Shared>, req: Request) -> Response 
         client_ip: body.client_ip,
         tags,
         user_agent: body.user_agent.as_deref().map(str::as_bytes),
+        cost: body.cost,
     };
     // Counted as every verification is: through the gate's observer, as a cache hit when
     // the engine answers without waiting.
@@ -200,10 +209,20 @@ pub(super) async fn verify(State(app): State<Shared>, req: Request) -> Response 
     }
 }
 
-/// `scope` (comma-separated or repeated) and `mode` from a query string.
-pub(super) fn authz_query(q: Option<&str>) -> Result<ScopeRequirement, Problem> {
+/// The largest cost one request may name: far beyond any price, well inside what every JSON
+/// client reads exactly.
+const MAX_COST: u64 = 1_000_000_000;
+
+/// `cost` above [`MAX_COST`]: `422`.
+fn cost_too_high() -> Problem {
+    keyward_http::problem::validation("cost", "invalid", "a whole number from 0 to 1000000000")
+}
+
+/// `scope` (comma-separated or repeated), `mode` and `cost` from a query string.
+pub(super) fn authz_query(q: Option<&str>) -> Result<(ScopeRequirement, Option<u64>), Problem> {
     let mut scopes = Vec::new();
     let mut mode = ScopeMode::AllOf;
+    let mut cost = None;
     // `application/x-www-form-urlencoded`, as nginx and Traefik pass the query on: `+` is a
     // space, and a malformed or non-UTF-8 escape decodes to text no scope can match (422).
     for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
@@ -227,10 +246,17 @@ pub(super) fn authz_query(q: Option<&str>) -> Result<ScopeRequirement, Problem> 
                     }
                 }
             }
+            "cost" => {
+                let n = v.parse::<u64>().map_err(|_| cost_too_high())?;
+                if n > MAX_COST {
+                    return Err(cost_too_high());
+                }
+                cost = Some(n);
+            }
             _ => {}
         }
     }
-    requirement(&scopes, mode)
+    Ok((requirement(&scopes, mode)?, cost))
 }
 
 /// The request a forward-auth call stands for, to check a signature against: the method, path
@@ -357,7 +383,8 @@ impl RequestHead for AuthzHead<'_> {
     params(
         ("scope" = Option<String>, Query, description = "Required scopes, separated by commas or spaces (or the parameter repeated)",
             pattern = r"^[, ]*((\*|[a-z0-9:._-]{1,128}|[a-z0-9:._-]{1,126}:\*)([, ]+(\*|[a-z0-9:._-]{1,128}|[a-z0-9:._-]{1,126}:\*))*)?[, ]*$"),
-        ("mode" = Option<ScopeMode>, Query, description = "How the scopes combine (default all_of)")),
+        ("mode" = Option<ScopeMode>, Query, description = "How the scopes combine (default all_of)"),
+        ("cost" = Option<u64>, Query, maximum = 1_000_000_000, description = "The credits the request spends of a key with credits (default 1; 0 spends none)")),
     responses(
         (status = 204, description = "Allowed", headers(
             ("X-Keyward-Owner" = String, description = "The key's owner"),
@@ -373,12 +400,15 @@ pub(super) async fn authz(
     RawQuery(q): RawQuery,
     req: Request,
 ) -> Response {
-    let need = match authz_query(q.as_deref()) {
+    let (need, cost) = match authz_query(q.as_deref()) {
         Ok(n) => n,
         Err(p) => return problem(&p),
     };
     let (parts, body) = req.into_parts();
-    let gate = app.gate.clone().require(need);
+    let mut gate = app.gate.clone().require(need);
+    if let Some(cost) = cost {
+        gate = gate.cost(cost);
+    }
     let head = AuthzHead {
         call: &parts,
         set: app.forwarded.as_ref(),
@@ -441,17 +471,33 @@ mod tests {
 
     #[test]
     fn authz_queries() {
-        assert!(authz_query(None).unwrap().scopes().is_empty());
-        let r = authz_query(Some("scope=reports%3Aread,billing:write&mode=any_of")).unwrap();
+        let (none, cost) = authz_query(None).unwrap();
+        assert!(none.scopes().is_empty());
+        assert_eq!(cost, None);
+        let (r, cost) = authz_query(Some(
+            "scope=reports%3Aread,billing:write&mode=any_of&cost=5",
+        ))
+        .unwrap();
         assert_eq!(r.scopes().len(), 2);
         assert_eq!(r.mode(), ScopeMode::AnyOf);
+        assert_eq!(cost, Some(5));
         assert_eq!(
             authz_query(Some("scope=a:b&scope=c:d"))
                 .unwrap()
+                .0
                 .scopes()
                 .len(),
             2
         );
+        assert_eq!(authz_query(Some("cost=0")).unwrap().1, Some(0));
+        for bad in [
+            "cost=-1",
+            "cost=1.5",
+            "cost=",
+            "cost=99999999999999999999999",
+        ] {
+            assert_eq!(authz_query(Some(bad)).unwrap_err().status, 422, "{bad}");
+        }
         assert_eq!(
             authz_query(Some("scope=BAD SCOPE")).unwrap_err().status,
             422
