@@ -313,6 +313,14 @@ pub trait KeyStore: EventStore + Send + Sync + fmt::Debug {
     /// `Unavailable`, `Corrupt`.
     async fn get(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
 
+    /// The engine's word that `key_id` (every key, for `None`) changed, here or on another
+    /// instance: its cache dropped it. A store that reads from a replica reads it from the
+    /// primary until the replica has caught up. A store wrapper passes it on. By default
+    /// nothing.
+    fn invalidated(&self, key_id: Option<&KeyId>) {
+        let _ = key_id;
+    }
+
     /// Up to `limit` keys that `filter` admits after `cursor`, by `(created_at, key_id)`
     /// ascending. A store that filters after reading (Redis, for environment and state) may
     /// answer fewer than `limit`, even none, with a `next_cursor`: the listing ends only where

@@ -249,6 +249,10 @@ impl KeyStore for RedisCachedStore {
         Ok(record)
     }
 
+    fn invalidated(&self, key_id: Option<&KeyId>) {
+        self.inner.invalidated(key_id);
+    }
+
     async fn list(
         &self,
         filter: &KeyFilter<'_>,

@@ -14,6 +14,7 @@ mod listing;
 mod lookup;
 pub mod migration;
 mod outbox;
+mod replica;
 pub mod schema;
 mod store;
 mod usage;

@@ -146,6 +146,37 @@ pub(crate) async fn open(url: &str, migrate: bool, outbox: bool) -> Result<Backe
     })
 }
 
+/// `backend` reading key lookups from the replica at `url`, which may lag by up to `max_lag`
+/// (SQL databases only).
+///
+/// # Errors
+/// A backend that is not SQL, or a replica that cannot be reached.
+pub(crate) async fn with_read_replica(
+    backend: Backend,
+    url: &str,
+    max_lag: std::time::Duration,
+) -> Result<Backend, AppError> {
+    let shown = redact_url(url);
+    let Some(sql) = backend.sql else {
+        return Err(AppError::config(format!(
+            "--database-read-url {shown}: the {} store has no replicas",
+            backend.kind
+        )));
+    };
+    let store = sql.with_read_replica_at(url, max_lag).await.map_err(|e| {
+        AppError::Store(format!(
+            "cannot connect to the read replica {shown}: {}",
+            clean(&e)
+        ))
+    })?;
+    Ok(Backend {
+        store: Arc::new(store.clone()),
+        kind: backend.kind,
+        outbox: Arc::new(store.clone()),
+        sql: Some(store),
+    })
+}
+
 /// A store error on one line, without anything that looks like a URL's password.
 fn clean(e: &keyward_core::StoreError) -> String {
     let text = e.to_string().replace(['\n', '\r'], " ");

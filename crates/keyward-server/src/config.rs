@@ -43,6 +43,8 @@ pub(crate) struct FileConfig {
     pub(crate) redis_url: Option<SecretUrl>,
     limits_on_redis_loss: Option<RedisLoss>,
     redis_lease: Option<String>,
+    database_read_url: Option<SecretUrl>,
+    database_read_max_lag: Option<String>,
     prefix: Option<String>,
     env: Option<String>,
     allowed_scopes: Option<Vec<String>>,
@@ -133,6 +135,8 @@ pub(crate) struct Settings {
     pub(crate) limits_on_redis_loss: keyward_redis::OnRedisLoss,
     /// How much of a key's traffic one Redis lease covers.
     pub(crate) redis_lease: Duration,
+    /// A read replica of the database, and how far it may lag.
+    pub(crate) read_replica: Option<(SecretUrl, Duration)>,
     /// Trusted owner header for self-service routes.
     pub(crate) owner_header: Option<axum::http::HeaderName>,
     /// Where the bootstrapped admin key is written (`None`: the default place).
@@ -377,6 +381,23 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
         Some(s) => crate::duration::parse_short_duration(s, Duration::from_secs(60))
             .map_err(|e| AppError::config(format!("invalid --redis-lease {s:?}: {e}")))?,
     };
+    let read_replica = match args
+        .database_read_url
+        .clone()
+        .or_else(|| file.database_read_url.clone())
+        .filter(|u| !u.trim().is_empty())
+    {
+        None => None,
+        Some(url) => {
+            let lag = args
+                .database_read_max_lag
+                .as_deref()
+                .or(file.database_read_max_lag.as_deref())
+                .map_or(Ok(Duration::from_secs(10)), parse_duration)
+                .map_err(|e| AppError::config(format!("invalid --database-read-max-lag: {e}")))?;
+            Some((url, lag))
+        }
+    };
     let owner_header = match args
         .owner_header
         .clone()
@@ -491,6 +512,7 @@ pub(crate) fn resolve_serve(args: &ServeArgs, file: &FileConfig) -> Result<Setti
             RedisLoss::Local => keyward_redis::OnRedisLoss::LocalLimits,
         },
         redis_lease,
+        read_replica,
         owner_header,
         admin_key_file: args
             .admin_key_file

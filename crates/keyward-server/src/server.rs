@@ -81,7 +81,11 @@ pub(crate) async fn run(settings: Settings) -> Result<(), AppError> {
     let admin_token = AdminToken::from_env()?;
     let (keyring, source) = pepper::load_keyring(url)?;
     crate::warn_pepper(&source);
-    let backend = backend::open(url, true, settings.webhooks.is_some()).await?;
+    let mut backend = backend::open(url, true, settings.webhooks.is_some()).await?;
+    if let Some((read_url, max_lag)) = &settings.read_replica {
+        backend = backend::with_read_replica(backend, read_url, *max_lag).await?;
+        tracing::info!(replica = %redact_url(read_url), max_lag = ?max_lag, "key lookups read the replica first");
+    }
     tracing::info!(backend = backend.kind, database = %redact_url(url), "key store ready");
     let redis = settings
         .redis_url

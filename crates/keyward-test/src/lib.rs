@@ -15,5 +15,6 @@ pub mod http_suite;
 pub mod management_suite;
 pub mod services;
 pub mod sql_suites;
+pub mod standby;
 pub mod stock_signer;
 pub mod store_suite;

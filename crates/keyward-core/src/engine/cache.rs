@@ -10,11 +10,13 @@ impl Keyward {
     /// Drops `key_id` from this instance's cache (what an invalidation subscriber calls).
     pub fn invalidate_local(&self, key_id: &KeyId) {
         self.0.cache.invalidate(key_id);
+        self.0.store.invalidated(Some(key_id));
     }
 
     /// Drops every cached entry (after a lost invalidation subscription, for example).
     pub fn clear_cache(&self) {
         self.0.cache.clear();
+        self.0.store.invalidated(None);
     }
 
     /// Cache hits, misses and size since the engine was built (for metrics).
@@ -30,6 +32,7 @@ impl Keyward {
     /// and [`Keyward::pending_invalidations`] says so to readiness probes.
     pub(crate) async fn invalidate_everywhere(&self, key_id: &KeyId) {
         self.0.cache.invalidate(key_id);
+        self.0.store.invalidated(Some(key_id));
         if let Some(bus) = &self.0.bus
             && let Err(e) = bus.publish(key_id).await
         {

@@ -223,6 +223,17 @@ pub(crate) struct ServeArgs {
         value_name = "URL"
     )]
     pub(crate) redis_url: Option<SecretUrl>,
+    /// A read replica of --database-url (a PostgreSQL standby): key lookups the cache missed read it first; writes, the owner cap, listings and usage stay on the primary
+    #[arg(
+        long,
+        env = "KEYWARD_DATABASE_READ_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub(crate) database_read_url: Option<SecretUrl>,
+    /// The longest the read replica may lag: a key that changed is read from the primary for this long [default: 10s]
+    #[arg(long, env = "KEYWARD_DATABASE_READ_MAX_LAG", value_name = "DURATION")]
+    pub(crate) database_read_max_lag: Option<String>,
     /// While Redis is lost: `closed` answers 503 to rate-limited keys, `local` limits them per instance (n instances admit up to n times a limit); credits always fail closed [default: closed]
     #[arg(long, env = "KEYWARD_LIMITS_ON_REDIS_LOSS", value_name = "POLICY")]
     pub(crate) limits_on_redis_loss: Option<RedisLoss>,

@@ -66,13 +66,18 @@ impl Db {
             Some((head, _)) => format!("{head}/{db}"),
             None => panic!("unexpected PostgreSQL URL"),
         };
+        Some(Self::postgres_at(url))
+    }
+
+    /// The PostgreSQL database at `url`, with the pepper a non-SQLite database needs.
+    pub fn postgres_at(url: String) -> Self {
         let pepper =
             "1:8f3a1c9e5b7d2f4a6c8e0b1d3f5a7c9e2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f13".to_owned();
-        Some(Self {
+        Self {
             url,
             env: vec![("KEYWARD_PEPPER".into(), pepper)],
             label: "postgres",
-        })
+        }
     }
 
     /// Drops a database made by [`Db::postgres`] while servers may still hold connections.
