@@ -8,6 +8,7 @@
 //! | `PATCH {prefix}/{key_id}` | `200 key` |
 //! | `DELETE {prefix}/{key_id}` | `204`, soft revoke |
 //! | `POST {prefix}/{key_id}/rotate` | `201 {api_key, key}` |
+//! | `POST {prefix}/{key_id}/credits` `{add}` | `200 key`: credits topped up (admin) |
 //! | `{admin_prefix}/owners/{owner_id}{prefix}…` (default `/admin`), the same six routes | as above, owner from the path (with an admin check, or a key holding `keyward:admin`) |
 //! | `GET {admin_prefix}{prefix}?owner_id=&env=&state=&limit=&cursor=` | every owner's keys, for administrators |
 //!

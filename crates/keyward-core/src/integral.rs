@@ -44,6 +44,11 @@ pub(crate) fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     fit(integral(d)?)
 }
 
+/// An `i64`, `-5.0` included.
+pub(crate) fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    fit(integral(d)?)
+}
+
 /// An optional integer (`null` is `None`), `5.0` included.
 fn opt<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<T>, D::Error> {
     Option::<serde_json::Number>::deserialize(d)?

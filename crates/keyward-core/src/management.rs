@@ -225,6 +225,17 @@ pub struct RotateKeyRequest {
     pub grace_seconds: Option<i64>,
 }
 
+/// Body of `POST /api-keys/{key_id}/credits`: a top-up of a key's credits
+/// ([`crate::Keyward::add_credits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddCreditsRequest {
+    /// Credits added to the key's balance; negative takes them away.
+    #[serde(deserialize_with = "crate::integral::i64")]
+    pub add: i64,
+}
+
 /// A created (or rotated) key: the raw key, this once, and its safe view.
 #[derive(Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

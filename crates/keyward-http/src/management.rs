@@ -18,6 +18,7 @@
 //! | `PATCH {prefix}/{key_id}` | `200 key` |
 //! | `DELETE {prefix}/{key_id}` | `204`, soft revoke |
 //! | `POST {prefix}/{key_id}/rotate` | `201 {api_key, key}`, `no-store` |
+//! | `POST {prefix}/{key_id}/credits` `{add}` | `200 key`: its credits topped up (admin) |
 //! | `GET {prefix}/{key_id}/events?action=&actor=&since=&until=&cursor=&limit=` | `200 {items, next_cursor}`: the key's audit log, newest first |
 //! | `GET {prefix}/{key_id}/usage?from=&to=&granularity=&tag=` | `200` the key's usage analytics: verifications by outcome, in hourly or daily buckets, and by tag |
 //! | `GET {prefix}/usage?from=&to=&granularity=&tag=` | `200` the same for every key of the owner |
@@ -41,8 +42,8 @@ use keyward_core::audit::ActorKind;
 use keyward_core::authz::Actor;
 use keyward_core::key::KeyId;
 use keyward_core::management::{
-    CreateKeyRequest, CreateKeysRequest, EventQuery, KeyQuery, KeyVersion, RotateKeyRequest,
-    UpdateKeyRequest, UsageQuery,
+    AddCreditsRequest, CreateKeyRequest, CreateKeysRequest, EventQuery, KeyQuery, KeyVersion,
+    RotateKeyRequest, UpdateKeyRequest, UsageQuery,
 };
 use keyward_core::{Keyward, Principal};
 
@@ -65,6 +66,8 @@ pub enum Operation {
     Revoke,
     /// `POST {base}/{key_id}/rotate`.
     Rotate,
+    /// `POST {base}/{key_id}/credits`: top up the key's credits.
+    Credits,
     /// `POST {admin_prefix}{prefix}/batch`: create up to 1,000 keys of any owners, all or none.
     CreateBatch,
     /// `GET {base}/{key_id}/events`: the key's audit log.
@@ -83,7 +86,7 @@ impl Operation {
     pub fn reads_body(self) -> bool {
         matches!(
             self,
-            Self::Create | Self::Update | Self::Rotate | Self::CreateBatch
+            Self::Create | Self::Update | Self::Rotate | Self::Credits | Self::CreateBatch
         )
     }
 }
@@ -121,7 +124,7 @@ pub struct Route {
 
 /// The nine routes under each mount's base, grouped by path (`/usage` before `/{key_id}`, for
 /// routers that try routes in order).
-pub const ROUTES: [Route; 9] = [
+pub const ROUTES: [Route; 10] = [
     Route {
         method: "POST",
         path: "",
@@ -156,6 +159,11 @@ pub const ROUTES: [Route; 9] = [
         method: "POST",
         path: "/{key_id}/rotate",
         operation: Operation::Rotate,
+    },
+    Route {
+        method: "POST",
+        path: "/{key_id}/credits",
+        operation: Operation::Credits,
     },
     Route {
         method: "GET",
@@ -369,16 +377,13 @@ impl ManagementOptions {
                 }
                 continue;
             }
-            for path in [
-                "",
-                "/usage",
-                "/{key_id}",
-                "/{key_id}/rotate",
-                "/{key_id}/events",
-                "/{key_id}/usage",
-            ] {
-                let routes = ROUTES.iter().filter(|r| r.path == path).copied().collect();
-                paths.push((format!("{base}{path}"), mount, routes));
+            for (i, route) in ROUTES.iter().enumerate() {
+                // One entry per path, where it first appears.
+                if ROUTES[..i].iter().any(|r| r.path == route.path) {
+                    continue;
+                }
+                let routes = ROUTES.iter().filter(|r| r.path == route.path).copied();
+                paths.push((format!("{base}{}", route.path), mount, routes.collect()));
             }
         }
         paths
@@ -621,7 +626,7 @@ impl Call {
         };
         let if_match = if matches!(
             operation,
-            Operation::Update | Operation::Revoke | Operation::Rotate
+            Operation::Update | Operation::Revoke | Operation::Rotate | Operation::Credits
         ) {
             if_match(if_match_header).unwrap_or(Some(KeyVersion::UNMATCHABLE))
         } else {
@@ -710,6 +715,14 @@ impl Call {
                     .await
                     .map_err(svc)?;
                 Reply::json(200, &report)
+            }
+            Operation::Credits => {
+                let req: AddCreditsRequest = json_body(content_type, body)?;
+                let view = keyward
+                    .add_credits(actor, id()?, req.add, self.if_match)
+                    .await
+                    .map_err(svc)?;
+                Reply::json(200, &view).etag(KeyVersion::of_view(&view))
             }
             Operation::Rotate => {
                 let req: RotateKeyRequest = json_body_or_default(content_type, body)?;

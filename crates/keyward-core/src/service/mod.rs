@@ -13,6 +13,7 @@ use crate::model::{Deactivator, KeyRecord, KeyView, Usage};
 use crate::scope::ScopeSet;
 use crate::store::{Cursor, KeyFilter, MAX_PAGE_SIZE, StoreError, StoreErrorKind};
 
+mod credits;
 mod events;
 mod usage;
 mod validate;
@@ -587,30 +588,41 @@ impl Keyward {
         req: UpdateKeyRequest,
         if_match: Option<KeyVersion>,
     ) -> Result<KeyView, ServiceError> {
-        let scopes = match &req.scopes {
-            Some(s) => {
-                let mut errors = Vec::new();
-                let set = self.validate_scopes(&mut errors, s);
-                if !errors.is_empty() {
-                    return Err(ServiceError::Validation(errors));
-                }
-                Some(set)
-            }
-            None => None,
-        };
+        let mut errors = Vec::new();
+        let scopes = req
+            .scopes
+            .as_ref()
+            .map(|s| self.validate_scopes(&mut errors, s));
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        let change = |_: &KeyRecord| Ok(req.clone());
+        self.update_with(actor, key_id, if_match, scopes.as_ref(), change)
+            .await
+    }
+
+    /// [`Keyward::update_key`] with the change `change` makes of the key as it is (read
+    /// again on each attempt), its scopes already validated as `scopes`.
+    pub(crate) async fn update_with(
+        &self,
+        actor: &Actor,
+        key_id: &KeyId,
+        if_match: Option<KeyVersion>,
+        scopes: Option<&ScopeSet>,
+        change: impl Fn(&KeyRecord) -> Result<UpdateKeyRequest, ServiceError>,
+    ) -> Result<KeyView, ServiceError> {
         for _ in 0..WRITE_ATTEMPTS {
             let record = self.fetch(actor, key_id).await?;
-            let refusals = authz::update_refusals(actor, &req, scopes.as_ref(), &record);
+            let req = change(&record)?;
+            let refusals = authz::update_refusals(actor, &req, scopes, &record);
             if !refusals.is_empty() {
                 return Err(ServiceError::Forbidden(refusals));
             }
-            let expected = record.updated_at;
-            let version = KeyVersion::of(&record);
-            let before = record.clone();
+            let (expected, before) = (record.updated_at, record.clone());
             // The request is judged before the precondition: an invalid change is refused as
             // such whatever version it names.
-            let updated = self.apply_update(actor, record, &req, scopes.as_ref())?;
-            if if_match.is_some_and(|v| v != version) {
+            let updated = self.apply_update(actor, record, &req, scopes)?;
+            if if_match.is_some_and(|v| v != KeyVersion::of(&before)) {
                 return Err(ServiceError::PreconditionFailed);
             }
             let action = if !before.is_active && updated.is_active {

@@ -17,8 +17,8 @@ use keyward_core::analytics::{
 };
 use keyward_core::audit::{Action, ActorKind, Change, Event, EventActor, Origin};
 use keyward_core::management::{
-    CreateKeyRequest, CreateKeysRequest, CreatedKey, CreatedKeys, EventList, FieldError, KeyPage,
-    RotateKeyRequest, UpdateKeyRequest,
+    AddCreditsRequest, CreateKeyRequest, CreateKeysRequest, CreatedKey, CreatedKeys, EventList,
+    FieldError, KeyPage, RotateKeyRequest, UpdateKeyRequest,
 };
 use keyward_core::model::{KeyState, KeyView};
 
@@ -71,6 +71,27 @@ pub(super) enum CommonErrors {
         content_type = "application/problem+json"
     )]
     Unavailable(Problem),
+}
+
+/// The answers of a change of one key.
+#[derive(IntoResponses)]
+#[allow(clippy::large_enum_variant, reason = "a schema, never built")]
+pub(super) enum KeyChanged {
+    /// 200
+    #[response(
+        status = 200,
+        description = "The changed key",
+        headers(("ETag" = String, description = "The key's version, for `If-Match`"))
+    )]
+    Changed(KeyView),
+    /// 409
+    #[response(
+        status = 409,
+        description = "The key is revoked: it cannot be changed; a top-up of a key without \
+                       credits, with refilling ones, or that would take its balance below 0",
+        content_type = "application/problem+json"
+    )]
+    Revoked(Problem),
 }
 
 /// The errors of a route that reads a JSON body.
@@ -301,16 +322,7 @@ fn get() {}
                administrators)",
     params(KeyPath, IfMatch),
     request_body(content = UpdateKeyRequest, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The changed key", body = KeyView,
-         headers(("ETag" = String, description = "The key's version, for `If-Match`"))),
-        BodyErrors,
-        VersionChanged,
-        (status = 409, description = "The key is revoked: it cannot be changed", body = Problem,
-         content_type = "application/problem+json"),
-        KeyNotFound,
-        CommonErrors,
-    )
+    responses(KeyChanged, BodyErrors, VersionChanged, KeyNotFound, CommonErrors)
 )]
 fn update() {}
 
@@ -358,6 +370,19 @@ fn revoke() {}
     )
 )]
 fn rotate() {}
+
+#[utoipa::path(
+    post,
+    path = "/api-keys/{key_id}/credits",
+    operation_id = "addApiKeyCredits",
+    tag = "api-keys",
+    summary = "Top up a key's credits: its balance moves by `add` (administrators; a key whose \
+               credits refill changes its allowance with PATCH)",
+    params(KeyPath, IfMatch),
+    request_body(content = AddCreditsRequest, content_type = "application/json"),
+    responses(KeyChanged, BodyErrors, VersionChanged, KeyNotFound, CommonErrors)
+)]
+fn add_credits() {}
 
 #[utoipa::path(
     post,
@@ -459,6 +484,7 @@ fn audit() {}
         update,
         revoke,
         rotate,
+        add_credits,
         create_batch,
         events,
         audit,
@@ -573,7 +599,13 @@ mod tests {
             ValidationFailed,
         ];
         let changes = [PreconditionFailed, ApiKeyNotFound];
-        let expected_by_route: [(&str, &str, u16, Vec<ErrorCode>); 8] = [
+        let expected_by_route: [(&str, &str, u16, Vec<ErrorCode>); 9] = [
+            (
+                "/api-keys/{key_id}/credits",
+                "post",
+                200,
+                [&body[..], &changes, &[ApiKeyStateConflict]].concat(),
+            ),
             (
                 "/api-keys/{key_id}/events",
                 "get",

@@ -39,10 +39,12 @@ use crate::http_suite::{assert_problem, created};
 
 mod app;
 mod audit;
+mod credits;
 mod review;
 mod usage;
 pub use app::*;
 pub use audit::*;
+pub use credits::*;
 pub use review::*;
 pub use usage::*;
 
@@ -700,7 +702,7 @@ macro_rules! management_suite {
             case_reactivation_by_whom, case_rotation_cannot_multiply, case_rotation_keeps_credits,
             case_if_match,
             case_raw_keys_not_cacheable, case_concurrent_updates_keep_both, case_batch_create,
-            case_audit_trail, case_usage_analytics);
+            case_audit_trail, case_usage_analytics, case_credit_top_ups);
     };
     (@cases $app:expr; $($case:ident),* $(,)?) => {
         $(
