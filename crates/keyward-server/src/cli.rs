@@ -183,6 +183,18 @@ pub(crate) async fn keys(args: KeysArgs) -> Result<(), AppError> {
             }
         }
         KeysCommand::Usage(usage) => crate::usage::run(&kw, usage, args.json).await,
+        KeysCommand::Credits { key_id, add } => {
+            let id = parse_key_id(&key_id)?;
+            let view = kw.add_credits(&Actor::cli(), &id, add, None).await?;
+            if args.json {
+                return out(&json(&view)?);
+            }
+            let limit = view.credits.map_or(0, |c| c.limit);
+            out(&format!(
+                "Key {} ({}): {add:+} credits, {limit} in all.\n",
+                view.id, view.name
+            ))
+        }
         KeysCommand::Rotate { key_id, grace } => {
             let id = parse_key_id(&key_id)?;
             let grace_seconds = match grace {

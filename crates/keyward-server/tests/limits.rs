@@ -275,3 +275,34 @@ fn verify_and_authz_charge_the_cost_they_are_given() {
     });
     s.terminate();
 }
+
+/// `keyward keys credits KEY_ID --add N`: the CLI's top-up, as the admin route's; a balance
+/// that would fall below 0 is one line on stderr and a failure.
+#[test]
+fn the_cli_tops_up_credits() {
+    let env = Env::sqlite();
+    let s = env.serve(&[], &[]);
+    let admin = s.bootstrap_key().unwrap();
+    let (key, id) = rt().block_on(async {
+        let key = create(&s, &admin, "di", json!({"credits": {"limit": 1}})).await;
+        assert_eq!(whoami(&s, &key).await, StatusCode::OK);
+        assert_eq!(whoami(&s, &key).await, StatusCode::TOO_MANY_REQUESTS);
+        let id = key.split('_').nth(2).unwrap().to_owned();
+        (key, id)
+    });
+    let view = env.cli_json(&["keys", "credits", &id, "--add", "2", "--json"]);
+    assert_eq!(view["credits"]["limit"], 3, "{view}");
+    let text = env.cli(&["keys", "credits", &id, "--add", "-1"]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("-1 credits, 2 in all"), "{text}");
+    let refused = env.cli(&["keys", "credits", &id, "--add", "-5"]);
+    common::assert_one_line_error(&refused, "below 0");
+    s.terminate();
+    // The server was told nothing: it reads the new balance once its cache entry expires or on
+    // restart; a fresh server admits what is left.
+    let s = env.serve(&[], &[]);
+    rt().block_on(async {
+        assert_eq!(whoami(&s, &key).await, StatusCode::OK);
+    });
+    s.terminate();
+}

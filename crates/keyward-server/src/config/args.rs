@@ -463,6 +463,14 @@ pub(crate) enum KeysCommand {
     /// Show usage analytics: a key's verifications (or, with --owner, every key of an owner's)
     /// by outcome, in hourly or daily buckets, each outcome with a sparkline, and by tag.
     Usage(UsageArgs),
+    /// Top up a key's credits: its balance moves by --add (negative takes credits away).
+    Credits {
+        /// The key id.
+        key_id: String,
+        /// Credits to add, e.g. 1000 or -50.
+        #[arg(long, allow_negative_numbers = true)]
+        add: i64,
+    },
     /// Issue a successor; the old key keeps working for the grace period.
     Rotate {
         /// The key id.
