@@ -338,7 +338,7 @@ impl Keyward {
             self.note_refusal(&entry, &e, ctx, now_us);
             return Err(e);
         }
-        if self.admits_without_waiting(&entry)
+        if self.admits_without_waiting()
             && let Some(admitted) = self.admit_now(&entry, required, ctx, now_us)
         {
             return admitted;
@@ -368,7 +368,7 @@ impl Keyward {
         let now_us = self.0.clock.coarse_micros();
         // Counted only when answered here: on `None`, `verify` counts its own lookup.
         let entry = self.0.cache.peek(&parsed.key_id, now_us)?;
-        if !self.admits_without_waiting(&entry) {
+        if !self.admits_without_waiting() {
             return None;
         }
         let result = match self.check_secret(&parsed, &entry, ctx, now_us) {
@@ -572,10 +572,10 @@ impl Keyward {
         }
     }
 
-    /// Whether admitting a bearer key may need no backend: no scope authority and no immediate
+    /// Whether this engine may admit a bearer key without a backend: no scope authority, no immediate
     /// last-used write. Then [`Keyward::admit_now`] tries all of [`Keyward::admit`]'s work
     /// without building its future (it needs the limiter and the ledger to answer at once).
-    fn admits_without_waiting(&self, _entry: &Entry) -> bool {
+    fn admits_without_waiting(&self) -> bool {
         self.0.authority.is_none() && self.0.policy.last_used != LastUsedStrategy::Immediate
     }
 
